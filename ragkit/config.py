@@ -1,0 +1,124 @@
+"""One validated configuration: defaults < kb/ragkit.toml < explicit overrides. Unknown keys are errors."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ragkit.errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbedderConfig(_Section):
+    model: str = "all-MiniLM-L6-v2"  # a bundled name or a local sentence-transformers directory
+    batch_size: int = Field(default=32, ge=1)
+    device: Device = "auto"
+
+
+class ChunkingConfig(_Section):
+    max_tokens: int = Field(default=200, ge=16)  # embedder word pieces per chunk, special tokens included
+    overlap: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingConfig:
+        if self.overlap >= self.max_tokens // 2:
+            raise ValueError(f"chunking.overlap ({self.overlap}) must be below half of max_tokens ({self.max_tokens})")
+        return self
+
+
+class IndexConfig(_Section):
+    spec: str = "Flat"  # FAISS factory grammar after the IDMap2 wrapper: "Flat", "HNSW32", ...
+    device: Device = "auto"
+
+
+class RetrievalConfig(_Section):
+    # 3: the bundled 135M GPT answers better from fewer, better sources (docs/benchmarks.md)
+    top_k: int = Field(default=3, ge=1, le=100)
+
+
+class GeneratorConfig(_Section):
+    model: str = "SmolLM2-135M-Instruct"  # a bundled name, a local transformers directory or a .gguf file
+    max_new_tokens: int = Field(default=160, ge=1)
+    context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
+    temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
+    device: Device = "auto"
+    threads: int | None = Field(default=None, ge=1)  # CPU threads for torch; None = torch's default
+
+
+class RagkitConfig(_Section):
+    embedder: EmbedderConfig = EmbedderConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
+    index: IndexConfig = IndexConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    database_url: str | None = None  # None = SQLite file ragkit.db inside the KB directory
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _unflatten(overrides: dict[str, Any]) -> dict[str, Any]:
+    """{"generator.max_new_tokens": 64} -> {"generator": {"max_new_tokens": 64}}."""
+    out: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RagkitConfig:
+    """Build the config from defaults, an optional TOML file and dotted-key overrides."""
+    data: dict[str, Any] = {}
+    if path is not None and path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}. Fix or delete the file.") from exc
+    data = _deep_merge(data, _unflatten(overrides or {}))
+    try:
+        return RagkitConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def dump_config(cfg: RagkitConfig) -> str:
+    """Render the config as TOML (None values are left out, so they keep their defaults)."""
+    lines: list[str] = []
+    data = cfg.model_dump()
+    for key, value in data.items():
+        if not isinstance(value, dict) and value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -1,0 +1,31 @@
+"""The RagkitError tree. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class RagkitError(Exception):
+    """Base class of every error ragkit raises on purpose (user errors, bad input, missing parts)."""
+
+
+class ConfigError(RagkitError):
+    """The configuration is invalid (unknown key, bad value, inconsistent sizes)."""
+
+
+class SourceError(RagkitError):
+    """A source path or URL cannot be read (missing, empty, unsupported)."""
+
+
+class ParseError(RagkitError):
+    """One document could not be parsed; ingest reports it and goes on with the rest."""
+
+
+class KnowledgeBaseError(RagkitError):
+    """The knowledge base is missing, locked, or does not match the configuration."""
+
+
+class ModelError(RagkitError):
+    """A model cannot be found or loaded (missing package, bad path)."""
+
+
+class DependencyError(RagkitError):
+    """An optional dependency is missing; the message names the extra to install."""

@@ -1,0 +1,143 @@
+"""transformers/torch backend: bundled SmolLM2, any local model directory, or any .gguf file.
+
+Loading a GGUF through transformers dequantises every tensor (25 s for 135M parameters on 2 cores) and leaves
+the model flagged as quantised, which blocks save_pretrained and training. So a GGUF is converted once into a
+plain safetensors checkpoint cached under ragkit's cache folder, keyed by the GGUF's sha256; later loads take
+about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ragkit.assets import auto_device, cache_dir, quiet_transformers, resolve_generator, set_offline_env
+from ragkit.errors import ModelError
+from ragkit.generation import Generation, Message
+
+_convert_lock = threading.Lock()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def converted_gguf_dir(gguf: Path) -> Path:
+    """Return a plain transformers checkpoint for a GGUF file, converting it on first use."""
+    target = cache_dir() / "generators" / _sha256(gguf)[:20]
+    if (target / "config.json").exists():
+        return target
+    with _convert_lock:
+        if (target / "config.json").exists():
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            # transformers' GGUF reader draws its own tqdm bar on stderr; the library never prints
+            with contextlib.redirect_stderr(io.StringIO()):
+                tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+                )
+        except Exception as exc:
+            raise ModelError(f"cannot load GGUF {gguf}: {exc} (is the 'gguf' package installed?)") from exc
+        # drop the GGUF quantiser flag so the dequantised fp32 weights can be saved as a normal checkpoint
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "source.txt").write_text(f"{gguf}\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)  # atomic: a crash mid-conversion leaves no half checkpoint behind
+    return target
+
+
+class TransformersGenerator:
+    """A causal LM run with torch; GPU with bf16/fp16 when present, fp32 on CPU."""
+
+    def __init__(
+        self, spec: str, *, device: str = "auto", context_window: int = 2048, threads: int | None = None
+    ) -> None:
+        set_offline_env()
+        quiet_transformers()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        path = resolve_generator(spec)
+        self.name = spec
+        model_dir = converted_gguf_dir(path) if path.suffix == ".gguf" else path
+        self.device = auto_device(device)
+        dtype = torch.float32
+        if self.device == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load generator from {model_dir}: {exc}") from exc
+        self.model.to(self.device).eval()
+        limit = int(getattr(self.model.config, "max_position_embeddings", context_window) or context_window)
+        self.context_window = min(context_window, limit)
+        self._stop_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> list[int]:
+        ids = set()
+        eos = self.tokenizer.eos_token_id
+        if isinstance(eos, int):
+            ids.add(eos)
+        for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and tid >= 0:
+                ids.add(tid)
+        return sorted(ids)
+
+    def _encode(self, messages: list[Message]) -> Any:
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        # a base model without a chat template gets a plain transcript
+        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+        return self.tokenizer(text, return_tensors="pt")
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        return int(self._encode(messages)["input_ids"].shape[1])
+
+    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> Generation:
+        import torch
+
+        inputs = self._encode(messages).to(self.device)
+        n_prompt = int(inputs["input_ids"].shape[1])
+        sampling: dict[str, Any] = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=self._stop_ids,
+                pad_token_id=self._stop_ids[0] if self._stop_ids else None,
+                **sampling,
+            )
+        seconds = time.perf_counter() - t0
+        new_tokens = out[0][n_prompt:]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+        return Generation(text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new_tokens)), seconds=seconds)

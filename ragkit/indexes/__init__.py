@@ -1,0 +1,1 @@
+"""Vector index (FAISS, derived) and metadata store (SQL, the source of truth)."""

@@ -1,0 +1,220 @@
+"""The SQL metadata store (SQLAlchemy 2.0): documents, chunks and their vectors. The source of truth.
+
+Chunk ids are the FAISS ids. They come from an AUTOINCREMENT key so an id is never reused: a FAISS file
+that is one write behind SQL can then always be repaired by comparing id sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ragkit.errors import KnowledgeBaseError
+from ragkit.types import Chunk, ChunkSpan, Document
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # "ok" or "error"
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    chunk_count: Mapped[int] = mapped_column(default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # == FAISS id (IndexIDMap2)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    ord: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    start: Mapped[int]
+    end: Mapped[int]
+    token_count: Mapped[int]
+    page: Mapped[int | None]
+    section: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and the other way round
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class SqlStore:
+    """Documents and chunks in SQL. Each document's write is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        try:
+            Base.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise KnowledgeBaseError(f"cannot open the database {engine.url!r}: {exc}") from exc
+
+    def document_status(self, uri: str) -> tuple[str, str] | None:
+        """(content_hash, status) of a stored document, or None if unknown."""
+        with Session(self.engine) as s:
+            row = s.execute(select(DocumentRow.content_hash, DocumentRow.status).where(DocumentRow.uri == uri)).first()
+        return (row[0], row[1]) if row else None
+
+    def _delete_document(self, s: Session, uri: str) -> list[int]:
+        doc_id = s.scalar(select(DocumentRow.id).where(DocumentRow.uri == uri))
+        if doc_id is None:
+            return []
+        old = list(s.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)))
+        s.execute(delete(ChunkRow).where(ChunkRow.doc_id == doc_id))
+        s.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
+        return old
+
+    def replace_document(
+        self, doc: Document, spans: Sequence[ChunkSpan], vectors: np.ndarray
+    ) -> tuple[list[int], list[int]]:
+        """Store a document and its chunks, replacing any earlier version, in one transaction.
+
+        vectors: (len(spans), dim) float32. Returns (removed chunk ids, new chunk ids).
+        """
+        assert len(spans) == len(vectors)
+        with Session(self.engine) as s, s.begin():
+            removed = self._delete_document(s, doc.uri)
+            row = DocumentRow(
+                uri=doc.uri,
+                content_hash=doc.content_hash,
+                status="ok",
+                chunk_count=len(spans),
+                meta=doc.meta,
+                ingested_at=datetime.now(UTC),
+            )
+            s.add(row)
+            s.flush()
+            chunk_rows = [
+                ChunkRow(
+                    doc_id=row.id,
+                    ord=i,
+                    text=sp.text,
+                    start=sp.start,
+                    end=sp.end,
+                    token_count=sp.token_count,
+                    page=sp.page,
+                    section=sp.section,
+                    vector=np.asarray(vec, dtype="<f4").tobytes(),
+                )
+                for i, (sp, vec) in enumerate(zip(spans, vectors, strict=True))
+            ]
+            s.add_all(chunk_rows)
+            s.flush()
+            new_ids = [c.id for c in chunk_rows]
+        return removed, new_ids
+
+    def record_failure(self, uri: str, content_hash: str, reason: str) -> list[int]:
+        """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids."""
+        with Session(self.engine) as s, s.begin():
+            removed = self._delete_document(s, uri)
+            s.add(
+                DocumentRow(
+                    uri=uri,
+                    content_hash=content_hash,
+                    status="error",
+                    error=reason,
+                    chunk_count=0,
+                    meta={},
+                    ingested_at=datetime.now(UTC),
+                )
+            )
+        return removed
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        """{chunk id: Chunk} for the ids that exist."""
+        if len(ids) == 0:
+            return {}
+        stmt = (
+            select(ChunkRow, DocumentRow.uri)
+            .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+            .where(ChunkRow.id.in_([int(i) for i in ids]))
+        )
+        with Session(self.engine) as s:
+            return {
+                r.id: Chunk(
+                    id=r.id,
+                    doc_id=r.doc_id,
+                    uri=uri,
+                    ord=r.ord,
+                    text=r.text,
+                    start=r.start,
+                    end=r.end,
+                    token_count=r.token_count,
+                    page=r.page,
+                    section=r.section,
+                )
+                for r, uri in s.execute(stmt)
+            }
+
+    def chunk_ids(self) -> np.ndarray:
+        """(n,) int64: every chunk id."""
+        with Session(self.engine) as s:
+            return np.fromiter(s.scalars(select(ChunkRow.id)), dtype=np.int64)
+
+    def vectors(self, ids: Sequence[int], dim: int, batch: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (ids (b,), vectors (b, dim) float32) for the given chunk ids, in batches."""
+        id_list = [int(i) for i in ids]
+        for lo in range(0, len(id_list), batch):
+            part = id_list[lo : lo + batch]
+            with Session(self.engine) as s:
+                rows = s.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(part))).all()
+            got = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+            yield got, vecs.astype(np.float32)
+
+    def counts(self) -> dict[str, int]:
+        """Documents (ok / failed) and chunks stored."""
+        with Session(self.engine) as s:
+            docs = dict(s.execute(select(DocumentRow.status, func.count()).group_by(DocumentRow.status)).all())
+            chunks = s.scalar(select(func.count()).select_from(ChunkRow)) or 0
+        return {"documents": docs.get("ok", 0), "failed_documents": docs.get("error", 0), "chunks": int(chunks)}
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(uri, reason) of every document whose last ingest failed."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(DocumentRow.uri, DocumentRow.error).where(DocumentRow.status == "error")).all()
+        return [(r[0], r[1] or "") for r in rows]

@@ -1,0 +1,148 @@
+"""Frozen records that flow through ragkit: source -> Document -> Chunk -> Hit -> Answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One structural piece of a parsed document (a title, a paragraph, a table, a list item).
+
+    start/end are character offsets of `text` inside `Document.text`.
+    """
+
+    text: str
+    kind: str
+    start: int
+    end: int
+    page: int | None = None  # 1-based page number, where the format has pages
+    section: str | None = None  # the nearest title above this element
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed source: its full extracted text and the elements that make it up."""
+
+    uri: str
+    text: str
+    elements: tuple[Element, ...]
+    content_hash: str  # sha256 of the raw source bytes
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpan:
+    """A chunk before it is stored: a slice `Document.text[start:end]` within the embedder's limit."""
+
+    text: str
+    start: int
+    end: int
+    token_count: int  # embedder word pieces, special tokens included
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A stored chunk. `id` is the SQL primary key and also its FAISS id."""
+
+    id: int
+    doc_id: int
+    uri: str
+    ord: int
+    text: str
+    start: int
+    end: int
+    token_count: int
+    page: int | None = None
+    section: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Human-readable place of the chunk in its source: 'file.pdf, page 2, section "Intro"'."""
+        parts = [self.uri]
+        if self.page is not None:
+            parts.append(f"page {self.page}")
+        if self.section:
+            parts.append(f'section "{self.section}"')
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its score (cosine similarity, higher is better) and 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source an answer sentence relies on.
+
+    n is the source's number in the prompt ([n]). kind says how ragkit knows:
+    "cited"     - the model wrote [n] and the source supports the sentence;
+    "corrected" - the model cited a source that does not support the sentence, another one does;
+    "inferred"  - the model wrote no marker; the best-supporting source is attributed.
+    """
+
+    n: int
+    chunk_id: int
+    uri: str
+    page: int | None
+    section: str | None
+    start: int
+    end: int
+    kind: str
+    sentence: str
+    support: float  # share of the sentence's content words found in the source, 0..1
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The result of `KnowledgeBase.ask`.
+
+    text carries verified [n] markers; raw_text is what the model wrote. `unsupported` lists answer
+    sentences that no source supports (likely hallucinations).
+    """
+
+    question: str
+    text: str
+    raw_text: str
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]  # the hits that went into the prompt, numbered [1..n] in rank order
+    abstained: bool
+    unsupported: tuple[str, ...]
+    dropped_hits: int  # retrieved hits that did not fit into the token budget
+    prompt_tokens: int
+    completion_tokens: int
+    timings: dict[str, float]  # seconds per stage: retrieve, generate, total
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailure:
+    """A source that was reported and skipped during ingest."""
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """Summary of one ingest run."""
+
+    files_seen: int
+    ingested: int  # new or changed documents written
+    unchanged: int  # skipped because their content hash is already stored
+    failed: tuple[FileFailure, ...]
+    chunks_added: int
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """True when some sources failed or the run was interrupted."""
+        return bool(self.failed) or self.interrupted

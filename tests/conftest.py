@@ -1,0 +1,61 @@
+"""Shared fixtures. Tests never reach the network: non-loopback connections raise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = ROOT / "examples" / "sample_corpus"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> object:
+    host = address[0] if isinstance(address, tuple) else str(address)
+    if self.family == socket.AF_UNIX or str(host) in {"127.0.0.1", "::1", "localhost"}:
+        return _real_connect(self, address)
+    raise OSError(f"test tried to reach the network: {address!r}")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of the sample corpus that a test may change."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def built_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A knowledge base built once from the sample corpus with the real bundled embedder."""
+    import ragkit
+
+    root = tmp_path_factory.mktemp("kb") / "kb"
+    with ragkit.open(root) as kb:
+        report = kb.ingest([SAMPLE_CORPUS])
+    assert report.ingested == 5 and not report.failed
+    yield root
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():  # type: ignore[no-untyped-def]
+    """The bundled embedder's own tokenizer (loads in well under a second)."""
+    from transformers import AutoTokenizer
+
+    from ragkit.assets import resolve_embedder
+
+    return AutoTokenizer.from_pretrained(str(resolve_embedder("all-MiniLM-L6-v2")))

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ragkit.chunking import chunk_document, split_text
+from ragkit.connectors.files import build_document
+
+
+def _ws_offsets(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def _ws_count(text: str) -> int:
+    return len(text.split()) + 2  # two special tokens, like [CLS] and [SEP]
+
+
+def test_short_text_is_one_chunk() -> None:
+    text = "one two three. four five"
+    assert split_text(text, _ws_offsets(text), _ws_count, max_tokens=20, overlap=2) == [(0, len(text), 7)]
+
+
+def test_windows_respect_limit_and_prefer_sentence_ends() -> None:
+    text = " ".join(f"w{i}." if i % 5 == 4 else f"w{i}" for i in range(100))
+    spans = split_text(text, _ws_offsets(text), _ws_count, max_tokens=22, overlap=0)
+    assert all(tokens <= 22 for _, _, tokens in spans)
+    assert all(text[s:e].endswith(".") for s, e, _ in spans[:-1])  # every cut after a sentence
+    assert " ".join(text[s:e] for s, e, _ in spans) == text  # no overlap: the pieces rebuild the text
+
+
+def test_overlap_repeats_tokens_inside_a_paragraph() -> None:
+    text = " ".join(f"w{i}" for i in range(50))
+    spans = split_text(text, _ws_offsets(text), _ws_count, max_tokens=12, overlap=3)
+    first, second = text[spans[0][0] : spans[0][1]].split(), text[spans[1][0] : spans[1][1]].split()
+    assert first[-3:] == second[:3]
+    assert text[spans[-1][0] : spans[-1][1]].endswith("w49")
+
+
+def test_sections_and_pages_are_never_merged() -> None:
+    doc = build_document(
+        "x.md",
+        [
+            ("Intro", "Title", None),
+            ("alpha beta", "NarrativeText", None),
+            ("Usage", "Title", None),
+            ("gamma", "NarrativeText", None),
+        ],
+        "h",
+        {},
+    )
+    chunks = chunk_document(doc, _ws_count, _ws_offsets, max_tokens=50, overlap=0)
+    assert [(c.section, c.text) for c in chunks] == [("Intro", "Intro\n\nalpha beta"), ("Usage", "Usage\n\ngamma")]
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+
+
+def test_pages_split_chunks() -> None:
+    raw = [("page one text", "NarrativeText", 1), ("page two text", "NarrativeText", 2)]
+    doc = build_document("x.pdf", raw, "h", {})
+    chunks = chunk_document(doc, _ws_count, _ws_offsets, max_tokens=50, overlap=0)
+    assert [c.page for c in chunks] == [1, 2]
+
+
+def test_real_tokenizer_never_exceeds_minilm_window(minilm_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Real technical English (the Python reference topics) chunked with MiniLM's own tokenizer."""
+    pydoc_topics = pytest.importorskip("pydoc_data.topics").topics
+    raw = [
+        item
+        for name, body in list(pydoc_topics.items())[:12]
+        for item in ((name, "Title", None), (body, "NarrativeText", None))
+    ]
+    doc = build_document("pydoc.txt", raw, "h", {})
+
+    def count(text: str) -> int:
+        return len(minilm_tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        enc = minilm_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [tuple(o) for o in enc["offset_mapping"]]
+
+    chunks = chunk_document(doc, count, offsets, max_tokens=256, overlap=32)
+    assert len(chunks) > 50
+    for c in chunks:
+        assert count(c.text) <= 256, c.text[:80]
+        assert c.token_count == count(c.text)
+        assert doc.text[c.start : c.end] == c.text
+    # nothing is lost: every word of the document is inside some chunk
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    words = [m for m in re.finditer(r"\w+", doc.text)]
+    assert all(m.start() in covered for m in words)

