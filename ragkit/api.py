@@ -15,7 +15,7 @@ import numpy as np
 
 from ragkit import __version__
 from ragkit.chunking import chunk_document
-from ragkit.citations import check_answer
+from ragkit.citations import check_answer, should_stop
 from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.connectors.files import content_hash, discover_files, parse_file
 from ragkit.embedding import Embedder, SentenceTransformerEmbedder
@@ -208,8 +208,8 @@ class KnowledgeBase:
         gen = self.generator
         budget = max_new_tokens or self.config.generator.max_new_tokens
         packed = pack(question, hits, gen.count_prompt_tokens, gen.context_window, budget)
-        out = gen.generate(packed.messages, budget, self.config.generator.temperature)
-        checked = check_answer(out.text, packed.hits)
+        out = gen.generate(packed.messages, budget, self.config.generator.temperature, stop=should_stop)
+        checked = check_answer(out.text, packed.hits, complete=out.finish == "stop")
         return Answer(
             question=question,
             text=checked.text,

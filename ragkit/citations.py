@@ -14,35 +14,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragkit.textutil import NUMBER, content_words, repeats, split_sentences
 from ragkit.types import Citation, Hit
 
 SUPPORT_THRESHOLD = 0.5
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ABSTAIN = re.compile(
     r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|(do|does)\s+not\s+(contain|answer|mention|say)|"
     r"(cannot|can'?t)\s+(be\s+)?answer(ed)?|not\s+(mentioned|provided|stated|found)\s+in\s+the\s+sources?)",
     re.IGNORECASE,
 )
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her here
-    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
-    off on once only or other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up very was we were what
-    when where which while who whom why will with would you your yours yourself yourselves answer answers
-    source sources question according also must may might shall""".split()
-)
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased content words, crudely stemmed to 6 characters so 'rotated' meets 'rotation'."""
-    return {w[:6] for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
-
-
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# small models go on to invent the next turn of the conversation; everything from here on is not the answer
+_RUNAWAY = re.compile(r"\n\s*(Question|Sources?|User|Assistant)\s*:", re.IGNORECASE)
 
 
 def support(sentence: str, source: str) -> float:
@@ -54,13 +38,19 @@ def support(sentence: str, source: str) -> float:
     words = content_words(sentence)
     if not words:
         return 1.0
-    if not set(_NUMBER.findall(sentence)) <= set(_NUMBER.findall(source)):
+    if not set(NUMBER.findall(sentence)) <= set(NUMBER.findall(source)):
         return 0.0
     return len(words & content_words(source)) / len(words)
 
 
-def _near_duplicate(words: set[str], seen: list[set[str]]) -> bool:
-    return any(len(words & s) / max(1, len(words | s)) >= 0.8 for s in seen)
+def should_stop(generated: str) -> bool:
+    """Stop decoding once the answer invents a new turn or a finished sentence restates an earlier one."""
+    if _RUNAWAY.search(generated):
+        return True
+    done = split_sentences(_MARKER.sub("", generated))
+    if generated and generated[-1] not in ".!?\n":
+        done = done[:-1]  # the last piece is still being written
+    return len(done) > 1 and repeats(done[-1], done[:-1])
 
 
 def is_abstention(text: str) -> bool:
@@ -86,27 +76,35 @@ def _with_marker(sentence: str, numbers: Sequence[int]) -> str:
     return f"{sentence} {marks}"
 
 
-def check_answer(raw: str, hits: Sequence[Hit], threshold: float = SUPPORT_THRESHOLD) -> CheckedAnswer:
-    """Verify an answer against the sources it was given; hits[0] is source [1]."""
+def check_answer(
+    raw: str, hits: Sequence[Hit], *, complete: bool = True, threshold: float = SUPPORT_THRESHOLD
+) -> CheckedAnswer:
+    """Verify an answer against the sources it was given; hits[0] is source [1].
+
+    complete=False means decoding was cut (token limit or a stop rule): an unfinished last sentence is dropped.
+    """
+    runaway = _RUNAWAY.search(raw)
+    if runaway:
+        raw, complete = raw[: runaway.start()], True
     if is_abstention(raw) or not raw.strip():
         return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
+    pieces = split_sentences(raw)
+    if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
+        pieces = pieces[:-1]
     citations: list[Citation] = []
     unsupported: list[str] = []
     rebuilt: list[str] = []
-    seen: list[set[str]] = []
-    for piece in _SENTENCE_END.split(raw.strip()):
-        if not piece.strip():
-            continue
+    kept: list[str] = []
+    for piece in pieces:
         cited = [int(n) for m in _MARKER.finditer(piece) for n in m.group(1).split(",")]
         sentence = _MARKER.sub("", piece).strip()
-        words = content_words(sentence)
-        if not sentence or not words:
+        if not sentence or not content_words(sentence):
             if sentence:
                 rebuilt.append(sentence)
             continue
-        if _near_duplicate(words, seen):
-            continue  # greedy decoding of small models loops; a repeated sentence adds nothing
-        seen.append(words)
+        if repeats(sentence, kept):
+            continue  # greedy decoding of small models loops; a restated sentence adds nothing
+        kept.append(sentence)
         scores = [support(sentence, h.chunk.text) for h in hits]
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits) and scores[n - 1] >= threshold]
         if valid:

@@ -89,3 +89,20 @@ def test_config_rejects_unknown_keys_and_round_trips(tmp_path: Path) -> None:
     path.write_text("[generator\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_stop_rule_fires_on_restated_sentences_and_invented_turns() -> None:
+    from ragkit.citations import should_stop
+
+    assert not should_stop("Keys are rotated every 90 days [1].")
+    assert not should_stop("Keys are rotated every 90 days. The key rotation policy is")  # still writing
+    assert should_stop("The key rotation policy is 90 days. The key rotation policy is 180 days.")
+    assert should_stop("Keys are rotated every 90 days.\n\nQuestion: What is the capital?")
+
+
+def test_cut_answers_lose_their_unfinished_sentence_and_invented_turns() -> None:
+    hits = [hit(1, "Keys are rotated every 90 days.")]
+    cut = check_answer("Keys are rotated every 90 days. The key rotation", hits, complete=False)
+    assert cut.text == "Keys are rotated every 90 days [1]."
+    runaway = check_answer("Keys are rotated every 90 days.\nQuestion: And coffee?\nCoffee is free.", hits)
+    assert runaway.text == "Keys are rotated every 90 days [1]." and runaway.unsupported == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +17,7 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    finish: str = "stop"  # "stop": end of turn; "length": token limit; "rule": the caller's stop rule fired
 
 
 class Generator(Protocol):
@@ -28,6 +30,15 @@ class Generator(Protocol):
         """Tokens of the rendered chat prompt, generation prompt included."""
         ...
 
-    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> Generation:
-        """Complete the chat; greedy when temperature is 0; stops at the end of the assistant's turn."""
+    def generate(
+        self,
+        messages: list[Message],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        stop: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Complete the chat; greedy when temperature is 0.
+
+        Stops at the end of the assistant's turn, after max_new_tokens, or when stop(text so far) is True.
+        """
         ...

@@ -14,6 +14,7 @@ import io
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +121,30 @@ class TransformersGenerator:
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return int(self._encode(messages)["input_ids"].shape[1])
 
-    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> Generation:
+    def generate(
+        self,
+        messages: list[Message],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        stop: Callable[[str], bool] | None = None,
+    ) -> Generation:
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
 
         inputs = self._encode(messages).to(self.device)
         n_prompt = int(inputs["input_ids"].shape[1])
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+        tokenizer = self.tokenizer
+        fired = False
+
+        class _Rule(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                nonlocal fired
+                fired = fired or bool(stop(tokenizer.decode(input_ids[0][n_prompt:], skip_special_tokens=True)))
+                return torch.full((input_ids.shape[0],), fired, dtype=torch.bool, device=input_ids.device)
+
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
@@ -135,9 +152,14 @@ class TransformersGenerator:
                 max_new_tokens=max_new_tokens,
                 eos_token_id=self._stop_ids,
                 pad_token_id=self._stop_ids[0] if self._stop_ids else None,
+                stopping_criteria=StoppingCriteriaList([_Rule()]) if stop else None,
                 **sampling,
             )
         seconds = time.perf_counter() - t0
         new_tokens = out[0][n_prompt:]
+        ended = len(new_tokens) > 0 and int(new_tokens[-1]) in self._stop_ids
+        finish = "rule" if fired else ("stop" if ended or len(new_tokens) < max_new_tokens else "length")
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
-        return Generation(text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new_tokens)), seconds=seconds)
+        return Generation(
+            text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new_tokens)), seconds=seconds, finish=finish
+        )

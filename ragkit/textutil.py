@@ -1,0 +1,48 @@
+"""Small text helpers shared by answer checking and generation stopping: sentences, content words."""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
+    off on once only or other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very was we were what
+    when where which while who whom why will with would you your yours yourself yourselves answer answers
+    source sources question according also must may might shall""".split()
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and lines of `text`, stripped, empty pieces dropped."""
+    return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+
+
+def _stem(word: str) -> str:
+    # crude but predictable: "keys"/"key", "rotated"/"rotation" meet on their first five letters
+    if len(word) > 3 and word.endswith("s"):
+        word = word[:-1]
+    return word[:5]
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased, crudely stemmed content words (numbers included)."""
+    return {_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
+
+
+def template(text: str) -> set[str]:
+    """Content words without numbers: sentences that differ only in figures share a template."""
+    return {w for w in content_words(text) if not w[:1].isdigit()}
+
+
+def repeats(sentence: str, earlier: list[str]) -> bool:
+    """True when `sentence` restates an earlier one (templates overlap by 80% or more, Jaccard)."""
+    t = template(sentence)
+    if not t:
+        return False
+    return any(len(t & (e := template(s))) / max(1, len(t | e)) >= 0.8 for s in earlier)

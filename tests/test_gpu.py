@@ -1,0 +1,46 @@
+"""GPU paths: FAISS on the GPU, fp16 embedding and bf16/fp16 generation on CUDA. Skipped without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to torch)"),
+]
+
+
+def test_faiss_gpu_index_matches_cpu() -> None:
+    from ragkit.indexes.faiss_index import FaissIndex, gpu_count
+
+    if gpu_count() == 0:
+        pytest.skip("FAISS has no GPU support here: install ragkit[gpu] (faiss-gpu) instead of ragkit[cpu]")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(10, 2010, dtype=np.int64)
+    cpu, gpu = FaissIndex.create(64, "Flat", device="cpu"), FaissIndex.create(64, "Flat", device="cuda")
+    assert gpu.device == "cuda"
+    for index in (cpu, gpu):
+        index.add(ids, x)
+        index.remove(ids[:5])
+    _, cpu_ids = cpu.search(x[:50], 10)
+    _, gpu_ids = gpu.search(x[:50], 10)
+    assert (cpu_ids == gpu_ids).mean() > 0.99
+
+
+@pytest.mark.slow
+def test_kb_on_cuda_answers_with_citations(tmp_path: Path) -> None:
+    import ragkit
+
+    corpus = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
+    overrides = {"embedder.device": "cuda", "generator.device": "cuda", "generator.max_new_tokens": 48}
+    with ragkit.open(tmp_path / "kb", **overrides) as kb:
+        kb.ingest([corpus])
+        assert kb.embedder.device == "cuda"
+        ans = kb.ask("Where do new employees collect their laptop?")
+    assert {Path(c.uri).name for c in ans.citations} == {"onboarding.docx"}
