@@ -7,29 +7,26 @@ opening a KB is cheap.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ragkit import __version__
-from ragkit.chunking import chunk_document
 from ragkit.citations import check_answer, should_stop
 from ragkit.config import RagkitConfig, dump_config, load_config
-from ragkit.connectors.files import content_hash, discover_files, parse_file
 from ragkit.embedding import Embedder, SentenceTransformerEmbedder
-from ragkit.errors import ConfigError, KnowledgeBaseError, ParseError
+from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.generation import Generator
 from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.sql_store import SqlStore, make_engine
+from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
 from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
 from ragkit.prompts import pack
-from ragkit.types import Answer, FileFailure, Hit, IngestReport
+from ragkit.types import Answer, Hit, IngestReport
 
-ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
-
-_SAVE_EVERY_S = 30.0  # bound the FAISS work a crash can lose (it is rebuilt from SQL on open anyway)
 
 
 class KnowledgeBase:
@@ -104,74 +101,64 @@ class KnowledgeBase:
 
     # -- ingest -----------------------------------------------------------------------------------
 
-    def ingest(self, sources: Sequence[str | Path], progress: ProgressFn | None = None) -> IngestReport:
+    def ingest(
+        self,
+        sources: Sequence[str | Path],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
         """Parse, chunk, embed and index files and folders. Unchanged files are skipped.
 
-        A file that cannot be read or parsed is reported in the result and the rest go on. Ctrl-C stops after
-        the current file; what was committed stays, and the next run finishes the job.
+        include/exclude: glob patterns on paths relative to each folder. prune: delete stored documents that
+        the given folders no longer hold. A file that cannot be read or parsed is reported in the result and
+        the rest go on. Ctrl-C stops after the current batch; what was committed stays, and the next run
+        finishes the job.
         """
-        t0 = time.perf_counter()
-        files, unsupported = discover_files(sources)
-        failed = [FileFailure(str(p), f"unsupported file type {p.suffix or '(none)'}") for p in unsupported]
-        ingested = unchanged = chunks_added = 0
-        interrupted = False
         with WriterLock(self.paths):
-            index = self.index  # the embedder loads only once a file actually changed
-            last_save = time.monotonic()
+            cfg = self.config
+            settings = IngestSettings(
+                max_tokens=cfg.chunking.max_tokens,
+                overlap=cfg.chunking.overlap,
+                max_file_bytes=int(cfg.ingest.max_file_mb * 1e6),
+                parser=cfg.ingest.parser,
+                batch_chunks=cfg.ingest.batch_chunks,
+            )
             try:
-                for done, path in enumerate(files):
-                    if progress:
-                        progress(done, len(files), str(path))
-                    uri = str(path)
-                    try:
-                        data = path.read_bytes()
-                    except OSError as exc:
-                        failed.append(FileFailure(uri, f"cannot read ({exc.strerror or exc})"))
-                        continue
-                    digest = content_hash(data)
-                    if self.store.document_status(uri) == (digest, "ok"):
-                        unchanged += 1
-                        continue
-                    try:
-                        doc = parse_file(path, data)
-                        spans = chunk_document(
-                            doc,
-                            self.embedder.count_tokens,
-                            self.embedder.token_offsets,
-                            self.config.chunking.max_tokens,
-                            self.config.chunking.overlap,
-                        )
-                        if not spans:
-                            raise ParseError(f"{path.name}: no text to index")
-                    except ParseError as exc:
-                        index.remove(np.asarray(self.store.record_failure(uri, digest, str(exc)), dtype=np.int64))
-                        failed.append(FileFailure(uri, str(exc)))
-                        continue
-                    vectors = self.embedder.embed([s.text for s in spans])  # (n_chunks, dim)
-                    removed, new_ids = self.store.replace_document(doc, spans, vectors)
-                    index.remove(np.asarray(removed, dtype=np.int64))
-                    index.add(np.asarray(new_ids, dtype=np.int64), vectors)
-                    ingested += 1
-                    chunks_added += len(new_ids)
-                    if time.monotonic() - last_save > _SAVE_EVERY_S:
-                        index.save(self.paths.index)
-                        last_save = time.monotonic()
-                if progress:
-                    progress(len(files), len(files), "")
-            except KeyboardInterrupt:
-                interrupted = True
+                return run_ingest(
+                    sources,
+                    store=self.store,
+                    index=self.index,
+                    embedder=lambda: self.embedder,
+                    settings=settings,
+                    save_index=lambda: self.index.save(self.paths.index),
+                    include=include,
+                    exclude=exclude,
+                    prune=prune,
+                    progress=progress,
+                )
             finally:
-                index.save(self.paths.index)
                 self._write_manifest()
-        return IngestReport(
-            files_seen=len(files) + len(unsupported),
-            ingested=ingested,
-            unchanged=unchanged,
-            failed=tuple(failed),
-            chunks_added=chunks_added,
-            seconds=time.perf_counter() - t0,
-            interrupted=interrupted,
-        )
+
+    def delete(self, targets: Sequence[str | Path]) -> int:
+        """Delete documents by path (a file, or every document under a folder) or uri glob. Returns how many."""
+        uris = list(self.store.document_states())
+        chosen: list[str] = []
+        for target in targets:
+            resolved = str(Path(target).expanduser().resolve())
+            chosen += [
+                u for u in uris if u == resolved or u.startswith(resolved.rstrip("/") + "/") or fnmatch(u, str(target))
+            ]
+        chosen = list(dict.fromkeys(chosen))
+        if not chosen:
+            return 0
+        with WriterLock(self.paths):
+            self.index.remove(np.asarray(self.store.delete_documents(chosen), dtype=np.int64))
+            self.index.save(self.paths.index)
+            self._write_manifest()
+        return len(chosen)
 
     def _write_manifest(self) -> None:
         self.manifest = {**self.manifest, "counts": self.store.counts(), "ragkit_version": __version__}

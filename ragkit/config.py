@@ -34,6 +34,13 @@ class ChunkingConfig(_Section):
         return self
 
 
+class IngestConfig(_Section):
+    # "auto": light parsers for Markdown/HTML/text, unstructured for DOCX; "unstructured": it parses all but PDF
+    parser: Literal["auto", "unstructured"] = "auto"
+    max_file_mb: float = Field(default=100.0, gt=0)  # larger files are reported and skipped
+    batch_chunks: int = Field(default=256, ge=1)  # chunks per embedding call, gathered across files
+
+
 class IndexConfig(_Section):
     spec: str = "Flat"  # FAISS factory grammar after the IDMap2 wrapper: "Flat", "HNSW32", ...
     device: Device = "auto"
@@ -56,6 +63,7 @@ class GeneratorConfig(_Section):
 class RagkitConfig(_Section):
     embedder: EmbedderConfig = EmbedderConfig()
     chunking: ChunkingConfig = ChunkingConfig()
+    ingest: IngestConfig = IngestConfig()
     index: IndexConfig = IndexConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     generator: GeneratorConfig = GeneratorConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -58,7 +59,9 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
         self.batch_size = batch_size
-        self._tokenizer = self.model.tokenizer
+        # a private copy for counting: encode() reconfigures the shared Rust tokenizer, and ingest counts
+        # tokens in its parser thread while the main thread embeds ("Already borrowed" otherwise)
+        self._tokenizer = copy.deepcopy(self.model.tokenizer)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n,) texts -> (n, dim) float32, unit L2 norm. Texts are batched by length inside encode."""

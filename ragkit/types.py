@@ -141,6 +141,7 @@ class IngestReport:
     chunks_added: int
     seconds: float
     interrupted: bool = False
+    deleted: int = 0  # documents removed by --prune
 
     @property
     def partial(self) -> bool:

@@ -32,8 +32,12 @@ def test_discover_errors(tmp_path: Path) -> None:
         discover_files([tmp_path])
 
 
-def test_markdown_keeps_sections() -> None:
-    doc = parse_file(SAMPLE_CORPUS / "security" / "key-rotation.md")
+ENGINES = pytest.mark.parametrize("engine", ["auto", "unstructured"])
+
+
+@ENGINES
+def test_markdown_keeps_sections(engine: str) -> None:
+    doc = parse_file(SAMPLE_CORPUS / "security" / "key-rotation.md", engine=engine)
     kinds = {e.kind for e in doc.elements}
     assert "Title" in kinds and "NarrativeText" in kinds
     rotation = next(e for e in doc.elements if "90 days" in e.text)
@@ -42,15 +46,40 @@ def test_markdown_keeps_sections() -> None:
     assert len(doc.content_hash) == 64
 
 
-def test_html_docx_txt_parse_through_unstructured() -> None:
-    html = parse_file(SAMPLE_CORPUS / "data-retention.html")
+@ENGINES
+def test_html_docx_txt(engine: str) -> None:
+    html = parse_file(SAMPLE_CORPUS / "data-retention.html", engine=engine)
     assert any("400 days" in e.text and e.section == "Data retention and deletion" for e in html.elements)
-    assert any(e.kind == "ListItem" for e in html.elements)
-    docx = parse_file(SAMPLE_CORPUS / "onboarding.docx")
+    assert any(e.kind == "ListItem" and "35 days" in e.text for e in html.elements)
+    docx = parse_file(SAMPLE_CORPUS / "onboarding.docx", engine=engine)  # always unstructured
     assert any("floor 3" in e.text for e in docx.elements)
     assert any(e.kind == "Title" and e.text == "Badges" for e in docx.elements)
-    txt = parse_file(SAMPLE_CORPUS / "on-call.txt")
+    txt = parse_file(SAMPLE_CORPUS / "on-call.txt", engine=engine)
     assert "within 15 minutes" in txt.text
+
+
+def test_light_parsers_keep_structure() -> None:
+    from ragkit.connectors.light import html_elements, markdown_elements, text_elements
+
+    md = markdown_elements("# Guide\n\nIntro.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- x\n- y\n\n```\ncode()\n```\n")
+    assert md == [
+        ("Guide", "Title", None),
+        ("Intro.", "NarrativeText", None),
+        ("a | b\n1 | 2", "Table", None),
+        ("x", "ListItem", None),
+        ("y", "ListItem", None),
+        ("code()", "CodeSnippet", None),
+    ]
+    page = "<html><script>var x</script><nav>menu</nav><h2>Title</h2><p>Body <b>bold</b>.</p><ul><li>one</li></ul>"
+    assert html_elements(page) == [
+        ("Title", "Title", None),
+        ("Body bold.", "NarrativeText", None),
+        ("one", "ListItem", None),
+    ]
+    assert text_elements("Heading\n\nA paragraph.\nStill it.") == [
+        ("Heading", "Title", None),
+        ("A paragraph.\nStill it.", "NarrativeText", None),
+    ]
 
 
 def test_pdf_keeps_page_numbers() -> None:

@@ -34,7 +34,8 @@ def test_replace_document_round_trip(store: SqlStore) -> None:
     assert removed == [] and len(ids) == 2
     chunks = store.chunks(ids)
     assert [chunks[i].text for i in ids] == ["alpha", "beta"] and chunks[ids[0]].uri == "a.txt"
-    assert store.document_status("a.txt") == ("h1", "ok")
+    state = store.document_states()["a.txt"]
+    assert (state.content_hash, state.status, state.size) == ("h1", "ok", 1)
     got_ids, got_vecs = next(store.vectors(ids, 8))
     order = np.argsort(got_ids)
     np.testing.assert_array_equal(got_vecs[order], vecs)
@@ -51,11 +52,29 @@ def test_replacing_a_document_never_reuses_chunk_ids(store: SqlStore) -> None:
     assert store.chunk_ids().tolist() == second
 
 
+def test_embedding_cache_finds_identical_text(store: SqlStore) -> None:
+    from ragkit.indexes.sql_store import text_hash
+
+    doc, spans = _doc("a.txt", ["alpha", "beta"])
+    vecs = unit_vectors(2, 8, 0)
+    store.replace_document(doc, spans, vecs)
+    cached = store.cached_vectors([text_hash("beta"), text_hash("nope")], 8)
+    assert list(cached) == [text_hash("beta")]
+    np.testing.assert_array_equal(cached[text_hash("beta")], vecs[1])
+
+
+def test_delete_documents(store: SqlStore) -> None:
+    doc, spans = _doc("a.txt", ["alpha", "beta"])
+    _, ids = store.replace_document(doc, spans, unit_vectors(2, 8, 0))
+    assert sorted(store.delete_documents(["a.txt", "missing.txt"])) == sorted(ids)
+    assert store.document_states() == {}
+
+
 def test_failure_replaces_document_and_is_listed(store: SqlStore) -> None:
     doc, spans = _doc("a.txt", ["alpha"])
     _, ids = store.replace_document(doc, spans, unit_vectors(1, 8, 0))
     assert store.record_failure("a.txt", "h2", "a.txt: empty file") == ids
-    assert store.document_status("a.txt") == ("h2", "error")
+    assert store.document_states()["a.txt"].status == "error"
     assert store.failures() == [("a.txt", "a.txt: empty file")]
     assert store.counts()["chunks"] == 0
 

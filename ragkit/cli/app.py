@@ -83,12 +83,22 @@ def _root(
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders are read recursively).")],
     kb: KbOpt = Path("kb"),
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable), e.g. '*.md'.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip files matching this glob (repeatable), e.g. 'drafts/*'.")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete documents that vanished from the given folders.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and index PATHS into the knowledge base (created if missing).
 
-    Re-running skips unchanged files. Files that cannot be parsed are reported and skipped; the exit code is
-    then 3 (partial).
+    Re-running skips unchanged files (same size and mtime, or same content) and replaces changed ones. Files
+    that cannot be parsed are reported and skipped; the exit code is then 3 (partial). Ctrl-C stops after the
+    current batch, keeps what was committed, and exits 130; run the same command again to finish.
     """
     import ragkit
 
@@ -109,18 +119,22 @@ def ingest(
             def on_file(done: int, total: int, current: str) -> None:
                 progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
 
-            report = base.ingest(paths, progress=on_file)
+            report = base.ingest(paths, include=include or (), exclude=exclude or (), prune=prune, progress=on_file)
     if as_json:
         _print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
     else:
         out.print(
             f"{report.files_seen} files: {report.ingested} ingested, {report.unchanged} unchanged, "
             f"{len(report.failed)} failed; {report.chunks_added} chunks added in {report.seconds:.1f} s"
+            + (f"; {report.deleted} deleted" if prune else "")
         )
         for f in report.failed:
             err.print(f"[yellow]skipped {_display(f.uri)}: {f.reason}[/yellow]")
         if report.interrupted:
-            err.print("[yellow]Interrupted: the files above are saved; run the same command to finish.[/yellow]")
+            err.print(
+                f"[yellow]Interrupted after {report.ingested} files were saved; "
+                "run the same command to finish.[/yellow]"
+            )
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.failed:
@@ -193,6 +207,23 @@ def search(
         out.print(f"[bold]{h.rank}. {h.score:.3f}[/bold]  {where}", markup=True)
         snippet = " ".join(c.text.split())
         out.print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}", markup=False)
+
+
+@app.command()
+def delete(
+    targets: Annotated[list[str], typer.Argument(help="Files, folders (everything under them) or uri globs.")],
+    kb: KbOpt = Path("kb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete documents and their chunks from the knowledge base (the files on disk are not touched)."""
+    import ragkit
+
+    with user_errors(), ragkit.open(kb, create=False) as base:
+        n = base.delete(targets)
+    if as_json:
+        _print_json({"deleted": n})
+    else:
+        out.print(f"{n} documents deleted")
 
 
 @app.command()

@@ -1,8 +1,12 @@
 """Files and folders -> Documents.
 
-Markdown, HTML, DOCX and plain text go through `unstructured` (kept offline, see _unstructured.py). PDFs are
-read with pypdf, one element per paragraph with its page number: unstructured's `pdf` extra pulls a
-torchvision that breaks beside the local torch build, and its hi_res strategy needs a hub model.
+Parser per format, with engine="auto" (the default):
+- DOCX: `unstructured` (kept offline, see _unstructured.py);
+- Markdown, HTML, plain text: the light parsers in light.py, 100-300x faster than unstructured, whose spaCy
+  pass per element would otherwise bound ingest throughput (docs/benchmarks.md); engine="unstructured" sends
+  them through unstructured too;
+- PDF: pypdf, one element per paragraph with its page number. unstructured's `pdf` extra pulls a torchvision
+  that breaks beside the local torch build, and its hi_res strategy needs a hub model.
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
+from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document, Element
-
-RawElement = tuple[str, str, int | None]  # (text, kind, page)
 
 _TEXT_KINDS = {
     ".md": "md",
@@ -30,9 +34,22 @@ _TEXT_KINDS = {
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, ".docx", ".pdf"})
 
 
-def discover_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
+def _selected(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Glob filters on a path relative to the folder given ("drafts/*", "*.pdf"); exclude wins."""
+    name = rel.rsplit("/", 1)[-1]
+
+    def hit(patterns: Sequence[str]) -> bool:
+        return any(fnmatch(rel, p) or fnmatch(name, p) for p in patterns)
+
+    return (not include or hit(include)) and not hit(exclude)
+
+
+def discover_files(
+    paths: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[Path], list[Path]]:
     """Expand files and folders (recursively, hidden entries skipped) into (supported, unsupported) files.
 
+    include/exclude are glob patterns matched against the path relative to each folder and the file name.
     Raises SourceError for a path that does not exist or a folder without a single supported file.
     """
     supported: list[Path] = []
@@ -47,9 +64,10 @@ def discover_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]
         found = [
             p.resolve()
             for p in sorted(path.rglob("*"))
-            if p.is_file()
+            if p.suffix.lower() in SUPPORTED_SUFFIXES
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            and p.suffix.lower() in SUPPORTED_SUFFIXES
+            and _selected(p.relative_to(path).as_posix(), include, exclude)
+            and p.is_file()
         ]
         if not found:
             kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
@@ -71,6 +89,15 @@ def _decode(data: bytes, path: Path) -> str:
         if best is None:
             raise ParseError(f"{path.name}: not valid UTF-8 and no other text encoding fits") from None
         return str(best)
+
+
+def _light_elements(path: Path, kind: str, data: bytes) -> list[RawElement]:
+    text = _decode(data, path)
+    if kind == "md":
+        return markdown_elements(text)
+    if kind == "html":
+        return html_elements(text)
+    return text_elements(text)
 
 
 def _unstructured_elements(path: Path, kind: str, data: bytes) -> list[RawElement]:
@@ -147,8 +174,11 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_file(path: Path, data: bytes | None = None) -> Document:
-    """Parse one file into a Document. Raises ParseError with a reason for anything unreadable."""
+def parse_file(path: Path, data: bytes | None = None, engine: str = "auto") -> Document:
+    """Parse one file into a Document. Raises ParseError with a reason for anything unreadable.
+
+    engine: "auto" (light parsers for Markdown/HTML/text, unstructured for DOCX) or "unstructured".
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ParseError(f"{path.name}: unsupported file type {suffix or '(none)'}")
@@ -161,9 +191,11 @@ def parse_file(path: Path, data: bytes | None = None) -> Document:
     parser: Callable[[], list[RawElement]]
     if suffix == ".pdf":
         parser = lambda: _pdf_elements(path, data)  # noqa: E731
-    else:
+    elif suffix == ".docx" or engine == "unstructured":
         kind = "docx" if suffix == ".docx" else _TEXT_KINDS[suffix]
         parser = lambda: _unstructured_elements(path, kind, data)  # noqa: E731
+    else:
+        parser = lambda: _light_elements(path, _TEXT_KINDS[suffix], data)  # noqa: E731
     try:
         raw = parser()
     except ParseError:

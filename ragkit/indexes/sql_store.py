@@ -6,7 +6,9 @@ that is one write behind SQL can then always be repaired by comparing id sets.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +39,21 @@ class Base(DeclarativeBase):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class DocState:
+    """What the store knows of a document, enough to decide whether to re-ingest it."""
+
+    content_hash: str
+    status: str
+    size: int
+    mtime: float
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex of a chunk's text: the embedding cache key."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class DocumentRow(Base):
     __tablename__ = "documents"
     __table_args__ = {"sqlite_autoincrement": True}
@@ -43,6 +61,8 @@ class DocumentRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
     content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(default=0)  # bytes; with mtime, lets an unchanged file skip hashing
+    mtime: Mapped[float] = mapped_column(default=0.0)
     status: Mapped[str] = mapped_column(String(16))  # "ok" or "error"
     error: Mapped[str | None] = mapped_column(Text, default=None)
     chunk_count: Mapped[int] = mapped_column(default=0)
@@ -58,6 +78,7 @@ class ChunkRow(Base):
     doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     ord: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)  # embedding cache key
     start: Mapped[int]
     end: Mapped[int]
     token_count: Mapped[int]
@@ -93,11 +114,32 @@ class SqlStore:
         except SQLAlchemyError as exc:
             raise KnowledgeBaseError(f"cannot open the database {engine.url!r}: {exc}") from exc
 
-    def document_status(self, uri: str) -> tuple[str, str] | None:
-        """(content_hash, status) of a stored document, or None if unknown."""
+    def document_states(self) -> dict[str, DocState]:
+        """{uri: DocState} of every stored document (one query; ingest plans its work from it)."""
+        cols = (DocumentRow.uri, DocumentRow.content_hash, DocumentRow.status, DocumentRow.size, DocumentRow.mtime)
         with Session(self.engine) as s:
-            row = s.execute(select(DocumentRow.content_hash, DocumentRow.status).where(DocumentRow.uri == uri)).first()
-        return (row[0], row[1]) if row else None
+            return {r[0]: DocState(r[1], r[2], r[3], r[4]) for r in s.execute(select(*cols))}
+
+    def touch(self, uri: str, size: int, mtime: float) -> None:
+        """Record a new size/mtime for a document whose content is unchanged."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(DocumentRow).where(DocumentRow.uri == uri).values(size=size, mtime=mtime))
+
+    def delete_documents(self, uris: Sequence[str]) -> list[int]:
+        """Delete documents and their chunks, in one transaction. Returns the removed chunk ids."""
+        with Session(self.engine) as s, s.begin():
+            return [cid for uri in uris for cid in self._delete_document(s, uri)]
+
+    def cached_vectors(self, text_hashes: Sequence[str], dim: int) -> dict[str, np.ndarray]:
+        """{text hash: (dim,) float32} for chunk texts already embedded (identical text, identical vector)."""
+        out: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(text_hashes))
+        for lo in range(0, len(wanted), 500):
+            stmt = select(ChunkRow.text_hash, ChunkRow.vector).where(ChunkRow.text_hash.in_(wanted[lo : lo + 500]))
+            with Session(self.engine) as s:
+                for h, blob in s.execute(stmt):
+                    out.setdefault(h, np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(dim))
+        return out
 
     def _delete_document(self, s: Session, uri: str) -> list[int]:
         doc_id = s.scalar(select(DocumentRow.id).where(DocumentRow.uri == uri))
@@ -121,6 +163,8 @@ class SqlStore:
             row = DocumentRow(
                 uri=doc.uri,
                 content_hash=doc.content_hash,
+                size=int(doc.meta.get("size", 0)),
+                mtime=float(doc.meta.get("mtime", 0.0)),
                 status="ok",
                 chunk_count=len(spans),
                 meta=doc.meta,
@@ -133,6 +177,7 @@ class SqlStore:
                     doc_id=row.id,
                     ord=i,
                     text=sp.text,
+                    text_hash=text_hash(sp.text),
                     start=sp.start,
                     end=sp.end,
                     token_count=sp.token_count,
@@ -147,7 +192,7 @@ class SqlStore:
             new_ids = [c.id for c in chunk_rows]
         return removed, new_ids
 
-    def record_failure(self, uri: str, content_hash: str, reason: str) -> list[int]:
+    def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> list[int]:
         """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids."""
         with Session(self.engine) as s, s.begin():
             removed = self._delete_document(s, uri)
@@ -155,6 +200,8 @@ class SqlStore:
                 DocumentRow(
                     uri=uri,
                     content_hash=content_hash,
+                    size=size,
+                    mtime=mtime,
                     status="error",
                     error=reason,
                     chunk_count=0,

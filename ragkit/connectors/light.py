@@ -1,0 +1,112 @@
+"""Light parsers for the plain formats: Markdown (markdown-it-py), HTML (BeautifulSoup + lxml), plain text.
+
+unstructured runs spaCy on every element, about 3.4 s for a 210k-character Markdown or HTML file where these
+take about 10 ms; when parsing rather than embedding bounds ingest (always on a GPU) that decides the
+throughput. They yield the same element kinds (Title, NarrativeText, ListItem, Table, CodeSnippet), so
+sections and chunking behave the same. `ingest.parser = "unstructured"` routes everything through
+unstructured instead. docs/benchmarks.md has the measurement behind the default.
+"""
+
+from __future__ import annotations
+
+import re
+
+RawElement = tuple[str, str, int | None]  # (text, kind, page)
+
+_BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+def text_elements(text: str) -> list[RawElement]:
+    """Paragraphs split on blank lines; a short single line without closing punctuation is a Title."""
+    out: list[RawElement] = []
+    for para in _BLANK_LINES.split(text):
+        para = para.strip()
+        if not para:
+            continue
+        is_title = "\n" not in para and len(para) <= 100 and para[-1] not in ".,;:!?" and len(para.split()) <= 12
+        out.append((para, "Title" if is_title else "NarrativeText", None))
+    return out
+
+
+def markdown_elements(text: str) -> list[RawElement]:
+    """Headings, paragraphs, list items, tables and code blocks of a Markdown document."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    out: list[RawElement] = []
+    i = 0
+    in_list = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type in ("bullet_list_open", "ordered_list_open"):
+            in_list += 1
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            in_list -= 1
+        elif tok.type == "heading_open":
+            out.append((tokens[i + 1].content, "Title", None))
+            i += 2
+        elif tok.type == "inline" and tok.content.strip():
+            out.append((tok.content, "ListItem" if in_list else "NarrativeText", None))
+        elif tok.type in ("fence", "code_block") and tok.content.strip():
+            out.append((tok.content.rstrip("\n"), "CodeSnippet", None))
+        elif tok.type == "table_open":
+            rows: list[str] = []
+            cells: list[str] = []
+            while tokens[i].type != "table_close":
+                t = tokens[i]
+                if t.type == "inline":
+                    cells.append(t.content)
+                elif t.type == "tr_close":
+                    rows.append(" | ".join(cells))
+                    cells = []
+                i += 1
+            out.append(("\n".join(rows), "Table", None))
+        elif tok.type == "html_block" and tok.content.strip():
+            out.extend(html_elements(tok.content))
+        i += 1
+    return out
+
+
+_HTML_BLOCKS = {
+    "h1": "Title",
+    "h2": "Title",
+    "h3": "Title",
+    "h4": "Title",
+    "h5": "Title",
+    "h6": "Title",
+    "p": "NarrativeText",
+    "li": "ListItem",
+    "pre": "CodeSnippet",
+    "table": "Table",
+    "blockquote": "NarrativeText",
+    "dt": "NarrativeText",
+    "dd": "NarrativeText",
+    "figcaption": "NarrativeText",
+}
+_HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
+
+
+def html_elements(html: str) -> list[RawElement]:
+    """Block elements of an HTML page in document order; scripts, styles and navigation are dropped."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    for tag in soup(_HTML_SKIP):
+        tag.decompose()
+    out: list[RawElement] = []
+    for tag in soup.find_all(list(_HTML_BLOCKS)):
+        if tag.find_parent(["table", "pre", "li"]) is not None:
+            continue  # its text is part of the enclosing block
+        if tag.name == "table":
+            rows = [" | ".join(c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])) for tr in tag("tr")]
+            text = "\n".join(r for r in rows if r.strip())
+        elif tag.name == "pre":
+            text = tag.get_text()
+        else:
+            text = " ".join(tag.get_text().split())  # inline tags join without a separator: "bold." not "bold ."
+        if text.strip():
+            out.append((text.strip("\n"), _HTML_BLOCKS[tag.name], None))
+    if not out:  # a page of bare text without block tags
+        body = soup.get_text("\n", strip=True)
+        out = text_elements(body) if body else []
+    return out

@@ -1,0 +1,238 @@
+"""The ingest pipeline: plan -> parse and chunk (a background thread) -> embed in batches -> commit.
+
+Parsing and chunking of the next files overlap with the embedding of the current batch; batches span files
+so the embedder always gets full, length-sorted batches. Each document commits in its own SQL transaction
+(SQL is the truth), then its vectors go into FAISS, which is saved atomically now and then and at the end;
+a crash at any point leaves a KB that `open` repairs, and the next run skips what was committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragkit.chunking import chunk_document
+from ragkit.connectors.files import content_hash, discover_files, parse_file
+from ragkit.embedding import Embedder
+from ragkit.errors import ParseError
+from ragkit.indexes.faiss_index import FaissIndex
+from ragkit.indexes.sql_store import DocState, SqlStore, text_hash
+from ragkit.types import ChunkSpan, Document, FileFailure, IngestReport
+
+ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_tokens: int
+    overlap: int
+    max_file_bytes: int
+    parser: str = "auto"
+    batch_chunks: int = 256  # chunks per embedding call, gathered across files
+    save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
+
+
+@dataclass
+class _Item:
+    path: Path
+    size: int
+    mtime: float
+    digest: str = ""
+    doc: Document | None = None
+    spans: list[ChunkSpan] = field(default_factory=list)
+    failure: str | None = None
+    unchanged: bool = False
+
+
+_END = object()
+
+
+def _prepare(path: Path, size: int, mtime: float, state: DocState | None, embedder: Embedder, s: IngestSettings) -> _Item:
+    """Read, hash, parse and chunk one file (runs in the parser thread). Never raises for bad input."""
+    item = _Item(path, size, mtime)
+    if size > s.max_file_bytes:
+        item.failure = (
+            f"{path.name}: {size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
+            "(raise ingest.max_file_mb to include it)"
+        )
+        return item
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        item.failure = f"{path.name}: cannot read ({exc.strerror or exc})"
+        return item
+    item.digest = content_hash(data)
+    if state is not None and state.status == "ok" and state.content_hash == item.digest:
+        item.unchanged = True  # touched (new mtime), same bytes
+        return item
+    try:
+        item.doc = parse_file(path, data, engine=s.parser)
+        item.spans = chunk_document(item.doc, embedder.count_tokens, embedder.token_offsets, s.max_tokens, s.overlap)
+        if not item.spans:
+            raise ParseError(f"{path.name}: no text to index")
+    except ParseError as exc:
+        item.failure = str(exc)
+    except Exception as exc:  # a parser bug on one file must not end the run
+        item.failure = f"{path.name}: unexpected {type(exc).__name__}: {exc}"
+    return item
+
+
+def run_ingest(
+    sources: Sequence[str | Path],
+    *,
+    store: SqlStore,
+    index: FaissIndex,
+    embedder: Callable[[], Embedder],
+    settings: IngestSettings,
+    save_index: Callable[[], None],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    prune: bool = False,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock."""
+    t0 = time.perf_counter()
+    files, unsupported = discover_files(sources, include=include, exclude=exclude)
+    failed = [FileFailure(str(p), f"unsupported file type {p.suffix or '(none)'}") for p in unsupported]
+    states = store.document_states()
+    total, done, ingested, unchanged, chunks_added = len(files), 0, 0, 0, 0
+    interrupted = False
+    deleted = 0
+
+    def tick(name: str = "") -> None:
+        if progress:
+            progress(done, total, name)
+
+    # plan: a file whose size and mtime match the stored document is skipped without being read
+    todo: list[tuple[Path, int, float]] = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            failed.append(FileFailure(str(path), f"{path.name}: cannot read ({exc.strerror or exc})"))
+            done += 1
+            continue
+        state = states.get(str(path))
+        if state and state.status == "ok" and (state.size, state.mtime) == (st.st_size, st.st_mtime):
+            unchanged += 1
+            done += 1
+        else:
+            todo.append((path, st.st_size, st.st_mtime))
+    tick()
+
+    emb = embedder() if todo else None
+    items: queue.Queue[object] = queue.Queue(maxsize=16)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for path, size, mtime in todo:
+                if not put(_prepare(path, size, mtime, states.get(str(path)), emb, settings)):  # type: ignore[arg-type]
+                    return
+        finally:
+            put(_END)  # even if a bug escaped _prepare, the consumer must not wait forever
+
+    def flush(batch: list[_Item]) -> None:
+        nonlocal done, ingested, chunks_added
+        if not batch:
+            return
+        texts = [sp.text for it in batch for sp in it.spans]
+        hashes = [text_hash(t) for t in texts]
+        cached = store.cached_vectors(hashes, index.dim)
+        fresh = [i for i, h in enumerate(hashes) if h not in cached]
+        vectors = np.empty((len(texts), index.dim), dtype=np.float32)  # (n_chunks, dim)
+        if fresh:
+            vectors[fresh] = emb.embed([texts[i] for i in fresh])  # type: ignore[union-attr]
+        for i, h in enumerate(hashes):
+            if h in cached:
+                vectors[i] = cached[h]
+        lo = 0
+        for it in batch:
+            vecs = vectors[lo : lo + len(it.spans)]
+            lo += len(it.spans)
+            assert it.doc is not None
+            removed, new_ids = store.replace_document(it.doc, it.spans, vecs)
+            index.remove(np.asarray(removed, dtype=np.int64))
+            index.add(np.asarray(new_ids, dtype=np.int64), vecs)
+            done += 1
+            ingested += 1
+            chunks_added += len(new_ids)
+            tick(it.path.name)
+        batch.clear()
+
+    parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
+    last_save = time.monotonic()
+    batch: list[_Item] = []
+    try:
+        if todo:
+            parser.start()
+        while todo:
+            item = items.get()
+            if item is _END:
+                flush(batch)
+                break
+            assert isinstance(item, _Item)
+            uri = str(item.path)
+            if item.failure is not None:
+                removed = store.record_failure(uri, item.digest, item.failure, item.size, item.mtime)
+                index.remove(np.asarray(removed, dtype=np.int64))
+                failed.append(FileFailure(uri, item.failure))
+                done += 1
+                tick(item.path.name)
+            elif item.unchanged:
+                store.touch(uri, item.size, item.mtime)
+                unchanged += 1
+                done += 1
+                tick(item.path.name)
+            else:
+                batch.append(item)
+                if sum(len(it.spans) for it in batch) >= settings.batch_chunks:
+                    flush(batch)
+            if time.monotonic() - last_save > settings.save_every_s:
+                save_index()
+                last_save = time.monotonic()
+        if prune:
+            gone = _vanished(sources, files, states)
+            index.remove(np.asarray(store.delete_documents(gone), dtype=np.int64))
+            deleted = len(gone)
+    except KeyboardInterrupt:
+        interrupted = True  # the batch being embedded is dropped whole; committed documents stay
+    finally:
+        stop.set()
+        save_index()
+    return IngestReport(
+        files_seen=len(files) + len(unsupported),
+        ingested=ingested,
+        unchanged=unchanged,
+        failed=tuple(failed),
+        chunks_added=chunks_added,
+        seconds=time.perf_counter() - t0,
+        interrupted=interrupted,
+        deleted=deleted,
+    )
+
+
+def _vanished(sources: Sequence[str | Path], files: Sequence[Path], states: dict[str, DocState]) -> list[str]:
+    """Stored documents under the given folders that the folders no longer hold."""
+    present = {str(p) for p in files}
+    folders = [str(Path(s).expanduser().resolve()) for s in sources if Path(s).is_dir()]
+    return [
+        uri
+        for uri in states
+        if uri not in present and any(uri.startswith(folder.rstrip("/") + "/") for folder in folders)
+    ]
