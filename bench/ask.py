@@ -69,8 +69,10 @@ def main() -> None:
                     inputs = gen._encode(packed.messages)
                     t = time.perf_counter()
                     with torch.inference_mode():  # a plain transformers loop: no stop rule
-                        gen.model.generate(**inputs, max_new_tokens=160, do_sample=False, eos_token_id=gen._stop_ids,
-                                           pad_token_id=gen._stop_ids[0])
+                        gen.model.generate(
+                            **inputs, max_new_tokens=160, do_sample=False, eos_token_id=gen._stop_ids,
+                            pad_token_id=gen._stop_ids[0],
+                        )
                     plain_s.append(time.perf_counter() - t)
                     if rep == 0:
                         right += gold.lower() in ans.text.lower()
@@ -80,7 +82,8 @@ def main() -> None:
 
     n = len(QUESTIONS)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, device {getattr(gen, 'device', '?')}; ingest of the sample corpus {ingest_s:.1f} s")
+          f"{torch.get_num_threads()}, device {getattr(gen, 'device', '?')}; "
+          f"ingest of the sample corpus {ingest_s:.1f} s")
     print("\n| top_k | right fact | cites right file | ask s | generate s (same stop rule) | ask / generate |"
           " plain transformers generate s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

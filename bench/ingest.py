@@ -26,12 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chars", type=int, default=2_000_000)
+    parser.add_argument("--peers", action="store_true", help="also run LlamaIndex (bench/peers/setup.sh first)")
     args = parser.parse_args()
 
     import torch
+    from corpus import build
 
     import ragkit
-    from corpus import build
     from ragkit.chunking import chunk_document
     from ragkit.connectors.files import parse_file
 
@@ -41,6 +42,7 @@ def main() -> None:
         warm = ragkit.open(Path(tmp) / "warm")
         emb = warm.embedder
         emb.embed(["warm up"] * 8)
+        device = emb.device
         t = time.perf_counter()
         n_parsed_chunks = 0
         for f in files:
@@ -66,9 +68,16 @@ def main() -> None:
             ingest_s.append(secs)
             print(f"repeat {rep}: {report.chunks_added} chunks; ragkit {ragkit_rate[-1]:.1f}/s, raw encode "
                   f"{raw_rate[-1]:.1f}/s, ratio {ratios[-1]:.3f}", flush=True)
+        peers = []
+        if args.peers:
+            warm.close()
+            del emb, warm  # free the cores' caches for the peer process
+            for chunk_size in (None, 200):
+                peers.append(_run_llamaindex(Path(tmp) / "corpus", chunk_size))
+                print("llama-index:", peers[-1], flush=True)
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {emb.device}; corpus {len(files)} files, "
+          f"({torch.get_num_threads()} threads), device {device}; corpus {len(files)} files, "
           f"~{chars / 1e6:.1f} M chars, {n_parsed_chunks} chunks")
     print("\n| measure | median |")
     print("| --- | --- |")
@@ -77,6 +86,22 @@ def main() -> None:
     print(f"| ratio ragkit / raw (median of per-repeat ratios) | {statistics.median(ratios):.3f} |")
     print(f"| parse + chunk alone, s (sequential, once) | {parse_s:.1f} |")
     print(f"| whole ingest, s | {statistics.median(ingest_s):.1f} |")
+    for p in peers:
+        print(f"| LlamaIndex (SentenceSplitter chunk_size={p['chunk_size']}): {p['chunks']} chunks, "
+              f"{p['chunks_over_256_tokens']} over MiniLM's 256 tokens; chunks/s; ratio to raw encode | "
+              f"{p['chunks_per_s']:.1f}; {p['ratio']:.3f} |")
+
+
+def _run_llamaindex(corpus: Path, chunk_size: int | None) -> dict:
+    import json
+    import subprocess
+
+    here = Path(__file__).resolve().parent / "peers"
+    cmd = [str(here / ".venv" / "bin" / "python"), str(here / "llamaindex_ingest.py"), str(corpus)]
+    if chunk_size:
+        cmd += ["--chunk-size", str(chunk_size)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from ragkit.prompts import pack
 from ragkit.types import Answer, Hit, IngestReport
 
 
-
 class KnowledgeBase:
     """A directory holding documents, chunks, vectors and config; see DESIGN.md §4."""
 
@@ -124,6 +123,7 @@ class KnowledgeBase:
                 overlap=cfg.chunking.overlap,
                 max_file_bytes=int(cfg.ingest.max_file_mb * 1e6),
                 parser=cfg.ingest.parser,
+                json_field=cfg.ingest.json_text_field,
                 batch_chunks=cfg.ingest.batch_chunks,
             )
             try:

@@ -34,6 +34,7 @@ class IngestSettings:
     overlap: int
     max_file_bytes: int
     parser: str = "auto"
+    json_field: str = "text"
     batch_chunks: int = 256  # chunks per embedding call, gathered across files
     save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
 
@@ -53,7 +54,9 @@ class _Item:
 _END = object()
 
 
-def _prepare(path: Path, size: int, mtime: float, state: DocState | None, embedder: Embedder, s: IngestSettings) -> _Item:
+def _prepare(
+    path: Path, size: int, mtime: float, state: DocState | None, embedder: Embedder, s: IngestSettings
+) -> _Item:
     """Read, hash, parse and chunk one file (runs in the parser thread). Never raises for bad input."""
     item = _Item(path, size, mtime)
     if size > s.max_file_bytes:
@@ -72,7 +75,7 @@ def _prepare(path: Path, size: int, mtime: float, state: DocState | None, embedd
         item.unchanged = True  # touched (new mtime), same bytes
         return item
     try:
-        item.doc = parse_file(path, data, engine=s.parser)
+        item.doc = parse_file(path, data, engine=s.parser, json_field=s.json_field)
         item.spans = chunk_document(item.doc, embedder.count_tokens, embedder.token_offsets, s.max_tokens, s.overlap)
         if not item.spans:
             raise ParseError(f"{path.name}: no text to index")

@@ -100,9 +100,11 @@ def test_a_different_embedder_is_refused(built_kb: Path, tmp_path: Path) -> None
 
     other = tmp_path / "my-embedder"
     shutil.copytree(resolve_embedder("all-MiniLM-L6-v2"), other)  # a local path works as a model spec
-    with ragkit.open(built_kb, create=False, **{"embedder.model": str(other)}) as kb:
-        with pytest.raises(KnowledgeBaseError, match="was built with embedder 'all-MiniLM-L6-v2'"):
-            kb.search("anything")
+    with (
+        ragkit.open(built_kb, create=False, **{"embedder.model": str(other)}) as kb,
+        pytest.raises(KnowledgeBaseError, match="was built with embedder 'all-MiniLM-L6-v2'"),
+    ):
+        kb.search("anything")
 
 
 def test_second_writer_is_refused(built_kb: Path) -> None:

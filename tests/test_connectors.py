@@ -131,3 +131,62 @@ def test_docx_without_text_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="no text"):
         parse_file(path)
     assert zipfile.is_zipfile(path)
+
+
+def test_office_mail_and_data_formats(tmp_path: Path) -> None:
+    import openpyxl
+    from pptx import Presentation
+
+    prs = Presentation()
+    for title, body in [("Quarterly goals", "Ship ragkit 1.0 by March."), ("Risks", "GPU supply is tight.")]:
+        slide = prs.slides.add_slide(prs.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text = body
+    prs.save(tmp_path / "deck.pptx")
+    deck = parse_file(tmp_path / "deck.pptx")
+    risk = next(e for e in deck.elements if "GPU supply" in e.text)
+    assert (risk.page, risk.section) == (2, "Risks")
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Prices"
+    wb.active.append(["item", "price"])
+    wb.active.append(["widget", 3.5])
+    wb.create_sheet("Stock").append(["widget", 12])
+    wb.save(tmp_path / "book.xlsx")
+    book = parse_file(tmp_path / "book.xlsx")
+    table = next(e for e in book.elements if e.kind == "Table" and "3.5" in e.text)
+    assert table.text == "item | price\nwidget | 3.5" and table.section == "Sheet Prices"
+    assert any(e.section == "Sheet Stock" and "12" in e.text for e in book.elements)
+
+    (tmp_path / "people.csv").write_text("name,role\nAda,engineer\n", encoding="utf-8")
+    assert "Ada | engineer" in parse_file(tmp_path / "people.csv").text
+    (tmp_path / "people.tsv").write_text("name\trole\nGrace\tadmiral\n", encoding="utf-8")
+    assert "Grace | admiral" in parse_file(tmp_path / "people.tsv").text
+
+    (tmp_path / "mail.eml").write_text(
+        "From: a@example.org\nTo: b@example.org\nSubject: Release plan\nContent-Type: text/plain; charset=utf-8\n\n"
+        "The release is planned for Friday.\n",
+        encoding="utf-8",
+    )
+    mail = parse_file(tmp_path / "mail.eml")
+    assert mail.elements[0].text == "Release plan" and "planned for Friday" in mail.elements[1].text
+
+    (tmp_path / "faq.jsonl").write_text(
+        '{"id": "q1", "body": "Refunds take five days."}\n{"id": "q2", "other": 1}\n', encoding="utf-8"
+    )
+    faq = parse_file(tmp_path / "faq.jsonl", json_field="body")
+    assert [(e.kind, e.text) for e in faq.elements] == [("Title", "q1"), ("NarrativeText", "Refunds take five days.")]
+    with pytest.raises(ParseError, match="no record has a text field 'text'"):
+        parse_file(tmp_path / "faq.jsonl")
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ParseError, match="invalid JSON"):
+        parse_file(tmp_path / "bad.json")
+
+    (tmp_path / "guide.rst").write_text("=====\nGuide\n=====\n\nIntro text.\n\nInstall\n-------\n\nRun pip.\n")
+    rst = parse_file(tmp_path / "guide.rst")
+    assert [(e.kind, e.section) for e in rst.elements] == [
+        ("Title", "Guide"),
+        ("NarrativeText", "Guide"),
+        ("Title", "Install"),
+        ("NarrativeText", "Install"),
+    ]

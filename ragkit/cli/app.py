@@ -92,6 +92,9 @@ def ingest(
     prune: Annotated[
         bool, typer.Option("--prune", help="Delete documents that vanished from the given folders.")
     ] = False,
+    json_field: Annotated[
+        str | None, typer.Option("--json-field", help="Field holding the text of JSON/JSONL records [default: text]")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and index PATHS into the knowledge base (created if missing).
@@ -113,7 +116,8 @@ def ingest(
             disable=as_json,
             transient=True,
         )
-        with ragkit.open(kb) as base, progress:
+        overrides = {"ingest.json_text_field": json_field} if json_field else {}
+        with ragkit.open(kb, **overrides) as base, progress:
             task = progress.add_task("", total=None)
 
             def on_file(done: int, total: int, current: str) -> None:

@@ -1,7 +1,9 @@
 """Files and folders -> Documents.
 
 Parser per format, with engine="auto" (the default):
-- DOCX: `unstructured` (kept offline, see _unstructured.py);
+- DOCX, PPTX, XLSX, CSV/TSV, e-mail (.eml): `unstructured` (kept offline, see _unstructured.py); tables keep
+  their rows, spreadsheet sheets and slide numbers become sections and pages;
+- JSON/JSONL: one element per record, from a text field the user names;
 - Markdown, HTML, plain text: the light parsers in light.py, 100-300x faster than unstructured, whose spaCy
   pass per element would otherwise bound ingest throughput (docs/benchmarks.md); engine="unstructured" sends
   them through unstructured too;
@@ -12,6 +14,7 @@ Parser per format, with engine="auto" (the default):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatch
@@ -22,6 +25,7 @@ from ragkit.connectors.light import RawElement, html_elements, markdown_elements
 from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document, Element
 
+# plain formats: light parsers by default, unstructured with engine="unstructured"
 _TEXT_KINDS = {
     ".md": "md",
     ".markdown": "md",
@@ -29,9 +33,11 @@ _TEXT_KINDS = {
     ".htm": "html",
     ".txt": "text",
     ".text": "text",
-    ".rst": "text",
+    ".rst": "text",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
 }
-SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, ".docx", ".pdf"})
+# office and mail formats: always unstructured
+_UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
+SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
 
 
 def _selected(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -100,27 +106,74 @@ def _light_elements(path: Path, kind: str, data: bytes) -> list[RawElement]:
     return text_elements(text)
 
 
+def _partitioner(kind: str):  # type: ignore[no-untyped-def]
+    import importlib
+
+    module, func = {
+        "docx": ("docx", "partition_docx"),
+        "pptx": ("pptx", "partition_pptx"),
+        "xlsx": ("xlsx", "partition_xlsx"),
+        "csv": ("csv", "partition_csv"),
+        "tsv": ("tsv", "partition_tsv"),
+        "eml": ("email", "partition_email"),
+        "md": ("md", "partition_md"),
+        "html": ("html", "partition_html"),
+        "text": ("text", "partition_text"),
+    }[kind]
+    return getattr(importlib.import_module(f"unstructured.partition.{module}"), func)
+
+
 def _unstructured_elements(path: Path, kind: str, data: bytes) -> list[RawElement]:
     ensure_offline_unstructured()
-    if kind == "docx":
-        from unstructured.partition.docx import partition_docx
+    partition = _partitioner(kind)
+    text_kind = kind in ("md", "html", "text")  # decoded by ragkit, so mis-encoded files get the same handling
+    elements = partition(text=_decode(data, path)) if text_kind else partition(filename=str(path))
+    out: list[RawElement] = []
+    if kind == "eml":
+        from email.parser import BytesParser
 
-        elements = partition_docx(filename=str(path))
-    else:
-        text = _decode(data, path)
-        if kind == "md":
-            from unstructured.partition.md import partition_md
+        subject = BytesParser().parsebytes(data, headersonly=True).get("Subject")
+        if subject:
+            out.append((str(subject), "Title", None))
+    sheet = None
+    for e in elements:
+        meta = e.metadata
+        page = getattr(meta, "page_number", None)
+        if kind == "xlsx" and getattr(meta, "page_name", None) and meta.page_name != sheet:
+            sheet = meta.page_name
+            out.append((f"Sheet {sheet}", "Title", page))  # each sheet becomes a section
+        text = str(e)
+        html = getattr(meta, "text_as_html", None)
+        if e.category == "Table" and html:
+            # "item | price" rows keep a table's structure, which the flattened "item price widget 3.5" loses
+            text = "\n".join(t for t, _, _ in html_elements(html)) or text
+        if e.category != "PageBreak":
+            out.append((text, e.category, page))
+    return out
 
-            elements = partition_md(text=text)
-        elif kind == "html":
-            from unstructured.partition.html import partition_html
 
-            elements = partition_html(text=text)
+def _json_elements(path: Path, data: bytes, field: str) -> list[RawElement]:
+    """One element per record that has `field` (JSON: an object or a list of objects; JSONL: one per line)."""
+    text = _decode(data, path)
+    try:
+        if path.suffix.lower() == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
-            from unstructured.partition.text import partition_text
-
-            elements = partition_text(text=text)
-    return [(str(e), e.category, getattr(e.metadata, "page_number", None)) for e in elements]
+            loaded = json.loads(text)
+            records = loaded if isinstance(loaded, list) else [loaded]
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{path.name}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    out: list[RawElement] = []
+    for record in records:
+        value = record.get(field) if isinstance(record, dict) else None
+        if isinstance(value, str) and value.strip():
+            title = record.get("title") or record.get("id")
+            if isinstance(title, (str, int)):
+                out.append((str(title), "Title", None))
+            out.append((value, "NarrativeText", None))
+    if not out:
+        raise ParseError(f"{path.name}: no record has a text field {field!r} (set ingest.json_text_field)")
+    return out
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -174,10 +227,11 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_file(path: Path, data: bytes | None = None, engine: str = "auto") -> Document:
+def parse_file(path: Path, data: bytes | None = None, engine: str = "auto", json_field: str = "text") -> Document:
     """Parse one file into a Document. Raises ParseError with a reason for anything unreadable.
 
-    engine: "auto" (light parsers for Markdown/HTML/text, unstructured for DOCX) or "unstructured".
+    engine: "auto" (light parsers for Markdown/HTML/text) or "unstructured" (it parses those too).
+    json_field: the field of each JSON/JSONL record that holds its text.
     """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -191,8 +245,10 @@ def parse_file(path: Path, data: bytes | None = None, engine: str = "auto") -> D
     parser: Callable[[], list[RawElement]]
     if suffix == ".pdf":
         parser = lambda: _pdf_elements(path, data)  # noqa: E731
-    elif suffix == ".docx" or engine == "unstructured":
-        kind = "docx" if suffix == ".docx" else _TEXT_KINDS[suffix]
+    elif suffix in (".json", ".jsonl"):
+        parser = lambda: _json_elements(path, data, json_field)  # noqa: E731
+    elif suffix in _UNSTRUCTURED_KINDS or engine == "unstructured":
+        kind = _UNSTRUCTURED_KINDS.get(suffix) or _TEXT_KINDS[suffix]
         parser = lambda: _unstructured_elements(path, kind, data)  # noqa: E731
     else:
         parser = lambda: _light_elements(path, _TEXT_KINDS[suffix], data)  # noqa: E731

@@ -16,14 +16,24 @@ RawElement = tuple[str, str, int | None]  # (text, kind, page)
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
+_RST_UNDERLINE = re.compile(r"^([=\-~^*#+`'\".:_])\1{2,}$")
+
+
 def text_elements(text: str) -> list[RawElement]:
-    """Paragraphs split on blank lines; a short single line without closing punctuation is a Title."""
+    """Paragraphs split on blank lines. A Title is a short single line without closing punctuation, or an
+    RST heading (a line underlined, optionally overlined, with one repeated punctuation character)."""
     out: list[RawElement] = []
     for para in _BLANK_LINES.split(text):
-        para = para.strip()
-        if not para:
+        lines = [ln.rstrip() for ln in para.strip().splitlines()]
+        if not lines:
             continue
-        is_title = "\n" not in para and len(para) <= 100 and para[-1] not in ".,;:!?" and len(para.split()) <= 12
+        if len(lines) >= 2 and _RST_UNDERLINE.match(lines[-1]):
+            body = [ln for ln in lines if not _RST_UNDERLINE.match(ln)]
+            if len(body) == 1:
+                out.append((body[0].strip(), "Title", None))
+                continue
+        para = "\n".join(lines)
+        is_title = len(lines) == 1 and len(para) <= 100 and para[-1] not in ".,;:!?" and len(para.split()) <= 12
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
 

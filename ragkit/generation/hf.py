@@ -48,9 +48,7 @@ def converted_gguf_dir(gguf: Path) -> Path:
             # transformers' GGUF reader draws its own tqdm bar on stderr; the library never prints
             with contextlib.redirect_stderr(io.StringIO()):
                 tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-                )
+                model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         except Exception as exc:
             raise ModelError(f"cannot load GGUF {gguf}: {exc} (is the 'gguf' package installed?)") from exc
         # drop the GGUF quantiser flag so the dequantised fp32 weights can be saved as a normal checkpoint
