@@ -124,6 +124,7 @@ class KnowledgeBase:
                 max_file_bytes=int(cfg.ingest.max_file_mb * 1e6),
                 parser=cfg.ingest.parser,
                 json_field=cfg.ingest.json_text_field,
+                url_timeout_s=cfg.ingest.url_timeout_s,
                 batch_chunks=cfg.ingest.batch_chunks,
             )
             try:

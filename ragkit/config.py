@@ -39,6 +39,7 @@ class IngestConfig(_Section):
     parser: Literal["auto", "unstructured"] = "auto"
     max_file_mb: float = Field(default=100.0, gt=0)  # larger files are reported and skipped
     json_text_field: str = "text"  # the field of each JSON/JSONL record that holds its text
+    url_timeout_s: float = Field(default=20.0, gt=0)  # per http(s) source
     batch_chunks: int = Field(default=256, ge=1)  # chunks per embedding call, gathered across files
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ragkit.chunking import chunk_document
-from ragkit.connectors.files import content_hash, discover_files, parse_file
+from ragkit.connectors import Connector, SourceItem, SourceOptions, open_source
+from ragkit.connectors.parsing import content_hash
 from ragkit.embedding import Embedder
 from ragkit.errors import ParseError
 from ragkit.indexes.faiss_index import FaissIndex
@@ -35,15 +36,14 @@ class IngestSettings:
     max_file_bytes: int
     parser: str = "auto"
     json_field: str = "text"
+    url_timeout_s: float = 20.0
     batch_chunks: int = 256  # chunks per embedding call, gathered across files
     save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
 
 
 @dataclass
 class _Item:
-    path: Path
-    size: int
-    mtime: float
+    source: SourceItem
     digest: str = ""
     doc: Document | None = None
     spans: list[ChunkSpan] = field(default_factory=list)
@@ -54,35 +54,29 @@ class _Item:
 _END = object()
 
 
-def _prepare(
-    path: Path, size: int, mtime: float, state: DocState | None, embedder: Embedder, s: IngestSettings
-) -> _Item:
-    """Read, hash, parse and chunk one file (runs in the parser thread). Never raises for bad input."""
-    item = _Item(path, size, mtime)
-    if size > s.max_file_bytes:
+def _prepare(source: SourceItem, state: DocState | None, embedder: Embedder, s: IngestSettings) -> _Item:
+    """Read, hash, parse and chunk one item (runs in the parser thread). Never raises for bad input."""
+    item = _Item(source)
+    if source.size > s.max_file_bytes:
         item.failure = (
-            f"{path.name}: {size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
+            f"{source.name}: {source.size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
             "(raise ingest.max_file_mb to include it)"
         )
         return item
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        item.failure = f"{path.name}: cannot read ({exc.strerror or exc})"
-        return item
-    item.digest = content_hash(data)
-    if state is not None and state.status == "ok" and state.content_hash == item.digest:
-        item.unchanged = True  # touched (new mtime), same bytes
-        return item
-    try:
-        item.doc = parse_file(path, data, engine=s.parser, json_field=s.json_field)
+        data = source.read()
+        item.digest = content_hash(data)
+        if state is not None and state.status == "ok" and state.content_hash == item.digest:
+            item.unchanged = True  # touched (new mtime) or re-fetched, same bytes
+            return item
+        item.doc = source.parse(data)
         item.spans = chunk_document(item.doc, embedder.count_tokens, embedder.token_offsets, s.max_tokens, s.overlap)
         if not item.spans:
-            raise ParseError(f"{path.name}: no text to index")
+            raise ParseError(f"{source.name}: no text to index")
     except ParseError as exc:
         item.failure = str(exc)
-    except Exception as exc:  # a parser bug on one file must not end the run
-        item.failure = f"{path.name}: unexpected {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a parser bug on one item must not end the run
+        item.failure = f"{source.name}: unexpected {type(exc).__name__}: {exc}"
     return item
 
 
@@ -101,10 +95,23 @@ def run_ingest(
 ) -> IngestReport:
     """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock."""
     t0 = time.perf_counter()
-    files, unsupported = discover_files(sources, include=include, exclude=exclude)
-    failed = [FileFailure(str(p), f"unsupported file type {p.suffix or '(none)'}") for p in unsupported]
+    options = SourceOptions(
+        engine=settings.parser,
+        json_field=settings.json_field,
+        max_bytes=settings.max_file_bytes,
+        timeout_s=settings.url_timeout_s,
+        include=tuple(include),
+        exclude=tuple(exclude),
+    )
+    connectors = [open_source(src, options) for src in sources]
+    listed: dict[str, SourceItem] = {}
+    for connector in connectors:  # lists every source before writing anything: a bad source fails the run early
+        for source_item in connector.items():
+            listed.setdefault(source_item.uri, source_item)  # the same file via two folders counts once
+    unsupported = [u for c in connectors for u in c.unsupported]
+    failed = [FileFailure(u, f"unsupported file type {Path(u).suffix or '(none)'}") for u in unsupported]
     states = store.document_states()
-    total, done, ingested, unchanged, chunks_added = len(files), 0, 0, 0, 0
+    total, done, ingested, unchanged, chunks_added = len(listed), 0, 0, 0, 0
     interrupted = False
     deleted = 0
 
@@ -112,21 +119,16 @@ def run_ingest(
         if progress:
             progress(done, total, name)
 
-    # plan: a file whose size and mtime match the stored document is skipped without being read
-    todo: list[tuple[Path, int, float]] = []
-    for path in files:
-        try:
-            st = path.stat()
-        except OSError as exc:
-            failed.append(FileFailure(str(path), f"{path.name}: cannot read ({exc.strerror or exc})"))
-            done += 1
-            continue
-        state = states.get(str(path))
-        if state and state.status == "ok" and (state.size, state.mtime) == (st.st_size, st.st_mtime):
+    # plan: an item whose known size and mtime match the stored document is skipped without being read
+    todo: list[SourceItem] = []
+    for source_item in listed.values():
+        state = states.get(source_item.uri)
+        same_stat = state and (state.size, state.mtime) == (source_item.size, source_item.mtime)
+        if state and state.status == "ok" and source_item.mtime and same_stat:
             unchanged += 1
             done += 1
         else:
-            todo.append((path, st.st_size, st.st_mtime))
+            todo.append(source_item)
     tick()
 
     emb = embedder() if todo else None
@@ -144,8 +146,8 @@ def run_ingest(
 
     def produce() -> None:
         try:
-            for path, size, mtime in todo:
-                if not put(_prepare(path, size, mtime, states.get(str(path)), emb, settings)):  # type: ignore[arg-type]
+            for source_item in todo:
+                if not put(_prepare(source_item, states.get(source_item.uri), emb, settings)):  # type: ignore[arg-type]
                     return
         finally:
             put(_END)  # even if a bug escaped _prepare, the consumer must not wait forever
@@ -175,7 +177,7 @@ def run_ingest(
             done += 1
             ingested += 1
             chunks_added += len(new_ids)
-            tick(it.path.name)
+            tick(it.source.name)
         batch.clear()
 
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
@@ -190,18 +192,18 @@ def run_ingest(
                 flush(batch)
                 break
             assert isinstance(item, _Item)
-            uri = str(item.path)
+            src = item.source
             if item.failure is not None:
-                removed = store.record_failure(uri, item.digest, item.failure, item.size, item.mtime)
+                removed = store.record_failure(src.uri, item.digest, item.failure, src.size, src.mtime)
                 index.remove(np.asarray(removed, dtype=np.int64))
-                failed.append(FileFailure(uri, item.failure))
+                failed.append(FileFailure(src.uri, item.failure))
                 done += 1
-                tick(item.path.name)
+                tick(src.name)
             elif item.unchanged:
-                store.touch(uri, item.size, item.mtime)
+                store.touch(src.uri, src.size, src.mtime)
                 unchanged += 1
                 done += 1
-                tick(item.path.name)
+                tick(src.name)
             else:
                 batch.append(item)
                 if sum(len(it.spans) for it in batch) >= settings.batch_chunks:
@@ -210,7 +212,7 @@ def run_ingest(
                 save_index()
                 last_save = time.monotonic()
         if prune:
-            gone = _vanished(sources, files, states)
+            gone = _vanished(connectors, set(listed), states)
             index.remove(np.asarray(store.delete_documents(gone), dtype=np.int64))
             deleted = len(gone)
     except KeyboardInterrupt:
@@ -219,7 +221,7 @@ def run_ingest(
         stop.set()
         save_index()
     return IngestReport(
-        files_seen=len(files) + len(unsupported),
+        files_seen=len(listed) + len(unsupported),
         ingested=ingested,
         unchanged=unchanged,
         failed=tuple(failed),
@@ -230,12 +232,7 @@ def run_ingest(
     )
 
 
-def _vanished(sources: Sequence[str | Path], files: Sequence[Path], states: dict[str, DocState]) -> list[str]:
-    """Stored documents under the given folders that the folders no longer hold."""
-    present = {str(p) for p in files}
-    folders = [str(Path(s).expanduser().resolve()) for s in sources if Path(s).is_dir()]
-    return [
-        uri
-        for uri in states
-        if uri not in present and any(uri.startswith(folder.rstrip("/") + "/") for folder in folders)
-    ]
+def _vanished(connectors: Sequence[Connector], present: set[str], states: dict[str, DocState]) -> list[str]:
+    """Stored documents inside a source's scope (a folder, a table) that the source no longer holds."""
+    scopes = [c.scope for c in connectors if c.scope]
+    return [uri for uri in states if uri not in present and any(uri.startswith(scope) for scope in scopes)]

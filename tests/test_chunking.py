@@ -5,7 +5,7 @@ import re
 import pytest
 
 from ragkit.chunking import chunk_document, split_text
-from ragkit.connectors.files import build_document
+from ragkit.connectors.parsing import build_document
 
 
 def _ws_offsets(text: str) -> list[tuple[int, int]]:

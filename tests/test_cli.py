@@ -89,3 +89,35 @@ def test_ask_json(built_kb: Path) -> None:
     assert {Path(c["uri"]).name for c in data["citations"]} == {"key-rotation.md"}
     assert all(isinstance(h["score"], float) for h in data["hits"])
     assert data["timings"]["total"] >= data["timings"]["generate"] > 0
+
+
+@pytest.mark.slow
+def test_ingest_url_list_and_delete(tmp_path: Path) -> None:
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        url_list = tmp_path / "urls.txt"
+        url_list.write_text(
+            f"# handbook pages\n{base}/on-call.txt\n{base}/security/key-rotation.md\n", encoding="utf-8"
+        )
+        result = run("ingest", "--urls", url_list, "--kb", tmp_path / "kb")
+        assert result.exit_code == 0, result.output
+        assert "2 ingested" in result.output
+        deleted = run("delete", f"{base}/on-call*", "--kb", tmp_path / "kb", "--json")
+        assert json.loads(deleted.output) == {"deleted": 1}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    nothing = run("ingest", "--kb", tmp_path / "kb")
+    assert nothing.exit_code == 1 and "nothing to ingest" in nothing.output

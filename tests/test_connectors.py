@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkit.connectors.files import discover_files, parse_file
+from ragkit.connectors import SourceOptions, discover_files, parse_file
 from ragkit.errors import ParseError, SourceError
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
@@ -37,7 +37,7 @@ ENGINES = pytest.mark.parametrize("engine", ["auto", "unstructured"])
 
 @ENGINES
 def test_markdown_keeps_sections(engine: str) -> None:
-    doc = parse_file(SAMPLE_CORPUS / "security" / "key-rotation.md", engine=engine)
+    doc = parse_file(SAMPLE_CORPUS / "security" / "key-rotation.md", options=SourceOptions(engine=engine))
     kinds = {e.kind for e in doc.elements}
     assert "Title" in kinds and "NarrativeText" in kinds
     rotation = next(e for e in doc.elements if "90 days" in e.text)
@@ -48,13 +48,13 @@ def test_markdown_keeps_sections(engine: str) -> None:
 
 @ENGINES
 def test_html_docx_txt(engine: str) -> None:
-    html = parse_file(SAMPLE_CORPUS / "data-retention.html", engine=engine)
+    html = parse_file(SAMPLE_CORPUS / "data-retention.html", options=SourceOptions(engine=engine))
     assert any("400 days" in e.text and e.section == "Data retention and deletion" for e in html.elements)
     assert any(e.kind == "ListItem" and "35 days" in e.text for e in html.elements)
-    docx = parse_file(SAMPLE_CORPUS / "onboarding.docx", engine=engine)  # always unstructured
+    docx = parse_file(SAMPLE_CORPUS / "onboarding.docx", options=SourceOptions(engine=engine))  # always unstructured
     assert any("floor 3" in e.text for e in docx.elements)
     assert any(e.kind == "Title" and e.text == "Badges" for e in docx.elements)
-    txt = parse_file(SAMPLE_CORPUS / "on-call.txt", engine=engine)
+    txt = parse_file(SAMPLE_CORPUS / "on-call.txt", options=SourceOptions(engine=engine))
     assert "within 15 minutes" in txt.text
 
 
@@ -174,7 +174,7 @@ def test_office_mail_and_data_formats(tmp_path: Path) -> None:
     (tmp_path / "faq.jsonl").write_text(
         '{"id": "q1", "body": "Refunds take five days."}\n{"id": "q2", "other": 1}\n', encoding="utf-8"
     )
-    faq = parse_file(tmp_path / "faq.jsonl", json_field="body")
+    faq = parse_file(tmp_path / "faq.jsonl", options=SourceOptions(json_field="body"))
     assert [(e.kind, e.text) for e in faq.elements] == [("Title", "q1"), ("NarrativeText", "Refunds take five days.")]
     with pytest.raises(ParseError, match="no record has a text field 'text'"):
         parse_file(tmp_path / "faq.jsonl")

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragkit.connectors.files import build_document
+from ragkit.connectors.parsing import build_document
 from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.sql_store import SqlStore, make_engine
 from ragkit.types import ChunkSpan

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragkit import __version__
-from ragkit.errors import RagkitError
+from ragkit.errors import RagkitError, SourceError
 
 EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
 
@@ -81,8 +81,18 @@ def _root(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders are read recursively).")],
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files and folders (read recursively), http(s) URLs, or SQL sources "
+            "'sql:URL#table=T&id=COL&text=COL[,COL][&meta=COL,...]'.",
+            show_default=False,
+        ),
+    ] = None,
     kb: KbOpt = Path("kb"),
+    urls: Annotated[
+        Path | None, typer.Option("--urls", help="A file with one http(s) URL per line (# comments allowed).")
+    ] = None,
     include: Annotated[
         list[str] | None, typer.Option("--include", help="Only files matching this glob (repeatable), e.g. '*.md'.")
     ] = None,
@@ -97,7 +107,7 @@ def ingest(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Parse, chunk, embed and index PATHS into the knowledge base (created if missing).
+    """Parse, chunk, embed and index SOURCES into the knowledge base (created if missing).
 
     Re-running skips unchanged files (same size and mtime, or same content) and replaces changed ones. Files
     that cannot be parsed are reported and skipped; the exit code is then 3 (partial). Ctrl-C stops after the
@@ -106,6 +116,9 @@ def ingest(
     import ragkit
 
     with user_errors():
+        all_sources = [*(sources or []), *_read_url_list(urls)]
+        if not all_sources:
+            raise SourceError("nothing to ingest: give files, folders, URLs or --urls FILE")
         progress = Progress(
             TextColumn("[bold]Ingesting"),
             BarColumn(),
@@ -123,7 +136,9 @@ def ingest(
             def on_file(done: int, total: int, current: str) -> None:
                 progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
 
-            report = base.ingest(paths, include=include or (), exclude=exclude or (), prune=prune, progress=on_file)
+            report = base.ingest(
+                all_sources, include=include or (), exclude=exclude or (), prune=prune, progress=on_file
+            )
     if as_json:
         _print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
     else:
@@ -143,6 +158,20 @@ def ingest(
         raise typer.Exit(EXIT_INTERRUPTED)
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _read_url_list(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read the URL list ({exc.strerror or exc})") from exc
+    urls = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        raise SourceError(f"{path}: not an http(s) URL: {bad[0]}")
+    return urls
 
 
 @app.command()

@@ -1,0 +1,38 @@
+"""What a connector is: a small object that lists the items of one source and knows how to fetch them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ragkit.types import Document
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One document-to-be of a source.
+
+    size/mtime let ingest skip an unchanged item without fetching it (0 = unknown: always fetch, then compare
+    content hashes). read() returns the raw bytes (raises ParseError when it cannot); parse(bytes) returns the
+    Document (raises ParseError). Both run in ingest's parser thread.
+    """
+
+    uri: str
+    name: str  # short name for messages and progress
+    size: int
+    mtime: float
+    read: Callable[[], bytes]
+    parse: Callable[[bytes], Document]
+    meta: dict = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    """Lists the items of one source. Adding a connector is one file plus one line in connectors/__init__.py."""
+
+    scope: str | None  # stored uris starting with this belong to the source; --prune removes vanished ones
+    unsupported: list[str]  # uris the source holds that ragkit cannot read (reported, not ingested)
+
+    def items(self) -> Iterator[SourceItem]:
+        """The source's items; raises SourceError if the source itself cannot be reached or listed."""
+        ...

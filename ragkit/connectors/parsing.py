@@ -1,0 +1,232 @@
+"""Bytes -> Document, by format. Connectors (files, web, SQL) fetch bytes; this turns them into elements.
+
+Parser per format, with engine="auto" (the default):
+- DOCX, PPTX, XLSX, CSV/TSV, e-mail (.eml): `unstructured` (kept offline, see _unstructured.py); tables keep
+  their rows, spreadsheet sheets and slide numbers become sections and pages;
+- JSON/JSONL: one element per record, from a text field the user names;
+- Markdown, HTML, plain text: the light parsers in light.py, 100-300x faster than unstructured, whose spaCy
+  pass per element would otherwise bound ingest throughput (docs/benchmarks.md); engine="unstructured" sends
+  them through unstructured too;
+- PDF: pypdf, one element per paragraph with its page number. unstructured's `pdf` extra pulls a torchvision
+  that breaks beside the local torch build, and its hi_res strategy needs a hub model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ragkit.connectors._unstructured import ensure_offline_unstructured
+from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
+from ragkit.errors import ParseError
+from ragkit.types import Document, Element
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How connectors read sources (ingest builds it from the config's [ingest] section)."""
+
+    engine: str = "auto"  # "auto" or "unstructured"
+    json_field: str = "text"  # the field of each JSON/JSONL record that holds its text
+    max_bytes: int = 100_000_000  # larger files and responses are reported and skipped
+    timeout_s: float = 20.0  # per URL
+    include: tuple[str, ...] = ()  # globs for folders
+    exclude: tuple[str, ...] = ()
+
+
+# plain formats: light parsers by default, unstructured with engine="unstructured"
+_TEXT_KINDS = {
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".text": "text",
+    ".rst": "text",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
+}
+# office and mail formats: always unstructured
+_UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
+SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Bytes of a text file -> str: UTF-8 (with or without BOM), else the most likely other encoding."""
+    if b"\x00" in data[:8192]:
+        raise ParseError(f"{name}: binary content in a text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            raise ParseError(f"{name}: not valid UTF-8 and no other text encoding fits") from None
+        return str(best)
+
+
+def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
+    text = decode_text(data, name)
+    if kind == "md":
+        return markdown_elements(text)
+    if kind == "html":
+        return html_elements(text)
+    return text_elements(text)
+
+
+def _partitioner(kind: str):  # type: ignore[no-untyped-def]
+    import importlib
+
+    module, func = {
+        "docx": ("docx", "partition_docx"),
+        "pptx": ("pptx", "partition_pptx"),
+        "xlsx": ("xlsx", "partition_xlsx"),
+        "csv": ("csv", "partition_csv"),
+        "tsv": ("tsv", "partition_tsv"),
+        "eml": ("email", "partition_email"),
+        "md": ("md", "partition_md"),
+        "html": ("html", "partition_html"),
+        "text": ("text", "partition_text"),
+    }[kind]
+    return getattr(importlib.import_module(f"unstructured.partition.{module}"), func)
+
+
+def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
+    ensure_offline_unstructured()
+    partition = _partitioner(kind)
+    text_kind = kind in ("md", "html", "text")  # decoded by ragkit, so mis-encoded files get the same handling
+    elements = partition(text=decode_text(data, name)) if text_kind else partition(file=io.BytesIO(data))
+    out: list[RawElement] = []
+    if kind == "eml":
+        from email.parser import BytesParser
+
+        subject = BytesParser().parsebytes(data, headersonly=True).get("Subject")
+        if subject:
+            out.append((str(subject), "Title", None))
+    sheet = None
+    for e in elements:
+        meta = e.metadata
+        page = getattr(meta, "page_number", None)
+        if kind == "xlsx" and getattr(meta, "page_name", None) and meta.page_name != sheet:
+            sheet = meta.page_name
+            out.append((f"Sheet {sheet}", "Title", page))  # each sheet becomes a section
+        text = str(e)
+        html = getattr(meta, "text_as_html", None)
+        if e.category == "Table" and html:
+            # "item | price" rows keep a table's structure, which the flattened "item price widget 3.5" loses
+            text = "\n".join(t for t, _, _ in html_elements(html)) or text
+        if e.category != "PageBreak":
+            out.append((text, e.category, page))
+    return out
+
+
+def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawElement]:
+    """One element per record that has `field` (JSON: an object or a list of objects; JSONL: one per line)."""
+    text = decode_text(data, name)
+    try:
+        if suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            loaded = json.loads(text)
+            records = loaded if isinstance(loaded, list) else [loaded]
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    out: list[RawElement] = []
+    for record in records:
+        value = record.get(field) if isinstance(record, dict) else None
+        if isinstance(value, str) and value.strip():
+            title = record.get("title") or record.get("id")
+            if isinstance(title, (str, int)):
+                out.append((str(title), "Title", None))
+            out.append((value, "NarrativeText", None))
+    if not out:
+        raise ParseError(f"{name}: no record has a text field {field!r} (set ingest.json_text_field)")
+    return out
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def _pdf_elements(name: str, data: bytes) -> list[RawElement]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise ParseError(f"{name}: the PDF is encrypted; decrypt it first")
+        out: list[RawElement] = []
+        for page_no, page in enumerate(reader.pages, start=1):
+            text = page.extract_text() or ""
+            for para in _PARAGRAPH_BREAK.split(text):
+                if para.strip():
+                    out.append((para.strip(), "NarrativeText", page_no))
+    except ParseError:
+        raise
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise ParseError(f"{name}: not a readable PDF ({exc})") from exc
+    if not out:
+        raise ParseError(f"{name}: the PDF has no extractable text (a scan? OCR is not supported yet)")
+    return out
+
+
+def build_document(uri: str, raw: Iterable[RawElement], content_hash: str, meta: dict) -> Document:
+    """Join raw elements into one text (paragraphs separated by a blank line) with offsets and sections."""
+    parts: list[str] = []
+    elements: list[Element] = []
+    section: str | None = None
+    pos = 0
+    for text, kind, page in raw:
+        text = text.strip()
+        if not text:
+            continue
+        if kind == "Title":
+            section = text[:200]
+        if parts:
+            pos += 2
+        elements.append(Element(text=text, kind=kind, start=pos, end=pos + len(text), page=page, section=section))
+        parts.append(text)
+        pos += len(text)
+    return Document(uri=uri, text="\n\n".join(parts), elements=tuple(elements), content_hash=content_hash, meta=meta)
+
+
+def content_hash(data: bytes) -> str:
+    """sha256 hex digest of a source's raw bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_bytes(
+    data: bytes, *, uri: str, name: str, suffix: str, options: SourceOptions, meta: dict | None = None
+) -> Document:
+    """Parse a source's bytes into a Document; suffix (".pdf", ".md", ...) picks the parser.
+
+    name is used in messages. Raises ParseError with a reason for anything unreadable.
+    """
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(f"{name}: unsupported file type {suffix or '(none)'}")
+    if not data.strip():
+        raise ParseError(f"{name}: empty file")
+    parser: Callable[[], list[RawElement]]
+    if suffix == ".pdf":
+        parser = lambda: _pdf_elements(name, data)  # noqa: E731
+    elif suffix in (".json", ".jsonl"):
+        parser = lambda: _json_elements(name, suffix, data, options.json_field)  # noqa: E731
+    elif suffix in _UNSTRUCTURED_KINDS or options.engine == "unstructured":
+        kind = _UNSTRUCTURED_KINDS.get(suffix) or _TEXT_KINDS[suffix]
+        parser = lambda: _unstructured_elements(name, kind, data)  # noqa: E731
+    else:
+        parser = lambda: _light_elements(name, _TEXT_KINDS[suffix], data)  # noqa: E731
+    try:
+        raw = parser()
+    except ParseError:
+        raise
+    except Exception as exc:  # parsers raise anything from zipfile.BadZipFile to lxml errors on bad input
+        raise ParseError(f"{name}: cannot parse ({type(exc).__name__}: {exc})") from exc
+    doc = build_document(uri, raw, content_hash(data), meta or {})
+    if not doc.text:
+        raise ParseError(f"{name}: no text found")
+    return doc
