@@ -61,8 +61,8 @@ class Chunk:
 
     @property
     def location(self) -> str:
-        """Human-readable place of the chunk in its source: 'file.pdf, page 2, section "Intro"'."""
-        parts = [self.uri]
+        """Short place of the chunk in its source: 'file.pdf, page 2, section "Intro"' (file name, not path)."""
+        parts = [self.uri.rsplit("/", 1)[-1] if self.uri.startswith("/") else self.uri]
         if self.page is not None:
             parts.append(f"page {self.page}")
         if self.section:

@@ -106,3 +106,20 @@ def test_bad_spec_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="invalid FAISS index spec"):
         FaissIndex.create(8, "NoSuchIndex")
+
+
+def test_gpu_search_maps_positions_back_to_sql_ids() -> None:
+    """The GPU path searches a copy of the inner index and maps positions through the IDMap2 table; a CPU
+    clone stands in for the GPU copy here (tests/test_gpu.py runs the real one where a GPU exists)."""
+    import faiss
+
+    index = FaissIndex.create(8, "Flat", device="cpu")
+    x = unit_vectors(50, 8, 3)
+    index.add(np.arange(1000, 1050, dtype=np.int64), x)
+    index.remove(np.array([1000, 1001], dtype=np.int64))
+    index._gpu = faiss.clone_index(faiss.downcast_index(index._cpu.index))
+    index._gpu_ids = index.ids()
+    cpu_scores, cpu_ids = index._cpu.search(x[:5], 60)  # 60 > 48 stored: the tail is empty (-1)
+    gpu_scores, gpu_ids = index._gpu_search(x[:5], 60)
+    np.testing.assert_array_equal(gpu_ids, cpu_ids)
+    assert gpu_ids[0, -1] == -1

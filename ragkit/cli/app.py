@@ -53,11 +53,11 @@ def user_errors() -> Iterator[None]:
 
 
 def _display(uri: str) -> str:
-    """Paths under the working directory are shown relative to it."""
-    try:
-        return os.path.relpath(uri) if not os.path.relpath(uri).startswith("..") else uri
-    except ValueError:
+    """File paths under the working directory are shown relative to it; URLs and sql: uris as they are."""
+    if not uri.startswith("/"):
         return uri
+    rel = os.path.relpath(uri)
+    return uri if rel.startswith("..") else rel
 
 
 def _print_json(data: Any) -> None:

@@ -60,8 +60,8 @@ def gpu_count() -> int:
 class FaissIndex:
     """IndexIDMap2 over any FAISS factory spec, inner product metric.
 
-    The CPU index is the one saved; when a GPU is used, searches go to a GPU copy that is refreshed lazily
-    after writes (FAISS GPU indexes cannot be serialised directly).
+    The CPU index is the one written and saved; when a GPU is used, searches go to a GPU copy that is
+    rebuilt lazily after writes (FAISS GPU indexes cannot be serialised directly).
     """
 
     def __init__(self, index: Any, dim: int, device: str = "auto") -> None:
@@ -71,7 +71,8 @@ class FaissIndex:
         if device == "cuda" and gpu_count() == 0:
             raise ConfigError("index.device is 'cuda' but FAISS sees no GPU (is faiss-gpu installed?)")
         self.device = "cuda" if device in ("auto", "cuda") and gpu_count() > 0 else "cpu"
-        self._gpu: Any = None
+        self._gpu: Any = None  # GPU copy of the inner index, dropped after every write
+        self._gpu_ids = np.zeros(0, dtype=np.int64)
         self._gpu_resources: Any = None
 
     @classmethod
@@ -112,22 +113,27 @@ class FaissIndex:
     def ids(self) -> np.ndarray:
         return self._faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
 
-    def _searcher(self) -> Any:
-        if self.device != "cuda":
-            return self._cpu
+    def _gpu_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # The inner index (Flat, IVF, ...) goes to the GPU; the IDMap2 id table stays on the host and maps
+        # positions back to SQL ids. This avoids relying on GPU support for the IDMap wrappers themselves.
         if self._gpu is None:
             if self._gpu_resources is None:
                 self._gpu_resources = self._faiss.StandardGpuResources()
-            self._gpu = self._faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._cpu)
-        return self._gpu
+            inner = self._faiss.downcast_index(self._cpu.index)
+            self._gpu = self._faiss.index_cpu_to_gpu(self._gpu_resources, 0, inner)
+            self._gpu_ids = self.ids()
+        scores, pos = self._gpu.search(queries, k)
+        ids = np.where(pos >= 0, self._gpu_ids[np.clip(pos, 0, None)], -1)
+        return scores, ids.astype(np.int64)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(self) == 0:
             nq = queries.shape[0]
             return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
-        scores, ids = self._searcher().search(queries, k)
-        return scores, ids
+        if self.device == "cuda":
+            return self._gpu_search(queries, k)
+        return self._cpu.search(queries, k)
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename. A crash leaves the old file or the new one."""
