@@ -190,3 +190,11 @@ def test_office_mail_and_data_formats(tmp_path: Path) -> None:
         ("Title", "Install"),
         ("NarrativeText", "Install"),
     ]
+
+
+def test_parsing_a_damaged_pdf_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.pdf"
+    path.write_bytes(b"%PDF-1.4 junk")
+    with pytest.raises(ParseError, match="not a readable PDF"):
+        parse_file(path)
+    assert capfd.readouterr() == ("", "")  # the library never prints; the reason travels in the error

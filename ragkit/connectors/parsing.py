@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.errors import ParseError
 from ragkit.types import Document, Element
+
+
+# pypdf logs warnings about damaged files ("EOF marker not found"); with no handler configured, Python would
+# print them to stderr. The reason reaches the user through ParseError instead; an application that sets up
+# logging still receives the records (they propagate to its handlers).
+logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
