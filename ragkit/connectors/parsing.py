@@ -26,7 +26,6 @@ from ragkit.connectors.light import RawElement, html_elements, markdown_elements
 from ragkit.errors import ParseError
 from ragkit.types import Document, Element
 
-
 # pypdf logs warnings about damaged files ("EOF marker not found"); with no handler configured, Python would
 # print them to stderr. The reason reaches the user through ParseError instead; an application that sets up
 # logging still receives the records (they propagate to its handlers).
