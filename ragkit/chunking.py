@@ -92,14 +92,17 @@ def chunk_document(
         if not offsets:
             continue
         for start, end, tokens in split_text(g_text, offsets, count_tokens, max_tokens, overlap):
+            lo, hi = g_start + start, g_start + end
+            kinds = tuple(sorted({e.kind for e in group if e.start < hi and e.end > lo}))
             chunks.append(
                 ChunkSpan(
                     text=g_text[start:end],
-                    start=g_start + start,
-                    end=g_start + end,
+                    start=lo,
+                    end=hi,
                     token_count=tokens,
                     page=page,
                     section=section,
+                    kinds=kinds,
                 )
             )
     return chunks

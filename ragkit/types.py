@@ -42,6 +42,7 @@ class ChunkSpan:
     token_count: int  # embedder word pieces, special tokens included
     page: int | None = None
     section: str | None = None
+    kinds: tuple[str, ...] = ()  # element kinds inside the chunk: "NarrativeText", "Table", "ListItem", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Chunk:
     token_count: int
     page: int | None = None
     section: str | None = None
+    kinds: tuple[str, ...] = ()  # element kinds inside the chunk
 
     @property
     def location(self) -> str:

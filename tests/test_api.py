@@ -30,6 +30,8 @@ def test_search_finds_the_file_that_holds_the_answer(built_kb: Path) -> None:
             assert ranked[0].score >= ranked[1].score
         pdf_hit = kb.search("Hotel reimbursement limit per night", k=1)[0]
         assert pdf_hit.chunk.page == 2
+        backups = kb.search("How long are nightly backups kept?", k=1)[0].chunk
+        assert "ListItem" in backups.kinds and backups.section == "Backups"  # element kinds stored per chunk
 
 
 def test_manifest_and_config_are_written(built_kb: Path) -> None:

@@ -51,6 +51,7 @@ def test_sections_and_pages_are_never_merged() -> None:
     )
     chunks = chunk_document(doc, _ws_count, _ws_offsets, max_tokens=50, overlap=0)
     assert [(c.section, c.text) for c in chunks] == [("Intro", "Intro\n\nalpha beta"), ("Usage", "Usage\n\ngamma")]
+    assert [c.kinds for c in chunks] == [("NarrativeText", "Title"), ("NarrativeText", "Title")]
     for c in chunks:
         assert doc.text[c.start : c.end] == c.text
 

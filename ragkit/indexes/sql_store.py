@@ -84,6 +84,7 @@ class ChunkRow(Base):
     token_count: Mapped[int]
     page: Mapped[int | None]
     section: Mapped[str | None] = mapped_column(Text)
+    kinds: Mapped[str] = mapped_column(String(200), default="")  # element kinds, comma-separated
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm
 
 
@@ -183,6 +184,7 @@ class SqlStore:
                     token_count=sp.token_count,
                     page=sp.page,
                     section=sp.section,
+                    kinds=",".join(sp.kinds),
                     vector=np.asarray(vec, dtype="<f4").tobytes(),
                 )
                 for i, (sp, vec) in enumerate(zip(spans, vectors, strict=True))
@@ -233,6 +235,7 @@ class SqlStore:
                     token_count=r.token_count,
                     page=r.page,
                     section=r.section,
+                    kinds=tuple(k for k in r.kinds.split(",") if k),
                 )
                 for r, uri in s.execute(stmt)
             }
