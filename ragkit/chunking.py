@@ -81,11 +81,19 @@ def chunk_document(
     max_tokens: int,
     overlap: int,
 ) -> list[ChunkSpan]:
-    """Chunk a parsed document: group elements by (section, page), then split each group by tokens."""
+    """Chunk a parsed document: group elements by (section, page, table), then split each group by tokens."""
     chunks: list[ChunkSpan] = []
     elements: Sequence[Element] = [e for e in doc.elements if e.text.strip()]
-    for (section, page), group in groupby(elements, key=lambda e: (e.section, e.page)):
-        group = list(group)
+    # a table is a block of its own, so it stays whole whenever it fits in one chunk
+    block, blocks, prev_table = 0, list[int](), False
+    for e in elements:
+        is_table = e.kind == "Table"
+        block += int(is_table or prev_table)
+        blocks.append(block)
+        prev_table = is_table
+    keyed = zip(elements, blocks, strict=True)
+    for (section, page, _), pairs in groupby(keyed, key=lambda eb: (eb[0].section, eb[0].page, eb[1])):
+        group = [e for e, _ in pairs]
         g_start, g_end = group[0].start, group[-1].end
         g_text = doc.text[g_start:g_end]
         offsets = token_offsets(g_text)

@@ -56,6 +56,20 @@ def test_sections_and_pages_are_never_merged() -> None:
         assert doc.text[c.start : c.end] == c.text
 
 
+def test_tables_stay_whole_when_they_fit() -> None:
+    raw = [
+        ("Prices", "Title", None),
+        ("intro " * 10, "NarrativeText", None),
+        ("item | price\nwidget | 3.5\ngadget | 7", "Table", None),
+        ("outro " * 10, "NarrativeText", None),
+    ]
+    doc = build_document("x.md", raw, "h", {})
+    chunks = chunk_document(doc, _ws_count, _ws_offsets, max_tokens=60, overlap=0)
+    tables = [c for c in chunks if "Table" in c.kinds]
+    assert [c.text for c in tables] == ["item | price\nwidget | 3.5\ngadget | 7"]
+    assert all(c.section == "Prices" for c in chunks) and len(chunks) == 3
+
+
 def test_pages_split_chunks() -> None:
     raw = [("page one text", "NarrativeText", 1), ("page two text", "NarrativeText", 2)]
     doc = build_document("x.pdf", raw, "h", {})
