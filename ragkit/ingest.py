@@ -120,12 +120,16 @@ def run_ingest(
             progress(done, total, name)
 
     # plan: an item whose known size and mtime match the stored document is skipped without being read
+    # (a file that failed before and is untouched is reported again without re-parsing it)
     todo: list[SourceItem] = []
     for source_item in listed.values():
         state = states.get(source_item.uri)
-        same_stat = state and (state.size, state.mtime) == (source_item.size, source_item.mtime)
-        if state and state.status == "ok" and source_item.mtime and same_stat:
+        same_stat = state and source_item.mtime and (state.size, state.mtime) == (source_item.size, source_item.mtime)
+        if state and same_stat and state.status == "ok":
             unchanged += 1
+            done += 1
+        elif state and same_stat:  # failed last time and untouched since: same failure, no second parse
+            failed.append(FileFailure(source_item.uri, state.error or "failed in an earlier ingest"))
             done += 1
         else:
             todo.append(source_item)

@@ -62,6 +62,8 @@ def test_reingest_skips_unchanged_replaces_changed_and_reports_failures(corpus: 
         assert [Path(f.uri).name for f in third.failed] == ["broken.pdf"]
         assert "not a readable PDF" in third.failed[0].reason
         assert third.partial
+        fourth = kb.ingest([corpus])  # the broken file is untouched: reported again, not re-parsed
+        assert (fourth.ingested, fourth.unchanged) == (0, 5) and fourth.failed == third.failed
         hit = kb.search("When does the on-call rotation change?", k=1)[0]
         assert "second Thursday" in hit.chunk.text
         # the old version of the file is gone from SQL and FAISS alike

@@ -126,7 +126,7 @@ def ingest(
             TimeElapsedColumn(),
             TextColumn("{task.description}"),
             console=err,
-            disable=as_json,
+            disable=as_json or not err.is_terminal,  # no bar (nor its blank line) in logs and pipes
             transient=True,
         )
         overrides = {"ingest.json_text_field": json_field} if json_field else {}

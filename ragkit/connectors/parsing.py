@@ -32,6 +32,9 @@ from ragkit.types import Document, Element
 logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
 
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-f]+>")
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """How connectors read sources (ingest builds it from the config's [ingest] section)."""
@@ -231,7 +234,8 @@ def parse_bytes(
     except ParseError:
         raise
     except Exception as exc:  # parsers raise anything from zipfile.BadZipFile to lxml errors on bad input
-        raise ParseError(f"{name}: cannot parse ({type(exc).__name__}: {exc})") from exc
+        detail = _OBJECT_REPR.sub("", str(exc)).rstrip(": ")  # "<_io.BytesIO object at 0x..>" says nothing
+        raise ParseError(f"{name}: cannot parse ({type(exc).__name__}: {detail})") from exc
     doc = build_document(uri, raw, content_hash(data), meta or {})
     if not doc.text:
         raise ParseError(f"{name}: no text found")

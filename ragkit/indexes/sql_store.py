@@ -47,6 +47,7 @@ class DocState:
     status: str
     size: int
     mtime: float
+    error: str | None = None  # why the last ingest failed, when status is "error"
 
 
 def text_hash(text: str) -> str:
@@ -117,9 +118,16 @@ class SqlStore:
 
     def document_states(self) -> dict[str, DocState]:
         """{uri: DocState} of every stored document (one query; ingest plans its work from it)."""
-        cols = (DocumentRow.uri, DocumentRow.content_hash, DocumentRow.status, DocumentRow.size, DocumentRow.mtime)
+        cols = (
+            DocumentRow.uri,
+            DocumentRow.content_hash,
+            DocumentRow.status,
+            DocumentRow.size,
+            DocumentRow.mtime,
+            DocumentRow.error,
+        )
         with Session(self.engine) as s:
-            return {r[0]: DocState(r[1], r[2], r[3], r[4]) for r in s.execute(select(*cols))}
+            return {r[0]: DocState(*r[1:]) for r in s.execute(select(*cols))}
 
     def touch(self, uri: str, size: int, mtime: float) -> None:
         """Record a new size/mtime for a document whose content is unchanged."""
