@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ def _doc(uri: str, texts: list[str], digest: str = "h1"):  # type: ignore[no-unt
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqlStore:
-    return SqlStore(make_engine(f"sqlite:///{tmp_path / 'kb.db'}"))
+def store(db_url: str) -> Iterator[SqlStore]:
+    """The store contract runs on every backend: SQLite, then PostgreSQL (tests/pgserver.py)."""
+    st = SqlStore(make_engine(db_url))
+    yield st
+    st.engine.dispose()
 
 
 def test_replace_document_round_trip(store: SqlStore) -> None:
@@ -48,8 +52,11 @@ def test_replacing_a_document_never_reuses_chunk_ids(store: SqlStore) -> None:
     doc2, spans2 = _doc("a.txt", ["gamma"], digest="h2")
     removed, second = store.replace_document(doc2, spans2, unit_vectors(1, 8, 1))
     assert sorted(removed) == sorted(first)
-    assert min(second) > max(first)  # AUTOINCREMENT: a stale FAISS id can never point at new text
+    assert min(second) > max(first)  # AUTOINCREMENT / identity: a stale FAISS id can never point at new text
     assert store.chunk_ids().tolist() == second
+    store.delete_documents(["a.txt"])  # even once the table is empty, the highest ids stay used
+    _, third = store.replace_document(*_doc("b.txt", ["delta"]), unit_vectors(1, 8, 2))
+    assert min(third) > max(second)
 
 
 def test_embedding_cache_finds_identical_text(store: SqlStore) -> None:
@@ -77,6 +84,40 @@ def test_failure_replaces_document_and_is_listed(store: SqlStore) -> None:
     assert store.document_states()["a.txt"].status == "error"
     assert store.failures() == [("a.txt", "a.txt: empty file")]
     assert store.counts()["chunks"] == 0
+
+
+def test_text_and_metadata_round_trip_on_every_backend(store: SqlStore) -> None:
+    """NUL (which Postgres text rejects) becomes U+FFFD, keeping offsets; odd metadata is stored as JSON."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ragkit.indexes.sql_store import DocumentRow
+
+    doc, spans = _doc("ü/ß.txt", ["zero\x00byte", "émoji 🙂 ok"])
+    meta = {"size": 1, "price": Decimal("9.50"), "nan": float("nan"), "tags": ["a\x00", 2]}
+    _, ids = store.replace_document(replace(doc, meta=meta), spans, unit_vectors(2, 8, 0))
+    chunks = store.chunks(ids)
+    assert [chunks[i].text for i in ids] == ["zero\ufffdbyte", "émoji 🙂 ok"]
+    assert len(chunks[ids[0]].text) == spans[0].end - spans[0].start
+    assert chunks[ids[0]].uri == "ü/ß.txt"
+    with Session(store.engine) as s:
+        assert s.scalar(select(DocumentRow.meta)) == {"size": 1, "price": "9.50", "nan": None, "tags": ["a\ufffd", 2]}
+    assert store.record_failure("bad.txt", "h3", "bad\x00reason") == []
+    assert store.failures() == [("bad.txt", "bad\ufffdreason")]
+
+
+def test_vectors_come_back_bit_exact_in_batches(store: SqlStore) -> None:
+    vecs = unit_vectors(50, 16, 4)
+    _, ids = store.replace_document(*_doc("a.txt", [f"t{i}" for i in range(50)]), vecs)
+    got = list(store.vectors(ids, 16, batch=20))
+    assert [len(b[0]) for b in got] == [20, 20, 10]
+    all_ids = np.concatenate([b[0] for b in got])
+    all_vecs = np.concatenate([b[1] for b in got])
+    assert all_vecs.dtype == np.float32
+    np.testing.assert_array_equal(all_vecs[np.argsort(all_ids)], vecs[np.argsort(ids)])
 
 
 def test_faiss_ids_are_sql_ids_and_survive_save(tmp_path: Path) -> None:

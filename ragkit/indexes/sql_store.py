@@ -1,12 +1,14 @@
 """The SQL metadata store (SQLAlchemy 2.0): documents, chunks and their vectors. The source of truth.
 
-Chunk ids are the FAISS ids. They come from an AUTOINCREMENT key so an id is never reused: a FAISS file
-that is one write behind SQL can then always be repaired by comparing id sets.
+Two backends, one schema: SQLite (a file in the KB, the default) and PostgreSQL (`postgresql+psycopg://...`,
+extra `ragkit[pg]`). Chunk ids are the FAISS ids. They are never reused (SQLite AUTOINCREMENT, a Postgres
+identity sequence): a FAISS file that is one write behind SQL can then always be repaired by comparing id sets.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +17,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
+    Identity,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -27,11 +32,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ragkit.errors import KnowledgeBaseError
+from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
 from ragkit.types import Chunk, ChunkSpan, Document
 
 
@@ -55,19 +61,26 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# 64-bit ids (FAISS ids are int64). On SQLite the column must stay INTEGER to be the rowid alias that
+# AUTOINCREMENT needs (SQLite integers are 64-bit anyway); Postgres gets BIGINT from an identity sequence.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# JSONB on Postgres: compact, and its operators are what metadata filters compile to.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
 class DocumentRow(Base):
     __tablename__ = "documents"
     __table_args__ = {"sqlite_autoincrement": True}
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, Identity(), primary_key=True)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
     content_hash: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(default=0)  # bytes; with mtime, lets an unchanged file skip hashing
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes; with mtime, lets unchanged files skip hashing
     mtime: Mapped[float] = mapped_column(default=0.0)
     status: Mapped[str] = mapped_column(String(16))  # "ok" or "error"
     error: Mapped[str | None] = mapped_column(Text, default=None)
     chunk_count: Mapped[int] = mapped_column(default=0)
-    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -75,8 +88,8 @@ class ChunkRow(Base):
     __tablename__ = "chunks"
     __table_args__ = {"sqlite_autoincrement": True}
 
-    id: Mapped[int] = mapped_column(primary_key=True)  # == FAISS id (IndexIDMap2)
-    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(Id, Identity(), primary_key=True)  # == FAISS id (IndexIDMap2)
+    doc_id: Mapped[int] = mapped_column(Id, ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     ord: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)  # embedding cache key
@@ -86,7 +99,27 @@ class ChunkRow(Base):
     page: Mapped[int | None]
     section: Mapped[str | None] = mapped_column(Text)
     kinds: Mapped[str] = mapped_column(String(200), default="")  # element kinds, comma-separated
-    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm (BLOB / bytea)
+
+
+def _text(value: str) -> str:
+    """Postgres text cannot hold NUL; U+FFFD keeps the length, so chunk char offsets stay true."""
+    return value.replace("\x00", "\ufffd")
+
+
+def _json_safe(value: Any) -> Any:
+    """Metadata as JSON both backends accept: no NUL, no NaN/inf (Postgres rejects both), others as text."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_text(str(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return _text(str(value))  # Decimal, datetime, ... from SQL sources
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -97,13 +130,60 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+PG_EXTRA_HINT = "install PostgreSQL support with: pip install 'ragkit[pg]'"
+
+
+def parse_database_url(url: str) -> URL:
+    """Validate a database URL; plain `postgresql://` (or `postgres://`) means the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"database_url {url!r} is not a database URL; use e.g. postgresql+psycopg://USER@HOST:5432/DBNAME"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres" or parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"database_url {parsed.render_as_string(hide_password=True)!r}: ragkit stores knowledge bases in SQLite "
+            "or PostgreSQL only (postgresql+psycopg://USER@HOST:5432/DBNAME)"
+        )
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    """Create an engine. SQLite gets foreign keys, WAL and a busy timeout; Postgres a connect timeout and a
+    liveness check on pooled connections. A missing driver is a DependencyError that names the extra."""
+    parsed = parse_database_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        # libpq keywords; the URL's own query parameters win
+        defaults = {"connect_timeout": 10, "application_name": "ragkit"}
+        connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise DependencyError(
+            f"the database driver for {parsed.drivername!r} is not installed ({exc}); {PG_EXTRA_HINT}"
+        ) from exc
+
+
+def _connect_error(engine: Engine, exc: OperationalError) -> KnowledgeBaseError:
+    """Say which server could not be reached and what to do, without the password."""
+    url = engine.url
+    shown = url.render_as_string(hide_password=True)
+    reason = " ".join(str(exc.orig or exc).split()) or "unknown error"
+    if url.get_backend_name() != "postgresql":
+        return KnowledgeBaseError(f"cannot open the database {shown}: {reason}")
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    if "does not exist" in reason and url.database and f'"{url.database}"' in reason:
+        todo = f"create it with: createdb -h {url.host or 'localhost'} -p {url.port or 5432} {url.database}"
+    else:
+        todo = "start the server or fix the URL (--db, RAGKIT_DB, or database_url in the KB's ragkit.toml)"
+    return KnowledgeBaseError(f"cannot connect to PostgreSQL at {where} ({shown}): {reason}; {todo}")
 
 
 class SqlStore:
@@ -113,8 +193,21 @@ class SqlStore:
         self.engine = engine
         try:
             Base.metadata.create_all(engine)
+        except OperationalError as exc:
+            raise _connect_error(engine, exc) from exc
         except SQLAlchemyError as exc:
-            raise KnowledgeBaseError(f"cannot open the database {engine.url!r}: {exc}") from exc
+            shown = engine.url.render_as_string(hide_password=True)
+            raise KnowledgeBaseError(f"cannot open the database {shown}: {exc}") from exc
+
+    @property
+    def backend(self) -> str:
+        """The backend name: "sqlite" or "postgresql"."""
+        return self.engine.url.get_backend_name()
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden (for messages and `ragkit info`)."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def document_states(self) -> dict[str, DocState]:
         """{uri: DocState} of every stored document (one query; ingest plans its work from it)."""
@@ -176,7 +269,7 @@ class SqlStore:
                 mtime=float(doc.meta.get("mtime", 0.0)),
                 status="ok",
                 chunk_count=len(spans),
-                meta=doc.meta,
+                meta=_json_safe(doc.meta),
                 ingested_at=datetime.now(UTC),
             )
             s.add(row)
@@ -185,13 +278,13 @@ class SqlStore:
                 ChunkRow(
                     doc_id=row.id,
                     ord=i,
-                    text=sp.text,
+                    text=_text(sp.text),
                     text_hash=text_hash(sp.text),
                     start=sp.start,
                     end=sp.end,
                     token_count=sp.token_count,
                     page=sp.page,
-                    section=sp.section,
+                    section=None if sp.section is None else _text(sp.section),
                     kinds=",".join(sp.kinds),
                     vector=np.asarray(vec, dtype="<f4").tobytes(),
                 )
@@ -213,7 +306,7 @@ class SqlStore:
                     size=size,
                     mtime=mtime,
                     status="error",
-                    error=reason,
+                    error=_text(reason),
                     chunk_count=0,
                     meta={},
                     ingested_at=datetime.now(UTC),
@@ -249,9 +342,9 @@ class SqlStore:
             }
 
     def chunk_ids(self) -> np.ndarray:
-        """(n,) int64: every chunk id."""
+        """(n,) int64: every chunk id, ascending."""
         with Session(self.engine) as s:
-            return np.fromiter(s.scalars(select(ChunkRow.id)), dtype=np.int64)
+            return np.fromiter(s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)), dtype=np.int64)
 
     def vectors(self, ids: Sequence[int], dim: int, batch: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids (b,), vectors (b, dim) float32) for the given chunk ids, in batches."""
