@@ -21,7 +21,7 @@ from ragkit.embedding import Embedder, SentenceTransformerEmbedder
 from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.generation import Generator
 from ragkit.indexes.faiss_index import FaissIndex
-from ragkit.indexes.sql_store import SqlStore, make_engine
+from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
 from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
 from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
 from ragkit.prompts import pack
@@ -224,6 +224,7 @@ class KnowledgeBase:
             "embedder": self.manifest.get("embedder"),
             "generator": self.config.generator.model,
             "index": self.config.index.spec,
+            "database": self.store.url,  # password hidden
             "failures": [{"uri": u, "reason": r} for u, r in self.store.failures()],
         }
 
@@ -248,6 +249,7 @@ def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] 
     if paths.exists():
         manifest = read_manifest(paths)
         config = load_config(paths.config, overrides)
+        check_same_database(root, load_config(paths.config).database_url, config.database_url)
         kb = KnowledgeBase(root, config, manifest)
         return kb
     if not create:

@@ -35,6 +35,16 @@ KbOpt = Annotated[
     Path,
     typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True),
 ]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="RAGKIT_DB",
+        help="Database URL, e.g. postgresql+psycopg://USER@HOST/DB (extra ragkit[pg]); a new KB records it, so "
+        "later commands find it without --db [default: the KB's SQLite file] (env RAGKIT_DB).",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: config]")]
 
@@ -58,6 +68,11 @@ def _display(uri: str) -> str:
         return uri
     rel = os.path.relpath(uri)
     return uri if rel.startswith("..") else rel
+
+
+def _db(url: str | None) -> dict[str, Any]:
+    """The --db override for ragkit.open (none when not given, so the KB's recorded database is used)."""
+    return {"database_url": url} if url else {}
 
 
 def _print_json(data: Any) -> None:
@@ -90,6 +105,7 @@ def ingest(
         ),
     ] = None,
     kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
     urls: Annotated[
         Path | None, typer.Option("--urls", help="A file with one http(s) URL per line (# comments allowed).")
     ] = None,
@@ -130,7 +146,7 @@ def ingest(
             transient=True,
         )
         overrides = {"ingest.json_text_field": json_field} if json_field else {}
-        with ragkit.open(kb, **overrides) as base, progress:
+        with ragkit.open(kb, **overrides, **_db(db)) as base, progress:
             task = progress.add_task("", total=None)
 
             def on_file(done: int, total: int, current: str) -> None:
@@ -178,6 +194,7 @@ def _read_url_list(path: Path | None) -> list[str]:
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer from the knowledge base.")],
     kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
     k: KOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer length limit in tokens [default: config]")
@@ -187,7 +204,7 @@ def ask(
     """Answer QUESTION from the knowledge base with the local GPT, citing its sources as [n]."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False) as base:
+    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
         if as_json:
             answer = base.ask(question, k=k, max_new_tokens=max_tokens)
         else:
@@ -222,13 +239,14 @@ def ask(
 def search(
     query: Annotated[str, typer.Argument(help="Text to search for.")],
     kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
     k: KOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the chunks nearest to QUERY, best first, without generating an answer."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False) as base:
+    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
         hits = base.search(query, k=k)
     if as_json:
         _print_json([{**asdict(h), "location": _display(h.chunk.uri)} for h in hits])
@@ -246,12 +264,13 @@ def search(
 def delete(
     targets: Annotated[list[str], typer.Argument(help="Files, folders (everything under them) or uri globs.")],
     kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete documents and their chunks from the knowledge base (the files on disk are not touched)."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False) as base:
+    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
         n = base.delete(targets)
     if as_json:
         _print_json({"deleted": n})
@@ -260,11 +279,11 @@ def delete(
 
 
 @app.command()
-def info(kb: KbOpt = Path("kb"), as_json: JsonOpt = False) -> None:
+def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Show what the knowledge base holds: documents, chunks, models, failed files."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False) as base:
+    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
         stats = base.stats()
     if as_json:
         _print_json(stats)
@@ -274,6 +293,7 @@ def info(kb: KbOpt = Path("kb"), as_json: JsonOpt = False) -> None:
     out.print(f"documents: {stats['documents']}  chunks: {stats['chunks']}  failed: {stats['failed_documents']}")
     out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}")
     out.print(f"index: {stats['index']}")
+    out.print(f"database: {stats['database']}")
     for f in stats["failures"]:
         out.print(f"  failed {_display(f['uri'])}: {f['reason']}")
 

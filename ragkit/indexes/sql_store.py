@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,24 @@ def parse_database_url(url: str) -> URL:
             "or PostgreSQL only (postgresql+psycopg://USER@HOST:5432/DBNAME)"
         )
     return parsed
+
+
+def check_same_database(kb: Path, recorded: str | None, requested: str | None) -> None:
+    """Refuse to open a KB on another database than the one its ragkit.toml records (None = its SQLite file):
+    its FAISS index and manifest describe that database's chunks."""
+    if requested is None or requested == recorded:
+        return
+    if recorded is not None and parse_database_url(recorded) == parse_database_url(requested):
+        return
+
+    def shown(url: str | None) -> str:
+        return "its SQLite file" if url is None else parse_database_url(url).render_as_string(hide_password=True)
+
+    raise KnowledgeBaseError(
+        f"knowledge base {kb} keeps its data in {shown(recorded)}, not {shown(requested)}; drop --db (and RAGKIT_DB) "
+        "to use its own database, use a new --kb directory for the other one, or edit database_url in "
+        f"{kb / 'ragkit.toml'} if the database moved"
+    )
 
 
 def make_engine(url: str) -> Engine:

@@ -1,0 +1,117 @@
+"""Knowledge bases whose database is PostgreSQL: a real server started by the tests (tests/pgserver.py).
+
+The store contract itself runs on both backends in tests/test_store_and_index.py; here: connection errors
+that say what to do, `--db` recorded by a new KB and refused when it contradicts an existing one, and the
+whole CLI (ingest, search, delete, re-ingest, info) plus the FAISS repair from the vectors kept in Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import make_url
+from typer.testing import CliRunner
+
+import ragkit
+from ragkit.cli import app
+from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
+from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine, parse_database_url
+
+runner = CliRunner()
+
+
+def run(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_plain_postgres_urls_mean_psycopg_3() -> None:
+    for url in ("postgresql://me@db/kb", "postgres://me@db/kb", "postgresql+psycopg://me@db/kb"):
+        assert parse_database_url(url).drivername == "postgresql+psycopg"
+    with pytest.raises(ConfigError, match="SQLite or PostgreSQL only"):
+        parse_database_url("mysql://me@db/kb")
+    with pytest.raises(ConfigError, match="not a database URL"):
+        parse_database_url("kb.db")
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails, as where it is not installed
+    with pytest.raises(DependencyError, match=r"ragkit\[pg\]"):
+        make_engine("postgresql+psycopg://me@127.0.0.1/kb")
+
+
+def test_unreachable_server_says_what_to_do_and_hides_the_password() -> None:
+    pytest.importorskip("psycopg", reason="needs psycopg: pip install 'ragkit[pg]'")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(KnowledgeBaseError) as err:
+        SqlStore(make_engine(f"postgresql://me:s3cret@127.0.0.1:{port}/kb"))
+    msg = str(err.value)
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}" in msg and "start the server" in msg
+    assert "s3cret" not in msg and "***" in msg
+
+
+def test_missing_database_says_how_to_create_it(pg_url: str) -> None:
+    url = make_url(pg_url).set(database="no_such_db")
+    with pytest.raises(KnowledgeBaseError, match=f"createdb -h 127.0.0.1 -p {url.port} no_such_db"):
+        SqlStore(make_engine(url.render_as_string(hide_password=False)))
+
+
+def test_a_kb_refuses_another_database_than_its_own(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    check_same_database(kb, None, None)
+    check_same_database(kb, "postgresql://me@db/a", "postgresql+psycopg://me@db/a")  # same, spelled otherwise
+    with pytest.raises(KnowledgeBaseError, match="keeps its data in its SQLite file, not postgresql"):
+        check_same_database(kb, None, "postgresql+psycopg://me:pw@db/a")
+    with pytest.raises(KnowledgeBaseError, match=r"me:\*\*\*@db/a") as err:
+        check_same_database(kb, "postgresql+psycopg://me:pw@db/a", "postgresql+psycopg://me:pw@db/b")
+    assert ":pw@" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -> None:
+    """ingest -> info -> search -> delete -> re-ingest -> FAISS repaired from Postgres, all on the test server."""
+    kb = tmp_path / "kb"
+    first = run("ingest", corpus, "--kb", kb, "--db", pg_url, "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.output)
+    assert report["ingested"] == 5 and report["chunks_added"] > 5
+    assert not (kb / "ragkit.db").exists()  # everything SQL lives in Postgres
+    assert pg_url in (kb / "ragkit.toml").read_text()  # recorded: later commands need no --db
+
+    stats = json.loads(run("info", "--kb", kb, "--json").output)
+    assert stats["documents"] == 5 and stats["chunks"] == report["chunks_added"]
+    assert stats["database"].startswith("postgresql+psycopg://")
+
+    found = run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "2")
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.output)
+    assert Path(hits[0]["chunk"]["uri"]).name == "expenses.pdf" and hits[0]["chunk"]["page"] == 2
+
+    deleted = run("delete", corpus / "expenses.pdf", "--kb", kb, "--json")
+    assert json.loads(deleted.output) == {"deleted": 1}
+    after = json.loads(run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "3").output)
+    assert all(Path(h["chunk"]["uri"]).name != "expenses.pdf" for h in after)
+
+    again = json.loads(run("ingest", corpus, "--kb", kb, "--json").output)
+    assert (again["ingested"], again["unchanged"]) == (1, 4)  # only the deleted file comes back
+
+    (kb / "index.faiss").unlink()  # FAISS is derived: rebuilt from the vectors stored in Postgres
+    with ragkit.open(kb, create=False) as base:
+        assert base.store.backend == "postgresql"
+        assert np.array_equal(np.sort(base.index.ids()), base.store.chunk_ids())
+        assert Path(base.search("hotel costs per night", k=1)[0].chunk.uri).name == "expenses.pdf"
+
+    # a KB directory copied elsewhere reaches the same database; --db naming another one is refused
+    shutil.copytree(kb, tmp_path / "copy")
+    other = make_url(pg_url).set(database="other").render_as_string(hide_password=False)
+    refused = run("search", "hotel", "--kb", tmp_path / "copy", "--db", other)
+    assert refused.exit_code == 1 and "keeps its data in postgresql+psycopg://" in refused.output
+    assert "Traceback" not in refused.output
