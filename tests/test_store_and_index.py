@@ -120,6 +120,28 @@ def test_vectors_come_back_bit_exact_in_batches(store: SqlStore) -> None:
     np.testing.assert_array_equal(all_vecs[np.argsort(all_ids)], vecs[np.argsort(ids)])
 
 
+def test_meta_number_never_errors_and_never_invents_a_number(store: SqlStore) -> None:
+    """Numeric metadata filters compile to meta_number; text such as "n/a" is NULL, not an error or 0."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ragkit.indexes.sql_store import DocumentRow, meta_number
+
+    prices = {"a": 5, "b": 2.5, "c": "7", "d": "n/a", "e": " -1e1 ", "f": None, "g": "1.2.3"}
+    for name, price in prices.items():
+        doc, spans = _doc(f"{name}.txt", [name])
+        store.replace_document(replace(doc, meta={"price": price}), spans, unit_vectors(1, 8, 0))
+    store.replace_document(*_doc("none.txt", ["none"]), unit_vectors(1, 8, 0))  # no price key at all
+    with Session(store.engine) as s:
+        got = dict(s.execute(select(DocumentRow.uri, meta_number("price"))).all())
+        cheap = set(s.scalars(select(DocumentRow.uri).where(meta_number("price") <= 5)))
+    numbers = {"a.txt": 5, "b.txt": 2.5, "c.txt": 7, "e.txt": -10}
+    assert got == {**dict.fromkeys(["d.txt", "f.txt", "g.txt", "none.txt"]), **numbers}
+    assert cheap == {"a.txt", "b.txt", "e.txt"}
+
+
 def test_faiss_ids_are_sql_ids_and_survive_save(tmp_path: Path) -> None:
     index = FaissIndex.create(8, "Flat", device="cpu")
     x = unit_vectors(20, 8, 0)

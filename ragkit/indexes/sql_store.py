@@ -19,17 +19,22 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Integer,
     LargeBinary,
     String,
     Text,
+    case,
+    cast,
     create_engine,
     delete,
     event,
     func,
+    null,
     select,
     update,
 )
@@ -121,6 +126,20 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return _text(str(value))  # Decimal, datetime, ... from SQL sources
+
+
+# a decimal number, as JSON numbers and numeric metadata strings ("5", "-2.5", "1e3") are written
+_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def meta_number(key: str) -> ColumnElement[float]:
+    """documents.meta[key] as a float, NULL where it is absent or not a number, on both backends.
+
+    A bare CAST fails the whole query on Postgres at the first non-numeric value and turns it into 0 on
+    SQLite; the CASE only casts what looks like a number (SQLite's REGEXP is SQLAlchemy's re.search).
+    """
+    raw = DocumentRow.meta[key].as_string()  # text on both (SQLite: CAST(json_extract(...) AS VARCHAR))
+    return case((raw.regexp_match(_NUMBER_RE), cast(raw, Float)), else_=null())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
