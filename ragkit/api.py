@@ -7,7 +7,7 @@ opening a KB is cheap.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ragkit import __version__
-from ragkit.citations import check_answer, should_stop
 from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.embedding import Embedder, SentenceTransformerEmbedder
 from ragkit.errors import ConfigError, KnowledgeBaseError
@@ -24,7 +23,6 @@ from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
 from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
 from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
-from ragkit.prompts import pack
 from ragkit.types import Answer, Hit, IngestReport
 
 
@@ -66,11 +64,18 @@ class KnowledgeBase:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            from ragkit.generation.hf import TransformersGenerator
+            from ragkit.generation import build_generator
 
             cfg = self.config.generator
-            self._generator = TransformersGenerator(
-                cfg.model, device=cfg.device, context_window=cfg.context_window, threads=cfg.threads
+            self._generator = build_generator(
+                cfg.backend,
+                cfg.model,
+                url=cfg.url,
+                device=cfg.device,
+                context_window=cfg.context_window,
+                threads=cfg.threads,
+                api_key_env=cfg.api_key_env,
+                timeout_s=cfg.timeout_s,
             )
         return self._generator
 
@@ -188,33 +193,36 @@ class KnowledgeBase:
             results.append([Hit(c, score_of[c.id], rank) for rank, c in enumerate(hits, start=1)])
         return results
 
-    def ask(self, question: str, k: int | None = None, max_new_tokens: int | None = None) -> Answer:
-        """Retrieve, pack under the token budget, generate, and verify the answer's citations."""
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        max_new_tokens: int | None = None,
+        *,
+        strict: bool | None = None,
+        samples: int | None = None,
+        schema: dict[str, Any] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Retrieve, pack under the token budget, generate, and verify the answer's citations.
+
+        strict: drop sentences no source supports. samples: draw N answers and return the majority one with
+        its agreement. schema: a JSON Schema the answer must satisfy (constrained decoding). on_text: called
+        with each piece of text as the model writes it (streaming). None = the generator config's value.
+        """
+        from ragkit.generation.answer import answer_question, options_from_config
+
+        options = options_from_config(
+            self.config.generator, max_new_tokens=max_new_tokens, strict=strict, samples=samples, schema=schema
+        )
+        if schema is not None:
+            from ragkit.generation.constrained import check_schema
+
+            check_schema(schema)
         t0 = time.perf_counter()
         hits = self.search(question, k)
         t_retrieve = time.perf_counter() - t0
-        gen = self.generator
-        budget = max_new_tokens or self.config.generator.max_new_tokens
-        packed = pack(question, hits, gen.count_prompt_tokens, gen.context_window, budget)
-        out = gen.generate(packed.messages, budget, self.config.generator.temperature, stop=should_stop)
-        checked = check_answer(out.text, packed.hits, complete=out.finish == "stop")
-        return Answer(
-            question=question,
-            text=checked.text,
-            raw_text=out.text,
-            citations=checked.citations,
-            hits=packed.hits,
-            abstained=checked.abstained,
-            unsupported=checked.unsupported,
-            dropped_hits=len(packed.dropped),
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-            timings={
-                "retrieve": round(t_retrieve, 4),
-                "generate": round(out.seconds, 4),
-                "total": round(time.perf_counter() - t0, 4),
-            },
-        )
+        return answer_question(question, hits, self.generator, options, on_text=on_text, retrieve_s=t_retrieve)
 
     def stats(self) -> dict[str, Any]:
         """Counts, models and failures recorded in the KB."""

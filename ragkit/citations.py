@@ -10,21 +10,26 @@ the model's own.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragkit.textutil import NUMBER, content_words, repeats, split_sentences
-from ragkit.types import Citation, Hit
+from ragkit.types import Citation, Flag, Hit
 
 SUPPORT_THRESHOLD = 0.5
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _ABSTAIN = re.compile(
-    r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|(do|does)\s+not\s+(contain|answer|mention|say)|"
-    r"(cannot|can'?t)\s+(be\s+)?answer(ed)?|not\s+(mentioned|provided|stated|found)\s+in\s+the\s+sources?)",
+    r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|(do|does|did)\s*(not|n'?t)\s+(contain|answer|mention|say|"
+    r"include|provide|cover|specify|state)|(cannot|can'?t|unable\s+to)\s+(be\s+)?(answer(ed)?|determine|find|tell)|"
+    r"not\s+(mentioned|provided|stated|found|given|specified|covered)\s+in\s+the\s+(provided\s+)?(sources?|documents?|"
+    r"context|text)|(no|not\s+enough|insufficient)\s+information\s+(about|on|in|to|regarding)|i'?m\s+not\s+sure|"
+    r"i\s+(have|had)\s+no\s+(information|idea)|there\s+is\s+no\s+(mention|information))",
     re.IGNORECASE,
 )
+ABSTAIN_SIMILARITY = 0.8  # difflib ratio to the abstention phrase above which a reply counts as it
 # small models go on to invent the next turn of the conversation; everything from here on is not the answer
 _RUNAWAY = re.compile(r"\n\s*(Question|Sources?|User|Assistant)\s*:", re.IGNORECASE)
 
@@ -53,9 +58,22 @@ def should_stop(generated: str) -> bool:
     return len(done) > 1 and repeats(done[-1], done[:-1])
 
 
-def is_abstention(text: str) -> bool:
-    """True when the answer says the sources do not hold the answer (the phrase or a close variant)."""
-    return bool(_ABSTAIN.search(text))
+def is_abstention(text: str, phrase: str | None = None) -> bool:
+    """True when the answer says the sources do not hold the answer (the phrase or a close variant).
+
+    Close variants: a known way of saying so (regex), or a reply whose first sentence is at least 80% similar to
+    `phrase` (character-level, case-insensitive), which catches small models' misspellings of it.
+    """
+    if _ABSTAIN.search(text):
+        return True
+    if phrase and text.strip():
+        first = split_sentences(_MARKER.sub("", text))[:1]
+        return bool(first) and _similar(first[0], phrase) >= ABSTAIN_SIMILARITY
+    return False
+
+
+def _similar(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower().strip(" ."), b.lower().strip(" .")).ratio()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +82,7 @@ class CheckedAnswer:
     citations: tuple[Citation, ...]
     unsupported: tuple[str, ...]
     abstained: bool
+    flags: tuple[Flag, ...] = ()  # self-check findings: unsupported, uncited, invalid_citation
 
 
 def _with_marker(sentence: str, numbers: Sequence[int]) -> str:
@@ -77,21 +96,30 @@ def _with_marker(sentence: str, numbers: Sequence[int]) -> str:
 
 
 def check_answer(
-    raw: str, hits: Sequence[Hit], *, complete: bool = True, threshold: float = SUPPORT_THRESHOLD
+    raw: str,
+    hits: Sequence[Hit],
+    *,
+    complete: bool = True,
+    threshold: float = SUPPORT_THRESHOLD,
+    strict: bool = False,
+    abstain_phrase: str | None = None,
 ) -> CheckedAnswer:
     """Verify an answer against the sources it was given; hits[0] is source [1].
 
     complete=False means decoding was cut (token limit or a stop rule): an unfinished last sentence is dropped.
+    strict=True removes sentences no source supports; an answer left empty becomes `abstain_phrase`, abstained.
+    Citations of a source number that does not exist are dropped and flagged.
     """
     runaway = _RUNAWAY.search(raw)
     if runaway:
         raw, complete = raw[: runaway.start()], True
-    if is_abstention(raw) or not raw.strip():
+    if is_abstention(raw, abstain_phrase) or not raw.strip():
         return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
     pieces = split_sentences(raw)
     if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
         pieces = pieces[:-1]
     citations: list[Citation] = []
+    flags: list[Flag] = []
     unsupported: list[str] = []
     rebuilt: list[str] = []
     kept: list[str] = []
@@ -106,6 +134,7 @@ def check_answer(
             continue  # greedy decoding of small models loops; a restated sentence adds nothing
         kept.append(sentence)
         scores = [support(sentence, h.chunk.text) for h in hits]
+        flags += [Flag("invalid_citation", sentence, n) for n in dict.fromkeys(cited) if not 1 <= n <= len(hits)]
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(hits) and scores[n - 1] >= threshold]
         if valid:
             chosen, kind = valid, "cited"
@@ -114,6 +143,11 @@ def check_answer(
         else:
             chosen, kind = [], ""
             unsupported.append(sentence)
+            flags.append(Flag("unsupported", sentence, None, f"best support {max(scores, default=0.0):.2f}"))
+            if strict:
+                continue
+        if kind == "inferred":
+            flags.append(Flag("uncited", sentence, chosen[0]))
         for n in chosen:
             c = hits[n - 1].chunk
             citations.append(
@@ -131,6 +165,32 @@ def check_answer(
                 )
             )
         rebuilt.append(_with_marker(sentence, chosen))
-    return CheckedAnswer(
-        text=" ".join(rebuilt), citations=tuple(citations), unsupported=tuple(unsupported), abstained=False
-    )
+    text = " ".join(rebuilt)
+    if strict and not citations and abstain_phrase:
+        return CheckedAnswer(abstain_phrase, (), tuple(unsupported), True, tuple(flags))
+    return CheckedAnswer(text, tuple(citations), tuple(unsupported), False, tuple(flags))
+
+
+def _answer_key(answer: CheckedAnswer) -> frozenset[str]:
+    """What an answer says, for voting: its content words (numbers included), or one key for abstentions."""
+    if answer.abstained:
+        return frozenset({"\x00abstain"})
+    return frozenset(content_words(_MARKER.sub("", answer.text)))
+
+
+def majority(answers: Sequence[CheckedAnswer], *, min_overlap: float = 0.5) -> tuple[int, float]:
+    """Self-consistency vote: (index of the answer most others agree with, share of answers that agree), 0..1.
+
+    Two answers agree when their content words overlap by min_overlap or more (Jaccard), or both abstain.
+    Ties go to the earliest answer.
+    """
+    if not answers:
+        raise ValueError("majority() needs at least one answer")
+    keys = [_answer_key(a) for a in answers]
+
+    def agree(a: frozenset[str], b: frozenset[str]) -> bool:
+        return a == b or (bool(a | b) and len(a & b) / len(a | b) >= min_overlap)
+
+    votes = [sum(agree(k, other) for other in keys) for k in keys]
+    best = max(range(len(answers)), key=lambda i: (votes[i], -i))
+    return best, votes[best] / len(answers)

@@ -60,6 +60,22 @@ class GeneratorConfig(_Section):
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
     device: Device = "auto"
     threads: int | None = Field(default=None, ge=1)  # CPU threads for torch; None = torch's default
+    # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`
+    backend: Literal["transformers", "openai"] = "transformers"
+    url: str | None = None  # e.g. "http://127.0.0.1:8000/v1" (vLLM, llama.cpp server, Ollama)
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the HTTP backend's key, if it needs one
+    timeout_s: float = Field(default=120.0, gt=0)  # per HTTP request
+    # prompt: a TOML/JSON file with any of system, source, user, abstain, persona, examples (see README)
+    template_file: str | None = None
+    persona: str | None = None  # "expert" framing: "You are {persona}." opens the system prompt
+    few_shot: bool = True  # prepend the template's worked example(s)
+    neutralise_injections: bool = True  # drop instruction-like sentences from sources before the model sees them
+    cut_hits: bool = True  # a hit that does not fit is cut at a sentence boundary (False: dropped whole)
+    # after generation
+    support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds
+    strict: bool = False  # remove sentences flagged unsupported from the answer
+    samples: int = Field(default=1, ge=1, le=32)  # self-consistency: answers drawn, majority returned
+    sample_temperature: float = Field(default=0.7, gt=0.0)
 
 
 class RagkitConfig(_Section):

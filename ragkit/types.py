@@ -104,6 +104,37 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class PackingNote:
+    """A retrieved hit that did not go whole into the prompt: `action` is "dropped" or "cut".
+
+    A cut hit keeps its first `kept_chars` of `total_chars` characters, ending at a sentence boundary.
+    """
+
+    chunk_id: int
+    uri: str
+    rank: int
+    action: str
+    kept_chars: int
+    total_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """Something the checks noticed. kind is one of:
+    "unsupported"      - an answer sentence no source supports (text = the sentence);
+    "uncited"          - the model wrote no [n] for a sentence ragkit could attribute (text = the sentence);
+    "invalid_citation" - the model cited [n] with no source n (text = the sentence, source = n);
+    "injection"        - source n held instruction-like text, neutralised before the model saw it
+                         (text = the removed sentence, detail = which rule matched).
+    """
+
+    kind: str
+    text: str
+    source: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The result of `KnowledgeBase.ask`.
 
@@ -121,7 +152,13 @@ class Answer:
     dropped_hits: int  # retrieved hits that did not fit into the token budget
     prompt_tokens: int
     completion_tokens: int
-    timings: dict[str, float]  # seconds per stage: retrieve, generate, total
+    timings: dict[str, float]  # seconds per stage: retrieve, pack, generate, check, total
+    packing: tuple[PackingNote, ...] = ()  # hits dropped or cut to fit the token budget
+    flags: tuple[Flag, ...] = ()  # self-check and injection findings; `strict` removed flagged sentences
+    samples: tuple[str, ...] = ()  # with samples > 1: every sampled answer (checked text), majority first
+    agreement: float | None = None  # with samples > 1: share of samples that agree with the returned answer
+    structured: Any = None  # with a JSON Schema: the parsed, validated object (text is its JSON)
+    generator: str = ""  # backend and model that wrote the answer
 
 
 @dataclass(frozen=True, slots=True)

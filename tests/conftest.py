@@ -60,3 +60,11 @@ def minilm_tokenizer():  # type: ignore[no-untyped-def]
     from ragkit.assets import resolve_embedder
 
     return AutoTokenizer.from_pretrained(str(resolve_embedder("all-MiniLM-L6-v2")))
+
+
+@pytest.fixture(scope="session")
+def bundled_gpt():  # type: ignore[no-untyped-def]
+    """The bundled SmolLM2-135M-Instruct generator, loaded once per session."""
+    from ragkit.generation.hf import TransformersGenerator
+
+    return TransformersGenerator("SmolLM2-135M-Instruct")

@@ -125,5 +125,5 @@ def test_ask_cites_the_one_file_that_holds_the_answer(built_kb: Path) -> None:
     assert {Path(c.uri).name for c in ans.citations} == {"onboarding.docx"}
     assert not ans.abstained
     assert 0 < ans.prompt_tokens <= 2048 - 48 and 0 < ans.completion_tokens <= 48
-    assert set(ans.timings) == {"retrieve", "generate", "total"}
+    assert set(ans.timings) == {"retrieve", "pack", "generate", "check", "total"}
     assert len(ans.hits) == 3 and ans.dropped_hits == 0

@@ -199,24 +199,93 @@ def ask(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer length limit in tokens [default: config]")
     ] = None,
+    stream: Annotated[
+        bool | None,
+        typer.Option("--stream/--no-stream", help="Print tokens as they are generated [default: when a terminal]"),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Remove answer sentences that no source supports.")] = False,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", min=1, max=32, help="Draw N answers (temperature > 0), return the majority one."),
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option("--schema", exists=True, dir_okay=False, help="JSON Schema file; answer in JSON valid under it."),
+    ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            "--generator",
+            help="'openai:URL' for an OpenAI-compatible server (e.g. openai:http://127.0.0.1:8000/v1), or a local "
+            "model (bundled name, transformers directory, .gguf) [default: config]",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name to request from the --generator server.")
+    ] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer QUESTION from the knowledge base with the local GPT, citing its sources as [n]."""
+    """Answer QUESTION from the knowledge base with the local GPT, citing its sources as [n].
+
+    Streams the answer as it is written when stdout is a terminal, then prints the checked answer if the
+    citation check changed it, its sources, and warnings for sentences no source supports. `--json` prints
+    everything: text, citations with locations, hits, abstained, flags, dropped/cut hits, token counts, timings.
+    """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
-        if as_json:
-            answer = base.ask(question, k=k, max_new_tokens=max_tokens)
-        else:
-            with err.status("Retrieving and generating...", spinner="dots"):
-                answer = base.ask(question, k=k, max_new_tokens=max_tokens)
+    with user_errors():
+        overrides: dict[str, Any] = dict(_db(db))
+        if generator and generator.startswith("openai:"):
+            overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
+        elif generator:
+            overrides |= {"generator.backend": "transformers", "generator.model": generator}
+        if model:
+            overrides["generator.model"] = model
+        if template:
+            overrides["generator.template_file"] = str(template)
+        json_schema = _read_schema(schema) if schema else None
+        live = (out.is_terminal if stream is None else stream) and not as_json and (samples or 1) == 1
+        pieces: list[str] = []
+
+        def show(piece: str) -> None:
+            pieces.append(piece)
+            out.file.write(piece)
+            out.file.flush()
+
+        with ragkit.open(kb, create=False, **overrides) as base:
+            kwargs: dict[str, Any] = {
+                "k": k,
+                "max_new_tokens": max_tokens,
+                "strict": strict or None,
+                "samples": samples,
+                "schema": json_schema,
+            }
+            if live:
+                answer = base.ask(question, **kwargs, on_text=show)
+            elif as_json or not err.is_terminal:
+                answer = base.ask(question, **kwargs)
+            else:
+                with err.status("Retrieving and generating...", spinner="dots"):
+                    answer = base.ask(question, **kwargs)
     if as_json:
         data = asdict(answer)
         for h in data["hits"]:
             h["chunk"]["location"] = _display(h["chunk"]["uri"])
         _print_json(data)
         return
-    out.print(answer.text or "(empty answer)")
+    if live:
+        out.file.write("\n")
+        if " ".join("".join(pieces).split()) != " ".join(answer.text.split()):
+            out.print("\nChecked answer:")
+            out.print(answer.text or "(empty answer)", markup=False)
+    else:
+        out.print(answer.text or "(empty answer)", markup=False)
+    if answer.agreement is not None:
+        out.print(f"\n{answer.agreement:.0%} of {len(answer.samples)} samples agree with this answer.")
     cited = {c.n: c for c in answer.citations}
     if cited:
         out.print("\nSources:")
@@ -228,11 +297,27 @@ def ask(
             if c.section:
                 where.append(f'section "{c.section}"')
             note = "" if c.kind == "cited" else f"  ({c.kind} by ragkit's citation check)"
-            out.print(f"  [{n}] {', '.join(where)}{note}")
+            out.print(f"  [{n}] {', '.join(where)}{note}", markup=False)
     elif not answer.abstained:
         out.print("\nNo source supports this answer.")
     for sentence in answer.unsupported:
-        err.print(f"[yellow]warning: not supported by any source: {sentence}[/yellow]")
+        verb = "removed (--strict)" if strict else "not supported by any source"
+        err.print(f"[yellow]warning: {verb}: {sentence}[/yellow]")
+    injected = [f for f in answer.flags if f.kind == "injection"]
+    if injected:
+        n = len(injected)
+        err.print(f"[yellow]warning: {n} instruction-like sentence(s) in the sources were neutralised[/yellow]")
+
+
+def _read_schema(path: Path) -> dict[str, Any]:
+    """The JSON Schema in a file, checked; ConfigError otherwise."""
+    from ragkit.errors import ConfigError
+    from ragkit.generation.constrained import check_schema
+
+    try:
+        return check_schema(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from exc
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
@@ -36,9 +36,37 @@ class Generator(Protocol):
         max_new_tokens: int,
         temperature: float = 0.0,
         stop: Callable[[str], bool] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> Generation:
         """Complete the chat; greedy when temperature is 0.
 
         Stops at the end of the assistant's turn, after max_new_tokens, or when stop(text so far) is True.
+        on_text receives each new piece of text as it is decoded (streaming). schema: a JSON Schema the
+        completion must satisfy; the backend constrains decoding to it.
         """
         ...
+
+
+def build_generator(
+    backend: str,
+    model: str,
+    *,
+    url: str | None = None,
+    device: str = "auto",
+    context_window: int = 2048,
+    threads: int | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout_s: float = 120.0,
+) -> Generator:
+    """The generator a config names: "transformers" (a local model) or "openai" (an HTTP server at url)."""
+    if backend == "openai":
+        from ragkit.errors import ConfigError
+        from ragkit.generation.openai_http import OpenAIGenerator
+
+        if not url:
+            raise ConfigError("generator.backend = 'openai' needs generator.url, e.g. http://127.0.0.1:8000/v1")
+        return OpenAIGenerator(url, model, context_window=context_window, api_key_env=api_key_env, timeout_s=timeout_s)
+    from ragkit.generation.hf import TransformersGenerator
+
+    return TransformersGenerator(model, device=device, context_window=context_window, threads=threads)

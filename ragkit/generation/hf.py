@@ -125,9 +125,11 @@ class TransformersGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         stop: Callable[[str], bool] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> Generation:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
         inputs = self._encode(messages).to(self.device)
         n_prompt = int(inputs["input_ids"].shape[1])
@@ -143,6 +145,21 @@ class TransformersGenerator:
                 fired = fired or bool(stop(tokenizer.decode(input_ids[0][n_prompt:], skip_special_tokens=True)))
                 return torch.full((input_ids.shape[0],), fired, dtype=torch.bool, device=input_ids.device)
 
+        class _Streamer(TextStreamer):
+            # TextStreamer holds text back until a word is complete, then hands it over here instead of printing
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text and on_text is not None:
+                    on_text(text)
+
+        extra: dict[str, Any] = {}
+        if on_text is not None:
+            extra["streamer"] = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        if schema is not None:
+            from ragkit.generation.constrained import json_schema_processor
+
+            extra["logits_processor"] = LogitsProcessorList(
+                [json_schema_processor(tokenizer, schema, self._stop_ids, n_prompt)]
+            )
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
@@ -152,6 +169,7 @@ class TransformersGenerator:
                 pad_token_id=self._stop_ids[0] if self._stop_ids else None,
                 stopping_criteria=StoppingCriteriaList([_Rule()]) if stop else None,
                 **sampling,
+                **extra,
             )
         seconds = time.perf_counter() - t0
         new_tokens = out[0][n_prompt:]

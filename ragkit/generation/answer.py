@@ -1,0 +1,172 @@
+"""From retrieved hits to a checked Answer: pack the prompt, generate (once, N samples, or under a JSON
+Schema), check citations, and record what was dropped, cut and flagged."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
+from ragkit.generation import Generation, Generator
+from ragkit.prompts import DEFAULT_TEMPLATE, PromptTemplate, load_template, pack
+from ragkit.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from ragkit.config import GeneratorConfig
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOptions:
+    """How to answer: token budget, sampling, prompt template and checks (see GeneratorConfig)."""
+
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    template: PromptTemplate = DEFAULT_TEMPLATE
+    cut_hits: bool = True
+    neutralise: bool = True
+    threshold: float = 0.5
+    strict: bool = False
+    samples: int = 1
+    sample_temperature: float = 0.7
+    schema: dict[str, Any] | None = None  # a JSON Schema: the answer is a JSON value that satisfies it
+
+
+def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
+    """AnswerOptions from the generator config; None-valued overrides keep the config's value."""
+    template = load_template(cfg.template_file, persona=cfg.persona)
+    if not cfg.few_shot:
+        template = replace(template, examples=())
+    opts = AnswerOptions(
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        template=template,
+        cut_hits=cfg.cut_hits,
+        neutralise=cfg.neutralise_injections,
+        threshold=cfg.support_threshold,
+        strict=cfg.strict,
+        samples=cfg.samples,
+        sample_temperature=cfg.sample_temperature,
+    )
+    return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a JSON value, depth first."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def answer_question(
+    question: str,
+    hits: Sequence[Hit],
+    generator: Generator,
+    options: AnswerOptions = AnswerOptions(),  # noqa: B008 (frozen, so a shared default is safe)
+    *,
+    on_text: Callable[[str], None] | None = None,
+    retrieve_s: float = 0.0,
+) -> Answer:
+    """Answer `question` from `hits` (best first) with `generator`.
+
+    on_text streams the model's text as it is written (single-sample answers only; a structured answer
+    streams its JSON). retrieve_s: seconds the caller spent retrieving, added to the timings.
+    """
+    t0 = time.perf_counter()
+    o = options
+    packed = pack(
+        question,
+        hits,
+        generator.count_prompt_tokens,
+        generator.context_window,
+        o.max_new_tokens,
+        o.template,
+        cut=o.cut_hits,
+        neutralise_text=o.neutralise,
+        schema=o.schema,
+    )
+    t_pack = time.perf_counter() - t0
+
+    def check(out: Generation) -> CheckedAnswer:
+        return check_answer(
+            out.text,
+            packed.hits,
+            complete=out.finish == "stop",
+            threshold=o.threshold,
+            strict=o.strict,
+            abstain_phrase=o.template.abstain,
+        )
+
+    structured: Any = None
+    sample_texts: tuple[str, ...] = ()
+    agreement: float | None = None
+    gen_s = check_s = 0.0
+    if o.schema is not None:
+        from ragkit.generation.constrained import parse_and_validate
+
+        out = generator.generate(packed.messages, o.max_new_tokens, o.temperature, on_text=on_text, schema=o.schema)
+        gen_s = out.seconds
+        t = time.perf_counter()
+        structured = parse_and_validate(out.text, o.schema)
+        # the citations and self-check run over the prose inside the JSON value
+        pieces = [s.strip() for s in _strings(structured) if s.strip()]
+        prose = " ".join(s if s[-1] in ".!?" else s + "." for s in pieces)
+        checked = check_answer(prose, packed.hits, threshold=o.threshold, abstain_phrase=o.template.abstain)
+        checked = replace(
+            checked,
+            text=json.dumps(structured, ensure_ascii=False),
+            abstained=any(is_abstention(s, o.template.abstain) for s in _strings(structured)),
+        )
+        check_s = time.perf_counter() - t
+    elif o.samples > 1:
+        outs: list[Generation] = []
+        checks: list[CheckedAnswer] = []
+        for _ in range(o.samples):
+            g = generator.generate(packed.messages, o.max_new_tokens, o.sample_temperature, stop=should_stop)
+            gen_s += g.seconds
+            t = time.perf_counter()
+            outs.append(g)
+            checks.append(check(g))
+            check_s += time.perf_counter() - t
+        best, agreement = majority(checks)
+        order = [best, *(i for i in range(len(checks)) if i != best)]
+        sample_texts = tuple(checks[i].text for i in order)
+        checked = checks[best]
+        out = replace(outs[best], completion_tokens=sum(g.completion_tokens for g in outs))  # all samples' cost
+    else:
+        out = generator.generate(packed.messages, o.max_new_tokens, o.temperature, stop=should_stop, on_text=on_text)
+        gen_s = out.seconds
+        t = time.perf_counter()
+        checked = check(out)
+        check_s = time.perf_counter() - t
+    return Answer(
+        question=question,
+        text=checked.text,
+        raw_text=out.text,
+        citations=checked.citations,
+        hits=packed.hits,
+        abstained=checked.abstained,
+        unsupported=checked.unsupported,
+        dropped_hits=len(packed.dropped),
+        prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens,
+        timings={
+            "retrieve": round(retrieve_s, 4),
+            "pack": round(t_pack, 4),
+            "generate": round(gen_s, 4),
+            "check": round(check_s, 4),
+            "total": round(retrieve_s + time.perf_counter() - t0, 4),
+        },
+        packing=packed.notes,
+        flags=packed.flags + checked.flags,
+        samples=sample_texts,
+        agreement=None if agreement is None else round(agreement, 3),
+        structured=structured,
+        generator=generator.name,
+    )

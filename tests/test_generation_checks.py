@@ -1,0 +1,112 @@
+"""After generation: citation mapping, invalid citations, self-check flags, --strict, abstention, majority vote."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkit.citations import check_answer, is_abstention, majority
+from ragkit.generation import Generation, Message
+from ragkit.generation.answer import AnswerOptions, answer_question
+from ragkit.prompts import ABSTAIN
+from ragkit.types import Chunk, Hit
+
+
+def hit(n: int, text: str, uri: str = "/docs/doc.md", page: int | None = None) -> Hit:
+    chunk = Chunk(
+        id=10 + n, doc_id=n, uri=uri, ord=0, text=text, start=100, end=100 + len(text), token_count=5, page=page
+    )
+    return Hit(chunk, 0.5, n)
+
+
+HITS = [hit(1, "Keys are rotated every 90 days.", "/docs/keys.md", page=2), hit(2, "Coffee is free on Fridays.")]
+
+
+def test_citations_map_to_chunk_document_page_and_span() -> None:
+    c = check_answer("Keys are rotated every 90 days [1].", HITS).citations[0]
+    assert (c.n, c.chunk_id, c.uri, c.page, c.start, c.end, c.kind) == (1, 11, "/docs/keys.md", 2, 100, 131, "cited")
+
+
+def test_citations_of_missing_sources_are_dropped_and_flagged() -> None:
+    checked = check_answer("Keys are rotated every 90 days [7].", HITS)
+    assert [(c.n, c.kind) for c in checked.citations] == [(1, "corrected")] and "[7]" not in checked.text
+    assert [(f.kind, f.source) for f in checked.flags] == [("invalid_citation", 7)]
+
+
+def test_self_check_flags_and_strict_removes_unsupported_sentences() -> None:
+    raw = "Keys are rotated every 90 days. The capital of Peru is Lima."
+    loose = check_answer(raw, HITS)
+    assert [f.kind for f in loose.flags] == ["uncited", "unsupported"] and "Lima" in loose.text
+    strict = check_answer(raw, HITS, strict=True, abstain_phrase=ABSTAIN)
+    assert strict.text == "Keys are rotated every 90 days [1]." and strict.unsupported == (
+        "The capital of Peru is Lima.",
+    )
+    nothing_left = check_answer("The capital of Peru is Lima.", HITS, strict=True, abstain_phrase=ABSTAIN)
+    assert nothing_left.abstained and nothing_left.text == ABSTAIN
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ABSTAIN,
+        "I dont know based on the provided sorces.",  # misspelt: close to the phrase
+        "The provided sources do not mention the parking rules.",
+        "There is no information about that in the sources.",
+        "I'm not sure.",
+        "The sources don't specify the limit.",
+    ],
+)
+def test_abstention_variants(text: str) -> None:
+    assert is_abstention(text, ABSTAIN)
+    assert check_answer(text, HITS, abstain_phrase=ABSTAIN).abstained
+
+
+def test_answers_are_not_mistaken_for_abstentions() -> None:
+    assert not is_abstention("Keys are rotated every 90 days [1].", ABSTAIN)
+    assert not is_abstention("I know the keys are rotated every 90 days.", ABSTAIN)
+
+
+def test_majority_vote_and_agreement() -> None:
+    answers = [
+        check_answer(t, HITS)
+        for t in (
+            "Coffee is free on Fridays.",
+            "Keys are rotated every 90 days [1].",
+            "The keys are rotated every 90 days.",
+            "Keys get rotated every 90 days [1].",
+        )
+    ]
+    best, agreement = majority(answers)
+    assert best == 1 and agreement == 0.75
+    abstain = [check_answer(ABSTAIN, HITS), check_answer("I don't know.", HITS), answers[0]]
+    assert majority(abstain) == (0, 2 / 3)
+
+
+class ScriptedGenerator:
+    """A deterministic stand-in that replays answers, for the orchestration of sampling only."""
+
+    name = "scripted"
+    context_window = 4096
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.temperatures: list[float] = []
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    def generate(self, messages, max_new_tokens, temperature=0.0, stop=None, on_text=None, schema=None):  # type: ignore[no-untyped-def]
+        self.temperatures.append(temperature)
+        text = self.texts[len(self.temperatures) - 1]
+        return Generation(text, self.count_prompt_tokens(messages), len(text.split()), 0.01)
+
+
+def test_samples_return_the_majority_with_its_agreement() -> None:
+    gen = ScriptedGenerator(
+        ["Coffee is free on Fridays.", "Keys are rotated every 90 days.", "Keys rotate every 90 days."]
+    )
+    ans = answer_question("How often are keys rotated?", HITS, gen, AnswerOptions(samples=3, sample_temperature=0.8))
+    assert gen.temperatures == [0.8, 0.8, 0.8]
+    assert ans.agreement == pytest.approx(0.667) and ans.text == "Keys are rotated every 90 days [1]."
+    assert len(ans.samples) == 3 and ans.samples[0] == ans.text
+    assert ans.completion_tokens == 5 + 6 + 5 and ans.generator == "scripted"
+    assert set(ans.timings) == {"retrieve", "pack", "generate", "check", "total"}

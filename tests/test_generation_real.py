@@ -1,0 +1,174 @@
+"""Generation through the real bundled GPT: streaming, JSON Schema constrained decoding, the OpenAI-compatible
+HTTP backend against a real local server that runs the bundled GPT, and the CLI's new ask options."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+import ragkit
+from ragkit.cli.app import app
+from ragkit.errors import ModelError
+from ragkit.generation.openai_http import OpenAIGenerator
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "How often must production API keys be rotated?"
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "maxLength": 80},
+        "days": {"type": "integer"},
+        "confident": {"type": "boolean"},
+        "team": {"enum": ["security", "platform", "finance"]},
+        "sources": {"type": "array", "items": {"type": "integer"}, "maxItems": 3},
+    },
+    "required": ["answer", "days", "confident", "team", "sources"],
+}
+
+
+def test_streaming_hands_over_the_text_as_it_is_written(built_kb: Path) -> None:
+    pieces: list[str] = []
+    with ragkit.open(built_kb, create=False, **{"generator.max_new_tokens": 40}) as kb:
+        ans = kb.ask(QUESTION, on_text=pieces.append)
+    assert len(pieces) > 3  # many pieces, not one at the end
+    assert " ".join("".join(pieces).split()).startswith(" ".join(ans.raw_text.split())[:20])
+    assert "90 days" in ans.text and ans.generator == "SmolLM2-135M-Instruct"
+    assert set(ans.timings) == {"retrieve", "pack", "generate", "check", "total"}
+
+
+def test_json_schema_output_parses_and_validates(bundled_gpt) -> None:  # type: ignore[no-untyped-def]
+    from ragkit.generation.answer import AnswerOptions, answer_question
+    from ragkit.types import Chunk, Hit
+
+    text = "Production API keys must be rotated every 90 days by the security team."
+    hit = Hit(Chunk(1, 1, "/docs/keys.md", 0, text, 0, len(text), 20), 0.9, 1)
+    ans = answer_question(QUESTION, [hit], bundled_gpt, AnswerOptions(max_new_tokens=120, schema=SCHEMA))
+    jsonschema.validate(ans.structured, SCHEMA)
+    assert json.loads(ans.text) == ans.structured and json.loads(ans.raw_text) == ans.structured
+
+
+class _ChatServer(BaseHTTPRequestHandler):
+    """Speaks POST /v1/chat/completions (streamed as server-sent events, or one JSON body) with the bundled GPT."""
+
+    generator: Any = None
+    requests: list[dict[str, Any]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        if self.path != "/v1/chat/completions" or body.get("model") != "smollm2":
+            self.send_error(404, "no such model")
+            return
+        gen, msgs, limit = self.generator, body["messages"], body["max_tokens"]
+        if not body.get("stream"):
+            out = gen.generate(msgs, limit, body.get("temperature", 0.0))
+            data = {
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": out.text}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens},
+            }
+            payload = json.dumps(data).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+
+        def send(event: dict[str, Any]) -> None:
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+
+        def piece(text: str) -> None:
+            send({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+
+        try:
+            out = gen.generate(msgs, limit, body.get("temperature", 0.0), on_text=piece)
+            finish = "length" if out.finish == "length" else "stop"
+            send({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            send(
+                {
+                    "choices": [],
+                    "usage": {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens},
+                }
+            )
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client closed the stream: its stop rule fired
+
+
+@pytest.fixture(scope="module")
+def chat_server(bundled_gpt) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    _ChatServer.generator = bundled_gpt
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def test_openai_backend_streams_from_a_real_server(chat_server: str, bundled_gpt) -> None:  # type: ignore[no-untyped-def]
+    gen = OpenAIGenerator(chat_server, "smollm2")
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    pieces: list[str] = []
+    out = gen.generate(msgs, 24, on_text=pieces.append)
+    direct = bundled_gpt.generate(msgs, 24)
+    assert out.text == direct.text and len(pieces) > 3  # the same greedy text, streamed in pieces
+    assert out.completion_tokens == direct.completion_tokens and out.prompt_tokens == direct.prompt_tokens
+    stopped = gen.generate(msgs, 24, stop=lambda text: len(text) > 5)
+    assert stopped.finish == "rule" and len(stopped.text) < len(direct.text)
+    with pytest.raises(ModelError, match="HTTP 404"):
+        OpenAIGenerator(chat_server, "no-such-model").generate(msgs, 4)
+    with pytest.raises(ModelError, match="cannot reach"):
+        OpenAIGenerator("http://127.0.0.1:9/v1", "smollm2", timeout_s=2).generate(msgs, 4)
+
+
+def test_cli_ask_through_the_http_backend_json(chat_server: str, built_kb: Path) -> None:
+    args = ["ask", QUESTION, "--kb", str(built_kb), "--generator", f"openai:{chat_server}", "--model", "smollm2"]
+    result = CliRunner().invoke(app, [*args, "--json", "--max-tokens", "40"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert "90 days" in data["text"] and data["generator"].startswith("openai:http://127.0.0.1")
+    assert {Path(c["uri"]).name for c in data["citations"]} == {"key-rotation.md"}
+    for key in ("hits", "abstained", "flags", "packing", "timings", "prompt_tokens", "completion_tokens"):
+        assert key in data
+    c = data["citations"][0]
+    assert c["end"] > c["start"] >= 0 and c["chunk_id"] in {h["chunk"]["id"] for h in data["hits"]}
+    assert _ChatServer.requests[-1]["stream"] is True and _ChatServer.requests[-1]["max_tokens"] == 40
+
+
+def test_cli_streams_and_validates_a_schema(built_kb: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    streamed = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--stream", "--max-tokens", "40"])
+    assert streamed.exit_code == 0, streamed.output
+    assert "90 days" in streamed.output and "Sources:" in streamed.output
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA), encoding="utf-8")
+    result = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--schema", str(schema), "--json"])
+    assert result.exit_code == 0, result.output
+    jsonschema.validate(json.loads(result.output)["structured"], SCHEMA)
+    schema.write_text('{"type": "nonsense"}', encoding="utf-8")
+    bad = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--schema", str(schema)])
+    assert bad.exit_code == 1 and "invalid JSON Schema" in bad.output
+
+
+def test_self_consistency_samples(built_kb: Path) -> None:
+    with ragkit.open(built_kb, create=False, **{"generator.max_new_tokens": 32}) as kb:
+        ans = kb.ask(QUESTION, samples=3)
+    assert len(ans.samples) == 3 and ans.samples[0] == ans.text
+    assert ans.agreement is not None and 1 / 3 <= ans.agreement <= 1.0
