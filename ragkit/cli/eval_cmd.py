@@ -1,0 +1,256 @@
+"""`ragkit eval run | compare | judge-accuracy | train-judge`: evaluation runs, their comparison, the judges.
+
+Exit codes: 0 success; 1 error; 4 `compare` found a regression past --max-drop; 130 interrupted (the run is
+kept; the same command continues it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+EXIT_REGRESSION = 4
+
+eval_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Evaluate a knowledge base (retrieval, answers, hallucination), compare runs, measure the judges.",
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KbOpt = Annotated[
+    Path, typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
+JudgeOpt = Annotated[
+    str,
+    typer.Option(
+        "--judge",
+        help="Claim judge: minilm-lexical (default, calibrated), lexical, cross-encoder:PATH, trained, llm, llm:MODEL.",
+    ),
+]
+
+
+def _user_errors():  # type: ignore[no-untyped-def]
+    # imported late: app.py registers this sub-app at its end, so importing app here at module level would cycle
+    from ragkit.cli.app import user_errors
+
+    return user_errors()
+
+
+def _dump(data: Any) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    typer.echo(json.dumps(clean(data), ensure_ascii=False, indent=2, default=str))
+
+
+def _progress(label: str, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
+
+
+def _fmt(v: float | None) -> str:
+    from ragkit.evals.report import fmt
+
+    return fmt(v)
+
+
+@eval_app.command("run")
+def run(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A ragkit .jsonl (question, answers, answerable, gold_uris/gold_chunk_ids/gold_passages, "
+            "category), a SQuAD-style .json, a BEIR folder, or halueval-qa[:N].",
+            show_default=False,
+        ),
+    ],
+    kb: KbOpt = Path("kb"),
+    name: Annotated[str | None, typer.Option("--name", help="Run name [default: the dataset's name]")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Questions asked in parallel.")] = 1,
+    k: Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks given to the GPT")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Answer length limit [default: config]")
+    ] = None,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Score retrieval only; no GPT, no judge (fast).")
+    ] = False,
+    judge: JudgeOpt = "minilm-lexical",
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every question of DATASET through the knowledge base and write runs/<timestamp>-<name>/ inside it:
+    config.json, samples.jsonl, metrics.json, report.md and report.html.
+
+    An interrupted run (Ctrl-C, a kill) is continued by running the same command again.
+    """
+    import ragkit
+    from ragkit.evals.runner import EvalOptions, run_eval
+
+    with _user_errors(), ragkit.open(kb, create=False) as base, _progress("Evaluating", as_json) as bar:
+        task = bar.add_task("", total=None)
+
+        def on_sample(done: int, total: int, question: str) -> None:
+            bar.update(task, completed=done, total=total, description=question[:60])
+
+        opts = EvalOptions(k=k, max_new_tokens=max_tokens, generate=not retrieval_only, judge=judge)
+        result = run_eval(
+            base, dataset, name=name, limit=limit, workers=workers, options=opts, progress=on_sample, resume=not fresh
+        )
+    if as_json:
+        _dump(
+            {
+                "run_dir": str(result.run_dir),
+                "primary_metric": result.primary_metric,
+                "samples": result.n_samples,
+                "errors": result.n_errors,
+                "resumed": result.resumed,
+                "metrics": result.metrics,
+            }
+        )
+        return
+    from ragkit.evals.report import SUMMARY
+
+    if result.resumed:
+        out.print(f"continued an interrupted run ({result.resumed} questions were already done)")
+    out.print(f"{result.n_samples} questions, {result.n_errors} errors -> {result.run_dir}")
+    for key, label, _ in SUMMARY:
+        if result.metrics.get(key) is not None:
+            mark = "  (primary)" if key == result.primary_metric else ""
+            out.print(f"  {label:<28} {_fmt(result.metrics[key])}{mark}")
+    out.print(f"report: {result.run_dir / 'report.html'}")
+
+
+@eval_app.command("compare")
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run directory (kb/runs/...).", show_default=False)],
+    run_b: Annotated[Path, typer.Argument(help="Run directory to compare with the baseline.", show_default=False)],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Metric for wins/losses and the regression check [default: primary]")
+    ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drop", min=0.0, help="Exit 4 when METRIC gets worse than this from A to B (in its own units)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show two runs' metrics side by side with deltas (B - A) and which questions got better or worse.
+
+    For CI: with --max-drop, a regression of --metric past it exits with code 4.
+    """
+    from ragkit.evals.compare import compare_runs
+
+    with _user_errors():
+        cmp = compare_runs(run_a, run_b, metric)
+        regression = cmp.regression(max_drop) if max_drop is not None else None
+    if as_json:
+        _dump(
+            {
+                "run_a": str(cmp.run_a),
+                "run_b": str(cmp.run_b),
+                "metric": cmp.metric,
+                "metrics": {
+                    d.metric: {"a": d.a, "b": d.b, "delta": d.delta, "improved": d.improved} for d in cmp.deltas
+                },
+                "wins": list(cmp.wins),
+                "losses": list(cmp.losses),
+                "ties": cmp.ties,
+                "only_in_one": cmp.only_in_one,
+                "regression": regression,
+            }
+        )
+    else:
+        out.print(f"A: {cmp.run_a}\nB: {cmp.run_b}")
+        out.print(f"{'metric':<36} {'A':>9} {'B':>9} {'B - A':>9}")
+        for d in cmp.deltas:
+            if d.a is None and d.b is None:
+                continue
+            color = "" if d.improved is None else ("green" if d.improved else "red")
+            delta = "-" if d.delta is None else f"{d.delta:+.3f}"
+            line = f"{d.metric:<36} {_fmt(d.a):>9} {_fmt(d.b):>9} {delta:>9}"
+            out.print(f"[{color}]{line}[/{color}]" if color else line, markup=bool(color))
+        out.print(
+            f"per question on {cmp.metric}: {len(cmp.wins)} better, {len(cmp.losses)} worse, {cmp.ties} same"
+            + (f"; {cmp.only_in_one} in one run only" if cmp.only_in_one else "")
+        )
+        if cmp.losses:
+            out.print("worse: " + ", ".join(cmp.losses[:20]) + (" ..." if len(cmp.losses) > 20 else ""))
+        if regression is not None:
+            err.print(f"[red]Regression: {cmp.metric} got worse by {regression:.4f} (max drop {max_drop}).[/red]")
+    if regression is not None:
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+@eval_app.command("judge-accuracy")
+def judge_accuracy(
+    judges: Annotated[
+        list[str] | None,
+        typer.Option("--judge", help="Judge to measure (repeatable) [default: minilm-lexical and lexical]"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=2, help="Only the first N held-out pairs.")] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Refit the minilm-lexical judge on the calibration split first and print "
+            "its weights (to paste into ragkit/evals/judges.py).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure judges on held-out labelled HaluEval-QA pairs (right vs hallucinated answer as "Q? A." claims
+    against the item's knowledge, length-matched): balanced accuracy, precision, recall and F1 for
+    "unsupported"."""
+    from ragkit.evals import judges as J
+
+    names = judges or ["minilm-lexical", "lexical"]
+    results: dict[str, dict[str, float]] = {}
+    calibrated: dict[str, Any] = {}
+    with _user_errors():
+        pairs = J.halueval_judge_pairs("heldout")[:limit]
+        for spec in names:
+            judge = J.make_judge(spec)
+            if calibrate and isinstance(judge, J.EmbeddingLexicalJudge):
+                cal = J.halueval_judge_pairs("calibration")
+                judge.calibrate([p.claim for p in cal], [p.context for p in cal], [p.unsupported for p in cal])
+                calibrated = {"weights": judge.weights, "bias": judge.bias, "threshold": judge.threshold}
+            results[judge.name] = J.judge_accuracy(judge, pairs)
+    if as_json:
+        _dump({"pairs": len(pairs), "judges": results, **({"calibrated": calibrated} if calibrated else {})})
+        return
+    out.print(f"held-out HaluEval-QA pairs: {len(pairs)} (half unsupported)")
+    out.print(f"{'judge':<28} {'bal.acc':>8} {'prec':>7} {'recall':>7} {'F1':>7} {'thresh':>7}")
+    for name, r in results.items():
+        out.print(
+            f"{name:<28} {_fmt(r['balanced_accuracy']):>8} {_fmt(r['precision']):>7} {_fmt(r['recall']):>7} "
+            f"{_fmt(r['f1']):>7} {_fmt(r['threshold']):>7}"
+        )
+    if calibrated:
+        out.print(f"calibrated minilm-lexical: {calibrated}")

@@ -1,0 +1,337 @@
+"""Judges: how likely a claim (an answer sentence) is supported by a context (retrieved or cited text).
+
+No NLI or hallucination classifier ships on PyPI, so the default judge is built from what ragkit has:
+the bundled MiniLM embedder (claim-to-sentence similarity) and the lexical support of ragkit's citation
+check (content-word, number and name coverage), combined by a logistic model whose weights and threshold
+were calibrated on labelled HaluEval-QA pairs (`ragkit eval judge-accuracy --calibrate`). A cross-encoder or
+NLI judge takes any local model path; an LLM judge asks a configured generator. Every judge's accuracy is
+measured on held-out pairs (`judge_accuracy`), see docs/benchmarks.md "Judges".
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from ragkit.citations import support as lexical_support
+from ragkit.errors import ConfigError, ModelError
+from ragkit.evals.datasets import halueval_records
+from ragkit.evals.metrics import binary_scores
+from ragkit.textutil import NUMBER, content_words, split_sentences
+
+if TYPE_CHECKING:
+    from ragkit.embedding import Embedder
+    from ragkit.generation import Generator
+
+
+class Judge(Protocol):
+    """Scores (claim, context) pairs: support probability in [0, 1]; supported when >= threshold."""
+
+    name: str
+    threshold: float
+
+    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
+        """(n,) claims and (n,) contexts -> n support probabilities."""
+        ...
+
+
+def verdicts(judge: Judge, claims: Sequence[str], contexts: Sequence[str]) -> list[tuple[float, bool]]:
+    """(probability, supported) for each pair."""
+    if not claims:
+        return []
+    return [(p, p >= judge.threshold) for p in judge.support(claims, contexts)]
+
+
+# --- the default judge: embeddings + lexical coverage -------------------------------------------------
+
+# glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's
+_GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w'-]*")
+
+
+def context_sentences(context: str) -> list[str]:
+    """The context's sentences, glued ones split apart."""
+    return [s for piece in split_sentences(context) for s in _GLUED.split(piece) if s.strip()]
+
+
+def name_coverage(claim: str, context: str) -> float:
+    """Share of the claim's names (capitalised words not starting a sentence) and numbers found in the
+    context, case-insensitive; 1.0 when the claim has none."""
+    names = {m.group().lower() for m in _NAME.finditer(claim)} | set(NUMBER.findall(claim))
+    if not names:
+        return 1.0
+    ctx = context.lower()
+    return sum(n in ctx for n in names) / len(names)
+
+
+def missing_words(claim: str, context: str) -> float:
+    """Content words of the claim absent from the context, as min(count, 4) / 4: a fact added from
+    nowhere shows up as new words whatever the claim's length."""
+    return min(len(content_words(claim) - content_words(context)), 4) / 4
+
+
+FEATURES = ("lexical", "similarity", "names", "missing")
+
+# Fitted by `ragkit eval judge-accuracy --calibrate` on the calibration split of the length-matched
+# HaluEval-QA pairs (see halueval_judge_pairs); the held-out split measures them (docs/benchmarks.md).
+DEFAULT_WEIGHTS = (0.2338, 1.6837, 0.3204, -1.2445)
+DEFAULT_BIAS = -0.8087
+DEFAULT_THRESHOLD = 0.518
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass
+class EmbeddingLexicalJudge:
+    """The default offline judge: logistic model over lexical support, claim-to-sentence cosine similarity,
+    name/number coverage and missing words. Needs only the bundled MiniLM embedder."""
+
+    embedder: Embedder
+    weights: tuple[float, ...] = DEFAULT_WEIGHTS
+    bias: float = DEFAULT_BIAS
+    threshold: float = DEFAULT_THRESHOLD
+    name: str = "minilm-lexical"
+
+    def features(self, claims: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
+        """(n,) pairs -> (n, 4) features in FEATURES order, each in [0, 1]."""
+        sents = [context_sentences(c) or [c] for c in contexts]
+        uniq = list(dict.fromkeys([*claims, *(s for ss in sents for s in ss)]))
+        vecs = self.embedder.embed(uniq)  # (u, dim), unit norm
+        row = {t: i for i, t in enumerate(uniq)}
+        out = np.zeros((len(claims), len(FEATURES)), dtype=np.float64)
+        for i, (claim, ctx) in enumerate(zip(claims, contexts, strict=True)):
+            sims = vecs[[row[s] for s in sents[i]]] @ vecs[row[claim]]
+            out[i] = (
+                lexical_support(claim, ctx),
+                max(0.0, float(sims.max())),
+                name_coverage(claim, ctx),
+                missing_words(claim, ctx),
+            )
+        return out
+
+    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
+        """(n,) claims and contexts -> n support probabilities."""
+        if not claims:
+            return []
+        z = self.features(claims, contexts) @ np.asarray(self.weights) + self.bias
+        return [float(p) for p in _sigmoid(z)]
+
+    def calibrate(self, claims: Sequence[str], contexts: Sequence[str], unsupported: Sequence[bool]) -> None:
+        """Fit the weights (L2-regularised logistic regression) and the threshold that maximises balanced
+        accuracy on labelled pairs."""
+        x = self.features(claims, contexts)
+        y = np.array([0.0 if u else 1.0 for u in unsupported])  # 1 = supported
+        w, b = fit_logistic(x, y)
+        self.weights, self.bias = tuple(round(float(v), 4) for v in w), round(float(b), 4)
+        probs = _sigmoid(x @ w + b)
+        self.threshold = best_threshold(probs, [bool(u) for u in unsupported])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000, lr: float = 0.5) -> tuple:
+    """Logistic regression by full-batch gradient descent: (n, f) features, (n,) 0/1 labels -> (w, b)."""
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = _sigmoid(x @ w + b)
+        grad = p - y
+        w -= lr * (x.T @ grad / len(y) + l2 * w)
+        b -= lr * float(grad.mean())
+    return w, b
+
+
+def best_threshold(probs: Sequence[float], unsupported: Sequence[bool]) -> float:
+    """The support threshold with the best balanced accuracy for "unsupported" on these pairs."""
+    best, best_t = -1.0, 0.5
+    for t in sorted({round(float(p), 3) for p in probs}):
+        score = binary_scores(unsupported, [p < t for p in probs])["balanced_accuracy"]
+        if score > best:
+            best, best_t = score, t
+    return best_t
+
+
+@dataclass
+class LexicalJudge:
+    """ragkit's own citation check as a judge: share of the claim's content words in the context (a
+    number absent from the context gives 0). Supported at 0.5, as in `ragkit ask`."""
+
+    threshold: float = 0.5
+    name: str = "lexical"
+
+    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
+        """(n,) claims and contexts -> n lexical support scores."""
+        return [lexical_support(c, x) for c, x in zip(claims, contexts, strict=True)]
+
+
+# --- cross-encoder / NLI judge ------------------------------------------------------------------------
+
+
+class CrossEncoderJudge:
+    """Any local sentence-transformers CrossEncoder: an NLI model (P(entailment)), a 1-logit grounding
+    model (sigmoid), or one trained by `ragkit eval train-judge`. Input pairs are (context, claim)."""
+
+    def __init__(self, path: str | Path, *, device: str = "auto", threshold: float = 0.5, max_length: int = 512):
+        from ragkit.assets import auto_device, quiet_transformers, set_offline_env
+
+        set_offline_env()
+        quiet_transformers()
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise ModelError(f"cross-encoder judge {path}: no such directory; give a local model folder")
+        from sentence_transformers import CrossEncoder
+
+        try:
+            self.model = CrossEncoder(str(p), device=auto_device(device), local_files_only=True, max_length=max_length)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load a cross-encoder from {p}: {exc}") from None
+        self.name = f"cross-encoder:{p.name}"
+        self.threshold = threshold
+        labels = {int(k): str(v).lower() for k, v in (self.model.config.id2label or {}).items()}
+        self._entail = next((i for i, v in labels.items() if v.startswith("entail")), None)
+        if self.model.num_labels > 1 and self._entail is None:
+            raise ModelError(f"{p}: {self.model.num_labels} labels but none named 'entailment'; cannot read support")
+
+    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
+        """(n,) claims and contexts -> n probabilities that the context entails the claim."""
+        if not claims:
+            return []
+        pairs = [(ctx, claim) for claim, ctx in zip(claims, contexts, strict=True)]
+        if self.model.num_labels == 1:
+            scores = self.model.predict(pairs, show_progress_bar=False)  # sigmoid applied by CrossEncoder
+            return [float(s) for s in np.atleast_1d(scores)]
+        probs = self.model.predict(pairs, apply_softmax=True, show_progress_bar=False)
+        return [float(p[self._entail]) for p in probs]
+
+
+# --- LLM judge ----------------------------------------------------------------------------------------
+
+_LLM_PROMPT = (
+    "Context:\n{context}\n\nClaim: {claim}\n\n"
+    "Is the claim fully supported by the context? Reply with one word: yes or no."
+)
+
+
+class LLMJudge:
+    """Asks a generator whether the context supports the claim; "yes" -> 1.0, "no" -> 0.0, else 0.5."""
+
+    def __init__(self, generator: Generator, *, max_context_chars: int = 4000) -> None:
+        self.generator = generator
+        self.name = f"llm:{generator.name}"
+        self.threshold = 0.5
+        self.max_context_chars = max_context_chars
+
+    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
+        """(n,) claims and contexts -> n of 1.0 (yes), 0.0 (no) or 0.5 (neither)."""
+        out: list[float] = []
+        for claim, ctx in zip(claims, contexts, strict=True):
+            prompt = _LLM_PROMPT.format(context=ctx[: self.max_context_chars], claim=claim)
+            reply = self.generator.generate([{"role": "user", "content": prompt}], 3).text.strip().lower()
+            out.append(1.0 if reply.startswith("yes") else 0.0 if reply.startswith("no") else 0.5)
+        return out
+
+
+# --- building judges by name --------------------------------------------------------------------------
+
+JUDGES = ("minilm-lexical", "lexical", "cross-encoder:PATH", "trained", "llm", "llm:MODEL")
+
+
+def trained_judge_dir() -> Path:
+    """Where `ragkit eval train-judge` saves its cross-encoder."""
+    from ragkit.assets import cache_dir
+
+    return cache_dir() / "judges" / "minilm-halueval"
+
+
+def make_judge(
+    spec: str = "minilm-lexical", *, embedder: Embedder | None = None, generator: Generator | None = None
+) -> Judge:
+    """Build a judge from its name: minilm-lexical (default), lexical, cross-encoder:PATH, trained (the model
+    `ragkit eval train-judge` saved), llm (the given generator, else the bundled GPT) or llm:MODEL."""
+    if spec in ("minilm-lexical", "default"):
+        if embedder is None:
+            from ragkit.embedding import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+        return EmbeddingLexicalJudge(embedder)
+    if spec == "lexical":
+        return LexicalJudge()
+    if spec.startswith("cross-encoder:"):
+        return CrossEncoderJudge(spec.partition(":")[2])
+    if spec == "trained":
+        path = trained_judge_dir()
+        if not path.exists():
+            raise ModelError(f"no trained judge at {path}; run: ragkit eval train-judge")
+        return CrossEncoderJudge(path)
+    if spec == "llm" or spec.startswith("llm:"):
+        model = spec.partition(":")[2]
+        if generator is None or model:
+            from ragkit.generation.hf import TransformersGenerator
+
+            generator = TransformersGenerator(model or "SmolLM2-135M-Instruct")
+        return LLMJudge(generator)
+    raise ConfigError(f"unknown judge {spec!r}; use one of: {', '.join(JUDGES)}")
+
+
+# --- labelled pairs and judge accuracy ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPair:
+    claim: str
+    context: str
+    unsupported: bool
+
+
+def as_claim(question: str, answer: str) -> str:
+    """A question and an answer as one declarative-style claim: "Q? A." (both labels get the same form)."""
+    return f"{question.strip().rstrip('?')}? {answer.strip().rstrip('.')}."
+
+
+def halueval_judge_pairs(split: str = "heldout", *, max_extra_words: int = 2, seed: int = 0) -> list[LabelledPair]:
+    """Labelled HaluEval-QA pairs for judge calibration ("calibration", 60%) or measurement ("heldout", 40%).
+
+    HaluEval's hallucinated answers are whole sentences while right answers are short spans, so a judge
+    could score length. Only items whose hallucinated answer is at most `max_extra_words` longer than the
+    right one are used (982 of 10,000 at 2), and both answers become "Q? A." claims against the item's
+    knowledge: one supported, one unsupported, per item.
+    """
+    if split not in ("calibration", "heldout"):
+        raise ConfigError("split must be 'calibration' or 'heldout'")
+    recs = [
+        r
+        for r in halueval_records()
+        if len(r["hallucinated_answer"].split()) <= len(r["right_answer"].split()) + max_extra_words
+    ]
+    random.Random(seed).shuffle(recs)
+    cut = int(len(recs) * 0.6)
+    part = recs[:cut] if split == "calibration" else recs[cut:]
+    pairs: list[LabelledPair] = []
+    for r in part:
+        pairs.append(LabelledPair(as_claim(r["question"], r["right_answer"]), r["knowledge"], False))
+        pairs.append(LabelledPair(as_claim(r["question"], r["hallucinated_answer"]), r["knowledge"], True))
+    return pairs
+
+
+def judge_accuracy(judge: Judge, pairs: Sequence[LabelledPair], batch: int = 64) -> dict[str, float]:
+    """Balanced accuracy, precision, recall and F1 for "unsupported" of the judge on labelled pairs."""
+    probs: list[float] = []
+    for i in range(0, len(pairs), batch):
+        part = pairs[i : i + batch]
+        probs.extend(judge.support([p.claim for p in part], [p.context for p in part]))
+    truth = [p.unsupported for p in pairs]
+    scores = binary_scores(truth, [p < judge.threshold for p in probs])
+    scores["threshold"] = judge.threshold
+    scores["mean_support_supported"] = _mean([p for p, t in zip(probs, truth, strict=True) if not t])
+    scores["mean_support_unsupported"] = _mean([p for p, t in zip(probs, truth, strict=True) if t])
+    return scores
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan

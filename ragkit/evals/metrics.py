@@ -1,0 +1,201 @@
+"""Pure metric functions: retrieval, answers, claims, abstention, cost. No models here.
+
+Every function takes plain values and returns floats, so each is checked against hand-computed numbers.
+A rate with an empty denominator is nan (not 0): "no unanswerable questions" is not "never abstained".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# --- retrieval ----------------------------------------------------------------------------------------
+# A ranked list is given as, per hit, the set of gold keys it matches (empty = not relevant), plus the
+# number of gold keys the question has. A key counts once: a second chunk of an already-found gold document
+# adds nothing, so recall and nDCG stay within [0, 1].
+
+
+def recall_at_k(hit_golds: Sequence[Iterable[str]], n_gold: int, k: int) -> float:
+    """Share of the n_gold gold keys matched by the top k hits."""
+    if n_gold <= 0:
+        return math.nan
+    found = set().union(*(set(g) for g in hit_golds[:k])) if hit_golds[:k] else set()
+    return min(len(found), n_gold) / n_gold
+
+
+def reciprocal_rank(hit_golds: Sequence[Iterable[str]], k: int | None = None) -> float:
+    """1 / rank of the first relevant hit within the top k (0 when none is)."""
+    for rank, golds in enumerate(hit_golds[:k] if k else hit_golds, start=1):
+        if set(golds):
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at_k(hit_golds: Sequence[Iterable[str]], n_gold: int, k: int = 10) -> float:
+    """Binary-gain nDCG@k: a hit gains 1 when it matches a gold key not matched above it."""
+    if n_gold <= 0:
+        return math.nan
+    seen: set[str] = set()
+    dcg = 0.0
+    for rank, golds in enumerate(hit_golds[:k], start=1):
+        new = set(golds) - seen
+        if new:
+            dcg += 1.0 / math.log2(rank + 1)
+            seen |= new
+    ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(n_gold, k) + 1))
+    return dcg / ideal
+
+
+def passage_matches(passage: str, chunk_text: str, threshold: float = 0.6) -> bool:
+    """True when a chunk holds the passage or the passage holds the chunk (whitespace and case folded), or
+    when `threshold` of the shorter one's tokens occur in the other (chunk boundaries rarely align)."""
+    a, b = " ".join(passage.lower().split()), " ".join(chunk_text.lower().split())
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    ta, tb = Counter(a.split()), Counter(b.split())
+    shorter, longer = (ta, tb) if sum(ta.values()) <= sum(tb.values()) else (tb, ta)
+    return sum((shorter & longer).values()) / sum(shorter.values()) >= threshold
+
+
+# --- answers (SQuAD v1.1 evaluation script's normalisation) -------------------------------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, drop punctuation and articles, squeeze whitespace (SQuAD's normalize_answer)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer (nan without golds)."""
+    if not golds:
+        return math.nan
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Best SQuAD token F1 of the prediction against the gold answers (nan without golds)."""
+    if not golds:
+        return math.nan
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+            continue
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if common:
+            p, r = common / len(pred), common / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def contains_answer(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when a normalised gold answer occurs in the normalised prediction, as whole words (nan without
+    golds). Sentence answers from a chat model rarely match exactly; this asks whether the fact is there."""
+    if not golds:
+        return math.nan
+    pred = f" {normalize_answer(prediction)} "
+    return float(any(f" {g} " in pred for g in map(normalize_answer, golds) if g))
+
+
+# --- claims, citations, abstention --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimVerdict:
+    """One answer sentence judged against the context.
+
+    supported: the judge finds it supported by the retrieved context as a whole.
+    cited_supported: per citation of this claim, whether the cited chunk supports it.
+    """
+
+    claim: str
+    support: float  # the judge's support probability against the whole retrieved context, 0..1
+    supported: bool
+    cited_supported: tuple[bool, ...] = ()
+
+
+def claim_rates(verdicts: Sequence[ClaimVerdict]) -> dict[str, float]:
+    """Supported/unsupported claim rates and citation precision/recall, micro-averaged over the claims.
+
+    citation precision = supporting citations / citations; citation recall = claims with at least one
+    supporting citation / claims.
+    """
+    n = len(verdicts)
+    citations = [ok for v in verdicts for ok in v.cited_supported]
+    supported = sum(v.supported for v in verdicts)
+    return {
+        "supported_claim_rate": supported / n if n else math.nan,
+        "unsupported_claim_rate": (n - supported) / n if n else math.nan,
+        "citation_precision": sum(citations) / len(citations) if citations else math.nan,
+        "citation_recall": sum(any(v.cited_supported) for v in verdicts) / n if n else math.nan,
+    }
+
+
+def abstention_rates(answerable: Sequence[bool], abstained: Sequence[bool]) -> dict[str, float]:
+    """abstention_rate on unanswerable questions (higher is better) and false_abstention_rate on answerable
+    ones (lower is better)."""
+    unans = [a for ok, a in zip(answerable, abstained, strict=True) if not ok]
+    ans = [a for ok, a in zip(answerable, abstained, strict=True) if ok]
+    return {
+        "abstention_rate": sum(unans) / len(unans) if unans else math.nan,
+        "false_abstention_rate": sum(ans) / len(ans) if ans else math.nan,
+    }
+
+
+# --- cost ---------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100, linear interpolation) of the values; nan when there are none."""
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.percentile(vals, q)) if vals else math.nan
+
+
+def tokens_per_second(completion_tokens: Sequence[int], generate_seconds: Sequence[float]) -> float:
+    """Generated tokens per second of generation time, summed over samples."""
+    seconds = sum(generate_seconds)
+    return sum(completion_tokens) / seconds if seconds > 0 else math.nan
+
+
+# --- classification (judge accuracy) ------------------------------------------------------------------
+
+
+def binary_scores(truth: Sequence[bool], predicted: Sequence[bool]) -> dict[str, float]:
+    """Balanced accuracy, precision, recall and F1 of the positive class (truth/predicted True = positive)."""
+    tp = sum(t and p for t, p in zip(truth, predicted, strict=True))
+    fp = sum(p and not t for t, p in zip(truth, predicted, strict=True))
+    fn = sum(t and not p for t, p in zip(truth, predicted, strict=True))
+    tn = sum(not t and not p for t, p in zip(truth, predicted, strict=True))
+    tpr = tp / (tp + fn) if tp + fn else math.nan
+    tnr = tn / (tn + fp) if tn + fp else math.nan
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    f1 = 2 * precision * tpr / (precision + tpr) if tp else 0.0
+    return {
+        "balanced_accuracy": (tpr + tnr) / 2,
+        "precision": precision,
+        "recall": tpr,
+        "f1": f1,
+        "accuracy": (tp + tn) / len(truth) if truth else math.nan,
+        "n": float(len(truth)),
+    }
+
+
+def mean(values: Iterable[float]) -> float:
+    """Mean of the non-nan values; nan when there are none."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else math.nan
