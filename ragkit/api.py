@@ -245,6 +245,28 @@ class KnowledgeBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def evaluate(
+        self,
+        dataset: str | Path | Any,
+        *,
+        name: str | None = None,
+        limit: int | None = None,
+        workers: int = 1,
+        judge: str = "minilm-lexical",
+        progress: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Run an evaluation dataset through this KB; writes runs/<timestamp>-<name>/ and returns the EvalRun.
+
+        dataset: a ragkit .jsonl, a SQuAD .json, a BEIR folder, "halueval-qa[:N]" or a loaded Dataset. An
+        interrupted run of the same name and settings is continued. options go to EvalOptions (k,
+        retrieval_k, max_new_tokens, generate). See ragkit.evals.runner.run_eval.
+        """
+        from ragkit.evals.runner import EvalOptions, run_eval
+
+        opts = EvalOptions(judge=judge, **options)
+        return run_eval(self, dataset, name=name, limit=limit, workers=workers, options=opts, progress=progress)
+
 
 def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
     """Open the knowledge base at `path`, creating it with defaults (plus overrides) if missing.

@@ -383,6 +383,11 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
         out.print(f"  failed {_display(f['uri'])}: {f['reason']}")
 
 
+from ragkit.cli.eval_cmd import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
