@@ -1,0 +1,141 @@
+"""The eval runner end to end on the sample corpus KB with the bundled models; resume; reports; compare."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import ragkit
+from ragkit.cli.app import app
+from ragkit.evals.datasets import Dataset, EvalItem, load_dataset
+from ragkit.evals.runner import EvalOptions, read_samples, run_eval
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = ROOT / "examples" / "sample_questions.jsonl"
+
+
+def _pick(ids: set[str]) -> Dataset:
+    ds = load_dataset(QUESTIONS)
+    return Dataset("sample-pick", tuple(i for i in ds.items if i.id in ids), ds.source)
+
+
+@pytest.mark.slow
+def test_end_to_end_with_generation_judge_and_report(built_kb: Path) -> None:
+    with ragkit.open(built_kb) as kb:
+        run = kb.evaluate(_pick({"q01", "u01"}), name="e2e", max_new_tokens=32)
+    assert run.n_samples == 2 and run.n_errors == 0
+    m = run.metrics
+    assert m["retrieval/recall@3"] == 1.0 and m["retrieval/mrr"] == 1.0  # key-rotation.md ranks first
+    assert m["answer/f1"] is not None and 0.0 <= m["answer/f1"] <= 1.0
+    assert m["abstention/rate_unanswerable"] in (0.0, 1.0) and m["abstention/false_rate_answerable"] in (0.0, 1.0)
+    assert m["latency/generate_p50_s"] > 0 and m["tokens/out_mean"] > 0 and m["tokens/per_s"] > 0
+    assert run.primary_metric == "answer/f1"
+    files = {p.name for p in run.run_dir.iterdir()}
+    assert {"config.json", "samples.jsonl", "metrics.json", "report.md", "report.html"} <= files
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["dataset"]["sha256"] == _pick({"q01", "u01"}).sha256
+    assert config["models"]["embedder"]["name"] == "all-MiniLM-L6-v2"
+    assert config["models"]["generator"]["name"] == "SmolLM2-135M-Instruct" and config["models"]["generator"]["bytes"]
+    assert config["models"]["judge"]["name"] == "minilm-lexical"
+    assert config["config"]["generator"]["max_new_tokens"] == 160  # the KB's config, resolved
+    metrics_file = json.loads((run.run_dir / "metrics.json").read_text())
+    assert metrics_file["primary_metric"] == "answer/f1"
+    q01 = next(s for s in run.samples() if s["id"] == "q01")
+    assert q01["contexts"] and q01["retrieved"][0]["relevant"] and "generate" in q01["timings"]
+    if not q01["abstained"]:
+        assert q01["claims"] and all(0.0 <= c["support"] <= 1.0 for c in q01["claims"])
+    md = (run.run_dir / "report.md").read_text()
+    for section in ("# Evaluation report: e2e", "## Summary", "## Per category", "## Worst examples", "How often"):
+        assert section in md
+    page = (run.run_dir / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<svg") >= 2 and "Per category" in page
+    assert "Latency per question" in page and "<script" not in page
+
+
+def test_interrupted_run_resumes_where_it_stopped(built_kb: Path) -> None:
+    opts = EvalOptions(generate=False)
+    seen: list[int] = []
+
+    def stop_after_three(done: int, total: int, question: str) -> None:
+        seen.append(done)
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with ragkit.open(built_kb) as kb:
+        with pytest.raises(KeyboardInterrupt):
+            run_eval(kb, QUESTIONS, name="resume", options=opts, progress=stop_after_three)
+        run_dir = next(d for d in (built_kb / "runs").iterdir() if d.name.endswith("-resume"))
+        assert len(read_samples(run_dir / "samples.jsonl")) == 3 and not (run_dir / "metrics.json").exists()
+        with (run_dir / "samples.jsonl").open("a") as f:
+            f.write('{"id": "q04", "cut off by a kil')  # a kill in the middle of a write
+        asked: list[str] = []
+        run = run_eval(kb, QUESTIONS, name="resume", options=opts, progress=lambda d, t, q: asked.append(q))
+    assert run.run_dir == run_dir and run.resumed == 3 and run.n_samples == 12
+    assert len([q for q in asked if q]) == 9  # only the questions not done before
+    ids = [s["id"] for s in read_samples(run_dir / "samples.jsonl")]
+    assert sorted(ids) == sorted(i.id for i in load_dataset(QUESTIONS).items)
+    assert run.metrics["retrieval/recall@5"] == 1.0
+
+
+def test_a_failing_sample_is_recorded_not_dropped(built_kb: Path) -> None:
+    ds = Dataset("with-error", (EvalItem("ok", "How often must keys be rotated?"), EvalItem("bad", "   ")), "test")
+    with ragkit.open(built_kb) as kb:
+        run = run_eval(kb, ds, options=EvalOptions(generate=False))
+    samples = {s["id"]: s for s in run.samples()}
+    assert run.n_samples == 2 and run.n_errors == 1 and run.metrics["samples/errors"] == 1.0
+    assert samples["bad"]["status"] == "error" and "empty" in samples["bad"]["error"]
+    assert samples["ok"]["status"] == "ok"
+    assert "## Errors" in (run.run_dir / "report.md").read_text()
+
+
+def test_cli_run_and_compare_with_regression_exit(built_kb: Path, tmp_path: Path) -> None:
+    cli = CliRunner()
+    res = cli.invoke(
+        app,
+        [
+            "eval",
+            "run",
+            str(QUESTIONS),
+            "--kb",
+            str(built_kb),
+            "--retrieval-only",
+            "--name",
+            "cli",
+            "--fresh",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["samples"] == 12 and out["primary_metric"] == "retrieval/ndcg@10"
+    run_a = Path(out["run_dir"])
+    # a worse copy of the run: one question's retrieval and the mean drop
+    run_b = tmp_path / "worse"
+    shutil.copytree(run_a, run_b)
+    metrics = json.loads((run_b / "metrics.json").read_text())
+    metrics["retrieval/ndcg@10"] -= 0.2
+    (run_b / "metrics.json").write_text(json.dumps(metrics))
+    samples = read_samples(run_b / "samples.jsonl")
+    samples[0]["retrieval"]["ndcg@10"] = 0.0
+    (run_b / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+
+    res = cli.invoke(app, ["eval", "compare", str(run_a), str(run_b), "--json"])
+    assert res.exit_code == 0, res.output
+    cmp = json.loads(res.output)
+    assert cmp["metrics"]["retrieval/ndcg@10"]["delta"] == pytest.approx(-0.2)
+    assert cmp["losses"] == [samples[0]["id"]] and cmp["wins"] == [] and cmp["ties"] == 11
+    res = cli.invoke(app, ["eval", "compare", str(run_a), str(run_b), "--max-drop", "0.1"])
+    assert res.exit_code == 4 and "Regression" in res.output
+    res = cli.invoke(app, ["eval", "compare", str(run_a), str(run_b), "--max-drop", "0.3"])
+    assert res.exit_code == 0
+    res = cli.invoke(app, ["eval", "compare", str(run_a), str(tmp_path / "nothing")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["eval", "run", str(tmp_path / "missing.jsonl"), "--kb", str(tmp_path / "kb")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
