@@ -1,0 +1,143 @@
+"""Judges: the default offline judge with the real MiniLM, calibration, the cross-encoder and LLM judges,
+and `ragkit eval judge-accuracy` on real held-out HaluEval-QA pairs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ragkit.cli.app import app
+from ragkit.errors import ConfigError, ModelError
+from ragkit.evals import judges as J
+from ragkit.generation import Generation
+
+CONTEXT = (
+    "Production API keys must be rotated every 90 days. Staging keys are rotated every 180 days.The on-call "
+    "engineer performs the rotation with Vault."
+)
+
+
+@pytest.fixture(scope="module")
+def default_judge() -> J.EmbeddingLexicalJudge:
+    judge = J.make_judge("minilm-lexical")
+    assert isinstance(judge, J.EmbeddingLexicalJudge)
+    return judge
+
+
+def test_text_features_by_hand() -> None:
+    assert J.context_sentences(CONTEXT)[-1] == "The on-call engineer performs the rotation with Vault."
+    assert J.name_coverage("Keys are rotated with Vault every 90 days.", CONTEXT) == 1.0
+    assert J.name_coverage("Keys are rotated with Vault every 30 days.", CONTEXT) == 0.5  # Vault yes, 30 no
+    assert J.name_coverage("keys are rotated.", CONTEXT) == 1.0  # nothing to check
+    assert J.missing_words("Production keys are rotated", CONTEXT) == 0.0
+    assert J.missing_words("Production keys are shredded by angry lawyers monthly", CONTEXT) == 1.0  # 4 new
+
+
+@pytest.mark.slow
+def test_default_judge_separates_supported_from_changed_claims(default_judge: J.EmbeddingLexicalJudge) -> None:
+    claims = [
+        "Production API keys must be rotated every 90 days.",
+        "Production API keys must be rotated every 30 days.",
+        "Hotel costs are reimbursed up to 180 euros per night.",
+    ]
+    probs = default_judge.support(claims, [CONTEXT] * 3)
+    assert all(0.0 <= p <= 1.0 for p in probs)
+    assert probs[0] > probs[1] and probs[0] > probs[2]
+    verdicts = J.verdicts(default_judge, claims, [CONTEXT] * 3)
+    assert verdicts[0][1] and not verdicts[2][1]
+    assert default_judge.features(claims[:1], [CONTEXT]).shape == (1, len(J.FEATURES))
+
+
+def test_logistic_fit_and_threshold_on_separable_data() -> None:
+    x = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.9], [0.1, 0.7]])
+    y = np.array([1.0, 1.0, 0.0, 0.0])
+    w, b = J.fit_logistic(x, y)
+    assert w[0] > 0 > w[1]
+    probs = 1 / (1 + np.exp(-(x @ w + b)))
+    assert (probs[:2] > 0.5).all() and (probs[2:] < 0.5).all()
+    t = J.best_threshold([0.9, 0.8, 0.3, 0.2], [False, False, True, True])
+    assert 0.3 < t <= 0.8
+
+
+@pytest.mark.slow
+def test_calibration_on_real_halueval_pairs(default_judge: J.EmbeddingLexicalJudge) -> None:
+    pairs = J.halueval_judge_pairs("calibration")[:40]
+    judge = J.EmbeddingLexicalJudge(default_judge.embedder)
+    judge.calibrate([p.claim for p in pairs], [p.context for p in pairs], [p.unsupported for p in pairs])
+    assert len(judge.weights) == len(J.FEATURES) and 0.0 < judge.threshold < 1.0
+    assert J.judge_accuracy(judge, pairs)["balanced_accuracy"] > 0.5
+
+
+def test_halueval_pairs_are_balanced_held_out_and_length_matched() -> None:
+    cal, held = J.halueval_judge_pairs("calibration"), J.halueval_judge_pairs("heldout")
+    assert len(held) > 700 and sum(p.unsupported for p in held) * 2 == len(held)
+    assert not {p.claim for p in cal} & {p.claim for p in held}
+    right = [len(p.claim.split()) for p in held if not p.unsupported]
+    wrong = [len(p.claim.split()) for p in held if p.unsupported]
+    assert abs(np.mean(wrong) - np.mean(right)) < 2.0  # length-matched: no length cue to learn
+    assert held[0].claim.count("?") == 1 and held[0].claim.endswith(".")
+
+
+def test_judge_accuracy_cli_for_the_lexical_judge() -> None:
+    res = CliRunner().invoke(app, ["eval", "judge-accuracy", "--judge", "lexical", "--limit", "40", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    r = out["judges"]["lexical"]
+    assert out["pairs"] == 40 and r["n"] == 40
+    assert 0.0 <= r["balanced_accuracy"] <= 1.0 and r["threshold"] == 0.5
+
+
+def test_unknown_or_missing_judges_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="unknown judge"):
+        J.make_judge("oracle")
+    with pytest.raises(ModelError, match="no such directory"):
+        J.make_judge(f"cross-encoder:{tmp_path / 'nope'}")
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="train-judge"):
+        J.make_judge("trained")
+
+
+@pytest.mark.slow
+def test_cross_encoder_judge_loads_a_local_model(tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from ragkit.assets import resolve_embedder
+
+    # a 1-logit cross-encoder on the bundled MiniLM weights (untrained head): the loading path of train-judge
+    CrossEncoder(str(resolve_embedder("all-MiniLM-L6-v2")), num_labels=1, local_files_only=True).save_pretrained(
+        str(tmp_path / "ce")
+    )
+    judge = J.make_judge(f"cross-encoder:{tmp_path / 'ce'}")
+    probs = judge.support(["Keys are rotated every 90 days.", "Cats fly."], [CONTEXT, CONTEXT])
+    assert len(probs) == 2 and all(0.0 <= p <= 1.0 for p in probs)
+
+
+class _ScriptedGenerator:
+    """Replies from a function of the prompt: tests the LLM judge's prompt and reply parsing only."""
+
+    name = "scripted"
+    context_window = 2048
+
+    def __init__(self, reply: Callable[[str], str]) -> None:
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return 0
+
+    def generate(self, messages, max_new_tokens, temperature=0.0, stop=None):  # type: ignore[no-untyped-def]
+        self.prompts.append(messages[-1]["content"])
+        return Generation(self.reply(messages[-1]["content"]), 0, 1, 0.0)
+
+
+def test_llm_judge_reads_yes_no_and_anything_else() -> None:
+    replies = iter([" Yes.", "no", "Maybe"])
+    gen = _ScriptedGenerator(lambda prompt: next(replies))
+    judge = J.LLMJudge(gen)
+    assert judge.support(["a", "b", "c"], ["ctx one", "ctx two", "ctx three"]) == [1.0, 0.0, 0.5]
+    assert "Claim: a" in gen.prompts[0] and "ctx one" in gen.prompts[0]
