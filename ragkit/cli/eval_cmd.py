@@ -28,6 +28,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 KbOpt = Annotated[
     Path, typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True)
 ]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="RAGKIT_DB",
+        help="The KB's database URL (postgresql+psycopg://...) [default: the one its ragkit.toml records] "
+        "(env RAGKIT_DB).",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
 JudgeOpt = Annotated[
     str,
@@ -88,6 +98,7 @@ def run(
         ),
     ],
     kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name [default: the dataset's name]")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Questions asked in parallel.")] = 1,
@@ -112,7 +123,8 @@ def run(
     import ragkit
     from ragkit.evals.runner import EvalOptions, run_eval
 
-    with _user_errors(), ragkit.open(kb, create=False) as base, _progress("Evaluating", as_json) as bar:
+    over = {"database_url": db} if db else {}
+    with _user_errors(), ragkit.open(kb, create=False, **over) as base, _progress("Evaluating", as_json) as bar:
         task = bar.add_task("", total=None)
 
         def on_sample(done: int, total: int, question: str) -> None:
