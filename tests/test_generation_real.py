@@ -152,23 +152,19 @@ def test_cli_ask_through_the_http_backend_json(chat_server: str, built_kb: Path)
     assert _ChatServer.requests[-1]["stream"] is True and _ChatServer.requests[-1]["max_tokens"] == 40
 
 
-def test_cli_streams_and_validates_a_schema(built_kb: Path, tmp_path: Path) -> None:
+def test_cli_streams_and_refuses_a_bad_schema(built_kb: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     streamed = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--stream", "--max-tokens", "40"])
     assert streamed.exit_code == 0, streamed.output
     assert "90 days" in streamed.output and "Sources:" in streamed.output
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps(SCHEMA), encoding="utf-8")
-    result = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--schema", str(schema), "--json"])
-    assert result.exit_code == 0, result.output
-    jsonschema.validate(json.loads(result.output)["structured"], SCHEMA)
     schema.write_text('{"type": "nonsense"}', encoding="utf-8")
     bad = runner.invoke(app, ["ask", QUESTION, "--kb", str(built_kb), "--schema", str(schema)])
-    assert bad.exit_code == 1 and "invalid JSON Schema" in bad.output
+    assert bad.exit_code == 1 and "invalid JSON Schema" in bad.output and "Traceback" not in bad.output
 
 
 def test_self_consistency_samples(built_kb: Path) -> None:
-    with ragkit.open(built_kb, create=False, **{"generator.max_new_tokens": 32}) as kb:
-        ans = kb.ask(QUESTION, samples=3)
-    assert len(ans.samples) == 3 and ans.samples[0] == ans.text
-    assert ans.agreement is not None and 1 / 3 <= ans.agreement <= 1.0
+    with ragkit.open(built_kb, create=False, **{"generator.max_new_tokens": 24}) as kb:
+        ans = kb.ask(QUESTION, samples=2)
+    assert len(ans.samples) == 2 and ans.samples[0] == ans.text
+    assert ans.agreement in (0.5, 1.0)

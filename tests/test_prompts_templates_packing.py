@@ -85,17 +85,14 @@ def test_a_hit_that_does_not_fit_is_cut_at_a_sentence_boundary() -> None:
 
 @pytest.mark.slow
 def test_documents_far_larger_than_the_window_fit_the_real_tokenizer(bundled_gpt) -> None:  # type: ignore[no-untyped-def]
-    text = (SAMPLE / "key-rotation.md").read_text(encoding="utf-8")
+    text = (SAMPLE / "on-call.txt").read_text(encoding="utf-8")
     huge = " ".join([" ".join(text.split())] * 60)  # ~30x the 2048-token window
     hits = [hit(1, huge), hit(2, huge, uri="/docs/copy.md"), hit(3, "Keys are rotated every 90 days.")]
     window = bundled_gpt.context_window
     packed = pack("How often are keys rotated?", hits, bundled_gpt.count_prompt_tokens, window, 160)
     assert packed.prompt_tokens == bundled_gpt.count_prompt_tokens(packed.messages) <= window - 160
     assert window - 160 - packed.prompt_tokens < 200  # the budget is used, not wasted
-    assert [n.action for n in packed.notes] == ["cut", "dropped", "dropped"] or [n.action for n in packed.notes] == [
-        "cut",
-        "dropped",
-    ]
+    assert [n.action for n in packed.notes] == ["cut", "dropped", "dropped"]  # the best hit fills the budget
     assert packed.hits[0].chunk.text[-1] in ".!?:" and huge.startswith(packed.hits[0].chunk.text)
 
 
