@@ -141,3 +141,16 @@ def test_llm_judge_reads_yes_no_and_anything_else() -> None:
     judge = J.LLMJudge(gen)
     assert judge.support(["a", "b", "c"], ["ctx one", "ctx two", "ctx three"]) == [1.0, 0.0, 0.5]
     assert "Claim: a" in gen.prompts[0] and "ctx one" in gen.prompts[0]
+
+
+@pytest.mark.slow
+def test_train_judge_a_few_steps_then_load_it(tmp_path: Path) -> None:
+    from ragkit.evals.train_judge import train_judge, training_pairs
+
+    pairs = training_pairs(extra_items=8)
+    assert sum(p.unsupported for p in pairs) * 2 == len(pairs)  # balanced labels
+    result = train_judge(pairs[:8], out=tmp_path / "judge", batch_size=4, max_steps=2, max_length=96)
+    assert result.steps == 2 and result.first_loss > 0 and (tmp_path / "judge" / "ragkit_judge.json").exists()
+    judge = J.make_judge(f"cross-encoder:{tmp_path / 'judge'}")
+    probs = judge.support(["Keys are rotated every 90 days."], [CONTEXT])
+    assert 0.0 <= probs[0] <= 1.0

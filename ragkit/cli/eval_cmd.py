@@ -266,3 +266,41 @@ def judge_accuracy(
         )
     if calibrated:
         out.print(f"calibrated minilm-lexical: {calibrated}")
+
+
+@eval_app.command("train-judge")
+def train_judge_cmd(
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Stop after N steps [default: one epoch]")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training pairs.")] = 1,
+    extra: Annotated[
+        int, typer.Option("--extra", min=0, help="HaluEval items added as right-answer pairs (own vs other knowledge).")
+    ] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to save [default: the cache that --judge trained reads]")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a cross-encoder judge from the bundled MiniLM weights on length-balanced HaluEval-QA pairs
+    (never the held-out split); GPU when present. Then measure it: ragkit eval judge-accuracy --judge trained."""
+    from ragkit.evals.train_judge import train_judge, training_pairs
+
+    with _user_errors(), _progress("Training", as_json) as bar:
+        pairs = training_pairs(extra_items=extra)
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
+
+        result = train_judge(
+            pairs, out=out_dir, epochs=epochs, batch_size=batch_size, max_steps=steps, progress=on_step
+        )
+    if as_json:
+        _dump({**{k: getattr(result, k) for k in result.__slots__}, "path": str(result.path)})
+        return
+    out.print(
+        f"trained on {result.pairs} pairs, {result.steps} steps on {result.device} in {result.seconds:.0f} s; "
+        f"loss {result.first_loss:.3f} -> {result.last_loss:.3f}\nsaved to {result.path}\n"
+        "measure it: ragkit eval judge-accuracy --judge trained"
+        + (f" (or --judge cross-encoder:{result.path})" if out_dir else "")
+    )

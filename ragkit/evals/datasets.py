@@ -8,6 +8,7 @@ uris (matched as a suffix or glob of the hit's uri), or passages (matched by tex
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -215,9 +216,11 @@ def halueval_path() -> Path:
     return path
 
 
-def halueval_records() -> list[dict[str, str]]:
-    """All 10,000 HaluEval-QA records: knowledge, question, right_answer, hallucinated_answer."""
-    return list(_jsonl_records(halueval_path()))
+@functools.cache
+def halueval_records() -> tuple[dict[str, str], ...]:
+    """All 10,000 HaluEval-QA records: knowledge, question, right_answer, hallucinated_answer (read once;
+    do not modify them)."""
+    return tuple(_jsonl_records(halueval_path()))
 
 
 def load_halueval_qa(limit: int | None = None, unanswerable: float = 0.2, seed: int = 0) -> Dataset:
