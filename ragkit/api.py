@@ -17,9 +17,13 @@ import numpy as np
 from ragkit import __version__
 from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.embedding import Embedder, SentenceTransformerEmbedder
-from ragkit.errors import ConfigError, KnowledgeBaseError
+from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
 from ragkit.generation import Generator
-from ragkit.indexes.faiss_index import FaissIndex
+from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
+from ragkit.indexes.filters import FilterSpec
+from ragkit.indexes.keyword import KeywordIndex, keyword_index
+from ragkit.indexes.rerank import CrossEncoderReranker, Reranker
+from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
 from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
 from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
@@ -39,6 +43,13 @@ class KnowledgeBase:
         self._embedder: Embedder | None = None
         self._generator: Generator | None = None
         self._index: FaissIndex | None = None
+        self._keyword: KeywordIndex | None = None
+        self._keyword_error: Exception | None = None
+        self._reranker: Reranker | None = None
+        try:  # created eagerly: its triggers must exist before any chunk is written
+            self._keyword = keyword_index(self.store.engine)
+        except RagkitError as exc:  # no FTS5 in this SQLite, or another database: only keyword search fails
+            self._keyword_error = exc
 
     # -- components -------------------------------------------------------------------------------
 
@@ -87,10 +98,27 @@ class KnowledgeBase:
             if self.paths.index.exists():
                 index = FaissIndex.load(self.paths.index, device=cfg.device)
             else:
-                index = FaissIndex.create(dim, cfg.spec, device=cfg.device)
+                spec = resolve_spec(cfg.spec, len(self.store.chunk_ids()))
+                index = FaissIndex.create(dim, spec, device=cfg.device)
+                self.manifest = {**self.manifest, "index": {"spec": cfg.spec, "resolved": spec}}
             self._repair(index)
             self._index = index
         return self._index
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        if self._keyword is None:
+            assert self._keyword_error is not None
+            raise self._keyword_error
+        return self._keyword
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The configured cross-encoder (retrieval.reranker), loaded on first use; None when not configured."""
+        path = self.config.retrieval.reranker
+        if path and self._reranker is None:
+            self._reranker = CrossEncoderReranker(path, device=self.config.embedder.device)
+        return self._reranker
 
     def _repair(self, index: FaissIndex) -> int:
         """Make FAISS agree with SQL (the truth) without re-embedding. Returns the number of fixes."""
@@ -113,13 +141,15 @@ class KnowledgeBase:
         exclude: Sequence[str] = (),
         prune: bool = False,
         progress: ProgressFn | None = None,
+        meta: dict[str, str] | None = None,
     ) -> IngestReport:
         """Parse, chunk, embed and index files and folders. Unchanged files are skipped.
 
         include/exclude: glob patterns on paths relative to each folder. prune: delete stored documents that
-        the given folders no longer hold. A file that cannot be read or parsed is reported in the result and
-        the rest go on. Ctrl-C stops after the current batch; what was committed stays, and the next run
-        finishes the job.
+        the given folders no longer hold. meta: {key: value} stamped on each document written in this run,
+        for filters such as tenant=acme (unchanged documents keep theirs). A file that cannot be read or parsed
+        is reported in the result and the rest go on. Ctrl-C stops after the current batch; what was committed
+        stays, and the next run finishes the job.
         """
         with WriterLock(self.paths):
             cfg = self.config
@@ -131,9 +161,11 @@ class KnowledgeBase:
                 json_field=cfg.ingest.json_text_field,
                 url_timeout_s=cfg.ingest.url_timeout_s,
                 batch_chunks=cfg.ingest.batch_chunks,
+                meta=tuple(sorted((meta or {}).items())),
+                parse_workers=cfg.ingest.parse_workers,
             )
             try:
-                return run_ingest(
+                report = run_ingest(
                     sources,
                     store=self.store,
                     index=self.index,
@@ -145,8 +177,109 @@ class KnowledgeBase:
                     prune=prune,
                     progress=progress,
                 )
+                self._maybe_upgrade_index()
+                return report
             finally:
                 self._write_manifest()
+
+    def _maybe_upgrade_index(self) -> None:
+        """With index.spec = auto, rebuild once the corpus crosses into the next size class (Flat -> IVF)."""
+        if self.config.index.spec.strip().lower() != "auto":
+            return
+        want = resolve_spec("auto", len(self.index))
+        if want != self.manifest.get("index", {}).get("resolved", "Flat"):
+            self._rebuild_index("auto")
+
+    def _rebuild_index(self, spec: str) -> dict[str, Any]:
+        """Build a new FAISS index from the vectors in SQL (no re-embedding); the caller holds the writer lock."""
+        t0 = time.perf_counter()
+        dim = int(self.manifest["embedder"]["dim"])
+        ids = self.store.chunk_ids()
+        resolved = resolve_spec(spec, len(ids))
+        index = FaissIndex.create(dim, resolved, device=self.config.index.device)
+        trained_on = 0
+        if not index.is_trained and len(ids) >= index.train_size():
+            # train on a uniform sample of the whole corpus, not on whichever files came first
+            n_train = min(len(ids), max(index.train_size(), 100_000))
+            sample = np.random.default_rng(0).choice(ids, n_train, replace=False)
+            index.train(np.concatenate([v for _, v in self.store.vectors(sample, dim)]))
+            trained_on = n_train
+        for batch_ids, vectors in self.store.vectors(ids, dim):
+            index.add(batch_ids, vectors)
+        index.save(self.paths.index)
+        self._index = index
+        self.manifest = {**self.manifest, "index": {"spec": spec, "resolved": resolved}}
+        self._write_manifest()
+        return {
+            "spec": spec,
+            "resolved": resolved,
+            "index": index.description,
+            "vectors": len(index),
+            "trained_on": trained_on,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+
+    def reindex(self, spec: str | None = None) -> dict[str, Any]:
+        """Rebuild the FAISS index from the vectors stored in SQL, e.g. to switch index type. No re-embedding.
+
+        spec: a FAISS factory spec or "auto" (default: the configured one); a new spec is saved in ragkit.toml.
+        Returns what was built: spec, resolved spec, vectors, training sample size and seconds.
+        """
+        with WriterLock(self.paths):
+            if spec and spec != self.config.index.spec:
+                FaissIndex.create(int(self.manifest["embedder"]["dim"]), resolve_spec(spec, 0), device="cpu")
+                self.config = self.config.model_copy(
+                    update={"index": self.config.index.model_copy(update={"spec": spec})}
+                )
+                self.paths.config.write_text(dump_config(self.config), encoding="utf-8")
+            return self._rebuild_index(spec or self.config.index.spec)
+
+    def check(self, repair: bool = True) -> dict[str, Any]:
+        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked.
+
+        Returns counts of SQL chunks and FAISS vectors, the ids missing from / extra in FAISS, duplicate ids,
+        whether the keyword index is intact, and whether everything is consistent now.
+        """
+        dim = int(self.manifest["embedder"]["dim"])
+        sql_ids = self.store.chunk_ids()
+        if self.paths.index.exists():
+            on_disk = FaissIndex.load(self.paths.index, device="cpu")
+        else:
+            on_disk = FaissIndex.create(dim, resolve_spec(self.config.index.spec, len(sql_ids)), device="cpu")
+        faiss_ids = on_disk.ids()
+        waiting = 0
+        if not on_disk.is_trained:  # an untrained IVF/PQ index keeps vectors in SQL until there are enough to train
+            waiting = int(len(np.setdiff1d(sql_ids, faiss_ids)))
+            faiss_ids = np.concatenate([faiss_ids, np.setdiff1d(sql_ids, faiss_ids)])
+        unique_ids = np.unique(faiss_ids)
+        report: dict[str, Any] = {
+            "waiting_for_training": waiting,
+            "sql_chunks": int(len(sql_ids)),
+            "faiss_vectors": int(len(faiss_ids) - waiting),
+            "missing_from_faiss": int(len(np.setdiff1d(sql_ids, unique_ids))),
+            "extra_in_faiss": int(len(np.setdiff1d(unique_ids, sql_ids))),
+            "duplicate_ids": int(len(faiss_ids) - len(unique_ids)),
+            "keyword_index_ok": self._keyword is None or self._keyword.check(),
+            "index": on_disk.description,
+        }
+        consistent = (
+            report["missing_from_faiss"] == report["extra_in_faiss"] == report["duplicate_ids"] == 0
+            and report["keyword_index_ok"]
+        )
+        report["repaired"] = False
+        if not consistent and repair:
+            with WriterLock(self.paths):
+                if report["duplicate_ids"]:
+                    self._rebuild_index(self.config.index.spec)
+                else:
+                    self._repair(on_disk)
+                    on_disk.save(self.paths.index)
+                    self._index = on_disk
+                if self._keyword is not None and not report["keyword_index_ok"]:
+                    self._keyword.rebuild()
+            report["repaired"] = True
+        report["ok"] = consistent or report["repaired"]
+        return report
 
     def delete(self, targets: Sequence[str | Path]) -> int:
         """Delete documents by path (a file, or every document under a folder) or uri glob. Returns how many."""
@@ -172,26 +305,66 @@ class KnowledgeBase:
 
     # -- query ------------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """The k chunks nearest to the query, best first (cosine similarity)."""
-        return self.search_batch([query], k)[0]
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        filters: FilterSpec = None,
+        mode: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rerank: bool = True,
+        mmr: float | None = None,
+    ) -> list[Hit]:
+        """The k best chunks for the query, best first. See search_batch for the options."""
+        return self.search_batch(
+            [query], k, filters=filters, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=rerank, mmr=mmr
+        )[0]
 
-    def search_batch(self, queries: Sequence[str], k: int | None = None) -> list[list[Hit]]:
-        """Hits for each query: (nq,) queries -> nq ranked lists of at most k hits."""
-        k = k or self.config.retrieval.top_k
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        *,
+        filters: FilterSpec = None,
+        mode: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rerank: bool = True,
+        mmr: float | None = None,
+    ) -> list[list[Hit]]:
+        """Hits for each query: (nq,) queries -> nq ranked lists of at most k hits.
+
+        filters: 'FIELD OP VALUE' strings or a {field: value} mapping (ragkit/indexes/filters.py), applied
+        inside the search, so k hits come back whenever k chunks match. mode: hybrid (default), dense or
+        keyword. nprobe / ef_search: IVF / HNSW speed-recall knobs for this call. rerank: use the configured
+        cross-encoder. mmr: MMR lambda in [0, 1] for diverse hits (None = config).
+        """
+        cfg = self.config.retrieval
+        k = k or cfg.top_k
         if not any(q.strip() for q in queries):
             raise KnowledgeBaseError("the query is empty; ask something")
         if len(self.index) == 0:
             raise KnowledgeBaseError(f"{self.root} holds no chunks yet; run: ragkit ingest PATH --kb {self.root}")
-        q = self.embedder.embed(list(queries))  # (nq, dim)
-        scores, ids = self.index.search(q, k)  # (nq, k), (nq, k); id -1 = empty slot
-        by_id = self.store.chunks(np.unique(ids[ids >= 0]).tolist())
-        results: list[list[Hit]] = []
-        for srow, irow in zip(scores, ids, strict=True):
-            hits = [by_id[int(i)] for i in irow if i >= 0 and int(i) in by_id]
-            score_of = {int(i): float(s) for s, i in zip(srow, irow, strict=True)}
-            results.append([Hit(c, score_of[c.id], rank) for rank, c in enumerate(hits, start=1)])
-        return results
+        options = SearchOptions(
+            k=k,
+            mode=mode or cfg.mode,
+            filters=filters,
+            candidates=cfg.candidates,
+            rrf_k=cfg.rrf_k,
+            dense_weight=cfg.dense_weight,
+            keyword_weight=cfg.keyword_weight,
+            nprobe=nprobe or cfg.nprobe,
+            ef_search=ef_search or cfg.ef_search,
+            rerank=rerank,
+            rerank_depth=cfg.rerank_depth,
+            mmr_lambda=cfg.mmr_lambda if mmr is None else mmr,
+        )
+        retriever = Retriever(
+            self.store, self.index, lambda: self.embedder, lambda: self.keyword, lambda: self.reranker
+        )
+        return retriever.search_batch(list(queries), options)
 
     def ask(
         self,
@@ -203,9 +376,12 @@ class KnowledgeBase:
         samples: int | None = None,
         schema: dict[str, Any] | None = None,
         on_text: Callable[[str], None] | None = None,
+        filters: FilterSpec = None,
+        mode: str | None = None,
     ) -> Answer:
         """Retrieve, pack under the token budget, generate, and verify the answer's citations.
 
+        filters / mode: as for search (only chunks passing the filters can be sources).
         strict: drop sentences no source supports. samples: draw N answers and return the majority one with
         its agreement. schema: a JSON Schema the answer must satisfy (constrained decoding). on_text: called
         with each piece of text as the model writes it (streaming). None = the generator config's value.
@@ -220,7 +396,7 @@ class KnowledgeBase:
 
             check_schema(schema)
         t0 = time.perf_counter()
-        hits = self.search(question, k)
+        hits = self.search(question, k, filters=filters, mode=mode)
         t_retrieve = time.perf_counter() - t0
         return answer_question(question, hits, self.generator, options, on_text=on_text, retrieve_s=t_retrieve)
 
@@ -232,6 +408,7 @@ class KnowledgeBase:
             "embedder": self.manifest.get("embedder"),
             "generator": self.config.generator.model,
             "index": self.config.index.spec,
+            "index_resolved": self.manifest.get("index", {}).get("resolved"),
             "database": self.store.url,  # password hidden
             "failures": [{"uri": u, "reason": r} for u, r in self.store.failures()],
         }

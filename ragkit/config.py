@@ -41,16 +41,31 @@ class IngestConfig(_Section):
     json_text_field: str = "text"  # the field of each JSON/JSONL record that holds its text
     url_timeout_s: float = Field(default=20.0, gt=0)  # per http(s) source
     batch_chunks: int = Field(default=256, ge=1)  # chunks per embedding call, gathered across files
+    # parser processes for local files; None = one per core beyond two, at most 8, for runs of 64+ files
+    parse_workers: int | None = Field(default=None, ge=0, le=64)
 
 
 class IndexConfig(_Section):
-    spec: str = "Flat"  # FAISS factory grammar after the IDMap2 wrapper: "Flat", "HNSW32", ...
+    # FAISS factory grammar after the IDMap2 wrapper ("Flat", "HNSW32", "IVF1024,Flat", "IVF4096,PQ32"), or
+    # "auto": exact (Flat) below 50,000 chunks, IVF above; the resolved spec is recorded in manifest.json
+    spec: str = "auto"
     device: Device = "auto"
 
 
 class RetrievalConfig(_Section):
     # 3: the bundled 135M GPT answers better from fewer, better sources (docs/benchmarks.md)
     top_k: int = Field(default=3, ge=1, le=100)
+    # hybrid = dense (FAISS) + keyword (BM25 in SQL) fused by reciprocal rank; docs/benchmarks.md has the comparison
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    candidates: int = Field(default=20, ge=1, le=1000)  # per retriever, before fusion / rerank / MMR
+    rrf_k: int = Field(default=60, ge=1)  # the reciprocal-rank constant: 1 / (rrf_k + rank)
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    keyword_weight: float = Field(default=1.0, ge=0.0)
+    nprobe: int | None = Field(default=None, ge=1)  # IVF lists visited per query; None = max(16, nlist / 64)
+    ef_search: int | None = Field(default=None, ge=1)  # HNSW search breadth; None = max(64, 2 k)
+    reranker: str | None = None  # a local sentence-transformers CrossEncoder directory; None = no rerank
+    rerank_depth: int = Field(default=20, ge=1, le=1000)  # fused candidates the reranker rescores
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
 
 
 class GeneratorConfig(_Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +38,10 @@ class Embedder(Protocol):
         """Character span of each word piece of `text` (no special tokens)."""
         ...
 
+    def counter(self) -> TokenCounter:
+        """A picklable token counter equal to count_tokens/token_offsets, for parser processes."""
+        ...
+
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory (bundled or user-provided)."""
@@ -61,7 +65,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         # a private copy for counting: encode() reconfigures the shared Rust tokenizer, and ingest counts
         # tokens in its parser thread while the main thread embeds ("Already borrowed" otherwise)
-        self._tokenizer = copy.deepcopy(self.model.tokenizer)
+        self._counter = TokenCounter(copy.deepcopy(self.model.tokenizer))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n,) texts -> (n, dim) float32, unit L2 norm. Texts are batched by length inside encode."""
@@ -77,8 +81,27 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return self._counter.count_tokens(text)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        enc = self._tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return self._counter.token_offsets(text)
+
+    def counter(self) -> TokenCounter:
+        """A picklable token counter with this model's tokenizer (for parser processes)."""
+        return TokenCounter(copy.deepcopy(self._counter.tokenizer))
+
+
+class TokenCounter:
+    """Counts word pieces with a Hugging Face tokenizer; picklable, so parser processes can carry one."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for `text`, special tokens included."""
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each word piece of `text` (no special tokens)."""
+        enc = self.tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [tuple(o) for o in enc["offset_mapping"]]

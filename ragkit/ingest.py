@@ -8,12 +8,17 @@ a crash at any point leaves a KB that `open` repairs, and the next run skips wha
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +44,8 @@ class IngestSettings:
     url_timeout_s: float = 20.0
     batch_chunks: int = 256  # chunks per embedding call, gathered across files
     save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
+    meta: tuple[tuple[str, str], ...] = ()  # user metadata stamped on every document (tenant, team, ...)
+    parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread
 
 
 @dataclass
@@ -54,30 +61,94 @@ class _Item:
 _END = object()
 
 
-def _prepare(source: SourceItem, state: DocState | None, embedder: Embedder, s: IngestSettings) -> _Item:
-    """Read, hash, parse and chunk one item (runs in the parser thread). Never raises for bad input."""
-    item = _Item(source)
-    if source.size > s.max_file_bytes:
-        item.failure = (
-            f"{source.name}: {source.size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
+class CountsTokens(Protocol):
+    def count_tokens(self, text: str) -> int: ...
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+
+
+@dataclass
+class _Parsed:
+    """What parsing one item produced; picklable, so a parser process can send it back."""
+
+    digest: str = ""
+    doc: Document | None = None
+    spans: list[ChunkSpan] = field(default_factory=list)
+    failure: str | None = None
+    unchanged: bool = False
+
+
+def _parse(
+    name: str,
+    size: int,
+    read: Callable[[], bytes],
+    parse: Callable[[bytes], Document],
+    state: DocState | None,
+    counter: CountsTokens,
+    s: IngestSettings,
+) -> _Parsed:
+    """Read, hash, parse and chunk one item. Never raises for bad input."""
+    out = _Parsed()
+    if size > s.max_file_bytes:
+        out.failure = (
+            f"{name}: {size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
             "(raise ingest.max_file_mb to include it)"
         )
-        return item
+        return out
     try:
-        data = source.read()
-        item.digest = content_hash(data)
-        if state is not None and state.status == "ok" and state.content_hash == item.digest:
-            item.unchanged = True  # touched (new mtime) or re-fetched, same bytes
-            return item
-        item.doc = source.parse(data)
-        item.spans = chunk_document(item.doc, embedder.count_tokens, embedder.token_offsets, s.max_tokens, s.overlap)
-        if not item.spans:
-            raise ParseError(f"{source.name}: no text to index")
+        data = read()
+        out.digest = content_hash(data)
+        if state is not None and state.status == "ok" and state.content_hash == out.digest:
+            out.unchanged = True  # touched (new mtime) or re-fetched, same bytes
+            return out
+        out.doc = parse(data)
+        out.spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
+        if not out.spans:
+            raise ParseError(f"{name}: no text to index")
     except ParseError as exc:
-        item.failure = str(exc)
+        out.failure = str(exc)
     except Exception as exc:  # a parser bug on one item must not end the run
-        item.failure = f"{source.name}: unexpected {type(exc).__name__}: {exc}"
-    return item
+        out.failure = f"{name}: unexpected {type(exc).__name__}: {exc}"
+    return out
+
+
+def _prepare(source: SourceItem, state: DocState | None, counter: CountsTokens, s: IngestSettings) -> _Item:
+    """Parse one item in this process (the parser thread)."""
+    p = _parse(source.name, source.size, source.read, source.parse, state, counter, s)
+    return _Item(source, p.digest, p.doc, p.spans, p.failure, p.unchanged)
+
+
+# -- parser processes: parsing is pure Python (GIL-bound), so more cores need more processes ----------------
+
+_worker_counter: CountsTokens | None = None
+
+
+def _worker_init(counter: CountsTokens) -> None:
+    global _worker_counter
+    from ragkit.assets import quiet_transformers, set_offline_env
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingest process's to handle
+    set_offline_env()
+    quiet_transformers()  # the library never prints, in its parser processes either
+    _worker_counter = counter
+
+
+def _worker_parse(path: Path, options: SourceOptions, size: int, state: DocState | None, s: IngestSettings) -> _Parsed:
+    from ragkit.connectors.files import parse_file, read_file
+
+    assert _worker_counter is not None
+    return _parse(
+        path.name, size, lambda: read_file(path), lambda d: parse_file(path, d, options), state, _worker_counter, s
+    )
+
+
+def parse_workers(setting: int | None, files: int) -> int:
+    """Parser processes to use: the setting, or (None) one per core beyond the two that embedding keeps busy,
+    at most 8, and none for small runs where starting processes costs more than it saves."""
+    if setting is not None:
+        return max(0, setting if setting > 1 else 0)
+    cores = os.cpu_count() or 1
+    return min(8, cores - 2) if cores > 3 and files >= 64 else 0
 
 
 def run_ingest(
@@ -148,11 +219,40 @@ def run_ingest(
                 continue
         return False
 
+    workers = parse_workers(settings.parse_workers, sum(1 for t in todo if t.local is not None)) if todo else 0
+    pool = None
+    if workers:
+        counter = emb.counter()  # type: ignore[union-attr]
+        context = multiprocessing.get_context("spawn")  # fork would copy torch's threads mid-flight
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(counter,))
+
     def produce() -> None:
         try:
+            inflight: dict[Future[_Parsed], SourceItem] = {}
+
+            def drain(until: int) -> bool:
+                while len(inflight) > until:
+                    finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        src = inflight.pop(fut)
+                        try:
+                            p = fut.result()
+                        except Exception as exc:  # a parser process died (out of memory, a crash in C code)
+                            p = _Parsed(failure=f"{src.name}: parser process failed: {type(exc).__name__}: {exc}")
+                        if not put(_Item(src, p.digest, p.doc, p.spans, p.failure, p.unchanged)):
+                            return False
+                return True
+
             for source_item in todo:
-                if not put(_prepare(source_item, states.get(source_item.uri), emb, settings)):  # type: ignore[arg-type]
+                state = states.get(source_item.uri)
+                if pool is not None and source_item.local is not None:
+                    if not drain(4 * workers - 1):
+                        return
+                    path, opts = source_item.local
+                    inflight[pool.submit(_worker_parse, path, opts, source_item.size, state, settings)] = source_item
+                elif not put(_prepare(source_item, state, emb, settings)):  # type: ignore[arg-type]
                     return
+            drain(0)
         finally:
             put(_END)  # even if a bug escaped _prepare, the consumer must not wait forever
 
@@ -175,7 +275,8 @@ def run_ingest(
             vecs = vectors[lo : lo + len(it.spans)]
             lo += len(it.spans)
             assert it.doc is not None
-            removed, new_ids = store.replace_document(it.doc, it.spans, vecs)
+            doc = replace(it.doc, meta={**it.doc.meta, **dict(settings.meta)}) if settings.meta else it.doc
+            removed, new_ids = store.replace_document(doc, it.spans, vecs)
             index.remove(np.asarray(removed, dtype=np.int64))
             index.add(np.asarray(new_ids, dtype=np.int64), vecs)
             done += 1
@@ -223,6 +324,8 @@ def run_ingest(
         interrupted = True  # the batch being embedded is dropped whole; committed documents stay
     finally:
         stop.set()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         save_index()
     return IngestReport(
         files_seen=len(listed) + len(unsupported),

@@ -16,6 +16,7 @@ _STOPWORDS = frozenset(
     when where which while who whom why will with would you your yours yourself yourselves answer answers
     source sources question according also must may might shall""".split()
 )
+STOPWORDS = _STOPWORDS  # shared with keyword search
 
 
 def split_sentences(text: str) -> list[str]:

@@ -74,11 +74,17 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved chunk with its score (cosine similarity, higher is better) and 1-based rank."""
+    """A retrieved chunk with its score (higher is better) and 1-based rank.
+
+    score is what the ranking used: cosine similarity (dense), BM25 (keyword), the reciprocal-rank fusion score
+    (hybrid) or the reranker's score. dense and keyword keep each retriever's own score when it found the chunk.
+    """
 
     chunk: Chunk
     score: float
     rank: int
+    dense: float | None = None
+    keyword: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

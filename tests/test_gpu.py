@@ -44,3 +44,24 @@ def test_kb_on_cuda_answers_with_citations(tmp_path: Path) -> None:
         assert kb.embedder.device == "cuda"
         ans = kb.ask("Where do new employees collect their laptop?")
     assert {Path(c.uri).name for c in ans.citations} == {"onboarding.docx"}
+
+
+@pytest.mark.parametrize("spec", ["IVF16,Flat", "HNSW16"])
+def test_faiss_gpu_ivf_hnsw_and_filters(spec: str) -> None:
+    """IVF runs on the GPU with nprobe; HNSW has no GPU version and stays on the CPU; filters use the CPU copy."""
+    from ragkit.indexes.faiss_index import FaissIndex, gpu_count
+
+    if gpu_count() == 0:
+        pytest.skip("FAISS has no GPU support here: install ragkit[gpu] (faiss-gpu) instead of ragkit[cpu]")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(4000, dtype=np.int64) * 3
+    index = FaissIndex.create(32, spec, device="cuda")
+    index.train(x)
+    index.add(ids, x)
+    _, got = index.search(x[:20], 5, nprobe=16, ef_search=64)
+    assert (got[:, 0] == ids[:20]).mean() > 0.95
+    allowed = ids[::7]
+    _, got = index.search(x[:20], 5, allowed=allowed, nprobe=16)
+    assert set(got[got >= 0].tolist()) <= set(allowed.tolist())

@@ -104,7 +104,8 @@ def test_include_exclude_prune_and_delete(tmp_path: Path) -> None:
     consistent(tmp_path / "kb")
 
 
-def test_folder_of_bad_files_is_reported_and_the_rest_ingested(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [None, 2], ids=["parser-thread", "parser-processes"])
+def test_folder_of_bad_files_is_reported_and_the_rest_ingested(tmp_path: Path, workers: int | None) -> None:
     docs = tmp_path / "docs"
     good = write_topics(docs, 2)
     (docs / "empty.txt").write_bytes(b"")
@@ -118,8 +119,13 @@ def test_folder_of_bad_files_is_reported_and_the_rest_ingested(tmp_path: Path) -
     def vanish(done: int, total: int, current: str) -> None:
         (docs / "vanishing.md").unlink(missing_ok=True)  # after discovery, before the parser reads it
 
-    with ragkit.open(tmp_path / "kb") as kb:
+    with ragkit.open(tmp_path / "kb", **{"ingest.parse_workers": workers}) as kb:
         report = kb.ingest([docs], progress=vanish)
+        texts = sorted(c.text for c in kb.store.chunks(kb.store.chunk_ids().tolist()).values())
+    if workers:  # processes chunk exactly as the thread does
+        with ragkit.open(tmp_path / "kb2") as kb2:
+            kb2.ingest([docs])
+            assert texts == sorted(c.text for c in kb2.store.chunks(kb2.store.chunk_ids().tolist()).values())
     reasons = {Path(f.uri).name: f.reason for f in report.failed}
     assert set(reasons) == {"empty.txt", "corrupt.pdf", "junk.docx", "huge.txt", "vanishing.md"}
     assert "empty file" in reasons["empty.txt"]

@@ -183,6 +183,6 @@ def test_gpu_search_maps_positions_back_to_sql_ids() -> None:
     index._gpu = faiss.clone_index(faiss.downcast_index(index._cpu.index))
     index._gpu_ids = index.ids()
     cpu_scores, cpu_ids = index._cpu.search(x[:5], 60)  # 60 > 48 stored: the tail is empty (-1)
-    gpu_scores, gpu_ids = index._gpu_search(x[:5], 60)
+    gpu_scores, gpu_ids = index._gpu_search(x[:5], 60, None)  # type: ignore[misc]
     np.testing.assert_array_equal(gpu_ids, cpu_ids)
     assert gpu_ids[0, -1] == -1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -47,6 +48,20 @@ DbOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: config]")]
+
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        "-f",
+        help="Only chunks matching FIELD OP VALUE (repeatable, ANDed): source=docs/*.md, doc in 3,4, page>=2, "
+        "section=Intro*, kind=Table, ingested>=2026-01-01, modified<2026-06-01, tenant=acme, meta.KEY=VALUE.",
+    ),
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option("--mode", help="Retrieval: hybrid (dense + keyword), dense or keyword [default: config]"),
+]
 
 
 @contextmanager
@@ -121,6 +136,13 @@ def ingest(
     json_field: Annotated[
         str | None, typer.Option("--json-field", help="Field holding the text of JSON/JSONL records [default: text]")
     ] = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            help="KEY=VALUE stamped on each document written (repeatable), for --filter, e.g. tenant=acme.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and index SOURCES into the knowledge base (created if missing).
@@ -135,6 +157,7 @@ def ingest(
         all_sources = [*(sources or []), *_read_url_list(urls)]
         if not all_sources:
             raise SourceError("nothing to ingest: give files, folders, URLs or --urls FILE")
+        stamp = _key_values(meta or [])
         progress = Progress(
             TextColumn("[bold]Ingesting"),
             BarColumn(),
@@ -153,7 +176,12 @@ def ingest(
                 progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
 
             report = base.ingest(
-                all_sources, include=include or (), exclude=exclude or (), prune=prune, progress=on_file
+                all_sources,
+                include=include or (),
+                exclude=exclude or (),
+                prune=prune,
+                progress=on_file,
+                meta=stamp,
             )
     if as_json:
         _print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
@@ -176,6 +204,17 @@ def ingest(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    """['tenant=acme', 'team=ops'] -> {'tenant': 'acme', 'team': 'ops'}; bad pairs are a user error."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not re.fullmatch(r"[\w\-]+", key.strip()):
+            raise SourceError(f"--meta takes KEY=VALUE with KEY made of letters, digits, _ or -; got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _read_url_list(path: Path | None) -> list[str]:
     if path is None:
         return []
@@ -196,6 +235,8 @@ def ask(
     kb: KbOpt = Path("kb"),
     db: DbOpt = None,
     k: KOpt = None,
+    filters: FilterOpt = None,
+    mode: ModeOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer length limit in tokens [default: config]")
     ] = None,
@@ -263,6 +304,8 @@ def ask(
                 "strict": strict or None,
                 "samples": samples,
                 "schema": json_schema,
+                "filters": filters,
+                "mode": mode,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -326,16 +369,36 @@ def search(
     kb: KbOpt = Path("kb"),
     db: DbOpt = None,
     k: KOpt = None,
+    filters: FilterOpt = None,
+    mode: ModeOpt = None,
+    nprobe: Annotated[
+        int | None, typer.Option("--nprobe", min=1, help="IVF lists to visit (more = better recall, slower).")
+    ] = None,
+    ef_search: Annotated[
+        int | None, typer.Option("--ef-search", min=1, help="HNSW search breadth (more = better recall, slower).")
+    ] = None,
+    mmr: Annotated[
+        float | None,
+        typer.Option("--mmr", min=0.0, max=1.0, help="Diversify hits by MMR: 1 = relevance only, 0 = diversity."),
+    ] = None,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the configured reranker.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the chunks nearest to QUERY, best first, without generating an answer."""
+    """Print the chunks that best match QUERY, best first, without generating an answer.
+
+    Scores: cosine similarity (dense), BM25 (keyword), reciprocal-rank fusion (hybrid) or the reranker's.
+    """
     import ragkit
 
     with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
-        hits = base.search(query, k=k)
+        hits = base.search(
+            query, k=k, filters=filters, mode=mode, nprobe=nprobe, ef_search=ef_search, mmr=mmr, rerank=not no_rerank
+        )
     if as_json:
         _print_json([{**asdict(h), "location": _display(h.chunk.uri)} for h in hits])
         return
+    if not hits:
+        out.print("no chunk matches" + (" these filters" if filters else ""))
     for h in hits:
         c = h.chunk
         where = _display(c.uri) + (f", page {c.page}" if c.page is not None else "")
@@ -381,6 +444,72 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     out.print(f"database: {stats['database']}")
     for f in stats["failures"]:
         out.print(f"  failed {_display(f['uri'])}: {f['reason']}")
+
+
+@app.command()
+def reindex(
+    kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
+    spec: Annotated[
+        str | None,
+        typer.Option(
+            "--spec",
+            help="FAISS index to build: auto, Flat, HNSW32, IVF1024,Flat, IVF4096,PQ32, ... (FAISS factory "
+            "grammar); saved in ragkit.toml [default: the configured one]",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the vector index from the vectors stored in SQL (no re-embedding), e.g. to change its type."""
+    import ragkit
+
+    with (
+        user_errors(),
+        ragkit.open(kb, create=False, **_db(db)) as base,
+        err.status("Rebuilding the vector index...", spinner="dots"),
+    ):
+        result = base.reindex(spec)
+    if as_json:
+        _print_json(result)
+        return
+    trained = f", trained on {result['trained_on']:,} vectors" if result["trained_on"] else ""
+    out.print(
+        f"index rebuilt: {result['resolved']} ({result['index']}), {result['vectors']:,} vectors{trained}, "
+        f"{result['seconds']:.1f} s"
+    )
+
+
+@app.command()
+def check(
+    kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
+    no_repair: Annotated[bool, typer.Option("--no-repair", help="Only report; change nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify that the vector and keyword indexes agree with SQL (the source of truth), and repair them.
+
+    Exit code 0 when consistent (or repaired), 1 when inconsistencies remain (--no-repair).
+    """
+    import ragkit
+
+    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
+        report = base.check(repair=not no_repair)
+    if as_json:
+        _print_json(report)
+    else:
+        out.print(
+            f"SQL chunks: {report['sql_chunks']:,}  FAISS vectors: {report['faiss_vectors']:,}  "
+            f"missing: {report['missing_from_faiss']}  extra: {report['extra_in_faiss']}  "
+            f"duplicates: {report['duplicate_ids']}  keyword index: {'ok' if report['keyword_index_ok'] else 'BAD'}"
+        )
+        if report["repaired"]:
+            out.print("[green]repaired[/green]", markup=True)
+        elif report["ok"]:
+            out.print("[green]consistent[/green]", markup=True)
+    if not report["ok"]:
+        if not as_json:
+            err.print("[red]Error: the indexes disagree with SQL; run ragkit check without --no-repair[/red]")
+        raise typer.Exit(EXIT_ERROR)
 
 
 from ragkit.cli.eval_cmd import eval_app  # noqa: E402

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from ragkit.types import Document
 
@@ -25,6 +26,9 @@ class SourceItem:
     read: Callable[[], bytes]
     parse: Callable[[bytes], Document]
     meta: dict = field(default_factory=dict)
+    # a local file and the options to parse it with: lets ingest hand the item to a parser process, which
+    # cannot receive the read/parse closures (None: always parsed in the ingest process)
+    local: tuple[Path, Any] | None = None
 
 
 class Connector(Protocol):

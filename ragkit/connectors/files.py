@@ -55,7 +55,7 @@ def discover_files(
     return list(dict.fromkeys(supported)), unsupported
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -65,7 +65,7 @@ def _read(path: Path) -> bytes:
 def parse_file(path: Path, data: bytes | None = None, options: SourceOptions | None = None) -> Document:
     """Parse one file into a Document (uri = its absolute path). Raises ParseError with a reason."""
     path = Path(path)
-    data = _read(path) if data is None else data
+    data = read_file(path) if data is None else data
     try:
         st = path.stat()
         meta = {"size": st.st_size, "mtime": st.st_mtime}
@@ -99,6 +99,7 @@ class FileConnector:
                 name=path.name,
                 size=st.st_size if st else 0,
                 mtime=st.st_mtime if st else 0.0,
-                read=lambda p=path: _read(p),  # type: ignore[misc]
+                read=lambda p=path: read_file(p),  # type: ignore[misc]
                 parse=lambda data, p=path: parse_file(p, data, self.options),  # type: ignore[misc]
+                local=(path, self.options),
             )

@@ -1,0 +1,162 @@
+"""Keyword retrieval (BM25-style) from the SQL side, kept in sync with the chunks table by the database itself.
+
+SQLite: an FTS5 external-content table over `chunks.text`, maintained by triggers, so a chunk's keyword entry
+commits or rolls back in the same transaction as the chunk (a killed ingest cannot leave them apart).
+PostgreSQL: a generated `tsvector` column with a GIN index, ranked by `ts_rank_cd`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from sqlalchemy import Select, bindparam, column, func, inspect, literal_column, select, table, text
+from sqlalchemy.engine import Engine
+
+from ragkit.errors import KnowledgeBaseError
+from ragkit.textutil import STOPWORDS
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_MAX_TERMS = 32  # a pasted paragraph must not turn into a 500-term OR query
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct lower-case words of a query, stop words dropped (all words if only stop words remain)."""
+    words = list(dict.fromkeys(m.group().lower() for m in _TOKEN.finditer(query)))
+    content = [w for w in words if w not in STOPWORDS]
+    return (content or words)[:_MAX_TERMS]
+
+
+class KeywordIndex(Protocol):
+    """Ranks chunks by keyword relevance to a query."""
+
+    def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
+        """Up to k (chunk id, score) pairs, best first; higher score is better.
+
+        allowed: a SELECT of permitted chunk ids (a compiled filter), applied inside the query.
+        """
+        ...
+
+    def check(self) -> bool:
+        """True when the keyword index agrees with the chunks table."""
+        ...
+
+    def rebuild(self) -> None:
+        """Re-derive the keyword index from the chunks table."""
+        ...
+
+
+class SqliteFts5:
+    """FTS5 with the porter stemmer; score is -bm25 (FTS5's bm25 is lower-is-better)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with engine.begin() as conn:
+            existed = inspect(conn).has_table("chunks_fts")
+            try:
+                conn.execute(
+                    text(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+                        "text, content='chunks', content_rowid='id', tokenize='porter unicode61')"
+                    )
+                )
+            except Exception as exc:  # sqlite3.OperationalError wrapped by SQLAlchemy
+                raise KnowledgeBaseError(
+                    f"this SQLite build has no FTS5, so keyword search is unavailable ({exc}); "
+                    "set retrieval.mode = 'dense' in ragkit.toml"
+                ) from exc
+            for stmt in (
+                "CREATE TRIGGER IF NOT EXISTS chunks_fts_ai AFTER INSERT ON chunks BEGIN "
+                "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+                "CREATE TRIGGER IF NOT EXISTS chunks_fts_ad AFTER DELETE ON chunks BEGIN "
+                "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+                "CREATE TRIGGER IF NOT EXISTS chunks_fts_au AFTER UPDATE OF text ON chunks BEGIN "
+                "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+                "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+            ):
+                conn.execute(text(stmt))
+            if not existed:
+                # a KB made before keyword search existed: index the chunks it already holds
+                conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
+
+    def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
+        terms = query_terms(query)
+        if not terms or k <= 0:
+            return []
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        fts = table("chunks_fts", column("rowid"))
+        stmt = (
+            select(fts.c.rowid, literal_column("-bm25(chunks_fts)"))
+            .where(text("chunks_fts MATCH :match").bindparams(match=match))
+            .order_by(text("bm25(chunks_fts)"))
+            .limit(int(k))
+        )
+        if allowed is not None:
+            stmt = stmt.where(fts.c.rowid.in_(allowed))
+        with self.engine.connect() as conn:
+            return [(int(r[0]), float(r[1])) for r in conn.execute(stmt)]
+
+    def check(self) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)"))
+        except Exception:  # SQLITE_CORRUPT_VTAB: the FTS rows and the chunks table differ
+            return False
+        return True
+
+    def rebuild(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
+
+
+class PostgresFullText:
+    """PostgreSQL full-text search over a stored generated tsvector ('english' configuration)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with engine.begin() as conn:
+            cols = {c["name"] for c in inspect(conn).get_columns("chunks")}
+            if "tsv" not in cols:
+                conn.execute(
+                    text(
+                        "ALTER TABLE chunks ADD COLUMN tsv tsvector "
+                        "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+                    )
+                )
+            conn.execute(text("CREATE INDEX IF NOT EXISTS chunks_tsv_idx ON chunks USING GIN (tsv)"))
+
+    def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
+        terms = query_terms(query)
+        if not terms or k <= 0:
+            return []
+        tsquery = func.to_tsquery("english", bindparam("q", " | ".join(terms)))  # plain words: a safe tsquery
+        chunks = table("chunks", column("id"), column("tsv"))
+        score = func.ts_rank_cd(chunks.c.tsv, tsquery)
+        stmt = (
+            select(chunks.c.id, score)
+            .where(chunks.c.tsv.op("@@")(tsquery))
+            .order_by(score.desc(), chunks.c.id)
+            .limit(int(k))
+        )
+        if allowed is not None:
+            stmt = stmt.where(chunks.c.id.in_(allowed))
+        with self.engine.connect() as conn:
+            return [(int(r[0]), float(r[1])) for r in conn.execute(stmt)]
+
+    def check(self) -> bool:
+        return True  # a generated column cannot drift from the text it is computed from
+
+    def rebuild(self) -> None:
+        return None
+
+
+def keyword_index(engine: Engine) -> KeywordIndex:
+    """The keyword index for this database's dialect (creating its tables/triggers if missing)."""
+    name = engine.dialect.name
+    if name == "sqlite":
+        return SqliteFts5(engine)
+    if name == "postgresql":
+        return PostgresFullText(engine)
+    raise KnowledgeBaseError(
+        f"keyword search supports SQLite and PostgreSQL, not {name}; set retrieval.mode = 'dense' in ragkit.toml"
+    )

@@ -1,0 +1,157 @@
+"""Retrieval: filters -> dense (FAISS) and keyword (SQL BM25) candidates -> RRF fusion -> rerank -> MMR -> hits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from ragkit.embedding import Embedder
+from ragkit.errors import ConfigError
+from ragkit.indexes.faiss_index import FaissIndex
+from ragkit.indexes.filters import FilterSpec, compile_filters
+from ragkit.indexes.hybrid import mmr, rrf
+from ragkit.indexes.keyword import KeywordIndex
+from ragkit.indexes.rerank import Reranker
+from ragkit.indexes.sql_store import SqlStore
+from ragkit.types import Hit
+
+EXACT_FALLBACK_LIMIT = 200_000  # filtered sets up to this size get an exact pass when the ANN index comes up short
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """One query's retrieval settings (defaults come from config.retrieval)."""
+
+    k: int
+    mode: str = "hybrid"  # hybrid | dense | keyword
+    filters: FilterSpec = None
+    candidates: int = 20
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    nprobe: int | None = None
+    ef_search: int | None = None
+    rerank: bool = True  # when a reranker is configured
+    rerank_depth: int = 20
+    mmr_lambda: float | None = None
+
+
+class Retriever:
+    """Answers queries from the store (truth), the FAISS index and the keyword index."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        index: FaissIndex,
+        embedder: Callable[[], Embedder],
+        keyword: Callable[[], KeywordIndex],
+        reranker: Callable[[], Reranker | None],
+    ) -> None:
+        self.store = store
+        self.index = index
+        self._embedder = embedder  # callables: each part loads on first use
+        self._keyword = keyword
+        self._reranker = reranker
+
+    def allowed_ids(self, filters: FilterSpec) -> np.ndarray | None:
+        """(m,) int64 sorted ids of chunks passing the filters; None when there are no filters."""
+        stmt = compile_filters(filters)
+        if stmt is None:
+            return None
+        with Session(self.store.engine) as s:
+            return np.sort(np.fromiter(s.scalars(stmt), dtype=np.int64))
+
+    def _dense(
+        self, q: np.ndarray, depth: int, allowed: np.ndarray | None, o: SearchOptions
+    ) -> tuple[np.ndarray, np.ndarray]:
+        nprobe, ef = o.nprobe, o.ef_search
+        if self.index.kind == "ivf" and nprobe is None:
+            nprobe = max(16, int(self.index._inner().nlist) // 64)
+        if self.index.kind == "hnsw" and ef is None:
+            ef = max(64, 2 * depth)
+        scores, ids = self.index.search(q, depth, allowed=allowed, nprobe=nprobe, ef_search=ef)
+        if allowed is None or len(allowed) > EXACT_FALLBACK_LIMIT:
+            return scores, ids
+        # An ANN index (HNSW, IVF) can miss allowed vectors when the filter is selective: redo those rows
+        # exactly over the allowed vectors from SQL, so a filtered search returns min(k, matches) hits.
+        expected = min(depth, len(allowed))
+        short = np.flatnonzero((ids >= 0).sum(axis=1) < expected)
+        if len(short):
+            got_ids, vecs = _gather(self.store, allowed, self.index.dim)
+            sims = q[short] @ vecs.T  # (len(short), m)
+            top = np.argsort(-sims, axis=1)[:, :depth]
+            scores[short, : top.shape[1]] = np.take_along_axis(sims, top, 1)
+            ids[short, : top.shape[1]] = got_ids[top]
+        return scores, ids
+
+    def search_batch(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
+        """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first."""
+        if o.mode not in ("hybrid", "dense", "keyword"):
+            raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
+        allowed = self.allowed_ids(o.filters)
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in queries]
+        reranker = self._reranker() if o.rerank else None
+        widen = o.mode == "hybrid" or reranker is not None or o.mmr_lambda is not None
+        depth = max(o.k, o.candidates, o.rerank_depth if reranker else 0) if widen else o.k
+
+        q: np.ndarray | None = None
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if o.mode in ("dense", "hybrid") or o.mmr_lambda is not None:
+            q = self._embedder().embed(list(queries))  # (nq, dim)
+        if o.mode in ("dense", "hybrid"):
+            assert q is not None
+            scores, ids = self._dense(q, depth, allowed, o)
+            dense = [
+                [(int(i), float(s)) for s, i in zip(sr, ir, strict=True) if i >= 0]
+                for sr, ir in zip(scores, ids, strict=True)
+            ]
+        keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if o.mode in ("keyword", "hybrid"):
+            kw = self._keyword()
+            stmt = compile_filters(o.filters)
+            keyword = [kw.search(text, depth, allowed=stmt) for text in queries]
+
+        results: list[list[Hit]] = []
+        for qi, text in enumerate(queries):
+            dense_of, kw_of = dict(dense[qi]), dict(keyword[qi])
+            if o.mode == "hybrid":
+                ranked = rrf(
+                    [[i for i, _ in dense[qi]], [i for i, _ in keyword[qi]]],
+                    [o.dense_weight, o.keyword_weight],
+                    o.rrf_k,
+                )
+            else:
+                ranked = dense[qi] if o.mode == "dense" else keyword[qi]
+            chunks = self.store.chunks([i for i, _ in ranked])
+            ranked = [(i, s) for i, s in ranked if i in chunks]  # a FAISS id one write behind SQL
+            if reranker is not None and ranked:
+                head = ranked[: o.rerank_depth]
+                rs = reranker.score(text, [chunks[i].text for i, _ in head])
+                order = np.argsort(-rs, kind="stable")
+                ranked = [(head[j][0], float(rs[j])) for j in order] + ranked[o.rerank_depth :]
+            if o.mmr_lambda is not None and len(ranked) > o.k:
+                assert q is not None
+                got_ids, vecs = _gather(self.store, np.array([i for i, _ in ranked], dtype=np.int64), self.index.dim)
+                pos = {int(c): n for n, c in enumerate(got_ids)}
+                ranked = [r for r in ranked if r[0] in pos]
+                cand = vecs[[pos[i] for i, _ in ranked]]
+                ranked = [ranked[j] for j in mmr(q[qi], cand, o.k, o.mmr_lambda)]
+            results.append(
+                [
+                    Hit(chunks[i], s, rank, dense=dense_of.get(i), keyword=kw_of.get(i))
+                    for rank, (i, s) in enumerate(ranked[: o.k], start=1)
+                ]
+            )
+        return results
+
+
+def _gather(store: SqlStore, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (m,), vectors (m, dim)) from SQL, in the order SQL returns them."""
+    parts = list(store.vectors(ids.tolist(), dim))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
