@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragkit import __version__
-from ragkit.errors import RagkitError, SourceError
+from ragkit.errors import ConfigError, RagkitError, SourceError
 
 EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
 
@@ -58,6 +58,25 @@ FilterOpt = Annotated[
         "section=Intro*, kind=Table, ingested>=2026-01-01, modified<2026-06-01, tenant=acme, meta.KEY=VALUE.",
     ),
 ]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="Where the FAISS index searches: auto (GPU when a FAISS GPU build sees one), cpu or gpu [default: config]",
+    ),
+]
+
+
+def _device(device: str | None) -> dict[str, str]:
+    """--device as a config override; 'gpu' is FAISS's word, 'cuda' torch's: both accepted."""
+    if device is None:
+        return {}
+    value = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "auto": "auto"}.get(device.lower())
+    if value is None:
+        raise ConfigError(f"--device takes auto, cpu or gpu, not {device!r}")
+    return {"index.device": value}
+
+
 ModeOpt = Annotated[
     str | None,
     typer.Option("--mode", help="Retrieval: hybrid (dense + keyword), dense or keyword [default: config]"),
@@ -382,6 +401,7 @@ def search(
         typer.Option("--mmr", min=0.0, max=1.0, help="Diversify hits by MMR: 1 = relevance only, 0 = diversity."),
     ] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the configured reranker.")] = False,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the chunks that best match QUERY, best first, without generating an answer.
@@ -390,7 +410,7 @@ def search(
     """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
+    with user_errors(), ragkit.open(kb, create=False, **_db(db), **_device(device)) as base:
         hits = base.search(
             query, k=k, filters=filters, mode=mode, nprobe=nprobe, ef_search=ef_search, mmr=mmr, rerank=not no_rerank
         )
@@ -458,6 +478,7 @@ def reindex(
             "grammar); saved in ragkit.toml [default: the configured one]",
         ),
     ] = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild the vector index from the vectors stored in SQL (no re-embedding), e.g. to change its type."""
@@ -465,7 +486,7 @@ def reindex(
 
     with (
         user_errors(),
-        ragkit.open(kb, create=False, **_db(db)) as base,
+        ragkit.open(kb, create=False, **_db(db), **_device(device)) as base,
         err.status("Rebuilding the vector index...", spinner="dots"),
     ):
         result = base.reindex(spec)
