@@ -75,6 +75,62 @@ def test_a_kb_refuses_another_database_than_its_own(tmp_path: Path) -> None:
     assert ":pw@" not in str(err.value)
 
 
+def test_keyword_search_on_postgres_follows_every_write_and_honours_filters(pg_url: str) -> None:
+    from ragkit.connectors.parsing import build_document
+    from ragkit.indexes.filters import compile_filters
+    from ragkit.indexes.keyword import PostgresFullText, keyword_index
+    from ragkit.types import ChunkSpan
+
+    store = SqlStore(make_engine(pg_url))
+    kw = keyword_index(store.engine)
+    assert isinstance(kw, PostgresFullText)
+    vec = np.eye(1, 8, dtype=np.float32)
+    for uri, sentence in (("/x/a.md", "Rotate the production keys every 90 days."), ("/x/b.txt", "Staging keys?")):
+        doc = build_document(uri, [(sentence, "NarrativeText", None)], uri, {})
+        store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], vec)
+    a_id, b_id = store.chunk_ids().tolist()
+    hits = kw.search("how often are production keys rotated?", 5)
+    assert [i for i, _ in hits] == [a_id, b_id] and hits[0][1] > hits[1][1]  # english stemming: rotated/rotate
+    assert [i for i, _ in kw.search("keys", 5, allowed=compile_filters("source=*.txt"))] == [b_id]
+    assert kw.search("", 5) == [] and kw.search('") | !( :* \\ 日本', 5) == []  # no tsquery syntax errors
+    store.delete_documents(["/x/a.md"])
+    assert [i for i, _ in kw.search("production keys", 5)] == [b_id]
+    assert kw.check()
+    assert isinstance(keyword_index(store.engine), PostgresFullText)  # reopening adds nothing twice
+    store.engine.dispose()
+
+
+def test_filters_select_exactly_the_matching_chunks_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    """The filter truth table of tests/test_retrieval.py, on Postgres; non-numeric metadata never breaks it."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+    from test_retrieval import FILTER_CASES, generated_store
+
+    from ragkit.indexes.filters import compile_filters
+
+    store, truth = generated_store(tmp_path, docs=12, per_doc=10, url=pg_url)
+    with Session(store.engine) as s:
+        uri_to_docid = dict(s.execute(text("SELECT uri, id FROM documents")).all())
+    for expr, want in FILTER_CASES:
+        if want is None:  # "doc in 1,2"
+            wanted = {u for u, i in uri_to_docid.items() if i in (1, 2)}
+            want = lambda t, wanted=wanted: t["uri"] in wanted  # noqa: E731
+        with Session(store.engine) as s:
+            assert set(s.scalars(compile_filters(expr))) == {c for c, t in truth.items() if want(t)}, expr
+    # a document whose "year" is text: numeric filters skip it instead of failing the query
+    from ragkit.connectors.parsing import build_document
+    from ragkit.types import ChunkSpan
+
+    doc = build_document("/data/odd.md", [("odd", "NarrativeText", None)], "odd", {"year": "unknown"})
+    store.replace_document(doc, [ChunkSpan("odd", 0, 3, 2)], np.eye(1, 16, dtype=np.float32))
+    with Session(store.engine) as s:
+        assert len(list(s.scalars(compile_filters("meta.year>=2008")))) == 10 * sum(
+            1 for d in range(12) if 2000 + d >= 2008
+        )
+        assert len(list(s.scalars(compile_filters("meta.year=unknown")))) == 1
+    store.engine.dispose()
+
+
 @pytest.mark.slow
 def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -> None:
     """ingest -> info -> search -> delete -> re-ingest -> FAISS repaired from Postgres, all on the test server."""
@@ -95,6 +151,12 @@ def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -
     hits = json.loads(found.output)
     assert Path(hits[0]["chunk"]["uri"]).name == "expenses.pdf" and hits[0]["chunk"]["page"] == 2
 
+    keyword = json.loads(run("search", "hotel per night", "--kb", kb, "--json", "--mode", "keyword").output)
+    assert Path(keyword[0]["chunk"]["uri"]).name == "expenses.pdf"
+    filtered = run("search", "hotel costs per night", "--kb", kb, "--json", "--filter", "source=*.md")
+    assert filtered.exit_code == 0, filtered.output
+    assert {Path(h["chunk"]["uri"]).suffix for h in json.loads(filtered.output)} == {".md"}
+
     deleted = run("delete", corpus / "expenses.pdf", "--kb", kb, "--json")
     assert json.loads(deleted.output) == {"deleted": 1}
     after = json.loads(run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "3").output)
@@ -102,6 +164,9 @@ def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -
 
     again = json.loads(run("ingest", corpus, "--kb", kb, "--json").output)
     assert (again["ingested"], again["unchanged"]) == (1, 4)  # only the deleted file comes back
+
+    checked = run("check", "--kb", kb, "--json")
+    assert checked.exit_code == 0, checked.output
 
     (kb / "index.faiss").unlink()  # FAISS is derived: rebuilt from the vectors stored in Postgres
     with ragkit.open(kb, create=False) as base:

@@ -14,7 +14,7 @@ from ragkit.errors import ConfigError
 from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
 from ragkit.indexes.filters import compile_filters, parse_filter
 from ragkit.indexes.hybrid import mmr, rrf
-from ragkit.indexes.keyword import SqliteFts5, query_terms
+from ragkit.indexes.keyword import SqliteFts5, keyword_index, query_terms
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, make_engine
 from ragkit.types import ChunkSpan
@@ -41,11 +41,14 @@ class FixedEmbedder:
         return self.next
 
 
-def generated_store(tmp_path: Path, docs: int = 40, per_doc: int = 50, seed: int = 0) -> tuple[SqlStore, dict]:
-    """A store of docs x per_doc chunks with varied uris, pages, sections, kinds and metadata."""
+def generated_store(
+    tmp_path: Path, docs: int = 40, per_doc: int = 50, seed: int = 0, url: str | None = None
+) -> tuple[SqlStore, dict]:
+    """A store of docs x per_doc chunks with varied uris, pages, sections, kinds and metadata (url: another
+    database than a SQLite file, e.g. tests/test_postgres.py's)."""
     rng = np.random.default_rng(seed)
-    store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'gen.db'}"))
-    SqliteFts5(store.engine)
+    store = SqlStore(make_engine(url or f"sqlite:///{tmp_path / 'gen.db'}"))
+    keyword_index(store.engine)
     truth: dict[int, dict] = {}
     for d in range(docs):
         folder = ["handbook", "legal", "eng"][d % 3]

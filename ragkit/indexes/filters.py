@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
 
 from ragkit.errors import ConfigError
-from ragkit.indexes.sql_store import ChunkRow, DocumentRow
+from ragkit.indexes.sql_store import ChunkRow, DocumentRow, meta_number
 
 _OPS = ("!=", ">=", "<=", "=", ">", "<")
 _SPLIT = re.compile(r"^\s*([\w.\-]+)\s*(?:(!=|>=|<=|=|>|<)|\s(not in|in)\s)\s*(.*?)\s*$", re.IGNORECASE)
@@ -169,14 +169,14 @@ def _condition(f: Filter) -> ColumnElement[bool]:
         raise ConfigError(f"unknown filter field {f.field!r}; fields: {', '.join(_FIELDS)}")
     item = DocumentRow.meta[key]
     if ordering:
-        return and_(item.is_not(None), _compare(item.as_float(), f.op, _number(f, values[0])))
+        return and_(item.is_not(None), _compare(meta_number(key), f.op, _number(f, values[0])))
 
     def meta_equals(v: str) -> ColumnElement[bool]:
         try:
             number = float(v)
         except ValueError:
             return item.as_string() == v
-        return or_(item.as_string() == v, item.as_float() == number)
+        return or_(item.as_string() == v, meta_number(key) == number)
 
     return anyof(meta_equals)
 

@@ -114,15 +114,20 @@ class PostgresFullText:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        with engine.begin() as conn:
-            cols = {c["name"] for c in inspect(conn).get_columns("chunks")}
-            if "tsv" not in cols:
-                conn.execute(
-                    text(
-                        "ALTER TABLE chunks ADD COLUMN tsv tsvector "
-                        "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
-                    )
+        # DDL only when something is missing: even CREATE INDEX IF NOT EXISTS takes a SHARE lock on chunks, so
+        # every `ragkit search` opening the KB would wait for a running ingest's transaction to commit
+        with engine.connect() as conn:
+            has_column = "tsv" in {c["name"] for c in inspect(conn).get_columns("chunks")}
+            has_index = conn.scalar(text("SELECT to_regclass('chunks_tsv_idx') IS NOT NULL"))
+        if has_column and has_index:
+            return
+        with engine.begin() as conn:  # IF NOT EXISTS: another process may be doing the same right now
+            conn.execute(
+                text(
+                    "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector "
+                    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
                 )
+            )
             conn.execute(text("CREATE INDEX IF NOT EXISTS chunks_tsv_idx ON chunks USING GIN (tsv)"))
 
     def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
