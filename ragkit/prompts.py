@@ -168,7 +168,8 @@ _INJECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n")
-NEUTRALISED = "[instruction-like text removed]"
+# removed without a placeholder: a small model copies any placeholder into its answer (seen with SmolLM2-135M)
+NEUTRALISED = ""
 
 
 def injection_rule(sentence: str) -> str | None:
@@ -180,7 +181,7 @@ def injection_rule(sentence: str) -> str | None:
 
 
 def neutralise(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """Replace instruction-like sentences of a retrieved text; returns (text, ((sentence, rule), ...)).
+    """Remove instruction-like sentences from a retrieved text; returns (text, ((sentence, rule), ...)).
 
     Chat control tokens (<|im_start|> and the like) are broken up so the tokenizer cannot read them as turns.
     """
@@ -191,10 +192,11 @@ def neutralise(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         end = m.start() if m else len(text)
         piece = text[pos:end]
         rule = injection_rule(piece) if piece.strip() else None
+        sep = m.group() if m else ""
         if rule:
             found.append((piece.strip(), rule))
-            piece = NEUTRALISED
-        out.append(piece + (m.group() if m else ""))
+            piece, sep = NEUTRALISED, ("\n" if "\n" in sep else "")
+        out.append(piece + sep)
         pos = m.end() if m else len(text)
     return "".join(out).replace("<|", "< |").replace("|>", "| >"), tuple(found)
 

@@ -10,7 +10,7 @@ import pytest
 from ragkit.config import load_config
 from ragkit.errors import ConfigError
 from ragkit.generation.answer import options_from_config
-from ragkit.prompts import ABSTAIN, NEUTRALISED, build_messages, injection_rule, load_template, neutralise, pack
+from ragkit.prompts import ABSTAIN, build_messages, injection_rule, load_template, neutralise, pack
 from ragkit.types import Chunk, Hit
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
@@ -105,7 +105,7 @@ def test_instruction_like_sentences_are_neutralised_and_facts_kept() -> None:
     clean, found = neutralise(doc)
     assert "rotated every 90 days." in clean and "You must store keys in the vault." in clean
     assert "French" not in clean and "pirate" not in clean and "[7]" not in clean and "<|im_start|>" not in clean
-    assert clean.count(NEUTRALISED) == 4 and [r for _, r in found] == ["override", "role", "role", "citation"]
+    assert [r for _, r in found] == ["override", "role", "role", "citation"]
     msgs = build_messages("q?", [hit(1, doc)])
     assert "French" not in msgs[-1]["content"]
     packed = pack("q?", [hit(1, doc)], words_in, context_window=4000, answer_tokens=10)
