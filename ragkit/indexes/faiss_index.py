@@ -75,6 +75,16 @@ def resolve_spec(spec: str, n: int) -> str:
     return f"IVF{nlist},Flat"
 
 
+def default_nprobe(nlist: int) -> int:
+    """IVF lists visited per query when none is configured: 1/64 of the lists, at least 16 (bench/retrieval.py)."""
+    return max(16, nlist // 64)
+
+
+def default_ef_search(depth: int) -> int:
+    """HNSW search breadth when none is configured: at least 64, and twice the hits asked for."""
+    return max(64, 2 * depth)
+
+
 class FaissIndex:
     """IndexIDMap2 over any FAISS factory spec, inner product metric.
 
@@ -140,6 +150,12 @@ class FaissIndex:
         if isinstance(inner, self._faiss.IndexHNSW):
             return "hnsw"
         return "flat" if isinstance(inner, self._faiss.IndexFlat) else "other"
+
+    @property
+    def nlist(self) -> int:
+        """IVF lists (0 for other index types)."""
+        inner = self._inner()
+        return int(inner.nlist) if isinstance(inner, self._faiss.IndexIVF) else 0
 
     @property
     def description(self) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ragkit.embedding import Embedder
 from ragkit.errors import ConfigError
-from ragkit.indexes.faiss_index import FaissIndex
+from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.hybrid import mmr, rrf
 from ragkit.indexes.keyword import KeywordIndex
@@ -69,9 +69,9 @@ class Retriever:
     ) -> tuple[np.ndarray, np.ndarray]:
         nprobe, ef = o.nprobe, o.ef_search
         if self.index.kind == "ivf" and nprobe is None:
-            nprobe = max(16, int(self.index._inner().nlist) // 64)
+            nprobe = default_nprobe(self.index.nlist)
         if self.index.kind == "hnsw" and ef is None:
-            ef = max(64, 2 * depth)
+            ef = default_ef_search(depth)
         scores, ids = self.index.search(q, depth, allowed=allowed, nprobe=nprobe, ef_search=ef)
         if allowed is None or len(allowed) > EXACT_FALLBACK_LIMIT:
             return scores, ids
