@@ -87,8 +87,17 @@ class KnowledgeBase:
                 threads=cfg.threads,
                 api_key_env=cfg.api_key_env,
                 timeout_s=cfg.timeout_s,
+                adapter=self._adapter_dir(),
             )
         return self._generator
+
+    def _adapter_dir(self) -> str | None:
+        """generator.adapter as a folder: a name made by `ragkit finetune` (kb/models/NAME) or a path."""
+        if not self.config.generator.adapter:
+            return None
+        from ragkit.finetune import resolve_adapter
+
+        return str(resolve_adapter(self.root, self.config.generator.adapter, self.config.generator.model))
 
     @property
     def index(self) -> FaissIndex:

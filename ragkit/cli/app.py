@@ -281,7 +281,12 @@ def ask(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Model name to request from the --generator server.")
+        str | None,
+        typer.Option(
+            "--model",
+            help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator "
+            "server.",
+        ),
     ] = None,
     template: Annotated[
         Path | None,
@@ -303,7 +308,9 @@ def ask(
             overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
         elif generator:
             overrides |= {"generator.backend": "transformers", "generator.model": generator}
-        if model:
+        if model and overrides.get("generator.backend") != "openai" and (kb / "models" / model).is_dir():
+            overrides["generator.adapter"] = model  # made by `ragkit finetune`
+        elif model:
             overrides["generator.model"] = model
         if template:
             overrides["generator.template_file"] = str(template)
@@ -536,6 +543,11 @@ def check(
 from ragkit.cli.eval_cmd import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+
+from ragkit.cli.finetune_cmd import finetune_command, models_command  # noqa: E402
+
+app.command("finetune")(finetune_command)
+app.command("models")(models_command)
 
 
 def main() -> None:

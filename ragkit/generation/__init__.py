@@ -58,15 +58,19 @@ def build_generator(
     threads: int | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     timeout_s: float = 120.0,
+    adapter: str | None = None,
 ) -> Generator:
-    """The generator a config names: "transformers" (a local model) or "openai" (an HTTP server at url)."""
+    """The generator a config names: "transformers" (a local model, with an optional LoRA adapter folder) or
+    "openai" (an HTTP server at url)."""
     if backend == "openai":
         from ragkit.errors import ConfigError
         from ragkit.generation.openai_http import OpenAIGenerator
 
+        if adapter:
+            raise ConfigError("generator.adapter needs the transformers backend; unset it to use an HTTP server")
         if not url:
             raise ConfigError("generator.backend = 'openai' needs generator.url, e.g. http://127.0.0.1:8000/v1")
         return OpenAIGenerator(url, model, context_window=context_window, api_key_env=api_key_env, timeout_s=timeout_s)
     from ragkit.generation.hf import TransformersGenerator
 
-    return TransformersGenerator(model, device=device, context_window=context_window, threads=threads)
+    return TransformersGenerator(model, device=device, context_window=context_window, threads=threads, adapter=adapter)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
 from ragkit.generation import Generation, Generator
-from ragkit.prompts import DEFAULT_TEMPLATE, PromptTemplate, load_template, pack
+from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.types import Answer, Hit
 
 if TYPE_CHECKING:
@@ -64,6 +64,22 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def packed_prompt(question: str, hits: Sequence[Hit], generator: Generator, options: AnswerOptions) -> PackedPrompt:
+    """The prompt `answer_question` gives the generator for these hits (fine-tuning builds its examples here too)."""
+    o = options
+    return pack(
+        question,
+        hits,
+        generator.count_prompt_tokens,
+        generator.context_window,
+        o.max_new_tokens,
+        o.template,
+        cut=o.cut_hits,
+        neutralise_text=o.neutralise,
+        schema=o.schema,
+    )
+
+
 def answer_question(
     question: str,
     hits: Sequence[Hit],
@@ -80,17 +96,7 @@ def answer_question(
     """
     t0 = time.perf_counter()
     o = options
-    packed = pack(
-        question,
-        hits,
-        generator.count_prompt_tokens,
-        generator.context_window,
-        o.max_new_tokens,
-        o.template,
-        cut=o.cut_hits,
-        neutralise_text=o.neutralise,
-        schema=o.schema,
-    )
+    packed = packed_prompt(question, hits, generator, o)
     t_pack = time.perf_counter() - t0
 
     def check(out: Generation) -> CheckedAnswer:

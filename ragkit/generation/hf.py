@@ -66,11 +66,31 @@ def converted_gguf_dir(gguf: Path) -> Path:
     return target
 
 
+def _merge_adapter(model: Any, adapter: Path) -> Any:
+    """The model with a peft LoRA adapter folded into its weights (no extra cost per token)."""
+    if not (adapter / "adapter_config.json").exists():
+        raise ModelError(f"{adapter} holds no LoRA adapter (adapter_config.json); list them with: ragkit models")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelError("LoRA adapters need the peft package: pip install 'peft>=0.21'") from exc
+    try:
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except Exception as exc:
+        raise ModelError(f"cannot apply the adapter {adapter} to this model: {exc}") from exc
+
+
 class TransformersGenerator:
     """A causal LM run with torch; GPU with bf16/fp16 when present, fp32 on CPU."""
 
     def __init__(
-        self, spec: str, *, device: str = "auto", context_window: int = 2048, threads: int | None = None
+        self,
+        spec: str,
+        *,
+        device: str = "auto",
+        context_window: int = 2048,
+        threads: int | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
         set_offline_env()
         quiet_transformers()
@@ -91,6 +111,9 @@ class TransformersGenerator:
             self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
         except Exception as exc:
             raise ModelError(f"cannot load generator from {model_dir}: {exc}") from exc
+        if adapter is not None:
+            self.model = _merge_adapter(self.model, Path(adapter))
+            self.name = f"{spec}+{Path(adapter).name}"
         self.model.to(self.device).eval()
         limit = int(getattr(self.model.config, "max_position_embeddings", context_window) or context_window)
         self.context_window = min(context_window, limit)
@@ -115,6 +138,10 @@ class TransformersGenerator:
         # a base model without a chat template gets a plain transcript
         text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
         return self.tokenizer(text, return_tensors="pt")
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """The token ids `generate` feeds the model for this chat (generation prompt included)."""
+        return [int(t) for t in self._encode(messages)["input_ids"][0]]
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return int(self._encode(messages)["input_ids"].shape[1])

@@ -1,0 +1,271 @@
+"""Fine-tuning: questions from chunks, examples built as `ask` builds prompts, the loss mask, a tiny real LoRA
+run with the bundled GPT end to end (train, save, evaluate base vs tuned), Ctrl-C, and the adapter in `ask`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import ragkit
+from ragkit.cli.app import app
+from ragkit.errors import ConfigError, ModelError, SourceError
+from ragkit.finetune import (
+    COMPARED,
+    ExampleBuilder,
+    FinetuneOptions,
+    ProgressEvent,
+    QAPair,
+    finetune,
+    list_models,
+    read_train_file,
+    resolve_adapter,
+    sentences,
+    template_pairs,
+    tokenize_example,
+    train_lora,
+)
+from ragkit.prompts import ABSTAIN
+from ragkit.types import Chunk
+
+# small prompts keep the real model fast on two busy cores: one source, no worked example, short answers
+SMALL = {"retrieval.top_k": 1, "generator.few_shot": False, "generator.max_new_tokens": 16}
+TINY = FinetuneOptions(
+    name="tiny",
+    chunks=4,
+    questions_per_chunk=1,
+    model_questions=0,
+    negatives=1.0,
+    heldout=0.5,
+    steps=2,
+    batch_size=1,
+    threads=1,
+    max_length=400,
+    eval_max_new_tokens=12,
+)
+
+
+def _chunk(text: str, uri: str = "/docs/key-rotation.md", cid: int = 1) -> Chunk:
+    return Chunk(id=cid, doc_id=1, uri=uri, ord=0, text=text, start=0, end=len(text), token_count=0)
+
+
+@pytest.fixture(scope="module")
+def kb_dir(built_kb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the sample-corpus KB (its models/ and runs/ are this module's)."""
+    dst = tmp_path_factory.mktemp("ft") / "kb"
+    shutil.copytree(built_kb, dst, ignore=shutil.ignore_patterns("runs", "models", ".lock"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def small_kb(kb_dir: Path) -> Iterator[ragkit.KnowledgeBase]:
+    with ragkit.open(kb_dir, create=False, **SMALL) as kb:
+        yield kb
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_kb: ragkit.KnowledgeBase):  # type: ignore[no-untyped-def]
+    events: list[ProgressEvent] = []
+    result = finetune(small_kb, TINY, progress=events.append)
+    return result, events
+
+
+# --- questions ----------------------------------------------------------------------------------------
+
+
+def test_template_questions_from_sentences() -> None:
+    text = (
+        "Key rotation\n\nProduction API keys must be rotated every 90 days. Staging keys are rotated every 180 days.\n"
+        "Expense reports must be filed within 30 days of the purchase,\nwith a photo of every receipt attached.\n"
+        "Every incident gets a written post-mortem."
+    )
+    assert sentences(text)[2] == (
+        "Expense reports must be filed within 30 days of the purchase, with a photo of every receipt attached."
+    )
+    pairs = template_pairs(_chunk(text), limit=4)
+    assert [p.question for p in pairs] == [
+        "How often must production API keys be rotated?",
+        "How often are staging keys rotated?",
+        "Within how many days must expense reports be filed?",
+        "What does the key rotation document say about every incident?",
+    ]
+    assert pairs[0].answer == "Production API keys must be rotated every 90 days." and pairs[0].short == "every 90 days"
+    assert all(p.origin == "template" and p.chunk_id == 1 for p in pairs)
+    assert template_pairs(_chunk("Key rotation\n\nSee below."), limit=3) == []
+
+
+def test_train_file_is_checked(tmp_path: Path) -> None:
+    good = tmp_path / "qa.jsonl"
+    good.write_text(
+        '{"question": "Who signs?", "answer": "The head signs.", "context": "The head signs every form."}\n\n'
+        '{"question": "When?", "answer": "On Monday."}\n'
+    )
+    pairs = read_train_file(good)
+    assert [p.context for p in pairs] == ["The head signs every form.", None] and pairs[0].origin == "user"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Who?"}\n')
+    with pytest.raises(SourceError, match="line 1 needs"):
+        read_train_file(bad)
+    res = CliRunner().invoke(app, ["finetune", "--kb", str(tmp_path / "nokb"), "--train", str(bad)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+# --- examples and the loss mask (real retrieval, template, packing and tokenizer) -----------------------
+
+
+@pytest.mark.slow
+def test_examples_are_built_as_ask_builds_them(small_kb: ragkit.KnowledgeBase) -> None:
+    from ragkit.generation.answer import options_from_config, packed_prompt
+
+    chunk = next(c for c in small_kb.store.chunks(list(small_kb.store.chunk_ids())).values() if "90 days" in c.text)
+    pair = template_pairs(chunk, 1)[0]
+    builder = ExampleBuilder(small_kb)
+    pos, neg = builder.positive(pair), builder.negative(pair)
+    assert pos is not None and neg is not None
+    # the positive is exactly ask's prompt for this question, answered with a cited sentence
+    hits = small_kb.search(pair.question)
+    packed = packed_prompt(pair.question, hits, small_kb.generator, options_from_config(small_kb.config.generator))
+    assert list(pos.messages) == packed.messages and pos.source_ids == (chunk.id,)
+    assert pos.kind == "answer" and pos.target == "Production API keys must be rotated every 90 days [1]."
+    # the negative lacks every chunk holding the answer and says the abstention phrase
+    assert neg.kind == "abstain" and neg.target == ABSTAIN
+    assert chunk.id in neg.support_ids and not set(neg.support_ids) & set(neg.source_ids) and neg.source_ids
+    assert "rotated every 90 days" not in neg.messages[-1]["content"]
+
+    gen = small_kb.generator
+    ids, labels = tokenize_example(gen, pos)
+    n_prompt = labels.count(-100)
+    assert ids[:n_prompt] == gen.prompt_ids(list(pos.messages))  # the prompt `generate` sees
+    assert all(x == -100 for x in labels[:n_prompt]) and labels[n_prompt:] == ids[n_prompt:]
+    answer = gen.tokenizer.decode(ids[n_prompt:])
+    assert answer.strip() == pos.target + "<|im_end|>"  # the answer and the end of the turn, nothing else
+
+    # user records with their own passage: it is the only source; a negative gets another record's passage
+    user = QAPair(
+        "Who signs the form?",
+        "The department head signs the form.",
+        "user",
+        context="The department head signs the form. Forms go to finance.",
+    )
+    upos = builder.positive(user)
+    uneg = builder.negative(user, other_context="Parking is free after 6 pm.")
+    assert upos is not None and upos.target == "The department head signs the form [1]." and upos.source_ids == (-1,)
+    assert uneg is not None and uneg.target == ABSTAIN and "department head" not in uneg.messages[-1]["content"]
+
+
+# --- training: a tiny real fine-tune end to end ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tiny_finetune_end_to_end(tiny_run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result, events = tiny_run
+    log = result.log
+    assert log.steps == 2 and not log.interrupted and log.device == "cpu"
+    assert all(math.isfinite(x) and x > 0 for x in log.losses)
+    assert [e.done for e in events if e.stage == "train"] == [1, 2]
+    assert all(e.loss is not None for e in events if e.stage == "train")
+    d = kb_dir / "models" / "tiny"
+    assert result.path == d
+    for f in ("adapter_model.safetensors", "adapter_config.json", "finetune.json", "data.json", "train.jsonl"):
+        assert (d / f).exists(), f
+    info = json.loads((d / "finetune.json").read_text())
+    assert info["base_model"] == "SmolLM2-135M-Instruct" and info["options"]["seed"] == 0
+    assert info["trainable_params"] > 0 and info["generator_config"]["few_shot"] is False
+    data = json.loads((d / "data.json").read_text())
+    assert set(data["pairs"]) == {"template"} and data["pair_shares"] == {"template": 1.0}
+    assert data["examples"]["answer"] >= 1 and data["examples"]["abstain"] >= 1
+    train = [json.loads(line) for line in (d / "train.jsonl").read_text().splitlines()]
+    assert {t["kind"] for t in train} == {"answer", "abstain"}
+    assert all(t["target"] == ABSTAIN for t in train if t["kind"] == "abstain")
+    # the held-out questions were asked of both models through the eval runner
+    assert data["heldout"]["answerable"] + data["heldout"]["unanswerable"] >= 1
+    assert result.comparison is not None and set(result.comparison) == {k for k, _ in COMPARED}
+    for run in (result.base_run, result.tuned_run):
+        assert run is not None and (run / "metrics.json").exists() and run.parent == kb_dir / "runs"
+    tuned_cfg = json.loads((result.tuned_run / "config.json").read_text())
+    assert tuned_cfg["config"]["generator"]["adapter"] == "tiny"
+    assert json.loads((d / "comparison.json").read_text())["metrics"] == result.comparison
+    with pytest.raises(ConfigError, match="exists"):
+        finetune(ragkit.open(kb_dir, create=False), TINY)
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_for_a_seed(small_kb: ragkit.KnowledgeBase) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ragkit.finetune import _base_model_dir
+
+    gen = small_kb.generator
+    prompt = gen.prompt_ids([{"role": "user", "content": "When is parking free?"}])
+    answer = gen.tokenizer("Parking is free after 6 pm [1].", add_special_tokens=False)["input_ids"]
+    data = [(prompt + answer, [-100] * len(prompt) + answer)]
+    opts = FinetuneOptions(steps=2, batch_size=1, seed=3)
+    runs = []
+    for _ in range(2):
+        model = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
+        peft_model, log = train_lora(model, data, opts, pad_id=0, device="cpu")
+        weights = {k: v.clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
+        runs.append((log.losses, weights))
+    assert runs[0][0] == runs[1][0] and runs[0][0][1] < runs[0][0][0]  # same losses, and it learns
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase, kb_dir: Path) -> None:
+    def interrupt(ev: ProgressEvent) -> None:
+        if ev.stage == "train":
+            raise KeyboardInterrupt
+
+    opts = FinetuneOptions(
+        name="stopped", chunks=6, questions_per_chunk=1, model_questions=0, steps=5, batch_size=1, evaluate=False
+    )
+    result = finetune(small_kb, opts, progress=interrupt)
+    assert result.log.interrupted and result.log.steps == 1 and result.comparison is None
+    assert (kb_dir / "models" / "stopped" / "adapter_model.safetensors").exists()
+    assert json.loads((kb_dir / "models" / "stopped" / "finetune.json").read_text())["training"]["interrupted"]
+
+    # `ragkit ask --model NAME` loads the saved adapter into the bundled GPT
+    cli = CliRunner()
+    res = cli.invoke(
+        app,
+        [
+            "ask",
+            "How often are staging keys rotated?",
+            "--kb",
+            str(kb_dir),
+            "--model",
+            "stopped",
+            "-k",
+            "1",
+            "--max-tokens",
+            "8",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["generator"] == "SmolLM2-135M-Instruct+stopped"
+    res = cli.invoke(app, ["models", "--kb", str(kb_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    listed = {m["name"]: m for m in json.loads(res.output)["models"]}
+    assert listed["stopped"]["interrupted"] and listed["stopped"]["steps"] == 1
+    assert [m["name"] for m in list_models(kb_dir)] == list(listed)
+
+
+def test_adapter_names_are_resolved_with_errors_that_say_what_to_do(tmp_path: Path) -> None:
+    d = tmp_path / "models" / "mine"
+    d.mkdir(parents=True)
+    (d / "adapter_config.json").write_text("{}")
+    (d / "finetune.json").write_text('{"base_model": "SmolLM2-135M-Instruct"}')
+    assert resolve_adapter(tmp_path, "mine", "SmolLM2-135M-Instruct") == d.resolve()
+    with pytest.raises(ModelError, match="fine-tuned models in this KB: mine"):
+        resolve_adapter(tmp_path, "other")
+    with pytest.raises(ConfigError, match="was trained on"):
+        resolve_adapter(tmp_path, "mine", "/models/qwen")
+    with pytest.raises(ConfigError, match="model name"):
+        finetune(None, FinetuneOptions(name="../up"))  # type: ignore[arg-type]
