@@ -59,8 +59,10 @@ class RetrievalConfig(_Section):
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     candidates: int = Field(default=20, ge=1, le=1000)  # per retriever, before fusion / rerank / MMR
     rrf_k: int = Field(default=60, ge=1)  # the reciprocal-rank constant: 1 / (rrf_k + rank)
+    # keyword counts double: on HaluEval-QA (entity-heavy questions) BM25 beats dense retrieval, and 1:2 beat both
+    # single retrievers on the held-out half (docs/benchmarks.md, "Retrieval quality")
     dense_weight: float = Field(default=1.0, ge=0.0)
-    keyword_weight: float = Field(default=1.0, ge=0.0)
+    keyword_weight: float = Field(default=2.0, ge=0.0)
     nprobe: int | None = Field(default=None, ge=1)  # IVF lists visited per query; None = max(16, nlist / 64)
     ef_search: int | None = Field(default=None, ge=1)  # HNSW search breadth; None = max(64, 2 k)
     reranker: str | None = None  # a local sentence-transformers CrossEncoder directory; None = no rerank
