@@ -396,25 +396,19 @@ def model_pair(generator: Generator, judge: Judge, chunk: Chunk, max_new_tokens:
 
 def read_train_file(path: str | Path) -> list[QAPair]:
     """A user's QA JSONL: one {"question", "answer", "context" (optional)} object per line."""
+    from ragkit.evals.datasets import _jsonl_records  # the eval datasets' JSONL reader and its errors
+
     p = Path(path).expanduser()
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SourceError(f"{p}: cannot read the training file ({exc.strerror or exc})") from None
+    if not p.is_file():
+        raise SourceError(f"{p}: no such training file")
     pairs: list[QAPair] = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{p}: line {n} is not JSON ({exc.msg})") from None
+    for n, rec in enumerate(_jsonl_records(p), start=1):
         q, a = (rec.get("question"), rec.get("answer")) if isinstance(rec, dict) else (None, None)
         if not isinstance(q, str) or not q.strip() or not isinstance(a, str) or not a.strip():
-            raise SourceError(f'{p}: line {n} needs "question" and "answer" strings (and optionally "context")')
+            raise SourceError(f'{p}: record {n} needs "question" and "answer" strings (and optionally "context")')
         ctx = rec.get("context")
         if ctx is not None and (not isinstance(ctx, str) or not ctx.strip()):
-            raise SourceError(f'{p}: line {n}: "context" must be non-empty text when given')
+            raise SourceError(f'{p}: record {n}: "context" must be non-empty text when given')
         pairs.append(QAPair(q.strip(), a.strip(), "user", context=ctx))
     if not pairs:
         raise SourceError(f"{p}: no question/answer records")
@@ -822,9 +816,29 @@ def finetune(
     Questions come from the KB's chunks (options.use_kb) and/or a QA JSONL (train_file). With
     options.evaluate, held-out questions are asked of the base and the tuned model through the eval runner
     (runs saved under kb/runs/) and result.comparison holds the before/after metrics. Ctrl-C during training
-    saves the adapter trained so far (result.log.interrupted) and skips the evaluation.
+    saves the adapter trained so far (result.log.interrupted) and skips the evaluation. options.threads sets
+    torch's CPU threads for the whole job (restored afterwards).
     """
     _check_name(options.name)
+    if not options.threads:
+        return _finetune(kb, options, train_file, progress, overwrite)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        return _finetune(kb, options, train_file, progress, overwrite)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _finetune(
+    kb: KnowledgeBase,
+    options: FinetuneOptions,
+    train_file: str | Path | None,
+    progress: ProgressFn | None,
+    overwrite: bool,
+) -> FinetuneResult:
     if kb.config.generator.backend != "transformers":
         raise ConfigError("fine-tuning needs generator.backend = 'transformers' (a local model)")
     if not options.use_kb and train_file is None:
@@ -889,8 +903,6 @@ def finetune(
 
     from ragkit.assets import auto_device
 
-    if options.threads:
-        torch.set_num_threads(options.threads)
     device = auto_device(options.device)
     base_dir = _base_model_dir(kb.config.generator.model)
     try:

@@ -109,7 +109,7 @@ def test_train_file_is_checked(tmp_path: Path) -> None:
     assert [p.context for p in pairs] == ["The head signs every form.", None] and pairs[0].origin == "user"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "Who?"}\n')
-    with pytest.raises(SourceError, match="line 1 needs"):
+    with pytest.raises(SourceError, match="record 1 needs"):
         read_train_file(bad)
     res = CliRunner().invoke(app, ["finetune", "--kb", str(tmp_path / "nokb"), "--train", str(bad)])
     assert res.exit_code == 1 and "Traceback" not in res.output
