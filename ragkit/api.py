@@ -414,6 +414,7 @@ class KnowledgeBase:
         return {
             "kb": str(self.root),
             **self.store.counts(),
+            "flagged_chunks": self._count_flagged(),
             "embedder": self.manifest.get("embedder"),
             "generator": self.config.generator.model,
             "index": self.config.index.spec,
@@ -421,6 +422,18 @@ class KnowledgeBase:
             "database": self.store.url,  # password hidden
             "failures": [{"uri": u, "reason": r} for u, r in self.store.failures()],
         }
+
+    def _count_flagged(self) -> int:
+        """Chunks ingest flagged as holding instruction-like text (kind SuspectedInjection)."""
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import Session
+
+        from ragkit.indexes.filters import compile_filters
+        from ragkit.prompts import SUSPECTED_INJECTION
+
+        ids = compile_filters(f"kind={SUSPECTED_INJECTION}")
+        with Session(self.store.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(ids.subquery())) or 0)  # type: ignore[union-attr]
 
     def close(self) -> None:
         self.store.engine.dispose()

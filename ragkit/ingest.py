@@ -29,6 +29,7 @@ from ragkit.embedding import Embedder
 from ragkit.errors import ParseError
 from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.sql_store import DocState, SqlStore, text_hash
+from ragkit.prompts import flag_injections
 from ragkit.types import ChunkSpan, Document, FileFailure, IngestReport
 
 ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
@@ -102,7 +103,8 @@ def _parse(
             out.unchanged = True  # touched (new mtime) or re-fetched, same bytes
             return out
         out.doc = parse(data)
-        out.spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
+        spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
+        out.spans = flag_injections(spans)  # kind SuspectedInjection: instruction-like text (ragkit.prompts)
         if not out.spans:
             raise ParseError(f"{name}: no text to index")
     except ParseError as exc:

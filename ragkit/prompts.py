@@ -18,7 +18,7 @@ from typing import Any
 
 from ragkit.errors import ConfigError, RagkitError
 from ragkit.generation import Message
-from ragkit.types import Flag, Hit, PackingNote
+from ragkit.types import ChunkSpan, Flag, Hit, PackingNote
 
 ABSTAIN = "I don't know based on the provided sources."
 
@@ -199,6 +199,18 @@ def neutralise(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         out.append(piece + sep)
         pos = m.end() if m else len(text)
     return "".join(out).replace("<|", "< |").replace("|>", "| >"), tuple(found)
+
+
+SUSPECTED_INJECTION = "SuspectedInjection"  # the element kind ingest adds to a chunk holding instruction-like text
+
+
+def flag_injections(spans: Sequence[ChunkSpan]) -> list[ChunkSpan]:
+    """The spans, with SUSPECTED_INJECTION appended to the kinds of each one `neutralise` would change (ingest).
+
+    The stored text stays as written (citations point at real spans); the prompt neutralises it again when it is
+    retrieved, and `--filter kind!=SuspectedInjection` keeps such chunks out of retrieval altogether.
+    """
+    return [replace(sp, kinds=(*sp.kinds, SUSPECTED_INJECTION)) if neutralise(sp.text)[1] else sp for sp in spans]
 
 
 # -- rendering --------------------------------------------------------------------------------------

@@ -466,6 +466,11 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     emb = stats["embedder"] or {}
     out.print(f"knowledge base: {stats['kb']}")
     out.print(f"documents: {stats['documents']}  chunks: {stats['chunks']}  failed: {stats['failed_documents']}")
+    if stats["flagged_chunks"]:
+        out.print(
+            f"flagged: {stats['flagged_chunks']} chunk(s) hold instruction-like text (kind SuspectedInjection; "
+            "neutralised in prompts; leave them out with --filter kind!=SuspectedInjection)"
+        )
     out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}")
     out.print(f"index: {stats['index']}")
     out.print(f"database: {stats['database']}")
