@@ -79,8 +79,9 @@ class GeneratorConfig(_Section):
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
     device: Device = "auto"
     threads: int | None = Field(default=None, ge=1)  # CPU threads for torch; None = torch's default
-    # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`
-    backend: Literal["transformers", "openai"] = "transformers"
+    # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`;
+    # "llamacpp": a .gguf `model` run by llama.cpp (extra ragkit[llamacpp])
+    backend: Literal["transformers", "openai", "llamacpp"] = "transformers"
     url: str | None = None  # e.g. "http://127.0.0.1:8000/v1" (vLLM, llama.cpp server, Ollama)
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the HTTP backend's key, if it needs one
     timeout_s: float = Field(default=120.0, gt=0)  # per HTTP request

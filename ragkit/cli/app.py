@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragkit import __version__
@@ -89,7 +90,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RagkitError as exc:
-        err.print(f"[red]Error: {exc}[/red]", markup=True, highlight=False)
+        # escaped: messages hold brackets that are not markup, e.g. pip install 'ragkit[pg]'
+        err.print(f"[red]Error: {escape(str(exc))}[/red]", markup=True, highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         err.print("[red]Interrupted.[/red]")
@@ -276,7 +278,8 @@ def ask(
         str | None,
         typer.Option(
             "--generator",
-            help="'openai:URL' for an OpenAI-compatible server (e.g. openai:http://127.0.0.1:8000/v1), or a local "
+            help="'openai:URL' for an OpenAI-compatible server (e.g. openai:http://127.0.0.1:8000/v1), "
+            "'llamacpp:GGUF' (a .gguf path or bundled name, run by llama.cpp; extra ragkit[llamacpp]), or a local "
             "model (bundled name, transformers directory, .gguf) [default: config]",
         ),
     ] = None,
@@ -306,6 +309,8 @@ def ask(
         overrides: dict[str, Any] = dict(_db(db))
         if generator and generator.startswith("openai:"):
             overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
+        elif generator and generator.startswith("llamacpp:"):
+            overrides |= {"generator.backend": "llamacpp", "generator.model": generator.removeprefix("llamacpp:")}
         elif generator:
             overrides |= {"generator.backend": "transformers", "generator.model": generator}
         if model and overrides.get("generator.backend") != "openai" and (kb / "models" / model).is_dir():

@@ -60,8 +60,8 @@ def build_generator(
     timeout_s: float = 120.0,
     adapter: str | None = None,
 ) -> Generator:
-    """The generator a config names: "transformers" (a local model, with an optional LoRA adapter folder) or
-    "openai" (an HTTP server at url)."""
+    """The generator a config names: "transformers" (a local model, with an optional LoRA adapter folder),
+    "openai" (an HTTP server at url) or "llamacpp" (a .gguf file run by llama.cpp, extra ragkit[llamacpp])."""
     if backend == "openai":
         from ragkit.errors import ConfigError
         from ragkit.generation.openai_http import OpenAIGenerator
@@ -71,6 +71,13 @@ def build_generator(
         if not url:
             raise ConfigError("generator.backend = 'openai' needs generator.url, e.g. http://127.0.0.1:8000/v1")
         return OpenAIGenerator(url, model, context_window=context_window, api_key_env=api_key_env, timeout_s=timeout_s)
+    if backend == "llamacpp":
+        from ragkit.errors import ConfigError
+        from ragkit.generation.llamacpp import LlamaCppGenerator
+
+        if adapter:
+            raise ConfigError("generator.adapter needs the transformers backend; unset it to use llama.cpp")
+        return LlamaCppGenerator(model, device=device, context_window=context_window, threads=threads)
     from ragkit.generation.hf import TransformersGenerator
 
     return TransformersGenerator(model, device=device, context_window=context_window, threads=threads, adapter=adapter)
