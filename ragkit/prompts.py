@@ -128,13 +128,18 @@ _INJECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "override",
             r"\b(ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}"
-            r"\b(instructions?|rules?|prompts?|directions?|guidelines|context|sources?)\b",
+            r"\b(instructions?|rules?|prompts?|directions?|guidelines|context|sources?)\b|"
+            # "forget everything you were told before", "ignore all of the above": no object named
+            r"\b(ignore|disregard|forget)\s+(everything|anything|all)\b[^.!?\n]{0,30}"
+            r"\b(above|before|earlier|previous(ly)?|prior|so far|told|said)\b",
         ),
         (
             "role",
             r"(^|\n)\s*(system|assistant|user|developer|human|ai)\s*:|<\|[^|>]*\|>|\[/?INST\]|<</?SYS>>|"
             r"#{2,}\s*(instruction|system|response)|\b(you are now|from now on,? you|role-?play as)\b|"
-            r"\b(act as|pretend (to be|you are)) (an?|the|my) ",
+            r"\b(act as|pretend (to be|you are)) (an?|the|my) |"
+            # Gemma's turn markers; a change of identity
+            rf"<(start|end)_of_turn>|\b(stop|quit) being (an?|the|my) {_ADDRESSEE}\b",
         ),
         (
             "tool",
@@ -146,13 +151,23 @@ _INJECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"\b(the|this|an?|dear)\s+{_ADDRESSEE}\b[^.!?\n]{{0,30}}\b(must|should|shall|will|needs? to|is to)\b|"
             r"\b(when|if|before)\s+(you\s+)?(answer|respond|repl(y|ies)|summari[sz]e)[^.!?\n]{0,10}\b(you|always)|"
             r"\b(in|to|end|start|begin)\s+(your|every|each)\s+(answer|response|reply)s?\b|"
-            r"\b(new|updated|real|actual|hidden|secret)\s+instructions?\b",
+            r"\b(new|updated|real|actual|hidden|secret)\s+instructions?\b|"
+            # text addressed to whatever model reads it, rather than to the document's human readers
+            rf"\b(note|message|instructions?|reminder)\s+(for|to)\s+(the\s+|all\s+|any\s+)?{_ADDRESSEE}s?\b|"
+            r"\b(whoever|anyone who|any(one|body) (that|who))\s+(summari[sz]es?|process(es)?|parses?)\s+this\b|"
+            r"\bwhen(ever)?\s+(you\s+are\s+|you're\s+)?asked\b[^.!?\n,]{0,30},\s*(always\s+)?"
+            r"(reply|respond|answer|say|tell)\b|"  # an order right after the clause, not "..., staff reply"
+            r"\b(the\s+)?(correct|right|real|only)\s+answer\s+to\s+(any|every|all|each)\b|\bsay only\b",
         ),
         (
             "format",
-            r"\b(respond|reply|answer|write|speak|output)\b[^.!?\n]{0,30}\b(only\s+in|in\s+(all\s+)?(caps|capitals|"
+            r"\b(respond|reply|answer|write|speak|output)\b[^.!?\n]{0,30}\b((only|exclusively|solely)\s+in|in\s+(all\s+)?(caps|capitals|"
             r"upper ?case|json|french|german|spanish|italian|chinese|japanese|russian|pirate|rhymes?|verse|"
-            r"emojis?|[a-z]+ language)|as\s+an?\s+(poem|haiku|song|limerick|pirate|json))\b",
+            r"emojis?|[a-z]+ language)|as\s+an?\s+(poem|haiku|song|limerick|pirate|json))\b|"
+            r"\btranslate\s+(your|the|this|every|each|all)\s+(answers?|responses?|repl(y|ies)|outputs?)\b|"
+            # an order to emit a fixed token: "print the words ACCESS GRANTED", 'say "PWNED"' (not "output JSON")
+            r"\b(output|print|say|write|reply with|respond with)\s+(the\s+(words?|phrase|text|string)\s+[\"'“]?|"
+            r"[\"'“])(?-i:[A-Z]{3,})\b",
         ),
         (
             "citation",
