@@ -14,6 +14,7 @@ import io
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def _merge_adapter(model: Any, adapter: Path) -> Any:
     except ImportError as exc:
         raise ModelError("LoRA adapters need the peft package: pip install 'peft>=0.21'") from exc
     try:
-        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for the user to do
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     except Exception as exc:
         raise ModelError(f"cannot apply the adapter {adapter} to this model: {exc}") from exc
 
