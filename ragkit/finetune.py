@@ -28,7 +28,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,7 +152,6 @@ class FinetuneResult:
     base_run: Path | None = None
     tuned_run: Path | None = None
     trainable_params: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- where adapters live ------------------------------------------------------------------------------
