@@ -3,6 +3,7 @@ run with the bundled GPT end to end (train, save, evaluate base vs tuned), Ctrl-
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -206,10 +207,10 @@ def test_training_is_deterministic_for_a_seed(small_kb: ragkit.KnowledgeBase) ->
     answer = gen.tokenizer("Parking is free after 6 pm [1].", add_special_tokens=False)["input_ids"]
     data = [(prompt + answer, [-100] * len(prompt) + answer)]
     opts = FinetuneOptions(steps=2, batch_size=1, seed=3)
+    base = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
     runs = []
     for _ in range(2):
-        model = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
-        peft_model, log = train_lora(model, data, opts, pad_id=0, device="cpu")
+        peft_model, log = train_lora(copy.deepcopy(base), data, opts, pad_id=0, device="cpu")
         weights = {k: v.clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
         runs.append((log.losses, weights))
     assert runs[0][0] == runs[1][0] and runs[0][0][1] < runs[0][0][0]  # same losses, and it learns
