@@ -49,8 +49,8 @@ class LlamaCppGenerator:
         self.name = f"llamacpp:{spec}"
         try:
             self.llm = self._load(llama_cpp, str(path), context_window, threads, device)
-            if self.llm.n_ctx_train() < context_window:  # rare: a model trained on a shorter window than asked
-                self.llm = self._load(llama_cpp, str(path), self.llm.n_ctx_train(), threads, device)
+            if self.llm._model.n_ctx_train() < context_window:  # rare: a model trained on a shorter window than asked
+                self.llm = self._load(llama_cpp, str(path), self.llm._model.n_ctx_train(), threads, device)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp cannot load {path}: {exc}") from exc
         self.context_window = self.llm.n_ctx()
