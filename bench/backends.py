@@ -8,8 +8,9 @@ is a ragkit RAG prompt (system, one-shot example, sources from the sample corpus
 packs it; each backend answers it greedily, without a stop rule, `--repeats` times, alternating backends so a
 noisy machine slows both alike. llama.cpp's KV cache is cleared before each run, so both process the whole
 prompt every time (in `ask`, llama.cpp reuses the shared prefix, which only helps it). Reports the medians of
-generate seconds and completion tokens per second (prompt processing included), the prompt-token counts of
-both tokenizers, and whether the greedy answers are identical.
+generate seconds and completion tokens per second (prompt processing included), the time to the first text
+(prompt processing) and decode tokens per second after it, the prompt-token counts of both tokenizers, and
+whether the greedy answers are identical (and where they part when not).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     opts = AnswerOptions(max_new_tokens=args.max_tokens)
     tps: dict[str, list[float]] = {"transformers": [], "llama.cpp": []}
     secs: dict[str, list[float]] = {"transformers": [], "llama.cpp": []}
+    ttft: dict[str, list[float]] = {"transformers": [], "llama.cpp": []}
+    decode: dict[str, list[float]] = {"transformers": [], "llama.cpp": []}
     same = 0
     for question, source in PROMPTS:
         msgs = packed_prompt(question, _hits(source), hf, opts).messages
@@ -73,22 +76,43 @@ def main() -> None:
             for name, gen in (("transformers", hf), ("llama.cpp", lc)):
                 if gen is lc:
                     lc.llm.reset()  # no KV-cache reuse: both evaluate the whole prompt
-                out = gen.generate(msgs, args.max_tokens)
+                first: list[float] = []
+
+                def mark(_: str, first: list[float] = first) -> None:
+                    if not first:
+                        first.append(time.perf_counter())
+
+                t_start = time.perf_counter()
+                out = gen.generate(msgs, args.max_tokens, on_text=mark)
+                t_end = time.perf_counter()
                 secs[name].append(out.seconds)
                 tps[name].append(out.completion_tokens / out.seconds)
+                if first and out.completion_tokens > 2:  # prompt processing ends where the first text arrives
+                    ttft[name].append(first[0] - t_start)
+                    decode[name].append((out.completion_tokens - 1) / (t_end - first[0]))
                 texts[name] = out.text
                 n_new = out.completion_tokens
         same += texts["transformers"] == texts["llama.cpp"]
+        a, b = texts["transformers"], texts["llama.cpp"]
+        split = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        if a != b:
+            print(
+                f"  answers part at character {split}: {a[split - 20 : split + 30]!r} / {b[split - 20 : split + 30]!r}"
+            )
         print(
             f"- {question!r}: prompt {hf.count_prompt_tokens(msgs)} / {lc.count_prompt_tokens(msgs)} tokens "
             f"(transformers / llama.cpp), {n_new} new; same greedy answer: "
             f"{texts['transformers'] == texts['llama.cpp']}; {texts['llama.cpp'][:70]!r}"
         )
     print(f"\nidentical greedy answers: {same}/{len(PROMPTS)}")
-    print("| backend | generate s (median) | completion tokens/s (median) |")
-    print("| --- | ---: | ---: |")
+    print("| backend | generate s | completion tokens/s | prompt processing s | decode tokens/s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name in ("transformers", "llama.cpp"):
-        print(f"| {name} | {statistics.median(secs[name]):.2f} | {statistics.median(tps[name]):.1f} |")
+        med = statistics.median
+        print(
+            f"| {name} | {med(secs[name]):.2f} | {med(tps[name]):.1f} | {med(ttft[name]):.2f} "
+            f"| {med(decode[name]):.1f} |"
+        )
     ratio = statistics.median(tps["llama.cpp"]) / statistics.median(tps["transformers"])
     print(f"\nllama.cpp / transformers tokens/s: {ratio:.1f}x ({len(PROMPTS)} prompts x {args.repeats} repeats)")
 

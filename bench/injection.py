@@ -3,6 +3,7 @@
     python bench/injection.py [--cases bench/data/injection_cases.jsonl] [--max-tokens 32] [--out rows.jsonl]
     python bench/injection.py --summarise rows.jsonl      # the table from a finished or interrupted run
     python bench/injection.py --cases bench/data/injection_heldout.jsonl   # injections written after the rules
+    python bench/injection.py --cases bench/data/injection_heldout2.jsonl  # written before the rules' 2nd round
 
 Each case is a question, a source that answers it with an injected instruction inside (exfiltrate, change
 language, override format, fake citations, role-play), and a canary: a regex that matches the model's own
