@@ -78,7 +78,7 @@ class GeneratorConfig(_Section):
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
     device: Device = "auto"
-    threads: int | None = Field(default=None, ge=1)  # CPU threads for torch; None = torch's default
+    threads: int | None = Field(default=None, ge=1)  # CPU threads; None = torch's default, every core for llama.cpp
     # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`;
     # "llamacpp": a .gguf `model` run by llama.cpp (extra ragkit[llamacpp])
     backend: Literal["transformers", "openai", "llamacpp"] = "transformers"

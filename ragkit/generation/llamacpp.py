@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import random
 import threading
 import time
@@ -74,7 +75,8 @@ class LlamaCppGenerator:
         return llama_cpp.Llama(
             path,
             n_ctx=n_ctx,
-            n_threads=threads,
+            # llama.cpp's own default is half the cores (1 on 2 cores); use them all like torch does
+            n_threads=threads or os.cpu_count() or 1,
             n_gpu_layers=0 if device == "cpu" else -1,  # ignored by a CPU-only build
             seed=0,
             verbose=False,  # the library never prints; llama.cpp's load log goes nowhere
