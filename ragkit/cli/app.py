@@ -7,47 +7,39 @@ Exit codes: 0 success; 1 error (bad input, missing KB, missing model); 2 usage e
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragkit import __version__
-from ragkit.errors import ConfigError, RagkitError, SourceError
-
-EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
+from ragkit.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    DbOpt,
+    DeviceOpt,
+    JsonOpt,
+    KbOpt,
+    db_override,
+    device_override,
+    display,
+    err,
+    out,
+    print_json,
+    progress_bar,
+    user_errors,
+)
+from ragkit.errors import SourceError
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="ragkit: turn documents into a knowledge base a local GPT answers from, with citations.",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-KbOpt = Annotated[
-    Path,
-    typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="RAGKIT_DB",
-        help="Database URL, e.g. postgresql+psycopg://USER@HOST/DB (extra ragkit[pg]); a new KB records it, so "
-        "later commands find it without --db [default: the KB's SQLite file] (env RAGKIT_DB).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: config]")]
 
 FilterOpt = Annotated[
@@ -59,60 +51,10 @@ FilterOpt = Annotated[
         "section=Intro*, kind=Table, ingested>=2026-01-01, modified<2026-06-01, tenant=acme, meta.KEY=VALUE.",
     ),
 ]
-DeviceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--device",
-        help="Where the FAISS index searches: auto (GPU when a FAISS GPU build sees one), cpu or gpu [default: config]",
-    ),
-]
-
-
-def _device(device: str | None) -> dict[str, str]:
-    """--device as a config override; 'gpu' is FAISS's word, 'cuda' torch's: both accepted."""
-    if device is None:
-        return {}
-    value = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "auto": "auto"}.get(device.lower())
-    if value is None:
-        raise ConfigError(f"--device takes auto, cpu or gpu, not {device!r}")
-    return {"index.device": value}
-
-
 ModeOpt = Annotated[
     str | None,
     typer.Option("--mode", help="Retrieval: hybrid (dense + keyword), dense or keyword [default: config]"),
 ]
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Show ragkit errors as one red line and exit 1; Ctrl-C exits 130. Real bugs keep their traceback."""
-    try:
-        yield
-    except RagkitError as exc:
-        # escaped: messages hold brackets that are not markup, e.g. pip install 'ragkit[pg]'
-        err.print(f"[red]Error: {escape(str(exc))}[/red]", markup=True, highlight=False)
-        raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt:
-        err.print("[red]Interrupted.[/red]")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _display(uri: str) -> str:
-    """File paths under the working directory are shown relative to it; URLs and sql: uris as they are."""
-    if not uri.startswith("/"):
-        return uri
-    rel = os.path.relpath(uri)
-    return uri if rel.startswith("..") else rel
-
-
-def _db(url: str | None) -> dict[str, Any]:
-    """The --db override for ragkit.open (none when not given, so the KB's recorded database is used)."""
-    return {"database_url": url} if url else {}
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _version(value: bool) -> None:
@@ -179,18 +121,9 @@ def ingest(
         if not all_sources:
             raise SourceError("nothing to ingest: give files, folders, URLs or --urls FILE")
         stamp = _key_values(meta or [])
-        progress = Progress(
-            TextColumn("[bold]Ingesting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err,
-            disable=as_json or not err.is_terminal,  # no bar (nor its blank line) in logs and pipes
-            transient=True,
-        )
+        progress = progress_bar("Ingesting", quiet=as_json)
         overrides = {"ingest.json_text_field": json_field} if json_field else {}
-        with ragkit.open(kb, **overrides, **_db(db)) as base, progress:
+        with ragkit.open(kb, **overrides, **db_override(db)) as base, progress:
             task = progress.add_task("", total=None)
 
             def on_file(done: int, total: int, current: str) -> None:
@@ -205,7 +138,7 @@ def ingest(
                 meta=stamp,
             )
     if as_json:
-        _print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
+        print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
     else:
         out.print(
             f"{report.files_seen} files: {report.ingested} ingested, {report.unchanged} unchanged, "
@@ -213,7 +146,7 @@ def ingest(
             + (f"; {report.deleted} deleted" if prune else "")
         )
         for f in report.failed:
-            err.print(f"[yellow]skipped {_display(f.uri)}: {f.reason}[/yellow]")
+            err.print(f"[yellow]skipped {display(f.uri)}: {f.reason}[/yellow]")
         if report.interrupted:
             err.print(
                 f"[yellow]Interrupted after {report.ingested} files were saved; "
@@ -297,7 +230,7 @@ def ask(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer QUESTION from the knowledge base with the local GPT, citing its sources as [n].
+    """Answer QUESTION from the knowledge base with the local GPT, citing its sources as \\[n].
 
     Streams the answer as it is written when stdout is a terminal, then prints the checked answer if the
     citation check changed it, its sources, and warnings for sentences no source supports. `--json` prints
@@ -306,7 +239,7 @@ def ask(
     import ragkit
 
     with user_errors():
-        overrides: dict[str, Any] = dict(_db(db))
+        overrides: dict[str, Any] = dict(db_override(db))
         if generator and generator.startswith("openai:"):
             overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
         elif generator and generator.startswith("llamacpp:"):
@@ -348,8 +281,8 @@ def ask(
     if as_json:
         data = asdict(answer)
         for h in data["hits"]:
-            h["chunk"]["location"] = _display(h["chunk"]["uri"])
-        _print_json(data)
+            h["chunk"]["location"] = display(h["chunk"]["uri"])
+        print_json(data)
         return
     if live:
         out.file.write("\n")
@@ -365,7 +298,7 @@ def ask(
         out.print("\nSources:")
         for n in sorted(cited):
             c = cited[n]
-            where = [_display(c.uri)]
+            where = [display(c.uri)]
             if c.page is not None:
                 where.append(f"page {c.page}")
             if c.section:
@@ -422,18 +355,18 @@ def search(
     """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db), **_device(device)) as base:
+    with user_errors(), ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base:
         hits = base.search(
             query, k=k, filters=filters, mode=mode, nprobe=nprobe, ef_search=ef_search, mmr=mmr, rerank=not no_rerank
         )
     if as_json:
-        _print_json([{**asdict(h), "location": _display(h.chunk.uri)} for h in hits])
+        print_json([{**asdict(h), "location": display(h.chunk.uri)} for h in hits])
         return
     if not hits:
         out.print("no chunk matches" + (" these filters" if filters else ""))
     for h in hits:
         c = h.chunk
-        where = _display(c.uri) + (f", page {c.page}" if c.page is not None else "")
+        where = display(c.uri) + (f", page {c.page}" if c.page is not None else "")
         where += f', section "{c.section}"' if c.section else ""
         out.print(f"[bold]{h.rank}. {h.score:.3f}[/bold]  {where}", markup=True)
         snippet = " ".join(c.text.split())
@@ -450,10 +383,10 @@ def delete(
     """Delete documents and their chunks from the knowledge base (the files on disk are not touched)."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
+    with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         n = base.delete(targets)
     if as_json:
-        _print_json({"deleted": n})
+        print_json({"deleted": n})
     else:
         out.print(f"{n} documents deleted")
 
@@ -463,10 +396,10 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     """Show what the knowledge base holds: documents, chunks, models, failed files."""
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
+    with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         stats = base.stats()
     if as_json:
-        _print_json(stats)
+        print_json(stats)
         return
     emb = stats["embedder"] or {}
     out.print(f"knowledge base: {stats['kb']}")
@@ -480,7 +413,7 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     out.print(f"index: {stats['index']}")
     out.print(f"database: {stats['database']}")
     for f in stats["failures"]:
-        out.print(f"  failed {_display(f['uri'])}: {f['reason']}")
+        out.print(f"  failed {display(f['uri'])}: {f['reason']}")
 
 
 @app.command()
@@ -503,12 +436,12 @@ def reindex(
 
     with (
         user_errors(),
-        ragkit.open(kb, create=False, **_db(db), **_device(device)) as base,
+        ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base,
         err.status("Rebuilding the vector index...", spinner="dots"),
     ):
         result = base.reindex(spec)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     trained = f", trained on {result['trained_on']:,} vectors" if result["trained_on"] else ""
     out.print(
@@ -530,10 +463,10 @@ def check(
     """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **_db(db)) as base:
+    with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         report = base.check(repair=not no_repair)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         out.print(
             f"SQL chunks: {report['sql_chunks']:,}  FAISS vectors: {report['faiss_vectors']:,}  "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ragkit.cli.common import DbOpt, JsonOpt, KbOpt, err, out, progress_bar, user_errors
 
 EXIT_REGRESSION = 4
 
@@ -22,23 +22,6 @@ eval_app = typer.Typer(
     add_completion=False,
     help="Evaluate a knowledge base (retrieval, answers, hallucination), compare runs, measure the judges.",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-KbOpt = Annotated[
-    Path, typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True)
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="RAGKIT_DB",
-        help="The KB's database URL (postgresql+psycopg://...) [default: the one its ragkit.toml records] "
-        "(env RAGKIT_DB).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
 JudgeOpt = Annotated[
     str,
     typer.Option(
@@ -46,13 +29,6 @@ JudgeOpt = Annotated[
         help="Claim judge: minilm-lexical (default, calibrated), lexical, cross-encoder:PATH, trained, llm, llm:MODEL.",
     ),
 ]
-
-
-def _user_errors():  # type: ignore[no-untyped-def]
-    # imported late: app.py registers this sub-app at its end, so importing app here at module level would cycle
-    from ragkit.cli.app import user_errors
-
-    return user_errors()
 
 
 def _dump(data: Any) -> None:
@@ -66,19 +42,6 @@ def _dump(data: Any) -> None:
         return v
 
     typer.echo(json.dumps(clean(data), ensure_ascii=False, indent=2, default=str))
-
-
-def _progress(label: str, quiet: bool) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-        disable=quiet or not err.is_terminal,
-        transient=True,
-    )
 
 
 def _fmt(v: float | None) -> str:
@@ -124,7 +87,7 @@ def run(
     from ragkit.evals.runner import EvalOptions, run_eval
 
     over = {"database_url": db} if db else {}
-    with _user_errors(), ragkit.open(kb, create=False, **over) as base, _progress("Evaluating", as_json) as bar:
+    with user_errors(), ragkit.open(kb, create=False, **over) as base, progress_bar("Evaluating", as_json) as bar:
         task = bar.add_task("", total=None)
 
         def on_sample(done: int, total: int, question: str) -> None:
@@ -179,7 +142,7 @@ def compare(
     """
     from ragkit.evals.compare import compare_runs
 
-    with _user_errors():
+    with user_errors():
         cmp = compare_runs(run_a, run_b, metric)
         regression = cmp.regression(max_drop) if max_drop is not None else None
     if as_json:
@@ -245,7 +208,7 @@ def judge_accuracy(
     names = judges or ["minilm-lexical", "lexical"]
     results: dict[str, dict[str, float]] = {}
     calibrated: dict[str, Any] = {}
-    with _user_errors():
+    with user_errors():
         pairs = J.halueval_judge_pairs("heldout")[:limit]
         for spec in names:
             judge = J.make_judge(spec)
@@ -285,7 +248,7 @@ def train_judge_cmd(
     (never the held-out split); GPU when present. Then measure it: ragkit eval judge-accuracy --judge trained."""
     from ragkit.evals.train_judge import train_judge, training_pairs
 
-    with _user_errors(), _progress("Training", as_json) as bar:
+    with user_errors(), progress_bar("Training", as_json) as bar:
         pairs = training_pairs(extra_items=extra)
         task = bar.add_task("", total=None)
 

@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ragkit.cli.app import EXIT_INTERRUPTED, DbOpt, JsonOpt, KbOpt, err, out, user_errors
+from ragkit.cli.common import (
+    EXIT_INTERRUPTED,
+    DbOpt,
+    JsonOpt,
+    KbOpt,
+    err,
+    out,
+    parse_device,
+    progress_bar,
+    user_errors,
+)
 
 _STAGES = {
     "questions": "Writing questions",
@@ -102,10 +111,8 @@ def finetune_command(
     import ragkit
     from ragkit.finetune import FinetuneOptions, ProgressEvent, finetune
 
-    device = {"gpu": "cuda"}.get(device.lower(), device.lower())
-    if device not in ("auto", "cpu", "cuda"):
-        err.print(f"[red]Error: --device takes auto, cpu or cuda, not {device!r}[/red]")
-        raise typer.Exit(1)
+    with user_errors():
+        device = parse_device(device)
     opts = FinetuneOptions(
         name=name,
         chunks=chunks,
@@ -127,16 +134,7 @@ def finetune_command(
         evaluate=not no_eval,
         eval_max_new_tokens=eval_max_tokens,
     )
-    progress = Progress(
-        TextColumn("[bold]{task.fields[stage]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=True,
-    )
+    progress = progress_bar("{task.fields[stage]}", quiet=as_json)
     tasks: dict[str, Any] = {}
 
     def on_event(ev: ProgressEvent) -> None:

@@ -1,0 +1,103 @@
+"""What every ragkit command shares: the consoles, exit codes, common options, error handling, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ragkit.errors import ConfigError, RagkitError
+
+EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KbOpt = Annotated[
+    Path,
+    typer.Option("--kb", envvar="RAGKIT_KB", help="Knowledge base directory (env RAGKIT_KB).", show_default=True),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="RAGKIT_DB",
+        help="Database URL, e.g. postgresql+psycopg://USER@HOST/DB (extra ragkit[pg]); a new KB records it, so "
+        "later commands find it without --db [default: the KB's SQLite file] (env RAGKIT_DB).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text (for scripts).")]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="Where the FAISS index searches: auto (GPU when a FAISS GPU build sees one), cpu or gpu [default: config]",
+    ),
+]
+
+
+def parse_device(device: str) -> str:
+    """auto | cpu | gpu (FAISS's word) | cuda (torch's) -> the config value auto | cpu | cuda."""
+    value = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "auto": "auto"}.get(device.lower())
+    if value is None:
+        raise ConfigError(f"--device takes auto, cpu or gpu, not {device!r}")
+    return value
+
+
+def device_override(device: str | None) -> dict[str, str]:
+    """--device as the index.device config override (none when not given)."""
+    return {} if device is None else {"index.device": parse_device(device)}
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show ragkit errors as one red line and exit 1; Ctrl-C exits 130. Real bugs keep their traceback."""
+    try:
+        yield
+    except RagkitError as exc:
+        # escaped: messages hold brackets that are not markup, e.g. pip install 'ragkit[pg]'
+        err.print(f"[red]Error: {escape(str(exc))}[/red]", markup=True, highlight=False)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        err.print("[red]Interrupted.[/red]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def display(uri: str) -> str:
+    """File paths under the working directory are shown relative to it; URLs and sql: uris as they are."""
+    if not uri.startswith("/"):
+        return uri
+    rel = os.path.relpath(uri)
+    return uri if rel.startswith("..") else rel
+
+
+def db_override(url: str | None) -> dict[str, Any]:
+    """The --db override for ragkit.open (none when not given, so the KB's recorded database is used)."""
+    return {"database_url": url} if url else {}
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def progress_bar(label: str, quiet: bool = False) -> Progress:
+    """A transient progress bar on stderr; none with --json or outside a terminal (logs, pipes)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
