@@ -7,6 +7,7 @@ hanging on a network call, and keep third-party libraries from printing or phoni
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ def quiet_transformers() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     hub_utils.disable_progress_bars()
+    # e.g. "Converting SentenceTransformer model ... to CrossEncoder" when a judge is built from MiniLM
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
