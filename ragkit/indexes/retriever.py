@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from ragkit.embedding import Embedder
@@ -56,9 +58,9 @@ class Retriever:
         self._keyword = keyword
         self._reranker = reranker
 
-    def allowed_ids(self, filters: FilterSpec) -> np.ndarray | None:
-        """(m,) int64 sorted ids of chunks passing the filters; None when there are no filters."""
-        stmt = compile_filters(filters)
+    def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
+        """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
+        stmt = filters if isinstance(filters, Select) else compile_filters(filters)
         if stmt is None:
             return None
         with Session(self.store.engine) as s:
@@ -91,7 +93,8 @@ class Retriever:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first."""
         if o.mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
-        allowed = self.allowed_ids(o.filters)
+        stmt = compile_filters(o.filters)  # once: FAISS gets its ids, the keyword query uses it as a subquery
+        allowed = self.allowed_ids(stmt)
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
         reranker = self._reranker() if o.rerank else None
@@ -112,7 +115,6 @@ class Retriever:
         keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
         if o.mode in ("keyword", "hybrid"):
             kw = self._keyword()
-            stmt = compile_filters(o.filters)
             keyword = [kw.search(text, depth, allowed=stmt) for text in queries]
 
         results: list[list[Hit]] = []
