@@ -6,6 +6,7 @@ opening a KB is cheap.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
@@ -46,6 +47,9 @@ class KnowledgeBase:
         self._keyword: KeywordIndex | None = None
         self._keyword_error: Exception | None = None
         self._reranker: Reranker | None = None
+        # Components load on first use; threads sharing one KB (eval --workers, a server) must not load a
+        # model twice at once: transformers' lazy init then hands one thread a half-built (meta) model.
+        self._load_lock = threading.RLock()
         try:  # created eagerly: its triggers must exist before any chunk is written
             self._keyword = keyword_index(self.store.engine)
         except RagkitError as exc:  # no FTS5 in this SQLite, or another database: only keyword search fails
@@ -55,6 +59,12 @@ class KnowledgeBase:
 
     @property
     def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._load_lock:
+                return self._load_embedder()
+        return self._embedder
+
+    def _load_embedder(self) -> Embedder:
         if self._embedder is None:
             cfg = self.config.embedder
             emb = SentenceTransformerEmbedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
@@ -74,6 +84,12 @@ class KnowledgeBase:
 
     @property
     def generator(self) -> Generator:
+        if self._generator is None:
+            with self._load_lock:
+                return self._load_generator()
+        return self._generator
+
+    def _load_generator(self) -> Generator:
         if self._generator is None:
             from ragkit.generation import build_generator
 
@@ -102,6 +118,12 @@ class KnowledgeBase:
     @property
     def index(self) -> FaissIndex:
         if self._index is None:
+            with self._load_lock:
+                return self._load_index()
+        return self._index
+
+    def _load_index(self) -> FaissIndex:
+        if self._index is None:
             dim = int(self.manifest["embedder"]["dim"])
             cfg = self.config.index
             if self.paths.index.exists():
@@ -126,7 +148,9 @@ class KnowledgeBase:
         """The configured cross-encoder (retrieval.reranker), loaded on first use; None when not configured."""
         path = self.config.retrieval.reranker
         if path and self._reranker is None:
-            self._reranker = CrossEncoderReranker(path, device=self.config.embedder.device)
+            with self._load_lock:
+                if self._reranker is None:
+                    self._reranker = CrossEncoderReranker(path, device=self.config.embedder.device)
         return self._reranker
 
     def _repair(self, index: FaissIndex) -> int:

@@ -106,7 +106,9 @@ def check_answer(
 ) -> CheckedAnswer:
     """Verify an answer against the sources it was given; hits[0] is source [1].
 
-    complete=False means decoding was cut (token limit or a stop rule): an unfinished last sentence is dropped.
+    complete=False means decoding was cut (token limit or a stop rule): an unfinished last sentence is dropped
+    and flagged "truncated"; when it is the only sentence it is kept, ending in "...", so the answer is never
+    silently empty.
     strict=True removes sentences no source supports; an answer left empty becomes `abstain_phrase`, abstained.
     Citations of a source number that does not exist are dropped and flagged.
     """
@@ -116,10 +118,14 @@ def check_answer(
     if is_abstention(raw, abstain_phrase) or not raw.strip():
         return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
     pieces = split_sentences(raw)
-    if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
-        pieces = pieces[:-1]
-    citations: list[Citation] = []
     flags: list[Flag] = []
+    if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
+        flags.append(Flag("truncated", pieces[-1].strip(), None, "the answer hit the token limit"))
+        if len(pieces) > 1:
+            pieces = pieces[:-1]
+        else:
+            pieces = [pieces[0].rstrip() + "..."]
+    citations: list[Citation] = []
     unsupported: list[str] = []
     rebuilt: list[str] = []
     kept: list[str] = []

@@ -131,7 +131,9 @@ class Flag:
     "uncited"          - the model wrote no [n] for a sentence ragkit could attribute (text = the sentence);
     "invalid_citation" - the model cited [n] with no source n (text = the sentence, source = n);
     "injection"        - source n held instruction-like text, neutralised before the model saw it
-                         (text = the removed sentence, detail = which rule matched).
+                         (text = the removed sentence, detail = which rule matched);
+    "truncated"        - decoding stopped mid-sentence at the token limit (text = the unfinished sentence;
+                         dropped from the answer unless it is the only one). Raise max_new_tokens.
     """
 
     kind: str

@@ -139,3 +139,31 @@ def test_cli_run_and_compare_with_regression_exit(built_kb: Path, tmp_path: Path
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["eval", "run", str(tmp_path / "missing.jsonl"), "--kb", str(tmp_path / "kb")])
     assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+def test_parallel_workers_give_the_same_run_as_one_worker(built_kb: Path) -> None:
+    with ragkit.open(built_kb) as kb:
+        one = run_eval(kb, QUESTIONS, name="one", options=EvalOptions(generate=False), resume=False)
+        four = run_eval(kb, QUESTIONS, name="four", workers=4, options=EvalOptions(generate=False), resume=False)
+    assert four.n_samples == one.n_samples == 12 and four.n_errors == 0
+    assert four.metrics["retrieval/mrr"] == one.metrics["retrieval/mrr"]
+    assert [s["id"] for s in four.samples()] == [s["id"] for s in one.samples()]  # kept in dataset order
+    hits = {s["id"]: [h["chunk_id"] for h in s["retrieved"]] for s in one.samples()}
+    assert all([h["chunk_id"] for h in s["retrieved"]] == hits[s["id"]] for s in four.samples())
+
+
+@pytest.mark.slow
+def test_parallel_workers_with_the_real_gpt(built_kb: Path) -> None:
+    with ragkit.open(built_kb) as kb:
+        run = kb.evaluate(_pick({"q01", "q02", "u01"}), name="par", workers=3, max_new_tokens=24)
+    assert run.n_samples == 3 and run.n_errors == 0, [s.get("error") for s in run.samples()]
+    assert all(s["answer"] or s["abstained"] for s in run.samples())
+
+
+def test_cli_eval_dataset_is_short_for_eval_run(built_kb: Path) -> None:
+    args = [str(QUESTIONS), "--kb", str(built_kb), "--retrieval-only", "--limit", "2", "--fresh", "--json"]
+    res = CliRunner().invoke(app, ["eval", *args])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["samples"] == 2
+    res = CliRunner().invoke(app, ["eval", "--kb", str(built_kb), str(QUESTIONS), "--retrieval-only", "--limit", "1"])
+    assert res.exit_code == 0 and "1 questions" in res.output

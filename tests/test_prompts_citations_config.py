@@ -104,5 +104,9 @@ def test_cut_answers_lose_their_unfinished_sentence_and_invented_turns() -> None
     hits = [hit(1, "Keys are rotated every 90 days.")]
     cut = check_answer("Keys are rotated every 90 days. The key rotation", hits, complete=False)
     assert cut.text == "Keys are rotated every 90 days [1]."
+    assert ("truncated", "The key rotation") in [(f.kind, f.text) for f in cut.flags]
+    only = check_answer("Keys are rotated every 90", hits, complete=False)  # never silently empty
+    assert only.text.startswith("Keys are rotated every 90") and only.text.endswith("...") and not only.abstained
+    assert "truncated" in [f.kind for f in only.flags]
     runaway = check_answer("Keys are rotated every 90 days.\nQuestion: And coffee?\nCoffee is free.", hits)
     assert runaway.text == "Keys are rotated every 90 days [1]." and runaway.unsupported == ()

@@ -314,6 +314,8 @@ def ask(
     if injected:
         n = len(injected)
         err.print(f"[yellow]warning: {n} instruction-like sentence(s) in the sources were neutralised[/yellow]")
+    if any(f.kind == "truncated" for f in answer.flags):
+        err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
 
 
 def _read_schema(path: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`ragkit eval run | compare | judge-accuracy | train-judge`: evaluation runs, their comparison, the judges.
+"""`ragkit eval [run] DATASET | compare | judge-accuracy | train-judge`: evaluation runs, their comparison, the judges.
 
 Exit codes: 0 success; 1 error; 4 `compare` found a regression past --max-drop; 130 interrupted (the run is
 kept; the same command continues it).
@@ -12,15 +12,29 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ragkit.cli.common import DbOpt, JsonOpt, KbOpt, err, out, progress_bar, user_errors
 
 EXIT_REGRESSION = 4
 
+
+class _RunByDefault(TyperGroup):
+    """`ragkit eval DATASET ...` means `ragkit eval run DATASET ...`: running a dataset is what `eval` is for,
+    so the short form works; the other subcommands are still found by name."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
 eval_app = typer.Typer(
+    cls=_RunByDefault,
     no_args_is_help=True,
     add_completion=False,
-    help="Evaluate a knowledge base (retrieval, answers, hallucination), compare runs, measure the judges.",
+    help="Evaluate a knowledge base (retrieval, answers, hallucination), compare runs, measure the judges. "
+    "`ragkit eval DATASET` is short for `ragkit eval run DATASET`.",
 )
 JudgeOpt = Annotated[
     str,
@@ -236,8 +250,14 @@ def train_judge_cmd(
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Stop after N steps [default: one epoch]")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training pairs.")] = 1,
     extra: Annotated[
-        int, typer.Option("--extra", min=0, help="HaluEval items added as right-answer pairs (own vs other knowledge).")
+        int,
+        typer.Option(
+            "--extra", min=0, help="HaluEval items added as answer-swap pairs (own vs another item's answer)."
+        ),
     ] = 2000,
+    lr: Annotated[
+        float, typer.Option("--lr", min=1e-7, help="Peak learning rate (warm-up, decay).")
+    ] = 5e-5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to save [default: the cache that --judge trained reads]")
@@ -256,7 +276,7 @@ def train_judge_cmd(
             bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
 
         result = train_judge(
-            pairs, out=out_dir, epochs=epochs, batch_size=batch_size, max_steps=steps, progress=on_step
+            pairs, out=out_dir, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=steps, progress=on_step
         )
     if as_json:
         _dump({**{k: getattr(result, k) for k in result.__slots__}, "path": str(result.path)})

@@ -421,6 +421,12 @@ def run_eval(
                         fut.cancel()
                     raise
     done.sort(key=lambda s: s["index"])
+    # Parallel workers and resumed runs append in finishing order; a finished run lists the questions in
+    # dataset order, so two runs' files line up for diff and for readers. Replaced atomically: a kill here
+    # leaves the appended file, which is complete.
+    tmp = samples_path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done), encoding="utf-8")
+    tmp.replace(samples_path)
     metrics = compute_metrics(done)
     primary = primary_metric_for(metrics)
     (run_dir / "metrics.json").write_text(
