@@ -70,7 +70,10 @@ def main() -> None:
                     t = time.perf_counter()
                     with torch.inference_mode():  # a plain transformers loop: no stop rule
                         gen.model.generate(
-                            **inputs, max_new_tokens=160, do_sample=False, eos_token_id=gen._stop_ids,
+                            **inputs,
+                            max_new_tokens=160,
+                            do_sample=False,
+                            eos_token_id=gen._stop_ids,
                             pad_token_id=gen._stop_ids[0],
                         )
                     plain_s.append(time.perf_counter() - t)
@@ -81,11 +84,15 @@ def main() -> None:
         kb.close()
 
     n = len(QUESTIONS)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, device {getattr(gen, 'device', '?')}; "
-          f"ingest of the sample corpus {ingest_s:.1f} s")
-    print("\n| top_k | right fact | cites right file | ask s | generate s (same stop rule) | ask / generate |"
-          " plain transformers generate s |")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, device {getattr(gen, 'device', '?')}; "
+        f"ingest of the sample corpus {ingest_s:.1f} s"
+    )
+    print(
+        "\n| top_k | right fact | cites right file | ask s | generate s (same stop rule) | ask / generate |"
+        " plain transformers generate s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for k, right, cited, rs, raw, plain in rows:
         print(f"| {k} | {right}/{n} | {cited}/{n} | {rs:.2f} | {raw:.2f} | {rs / raw:.2f} | {plain:.2f} |")

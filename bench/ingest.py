@@ -72,9 +72,12 @@ def main() -> None:
             raw_rate.append(len(texts) / raw)
             ratios.append(ragkit_rate[-1] / raw_rate[-1])
             ingest_s.append(secs)
-            print(f"repeat {rep}: {report.chunks_added} chunks ({len(unique)} distinct); ragkit "
-                  f"{ragkit_rate[-1]:.1f}/s, raw encode {raw_rate[-1]:.1f}/s, ratio {ratios[-1]:.3f}; raw encode of "
-                  f"the distinct texts / ragkit time {overhead[-1]:.3f}", flush=True)
+            print(
+                f"repeat {rep}: {report.chunks_added} chunks ({len(unique)} distinct); ragkit "
+                f"{ragkit_rate[-1]:.1f}/s, raw encode {raw_rate[-1]:.1f}/s, ratio {ratios[-1]:.3f}; raw encode of "
+                f"the distinct texts / ragkit time {overhead[-1]:.3f}",
+                flush=True,
+            )
         peers = []
         if args.peers:
             warm.close()
@@ -83,22 +86,28 @@ def main() -> None:
                 peers.append(_run_llamaindex(Path(tmp) / "corpus", chunk_size))
                 print("llama-index:", peers[-1], flush=True)
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {device}; corpus {len(files)} files, "
-          f"~{chars / 1e6:.1f} M chars, {n_parsed_chunks} chunks")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), device {device}; corpus {len(files)} files, "
+        f"~{chars / 1e6:.1f} M chars, {n_parsed_chunks} chunks"
+    )
     print("\n| measure | median |")
     print("| --- | --- |")
     print(f"| ragkit ingest, chunks/s | {statistics.median(ragkit_rate):.1f} |")
     print(f"| raw SentenceTransformer.encode, chunks/s | {statistics.median(raw_rate):.1f} |")
     print(f"| ratio ragkit / raw (median of per-repeat ratios) | {statistics.median(ratios):.3f} |")
-    print(f"| raw encode of the distinct chunk texts / ragkit ingest time (pipeline efficiency) | "
-          f"{statistics.median(overhead):.3f} |")
+    print(
+        f"| raw encode of the distinct chunk texts / ragkit ingest time (pipeline efficiency) | "
+        f"{statistics.median(overhead):.3f} |"
+    )
     print(f"| parse + chunk alone, s (sequential, once) | {parse_s:.1f} |")
     print(f"| whole ingest, s | {statistics.median(ingest_s):.1f} |")
     for p in peers:
-        print(f"| LlamaIndex (SentenceSplitter chunk_size={p['chunk_size']}): {p['chunks']} chunks, "
-              f"{p['chunks_over_256_tokens']} over MiniLM's 256 tokens; chunks/s; ratio to raw encode | "
-              f"{p['chunks_per_s']:.1f}; {p['ratio']:.3f} |")
+        print(
+            f"| LlamaIndex (SentenceSplitter chunk_size={p['chunk_size']}): {p['chunks']} chunks, "
+            f"{p['chunks_over_256_tokens']} over MiniLM's 256 tokens; chunks/s; ratio to raw encode | "
+            f"{p['chunks_per_s']:.1f}; {p['ratio']:.3f} |"
+        )
 
 
 def _run_llamaindex(corpus: Path, chunk_size: int | None) -> dict:

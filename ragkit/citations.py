@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragkit.prompts import echoed_instruction
 from ragkit.textutil import NUMBER, content_words, repeats, split_sentences
 from ragkit.types import Citation, Flag, Hit
 
@@ -103,9 +104,12 @@ def check_answer(
     threshold: float = SUPPORT_THRESHOLD,
     strict: bool = False,
     abstain_phrase: str | None = None,
+    question: str | None = None,
 ) -> CheckedAnswer:
     """Verify an answer against the sources it was given; hits[0] is source [1].
 
+    With the question, a sentence that echoes an instruction planted in a source (prompts.echoed_instruction)
+    is removed and flagged "echoed_instruction".
     complete=False means decoding was cut (token limit or a stop rule): an unfinished last sentence is dropped
     and flagged "truncated"; when it is the only sentence it is kept, ending in "...", so the answer is never
     silently empty.
@@ -121,10 +125,7 @@ def check_answer(
     flags: list[Flag] = []
     if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
         flags.append(Flag("truncated", pieces[-1].strip(), None, "the answer hit the token limit"))
-        if len(pieces) > 1:
-            pieces = pieces[:-1]
-        else:
-            pieces = [pieces[0].rstrip() + "..."]
+        pieces = pieces[:-1] if len(pieces) > 1 else [pieces[0].rstrip() + "..."]
     citations: list[Citation] = []
     unsupported: list[str] = []
     rebuilt: list[str] = []
@@ -138,6 +139,10 @@ def check_answer(
             continue
         if repeats(sentence, kept):
             continue  # greedy decoding of small models loops; a restated sentence adds nothing
+        echo = echoed_instruction(piece, question, [h.chunk.text for h in hits]) if question else None
+        if echo:
+            flags.append(Flag("echoed_instruction", sentence, echo[0] + 1, f"{echo[2]}: {echo[1]}"))
+            continue
         kept.append(sentence)
         scores = [support(sentence, h.chunk.text) for h in hits]
         flags += [Flag("invalid_citation", sentence, n) for n in dict.fromkeys(cited) if not 1 <= n <= len(hits)]
@@ -172,6 +177,8 @@ def check_answer(
             )
         rebuilt.append(_with_marker(sentence, chosen))
     text = " ".join(rebuilt)
+    if not text and any(f.kind == "echoed_instruction" for f in flags):
+        return CheckedAnswer("", (), tuple(unsupported), False, tuple(flags))
     if strict and not citations and abstain_phrase:
         return CheckedAnswer(abstain_phrase, (), tuple(unsupported), True, tuple(flags))
     return CheckedAnswer(text, tuple(citations), tuple(unsupported), False, tuple(flags))

@@ -18,6 +18,7 @@ from typing import Any
 
 from ragkit.errors import ConfigError, RagkitError
 from ragkit.generation import Message
+from ragkit.textutil import content_words, split_sentences
 from ragkit.types import ChunkSpan, Flag, Hit, PackingNote
 
 ABSTAIN = "I don't know based on the provided sources."
@@ -214,6 +215,70 @@ def neutralise(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         out.append(piece + sep)
         pos = m.end() if m else len(text)
     return "".join(out).replace("<|", "< |").replace("|>", "| >"), tuple(found)
+
+
+# -- after generation: instructions the model echoed -------------------------------------------------
+
+# A sentence that talks about the reader's reply or addresses the reader: loose on purpose, because it is only
+# used on source sentences the answer copied and that share nothing with the question.
+_ABOUT_THE_REPLY = re.compile(
+    r"\b(you|your|yourself|assistants?|ai|chat ?bots?|models?|llms?|gpt|bots?|answers?|answering|repl(y|ies)|"
+    r"respon(d|ds|se|ses)|outputs?|print|cite|citations?|pretend|sign|introduce|mention|append|include|"
+    r"capital letters|yaml|json|emojis?|language|questions?|statements?|summar\w+|refuse|attribut\w+|sources?|"
+    r"reader)\b",
+    re.IGNORECASE,
+)
+# tokens a clean answer has no reason to carry unless the question asks for them: URLs, codes mixing letters
+# and digits (QX-77-ALPHA, Tango4491), shouted words (HACKED)
+# ... and that is worded as an order (a modal, or an imperative verb first): descriptions such as "Clients include
+# Syngenta" or "He is the assistant coach" are facts even when an answer copies them
+_ORDER = re.compile(
+    r"\b(must|should|shall|needs? to|have to|has to|is to|are to|required|obliged|always|never|from now|"
+    r"from (this|here) on|please|do not|don't)\b|"
+    # an imperative verb opening the sentence or a clause ("Note for models: answer ...", "[X] Output ...")
+    r"(^|[:;\]]|,)\W*(to [^,]{1,40},\s*)?(include|append|add|print|output|reply|respond|answer|write|say|cite|"
+    r"sign|pretend|introduce|translate|use|end|begin|start|finish|repeat|mention|list|format|forget|ignore|"
+    r"disregard|remember|tell|speak|act|stop|refuse)\b",
+    re.IGNORECASE,
+)
+_MARKER_TOKEN = re.compile(r"https?://\S+|\b(?=[\w-]*\d)(?=[\w-]*[a-zA-Z])[\w-]{5,}\b|\b[A-Z]{4,}\b")
+_ECHO_MIN_COVER = 0.6
+
+
+def _off_question(sentence: str, question_words: set[str]) -> bool:
+    words = content_words(sentence)
+    shared = words & question_words
+    return len(shared) <= 1 and len(shared) <= 0.2 * max(1, len(words))
+
+
+def echoed_instruction(answer_sentence: str, question: str, sources: Sequence[str]) -> tuple[int, str, str] | None:
+    """(source index, source sentence, how) when an answer sentence repeats an instruction planted in a
+    source, else None.
+
+    The prompt-time rules only catch phrasings they were written for; what a small model does with the rest is
+    mostly copy them (measured: 2 of 20 held-out injections changed answers, both by copying). So after
+    generation: an answer sentence whose content words come mostly from one source sentence ("copied"), or
+    that carries a URL, code or shouted word found in such a sentence ("marker"), is an echoed instruction
+    when that source sentence talks about the reply or its reader, is worded as an order, and shares nothing
+    with the question, i.e. it cannot be what answers it.
+    """
+    mine = content_words(answer_sentence)
+    q = content_words(question)
+    markers = _markers(answer_sentence) - _markers(question)
+    for i, text in enumerate(sources):
+        for src in split_sentences(text):
+            if not (_ABOUT_THE_REPLY.search(src) and _ORDER.search(src)) or not _off_question(src, q):
+                continue
+            theirs = content_words(src)
+            if mine and len(mine & theirs) >= _ECHO_MIN_COVER * len(mine) and len(mine & theirs) >= 2:
+                return i, src, "copied"
+            if markers & _markers(src):
+                return i, src, "marker"
+    return None
+
+
+def _markers(text: str) -> set[str]:
+    return {m.group().lower().rstrip(".,;:!?)") for m in _MARKER_TOKEN.finditer(text)}
 
 
 SUSPECTED_INJECTION = "SuspectedInjection"  # the element kind ingest adds to a chunk holding instruction-like text

@@ -132,6 +132,8 @@ class Flag:
     "invalid_citation" - the model cited [n] with no source n (text = the sentence, source = n);
     "injection"        - source n held instruction-like text, neutralised before the model saw it
                          (text = the removed sentence, detail = which rule matched);
+    "echoed_instruction" - an answer sentence repeated an instruction planted in source n and was removed
+                         (text = the sentence, detail = "copied"/"marker": the source sentence);
     "truncated"        - decoding stopped mid-sentence at the token limit (text = the unfinished sentence;
                          dropped from the answer unless it is the only one). Raise max_new_tokens.
     """

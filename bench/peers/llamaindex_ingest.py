@@ -45,17 +45,21 @@ def main() -> None:
     st.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     raw = time.perf_counter() - t1
     over = sum(len(st.tokenizer(t)["input_ids"]) > 256 for t in texts)
-    print(json.dumps({
-        "framework": "llama-index",
-        "chunk_size": splitter.chunk_size,
-        "chunks": len(texts),
-        "seconds": seconds,
-        "chunks_per_s": len(texts) / seconds,
-        "raw_chunks_per_s": len(texts) / raw,
-        "ratio": (len(texts) / seconds) / (len(texts) / raw),
-        "chunks_over_256_tokens": over,
-        "chars": sum(len(t) for t in texts),
-    }))
+    print(
+        json.dumps(
+            {
+                "framework": "llama-index",
+                "chunk_size": splitter.chunk_size,
+                "chunks": len(texts),
+                "seconds": seconds,
+                "chunks_per_s": len(texts) / seconds,
+                "raw_chunks_per_s": len(texts) / raw,
+                "ratio": (len(texts) / seconds) / (len(texts) / raw),
+                "chunks_over_256_tokens": over,
+                "chars": sum(len(t) for t in texts),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

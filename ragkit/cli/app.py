@@ -314,6 +314,12 @@ def ask(
     if injected:
         n = len(injected)
         err.print(f"[yellow]warning: {n} instruction-like sentence(s) in the sources were neutralised[/yellow]")
+    echoed = [f for f in answer.flags if f.kind == "echoed_instruction"]
+    if echoed:
+        err.print(
+            f"[yellow]warning: removed {len(echoed)} answer sentence(s) that repeated an instruction planted in "
+            f"source [{echoed[0].source}][/yellow]"
+        )
     if any(f.kind == "truncated" for f in answer.flags):
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
 

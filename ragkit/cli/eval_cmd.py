@@ -255,9 +255,7 @@ def train_judge_cmd(
             "--extra", min=0, help="HaluEval items added as answer-swap pairs (own vs another item's answer)."
         ),
     ] = 2000,
-    lr: Annotated[
-        float, typer.Option("--lr", min=1e-7, help="Peak learning rate (warm-up, decay).")
-    ] = 5e-5,
+    lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (warm-up, decay).")] = 5e-5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to save [default: the cache that --judge trained reads]")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
 from ragkit.generation import Generation, Generator
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
-from ragkit.types import Answer, Hit
+from ragkit.types import Answer, Flag, Hit
 
 if TYPE_CHECKING:
     from ragkit.config import GeneratorConfig
@@ -80,6 +80,21 @@ def packed_prompt(question: str, hits: Sequence[Hit], generator: Generator, opti
     )
 
 
+def _without(hits: Sequence[Hit], echoes: Sequence[Flag]) -> list[Hit]:
+    """The hits with the source sentences that echoed flags name cut out of their text."""
+    cut: dict[int, list[str]] = {}
+    for f in echoes:
+        if f.source:
+            cut.setdefault(f.source, []).append(f.detail.split(": ", 1)[1])
+    out = []
+    for n, h in enumerate(hits, start=1):
+        text = h.chunk.text
+        for sentence in cut.get(n, []):
+            text = text.replace(sentence, "")
+        out.append(replace(h, chunk=replace(h.chunk, text=text)) if text != h.chunk.text else h)
+    return out
+
+
 def answer_question(
     question: str,
     hits: Sequence[Hit],
@@ -107,6 +122,7 @@ def answer_question(
             threshold=o.threshold,
             strict=o.strict,
             abstain_phrase=o.template.abstain,
+            question=question if o.neutralise else None,  # the echo check is part of the injection defence
         )
 
     structured: Any = None
@@ -151,6 +167,15 @@ def answer_question(
         t = time.perf_counter()
         checked = check(out)
         check_s = time.perf_counter() - t
+        echoes = [f for f in checked.flags if f.kind == "echoed_instruction"]
+        if echoes and not checked.text:
+            # all the model said was a planted instruction: ask again with those sentences taken out
+            retry = packed_prompt(question, _without(packed.hits, echoes), generator, o)
+            again = generator.generate(retry.messages, o.max_new_tokens, o.temperature, stop=should_stop)
+            gen_s += again.seconds
+            second = check(again)
+            checked = replace(second, flags=(*echoes, *second.flags))
+            out = replace(again, completion_tokens=out.completion_tokens + again.completion_tokens)
     return Answer(
         question=question,
         text=checked.text,
