@@ -138,6 +138,15 @@ def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
     return _assembled(bundled, parts) if bundled.more_parts else parts[0]
 
 
+def is_installed(model: BundledModel) -> bool:
+    """Whether every package carrying the model's weights is installed (nothing is imported or assembled)."""
+    for package, relpath in ((model.package, model.relpath), *model.more_parts):
+        pkg = _package_dir(package)
+        if pkg is None or not (pkg / relpath).exists():
+            return False
+    return True
+
+
 def resolve_embedder(spec: str) -> Path:
     """Return the sentence-transformers directory for a bundled embedder name or a local path."""
     return _resolve(spec, EMBEDDERS, "embedder")

