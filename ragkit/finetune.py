@@ -494,9 +494,9 @@ class ExampleBuilder:
         )
 
     def positive(self, pair: QAPair, index: int = 0) -> SftExample | None:
-        """The question with `ask`'s sources and the cited answer; a user passage is the only source."""
+        """The question with `ask`'s sources and the cited answer; a user passage joins the KB's top hits."""
         if pair.context is not None:
-            return self._example(pair, [_user_hit(pair.context, index, "training data")], "answer", ())
+            return self._example(pair, self._among_hits(pair.question, pair.context, index), "answer", ())
         hits = self.kb.search(pair.question, self.k)
         if pair.chunk_id is not None and not any(holds(h.chunk.text, pair.answer) for h in hits):
             chunk = self.kb.store.chunks([pair.chunk_id]).get(pair.chunk_id)
@@ -515,11 +515,25 @@ class ExampleBuilder:
         if pair.context is not None:
             if not other_context:
                 return None
-            return self._example(pair, [_user_hit(other_context, index, "training data")], "abstain", ())
+            return self._example(pair, self._among_hits(pair.question, other_context, index), "abstain", ())
         support = self.supporting_ids(pair)
         if not support:
             return None  # a user answer no chunk quotes: nothing known to remove
         return self._example(pair, retrieve_without(self.kb, pair.question, support, self.k), "abstain", tuple(support))
+
+    def _among_hits(self, question: str, passage: str, index: int) -> list[Hit]:
+        """A user passage in a slot of `ask`'s retrieval for the question, as the model will meet real sources.
+
+        With the passage as the only source the model never learns to find the answer among others, and at
+        `ask` time (top_k sources) it answered from whichever source it liked (seen on HaluEval: run F vs H in
+        docs/benchmarks.md). The slot rotates with the record so no position gives the answer away.
+        """
+        body = " ".join(passage.split())
+        others = [h for h in self.kb.search(question, self.k + 1) if " ".join(h.chunk.text.split()) not in body]
+        others = others[: self.k - 1]
+        slot = index % (len(others) + 1)
+        hits = [*others[:slot], _user_hit(passage, index, f"training/record-{index}.txt"), *others[slot:]]
+        return [replace(h, rank=i) for i, h in enumerate(hits, start=1)]
 
     def supporting_ids(self, pair: QAPair) -> set[int]:
         """The pair's chunk and every chunk among the question's top hits that holds the answer."""

@@ -146,17 +146,24 @@ def test_examples_are_built_as_ask_builds_them(small_kb: ragkit.KnowledgeBase) -
     answer = gen.tokenizer.decode(ids[n_prompt:])
     assert answer.strip() == pos.target + "<|im_end|>"  # the answer and the end of the turn, nothing else
 
-    # user records with their own passage: it is the only source; a negative gets another record's passage
+    # user records with their own passage: it joins ask's top hits, in a slot that rotates with the record;
+    # a negative gets another record's passage in its place
     user = QAPair(
         "Who signs the form?",
         "The department head signs the form.",
         "user",
         context="The department head signs the form. Forms go to finance.",
     )
+    builder.k = k = 3  # this KB's top_k is 1, which would leave the passage alone
     upos = builder.positive(user)
     uneg = builder.negative(user, other_context="Parking is free after 6 pm.")
-    assert upos is not None and upos.target == "The department head signs the form [1]." and upos.source_ids == (-1,)
+    assert upos is not None and upos.target == "The department head signs the form [1]."
+    assert upos.source_ids[0] == -1 and len(upos.source_ids) == k and all(i > 0 for i in upos.source_ids[1:])
+    second = builder.positive(user, 1)
+    assert second is not None and second.target == "The department head signs the form [2]."
+    assert second.source_ids[1] == -2 and set(second.source_ids) - {-2} == set(upos.source_ids) - {-1}
     assert uneg is not None and uneg.target == ABSTAIN and "department head" not in uneg.messages[-1]["content"]
+    assert len(uneg.source_ids) == k and "Parking is free after 6 pm." in uneg.messages[-1]["content"]
 
 
 # --- training: a tiny real fine-tune end to end ----------------------------------------------------------
