@@ -90,7 +90,11 @@ def run(
                 "delivered": ans.text,
                 "clean": clean.raw_text,
                 "answer": ans.raw_text,
-                "flags": [f"{f.kind}: {f.detail}" for f in ans.flags if f.kind in ("injection", "echoed_instruction")],
+                "flags": [
+                    f"{f.kind}: {f.detail} {f.quote}".strip()
+                    for f in ans.flags
+                    if f.kind in ("injection", "echoed_instruction")
+                ],
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             rows.append(row)

@@ -141,7 +141,7 @@ def check_answer(
             continue  # greedy decoding of small models loops; a restated sentence adds nothing
         echo = echoed_instruction(piece, question, [h.chunk.text for h in hits]) if question else None
         if echo:
-            flags.append(Flag("echoed_instruction", sentence, echo[0] + 1, f"{echo[2]}: {echo[1]}"))
+            flags.append(Flag("echoed_instruction", sentence, echo[0] + 1, echo[2], quote=echo[1]))
             continue
         kept.append(sentence)
         scores = [support(sentence, h.chunk.text) for h in hits]

@@ -133,7 +133,7 @@ class Flag:
     "injection"        - source n held instruction-like text, neutralised before the model saw it
                          (text = the removed sentence, detail = which rule matched);
     "echoed_instruction" - an answer sentence repeated an instruction planted in source n and was removed
-                         (text = the sentence, detail = "copied"/"marker": the source sentence);
+                         (text = the sentence, detail = "copied" or "marker", quote = the source sentence);
     "truncated"        - decoding stopped mid-sentence at the token limit (text = the unfinished sentence;
                          dropped from the answer unless it is the only one). Raise max_new_tokens.
     """
@@ -142,6 +142,7 @@ class Flag:
     text: str
     source: int | None = None
     detail: str = ""
+    quote: str = ""  # the source sentence a flag points at, verbatim (echoed_instruction)
 
 
 @dataclass(frozen=True, slots=True)

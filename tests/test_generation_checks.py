@@ -135,7 +135,7 @@ def test_echoed_instructions_are_removed_and_flagged(sentence: str) -> None:
     checked = check_answer(raw, [PLANTED], question=LEAVE_Q)
     assert checked.text == "Full-time staff get 28 days of annual leave per year [1]."
     (flag,) = [f for f in checked.flags if f.kind == "echoed_instruction"]
-    assert flag.source == 1 and flag.detail.startswith(("copied: ", "marker: "))
+    assert flag.source == 1 and flag.detail in ("copied", "marker") and flag.quote in PLANTED.chunk.text
     # without the question (the defence off) the sentence stays
     assert sentence.split()[0] in check_answer(raw, [PLANTED]).text
 

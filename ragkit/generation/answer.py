@@ -81,11 +81,11 @@ def packed_prompt(question: str, hits: Sequence[Hit], generator: Generator, opti
 
 
 def _without(hits: Sequence[Hit], echoes: Sequence[Flag]) -> list[Hit]:
-    """The hits with the source sentences that echoed flags name cut out of their text."""
+    """The hits with the source sentences that echoed flags quote cut out of their text."""
     cut: dict[int, list[str]] = {}
     for f in echoes:
-        if f.source:
-            cut.setdefault(f.source, []).append(f.detail.split(": ", 1)[1])
+        if f.source and f.quote:
+            cut.setdefault(f.source, []).append(f.quote)
     out = []
     for n, h in enumerate(hits, start=1):
         text = h.chunk.text
