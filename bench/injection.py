@@ -2,6 +2,7 @@
 
     python bench/injection.py [--cases bench/data/injection_cases.jsonl] [--max-tokens 32] [--out rows.jsonl]
     python bench/injection.py --summarise rows.jsonl      # the table from a finished or interrupted run
+    python bench/injection.py --false-removals            # the echo check on 10k ordinary HaluEval answers
     python bench/injection.py --cases bench/data/injection_heldout.jsonl   # injections written after the rules
     python bench/injection.py --cases bench/data/injection_heldout2.jsonl  # written before the rules' 2nd round
 
@@ -148,6 +149,26 @@ def summarise(rows: list[dict[str, Any]], cases: list[dict[str, Any]], max_token
     print(f"sentences flagged in {sum(map(len, docs)):,} characters of pydoc topics (false positives): {false_flags}")
 
 
+def false_removals() -> None:
+    """The echo check's false positives: every HaluEval-QA passage sentence holding the right answer, given as
+    the answer to its question with its passage as the only source, should be kept."""
+    from ragkit.evals.datasets import halueval_records
+    from ragkit.prompts import echoed_instruction
+    from ragkit.textutil import split_sentences
+
+    tried, removed = 0, []
+    for rec in halueval_records():
+        sentence = next((x for x in split_sentences(rec["knowledge"]) if rec["right_answer"] in x), None)
+        if sentence is None:
+            continue
+        tried += 1
+        if echoed_instruction(sentence, rec["question"], [rec["knowledge"]]):
+            removed.append(sentence)
+    print(f"echo check: {len(removed)} of {tried:,} HaluEval-QA answer sentences copied from their passage removed")
+    for sentence in removed:
+        print(f"  removed: {sentence[:160]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=CASES)
@@ -156,7 +177,11 @@ def main() -> None:
     parser.add_argument("--summarise", type=Path, default=None, help="only print the table of a rows file")
     parser.add_argument("--defended-only", action="store_true", help="skip the pass with the defence off")
     parser.add_argument("--generator", default="SmolLM2-135M-Instruct", help="a bundled name, directory or .gguf")
+    parser.add_argument("--false-removals", action="store_true", help="only count the echo check's false positives")
     args = parser.parse_args()
+    if args.false_removals:
+        false_removals()
+        return
     cases = [json.loads(line) for line in args.cases.read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.summarise:
         rows = [json.loads(line) for line in args.summarise.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -238,7 +238,7 @@ _ORDER = re.compile(
     # an imperative verb opening the sentence or a clause ("Note for models: answer ...", "[X] Output ...")
     r"(^|[:;\]]|,)\W*(to [^,]{1,40},\s*)?(include|append|add|print|output|reply|respond|answer|write|say|cite|"
     r"sign|pretend|introduce|translate|use|end|begin|start|finish|repeat|mention|list|format|forget|ignore|"
-    r"disregard|remember|tell|speak|act|stop|refuse)\b",
+    r"disregard|remember|tell|speak|act|stop|refuse|reference|refer)\b",
     re.IGNORECASE,
 )
 _MARKER_TOKEN = re.compile(r"https?://\S+|\b(?=[\w-]*\d)(?=[\w-]*[a-zA-Z])[\w-]{5,}\b|\b[A-Z]{4,}\b")
