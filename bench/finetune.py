@@ -139,9 +139,12 @@ def main() -> None:
     with (args.workdir / "results.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(row, default=str) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k not in ("options",)}, indent=1, default=str))
-    for key, label in COMPARED:
-        c = (result.comparison or {}).get(key, {})
-        print(f"{label:<32} {c.get('base')} -> {c.get('tuned')}")
+    for title, comparison in (("held-out split", result.comparison), ("HaluEval", row.get("halueval_comparison"))):
+        if comparison:
+            print(title)
+            for key, label in COMPARED:
+                c = comparison.get(key, {})
+                print(f"  {label:<32} {c.get('base')} -> {c.get('tuned')}")
 
 
 if __name__ == "__main__":

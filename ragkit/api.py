@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
 from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
 from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
 from ragkit.types import Answer, Hit, IngestReport
+
+if TYPE_CHECKING:
+    from ragkit.generation.answer import AnswerOptions
 
 
 class KnowledgeBase:
@@ -411,18 +414,18 @@ class KnowledgeBase:
         on_text: Callable[[str], None] | None = None,
         filters: FilterSpec = None,
         mode: str | None = None,
+        min_relevance: float | None = None,
     ) -> Answer:
         """Retrieve, pack under the token budget, generate, and verify the answer's citations.
 
         filters / mode: as for search (only chunks passing the filters can be sources).
         strict: drop sentences no source supports. samples: draw N answers and return the majority one with
         its agreement. schema: a JSON Schema the answer must satisfy (constrained decoding). on_text: called
-        with each piece of text as the model writes it (streaming). None = the generator config's value.
+        with each piece of text as the model writes it (streaming). min_relevance: abstain without generating
+        when no hit's cosine similarity to the question reaches it (0 = off). None = the config's value.
         """
-        from ragkit.generation.answer import answer_question, options_from_config
-
-        options = options_from_config(
-            self.config.generator, max_new_tokens=max_new_tokens, strict=strict, samples=samples, schema=schema
+        options = self.answer_options(
+            max_new_tokens=max_new_tokens, strict=strict, samples=samples, schema=schema, min_relevance=min_relevance
         )
         if schema is not None:
             from ragkit.generation.constrained import check_schema
@@ -430,8 +433,47 @@ class KnowledgeBase:
             check_schema(schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)
-        t_retrieve = time.perf_counter() - t0
-        return answer_question(question, hits, self.generator, options, on_text=on_text, retrieve_s=t_retrieve)
+        return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)
+
+    def answer_options(self, **overrides: Any) -> AnswerOptions:
+        """The generator config as AnswerOptions, min_relevance resolved for this KB's embedder.
+
+        None-valued overrides keep the config's value.
+        """
+        from ragkit.embedding import default_min_relevance
+        from ragkit.generation.answer import options_from_config
+
+        cfg = self.config.generator
+        floor = cfg.min_relevance
+        if floor is None:
+            floor = default_min_relevance(self.config.embedder.model)
+        return options_from_config(
+            cfg, **{"min_relevance": floor, **{k: v for k, v in overrides.items() if v is not None}}
+        )
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        options: AnswerOptions,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        retrieve_s: float = 0.0,
+    ) -> Answer:
+        """Answer from hits already retrieved (best first) with this KB's generator; see `ask`."""
+        from ragkit.generation.answer import answer_question, relevance_gate, relevance_of
+
+        relevance = relevance_of(hits)
+        if relevance is None and hits and options.min_relevance > 0:
+            # keyword-only hits carry no cosine: measure it, since the relevance floor is a cosine
+            vecs = self.embedder.embed([question, *(h.chunk.text for h in hits)])
+            relevance = float((vecs[1:] @ vecs[0]).max())
+        gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)
+        if gated is not None:
+            return gated  # the GPT is not even loaded
+        return answer_question(
+            question, hits, self.generator, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance
+        )
 
     def stats(self) -> dict[str, Any]:
         """Counts, models and failures recorded in the KB."""

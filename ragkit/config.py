@@ -91,6 +91,11 @@ class GeneratorConfig(_Section):
     few_shot: bool = True  # prepend the template's worked example(s)
     neutralise_injections: bool = True  # drop instruction-like sentences from sources before the model sees them
     cut_hits: bool = True  # a hit that does not fit is cut at a sentence boundary (False: dropped whole)
+    # before generation: when no retrieved source reaches this cosine similarity to the question, answer with
+    # the abstention phrase without asking the model. None = the value measured for the bundled embedder
+    # (0.35 for all-MiniLM-L6-v2, docs/benchmarks.md "Abstaining before generation"), off for other embedders;
+    # 0 = off. Calibrate your own from the `relevance` field of `ragkit eval` samples.
+    min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
     # after generation
     support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds
     strict: bool = False  # remove sentences flagged unsupported from the answer

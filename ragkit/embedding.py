@@ -12,6 +12,16 @@ import numpy as np
 from ragkit.assets import auto_device, quiet_transformers, resolve_embedder, set_offline_env
 from ragkit.errors import ModelError
 
+# Cosine similarity between a question and its best retrieved chunk below which `ask` abstains without
+# generating (GeneratorConfig.min_relevance = None). Measured per embedder on HaluEval-QA and the sample
+# corpus (docs/benchmarks.md, "Abstaining before generation"); embedders not listed get no such gate.
+MIN_RELEVANCE = {"all-MiniLM-L6-v2": 0.35}
+
+
+def default_min_relevance(embedder: str) -> float:
+    """The measured relevance floor for a bundled embedder name; 0.0 (no floor) for any other."""
+    return MIN_RELEVANCE.get(embedder, 0.0)
+
 
 class Tokenizer(Protocol):
     """The subset of a fast HF tokenizer the chunker needs."""

@@ -705,12 +705,10 @@ class _WithoutChunks:
     def ask(self, question: str, k: int | None = None, max_new_tokens: int | None = None, **kwargs: Any) -> Any:
         if question not in self._excluded:
             return self._kb.ask(question, k, max_new_tokens, **kwargs)
-        from ragkit.generation.answer import answer_question, options_from_config
-
-        options = options_from_config(self._kb.config.generator, max_new_tokens=max_new_tokens)
+        options = self._kb.answer_options(max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
         hits = self.search(question, k)
-        return answer_question(question, hits, self._kb.generator, options, retrieve_s=time.perf_counter() - t0)
+        return self._kb.answer(question, hits, options, retrieve_s=time.perf_counter() - t0)
 
 
 def heldout_items(

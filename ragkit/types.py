@@ -136,6 +136,8 @@ class Flag:
                          (text = the sentence, detail = "copied" or "marker", quote = the source sentence);
     "truncated"        - decoding stopped mid-sentence at the token limit (text = the unfinished sentence;
                          dropped from the answer unless it is the only one). Raise max_new_tokens.
+    "low_relevance"    - no source was similar enough to the question (min_relevance), so ragkit abstained
+                         without asking the model (detail = the best similarity and the floor).
     """
 
     kind: str
@@ -169,7 +171,8 @@ class Answer:
     samples: tuple[str, ...] = ()  # with samples > 1: every sampled answer (checked text), majority first
     agreement: float | None = None  # with samples > 1: share of samples that agree with the returned answer
     structured: Any = None  # with a JSON Schema: the parsed, validated object (text is its JSON)
-    generator: str = ""  # backend and model that wrote the answer
+    generator: str = ""  # backend and model that wrote the answer ("" when ragkit abstained without one)
+    relevance: float | None = None  # best cosine similarity of the question to a hit (None: not measured)
 
 
 @dataclass(frozen=True, slots=True)

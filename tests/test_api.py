@@ -127,3 +127,24 @@ def test_ask_cites_the_one_file_that_holds_the_answer(built_kb: Path) -> None:
     assert 0 < ans.prompt_tokens <= 2048 - 48 and 0 < ans.completion_tokens <= 48
     assert set(ans.timings) == {"retrieve", "pack", "generate", "check", "total"}
     assert len(ans.hits) == 3 and ans.dropped_hits == 0
+
+
+def test_the_relevance_floor_defaults_to_the_measured_value_for_the_bundled_embedder(built_kb: Path) -> None:
+    with ragkit.open(built_kb, create=False) as kb:
+        assert kb.answer_options().min_relevance == 0.35
+        assert kb.answer_options(min_relevance=0.0).min_relevance == 0.0  # the caller turns it off
+    with ragkit.open(built_kb, create=False, **{"generator.min_relevance": 0.2}) as kb:
+        assert kb.answer_options().min_relevance == 0.2
+    # another embedder has no measured floor, so none is applied unless configured
+    with ragkit.open(built_kb, create=False, **{"embedder.model": "/models/my-embedder"}) as kb:
+        assert kb.answer_options().min_relevance == 0.0
+
+
+def test_keyword_hits_get_their_relevance_measured_before_the_floor_applies(built_kb: Path) -> None:
+    # keyword-only hits carry no cosine, so the KB embeds the question and hits to apply the floor
+    with ragkit.open(built_kb, create=False) as kb:
+        hits = kb.search("Who won the FIFA World Cup in 1998? The keys.", mode="keyword")
+        assert hits and all(h.dense is None for h in hits)
+        ans = kb.answer("Who won the FIFA World Cup in 1998?", hits, kb.answer_options())
+        assert ans.abstained and ans.relevance is not None and ans.relevance < 0.35
+        assert [f.kind for f in ans.flags] == ["low_relevance"]

@@ -89,6 +89,37 @@ def test_ask_json(built_kb: Path) -> None:
     assert {Path(c["uri"]).name for c in data["citations"]} == {"key-rotation.md"}
     assert all(isinstance(h["score"], float) for h in data["hits"])
     assert data["timings"]["total"] >= data["timings"]["generate"] > 0
+    assert data["relevance"] >= 0.35  # the measured floor lets an on-corpus question through
+
+
+def test_ask_abstains_without_the_model_when_no_source_is_near_the_question(built_kb: Path) -> None:
+    # the real bundled embedder: an off-corpus question scores far below the measured floor (0.35)
+    result = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["abstained"] and data["relevance"] < 0.35 and data["completion_tokens"] == 0
+    assert [f["kind"] for f in data["flags"]] == ["low_relevance"] and data["hits"]
+    assert data["timings"]["generate"] == 0.0 and data["generator"] == ""
+    shown = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb)
+    assert shown.exit_code == 0 and "I don't know" in shown.output and "--min-relevance 0" in shown.output
+
+
+def test_a_zero_relevance_floor_asks_the_model_anyway(built_kb: Path) -> None:
+    result = run(
+        "ask",
+        "Who won the 1998 FIFA World Cup?",
+        "--kb",
+        built_kb,
+        "--min-relevance",
+        "0",
+        "--max-tokens",
+        "8",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["completion_tokens"] > 0 and not any(f["kind"] == "low_relevance" for f in data["flags"])
+    assert 0 <= data["relevance"] < 0.35
 
 
 @pytest.mark.slow

@@ -207,6 +207,16 @@ def ask(
         Path | None,
         typer.Option("--schema", exists=True, dir_okay=False, help="JSON Schema file; answer in JSON valid under it."),
     ] = None,
+    min_relevance: Annotated[
+        float | None,
+        typer.Option(
+            "--min-relevance",
+            min=0.0,
+            max=1.0,
+            help="Abstain without asking the model when no source's cosine similarity to the question reaches this; "
+            "0 turns it off [default: config; 0.35 for the bundled embedder]",
+        ),
+    ] = None,
     generator: Annotated[
         str | None,
         typer.Option(
@@ -270,6 +280,7 @@ def ask(
                 "schema": json_schema,
                 "filters": filters,
                 "mode": mode,
+                "min_relevance": min_relevance,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -284,7 +295,7 @@ def ask(
             h["chunk"]["location"] = display(h["chunk"]["uri"])
         print_json(data)
         return
-    if live:
+    if live and pieces:
         out.file.write("\n")
         if " ".join("".join(pieces).split()) != " ".join(answer.text.split()):
             out.print("\nChecked answer:")
@@ -319,6 +330,12 @@ def ask(
         err.print(
             f"[yellow]warning: removed {len(echoed)} answer sentence(s) that repeated an instruction planted in "
             f"source [{echoed[0].source}][/yellow]"
+        )
+    gate = next((f for f in answer.flags if f.kind == "low_relevance"), None)
+    if gate is not None:
+        err.print(
+            f"[dim]No source is close enough to the question ({gate.detail}), so the model was not asked. "
+            "--min-relevance 0 asks it anyway.[/dim]"
         )
     if any(f.kind == "truncated" for f in answer.flags):
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")

@@ -163,6 +163,7 @@ def _answer_and_judge(
         answer=ans.text,
         raw_answer=ans.raw_text,
         abstained=ans.abstained,
+        relevance=None if ans.relevance is None else round(ans.relevance, 4),
         prompt_tokens=ans.prompt_tokens,
         completion_tokens=ans.completion_tokens,
         flagged_unsupported=list(ans.unsupported),

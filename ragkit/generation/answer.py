@@ -32,6 +32,7 @@ class AnswerOptions:
     samples: int = 1
     sample_temperature: float = 0.7
     schema: dict[str, Any] | None = None  # a JSON Schema: the answer is a JSON value that satisfies it
+    min_relevance: float = 0.0  # abstain without generating when no hit's question cosine reaches this; 0 = off
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -49,6 +50,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         strict=cfg.strict,
         samples=cfg.samples,
         sample_temperature=cfg.sample_temperature,
+        min_relevance=cfg.min_relevance or 0.0,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -80,6 +82,58 @@ def packed_prompt(question: str, hits: Sequence[Hit], generator: Generator, opti
     )
 
 
+def relevance_of(hits: Sequence[Hit]) -> float | None:
+    """The best dense (cosine) score among the hits; None when the dense retriever found none of them.
+
+    In hybrid mode a hit the dense retriever missed ranks below its candidates, so the best dense score
+    among the hits is the best cosine of any hit.
+    """
+    scores = [h.dense for h in hits if h.dense is not None]
+    return max(scores) if scores else None
+
+
+def relevance_gate(
+    question: str,
+    hits: Sequence[Hit],
+    relevance: float | None,
+    options: AnswerOptions,
+    *,
+    retrieve_s: float = 0.0,
+) -> Answer | None:
+    """The abstention `answer_question` returns without asking the model, or None when the model is to answer.
+
+    It abstains when options.min_relevance > 0 and either no hit was retrieved or the best hit's cosine
+    similarity to the question (relevance) is below it. Unmeasured relevance (None) with hits never abstains;
+    a JSON Schema answer is always generated.
+    """
+    o = options
+    if o.min_relevance <= 0 or o.schema is not None or (hits and (relevance is None or relevance >= o.min_relevance)):
+        return None
+    shown = "none" if relevance is None else f"{relevance:.3f}"
+    flag = Flag("low_relevance", "", detail=f"best source similarity {shown} < min_relevance {o.min_relevance:.2f}")
+    return Answer(
+        question=question,
+        text=o.template.abstain,
+        raw_text="",
+        citations=(),
+        hits=tuple(hits),
+        abstained=True,
+        unsupported=(),
+        dropped_hits=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        timings={
+            "retrieve": round(retrieve_s, 4),
+            "pack": 0.0,
+            "generate": 0.0,
+            "check": 0.0,
+            "total": round(retrieve_s, 4),
+        },
+        flags=(flag,),
+        relevance=relevance,
+    )
+
+
 def _without(hits: Sequence[Hit], echoes: Sequence[Flag]) -> list[Hit]:
     """The hits with the source sentences that echoed flags quote cut out of their text."""
     cut: dict[int, list[str]] = {}
@@ -103,14 +157,23 @@ def answer_question(
     *,
     on_text: Callable[[str], None] | None = None,
     retrieve_s: float = 0.0,
+    relevance: float | None = None,
 ) -> Answer:
     """Answer `question` from `hits` (best first) with `generator`.
 
     on_text streams the model's text as it is written (single-sample answers only; a structured answer
-    streams its JSON). retrieve_s: seconds the caller spent retrieving, added to the timings.
+    streams its JSON). retrieve_s: seconds the caller spent retrieving, added to the timings. relevance: the
+    question's best cosine similarity to any hit (default: from the hits' dense scores); below
+    options.min_relevance, or with no hits, the answer is the abstention phrase and the model is not asked
+    (text answers only: a JSON Schema answer is always generated).
     """
     t0 = time.perf_counter()
     o = options
+    if relevance is None:
+        relevance = relevance_of(hits)
+    gated = relevance_gate(question, hits, relevance, o, retrieve_s=retrieve_s)
+    if gated is not None:
+        return gated
     packed = packed_prompt(question, hits, generator, o)
     t_pack = time.perf_counter() - t0
 
@@ -200,4 +263,5 @@ def answer_question(
         agreement=None if agreement is None else round(agreement, 3),
         structured=structured,
         generator=generator.name,
+        relevance=relevance,
     )
