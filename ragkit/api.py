@@ -464,8 +464,9 @@ class KnowledgeBase:
         from ragkit.generation.answer import answer_question, relevance_gate, relevance_of
 
         relevance = relevance_of(hits)
-        if relevance is None and hits and options.min_relevance > 0:
-            # keyword-only hits carry no cosine: measure it, since the relevance floor is a cosine
+        if relevance is None and hits:
+            # keyword-only hits carry no cosine; measure it (one small embedding call) so that the floor can
+            # apply and every answer reports its relevance
             vecs = self.embedder.embed([question, *(h.chunk.text for h in hits)])
             relevance = float((vecs[1:] @ vecs[0]).max())
         gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)

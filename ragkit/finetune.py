@@ -1037,6 +1037,8 @@ def _evaluate(
             "unanswerable": sum(not i.answerable for i in items),
         },
         "metrics": comparison,
+        # both runs abstain unasked below this relevance; the comparison is what tuning adds on top of it
+        "min_relevance": kb.answer_options().min_relevance,
     }
     (result.path / "comparison.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return replace(result, comparison=comparison, base_run=runs["base"].run_dir, tuned_run=runs["tuned"].run_dir)

@@ -172,7 +172,7 @@ class Answer:
     agreement: float | None = None  # with samples > 1: share of samples that agree with the returned answer
     structured: Any = None  # with a JSON Schema: the parsed, validated object (text is its JSON)
     generator: str = ""  # backend and model that wrote the answer ("" when ragkit abstained without one)
-    relevance: float | None = None  # best cosine similarity of the question to a hit (None: not measured)
+    relevance: float | None = None  # best cosine similarity of the question to a hit (None: no hits)
 
 
 @dataclass(frozen=True, slots=True)

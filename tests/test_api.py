@@ -148,3 +148,7 @@ def test_keyword_hits_get_their_relevance_measured_before_the_floor_applies(buil
         ans = kb.answer("Who won the FIFA World Cup in 1998?", hits, kb.answer_options())
         assert ans.abstained and ans.relevance is not None and ans.relevance < 0.35
         assert [f.kind for f in ans.flags] == ["low_relevance"]
+        unfloored = kb.answer(
+            "Who won the FIFA World Cup in 1998?", hits, kb.answer_options(min_relevance=0.0, max_new_tokens=4)
+        )
+        assert unfloored.relevance == ans.relevance  # measured and reported with the floor off too

@@ -80,3 +80,13 @@ def test_binary_scores() -> None:
     assert s["recall"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(2 / 3)
     assert s["balanced_accuracy"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert s["f1"] == pytest.approx(2 / 3)
+
+
+def test_relevance_separation_finds_the_floor_that_splits_the_two_kinds_of_question() -> None:
+    answerable = [True, True, True, False, False, False]
+    sep = M.relevance_separation(answerable, [0.62, 0.48, 0.41, 0.33, 0.20, 0.05])
+    assert sep["auroc"] == 1.0 and 0.33 < sep["floor"] < 0.41  # halfway: 0.37
+    # overlap: one unanswerable question scores above an answerable one; the floor takes the better trade
+    sep = M.relevance_separation(answerable, [0.62, 0.48, 0.30, 0.40, 0.20, 0.05])
+    assert sep["auroc"] == pytest.approx(8 / 9) and 0.20 < sep["floor"] < 0.30
+    assert math.isnan(M.relevance_separation([True, True], [0.5, 0.6])["auroc"])

@@ -197,7 +197,8 @@ def test_tiny_finetune_end_to_end(tiny_run, kb_dir: Path) -> None:  # type: igno
         assert run is not None and (run / "metrics.json").exists() and run.parent == kb_dir / "runs"
     tuned_cfg = json.loads((result.tuned_run / "config.json").read_text())
     assert tuned_cfg["config"]["generator"]["adapter"] == "tiny"
-    assert json.loads((d / "comparison.json").read_text())["metrics"] == result.comparison
+    saved = json.loads((d / "comparison.json").read_text())
+    assert saved["metrics"] == result.comparison and saved["min_relevance"] == 0.35
     with pytest.raises(ConfigError, match="exists"):
         finetune(ragkit.open(kb_dir, create=False), TINY)
 

@@ -132,6 +132,12 @@ def run(
         if result.metrics.get(key) is not None:
             mark = "  (primary)" if key == result.primary_metric else ""
             out.print(f"  {label:<28} {_fmt(result.metrics[key])}{mark}")
+    floor = result.metrics.get("abstention/suggested_min_relevance")
+    if floor is not None:
+        out.print(
+            f"  {'suggested min_relevance':<28} {floor:.3f}  (best abstention trade-off on these questions; "
+            "set generator.min_relevance or ask --min-relevance)"
+        )
     out.print(f"report: {result.run_dir / 'report.html'}")
 
 

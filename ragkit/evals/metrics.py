@@ -157,6 +157,29 @@ def abstention_rates(answerable: Sequence[bool], abstained: Sequence[bool]) -> d
     }
 
 
+def relevance_separation(answerable: Sequence[bool], relevance: Sequence[float]) -> dict[str, float]:
+    """How well the question-to-best-source relevance (cosine) tells unanswerable questions from answerable ones.
+
+    auroc: the chance that an answerable question scores above an unanswerable one (ties count half; 0.5 is
+    chance, 1.0 perfect separation). floor: the min_relevance that maximises abstention on unanswerable
+    questions minus false abstention on answerable ones (the lowest such, set halfway between two observed
+    scores; ask abstains below it). Both nan without both kinds of question.
+    """
+    ans = [r for ok, r in zip(answerable, relevance, strict=True) if ok]
+    unans = [r for ok, r in zip(answerable, relevance, strict=True) if not ok]
+    if not ans or not unans:
+        return {"auroc": math.nan, "floor": math.nan}
+    auroc = sum((a > u) + 0.5 * (a == u) for a in ans for u in unans) / (len(ans) * len(unans))
+    values = sorted(set(ans + unans))
+    best, floor = 0.0, 0.0  # floor 0: abstaining on nothing
+    for lower, upper in zip(values, [*values[1:], values[-1] + 0.02], strict=True):
+        cut = (lower + upper) / 2  # abstain on every score up to `lower`
+        gain = sum(u < cut for u in unans) / len(unans) - sum(a < cut for a in ans) / len(ans)
+        if gain > best + 1e-12:
+            best, floor = gain, cut
+    return {"auroc": auroc, "floor": floor}
+
+
 # --- cost ---------------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ SUMMARY = (
     ("citations/recall", "citation recall", True),
     ("abstention/rate_unanswerable", "abstains when unanswerable", True),
     ("abstention/false_rate_answerable", "abstains when answerable", False),
+    ("abstention/relevance_auroc", "relevance AUROC", True),
     ("latency/retrieve_p50_s", "retrieve p50 (s)", False),
     ("latency/generate_p50_s", "generate p50 (s)", False),
     ("latency/generate_p95_s", "generate p95 (s)", False),

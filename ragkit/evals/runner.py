@@ -163,7 +163,7 @@ def _answer_and_judge(
         answer=ans.text,
         raw_answer=ans.raw_text,
         abstained=ans.abstained,
-        relevance=None if ans.relevance is None else round(ans.relevance, 4),
+        relevance=None if ans.relevance is None else round(ans.relevance, 6),
         prompt_tokens=ans.prompt_tokens,
         completion_tokens=ans.completion_tokens,
         flagged_unsupported=list(ans.unsupported),
@@ -231,6 +231,10 @@ def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None
     abst = M.abstention_rates([bool(s["answerable"]) for s in answered], [bool(s["abstained"]) for s in answered])
     out["abstention/rate_unanswerable"] = abst["abstention_rate"]
     out["abstention/false_rate_answerable"] = abst["false_abstention_rate"]
+    measured = [s for s in answered if s.get("relevance") is not None]
+    sep = M.relevance_separation([bool(s["answerable"]) for s in measured], [float(s["relevance"]) for s in measured])
+    out["abstention/relevance_auroc"] = sep["auroc"]
+    out["abstention/suggested_min_relevance"] = sep["floor"]
     for stage in STAGES:
         vals = [s["timings"][stage] for s in ok if stage in s.get("timings", {})]
         out[f"latency/{stage}_p50_s"] = M.percentile(vals, 50)
