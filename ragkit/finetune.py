@@ -685,25 +685,33 @@ def train_lora(
 # --- the held-out evaluation --------------------------------------------------------------------------
 
 
-class _WithoutChunks:
-    """A knowledge base whose retrieval leaves out given chunks for given questions, so an unanswerable
-    held-out question is asked of the corpus without its answer; everything else is the KB's own."""
+class _HeldOutView:
+    """A knowledge base that retrieves for held-out questions as they are to be asked: without given chunks
+    (unanswerable KB questions) or with a user record's passage among the hits; everything else is the KB's."""
 
-    def __init__(self, kb: KnowledgeBase, excluded: dict[str, set[int]]) -> None:
+    def __init__(self, kb: KnowledgeBase, held: HeldOut, builder: ExampleBuilder) -> None:
         self._kb = kb
-        self._excluded = excluded
+        self._held = held
+        self._builder = builder
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kb, name)
 
     def search(self, query: str, k: int | None = None, **kwargs: Any) -> list[Hit]:
-        drop = self._excluded.get(query)
+        if query in self._held.planted:
+            passage, index = self._held.planted[query]
+            hits = self._builder._among_hits(query, passage, index)
+            # the planted passage has no FAISS score; give it its cosine so the relevance floor sees it
+            vecs = self._kb.embedder.embed([query, passage])
+            cosine = float(vecs[1] @ vecs[0])
+            return [replace(h, dense=cosine) if h.chunk.id < 0 else h for h in hits]
+        drop = self._held.excluded.get(query)
         if not drop:
             return self._kb.search(query, k, **kwargs)
         return retrieve_without(self._kb, query, drop, k)
 
     def ask(self, question: str, k: int | None = None, max_new_tokens: int | None = None, **kwargs: Any) -> Any:
-        if question not in self._excluded:
+        if question not in self._held.excluded and question not in self._held.planted:
             return self._kb.ask(question, k, max_new_tokens, **kwargs)
         options = self._kb.answer_options(max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
@@ -711,37 +719,60 @@ class _WithoutChunks:
         return self._kb.answer(question, hits, options, retrieve_s=time.perf_counter() - t0)
 
 
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    """The held-out questions as eval items, and how each is asked.
+
+    excluded: question -> chunk ids left out of its retrieval (KB questions asked as unanswerable).
+    planted: question -> (passage, slot index): a user record's passage placed among `ask`'s hits, as in
+    training; an unanswerable one gets another held-out record's passage instead of its own.
+    """
+
+    items: tuple[EvalItem, ...]
+    excluded: dict[str, set[int]]
+    planted: dict[str, tuple[str, int]]
+
+
 def heldout_items(
     pairs: Sequence[QAPair], builder: ExampleBuilder, rng: random.Random, unanswerable: float = 0.5
-) -> tuple[list[EvalItem], dict[str, set[int]]]:
-    """Eval items from held-out pairs: a share `unanswerable` are asked without the chunks holding their
-    answer (the right reply is to abstain); the rest are answerable with the answer sentence (and its short
-    span) as gold. Returns (items, question -> excluded chunk ids)."""
+) -> HeldOut:
+    """Eval items from held-out pairs: a share `unanswerable` are asked without what holds their answer (the
+    KB chunks that quote it, or for a user record its own passage; the right reply is to abstain); the rest
+    are answerable with the answer sentence (and its short span) as gold."""
     from ragkit.evals.datasets import EvalItem
 
-    usable = [p for p in pairs if p.context is None]
-    order = list(range(len(usable)))
+    order = list(range(len(pairs)))
     rng.shuffle(order)
-    n_unans = round(len(usable) * unanswerable) if len(usable) > 1 else 0
+    n_unans = round(len(pairs) * unanswerable) if len(pairs) > 1 else 0
+    contexts = [p.context for p in pairs if p.context]
     items: list[EvalItem] = []
     excluded: dict[str, set[int]] = {}
+    planted: dict[str, tuple[str, int]] = {}
     questions: set[str] = set()
     for pos, i in enumerate(order):
-        p = usable[i]
+        p = pairs[i]
         if p.question in questions:
             continue
         questions.add(p.question)
         if pos < n_unans:
-            support = builder.supporting_ids(p)
-            if not support:
-                continue
-            excluded[p.question] = support
+            if p.context is not None:
+                others = [c for c in contexts if c != p.context]
+                if not others:
+                    continue
+                planted[p.question] = (others[pos % len(others)], pos)
+            else:
+                support = builder.supporting_ids(p)
+                if not support:
+                    continue
+                excluded[p.question] = support
             items.append(EvalItem(f"heldout-{pos + 1}", p.question, answerable=False, category="unanswerable"))
         else:
+            if p.context is not None:
+                planted[p.question] = (p.context, pos)
             golds = tuple(dict.fromkeys(a for a in (p.answer, p.short) if a))
             chunks = (p.chunk_id,) if p.chunk_id is not None else ()
             items.append(EvalItem(f"heldout-{pos + 1}", p.question, golds, True, chunks, category=p.origin))
-    return items, excluded
+    return HeldOut(tuple(items), excluded, planted)
 
 
 def compare_metrics(base: dict[str, Any], tuned: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -869,9 +900,8 @@ def _finetune(
     if train_file is not None:
         user = read_train_file(train_file)
         n_held = round(len(user) * options.heldout) if options.evaluate and not options.use_kb else 0
-        movable = [i for i, p in enumerate(user) if p.context is None][:n_held]
-        held_pairs += [user[i] for i in movable]
-        train_pairs += [p for i, p in enumerate(user) if i not in set(movable)]
+        held_pairs += user[:n_held]
+        train_pairs += user[n_held:]
         summary["user_records"] = len(user)
         summary.setdefault("pairs", {})["user"] = len(user)
     if not train_pairs:
@@ -903,7 +933,8 @@ def _finetune(
     summary["seconds_building"] = round(time.perf_counter() - t_start, 2)
 
     # the held-out questions are fixed before training, so an interrupted run can still be evaluated later
-    items, excluded = heldout_items(held_pairs, builder, random.Random(options.seed + 1))
+    held = heldout_items(held_pairs, builder, random.Random(options.seed + 1))
+    items = held.items
     summary["heldout"] = {
         "answerable": sum(i.answerable for i in items),
         "unanswerable": sum(not i.answerable for i in items),
@@ -951,7 +982,11 @@ def _finetune(
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     with (tmp / "heldout.jsonl").open("w", encoding="utf-8") as f:
         for item in items:
-            extra = {"exclude_chunk_ids": sorted(excluded[item.question])} if item.question in excluded else {}
+            extra: dict[str, Any] = {}
+            if item.question in held.excluded:
+                extra["exclude_chunk_ids"] = sorted(held.excluded[item.question])
+            if item.question in held.planted:
+                extra["passage"] = held.planted[item.question][0]
             f.write(json.dumps({**item.to_json(), **extra}, ensure_ascii=False) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
@@ -959,7 +994,7 @@ def _finetune(
     result = FinetuneResult(options.name, out_dir, log, summary, trainable_params=trainable)
     if not options.evaluate or log.interrupted or not items:
         return result
-    return _evaluate(kb, result, items, excluded, options, progress)
+    return _evaluate(kb, result, held, builder, options, progress)
 
 
 def _examples(
@@ -1002,15 +1037,16 @@ def _with_adapter(kb: KnowledgeBase, adapter: str | None) -> KnowledgeBase:
 def _evaluate(
     kb: KnowledgeBase,
     result: FinetuneResult,
-    items: list[EvalItem],
-    excluded: dict[str, set[int]],
+    held: HeldOut,
+    builder: ExampleBuilder,
     options: FinetuneOptions,
     progress: ProgressFn | None,
 ) -> FinetuneResult:
     from ragkit.evals.datasets import Dataset
     from ragkit.evals.runner import EvalOptions, run_eval
 
-    dataset = Dataset(f"finetune-{options.name}-heldout", tuple(items), str(result.path / "heldout.jsonl"))
+    items = held.items
+    dataset = Dataset(f"finetune-{options.name}-heldout", items, str(result.path / "heldout.jsonl"))
     eval_opts = EvalOptions(max_new_tokens=options.eval_max_new_tokens)
     runs = {}
     tuned_kb = _with_adapter(kb, options.name)
@@ -1021,7 +1057,7 @@ def _evaluate(
                 if progress:
                     progress(ProgressEvent(stage, done, total, note=question[:60]))
 
-            view: Any = _WithoutChunks(base, excluded)
+            view: Any = _HeldOutView(base, held, ExampleBuilder(base, builder.options))
             suffix = "base" if stage == "eval-base" else "tuned"
             runs[suffix] = run_eval(
                 view, dataset, name=f"finetune-{options.name}-{suffix}", options=eval_opts, progress=on_sample

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from ragkit.finetune import (
     FinetuneOptions,
     ProgressEvent,
     QAPair,
+    _HeldOutView,
     finetune,
+    heldout_items,
     list_models,
     read_train_file,
     resolve_adapter,
@@ -281,3 +284,32 @@ def test_adapter_names_are_resolved_with_errors_that_say_what_to_do(tmp_path: Pa
         resolve_adapter(tmp_path, "mine", "/models/qwen")
     with pytest.raises(ConfigError, match="model name"):
         finetune(None, FinetuneOptions(name="../up"))  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_user_records_with_passages_are_held_out_with_their_passage_among_the_hits(
+    small_kb: ragkit.KnowledgeBase,
+) -> None:
+    # a QA file whose records carry their own passage used to leave nothing to evaluate on
+    words = ("amber", "birch", "cobalt", "dune")
+    pairs = [
+        QAPair(
+            f"What code word does the team on floor {n} use?",
+            f"The team on floor {n} uses the code word {w}.",
+            "user",
+            context=f"On floor {n}, the team uses the code word {w} when it calls the help desk.",
+        )
+        for n, w in enumerate(words, start=1)
+    ]
+    builder = ExampleBuilder(small_kb)
+    held = heldout_items(pairs, builder, random.Random(1))
+    assert len(held.items) == 4 and sum(not i.answerable for i in held.items) == 2 and not held.excluded
+    view = _HeldOutView(small_kb, held, builder)
+    for item in held.items:
+        planted = [h for h in view.search(item.question) if h.chunk.id < 0]
+        own = next(p.context for p in pairs if p.question == item.question)
+        assert len(planted) == 1 and planted[0].dense is not None  # its cosine, for the relevance floor
+        assert (planted[0].chunk.text == own) == item.answerable  # unanswerable: another record's passage
+    answerable = next(i for i in held.items if i.answerable)
+    ans = view.ask(answerable.question, max_new_tokens=4)
+    assert any(h.chunk.id < 0 for h in ans.hits) and ans.relevance is not None and ans.relevance > 0.35
