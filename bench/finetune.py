@@ -59,6 +59,12 @@ def main() -> None:
     ap.add_argument("--halueval-questions", type=int, default=12, help="real HaluEval questions asked of both models")
     ap.add_argument("--name", default=None)
     ap.add_argument(
+        "--min-relevance",
+        type=float,
+        default=0.0,
+        help="the relevance floor for the HaluEval questions; 0 (default) shows the models' own abstention",
+    )
+    ap.add_argument(
         "--train-items",
         type=int,
         default=0,
@@ -129,11 +135,13 @@ def main() -> None:
         ans = [i for i in dataset.items if i.answerable][: args.halueval_questions - len(unans)]
         ds = Dataset("halueval-bench", tuple(ans + unans), dataset.source)
         metrics = {}
-        for label, over in (("base", {}), ("tuned", {"generator.adapter": opts.name})):
+        floor = {"generator.min_relevance": args.min_relevance}
+        for label, over in (("base", floor), ("tuned", {**floor, "generator.adapter": opts.name})):
             with ragkit.open(kb_dir, create=False, **over) as kb:
                 run = run_eval(kb, ds, name=f"bench-halueval-{label}", options=EvalOptions(max_new_tokens=48))
                 metrics[label] = run.metrics
         row["halueval_questions"] = {"answerable": len(ans), "unanswerable": len(unans)}
+        row["halueval_min_relevance"] = args.min_relevance
         row["halueval_comparison"] = compare_metrics(metrics["base"], metrics["tuned"])
     row["loadavg_end"] = round(os.getloadavg()[0], 2)
     with (args.workdir / "results.jsonl").open("a", encoding="utf-8") as f:
