@@ -444,12 +444,9 @@ class KnowledgeBase:
         from ragkit.generation.answer import options_from_config
 
         cfg = self.config.generator
-        floor = cfg.min_relevance
-        if floor is None:
-            floor = default_min_relevance(self.config.embedder.model)
-        return options_from_config(
-            cfg, **{"min_relevance": floor, **{k: v for k, v in overrides.items() if v is not None}}
-        )
+        if overrides.get("min_relevance") is None and cfg.min_relevance is None:
+            overrides["min_relevance"] = default_min_relevance(self.config.embedder.model)
+        return options_from_config(cfg, **overrides)
 
     def answer(
         self,

@@ -997,6 +997,12 @@ def _finetune(
     return _evaluate(kb, result, held, builder, options, progress)
 
 
+def refusal_passage(builder: ExampleBuilder, pair: QAPair, contexts: Sequence[str]) -> str | None:
+    """The passage a user record's refusal example gets in place of its own: another record's, far along the
+    list, so it is about something else. (bench/finetune_hardneg.py swaps in the nearest one instead.)"""
+    return contexts[(contexts.index(pair.context or "") + len(contexts) // 2) % len(contexts)]
+
+
 def _examples(
     builder: ExampleBuilder,
     pairs: Sequence[QAPair],
@@ -1014,10 +1020,7 @@ def _examples(
         if pos is not None:
             out.append(pos)
         if i in negative:
-            other = None
-            if pair.context and len(contexts) > 1:
-                # another record's passage, far along the list, so it is about something else
-                other = contexts[(contexts.index(pair.context) + len(contexts) // 2) % len(contexts)]
+            other = refusal_passage(builder, pair, contexts) if pair.context and len(contexts) > 1 else None
             neg = builder.negative(pair, other, i)
             if neg is not None:
                 out.append(neg)
