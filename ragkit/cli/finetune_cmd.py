@@ -83,7 +83,16 @@ def finetune_command(
     heldout: Annotated[
         float, typer.Option("--heldout", min=0.0, max=0.9, help="Share of chunks whose questions are held out.")
     ] = 0.2,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per optimizer step.")] = 4,
+    micro_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--micro-batch",
+            min=1,
+            help="Examples per forward pass, gradients summed over the batch; lower it to save memory "
+            "[default: the whole batch on a GPU, 1 on the CPU].",
+        ),
+    ] = None,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW, LoRA weights).")] = 3e-4,
     rank: Annotated[int, typer.Option("--rank", min=1, help="LoRA rank.")] = 8,
     max_length: Annotated[
@@ -123,6 +132,7 @@ def finetune_command(
         steps=steps,
         epochs=epochs,
         batch_size=batch_size,
+        micro_batch=micro_batch,
         lr=lr,
         lora_r=rank,
         lora_alpha=2 * rank,
