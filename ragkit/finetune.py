@@ -324,6 +324,23 @@ def _subject_without_aux(sentence: str) -> str | None:
     return None
 
 
+# Subjects that point elsewhere ("This is ...", "These methods are ...") or carry no topic ("Not all ...",
+# "Certain ..."): on the Python docs they made questions like "What does the identifiers document say about not?".
+_ANAPHORIC = {"it", "its", "this", "that", "these", "those", "they", "them", "their", "he", "she", "we", "you"}
+_ANAPHORIC |= {"following", "above", "below", "former", "latter", "same", "such"}
+_NO_TOPIC = _ANAPHORIC | {"not", "certain", "some", "all", "each", "any", "both", "no", "none", "one", "of", "the", "a"}
+
+
+def _topic_subject(subj: str | None) -> str | None:
+    """The subject when a question about it would make sense on its own, else None."""
+    words = subj.lower().split() if subj else []
+    if any(c in (subj or "") for c in "|=<>{}"):  # table borders and code (pydoc's "|" margins), not a topic
+        return None
+    if not 1 <= len(words) <= 6 or words[0] in {"not", "such", "there"} or set(words) & _ANAPHORIC:
+        return None
+    return None if all(w in _NO_TOPIC for w in words) else subj
+
+
 def template_pairs(chunk: Chunk, limit: int = 2) -> list[QAPair]:
     """Up to `limit` questions a chunk answers, made from its sentences by templates; amounts first.
 
@@ -338,8 +355,8 @@ def template_pairs(chunk: Chunk, limit: int = 2) -> list[QAPair]:
         if made:
             amounts.append(QAPair(made[0], s, "template", chunk.id, made[1]))
             continue
-        subj = m.group("subj") if m else _subject_without_aux(body)
-        if subj and 1 <= len(subj.split()) <= 6:
+        subj = _topic_subject(m.group("subj") if m else _subject_without_aux(body))
+        if subj:
             q = f"What does the {_doc_name(chunk)} document say about {_lower_subject(subj)}?"
             topics.append(QAPair(q, s, "template", chunk.id))
     seen: set[str] = set()

@@ -102,6 +102,12 @@ def test_template_questions_from_sentences() -> None:
     assert pairs[0].answer == "Production API keys must be rotated every 90 days." and pairs[0].short == "every 90 days"
     assert all(p.origin == "template" and p.chunk_id == 1 for p in pairs)
     assert template_pairs(_chunk("Key rotation\n\nSee below."), limit=3) == []
+    # subjects that point elsewhere or name no topic make questions nobody could answer
+    vague = (
+        "Numbers\n\nNot all of them are real. These methods are called by the + operator. It is slow. "
+        "Certain is odd. The following documentation is inherited. | Differ is a class."
+    )
+    assert template_pairs(_chunk(vague), limit=4) == []
 
 
 def test_train_file_is_checked(tmp_path: Path) -> None:
