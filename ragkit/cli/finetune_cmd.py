@@ -28,6 +28,8 @@ _STAGES = {
     "eval-tuned": "Evaluating tuned",
 }
 
+SMALL_HELDOUT = 20  # fewer held-out questions than this make a before/after table that says little
+
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
@@ -219,6 +221,14 @@ def _print_result(result: Any) -> None:
             row = result.comparison[key]
             delta = "-" if row["delta"] is None else f"{row['delta']:+.3f}"
             out.print(f"{label:<32} {_fmt(row['base']):>7} {_fmt(row['tuned']):>7} {delta:>7}")
+        held = data.get("heldout", {})
+        n_held = held.get("answerable", 0) + held.get("unanswerable", 0)
+        if n_held < SMALL_HELDOUT:
+            # measured: a 10-question comparison swung by 0.1-0.3 between runs (docs/benchmarks.md, S1 vs S2)
+            err.print(
+                f"[dim]{n_held} held-out questions: differences this size are noise; for a comparison to read, "
+                "raise --chunks or --heldout (200 chunks at 0.25 gave 36).[/dim]"
+            )
         out.print(f"runs: {result.base_run}\n      {result.tuned_run}")
     out.print(f'use it: ragkit ask "..." --kb {result.path.parent.parent} --model {result.name}')
 
