@@ -499,26 +499,21 @@ class ExampleBuilder:
                 # judge accepted) cites that passage, if packing kept it whole; dropping these left a user's QA
                 # file with free-form answers with refusal examples only.
                 whole = next((h.chunk.text for h in hits if h.chunk.id == source_id), None)
-                n = next(
-                    (
-                        i
-                        for i, h in enumerate(packed.hits, start=1)
-                        if h.chunk.id == source_id and h.chunk.text == whole
-                    ),
-                    None,
+                kept = (
+                    i for i, h in enumerate(packed.hits, start=1) if (h.chunk.id, h.chunk.text) == (source_id, whole)
                 )
+                n = next(kept, None)
                 if n is None:
                     return None  # packing cut or dropped the passage
+            if n is not None:
                 target = cite(pair.answer, n)
-            elif n is None:
+            else:
                 # a user answer the sources do not quote: cite the source that supports it best, if any does
                 from ragkit.citations import support as lexical
 
                 scores = [lexical(pair.answer, h.chunk.text) for h in packed.hits]
                 best = max(range(len(scores)), key=scores.__getitem__) if scores else -1
                 target = cite(pair.answer, best + 1) if best >= 0 and scores[best] >= 0.5 else pair.answer
-            else:
-                target = cite(pair.answer, n)
         else:
             if any(holds(h.chunk.text, pair.answer) for h in packed.hits):
                 return None
@@ -755,6 +750,7 @@ class _HeldOutView:
         self._kb = kb
         self._held = held
         self._builder = builder
+        self._cosine: dict[str, float] = {}  # the eval runner searches, then asks: embed each question once
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kb, name)
@@ -764,8 +760,10 @@ class _HeldOutView:
             passage, index = self._held.planted[query]
             hits = self._builder._among_hits(query, passage, index)
             # the planted passage has no FAISS score; give it its cosine so the relevance floor sees it
-            vecs = self._kb.embedder.embed([query, passage])
-            cosine = float(vecs[1] @ vecs[0])
+            if query not in self._cosine:
+                vecs = self._kb.embedder.embed([query, passage])
+                self._cosine[query] = float(vecs[1] @ vecs[0])
+            cosine = self._cosine[query]
             return [replace(h, dense=cosine) if h.chunk.id < 0 else h for h in hits]
         drop = self._held.excluded.get(query)
         if not drop:
