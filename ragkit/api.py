@@ -110,6 +110,15 @@ class KnowledgeBase:
             )
         return self._generator
 
+    def _check_generator(self) -> None:
+        """Raise what loading the generator would raise for a missing local model or adapter, without loading it."""
+        cfg = self.config.generator
+        if cfg.backend in ("transformers", "llamacpp"):
+            from ragkit.assets import resolve_generator
+
+            resolve_generator(cfg.model)
+        self._adapter_dir()
+
     def _adapter_dir(self) -> str | None:
         """generator.adapter as a folder: a name made by `ragkit finetune` (kb/models/NAME) or a path."""
         if not self.config.generator.adapter:
@@ -468,7 +477,8 @@ class KnowledgeBase:
             relevance = float((vecs[1:] @ vecs[0]).max())
         gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)
         if gated is not None:
-            return gated  # the GPT is not even loaded
+            self._check_generator()  # the GPT is not even loaded, but a mistyped --model must still be an error
+            return gated
         return answer_question(
             question, hits, self.generator, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance
         )

@@ -122,6 +122,12 @@ def test_a_zero_relevance_floor_asks_the_model_anyway(built_kb: Path) -> None:
     assert 0 <= data["relevance"] < 0.35
 
 
+def test_a_gated_question_still_reports_an_unknown_model(built_kb: Path) -> None:
+    # the floor abstains before the GPT loads; a mistyped --model must not pass unnoticed
+    result = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb, "--model", "no-such-model")
+    assert result.exit_code != 0 and "no-such-model" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.slow
 def test_ingest_url_list_and_delete(tmp_path: Path) -> None:
     import threading
