@@ -10,8 +10,9 @@ questions ("test", the ones the other benchmarks ask) and the next ones ("dev") 
 - relevance: the best cosine similarity of the question to a retrieved chunk (what `generator.min_relevance`
   thresholds);
 - coverage: the largest share of the question's content words found in one retrieved chunk;
-- for each --model (base, or an adapter name under the KB's models/): the log-probability that the model's
-  reply to `ask`'s exact prompt is the abstention phrase (teacher-forced, no sampling).
+- for each --model (base, or an adapter name under the KB's models/) of the KB's generator or --generator:
+  the log-probability that the model's reply to `ask`'s exact prompt is the abstention phrase
+  (teacher-forced, no sampling).
 
 AUROC 1.0 means the score ranks every unanswerable question above every answerable one (low relevance and
 coverage, high abstention probability); 0.5 is chance. One JSON line per signal and split is appended to
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--model", action="append", default=[], help="base or an adapter name; repeatable")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--generator", default=None, help="generator.model for --model (default: the KB's, SmolLM2)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kb_dir = args.workdir / "halueval" / "kb"
@@ -68,7 +70,9 @@ def main() -> None:
 
     rows = []
     for model in ["retrieval", *args.model]:
-        over = {"generator.threads": args.threads}
+        over: dict[str, object] = {"generator.threads": args.threads}
+        if args.generator:
+            over["generator.model"] = args.generator
         if model not in ("retrieval", "base"):
             over["generator.adapter"] = model
         with ragkit.open(kb_dir, create=False, **over) as kb:
@@ -86,7 +90,8 @@ def main() -> None:
                     else:
                         packed = packed_prompt(item.question, hits, kb.generator, options)
                         lp = abstain_logprob(kb.generator, packed.messages, options.template.abstain)
-                        scores.setdefault(f"abstain_logprob:{model}", []).append((item.answerable, lp))
+                        label = f"{args.generator}:{model}" if args.generator else model
+                        scores.setdefault(f"abstain_logprob:{label}", []).append((item.answerable, lp))
                 for signal, pairs in scores.items():
                     row = {
                         "signal": signal,

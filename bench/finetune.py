@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import ragkit
-from ragkit.finetune import COMPARED, FinetuneOptions, finetune
+from ragkit.finetune import COMPARED, FinetuneOptions, ProgressEvent, finetune
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,18 @@ def _kb(workdir: Path, corpus: str, n_passages: int, max_chars: int) -> tuple[Pa
     return kb_dir, dataset
 
 
+def _progress_line(t0: float):
+    """A progress callback that logs each training step (and every 10th other step) to stderr with the time."""
+
+    def report(ev: ProgressEvent) -> None:
+        if ev.stage == "train" or ev.done % 10 == 0 or ev.done == ev.total:
+            loss = f" loss {ev.loss:.3f}" if ev.loss is not None else ""
+            line = f"[{time.perf_counter() - t0:7.0f} s] {ev.stage} {ev.done}/{ev.total}{loss}"
+            print(line, file=sys.stderr, flush=True)
+
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", choices=["sample", "halueval", "stdlib"])
@@ -71,6 +84,11 @@ def main() -> None:
         type=float,
         default=0.0,
         help="the relevance floor for the HaluEval questions; 0 (default) shows the models' own abstention",
+    )
+    ap.add_argument(
+        "--generator",
+        default=None,
+        help="generator.model to fine-tune and ask (default: the KB's, SmolLM2-135M-Instruct)",
     )
     ap.add_argument(
         "--train-items",
@@ -109,14 +127,16 @@ def main() -> None:
                 rec = {"question": r["question"], "answer": r["right_answer"], "context": r["knowledge"]}
                 f.write(json.dumps(rec) + "\n")
         opts = replace(opts, use_kb=False)
+    model = {"generator.model": args.generator} if args.generator else {}
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    with ragkit.open(kb_dir, create=False) as kb:
+    with ragkit.open(kb_dir, create=False, **model) as kb:
         chunks_in_kb = len(kb.store.chunk_ids())
-        result = finetune(kb, opts, train_file=train_file, overwrite=True)
+        result = finetune(kb, opts, train_file=train_file, overwrite=True, progress=_progress_line(t0))
     total = time.perf_counter() - t0
     row: dict = {
         "corpus": args.corpus,
+        "generator": args.generator,
         "train_file_items": args.train_items or None,
         "chunks_in_kb": chunks_in_kb,
         "options": {**asdict(opts), "target_modules": list(opts.target_modules)},
@@ -143,7 +163,7 @@ def main() -> None:
         ans = [i for i in dataset.items if i.answerable][: args.halueval_questions - len(unans)]
         ds = Dataset("halueval-bench", tuple(ans + unans), dataset.source)
         metrics = {}
-        floor = {"generator.min_relevance": args.min_relevance}
+        floor = {"generator.min_relevance": args.min_relevance, **model}
         for label, over in (("base", floor), ("tuned", {**floor, "generator.adapter": opts.name})):
             with ragkit.open(kb_dir, create=False, **over) as kb:
                 run = run_eval(kb, ds, name=f"bench-halueval-{label}", options=EvalOptions(max_new_tokens=48))

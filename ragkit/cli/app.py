@@ -258,6 +258,12 @@ def ask(
             overrides |= {"generator.backend": "transformers", "generator.model": generator}
         if model and overrides.get("generator.backend") != "openai" and (kb / "models" / model).is_dir():
             overrides["generator.adapter"] = model  # made by `ragkit finetune`
+            if not generator:  # the fine-tuned model is its adapter on the base it was trained on
+                from ragkit.finetune import adapter_base_model
+
+                trained_on = adapter_base_model(kb, model)
+                if trained_on:
+                    overrides |= {"generator.backend": "transformers", "generator.model": trained_on}
         elif model:
             overrides["generator.model"] = model
         if template:

@@ -100,6 +100,14 @@ def finetune_command(
     max_length: Annotated[
         int, typer.Option("--max-length", min=32, help="Examples longer than this many tokens are left out.")
     ] = 1024,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            "--generator",
+            help="The GPT to tune: a bundled name (ragkit models lists them), a transformers directory or a .gguf "
+            "[default: generator.model of the KB]. ask --model NAME then runs on it.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto (GPU when torch sees one), cpu or cuda.")] = "auto",
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads for torch (1 is fastest on a busy machine).")
@@ -155,7 +163,9 @@ def finetune_command(
         note = f"loss {ev.loss:.3f}" if ev.loss is not None else ev.note
         progress.update(tasks[ev.stage], completed=ev.done, total=ev.total, description=note)
 
-    over = {"database_url": db} if db else {}
+    over: dict[str, Any] = {"database_url": db} if db else {}
+    if generator:
+        over |= {"generator.backend": "transformers", "generator.model": generator}
     with user_errors(), ragkit.open(kb, create=False, **over) as base, progress:
         result = finetune(base, opts, train_file=train, progress=on_event, overwrite=force)
     log = result.log
