@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--model-questions", type=int, default=4)
     ap.add_argument("--per-chunk", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="sampling, splits, refusal choice, LoRA init and order")
     ap.add_argument("--eval-max-tokens", type=int, default=48)
     ap.add_argument("--halueval-questions", type=int, default=12, help="real HaluEval questions asked of both models")
     ap.add_argument("--name", default=None)
@@ -113,6 +114,7 @@ def main() -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         threads=args.threads,
+        seed=args.seed,
         eval_max_new_tokens=args.eval_max_tokens,
     )
     train_file = None
