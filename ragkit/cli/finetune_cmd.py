@@ -79,7 +79,12 @@ def finetune_command(
     negatives: Annotated[
         float,
         typer.Option(
-            "--negatives", min=0.0, max=1.0, help="Share of questions that also get a refusal example (answer removed)."
+            "--negatives",
+            min=0.0,
+            max=1.0,
+            help="Share of questions that also get a refusal example (answer removed). Measured on HaluEval: "
+            "0.3 taught the 0.5B Qwen selective refusals; the 135M SmolLM2 learned none at 0.3 and unselective "
+            "ones at 0.45-0.6 (docs/benchmarks.md).",
         ),
     ] = 0.5,
     heldout: Annotated[
