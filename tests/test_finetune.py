@@ -419,6 +419,9 @@ def test_finetune_another_generator_and_ask_runs_it_by_name(kb_dir: Path) -> Non
     res = cli.invoke(app, [*ask, "--model", "qwen-tiny", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["generator"] == f"{qwen}+qwen-tiny"
+    res = cli.invoke(app, ["models", "--kb", str(kb_dir)])
+    assert res.exit_code == 0, res.output
+    assert any(line.startswith("qwen-tiny") and qwen in line for line in res.output.splitlines()), res.output
     # naming another base explicitly is the error it always was, with what to do
     res = cli.invoke(app, [*ask, "--model", "qwen-tiny", "--generator", "SmolLM2-135M-Instruct"])
     assert res.exit_code != 0 and "was trained on" in res.output

@@ -274,7 +274,8 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         out.print(f"no fine-tuned models; make one with: ragkit finetune --kb {kb}")
         return
     out.print(
-        f"{'name':<24} {'created':<20} {'steps':>5} {'examples':>8} {'F1 base->tuned':>15} {'abstain unans.':>15}"
+        f"{'name':<24} {'base model':<28} {'created':<20} {'steps':>5} {'examples':>8} {'F1 base->tuned':>15} "
+        f"{'abstain unans.':>15}"
     )
     for m in models:
         cmp = m.get("comparison") or {}
@@ -282,8 +283,9 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         ab = cmp.get("abstention/rate_unanswerable", {})
         mark = " *" if m["name"] == active else ""
         note = " (interrupted)" if m.get("interrupted") else ""
+        base_model = Path(str(m.get("base_model") or "-")).name[:28]  # a bundled name, or a path's last part
         out.print(
-            f"{m['name'] + mark:<24} {str(m.get('created') or '-'):<20} {m.get('steps') or 0:>5} "
+            f"{m['name'] + mark:<24} {base_model:<28} {str(m.get('created') or '-'):<20} {m.get('steps') or 0:>5} "
             f"{m.get('examples') or 0:>8} {_fmt(f1.get('base')) + '->' + _fmt(f1.get('tuned')):>15} "
             f"{_fmt(ab.get('base')) + '->' + _fmt(ab.get('tuned')):>15}{note}"
         )
