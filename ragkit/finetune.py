@@ -169,7 +169,7 @@ def resolve_adapter(kb_root: Path, spec: str, base_model: str | None = None) -> 
     Raises ModelError when there is none, and ConfigError when it was trained on another base model.
     """
     named = models_dir(kb_root) / spec
-    path = named if (named / ADAPTER_FILE).exists() else Path(spec).expanduser()
+    path = _adapter_path(kb_root, spec)
     if not (path / ADAPTER_FILE).exists():
         names = [m["name"] for m in list_models(kb_root)]
         hint = f"; fine-tuned models in this KB: {', '.join(names)}" if names else "; make one with: ragkit finetune"
@@ -184,11 +184,15 @@ def resolve_adapter(kb_root: Path, spec: str, base_model: str | None = None) -> 
     return path.resolve()
 
 
+def _adapter_path(kb_root: Path, spec: str) -> Path:
+    """kb/models/SPEC when that holds an adapter, else SPEC as a path (which may hold none)."""
+    named = models_dir(kb_root) / spec
+    return named if (named / ADAPTER_FILE).exists() else Path(spec).expanduser()
+
+
 def adapter_base_model(kb_root: Path, spec: str) -> str | None:
     """The generator.model an adapter (a name under kb/models/ or a folder) was trained on; None if unknown."""
-    named = models_dir(kb_root) / spec
-    path = named if (named / ADAPTER_FILE).exists() else Path(spec).expanduser()
-    base = _read_json(path / "finetune.json").get("base_model")
+    base = _read_json(_adapter_path(kb_root, spec) / "finetune.json").get("base_model")
     return str(base) if base else None
 
 
