@@ -241,8 +241,8 @@ def _print_result(result: Any) -> None:
         if n_held < SMALL_HELDOUT:
             # measured: a 10-question comparison swung by 0.1-0.3 between runs (docs/benchmarks.md, S1 vs S2)
             err.print(
-                f"[dim]{n_held} held-out questions: differences this size are noise; for a comparison to read, "
-                "raise --chunks or --heldout (200 chunks at 0.25 gave 36).[/dim]"
+                f"[dim]{n_held} held-out question{'' if n_held == 1 else 's'}: differences this size are noise; "
+                "for a comparison to read, raise --chunks or --heldout (200 chunks at 0.25 gave 36).[/dim]"
             )
         out.print(f"runs: {result.base_run}\n      {result.tuned_run}")
     out.print(f'use it: ragkit ask "..." --kb {result.path.parent.parent} --model {result.name}')
