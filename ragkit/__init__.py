@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from ragkit.errors import (  # noqa: E402
+from ragkit._version import __version__
+from ragkit.errors import (
     ConfigError,
     DependencyError,
     KnowledgeBaseError,
@@ -24,7 +23,7 @@ from ragkit.errors import (  # noqa: E402
     RagkitError,
     SourceError,
 )
-from ragkit.types import Answer, Chunk, Citation, Hit, IngestReport  # noqa: E402
+from ragkit.types import Answer, Chunk, Citation, Hit, IngestReport
 
 if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragkit import __version__
+from ragkit._version import __version__
 from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.embedding import Embedder, SentenceTransformerEmbedder
 from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
@@ -27,10 +27,12 @@ from ragkit.indexes.rerank import CrossEncoderReranker, Reranker
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
 from ragkit.ingest import IngestSettings, ProgressFn, run_ingest
-from ragkit.kbdir import KbPaths, WriterLock, read_manifest, write_manifest
+from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock, list_adapters, read_manifest, resolve_adapter, write_manifest
 from ragkit.types import Answer, Hit, IngestReport
 
 if TYPE_CHECKING:
+    from ragkit.evals.runner import EvalRun
+    from ragkit.finetune import FinetuneOptions, FinetuneResult
     from ragkit.generation.answer import AnswerOptions
 
 
@@ -123,8 +125,6 @@ class KnowledgeBase:
         """generator.adapter as a folder: a name made by `ragkit finetune` (kb/models/NAME) or a path."""
         if not self.config.generator.adapter:
             return None
-        from ragkit.finetune import resolve_adapter
-
         return str(resolve_adapter(self.root, self.config.generator.adapter, self.config.generator.model))
 
     @property
@@ -527,18 +527,44 @@ class KnowledgeBase:
         workers: int = 1,
         judge: str = "minilm-lexical",
         progress: Any = None,
+        resume: bool = True,
         **options: Any,
-    ) -> Any:
+    ) -> EvalRun:
         """Run an evaluation dataset through this KB; writes runs/<timestamp>-<name>/ and returns the EvalRun.
 
-        dataset: a ragkit .jsonl, a SQuAD .json, a BEIR folder, "halueval-qa[:N]" or a loaded Dataset. An
-        interrupted run of the same name and settings is continued. options go to EvalOptions (k,
-        retrieval_k, max_new_tokens, generate). See ragkit.evals.runner.run_eval.
+        dataset: a ragkit .jsonl, a SQuAD .json, a BEIR folder, "halueval-qa[:N]" or a loaded Dataset.
+        resume: continue an interrupted run of the same name and settings (False starts afresh). options go to
+        EvalOptions (k, retrieval_k, max_new_tokens, generate). See ragkit.evals.runner.run_eval.
         """
         from ragkit.evals.runner import EvalOptions, run_eval
 
         opts = EvalOptions(judge=judge, **options)
-        return run_eval(self, dataset, name=name, limit=limit, workers=workers, options=opts, progress=progress)
+        return run_eval(
+            self, dataset, name=name, limit=limit, workers=workers, options=opts, progress=progress, resume=resume
+        )
+
+    def finetune(
+        self,
+        options: FinetuneOptions | None = None,
+        *,
+        train_file: str | Path | None = None,
+        progress: Any = None,
+        overwrite: bool = False,
+    ) -> FinetuneResult:
+        """LoRA-tune this KB's local GPT and save the adapter as kb/models/NAME/; see ragkit.finetune."""
+        from ragkit.finetune import FinetuneOptions, finetune
+
+        return finetune(self, options or FinetuneOptions(), train_file=train_file, progress=progress, overwrite=overwrite)
+
+    def adapters(self) -> list[AdapterInfo]:
+        """The fine-tuned adapters in kb/models/, oldest first."""
+        return list_adapters(self.root)
+
+    def with_adapter(self, name: str | None) -> KnowledgeBase:
+        """The same KB answering with a fine-tuned adapter (a name under kb/models/ or a folder; None = the base
+        model). Shares nothing mutable with this one; close it when done."""
+        gen_cfg = self.config.generator.model_copy(update={"adapter": name})
+        return KnowledgeBase(self.root, self.config.model_copy(update={"generator": gen_cfg}), self.manifest)
 
 
 def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] | None = None) -> KnowledgeBase:

@@ -1,17 +1,19 @@
-"""The knowledge base directory: its files, manifest and writer lock (DESIGN.md §4)."""
+"""The knowledge base directory: its files, manifest, writer lock and fine-tuned adapters (DESIGN.md §4)."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ragkit.errors import KnowledgeBaseError
+from ragkit.errors import ConfigError, KnowledgeBaseError, ModelError
+from ragkit.fsutil import atomic_write
 
 FORMAT_VERSION = 1
+ADAPTER_FILE = "adapter_config.json"  # what PEFT writes: a folder holding it is an adapter
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,16 @@ class KbPaths:
     def lock(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def models(self) -> Path:
+        """kb/models: one folder per fine-tuned adapter."""
+        return self.root / "models"
+
+    @property
+    def runs(self) -> Path:
+        """kb/runs: one folder per evaluation run."""
+        return self.root / "runs"
+
     def exists(self) -> bool:
         return self.manifest.exists()
 
@@ -57,9 +69,7 @@ def read_manifest(paths: KbPaths) -> dict[str, Any]:
 
 def write_manifest(paths: KbPaths, data: dict[str, Any]) -> None:
     """Write manifest.json atomically."""
-    tmp = paths.manifest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, **data}, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, paths.manifest)
+    atomic_write(paths.manifest, json.dumps({"format_version": FORMAT_VERSION, **data}, indent=2, sort_keys=True))
 
 
 class WriterLock:
@@ -95,3 +105,108 @@ class WriterLock:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+# -- fine-tuned adapters under kb/models/ ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """One fine-tuned adapter in kb/models/: what `ragkit models` lists."""
+
+    name: str
+    path: str
+    created: str | None
+    base_model: str | None
+    steps: int | None
+    interrupted: bool
+    examples: int | None
+    bytes: int
+    comparison: dict[str, Any] | None  # before/after headline metrics, when they were measured
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def models_dir(kb_root: Path) -> Path:
+    """kb/models: one folder per fine-tuned adapter."""
+    return KbPaths(Path(kb_root)).models
+
+
+def resolve_adapter(kb_root: Path, spec: str, base_model: str | None = None) -> Path:
+    """The adapter folder for generator.adapter: a name under kb/models/ or a path to an adapter folder.
+
+    Raises ModelError when there is none, and ConfigError when it was trained on another base model.
+    """
+    named = models_dir(kb_root) / spec
+    path = _adapter_path(kb_root, spec)
+    if not (path / ADAPTER_FILE).exists():
+        names = [m.name for m in list_adapters(kb_root)]
+        hint = f"; fine-tuned models in this KB: {', '.join(names)}" if names else "; make one with: ragkit finetune"
+        raise ModelError(f"no fine-tuned model {spec!r} (no {ADAPTER_FILE} in {named} or {path}){hint}")
+    info = read_json(path / "finetune.json")
+    trained_on = info.get("base_model")
+    if base_model and trained_on and trained_on != base_model:
+        raise ConfigError(
+            f"adapter {spec!r} was trained on {trained_on!r} but generator.model is {base_model!r}; "
+            "use that model or fine-tune again"
+        )
+    return path.resolve()
+
+
+def is_adapter_name(kb_root: Path, name: str) -> bool:
+    """Whether kb/models/NAME is a folder (an adapter made by `ragkit finetune`, perhaps unfinished)."""
+    return (models_dir(kb_root) / name).is_dir()
+
+
+def _adapter_path(kb_root: Path, spec: str) -> Path:
+    """kb/models/SPEC when that holds an adapter, else SPEC as a path (which may hold none)."""
+    named = models_dir(kb_root) / spec
+    return named if (named / ADAPTER_FILE).exists() else Path(spec).expanduser()
+
+
+def adapter_base_model(kb_root: Path, spec: str) -> str | None:
+    """The generator.model an adapter (a name under kb/models/ or a folder) was trained on; None if unknown."""
+    base = read_json(_adapter_path(kb_root, spec) / "finetune.json").get("base_model")
+    return str(base) if base else None
+
+
+def list_adapters(kb_root: Path) -> list[AdapterInfo]:
+    """The fine-tuned adapters in kb/models/, oldest first."""
+    root = models_dir(kb_root)
+    out: list[AdapterInfo] = []
+    if not root.is_dir():
+        return out
+    for d in sorted(root.iterdir()):
+        if not (d / ADAPTER_FILE).exists():
+            continue
+        info = read_json(d / "finetune.json")
+        data = read_json(d / "data.json")
+        training = info.get("training", {})
+        out.append(
+            AdapterInfo(
+                name=d.name,
+                path=str(d),
+                created=info.get("created"),
+                base_model=info.get("base_model"),
+                steps=training.get("steps"),
+                interrupted=training.get("interrupted", False),
+                examples=data.get("examples", {}).get("total"),
+                bytes=sum(p.stat().st_size for p in d.rglob("*") if p.is_file()),
+                comparison=read_json(d / "comparison.json").get("metrics"),
+            )
+        )
+    return sorted(out, key=lambda m: str(m.created or ""))
+
+
+def list_models(kb_root: Path) -> list[dict[str, Any]]:
+    """list_adapters as JSON-ready dicts (the shape `ragkit models --json` prints)."""
+    return [a.to_json() for a in list_adapters(kb_root)]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or {} when it is missing or unreadable (optional bookkeeping files)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}

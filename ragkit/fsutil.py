@@ -1,0 +1,89 @@
+"""Atomic file and folder writes with one durability policy.
+
+Policy: a file is written to a temp name beside its target, flushed and fsynced, then renamed over the
+target, so a crash or Ctrl-C leaves either the old content or the new one, never half of either. Folders
+(an adapter, a converted checkpoint) are filled under a temp name and renamed into place the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: the directory entry, not only the file's bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems refuse to open directories; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+    """Replace `path` with `data` atomically (temp file, fsync, rename)."""
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    atomic_write_with(path, lambda fh: fh.write(raw))
+
+
+def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace `path` with whatever `write(fh)` writes to a binary file handle, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_lines(path: str | Path, lines: Iterator[str] | list[str]) -> None:
+    """Replace a text file (JSONL, say) with `lines` (each without its newline), atomically."""
+    atomic_write_with(path, lambda fh: fh.writelines((line + "\n").encode("utf-8") for line in lines))
+
+
+def fsync_file(path: str | Path) -> None:
+    """fsync a file some library wrote by name (FAISS, safetensors) before it is renamed into place."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Fill a folder that appears at `target` whole or not at all.
+
+        with atomic_dir(kb / "models" / name) as tmp:
+            model.save_pretrained(tmp)
+
+    The body writes into a fresh temp folder beside the target; on success the old target (if any) is
+    removed and the temp folder renamed into its place; on an exception the temp folder is removed.
+    """
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            fsync_file(f)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    _fsync_dir(target.parent)
