@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import ConfigError, RagkitError
-from ragkit.generation import Message
+from ragkit.types import Message
 from ragkit.textutil import content_words, split_sentences
 from ragkit.types import ChunkSpan, Flag, Hit, PackingNote
 

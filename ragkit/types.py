@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+Message = dict[str, str]  # a chat message: {"role": "system" | "user" | "assistant", "content": ...}
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One completion with its token counts and wall time in seconds."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    finish: str = "stop"  # "stop": end of turn; "length": token limit; "rule": the caller's stop rule fired
+
 
 @dataclass(frozen=True, slots=True)
 class Element:

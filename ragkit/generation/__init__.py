@@ -2,50 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from ragkit.generation.transcript import plain_transcript
+from ragkit.protocols import Generator, TrainableGenerator
+from ragkit.types import Generation, Message
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """One completion with its token counts and wall time in seconds."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    finish: str = "stop"  # "stop": end of turn; "length": token limit; "rule": the caller's stop rule fired
-
-
-class Generator(Protocol):
-    """A chat model that completes a list of messages."""
-
-    name: str
-    context_window: int  # tokens the prompt and the answer share
-
-    def count_prompt_tokens(self, messages: list[Message]) -> int:
-        """Tokens of the rendered chat prompt, generation prompt included."""
-        ...
-
-    def generate(
-        self,
-        messages: list[Message],
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        stop: Callable[[str], bool] | None = None,
-        on_text: Callable[[str], None] | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Generation:
-        """Complete the chat; greedy when temperature is 0.
-
-        Stops at the end of the assistant's turn, after max_new_tokens, or when stop(text so far) is True.
-        on_text receives each new piece of text as it is decoded (streaming). schema: a JSON Schema the
-        completion must satisfy; the backend constrains decoding to it.
-        """
-        ...
+__all__ = ["Generation", "Generator", "Message", "TrainableGenerator", "build_generator", "plain_transcript"]
 
 
 def build_generator(

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
-from ragkit.generation import Generation, Generator
+from ragkit.protocols import Generator
+from ragkit.types import Generation
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.types import Answer, Flag, Hit
 

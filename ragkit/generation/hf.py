@@ -21,7 +21,8 @@ from typing import Any
 
 from ragkit.assets import auto_device, cache_dir, quiet_transformers, resolve_generator, set_offline_env
 from ragkit.errors import ModelError
-from ragkit.generation import Generation, Message
+from ragkit.generation.transcript import plain_transcript
+from ragkit.types import Generation, Message
 
 _convert_lock = threading.Lock()
 
@@ -105,6 +106,7 @@ class TransformersGenerator:
         path = resolve_generator(spec)
         self.name = spec
         model_dir = converted_gguf_dir(path) if path.suffix == ".gguf" else path
+        self.base_model_dir = model_dir  # what fine-tuning loads (the adapter below is merged into a copy)
         self.device = auto_device(device)
         dtype = torch.float32
         if self.device == "cuda":
@@ -139,7 +141,7 @@ class TransformersGenerator:
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
         # a base model without a chat template gets a plain transcript
-        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+        text = plain_transcript(messages)
         return self.tokenizer(text, return_tensors="pt")
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:

@@ -19,7 +19,8 @@ from typing import Any
 
 from ragkit.assets import resolve_generator
 from ragkit.errors import DependencyError, ModelError
-from ragkit.generation import Generation, Message
+from ragkit.generation.transcript import plain_transcript
+from ragkit.types import Generation, Message
 
 INSTALL_HINT = (
     "the llama.cpp backend needs the llamacpp extra: pip install 'ragkit[llamacpp]' "
@@ -89,7 +90,7 @@ class LlamaCppGenerator:
             # the template writes its own BOS where the model wants one
             return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         # a base model without a chat template gets a plain transcript, as in the transformers backend
-        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+        text = plain_transcript(messages)
         return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ragkit.errors import ConfigError, ModelError
-from ragkit.generation import Generation, Message
+from ragkit.types import Generation, Message
 
 CHARS_PER_TOKEN = 3.0
 _PER_MESSAGE = 4  # role markers and separators the chat template adds per message
