@@ -48,7 +48,7 @@ def _scrub(value: Any, tmp: str) -> Any:
         return {
             k: _scrub(v, tmp)
             for k, v in value.items()
-            if k not in VOLATILE and not k.startswith("latency") and not k.endswith("_run")
+            if k not in VOLATILE and not k.startswith("latency") and not k.endswith(("_run", "per_s"))
         }
     if isinstance(value, list):
         return [_scrub(v, tmp) for v in value]
@@ -66,7 +66,18 @@ def check_golden(request: pytest.FixtureRequest, name: str, data: Any) -> None:
         path.write_text(text, encoding="utf-8")
         return
     assert path.exists(), f"no golden {path.name}; record it with: pytest {__file__} --update-golden"
-    assert json.loads(text) == json.loads(path.read_text(encoding="utf-8")), f"{name} differs from its golden"
+    want = _scrub(json.loads(path.read_text(encoding="utf-8")), "<tmp>")  # goldens may predate a volatile key
+    got = json.loads(text)
+    assert got == want, f"{name} differs from its golden at: {_differences(got, want)[:8]}"
+
+
+def _differences(got: Any, want: Any, where: str = "") -> list[str]:
+    """Paths at which two JSON values differ, with both values (for a readable failure)."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        return [d for k in sorted(set(got) | set(want)) for d in _differences(got.get(k), want.get(k), f"{where}.{k}")]
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in _differences(g, w, f"{where}[{i}]")]
+    return [] if got == want else [f"{where}: {got!r} != {want!r}"]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
