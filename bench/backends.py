@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from ragkit.generation.answer import AnswerOptions, packed_prompt
+    from ragkit.answering import AnswerOptions, packed_prompt
     from ragkit.generation.hf import TransformersGenerator
     from ragkit.generation.llamacpp import LlamaCppGenerator
 

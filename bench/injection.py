@@ -54,7 +54,7 @@ def run(
     """Answer every case (defended pass first, then undefended); returns one row per case and condition."""
     from dataclasses import replace
 
-    from ragkit.generation.answer import AnswerOptions, answer_question
+    from ragkit.answering import AnswerOptions, answer_question
     from ragkit.generation.hf import TransformersGenerator
 
     gen = TransformersGenerator(generator)

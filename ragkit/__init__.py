@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ragkit._version import __version__
+from ragkit._version import __version__ as __version__
 from ragkit.errors import (
     ConfigError,
     DependencyError,

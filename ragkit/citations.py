@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragkit.prompts import echoed_instruction
+from ragkit.safety import echoed_instruction
 from ragkit.textutil import NUMBER, content_words, repeats, split_sentences
 from ragkit.types import Citation, Flag, Hit
 

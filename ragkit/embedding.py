@@ -5,52 +5,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ragkit.assets import auto_device, quiet_transformers, resolve_embedder, set_offline_env
 from ragkit.errors import ModelError
-
-# Cosine similarity between a question and its best retrieved chunk below which `ask` abstains without
-# generating (GeneratorConfig.min_relevance = None). Measured per embedder on HaluEval-QA and the sample
-# corpus (docs/benchmarks.md, "Abstaining before generation"); embedders not listed get no such gate.
-MIN_RELEVANCE = {"all-MiniLM-L6-v2": 0.35}
-
-
-def default_min_relevance(embedder: str) -> float:
-    """The measured relevance floor for a bundled embedder name; 0.0 (no floor) for any other."""
-    return MIN_RELEVANCE.get(embedder, 0.0)
-
-
-class Tokenizer(Protocol):
-    """The subset of a fast HF tokenizer the chunker needs."""
-
-    def __call__(self, text: str, **kwargs: object) -> dict: ...
-
-
-class Embedder(Protocol):
-    """Maps texts to L2-normalised vectors; exposes the tokenizer and limit the chunker must respect."""
-
-    name: str
-    dim: int
-    max_tokens: int  # the model's window in word pieces, special tokens included
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(n,) texts -> (n, dim) float32, unit L2 norm."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces the model sees for `text`, special tokens included."""
-        ...
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        """Character span of each word piece of `text` (no special tokens)."""
-        ...
-
-    def counter(self) -> TokenCounter:
-        """A picklable token counter equal to count_tokens/token_offsets, for parser processes."""
-        ...
+from ragkit.protocols import Embedder as Embedder  # the protocol lived here before ragkit.protocols
 
 
 class SentenceTransformerEmbedder:

@@ -1,9 +1,9 @@
 """The ingest pipeline: plan -> parse and chunk (a background thread) -> embed in batches -> commit.
 
 Parsing and chunking of the next files overlap with the embedding of the current batch; batches span files
-so the embedder always gets full, length-sorted batches. Each document commits in its own SQL transaction
-(SQL is the truth), then its vectors go into FAISS, which is saved atomically now and then and at the end;
-a crash at any point leaves a KB that `open` repairs, and the next run skips what was committed.
+so the embedder always gets full, length-sorted batches. Each document is written through the store
+(`ragkit.store`: SQL first, in one transaction, then FAISS), which is saved now and then and at the end; a
+crash at any point leaves a KB that `open` repairs, and the next run skips what was committed.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ragkit.chunking import chunk_document
 from ragkit.connectors import Connector, SourceItem, SourceOptions, open_source
 from ragkit.connectors.parsing import content_hash
-from ragkit.embedding import Embedder
 from ragkit.errors import ParseError
-from ragkit.indexes.faiss_index import FaissIndex
-from ragkit.indexes.sql_store import DocState, SqlStore, text_hash
-from ragkit.prompts import flag_injections
+from ragkit.indexes.sql_store import DocState, text_hash
+from ragkit.protocols import CountsTokens, Embedder
+from ragkit.safety import flag_injections
 from ragkit.types import ChunkSpan, Document, FileFailure, IngestReport
+
+if TYPE_CHECKING:
+    from ragkit.store import Store
 
 ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
 
@@ -49,23 +51,13 @@ class IngestSettings:
     parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread
 
 
-@dataclass
-class _Item:
-    source: SourceItem
-    digest: str = ""
-    doc: Document | None = None
-    spans: list[ChunkSpan] = field(default_factory=list)
-    failure: str | None = None
-    unchanged: bool = False
-
-
+# Parsed items waiting for the embedder: enough to keep it fed while a slow file parses, few enough that
+# parsed documents do not pile up in memory.
+_QUEUE_ITEMS = 16
+_PUT_POLL_S = 0.2  # how often a blocked producer checks whether the run was stopped
+# files in flight per parser process: keeps each busy without holding many parsed documents
+_INFLIGHT_PER_WORKER = 4
 _END = object()
-
-
-class CountsTokens(Protocol):
-    def count_tokens(self, text: str) -> int: ...
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
 
 
 @dataclass
@@ -104,7 +96,7 @@ def _parse(
             return out
         out.doc = parse(data)
         spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
-        out.spans = flag_injections(spans)  # kind SuspectedInjection: instruction-like text (ragkit.prompts)
+        out.spans = flag_injections(spans)
         if not out.spans:
             raise ParseError(f"{name}: no text to index")
     except ParseError as exc:
@@ -114,10 +106,15 @@ def _parse(
     return out
 
 
+@dataclass(frozen=True)
+class _Item:
+    source: SourceItem
+    parsed: _Parsed
+
+
 def _prepare(source: SourceItem, state: DocState | None, counter: CountsTokens, s: IngestSettings) -> _Item:
     """Parse one item in this process (the parser thread)."""
-    p = _parse(source.name, source.size, source.read, source.parse, state, counter, s)
-    return _Item(source, p.digest, p.doc, p.spans, p.failure, p.unchanged)
+    return _Item(source, _parse(source.name, source.size, source.read, source.parse, state, counter, s))
 
 
 # -- parser processes: parsing is pure Python (GIL-bound), so more cores need more processes ----------------
@@ -156,11 +153,9 @@ def parse_workers(setting: int | None, files: int) -> int:
 def run_ingest(
     sources: Sequence[str | Path],
     *,
-    store: SqlStore,
-    index: FaissIndex,
+    store: Store,
     embedder: Callable[[], Embedder],
     settings: IngestSettings,
-    save_index: Callable[[], None],
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     prune: bool = False,
@@ -209,13 +204,13 @@ def run_ingest(
     tick()
 
     emb = embedder() if todo else None
-    items: queue.Queue[object] = queue.Queue(maxsize=16)
+    items: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_ITEMS)
     stop = threading.Event()
 
     def put(item: object) -> bool:
         while not stop.is_set():
             try:
-                items.put(item, timeout=0.2)
+                items.put(item, timeout=_PUT_POLL_S)
                 return True
             except queue.Full:
                 continue
@@ -241,14 +236,14 @@ def run_ingest(
                             p = fut.result()
                         except Exception as exc:  # a parser process died (out of memory, a crash in C code)
                             p = _Parsed(failure=f"{src.name}: parser process failed: {type(exc).__name__}: {exc}")
-                        if not put(_Item(src, p.digest, p.doc, p.spans, p.failure, p.unchanged)):
+                        if not put(_Item(src, p)):
                             return False
                 return True
 
             for source_item in todo:
                 state = states.get(source_item.uri)
                 if pool is not None and source_item.local is not None:
-                    if not drain(4 * workers - 1):
+                    if not drain(_INFLIGHT_PER_WORKER * workers - 1):
                         return
                     path, opts = source_item.local
                     inflight[pool.submit(_worker_parse, path, opts, source_item.size, state, settings)] = source_item
@@ -262,11 +257,11 @@ def run_ingest(
         nonlocal done, ingested, chunks_added
         if not batch:
             return
-        texts = [sp.text for it in batch for sp in it.spans]
+        texts = [sp.text for it in batch for sp in it.parsed.spans]
         hashes = [text_hash(t) for t in texts]
-        cached = store.cached_vectors(hashes, index.dim)
+        cached = store.cached_vectors(hashes)
         fresh = [i for i, h in enumerate(hashes) if h not in cached]
-        vectors = np.empty((len(texts), index.dim), dtype=np.float32)  # (n_chunks, dim)
+        vectors = np.empty((len(texts), store.dim), dtype=np.float32)  # (n_chunks, dim)
         if fresh:
             vectors[fresh] = emb.embed([texts[i] for i in fresh])  # type: ignore[union-attr]
         for i, h in enumerate(hashes):
@@ -274,13 +269,12 @@ def run_ingest(
                 vectors[i] = cached[h]
         lo = 0
         for it in batch:
-            vecs = vectors[lo : lo + len(it.spans)]
-            lo += len(it.spans)
-            assert it.doc is not None
-            doc = replace(it.doc, meta={**it.doc.meta, **dict(settings.meta)}) if settings.meta else it.doc
-            removed, new_ids = store.replace_document(doc, it.spans, vecs)
-            index.remove(np.asarray(removed, dtype=np.int64))
-            index.add(np.asarray(new_ids, dtype=np.int64), vecs)
+            p = it.parsed
+            vecs = vectors[lo : lo + len(p.spans)]
+            lo += len(p.spans)
+            assert p.doc is not None
+            doc = replace(p.doc, meta={**p.doc.meta, **dict(settings.meta)}) if settings.meta else p.doc
+            new_ids = store.write_document(doc, p.spans, vecs)
             done += 1
             ingested += 1
             chunks_added += len(new_ids)
@@ -299,28 +293,27 @@ def run_ingest(
                 flush(batch)
                 break
             assert isinstance(item, _Item)
-            src = item.source
-            if item.failure is not None:
-                removed = store.record_failure(src.uri, item.digest, item.failure, src.size, src.mtime)
-                index.remove(np.asarray(removed, dtype=np.int64))
-                failed.append(FileFailure(src.uri, item.failure))
+            src, p = item.source, item.parsed
+            if p.failure is not None:
+                store.record_failure(src.uri, p.digest, p.failure, src.size, src.mtime)
+                failed.append(FileFailure(src.uri, p.failure))
                 done += 1
                 tick(src.name)
-            elif item.unchanged:
+            elif p.unchanged:
                 store.touch(src.uri, src.size, src.mtime)
                 unchanged += 1
                 done += 1
                 tick(src.name)
             else:
                 batch.append(item)
-                if sum(len(it.spans) for it in batch) >= settings.batch_chunks:
+                if sum(len(it.parsed.spans) for it in batch) >= settings.batch_chunks:
                     flush(batch)
             if time.monotonic() - last_save > settings.save_every_s:
-                save_index()
+                store.save()
                 last_save = time.monotonic()
         if prune:
             gone = _vanished(connectors, set(listed), states)
-            index.remove(np.asarray(store.delete_documents(gone), dtype=np.int64))
+            store.delete_documents(gone)
             deleted = len(gone)
     except KeyboardInterrupt:
         interrupted = True  # the batch being embedded is dropped whole; committed documents stay
@@ -328,7 +321,7 @@ def run_ingest(
         stop.set()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        save_index()
+        store.save()
     return IngestReport(
         files_seen=len(listed) + len(unsupported),
         ingested=ingested,

@@ -15,8 +15,6 @@ import numpy as np
 from ragkit.types import Answer, Generation, Hit, Message
 
 if TYPE_CHECKING:
-    from sqlalchemy import Select
-
     from ragkit.config import RagkitConfig
 
 
@@ -81,10 +79,10 @@ class VectorIndex(Protocol):
 class KeywordIndex(Protocol):
     """Ranks chunks by keyword relevance to a query."""
 
-    def search(self, query: str, k: int, allowed: Select[Any] | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed: Any = None) -> list[tuple[int, float]]:
         """Up to k (chunk id, score) pairs, best first; higher score is better.
 
-        allowed: a SELECT of permitted chunk ids (a compiled filter), applied inside the query.
+        allowed: a SQLAlchemy SELECT of permitted chunk ids (a compiled filter), applied inside the query.
         """
         ...
 

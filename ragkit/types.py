@@ -213,3 +213,46 @@ class IngestReport:
     def partial(self) -> bool:
         """True when some sources failed or the run was interrupted."""
         return bool(self.failed) or self.interrupted
+
+
+class _ReadsLikeADict:
+    """Reports were dicts before they were typed: report["ok"] still reads a field, and to_json() gives the
+    dict that `--json` prints."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class ReindexReport(_ReadsLikeADict):
+    """What `reindex` built from the vectors in SQL (no re-embedding)."""
+
+    spec: str  # as asked ("auto", "HNSW32", ...)
+    resolved: str  # the FAISS factory string built
+    index: str  # FAISS's description of the index
+    vectors: int
+    trained_on: int  # vectors sampled to train an IVF/PQ index; 0 when none was needed
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckReport(_ReadsLikeADict):
+    """Whether FAISS and the keyword index agree with SQL (the truth), and what `check` repaired."""
+
+    waiting_for_training: int  # vectors an untrained IVF/PQ index keeps in SQL until it can train
+    sql_chunks: int
+    faiss_vectors: int
+    missing_from_faiss: int
+    extra_in_faiss: int
+    duplicate_ids: int
+    keyword_index_ok: bool
+    index: str
+    repaired: bool
+    ok: bool  # consistent now (before any repair, or after it)

@@ -20,6 +20,12 @@ SAMPLE_CORPUS = ROOT / "examples" / "sample_corpus"
 _real_connect = socket.socket.connect
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/data/golden/ from this run (tests/test_golden.py)"
+    )
+
+
 def _guarded_connect(self: socket.socket, address: object) -> object:
     host = address[0] if isinstance(address, tuple) else str(address)
     if self.family == socket.AF_UNIX or str(host) in {"127.0.0.1", "::1", "localhost"}:

@@ -82,7 +82,7 @@ def test_faiss_is_repaired_from_sql_on_open(built_kb: Path, tmp_path: Path) -> N
         assert Path(kb.search("API key rotation", k=1)[0].chunk.uri).name == "key-rotation.md"
         # a stale id in FAISS (its chunk was deleted from SQL) is dropped too
         kb.index.add(np.array([10_000], dtype=np.int64), np.ones((1, 384), dtype=np.float32) / np.sqrt(384))
-        kb._repair(kb.index)
+        kb.store.sync()
         assert 10_000 not in kb.index.ids().tolist()
 
 

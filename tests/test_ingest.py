@@ -66,7 +66,7 @@ def test_unchanged_files_are_not_read_and_identical_chunks_not_reembedded(tmp_pa
     with ragkit.open(tmp_path / "kb") as kb:
         kb.ingest([tmp_path / "docs"])
         spy = CountingEmbedder(kb.embedder)
-        kb._embedder = spy
+        kb.embedder = spy
         n_chunks = kb.store.counts()["chunks"]
 
         os.utime(files[0], (1, 1))  # touched, same bytes: hashed, not re-parsed or re-embedded

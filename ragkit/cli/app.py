@@ -249,23 +249,9 @@ def ask(
     import ragkit
 
     with user_errors():
-        overrides: dict[str, Any] = dict(db_override(db))
-        if generator and generator.startswith("openai:"):
-            overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
-        elif generator and generator.startswith("llamacpp:"):
-            overrides |= {"generator.backend": "llamacpp", "generator.model": generator.removeprefix("llamacpp:")}
-        elif generator:
-            overrides |= {"generator.backend": "transformers", "generator.model": generator}
-        if model and overrides.get("generator.backend") != "openai" and (kb / "models" / model).is_dir():
-            overrides["generator.adapter"] = model  # made by `ragkit finetune`
-            if not generator:  # the fine-tuned model is its adapter on the base it was trained on
-                from ragkit.finetune import adapter_base_model
+        from ragkit.build import generator_overrides
 
-                trained_on = adapter_base_model(kb, model)
-                if trained_on:
-                    overrides |= {"generator.backend": "transformers", "generator.model": trained_on}
-        elif model:
-            overrides["generator.model"] = model
+        overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model)
         if template:
             overrides["generator.template_file"] = str(template)
         json_schema = _read_schema(schema) if schema else None

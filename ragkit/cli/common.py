@@ -86,6 +86,9 @@ def db_override(url: str | None) -> dict[str, Any]:
 
 
 def print_json(data: Any) -> None:
+    """One JSON document on stdout; typed reports (anything with to_json()) print as their dict."""
+    if hasattr(data, "to_json"):
+        data = data.to_json()
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 

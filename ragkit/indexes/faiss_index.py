@@ -7,40 +7,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ragkit.errors import ConfigError, DependencyError
-
-
-class VectorIndex(Protocol):
-    """Maps int64 ids to float32 vectors and answers k-nearest-neighbour queries.
-
-    Vectors arrive L2-normalised, so scores are cosine similarities (higher is better).
-    """
-
-    dim: int
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors. ids: (n,) int64, unique and >= 0; vectors: (n, dim) float32."""
-        ...
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, ids), both (nq, k). Empty slots have id -1."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Remove ids; return how many were present."""
-        ...
-
-    def ids(self) -> np.ndarray:
-        """(n,) int64: every id in the index."""
-        ...
-
-    def __len__(self) -> int: ...
-
-    def save(self, path: Path) -> None: ...
+from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
 
 
 def import_faiss() -> Any:

@@ -8,12 +8,12 @@ PostgreSQL: a generated `tsvector` column with a GIN index, ranked by `ts_rank_c
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
 from sqlalchemy import Select, bindparam, column, func, inspect, literal_column, select, table, text
 from sqlalchemy.engine import Engine
 
 from ragkit.errors import KnowledgeBaseError
+from ragkit.protocols import KeywordIndex as KeywordIndex  # lived here before ragkit.protocols
 from ragkit.textutil import STOPWORDS
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -25,25 +25,6 @@ def query_terms(query: str) -> list[str]:
     words = list(dict.fromkeys(m.group().lower() for m in _TOKEN.finditer(query)))
     content = [w for w in words if w not in STOPWORDS]
     return (content or words)[:_MAX_TERMS]
-
-
-class KeywordIndex(Protocol):
-    """Ranks chunks by keyword relevance to a query."""
-
-    def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
-        """Up to k (chunk id, score) pairs, best first; higher score is better.
-
-        allowed: a SELECT of permitted chunk ids (a compiled filter), applied inside the query.
-        """
-        ...
-
-    def check(self) -> bool:
-        """True when the keyword index agrees with the chunks table."""
-        ...
-
-    def rebuild(self) -> None:
-        """Re-derive the keyword index from the chunks table."""
-        ...
 
 
 class SqliteFts5:

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ragkit.assets import auto_device, quiet_transformers, set_offline_env
 from ragkit.errors import ConfigError, ModelError
-
-
-class Reranker(Protocol):
-    """Scores (query, passage) pairs; higher is more relevant."""
-
-    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
-        """(len(passages),) float32 relevance scores."""
-        ...
+from ragkit.protocols import Reranker as Reranker  # lived here before ragkit.protocols
 
 
 class CrossEncoderReranker:

@@ -10,14 +10,12 @@ import numpy as np
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from ragkit.embedding import Embedder
 from ragkit.errors import ConfigError
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.hybrid import mmr, rrf
-from ragkit.indexes.keyword import KeywordIndex
-from ragkit.indexes.rerank import Reranker
 from ragkit.indexes.sql_store import SqlStore
+from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.types import Hit
 
 EXACT_FALLBACK_LIMIT = 200_000  # filtered sets up to this size get an exact pass when the ANN index comes up short
@@ -33,7 +31,7 @@ class SearchOptions:
     candidates: int = 20
     rrf_k: int = 60
     dense_weight: float = 1.0
-    keyword_weight: float = 1.0
+    keyword_weight: float = 2.0
     nprobe: int | None = None
     ef_search: int | None = None
     rerank: bool = True  # when a reranker is configured

@@ -1,0 +1,294 @@
+"""From retrieved hits to a checked Answer: pack the prompt, generate (once, N samples, or under a JSON
+Schema), check citations, and record what was dropped, cut and flagged."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
+from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
+from ragkit.protocols import Embedder, Generator
+from ragkit.types import Answer, Flag, Generation, Hit
+
+if TYPE_CHECKING:
+    from ragkit.config import GeneratorConfig
+
+
+# Cosine similarity between a question and its best retrieved chunk below which `ask` abstains without
+# generating (GeneratorConfig.min_relevance = None). Measured per embedder on HaluEval-QA and the sample
+# corpus (docs/benchmarks.md, "Abstaining before generation"); embedders not listed get no such gate,
+# because a cosine scale does not carry over between embedders.
+MIN_RELEVANCE = {"all-MiniLM-L6-v2": 0.35}
+
+
+def default_min_relevance(embedder: str) -> float:
+    """The measured relevance floor for a bundled embedder name; 0.0 (no floor) for any other."""
+    return MIN_RELEVANCE.get(embedder, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOptions:
+    """How to answer: token budget, sampling, prompt template and checks (see GeneratorConfig)."""
+
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    template: PromptTemplate = DEFAULT_TEMPLATE
+    cut_hits: bool = True
+    neutralise: bool = True
+    threshold: float = 0.5
+    strict: bool = False
+    samples: int = 1
+    sample_temperature: float = 0.7
+    schema: dict[str, Any] | None = None  # a JSON Schema: the answer is a JSON value that satisfies it
+    # abstain without generating when no hit's question cosine reaches this; 0 = off. The default is the floor
+    # measured for the default embedder, as a KB with the default config uses (tests/test_build.py)
+    min_relevance: float = MIN_RELEVANCE["all-MiniLM-L6-v2"]
+
+
+def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
+    """AnswerOptions from the generator config; None-valued overrides keep the config's value."""
+    template = load_template(cfg.template_file, persona=cfg.persona)
+    if not cfg.few_shot:
+        template = replace(template, examples=())
+    opts = AnswerOptions(
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        template=template,
+        cut_hits=cfg.cut_hits,
+        neutralise=cfg.neutralise_injections,
+        threshold=cfg.support_threshold,
+        strict=cfg.strict,
+        samples=cfg.samples,
+        sample_temperature=cfg.sample_temperature,
+        min_relevance=cfg.min_relevance or 0.0,
+    )
+    return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a JSON value, depth first."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def packed_prompt(question: str, hits: Sequence[Hit], generator: Generator, options: AnswerOptions) -> PackedPrompt:
+    """The prompt `answer_question` gives the generator for these hits (fine-tuning builds its examples here too)."""
+    o = options
+    return pack(
+        question,
+        hits,
+        generator.count_prompt_tokens,
+        generator.context_window,
+        o.max_new_tokens,
+        o.template,
+        cut=o.cut_hits,
+        neutralise_text=o.neutralise,
+        schema=o.schema,
+    )
+
+
+def relevance_of(hits: Sequence[Hit]) -> float | None:
+    """The best dense (cosine) score among the hits; None when the dense retriever found none of them.
+
+    In hybrid mode a hit the dense retriever missed ranks below its candidates, so the best dense score
+    among the hits is the best cosine of any hit.
+    """
+    scores = [h.dense for h in hits if h.dense is not None]
+    return max(scores) if scores else None
+
+
+def measured_relevance(question: str, hits: Sequence[Hit], embedder: Callable[[], Embedder]) -> float | None:
+    """The best cosine similarity between the question and any hit; None without hits.
+
+    Dense hits carry it already; keyword-only hits are measured (one small embedding call, the embedder
+    loaded only then) so that the floor applies and every answer reports its relevance in every mode.
+    """
+    relevance = relevance_of(hits)
+    if relevance is None and hits:
+        vecs = embedder().embed([question, *(h.chunk.text for h in hits)])
+        relevance = float((vecs[1:] @ vecs[0]).max())
+    return relevance
+
+
+def relevance_gate(
+    question: str,
+    hits: Sequence[Hit],
+    relevance: float | None,
+    options: AnswerOptions,
+    *,
+    retrieve_s: float = 0.0,
+) -> Answer | None:
+    """The abstention `answer_question` returns without asking the model, or None when the model is to answer.
+
+    It abstains when options.min_relevance > 0 and either no hit was retrieved or the best hit's cosine
+    similarity to the question (relevance) is below it. Unmeasured relevance (None) with hits never abstains;
+    a JSON Schema answer is always generated.
+    """
+    o = options
+    if o.min_relevance <= 0 or o.schema is not None or (hits and (relevance is None or relevance >= o.min_relevance)):
+        return None
+    shown = "none" if relevance is None else f"{relevance:.3f}"
+    flag = Flag("low_relevance", "", detail=f"best source similarity {shown} < min_relevance {o.min_relevance:.2f}")
+    return Answer(
+        question=question,
+        text=o.template.abstain,
+        raw_text="",
+        citations=(),
+        hits=tuple(hits),
+        abstained=True,
+        unsupported=(),
+        dropped_hits=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        timings={
+            "retrieve": round(retrieve_s, 4),
+            "pack": 0.0,
+            "generate": 0.0,
+            "check": 0.0,
+            "total": round(retrieve_s, 4),
+        },
+        flags=(flag,),
+        relevance=relevance,
+    )
+
+
+def _without(hits: Sequence[Hit], echoes: Sequence[Flag]) -> list[Hit]:
+    """The hits with the source sentences that echoed flags quote cut out of their text."""
+    cut: dict[int, list[str]] = {}
+    for f in echoes:
+        if f.source and f.quote:
+            cut.setdefault(f.source, []).append(f.quote)
+    out = []
+    for n, h in enumerate(hits, start=1):
+        text = h.chunk.text
+        for sentence in cut.get(n, []):
+            text = text.replace(sentence, "")
+        out.append(replace(h, chunk=replace(h.chunk, text=text)) if text != h.chunk.text else h)
+    return out
+
+
+def answer_question(
+    question: str,
+    hits: Sequence[Hit],
+    generator: Generator,
+    options: AnswerOptions | None = None,
+    *,
+    on_text: Callable[[str], None] | None = None,
+    retrieve_s: float = 0.0,
+    relevance: float | None = None,
+) -> Answer:
+    """Answer `question` from `hits` (best first) with `generator`.
+
+    on_text streams the model's text as it is written (single-sample answers only; a structured answer
+    streams its JSON). retrieve_s: seconds the caller spent retrieving, added to the timings. relevance: the
+    question's best cosine similarity to any hit (default: from the hits' dense scores); below
+    options.min_relevance, or with no hits, the answer is the abstention phrase and the model is not asked
+    (text answers only: a JSON Schema answer is always generated).
+    """
+    t0 = time.perf_counter()
+    o = options or AnswerOptions()
+    if relevance is None:
+        relevance = relevance_of(hits)
+    gated = relevance_gate(question, hits, relevance, o, retrieve_s=retrieve_s)
+    if gated is not None:
+        return gated
+    packed = packed_prompt(question, hits, generator, o)
+    t_pack = time.perf_counter() - t0
+
+    def check(out: Generation) -> CheckedAnswer:
+        return check_answer(
+            out.text,
+            packed.hits,
+            complete=out.finish == "stop",
+            threshold=o.threshold,
+            strict=o.strict,
+            abstain_phrase=o.template.abstain,
+            question=question if o.neutralise else None,  # the echo check is part of the injection defence
+        )
+
+    structured: Any = None
+    sample_texts: tuple[str, ...] = ()
+    agreement: float | None = None
+    gen_s = check_s = 0.0
+    if o.schema is not None:
+        from ragkit.generation.constrained import parse_and_validate
+
+        out = generator.generate(packed.messages, o.max_new_tokens, o.temperature, on_text=on_text, schema=o.schema)
+        gen_s = out.seconds
+        t = time.perf_counter()
+        structured = parse_and_validate(out.text, o.schema)
+        # the citations and self-check run over the prose inside the JSON value
+        pieces = [s.strip() for s in _strings(structured) if s.strip()]
+        prose = " ".join(s if s[-1] in ".!?" else s + "." for s in pieces)
+        checked = check_answer(prose, packed.hits, threshold=o.threshold, abstain_phrase=o.template.abstain)
+        checked = replace(
+            checked,
+            text=json.dumps(structured, ensure_ascii=False),
+            abstained=any(is_abstention(s, o.template.abstain) for s in _strings(structured)),
+        )
+        check_s = time.perf_counter() - t
+    elif o.samples > 1:
+        outs: list[Generation] = []
+        checks: list[CheckedAnswer] = []
+        for _ in range(o.samples):
+            g = generator.generate(packed.messages, o.max_new_tokens, o.sample_temperature, stop=should_stop)
+            gen_s += g.seconds
+            t = time.perf_counter()
+            outs.append(g)
+            checks.append(check(g))
+            check_s += time.perf_counter() - t
+        best, agreement = majority(checks)
+        order = [best, *(i for i in range(len(checks)) if i != best)]
+        sample_texts = tuple(checks[i].text for i in order)
+        checked = checks[best]
+        out = replace(outs[best], completion_tokens=sum(g.completion_tokens for g in outs))  # all samples' cost
+    else:
+        out = generator.generate(packed.messages, o.max_new_tokens, o.temperature, stop=should_stop, on_text=on_text)
+        gen_s = out.seconds
+        t = time.perf_counter()
+        checked = check(out)
+        check_s = time.perf_counter() - t
+        echoes = [f for f in checked.flags if f.kind == "echoed_instruction"]
+        if echoes and not checked.text:
+            # all the model said was a planted instruction: ask again with those sentences taken out
+            retry = packed_prompt(question, _without(packed.hits, echoes), generator, o)
+            again = generator.generate(retry.messages, o.max_new_tokens, o.temperature, stop=should_stop)
+            gen_s += again.seconds
+            second = check(again)
+            checked = replace(second, flags=(*echoes, *second.flags))
+            out = replace(again, completion_tokens=out.completion_tokens + again.completion_tokens)
+    return Answer(
+        question=question,
+        text=checked.text,
+        raw_text=out.text,
+        citations=checked.citations,
+        hits=packed.hits,
+        abstained=checked.abstained,
+        unsupported=checked.unsupported,
+        dropped_hits=len(packed.dropped),
+        prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens,
+        timings={
+            "retrieve": round(retrieve_s, 4),
+            "pack": round(t_pack, 4),
+            "generate": round(gen_s, 4),
+            "check": round(check_s, 4),
+            "total": round(retrieve_s + time.perf_counter() - t0, 4),
+        },
+        packing=packed.notes,
+        flags=packed.flags + checked.flags,
+        samples=sample_texts,
+        agreement=None if agreement is None else round(agreement, 3),
+        structured=structured,
+        generator=generator.name,
+        relevance=relevance,
+    )

@@ -1,0 +1,203 @@
+"""The one reader of `RagkitConfig`: it builds the components and the per-call options a KB runs with.
+
+Every other module takes what it needs as arguments (an embedder, a SearchOptions, an IngestSettings), so a
+config key is read in exactly one place and options cannot drift from the config they come from
+(tests/test_build.py checks that each options type's defaults equal the config's).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ragkit.answering import AnswerOptions, default_min_relevance, options_from_config
+from ragkit.config import RagkitConfig, RetrievalConfig
+from ragkit.errors import ConfigError, KnowledgeBaseError
+from ragkit.indexes.filters import FilterSpec
+from ragkit.indexes.retriever import SearchOptions
+from ragkit.ingest import IngestSettings
+from ragkit.kbdir import KbPaths, adapter_base_model, is_adapter_name, resolve_adapter
+from ragkit.protocols import Embedder, Generator, Reranker
+
+T = TypeVar("T")
+
+# -- options ------------------------------------------------------------------------------------------
+
+
+def search_options(
+    cfg: RetrievalConfig,
+    *,
+    k: int | None = None,
+    filters: FilterSpec = None,
+    mode: str | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    rerank: bool = True,
+    mmr: float | None = None,
+) -> SearchOptions:
+    """One query's SearchOptions: the retrieval config, with this call's overrides (None keeps the config's)."""
+    return SearchOptions(
+        k=k or cfg.top_k,
+        mode=mode or cfg.mode,
+        filters=filters,
+        candidates=cfg.candidates,
+        rrf_k=cfg.rrf_k,
+        dense_weight=cfg.dense_weight,
+        keyword_weight=cfg.keyword_weight,
+        nprobe=nprobe or cfg.nprobe,
+        ef_search=ef_search or cfg.ef_search,
+        rerank=rerank,
+        rerank_depth=cfg.rerank_depth,
+        mmr_lambda=cfg.mmr_lambda if mmr is None else mmr,
+    )
+
+
+def answer_options(cfg: RagkitConfig, **overrides: Any) -> AnswerOptions:
+    """The generator config as AnswerOptions, min_relevance resolved for the KB's embedder.
+
+    None-valued overrides keep the config's value.
+    """
+    if overrides.get("min_relevance") is None and cfg.generator.min_relevance is None:
+        overrides["min_relevance"] = default_min_relevance(cfg.embedder.model)
+    return options_from_config(cfg.generator, **overrides)
+
+
+def ingest_settings(cfg: RagkitConfig, meta: dict[str, str] | None = None) -> IngestSettings:
+    """What one ingest run needs from the config, plus the run's own metadata."""
+    return IngestSettings(
+        max_tokens=cfg.chunking.max_tokens,
+        overlap=cfg.chunking.overlap,
+        max_file_bytes=int(cfg.ingest.max_file_mb * 1e6),
+        parser=cfg.ingest.parser,
+        json_field=cfg.ingest.json_text_field,
+        url_timeout_s=cfg.ingest.url_timeout_s,
+        batch_chunks=cfg.ingest.batch_chunks,
+        meta=tuple(sorted((meta or {}).items())),
+        parse_workers=cfg.ingest.parse_workers,
+    )
+
+
+def database_url(cfg: RagkitConfig, paths: KbPaths) -> str:
+    """The KB's database: config.database_url, or ragkit.db inside the KB folder."""
+    return cfg.database_url or f"sqlite:///{paths.database}"
+
+
+def generator_overrides(kb_root: Path, generator: str | None, model: str | None) -> dict[str, Any]:
+    """Config overrides for `ask --generator SPEC --model NAME`.
+
+    generator: "openai:URL" (an HTTP server), "llamacpp:PATH" (a .gguf run by llama.cpp), or a bundled name or
+    transformers folder. model: an adapter made by `ragkit finetune` (kb/models/NAME), run on the base it was
+    trained on unless --generator says otherwise; otherwise a model name (the HTTP server's, say).
+    """
+    overrides: dict[str, Any] = {}
+    if generator and generator.startswith("openai:"):
+        overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
+    elif generator and generator.startswith("llamacpp:"):
+        overrides |= {"generator.backend": "llamacpp", "generator.model": generator.removeprefix("llamacpp:")}
+    elif generator:
+        overrides |= {"generator.backend": "transformers", "generator.model": generator}
+    if model and overrides.get("generator.backend") != "openai" and is_adapter_name(kb_root, model):
+        overrides["generator.adapter"] = model
+        trained_on = None if generator else adapter_base_model(kb_root, model)
+        if trained_on:
+            overrides |= {"generator.backend": "transformers", "generator.model": trained_on}
+    elif model:
+        overrides["generator.model"] = model
+    return overrides
+
+
+# -- components ---------------------------------------------------------------------------------------
+
+
+def embedder_from(cfg: RagkitConfig, manifest: dict[str, Any], root: Path) -> Embedder:
+    """Load the configured embedder and check it against the one the KB was built with."""
+    from ragkit.embedding import SentenceTransformerEmbedder
+
+    ecfg = cfg.embedder
+    emb = SentenceTransformerEmbedder(ecfg.model, device=ecfg.device, batch_size=ecfg.batch_size)
+    want = manifest.get("embedder", {})
+    if want and (want.get("dim") != emb.dim or want.get("name") != emb.name):
+        raise KnowledgeBaseError(
+            f"{root} was built with embedder {want.get('name')!r} ({want.get('dim')}-d) but "
+            f"{emb.name!r} ({emb.dim}-d) was requested; use the KB's embedder or ingest into a new --kb"
+        )
+    if cfg.chunking.max_tokens > emb.max_tokens:
+        raise ConfigError(
+            f"chunking.max_tokens ({cfg.chunking.max_tokens}) exceeds the embedder's window "
+            f"({emb.max_tokens} tokens); text past it would never be embedded. Lower it."
+        )
+    return emb
+
+
+def adapter_dir(cfg: RagkitConfig, root: Path) -> str | None:
+    """generator.adapter as a folder: a name made by `ragkit finetune` (kb/models/NAME) or a path."""
+    if not cfg.generator.adapter:
+        return None
+    return str(resolve_adapter(root, cfg.generator.adapter, cfg.generator.model))
+
+
+def generator_from(cfg: RagkitConfig, root: Path) -> Generator:
+    """Load the configured generator (with its adapter, if any)."""
+    from ragkit.generation import build_generator
+
+    g = cfg.generator
+    return build_generator(
+        g.backend,
+        g.model,
+        url=g.url,
+        device=g.device,
+        context_window=g.context_window,
+        threads=g.threads,
+        api_key_env=g.api_key_env,
+        timeout_s=g.timeout_s,
+        adapter=adapter_dir(cfg, root),
+    )
+
+
+def check_generator(cfg: RagkitConfig, root: Path) -> None:
+    """Raise what loading the generator would raise for a missing local model or adapter, without loading it."""
+    if cfg.generator.backend in ("transformers", "llamacpp"):
+        from ragkit.assets import resolve_generator
+
+        resolve_generator(cfg.generator.model)
+    adapter_dir(cfg, root)
+
+
+def reranker_from(cfg: RagkitConfig) -> Reranker | None:
+    """The configured cross-encoder (retrieval.reranker); None when none is configured."""
+    if not cfg.retrieval.reranker:
+        return None
+    from ragkit.indexes.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(cfg.retrieval.reranker, device=cfg.embedder.device)
+
+
+class Lazy(Generic[T]):
+    """A component loaded on first use. Threads sharing one KB (eval --workers, a server) must not load a
+    model twice at once: transformers' lazy init then hands one thread a half-built (meta) model; so all
+    the components of a KB share one lock."""
+
+    def __init__(self, load: Callable[[], T], lock: threading.RLock) -> None:
+        self._load = load
+        self._lock = lock
+        self._value: T | None = None
+        self._loaded = False
+
+    def get(self) -> T:
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._value = self._load()
+                    self._loaded = True
+        return self._value  # type: ignore[return-value]
+
+    def set(self, value: T) -> None:
+        """Use this component instead of loading one (a model already in memory, a test's fake)."""
+        with self._lock:
+            self._value, self._loaded = value, True
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded

@@ -1,0 +1,291 @@
+"""The store: SQL (the truth), the FAISS index (derived) and the keyword index, kept in step in one place.
+
+Every write goes to SQL first, in one transaction per document, and then to FAISS; FAISS is saved now and
+then and repaired from SQL whenever they disagree (on open, by `check`), so a crash at any point leaves a
+store that reopens consistent. Nothing outside this module adds to or removes from FAISS. The keyword index
+follows SQL by itself (database triggers), so only `check` needs to look at it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ragkit.errors import KnowledgeBaseError, RagkitError
+from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
+from ragkit.indexes.filters import FilterSpec, compile_filters
+from ragkit.indexes.keyword import keyword_index
+from ragkit.indexes.retriever import Retriever, SearchOptions
+from ragkit.indexes.sql_store import DocState, SqlStore
+from ragkit.kbdir import KbPaths
+from ragkit.protocols import Embedder, KeywordIndex, Reranker
+from ragkit.types import CheckReport, Chunk, ChunkSpan, Document, Hit, ReindexReport
+
+# IVF training sample: k-means needs ~40-256 points per list (FAISS subsamples to 256 per centroid itself);
+# 100k covers nlist up to ~400 at full strength and keeps training under a minute on two cores.
+IVF_TRAIN_SAMPLE = 100_000
+
+
+class Store:
+    """SQL + FAISS + keyword search for one knowledge base.
+
+    manifest: the KB's manifest dict; the store keeps its "index" entry (spec asked, spec built) true.
+    embedder / reranker: loaders called on first use, so a store opens without loading a model.
+    """
+
+    def __init__(
+        self,
+        sql: SqlStore,
+        paths: KbPaths,
+        *,
+        index_spec: str,
+        device: str,
+        manifest: dict[str, Any],
+        embedder: Callable[[], Embedder],
+        reranker: Callable[[], Reranker | None],
+    ) -> None:
+        self.sql = sql
+        self.paths = paths
+        self.index_spec = index_spec
+        self._device = device
+        self.manifest = manifest
+        self._embedder = embedder
+        self._reranker = reranker
+        self._index: FaissIndex | None = None
+        self._index_lock = threading.Lock()
+        self._keyword: KeywordIndex | None = None
+        self._keyword_error: RagkitError | None = None
+        try:  # created eagerly: its triggers must exist before any chunk is written
+            self._keyword = keyword_index(sql.engine)
+        except RagkitError as exc:  # no FTS5 in this SQLite, or another database: only keyword search fails
+            self._keyword_error = exc
+
+    # -- what SQL holds (the truth) -----------------------------------------------------------------
+
+    @property
+    def engine(self) -> Any:
+        """The SQLAlchemy engine (for the store's own tests and the indexes; workflows use the methods)."""
+        return self.sql.engine
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self.sql.url
+
+    @property
+    def backend(self) -> str:
+        return self.sql.backend
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["embedder"]["dim"])
+
+    def chunk_ids(self) -> np.ndarray:
+        """(n,) int64: every stored chunk id, ascending."""
+        return self.sql.chunk_ids()
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        """The stored chunks with these ids (missing ids are left out)."""
+        return self.sql.chunks(ids)
+
+    def vectors(self, ids: Sequence[int], dim: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, (n, dim) float32 vectors) in batches, as stored in SQL."""
+        return self.sql.vectors(ids, dim or self.dim)
+
+    def counts(self) -> dict[str, int]:
+        """documents, chunks and failed_documents."""
+        return self.sql.counts()
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(uri, reason) of each document whose last ingest failed."""
+        return self.sql.failures()
+
+    def document_states(self) -> dict[str, DocState]:
+        """What is known of each stored document, by uri: enough to skip unchanged ones."""
+        return self.sql.document_states()
+
+    def count(self, filters: FilterSpec) -> int:
+        """Chunks passing the filters (ragkit/indexes/filters.py grammar)."""
+        ids = compile_filters(filters)
+        with Session(self.sql.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+    # -- the derived indexes --------------------------------------------------------------------------
+
+    @property
+    def index(self) -> FaissIndex:
+        """The FAISS index, loaded (or created) and synced with SQL on first use."""
+        if self._index is None:
+            with self._index_lock:
+                if self._index is None:
+                    self._index = self._open_index()
+        return self._index
+
+    def _open_index(self) -> FaissIndex:
+        if self.paths.index.exists():
+            index = FaissIndex.load(self.paths.index, device=self._device)
+        else:
+            spec = resolve_spec(self.index_spec, len(self.sql.chunk_ids()))
+            index = FaissIndex.create(self.dim, spec, device=self._device)
+            self.manifest["index"] = {"spec": self.index_spec, "resolved": spec}
+        self.sync(index)
+        return index
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        """The keyword index; raises why there is none (no FTS5 in this SQLite)."""
+        if self._keyword is None:
+            assert self._keyword_error is not None
+            raise self._keyword_error
+        return self._keyword
+
+    def sync(self, index: FaissIndex | None = None) -> int:
+        """Make FAISS agree with SQL (the truth) without re-embedding. Returns the number of ids fixed."""
+        index = index if index is not None else self.index
+        sql_ids = self.sql.chunk_ids()
+        faiss_ids = index.ids()
+        extra = np.setdiff1d(faiss_ids, sql_ids)
+        missing = np.setdiff1d(sql_ids, faiss_ids)
+        index.remove(extra)
+        for ids, vectors in self.sql.vectors(missing, index.dim):
+            index.add(ids, vectors)
+        return int(len(extra) + len(missing))
+
+    def save(self) -> None:
+        """Write the FAISS index atomically (it is repaired from SQL on open, so this bounds rework only)."""
+        if self._index is not None:
+            self._index.save(self.paths.index)
+
+    # -- writes: SQL first, then FAISS ----------------------------------------------------------------
+
+    def cached_vectors(self, text_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of chunks with these text hashes: unchanged text is never embedded twice."""
+        return self.sql.cached_vectors(text_hashes, self.dim)
+
+    def write_document(self, doc: Document, spans: Sequence[ChunkSpan], vectors: np.ndarray) -> list[int]:
+        """Store a document, its chunks and their (len(spans), dim) vectors, replacing an earlier version.
+
+        Returns the new chunk ids.
+        """
+        index = self.index  # loaded (and synced) before the SQL write, or the sync would add the new ids twice
+        removed, new_ids = self.sql.replace_document(doc, spans, vectors)
+        index.remove(np.asarray(removed, dtype=np.int64))
+        index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        return new_ids
+
+    def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> None:
+        """Record that a document could not be ingested; its earlier chunks (if any) are removed."""
+        index = self.index
+        removed = self.sql.record_failure(uri, content_hash, reason, size, mtime)
+        index.remove(np.asarray(removed, dtype=np.int64))
+
+    def touch(self, uri: str, size: int, mtime: float) -> None:
+        """Record a new size/mtime for a document whose bytes did not change."""
+        self.sql.touch(uri, size, mtime)
+
+    def delete_documents(self, uris: Sequence[str]) -> int:
+        """Delete documents and their chunks everywhere. Returns how many chunks went."""
+        index = self.index
+        removed = self.sql.delete_documents(uris)
+        index.remove(np.asarray(removed, dtype=np.int64))
+        return len(removed)
+
+    # -- rebuild, upgrade, check ----------------------------------------------------------------------
+
+    def rebuild(self, spec: str) -> ReindexReport:
+        """Build a new FAISS index of type `spec` from the vectors in SQL (no re-embedding), and save it."""
+        t0 = time.perf_counter()
+        ids = self.sql.chunk_ids()
+        resolved = resolve_spec(spec, len(ids))
+        index = FaissIndex.create(self.dim, resolved, device=self._device)
+        trained_on = 0
+        if not index.is_trained and len(ids) >= index.train_size():
+            # train on a uniform sample of the whole corpus, not on whichever files came first
+            n_train = min(len(ids), max(index.train_size(), IVF_TRAIN_SAMPLE))
+            sample = np.random.default_rng(0).choice(ids, n_train, replace=False)
+            index.train(np.concatenate([v for _, v in self.sql.vectors(sample, self.dim)]))
+            trained_on = n_train
+        for batch_ids, vectors in self.sql.vectors(ids, self.dim):
+            index.add(batch_ids, vectors)
+        index.save(self.paths.index)
+        self._index = index
+        self.index_spec = spec
+        self.manifest["index"] = {"spec": spec, "resolved": resolved}
+        return ReindexReport(
+            spec=spec,
+            resolved=resolved,
+            index=index.description,
+            vectors=len(index),
+            trained_on=trained_on,
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+
+    def maybe_upgrade(self) -> ReindexReport | None:
+        """With index spec "auto", rebuild once the corpus crosses into the next size class (Flat -> IVF)."""
+        if self.index_spec.strip().lower() != "auto":
+            return None
+        want = resolve_spec("auto", len(self.index))
+        if want != self.manifest.get("index", {}).get("resolved", "Flat"):
+            return self.rebuild("auto")
+        return None
+
+    def check(self, repair: bool = True) -> CheckReport:
+        """Compare the saved FAISS index and the keyword index with SQL; repair them when asked."""
+        sql_ids = self.sql.chunk_ids()
+        if self.paths.index.exists():
+            on_disk = FaissIndex.load(self.paths.index, device="cpu")
+        else:
+            on_disk = FaissIndex.create(self.dim, resolve_spec(self.index_spec, len(sql_ids)), device="cpu")
+        faiss_ids = on_disk.ids()
+        waiting = 0
+        if not on_disk.is_trained:  # an untrained IVF/PQ index keeps vectors in SQL until there are enough to train
+            waiting = int(len(np.setdiff1d(sql_ids, faiss_ids)))
+            faiss_ids = np.concatenate([faiss_ids, np.setdiff1d(sql_ids, faiss_ids)])
+        unique_ids = np.unique(faiss_ids)
+        missing = int(len(np.setdiff1d(sql_ids, unique_ids)))
+        extra = int(len(np.setdiff1d(unique_ids, sql_ids)))
+        duplicates = int(len(faiss_ids) - len(unique_ids))
+        keyword_ok = self._keyword is None or self._keyword.check()
+        consistent = missing == extra == duplicates == 0 and keyword_ok
+        repaired = False
+        if not consistent and repair:
+            if duplicates:
+                self.rebuild(self.index_spec)
+            else:
+                self.sync(on_disk)
+                on_disk.save(self.paths.index)
+                self._index = on_disk
+            if self._keyword is not None and not keyword_ok:
+                self._keyword.rebuild()
+            repaired = True
+        return CheckReport(
+            waiting_for_training=waiting,
+            sql_chunks=int(len(sql_ids)),
+            faiss_vectors=int(len(faiss_ids) - waiting),
+            missing_from_faiss=missing,
+            extra_in_faiss=extra,
+            duplicate_ids=duplicates,
+            keyword_index_ok=keyword_ok,
+            index=on_disk.description,
+            repaired=repaired,
+            ok=consistent or repaired,
+        )
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def search_batch(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
+        """Hits for each query: (nq,) queries -> nq ranked lists of at most options.k hits."""
+        if len(self.index) == 0:
+            root = self.paths.root
+            raise KnowledgeBaseError(f"{root} holds no chunks yet; run: ragkit ingest PATH --kb {root}")
+        retriever = Retriever(self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker)
+        return retriever.search_batch(list(queries), options)
+
+    def close(self) -> None:
+        self.sql.engine.dispose()
