@@ -23,7 +23,7 @@ from ragkit.errors import (
     RagkitError,
     SourceError,
 )
-from ragkit.types import Answer, Chunk, Citation, Hit, IngestReport
+from ragkit.types import Answer, CheckReport, Chunk, Citation, Hit, IngestReport, ReindexReport
 
 if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase
@@ -47,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Answer",
+    "CheckReport",
     "Chunk",
     "Citation",
     "ConfigError",
@@ -58,6 +59,7 @@ __all__ = [
     "ModelError",
     "ParseError",
     "RagkitError",
+    "ReindexReport",
     "SourceError",
     "open",
 ]

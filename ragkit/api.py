@@ -11,21 +11,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragkit import build
+from ragkit import build, kbdir
 from ragkit._version import __version__
 from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
 from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
+from ragkit.indexes.engine import check_same_database, make_engine
 from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
 from ragkit.indexes.filters import FilterSpec
-from ragkit.indexes.sql_store import SqlStore, check_same_database, make_engine
+from ragkit.indexes.sql_store import SqlStore
 from ragkit.ingest import ProgressFn, run_ingest
-from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock, list_adapters, read_manifest, write_manifest
+from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock
 from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
 from ragkit.safety import SUSPECTED_INJECTION
 from ragkit.store import Store
@@ -134,14 +134,7 @@ class KnowledgeBase:
 
     def delete(self, targets: Sequence[str | Path]) -> int:
         """Delete documents by path (a file, or every document under a folder) or uri glob. Returns how many."""
-        uris = list(self.store.document_states())
-        chosen: list[str] = []
-        for target in targets:
-            resolved = str(Path(target).expanduser().resolve())
-            chosen += [
-                u for u in uris if u == resolved or u.startswith(resolved.rstrip("/") + "/") or fnmatch(u, str(target))
-            ]
-        chosen = list(dict.fromkeys(chosen))
+        chosen = self.store.match_documents(targets)
         if not chosen:
             return 0
         with WriterLock(self.paths):
@@ -185,7 +178,7 @@ class KnowledgeBase:
 
     def _write_manifest(self) -> None:
         self.manifest = {**self.manifest, "counts": self.store.counts(), "ragkit_version": __version__}
-        write_manifest(self.paths, self.manifest)
+        kbdir.write_manifest(self.paths, self.manifest)
 
     # -- read -------------------------------------------------------------------------------------
 
@@ -360,7 +353,7 @@ class KnowledgeBase:
 
     def adapters(self) -> list[AdapterInfo]:
         """The fine-tuned adapters in kb/models/, oldest first."""
-        return list_adapters(self.root)
+        return kbdir.list_adapters(self.root)
 
     def with_adapter(self, name: str | None) -> KnowledgeBase:
         """The same KB answering with a fine-tuned adapter (a name under kb/models/ or a folder; None = the base
@@ -389,7 +382,7 @@ def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] 
     root = Path(path).expanduser().resolve()
     paths = KbPaths(root)
     if paths.exists():
-        manifest = read_manifest(paths)
+        manifest = kbdir.read_manifest(paths)
         config = load_config(paths.config, overrides)
         check_same_database(root, load_config(paths.config).database_url, config.database_url)
         return KnowledgeBase(root, config, manifest)
@@ -402,12 +395,6 @@ def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] 
     kb = KnowledgeBase(root, config, {})
     emb = kb.embedder  # loads the model once, so the manifest records the real dimension
     atomic_write(paths.config, dump_config(config))
-    kb.manifest = {
-        "embedder": {"name": emb.name, "dim": emb.dim, "max_tokens": emb.max_tokens},
-        "index": {"spec": config.index.spec},
-        "chunking": config.chunking.model_dump(),
-        "counts": {"documents": 0, "chunks": 0, "failed_documents": 0},
-        "ragkit_version": __version__,
-    }
-    write_manifest(paths, kb.manifest)
+    kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
+    kbdir.write_manifest(paths, kb.manifest)
     return kb

@@ -67,6 +67,17 @@ def read_manifest(paths: KbPaths) -> dict[str, Any]:
     return data
 
 
+def new_manifest(embedder: Any, index_spec: str, chunking: dict[str, Any], version: str) -> dict[str, Any]:
+    """The manifest of a new, empty KB: the embedder it is built with (name, dim, max_tokens) and its settings."""
+    return {
+        "embedder": {"name": embedder.name, "dim": embedder.dim, "max_tokens": embedder.max_tokens},
+        "index": {"spec": index_spec},
+        "chunking": chunking,
+        "counts": {"documents": 0, "chunks": 0, "failed_documents": 0},
+        "ragkit_version": version,
+    }
+
+
 def write_manifest(paths: KbPaths, data: dict[str, Any]) -> None:
     """Write manifest.json atomically."""
     atomic_write(paths.manifest, json.dumps({"format_version": FORMAT_VERSION, **data}, indent=2, sort_keys=True))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,6 +111,16 @@ class Store:
     def document_states(self) -> dict[str, DocState]:
         """What is known of each stored document, by uri: enough to skip unchanged ones."""
         return self.sql.document_states()
+
+    def match_documents(self, targets: Sequence[str | Path]) -> list[str]:
+        """Stored document uris that targets name: a file, every document under a folder, or a uri glob."""
+        uris = list(self.sql.document_states())
+        chosen: list[str] = []
+        for target in targets:
+            resolved = str(Path(target).expanduser().resolve())
+            under = resolved.rstrip("/") + "/"
+            chosen += [u for u in uris if u == resolved or u.startswith(under) or fnmatch(u, str(target))]
+        return list(dict.fromkeys(chosen))
 
     def count(self, filters: FilterSpec) -> int:
         """Chunks passing the filters (ragkit/indexes/filters.py grammar)."""
