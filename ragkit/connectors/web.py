@@ -49,7 +49,7 @@ class WebConnector:
 
     def fetch(self) -> bytes:
         """GET the URL; raises ParseError for HTTP errors, timeouts, oversized or non-document responses."""
-        from ragkit import __version__
+        from ragkit._version import __version__
 
         req = urllib.request.Request(
             self.url,
