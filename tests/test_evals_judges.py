@@ -4,7 +4,6 @@ and `ragkit eval judge-accuracy` on real held-out HaluEval-QA pairs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 from ragkit.cli.app import app
 from ragkit.errors import ConfigError, ModelError
 from ragkit.evals import judges as J
-from ragkit.generation import Generation
+from ragkit.testing import ScriptedGenerator
 
 CONTEXT = (
     "Production API keys must be rotated every 90 days. Staging keys are rotated every 180 days.The on-call "
@@ -89,7 +88,9 @@ def test_judge_accuracy_cli_for_the_lexical_judge() -> None:
     out = json.loads(res.output)
     r = out["judges"]["lexical"]
     assert out["pairs"] == 40 and r["n"] == 40
-    assert 0.0 <= r["balanced_accuracy"] <= 1.0 and r["threshold"] == 0.5
+    # the lexical judge is deterministic: on these 40 pairs it flags 9 claims, 6 of them rightly (20 unsupported)
+    assert r["balanced_accuracy"] == pytest.approx(0.575) and r["threshold"] == 0.5
+    assert r["precision"] == pytest.approx(6 / 9) and r["recall"] == pytest.approx(6 / 20)
 
 
 def test_unknown_or_missing_judges_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +104,7 @@ def test_unknown_or_missing_judges_say_what_to_do(tmp_path: Path, monkeypatch: p
 
 
 @pytest.mark.slow
-def test_cross_encoder_judge_loads_a_local_model(tmp_path: Path) -> None:
+def test_load_smoke_cross_encoder_judge_from_a_local_model(tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
 
     from ragkit.assets import resolve_embedder
@@ -117,34 +118,16 @@ def test_cross_encoder_judge_loads_a_local_model(tmp_path: Path) -> None:
     assert len(probs) == 2 and all(0.0 <= p <= 1.0 for p in probs)
 
 
-class _ScriptedGenerator:
-    """Replies from a function of the prompt: tests the LLM judge's prompt and reply parsing only."""
-
-    name = "scripted"
-    context_window = 2048
-
-    def __init__(self, reply: Callable[[str], str]) -> None:
-        self.reply = reply
-        self.prompts: list[str] = []
-
-    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        return 0
-
-    def generate(self, messages, max_new_tokens, temperature=0.0, stop=None):  # type: ignore[no-untyped-def]
-        self.prompts.append(messages[-1]["content"])
-        return Generation(self.reply(messages[-1]["content"]), 0, 1, 0.0)
-
-
 def test_llm_judge_reads_yes_no_and_anything_else() -> None:
     replies = iter([" Yes.", "no", "Maybe"])
-    gen = _ScriptedGenerator(lambda prompt: next(replies))
+    gen = ScriptedGenerator(lambda prompt: next(replies))
     judge = J.LLMJudge(gen)
     assert judge.support(["a", "b", "c"], ["ctx one", "ctx two", "ctx three"]) == [1.0, 0.0, 0.5]
     assert "Claim: a" in gen.prompts[0] and "ctx one" in gen.prompts[0]
 
 
 @pytest.mark.slow
-def test_train_judge_a_few_steps_then_load_it(tmp_path: Path) -> None:
+def test_load_smoke_train_judge_a_few_steps_then_load_it(tmp_path: Path) -> None:
     from ragkit.evals.train_judge import train_judge, training_pairs
 
     pairs = training_pairs(extra_items=8)

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ragkit.cli.common import DbOpt, JsonOpt, KbOpt, err, out, progress_bar, user_errors
+from ragkit.cli.common import DbOpt, JsonOpt, KbOpt, db_override, err, out, progress_bar, user_errors
 
 EXIT_REGRESSION = 4
+PROGRESS_QUESTION_CHARS = 60  # of the current question, shown beside the progress bar
 
 
 class _RunByDefault(TyperGroup):
@@ -98,18 +99,28 @@ def run(
     An interrupted run (Ctrl-C, a kill) is continued by running the same command again.
     """
     import ragkit
-    from ragkit.evals.runner import EvalOptions, run_eval
 
-    over = {"database_url": db} if db else {}
-    with user_errors(), ragkit.open(kb, create=False, **over) as base, progress_bar("Evaluating", as_json) as bar:
+    with (
+        user_errors(),
+        ragkit.open(kb, create=False, **db_override(db)) as base,
+        progress_bar("Evaluating", as_json) as bar,
+    ):
         task = bar.add_task("", total=None)
 
         def on_sample(done: int, total: int, question: str) -> None:
-            bar.update(task, completed=done, total=total, description=question[:60])
+            bar.update(task, completed=done, total=total, description=question[:PROGRESS_QUESTION_CHARS])
 
-        opts = EvalOptions(k=k, max_new_tokens=max_tokens, generate=not retrieval_only, judge=judge)
-        result = run_eval(
-            base, dataset, name=name, limit=limit, workers=workers, options=opts, progress=on_sample, resume=not fresh
+        result = base.evaluate(
+            dataset,
+            name=name,
+            limit=limit,
+            workers=workers,
+            judge=judge,
+            progress=on_sample,
+            resume=not fresh,
+            k=k,
+            max_new_tokens=max_tokens,
+            generate=not retrieval_only,
         )
     if as_json:
         _dump(

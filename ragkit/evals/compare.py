@@ -7,16 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragkit.errors import ConfigError
-from ragkit.evals.report import sample_score
-from ragkit.evals.runner import load_run
+from ragkit.evals.metrics import higher_is_better
+from ragkit.evals.rundir import load_run
+from ragkit.evals.scoring import sample_score
 
-# metrics where a smaller value is better; every other metric is better when higher
-_LOWER_IS_BETTER = ("latency/", "unsupported", "false_rate", "samples/errors", "tokens/in", "tokens/out")
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: latencies, unsupported claims, false abstentions and errors go down."""
-    return not any(m in metric for m in _LOWER_IS_BETTER)
+__all__ = ["Comparison", "MetricDelta", "compare_runs", "higher_is_better"]
 
 
 @dataclass(frozen=True, slots=True)

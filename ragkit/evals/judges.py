@@ -10,36 +10,68 @@ measured on held-out pairs (`judge_accuracy`), see docs/benchmarks.md "Judges".
 
 from __future__ import annotations
 
-import math
-import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ragkit.citations import support as lexical_support
 from ragkit.errors import ConfigError, ModelError
-from ragkit.evals.datasets import halueval_records
+from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs, judge_accuracy
 from ragkit.evals.metrics import binary_scores
+from ragkit.protocols import Judge
 from ragkit.textutil import NUMBER, content_words, split_sentences
 
 if TYPE_CHECKING:
-    from ragkit.embedding import Embedder
-    from ragkit.generation import Generator
+    from ragkit.protocols import Embedder, Generator
+
+__all__ = [  # the labelled-pair helpers live in judge_data.py and the protocol in protocols.py; old imports work
+    "DEFAULT_BIAS",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WEIGHTS",
+    "FEATURES",
+    "JUDGES",
+    "NUMBER_CAP",
+    "CrossEncoderJudge",
+    "EmbeddingLexicalJudge",
+    "Identifies",
+    "Judge",
+    "LabelledPair",
+    "LexicalJudge",
+    "LLMJudge",
+    "as_claim",
+    "best_threshold",
+    "context_sentences",
+    "fit_logistic",
+    "halueval_judge_pairs",
+    "judge_accuracy",
+    "judge_identity",
+    "make_judge",
+    "missing_words",
+    "name_coverage",
+    "trained_judge_dir",
+    "verdicts",
+]
 
 
-class Judge(Protocol):
-    """Scores (claim, context) pairs: support probability in [0, 1]; supported when >= threshold."""
+@runtime_checkable
+class Identifies(Protocol):
+    """A judge with more to record than its name and threshold (weights, a model's path)."""
 
-    name: str
-    threshold: float
-
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and (n,) contexts -> n support probabilities."""
+    def identity(self) -> dict[str, Any]:
+        """name, threshold and whatever else tells two versions of this judge apart (JSON-ready)."""
         ...
+
+
+def judge_identity(judge: Judge) -> dict[str, Any]:
+    """What a run's config.json records of its judge: `identity()` where the judge has one, else its name and
+    threshold."""
+    if isinstance(judge, Identifies):
+        return judge.identity()
+    return {"name": judge.name, "threshold": judge.threshold}
 
 
 def verdicts(judge: Judge, claims: Sequence[str], contexts: Sequence[str]) -> list[tuple[float, bool]]:
@@ -125,6 +157,10 @@ class EmbeddingLexicalJudge:
                 missing_words(claim, ctx),
             )
         return out
+
+    def identity(self) -> dict[str, Any]:
+        """What a run records of this judge: its name, threshold and calibrated weights."""
+        return {"name": self.name, "threshold": self.threshold, "weights": self.weights, "bias": self.bias}
 
     def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
         """(n,) claims and contexts -> n support probabilities."""
@@ -291,61 +327,3 @@ def make_judge(
             generator = TransformersGenerator(model or "SmolLM2-135M-Instruct")
         return LLMJudge(generator)
     raise ConfigError(f"unknown judge {spec!r}; use one of: {', '.join(JUDGES)}")
-
-
-# --- labelled pairs and judge accuracy ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledPair:
-    claim: str
-    context: str
-    unsupported: bool
-
-
-def as_claim(question: str, answer: str) -> str:
-    """A question and an answer as one declarative-style claim: "Q? A." (both labels get the same form)."""
-    return f"{question.strip().rstrip('?')}? {answer.strip().rstrip('.')}."
-
-
-def halueval_judge_pairs(split: str = "heldout", *, max_extra_words: int = 2, seed: int = 0) -> list[LabelledPair]:
-    """Labelled HaluEval-QA pairs for judge calibration ("calibration", 60%) or measurement ("heldout", 40%).
-
-    HaluEval's hallucinated answers are whole sentences while right answers are short spans, so a judge
-    could score length. Only items whose hallucinated answer is at most `max_extra_words` longer than the
-    right one are used (982 of 10,000 at 2), and both answers become "Q? A." claims against the item's
-    knowledge: one supported, one unsupported, per item.
-    """
-    if split not in ("calibration", "heldout"):
-        raise ConfigError("split must be 'calibration' or 'heldout'")
-    recs = [
-        r
-        for r in halueval_records()
-        if len(r["hallucinated_answer"].split()) <= len(r["right_answer"].split()) + max_extra_words
-    ]
-    random.Random(seed).shuffle(recs)
-    cut = int(len(recs) * 0.6)
-    part = recs[:cut] if split == "calibration" else recs[cut:]
-    pairs: list[LabelledPair] = []
-    for r in part:
-        pairs.append(LabelledPair(as_claim(r["question"], r["right_answer"]), r["knowledge"], False))
-        pairs.append(LabelledPair(as_claim(r["question"], r["hallucinated_answer"]), r["knowledge"], True))
-    return pairs
-
-
-def judge_accuracy(judge: Judge, pairs: Sequence[LabelledPair], batch: int = 64) -> dict[str, float]:
-    """Balanced accuracy, precision, recall and F1 for "unsupported" of the judge on labelled pairs."""
-    probs: list[float] = []
-    for i in range(0, len(pairs), batch):
-        part = pairs[i : i + batch]
-        probs.extend(judge.support([p.claim for p in part], [p.context for p in part]))
-    truth = [p.unsupported for p in pairs]
-    scores = binary_scores(truth, [p < judge.threshold for p in probs])
-    scores["threshold"] = judge.threshold
-    scores["mean_support_supported"] = _mean([p for p, t in zip(probs, truth, strict=True) if not t])
-    scores["mean_support_unsupported"] = _mean([p for p, t in zip(probs, truth, strict=True) if t])
-    return scores
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else math.nan

@@ -1,4 +1,5 @@
-"""Pure metric functions: retrieval, answers, claims, abstention, cost. No models here.
+"""Pure metric functions: retrieval, answers, claims, abstention, cost. No models here. And METRICS, the table
+of a run's metrics (key, label, direction) that the report and `eval compare` read.
 
 Every function takes plain values and returns floats, so each is checked against hand-computed numbers.
 A rate with an empty denominator is nan (not 0): "no unanswerable questions" is not "never abstained".
@@ -12,8 +13,73 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+# --- the metrics a run reports ------------------------------------------------------------------------
+
+
+class Metric(NamedTuple):
+    """A run metric's key in metrics.json, its label in tables, and which way is better."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+
+
+# Every key `scoring.compute_metrics` writes, in its order. The report's tables and `eval compare`'s deltas
+# both read labels and directions here. Lower is better for latencies, token counts, unsupported claims,
+# false abstentions and errors.
+METRICS: tuple[Metric, ...] = (
+    Metric("samples/total", "samples", True),
+    Metric("samples/errors", "errors", False),
+    Metric("samples/answerable", "answerable samples", True),
+    Metric("retrieval/recall@1", "recall@1", True),
+    Metric("retrieval/recall@3", "recall@3", True),
+    Metric("retrieval/recall@5", "recall@5", True),
+    Metric("retrieval/recall@10", "recall@10", True),
+    Metric("retrieval/mrr", "MRR", True),
+    Metric("retrieval/ndcg@10", "nDCG@10", True),
+    Metric("answer/exact_match", "exact match", True),
+    Metric("answer/f1", "token F1", True),
+    Metric("answer/contains", "answer contains gold", True),
+    Metric("claims/supported_rate", "supported claims", True),
+    Metric("claims/unsupported_rate", "unsupported claims", False),
+    Metric("claims/per_answer", "claims per answer", True),
+    Metric("citations/precision", "citation precision", True),
+    Metric("citations/recall", "citation recall", True),
+    Metric("abstention/rate_unanswerable", "abstains when unanswerable", True),
+    Metric("abstention/false_rate_answerable", "abstains when answerable", False),
+    Metric("abstention/relevance_auroc", "relevance AUROC", True),
+    Metric("abstention/suggested_min_relevance", "suggested min_relevance", True),
+    Metric("latency/retrieve_p50_s", "retrieve p50 (s)", False),
+    Metric("latency/retrieve_p95_s", "retrieve p95 (s)", False),
+    Metric("latency/generate_p50_s", "generate p50 (s)", False),
+    Metric("latency/generate_p95_s", "generate p95 (s)", False),
+    Metric("latency/judge_p50_s", "judge p50 (s)", False),
+    Metric("latency/judge_p95_s", "judge p95 (s)", False),
+    Metric("latency/total_p50_s", "total p50 (s)", False),
+    Metric("latency/total_p95_s", "total p95 (s)", False),
+    Metric("tokens/in_mean", "prompt tokens (mean)", False),
+    Metric("tokens/out_mean", "answer tokens (mean)", False),
+    Metric("tokens/per_s", "tokens/s", True),
+)
+METRIC = {m.key: m for m in METRICS}
+
+
+def higher_is_better(key: str) -> bool:
+    """Direction of a run metric (METRICS); a key not in the table counts as higher-is-better."""
+    m = METRIC.get(key)
+    return True if m is None else m.higher_is_better
+
+
+def fmt(value: float | None) -> str:
+    """A metric for a table: 3 decimals, '-' when there is nothing to report."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+
 
 # --- retrieval ----------------------------------------------------------------------------------------
 # A ranked list is given as, per hit, the set of gold keys it matches (empty = not relevant), plus the

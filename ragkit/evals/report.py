@@ -1,43 +1,55 @@
-"""report.md and a self-contained report.html (inline SVG plots, no scripts, no external files) for a run."""
+"""report.md and a self-contained report.html (inline SVG plots, no scripts, no external files) for a run.
+
+The report is built once as data (`build_report`: header facts, tables, plots, worst examples, errors) and
+rendered twice, as markdown and as HTML, so the two files always show the same numbers.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragkit.evals.runner import compute_metrics, read_samples
+from ragkit.evals.metrics import METRIC, fmt
+from ragkit.evals.rundir import read_samples
+from ragkit.evals.scoring import compute_metrics, sample_score
+from ragkit.evals.svg import bars_svg, histogram_svg
+from ragkit.fsutil import atomic_write
 
 N_WORST = 5
+CONTEXT_PREVIEW_CHARS = 300  # of each context in report.md (report.html shows it whole, folded)
 
-# (metric key, label, higher is better); the summary and per-category tables show these
-SUMMARY = (
-    ("retrieval/recall@1", "recall@1", True),
-    ("retrieval/recall@5", "recall@5", True),
-    ("retrieval/mrr", "MRR", True),
-    ("retrieval/ndcg@10", "nDCG@10", True),
-    ("answer/exact_match", "exact match", True),
-    ("answer/f1", "token F1", True),
-    ("answer/contains", "answer contains gold", True),
-    ("claims/supported_rate", "supported claims", True),
-    ("claims/unsupported_rate", "unsupported claims", False),
-    ("citations/precision", "citation precision", True),
-    ("citations/recall", "citation recall", True),
-    ("abstention/rate_unanswerable", "abstains when unanswerable", True),
-    ("abstention/false_rate_answerable", "abstains when answerable", False),
-    ("abstention/relevance_auroc", "relevance AUROC", True),
-    ("latency/retrieve_p50_s", "retrieve p50 (s)", False),
-    ("latency/generate_p50_s", "generate p50 (s)", False),
-    ("latency/generate_p95_s", "generate p95 (s)", False),
-    ("latency/judge_p50_s", "judge p50 (s)", False),
-    ("latency/total_p50_s", "total p50 (s)", False),
-    ("latency/total_p95_s", "total p95 (s)", False),
-    ("tokens/in_mean", "prompt tokens (mean)", False),
-    ("tokens/out_mean", "answer tokens (mean)", False),
-    ("tokens/per_s", "tokens/s", True),
+# The summary table's metrics, in its order (labels and directions: metrics.METRICS)
+SUMMARY = tuple(
+    METRIC[k]
+    for k in (
+        "retrieval/recall@1",
+        "retrieval/recall@5",
+        "retrieval/mrr",
+        "retrieval/ndcg@10",
+        "answer/exact_match",
+        "answer/f1",
+        "answer/contains",
+        "claims/supported_rate",
+        "claims/unsupported_rate",
+        "citations/precision",
+        "citations/recall",
+        "abstention/rate_unanswerable",
+        "abstention/false_rate_answerable",
+        "abstention/relevance_auroc",
+        "latency/retrieve_p50_s",
+        "latency/generate_p50_s",
+        "latency/generate_p95_s",
+        "latency/judge_p50_s",
+        "latency/total_p50_s",
+        "latency/total_p95_s",
+        "tokens/in_mean",
+        "tokens/out_mean",
+        "tokens/per_s",
+    )
 )
 CATEGORY_COLUMNS = (
     "retrieval/recall@5",
@@ -48,28 +60,6 @@ CATEGORY_COLUMNS = (
     "abstention/rate_unanswerable",
     "abstention/false_rate_answerable",
 )
-_LABEL = {k: label for k, label, _ in SUMMARY}
-
-
-def fmt(value: float | None) -> str:
-    """A metric for a table: 3 decimals, '-' when there is nothing to report."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
-
-
-def sample_score(s: dict[str, Any]) -> float:
-    """How well one question went, 0..1, for picking the worst: errors 0; answer F1 (or gold found in the
-    answer) less the share of unsupported claims; an unanswerable question: 1 when the model abstained."""
-    if s.get("status") != "ok":
-        return 0.0
-    if not s.get("answerable", True):
-        return 1.0 if s.get("abstained") else 0.0
-    claims = s.get("claims", [])
-    bad = sum(not c["supported"] for c in claims) / len(claims) if claims else 0.0
-    sc = s.get("scores", {})
-    base = max(sc.get("f1") or 0.0, sc.get("contains") or 0.0) if sc else s.get("retrieval", {}).get("mrr", 1.0)
-    return max(0.0, base - 0.5 * bad)
 
 
 def categories(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
@@ -80,163 +70,213 @@ def categories(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, float |
     return {n: compute_metrics([s for s in samples if (s.get("category") or "(none)") == n]) for n in names}
 
 
-# --- SVG ----------------------------------------------------------------------------------------------
+# --- the report as data -------------------------------------------------------------------------------
 
 
-def histogram_svg(
-    values: Sequence[float],
-    *,
-    bins: int = 10,
-    lo: float | None = None,
-    hi: float | None = None,
-    xlabel: str = "",
-    marker: float | None = None,
-    width: int = 420,
-    height: int = 180,
-) -> str:
-    """An inline SVG histogram of the values; `marker` draws a vertical line (a threshold)."""
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return "<p><em>no values</em></p>"
-    lo = min(vals) if lo is None else lo
-    hi = max(vals) if hi is None else hi
-    if hi <= lo:
-        hi = lo + 1.0
-    counts = [0] * bins
-    for v in vals:
-        counts[min(bins - 1, max(0, int((v - lo) / (hi - lo) * bins)))] += 1
-    left, bottom, top = 36, 30, 10
-    pw, ph = width - left - 10, height - bottom - top
-    bw = pw / bins
-    peak = max(counts)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    parts.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#555"/>')
-    for i, c in enumerate(counts):
-        h = ph * c / peak if peak else 0
-        x = left + i * bw
-        label = f"{lo + i * (hi - lo) / bins:.2f}-{lo + (i + 1) * (hi - lo) / bins:.2f}: {c}"
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{top + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" fill="#4a78b5">'
-            f"<title>{label}</title></rect>"
-        )
-        if c:
-            parts.append(
-                f'<text x="{x + bw / 2:.1f}" y="{top + ph - h - 2:.1f}" font-size="10" text-anchor="middle">{c}</text>'
-            )
-    parts.append(f'<text x="{left}" y="{height - 14}" font-size="10">{lo:.2f}</text>')
-    parts.append(f'<text x="{left + pw}" y="{height - 14}" font-size="10" text-anchor="end">{hi:.2f}</text>')
-    parts.append(
-        f'<text x="{left + pw / 2}" y="{height - 2}" font-size="11" text-anchor="middle">{html.escape(xlabel)}</text>'
+@dataclass(frozen=True, slots=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    """A histogram of per-question values (report.html only)."""
+
+    title: str
+    values: tuple[float, ...]
+    xlabel: str
+    lo: float | None = None
+    hi: float | None = None
+    marker: float | None = None  # a threshold drawn as a vertical line
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    rank: int
+    location: str
+    score: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    text: str
+    supported: bool
+    support: float
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One of the worst questions: what was asked, what came back, and how it scored."""
+
+    id: str
+    question: str
+    score: float
+    category: str
+    answerable: bool
+    gold: tuple[str, ...]
+    error: str | None  # None when the question ran
+    answer: str | None  # None without generation
+    abstained: bool
+    claims: tuple[Claim, ...]
+    contexts: tuple[Context, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    id: str
+    question: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str
+    created: str
+    kb: str
+    dataset: dict[str, Any]  # name, items, sha256, source
+    embedder: str
+    generator: str
+    judge: str
+    judge_threshold: float | None
+    n_samples: int
+    n_errors: int
+    primary: str
+    primary_value: float | None
+    summary: Table
+    plots: tuple[Plot, ...]
+    categories: Table | None
+    primary_by_category: tuple[tuple[str, float | None], ...]
+    worst: tuple[Example, ...]
+    errors: tuple[Failure, ...]
+
+
+def build_report(config: dict[str, Any], metrics: dict[str, Any], samples: Sequence[dict[str, Any]]) -> Report:
+    """The report of a run from its config.json, metrics.json and sample records."""
+    models = config.get("models") or {}
+    judge = models.get("judge") or {}
+    primary = metrics["primary_metric"]
+    summary = [(m.label, fmt(metrics.get(m.key))) for m in SUMMARY if metrics.get(m.key) is not None]
+    cats = categories(samples)
+    cat_table = None
+    if cats:
+        header = ("category", "n", *(METRIC[c].label for c in CATEGORY_COLUMNS))
+        rows = [(n, str(int(m["samples/total"])), *(fmt(m.get(c)) for c in CATEGORY_COLUMNS)) for n, m in cats.items()]
+        cat_table = Table(header, tuple(rows))
+    return Report(
+        name=config["name"],
+        created=config.get("created", ""),
+        kb=config["kb"],
+        dataset=config["dataset"],
+        embedder=str((models.get("embedder") or {}).get("name")),
+        generator=(models.get("generator") or {}).get("name", "-"),
+        judge=judge.get("name", "-"),
+        judge_threshold=judge.get("threshold"),
+        n_samples=int(metrics["samples/total"]),
+        n_errors=int(metrics["samples/errors"]),
+        primary=primary,
+        primary_value=metrics.get(primary),
+        summary=Table(("metric", "value"), tuple(summary)),
+        plots=_plots(samples, judge.get("threshold")),
+        categories=cat_table,
+        primary_by_category=tuple((n, m.get(primary)) for n, m in cats.items()),
+        worst=tuple(_example(s) for s in sorted(samples, key=sample_score)[:N_WORST]),
+        errors=tuple(Failure(s["id"], s["question"], str(s.get("error"))) for s in samples if s.get("status") != "ok"),
     )
-    parts.append(f'<text x="4" y="{top + 10}" font-size="10">n={len(vals)}</text>')
-    if marker is not None and lo <= marker <= hi:
-        mx = left + pw * (marker - lo) / (hi - lo)
-        parts.append(
-            f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}" stroke="#c0392b" '
-            f'stroke-dasharray="4 3"><title>threshold {marker:.3f}</title></line>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
-def bars_svg(labels: Sequence[str], values: Sequence[float | None], *, width: int = 420) -> str:
-    """Horizontal bars for values in [0, 1] (per-category scores)."""
-    row, left = 22, 150
-    height = row * len(labels) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    for i, (label, v) in enumerate(zip(labels, values, strict=True)):
-        y = 5 + i * row
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 14}" font-size="11" text-anchor="end">{html.escape(label[:24])}</text>'
-        )
-        w = (width - left - 50) * (v or 0.0)
-        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="#4a78b5"/>')
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 14}" font-size="11">{fmt(v)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _plots(samples: Sequence[dict[str, Any]], threshold: float | None) -> tuple[Plot, ...]:
+    """Per-question F1, nDCG@10 and claim support where there are any; latency always (last)."""
+    f1 = [s["scores"]["f1"] for s in samples if s.get("scores", {}).get("f1") is not None]
+    ndcg = [s["retrieval"]["ndcg@10"] for s in samples if "retrieval" in s]
+    support = [c["support"] for s in samples for c in s.get("claims", [])]
+    total = [s["timings"]["total"] for s in samples if "total" in s.get("timings", {})]
+    plots = []
+    if f1:
+        plots.append(Plot("Token F1 per question", tuple(f1), "F1", 0, 1))
+    if ndcg:
+        plots.append(Plot("nDCG@10 per question", tuple(ndcg), "nDCG@10", 0, 1))
+    if support:
+        plots.append(Plot("Claim support (judge)", tuple(support), "support probability", 0, 1, threshold))
+    plots.append(Plot("Latency per question", tuple(total), "seconds"))
+    return tuple(plots)
 
 
-# --- writing ------------------------------------------------------------------------------------------
+def _example(s: dict[str, Any]) -> Example:
+    return Example(
+        id=str(s["id"]),
+        question=s["question"],
+        score=sample_score(s),
+        category=s.get("category") or "-",
+        answerable=bool(s.get("answerable")),
+        gold=tuple(s.get("gold_answers") or ()),
+        error=str(s.get("error")) if s.get("status") != "ok" else None,
+        answer=(s["answer"] or "(empty)") if "answer" in s else None,
+        abstained=bool(s.get("abstained")),
+        claims=tuple(Claim(c["claim"], c["supported"], c["support"]) for c in s.get("claims", [])),
+        contexts=tuple(Context(h["rank"], h["location"], h["score"], h["text"]) for h in s.get("contexts", [])),
+    )
 
 
-def _load(run_dir: Path) -> tuple[dict, dict, list[dict]]:
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    return config, metrics, read_samples(run_dir / "samples.jsonl")
+# --- markdown -----------------------------------------------------------------------------------------
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    out += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
-    return out
-
-
-def _summary_rows(metrics: dict) -> list[tuple[str, str]]:
-    return [(label, fmt(metrics.get(k))) for k, label, _ in SUMMARY if metrics.get(k) is not None]
-
-
-def write_markdown(run_dir: Path) -> Path:
-    """Write run_dir/report.md: summary, per-category table, worst examples with their contexts, errors."""
-    config, metrics, samples = _load(run_dir)
-    ds = config["dataset"]
-    models = config.get("models", {})
+def render_markdown(r: Report) -> str:
+    """report.md: summary, per-category table, worst examples with their contexts, errors."""
+    ds = r.dataset
     lines = [
-        f"# Evaluation report: {config['name']}",
+        f"# Evaluation report: {r.name}",
         "",
         f"- dataset: {ds['name']} ({ds['items']} items, sha256 {ds['sha256'][:12]}), source {ds['source']}",
-        f"- knowledge base: {config['kb']}",
-        f"- models: embedder {(models.get('embedder') or {}).get('name')}, generator "
-        f"{(models.get('generator') or {}).get('name', '-')}, judge {(models.get('judge') or {}).get('name', '-')}",
-        f"- samples: {int(metrics['samples/total'])} ({int(metrics['samples/errors'])} errors); "
-        f"primary metric {metrics['primary_metric']} = {fmt(metrics.get(metrics['primary_metric']))}",
+        f"- knowledge base: {r.kb}",
+        f"- models: embedder {r.embedder}, generator {r.generator}, judge {r.judge}",
+        f"- samples: {r.n_samples} ({r.n_errors} errors); primary metric {r.primary} = {fmt(r.primary_value)}",
         "",
         "## Summary",
         "",
-        *_md_table(["metric", "value"], _summary_rows(metrics)),
+        *_md_table(r.summary),
     ]
-    cats = categories(samples)
-    if cats:
-        lines += ["", "## Per category", ""]
-        header = ["category", "n", *(_LABEL[c] for c in CATEGORY_COLUMNS)]
-        rows = [[n, str(int(m["samples/total"])), *(fmt(m.get(c)) for c in CATEGORY_COLUMNS)] for n, m in cats.items()]
-        lines += _md_table(header, rows)
+    if r.categories:
+        lines += ["", "## Per category", "", *_md_table(r.categories)]
     lines += ["", f"## Worst examples (lowest {N_WORST})", ""]
-    for s in sorted(samples, key=sample_score)[:N_WORST]:
-        lines += _md_example(s)
-    errors = [s for s in samples if s.get("status") != "ok"]
-    if errors:
+    for ex in r.worst:
+        lines += _md_example(ex)
+    if r.errors:
         lines += ["", "## Errors", ""]
-        lines += [f"- `{s['id']}` {s['question']}: {s.get('error')}" for s in errors]
+        lines += [f"- `{e.id}` {e.question}: {e.error}" for e in r.errors]
     lines.append("")
     lines.append("Plots (score distributions, latency histogram) are in report.html.")
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return "\n".join(lines) + "\n"
 
 
-def _md_example(s: dict[str, Any]) -> list[str]:
-    out = [f"### {s['id']}: {s['question']}", ""]
-    out.append(
-        f"- score {sample_score(s):.2f}; category {s.get('category') or '-'}; "
-        f"{'answerable' if s.get('answerable') else 'unanswerable'}"
-    )
-    if s.get("gold_answers"):
-        out.append(f"- gold: {' / '.join(s['gold_answers'])}")
-    if s.get("status") != "ok":
-        out.append(f"- **error**: {s.get('error')}")
-    if "answer" in s:
-        out.append(f"- answer{' (abstained)' if s.get('abstained') else ''}: {s['answer'] or '(empty)'}")
-    for c in s.get("claims", []):
-        mark = "supported" if c["supported"] else "**unsupported**"
-        out.append(f"  - claim ({mark}, {c['support']:.2f}): {c['claim']}")
-    for h in s.get("contexts", []):
-        text = " ".join(h["text"].split())
-        out.append(
-            f"  - [{h['rank']}] {h['location']} ({h['score']:.3f}): {text[:300]}{'...' if len(text) > 300 else ''}"
-        )
+def _md_table(t: Table) -> list[str]:
+    out = ["| " + " | ".join(t.header) + " |", "|" + " --- |" * len(t.header)]
+    out += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in t.rows]
+    return out
+
+
+def _md_example(ex: Example) -> list[str]:
+    out = [f"### {ex.id}: {ex.question}", ""]
+    out.append(f"- score {ex.score:.2f}; category {ex.category}; {'answerable' if ex.answerable else 'unanswerable'}")
+    if ex.gold:
+        out.append(f"- gold: {' / '.join(ex.gold)}")
+    if ex.error is not None:
+        out.append(f"- **error**: {ex.error}")
+    if ex.answer is not None:
+        out.append(f"- answer{' (abstained)' if ex.abstained else ''}: {ex.answer}")
+    for c in ex.claims:
+        mark = "supported" if c.supported else "**unsupported**"
+        out.append(f"  - claim ({mark}, {c.support:.2f}): {c.text}")
+    for h in ex.contexts:
+        text = " ".join(h.text.split())
+        more = "..." if len(text) > CONTEXT_PREVIEW_CHARS else ""
+        out.append(f"  - [{h.rank}] {h.location} ({h.score:.3f}): {text[:CONTEXT_PREVIEW_CHARS]}{more}")
     out.append("")
     return out
 
+
+# --- HTML ---------------------------------------------------------------------------------------------
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
@@ -245,103 +285,106 @@ th{background:#f2f2f2}.bad{color:#c0392b}.ok{color:#1e8449}.ctx{color:#555;font-
 details{margin:0.3em 0}"""
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def write_html(run_dir: Path) -> Path:
-    """Write run_dir/report.html: one file with tables and inline SVG plots, readable offline."""
-    config, metrics, samples = _load(run_dir)
+def render_html(r: Report) -> str:
+    """report.html: one page with tables and inline SVG plots, readable offline."""
     esc = html.escape
-    ds = config["dataset"]
-    judge = (config.get("models") or {}).get("judge") or {}
-    primary = metrics["primary_metric"]
+    ds = r.dataset
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>ragkit eval: {esc(config['name'])}</title>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>ragkit eval: {esc(r.name)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Evaluation report: {esc(config['name'])}</h1>",
+        f"<h1>Evaluation report: {esc(r.name)}</h1>",
         f"<p>Dataset <b>{esc(ds['name'])}</b> ({ds['items']} items, sha256 {esc(ds['sha256'][:12])}) on "
-        f"<code>{esc(config['kb'])}</code>, created {esc(config.get('created', ''))}. "
-        f"{int(metrics['samples/total'])} samples, {int(metrics['samples/errors'])} errors. "
-        f"Primary metric <b>{esc(primary)} = {fmt(metrics.get(primary))}</b>.</p>",
+        f"<code>{esc(r.kb)}</code>, created {esc(r.created)}. "
+        f"{r.n_samples} samples, {r.n_errors} errors. "
+        f"Primary metric <b>{esc(r.primary)} = {fmt(r.primary_value)}</b>.</p>",
         "<h2>Summary</h2>",
-        _html_table(["metric", "value"], _summary_rows(metrics)),
+        _html_table(r.summary),
         "<p class='ctx'>Claims are answer sentences judged against all retrieved context by the "
-        f"{esc(judge.get('name', '-'))} judge (supported at probability &ge; {fmt(judge.get('threshold'))}); "
+        f"{esc(r.judge)} judge (supported at probability &ge; {fmt(r.judge_threshold)}); "
         "citation precision = cited chunks that support their sentence; citation recall = sentences with a "
         "supporting citation.</p>",
         "<h2>Distributions</h2><div class='plots'>",
     ]
-    f1 = [s["scores"]["f1"] for s in samples if s.get("scores", {}).get("f1") is not None]
-    if f1:
-        parts.append("<div><h3>Token F1 per question</h3>" + histogram_svg(f1, lo=0, hi=1, xlabel="F1") + "</div>")
-    ndcg = [s["retrieval"]["ndcg@10"] for s in samples if "retrieval" in s]
-    if ndcg:
-        parts.append(
-            "<div><h3>nDCG@10 per question</h3>" + histogram_svg(ndcg, lo=0, hi=1, xlabel="nDCG@10") + "</div>"
-        )
-    support = [c["support"] for s in samples for c in s.get("claims", [])]
-    if support:
-        parts.append(
-            "<div><h3>Claim support (judge)</h3>"
-            + histogram_svg(support, lo=0, hi=1, xlabel="support probability", marker=judge.get("threshold"))
-            + "</div>"
-        )
-    total = [s["timings"]["total"] for s in samples if "total" in s.get("timings", {})]
-    parts.append("<div><h3>Latency per question</h3>" + histogram_svg(total, xlabel="seconds") + "</div></div>")
-    cats = categories(samples)
-    if cats:
+    for p in r.plots:
+        svg = histogram_svg(p.values, lo=p.lo, hi=p.hi, xlabel=p.xlabel, marker=p.marker)
+        parts.append(f"<div><h3>{p.title}</h3>{svg}</div>")
+    parts[-1] += "</div>"  # closes the plots row
+    if r.categories:
         parts.append("<h2>Per category</h2>")
-        header = ["category", "n", *(_LABEL[c] for c in CATEGORY_COLUMNS)]
-        rows = [[n, str(int(m["samples/total"])), *(fmt(m.get(c)) for c in CATEGORY_COLUMNS)] for n, m in cats.items()]
-        parts.append(_html_table(header, rows))
-        parts.append(f"<h3>{esc(primary)} by category</h3>")
-        parts.append(bars_svg(list(cats), [m.get(primary) for m in cats.values()]))
+        parts.append(_html_table(r.categories))
+        parts.append(f"<h3>{esc(r.primary)} by category</h3>")
+        parts.append(bars_svg([n for n, _ in r.primary_by_category], [v for _, v in r.primary_by_category]))
     parts.append(f"<h2>Worst examples (lowest {N_WORST})</h2>")
-    for s in sorted(samples, key=sample_score)[:N_WORST]:
-        parts.append(_html_example(s))
-    errors = [s for s in samples if s.get("status") != "ok"]
-    if errors:
+    parts += [_html_example(ex) for ex in r.worst]
+    if r.errors:
         parts.append("<h2>Errors</h2><ul>")
-        parts += [
-            f"<li><code>{esc(s['id'])}</code> {esc(s['question'])}: {esc(str(s.get('error')))}</li>" for s in errors
-        ]
+        parts += [f"<li><code>{esc(e.id)}</code> {esc(e.question)}: {esc(e.error)}</li>" for e in r.errors]
         parts.append("</ul>")
     parts.append("</body></html>")
-    path = run_dir / "report.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return "\n".join(parts)
 
 
-def _html_example(s: dict[str, Any]) -> str:
+def _html_table(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html_example(ex: Example) -> str:
     esc = html.escape
-    out = [f"<div class='ex'><h3>{esc(str(s['id']))}: {esc(s['question'])}</h3><ul>"]
+    out = [f"<div class='ex'><h3>{esc(ex.id)}: {esc(ex.question)}</h3><ul>"]
     out.append(
-        f"<li>score {sample_score(s):.2f}; category {esc(s.get('category') or '-')}; "
-        f"{'answerable' if s.get('answerable') else 'unanswerable'}</li>"
+        f"<li>score {ex.score:.2f}; category {esc(ex.category)}; "
+        f"{'answerable' if ex.answerable else 'unanswerable'}</li>"
     )
-    if s.get("gold_answers"):
-        out.append(f"<li>gold: {esc(' / '.join(s['gold_answers']))}</li>")
-    if s.get("status") != "ok":
-        out.append(f"<li class='bad'>error: {esc(str(s.get('error')))}</li>")
-    if "answer" in s:
-        out.append(f"<li>answer{' (abstained)' if s.get('abstained') else ''}: {esc(s['answer'] or '(empty)')}</li>")
-    for c in s.get("claims", []):
-        cls, word = ("ok", "supported") if c["supported"] else ("bad", "unsupported")
-        out.append(f"<li class='{cls}'>claim ({word}, {c['support']:.2f}): {esc(c['claim'])}</li>")
+    if ex.gold:
+        out.append(f"<li>gold: {esc(' / '.join(ex.gold))}</li>")
+    if ex.error is not None:
+        out.append(f"<li class='bad'>error: {esc(ex.error)}</li>")
+    if ex.answer is not None:
+        out.append(f"<li>answer{' (abstained)' if ex.abstained else ''}: {esc(ex.answer)}</li>")
+    for c in ex.claims:
+        cls, word = ("ok", "supported") if c.supported else ("bad", "unsupported")
+        out.append(f"<li class='{cls}'>claim ({word}, {c.support:.2f}): {esc(c.text)}</li>")
     out.append("</ul>")
-    for h in s.get("contexts", []):
+    for h in ex.contexts:
         out.append(
-            f"<details><summary>[{h['rank']}] {esc(h['location'])} ({h['score']:.3f})</summary>"
-            f"<p class='ctx'>{esc(h['text'])}</p></details>"
+            f"<details><summary>[{h.rank}] {esc(h.location)} ({h.score:.3f})</summary>"
+            f"<p class='ctx'>{esc(h.text)}</p></details>"
         )
     out.append("</div>")
     return "".join(out)
 
 
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def load_report(run_dir: Path) -> Report:
+    """The report of a finished run folder."""
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return build_report(config, metrics, read_samples(run_dir / "samples.jsonl"))
+
+
+def write_markdown(run_dir: Path) -> Path:
+    """Write run_dir/report.md."""
+    path = run_dir / "report.md"
+    atomic_write(path, render_markdown(load_report(run_dir)))
+    return path
+
+
+def write_html(run_dir: Path) -> Path:
+    """Write run_dir/report.html."""
+    path = run_dir / "report.html"
+    atomic_write(path, render_html(load_report(run_dir)))
+    return path
+
+
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write report.md and report.html for a finished run; returns their paths."""
+    """Write report.md and report.html for a finished run (one report, rendered twice); returns their paths."""
     d = Path(run_dir)
-    return write_markdown(d), write_html(d)
+    report = load_report(d)
+    md, page = d / "report.md", d / "report.html"
+    atomic_write(md, render_markdown(report))
+    atomic_write(page, render_html(report))
+    return md, page

@@ -1,7 +1,7 @@
 """Fine-tune a cross-encoder judge from the bundled MiniLM weights on HaluEval-QA pairs (`ragkit eval train-judge`).
 
 Length is balanced so the model cannot learn "long answer = hallucinated": the length-matched calibration
-pairs (right vs hallucinated answer, see judges.halueval_judge_pairs) plus, from items outside the held-out
+pairs (right vs hallucinated answer, see judge_data.halueval_judge_pairs) plus, from items outside the held-out
 split, an item's question and right answer against its knowledge (supported) and the same question with
 another item's right answer of about the same length against the same knowledge (unsupported). Question and
 context are identical in both, so the only signal is whether the answer is in the context, which is what
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragkit.evals.datasets import halueval_records
-from ragkit.evals.judges import LabelledPair, as_claim, halueval_judge_pairs, trained_judge_dir
+from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs
+from ragkit.evals.judges import trained_judge_dir
 
 StepFn = Callable[[int, int, float], None]  # (step, total steps, loss)
 
@@ -72,11 +73,13 @@ def train_judge(
     max_length: int = 256,
     device: str = "auto",
     progress: StepFn | None = None,
+    seed: int = 0,
 ) -> TrainResult:
     """Train a 1-logit cross-encoder (input: context, claim; target: supported) and save it to `out`
     (default: the local cache that `--judge trained` reads). GPU when present. The learning rate warms up
     linearly over the first `warmup` fraction of steps, then decays linearly to 0: the classification head
-    starts random, and a full rate on it at step 1 disturbs the pretrained encoder."""
+    starts random, and a full rate on it at step 1 disturbs the pretrained encoder. `seed` seeds torch before the
+    head is initialised, so the same pairs and seed give the same judge on the same device."""
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -86,7 +89,7 @@ def train_judge(
     quiet_transformers()
     pairs = pairs if pairs is not None else training_pairs()
     dev = auto_device(device)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     ce = CrossEncoder(
         str(resolve_embedder("all-MiniLM-L6-v2")),
         num_labels=1,
