@@ -106,6 +106,12 @@ def relevance_of(hits: Sequence[Hit]) -> float | None:
     return max(scores) if scores else None
 
 
+def _timings(retrieve: float, pack: float, generate: float, check: float, total: float) -> dict[str, float]:
+    """An answer's stage timings in seconds, as `Answer.timings` reports them."""
+    stages = {"retrieve": retrieve, "pack": pack, "generate": generate, "check": check, "total": total}
+    return {k: round(v, 4) for k, v in stages.items()}
+
+
 def measured_relevance(question: str, hits: Sequence[Hit], embedder: Callable[[], Embedder]) -> float | None:
     """The best cosine similarity between the question and any hit; None without hits.
 
@@ -149,13 +155,7 @@ def relevance_gate(
         dropped_hits=0,
         prompt_tokens=0,
         completion_tokens=0,
-        timings={
-            "retrieve": round(retrieve_s, 4),
-            "pack": 0.0,
-            "generate": 0.0,
-            "check": 0.0,
-            "total": round(retrieve_s, 4),
-        },
+        timings=_timings(retrieve_s, 0.0, 0.0, 0.0, retrieve_s),
         flags=(flag,),
         relevance=relevance,
     )
@@ -277,13 +277,7 @@ def answer_question(
         dropped_hits=len(packed.dropped),
         prompt_tokens=out.prompt_tokens,
         completion_tokens=out.completion_tokens,
-        timings={
-            "retrieve": round(retrieve_s, 4),
-            "pack": round(t_pack, 4),
-            "generate": round(gen_s, 4),
-            "check": round(check_s, 4),
-            "total": round(retrieve_s + time.perf_counter() - t0, 4),
-        },
+        timings=_timings(retrieve_s, t_pack, gen_s, check_s, retrieve_s + time.perf_counter() - t0),
         packing=packed.notes,
         flags=packed.flags + checked.flags,
         samples=sample_texts,

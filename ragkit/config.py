@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -157,8 +158,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    # a TOML basic string accepts JSON's escapes: newlines and control characters (a multi-line persona) too
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def dump_config(cfg: RagkitConfig) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from typing import Any
 
 from ragkit.errors import ConfigError, DependencyError, ModelError
 
-_tables: dict[int, Any] = {}
+# keyed by the tokenizer object itself (weakly): an id() can be reused by a new tokenizer after garbage collection
+_tables: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _tables_lock = threading.Lock()
 
 
@@ -53,7 +55,7 @@ def _tokenizer_table(tokenizer: Any, stop_ids: list[int]) -> Any:
     """lm-format-enforcer's per-tokenizer prefix tree (about 1 s for a 49k vocabulary), built once per tokenizer."""
     from lmformatenforcer.tokenenforcer import TokenEnforcerTokenizerData
 
-    key = id(tokenizer)
+    key = tokenizer
     with _tables_lock:
         if key not in _tables:
             vocab = len(tokenizer)
