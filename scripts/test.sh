@@ -17,4 +17,4 @@ fi
 # shellcheck disable=SC1091
 [ -n "${VIRTUAL_ENV:-}" ] || . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-python -m pytest "$@"
+python -m pytest --durations=25 "$@"

@@ -6,14 +6,10 @@ import pytest
 
 from ragkit.chunking import chunk_document, split_text
 from ragkit.connectors.parsing import build_document
+from ragkit.testing import HashEmbedder
 
-
-def _ws_offsets(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-
-
-def _ws_count(text: str) -> int:
-    return len(text.split()) + 2  # two special tokens, like [CLS] and [SEP]
+WS = HashEmbedder()  # whitespace words as tokens, plus two special tokens like [CLS] and [SEP]
+_ws_offsets, _ws_count = WS.token_offsets, WS.count_tokens
 
 
 def test_short_text_is_one_chunk() -> None:

@@ -28,8 +28,9 @@ def test_help_explains_every_command() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("ingest", "does-not-exist", "--kb", "{tmp}/kb"), "no such file"),
-        (("ingest", "{tmp}/empty", "--kb", "{tmp}/kb"), "no supported files"),
+        # ingest creates the KB, loading the embedder, before it looks at the sources
+        pytest.param(("ingest", "does-not-exist", "--kb", "{tmp}/kb"), "no such file", marks=pytest.mark.slow),
+        pytest.param(("ingest", "{tmp}/empty", "--kb", "{tmp}/kb"), "no supported files", marks=pytest.mark.slow),
         (("ask", "Why?", "--kb", "{tmp}/nokb"), "no knowledge base"),
         (("search", "what", "--kb", "{tmp}/nokb"), "no knowledge base"),
     ],
@@ -92,6 +93,7 @@ def test_ask_json(built_kb: Path) -> None:
     assert data["relevance"] >= 0.35  # the measured floor lets an on-corpus question through
 
 
+@pytest.mark.slow
 def test_ask_abstains_without_the_model_when_no_source_is_near_the_question(built_kb: Path) -> None:
     # the real bundled embedder: an off-corpus question scores far below the measured floor (0.35)
     result = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb, "--json")
@@ -104,6 +106,7 @@ def test_ask_abstains_without_the_model_when_no_source_is_near_the_question(buil
     assert shown.exit_code == 0 and "I don't know" in shown.output and "--min-relevance 0" in shown.output
 
 
+@pytest.mark.slow
 def test_a_zero_relevance_floor_asks_the_model_anyway(built_kb: Path) -> None:
     result = run(
         "ask",
@@ -122,6 +125,7 @@ def test_a_zero_relevance_floor_asks_the_model_anyway(built_kb: Path) -> None:
     assert 0 <= data["relevance"] < 0.35
 
 
+@pytest.mark.slow
 def test_a_gated_question_still_reports_an_unknown_model(built_kb: Path) -> None:
     # the floor abstains before the GPT loads; a mistyped --model must not pass unnoticed
     result = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb, "--model", "no-such-model")

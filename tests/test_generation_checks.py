@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ragkit.citations import check_answer, is_abstention, majority
-from ragkit.generation import Generation, Message
-from ragkit.generation.answer import AnswerOptions, answer_question
+from ragkit.answering import AnswerOptions, answer_question
+from ragkit.citations import check_answer, is_abstention, majority, should_stop
 from ragkit.prompts import ABSTAIN
-from ragkit.types import Chunk, Hit
+from ragkit.testing import ScriptedGenerator, make_hit
+from ragkit.types import Hit
 
 
 def hit(n: int, text: str, uri: str = "/docs/doc.md", page: int | None = None) -> Hit:
-    chunk = Chunk(
-        id=10 + n, doc_id=n, uri=uri, ord=0, text=text, start=100, end=100 + len(text), token_count=5, page=page
-    )
-    return Hit(chunk, 0.5, n)
+    # chunk ids and offsets unlike the rank, so a citation that mixes them up shows
+    return make_hit(n, text, uri, id=10 + n, doc_id=n, ord=0, start=100, page=page)
 
 
 HITS = [hit(1, "Keys are rotated every 90 days.", "/docs/keys.md", page=2), hit(2, "Coffee is free on Fridays.")]
@@ -79,27 +77,6 @@ def test_majority_vote_and_agreement() -> None:
     assert best == 1 and agreement == 0.75
     abstain = [check_answer(ABSTAIN, HITS), check_answer("I don't know.", HITS), answers[0]]
     assert majority(abstain) == (0, 2 / 3)
-
-
-class ScriptedGenerator:
-    """A deterministic stand-in that replays answers, for the orchestration of sampling only."""
-
-    name = "scripted"
-    context_window = 4096
-
-    def __init__(self, texts: list[str]) -> None:
-        self.texts = texts
-        self.temperatures: list[float] = []
-        self.prompts: list[str] = []
-
-    def count_prompt_tokens(self, messages: list[Message]) -> int:
-        return sum(len(m["content"].split()) for m in messages)
-
-    def generate(self, messages, max_new_tokens, temperature=0.0, stop=None, on_text=None, schema=None):  # type: ignore[no-untyped-def]
-        self.temperatures.append(temperature)
-        self.prompts.append("\n".join(m["content"] for m in messages))
-        text = self.texts[len(self.temperatures) - 1]
-        return Generation(text, self.count_prompt_tokens(messages), len(text.split()), 0.01)
 
 
 def test_samples_return_the_majority_with_its_agreement() -> None:
@@ -202,3 +179,24 @@ def test_no_hits_at_all_abstains_under_a_floor_and_unmeasured_hits_are_not_gated
     # keyword-only hits carry no cosine; the caller (KnowledgeBase.answer) measures it, else none is assumed
     ans = answer_question("How often are keys rotated?", HITS, gen, AnswerOptions(min_relevance=0.35))
     assert len(gen.temperatures) == 1 and ans.relevance is None and not ans.abstained
+
+
+def test_the_scripted_generator_keeps_the_generator_contract() -> None:
+    # what every backend promises (stop rule, token limit, prompt counts, streaming), on the fake the tests rely on
+    msgs = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "How often?"}]
+    twice = "Keys are rotated every 90 days. Keys are rotated every 90 days."
+    gen = ScriptedGenerator([f"{twice} Coffee is free."] * 3 + [" Yes."])
+    streamed: list[str] = []
+    full = gen.generate(msgs, 100, on_text=streamed.append)
+    assert full.finish == "stop" and "".join(streamed) == full.text and len(streamed) == full.completion_tokens == 15
+    assert full.prompt_tokens == gen.count_prompt_tokens(msgs) == 4
+    ruled = gen.generate(msgs, 100, stop=should_stop)  # fires once a finished sentence repeats an earlier one
+    assert (ruled.finish, ruled.text, ruled.completion_tokens) == ("rule", twice, 12)
+    cut = gen.generate(msgs, 3, temperature=0.5)
+    assert (cut.finish, cut.text, cut.completion_tokens) == ("length", "Keys are rotated", 3)
+    assert gen.generate(msgs, 1).text == " Yes." and gen.temperatures == [0.0, 0.0, 0.5, 0.0]
+    assert gen.prompts[0] == "Answer briefly.\nHow often?"
+    with pytest.raises(AssertionError, match="4 replies scripted"):
+        gen.generate(msgs, 1)
+    judge = ScriptedGenerator(lambda prompt: "Yes." if "90 days" in prompt else "No.")
+    assert [judge.generate([{"role": "user", "content": c}], 2).text for c in ("90 days", "7 days")] == ["Yes.", "No."]

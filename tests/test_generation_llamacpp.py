@@ -27,10 +27,15 @@ needs_llamacpp = pytest.mark.skipif(
 )
 
 
-def test_without_llama_cpp_the_error_names_the_extra(built_kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_llama_cpp_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an install without the extra sees: ImportError
     with pytest.raises(DependencyError, match=r"ragkit\[llamacpp\]"):
         build_generator("llamacpp", "SmolLM2-135M-Instruct")
+
+
+@pytest.mark.slow
+def test_without_llama_cpp_the_cli_names_the_extra(built_kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
     result = CliRunner().invoke(
         app, ["ask", QUESTION, "--kb", str(built_kb), "--generator", "llamacpp:SmolLM2-135M-Instruct"]
     )
@@ -86,11 +91,11 @@ def test_stop_rule_token_limit_and_counts(llamacpp_gpt) -> None:  # type: ignore
 @needs_llamacpp
 @pytest.mark.slow
 def test_same_prompt_tokens_and_greedy_answer_as_transformers(llamacpp_gpt, bundled_gpt) -> None:  # type: ignore[no-untyped-def]
-    from ragkit.generation.answer import AnswerOptions, packed_prompt
-    from ragkit.types import Chunk, Hit
+    from ragkit.answering import AnswerOptions, packed_prompt
+    from ragkit.testing import make_hit
 
     text = "Production API keys must be rotated every 90 days by the security team."
-    hit = Hit(Chunk(1, 1, "/docs/keys.md", 0, text, 0, len(text), 20), 0.9, 1)
+    hit = make_hit(1, text, "/docs/keys.md", score=0.9, ord=0, token_count=20)
     msgs = packed_prompt(QUESTION, [hit], llamacpp_gpt, AnswerOptions(max_new_tokens=40)).messages
     assert llamacpp_gpt.prompt_ids(msgs) == bundled_gpt.prompt_ids(msgs)  # same chat template, same tokenizer
     ours, theirs = llamacpp_gpt.generate(msgs, 40), bundled_gpt.generate(msgs, 40)

@@ -46,11 +46,11 @@ def test_streaming_hands_over_the_text_as_it_is_written(built_kb: Path) -> None:
 
 
 def test_json_schema_output_parses_and_validates(bundled_gpt) -> None:  # type: ignore[no-untyped-def]
-    from ragkit.generation.answer import AnswerOptions, answer_question
-    from ragkit.types import Chunk, Hit
+    from ragkit.answering import AnswerOptions, answer_question
+    from ragkit.testing import make_hit
 
     text = "Production API keys must be rotated every 90 days by the security team."
-    hit = Hit(Chunk(1, 1, "/docs/keys.md", 0, text, 0, len(text), 20), 0.9, 1)
+    hit = make_hit(1, text, "/docs/keys.md", score=0.9, ord=0, token_count=20)
     ans = answer_question(QUESTION, [hit], bundled_gpt, AnswerOptions(max_new_tokens=120, schema=SCHEMA))
     jsonschema.validate(ans.structured, SCHEMA)
     assert json.loads(ans.text) == ans.structured and json.loads(ans.raw_text) == ans.structured
@@ -164,10 +164,14 @@ def test_cli_streams_and_refuses_a_bad_schema(built_kb: Path, tmp_path: Path) ->
 
 
 def test_self_consistency_samples(built_kb: Path) -> None:
-    with ragkit.open(built_kb, create=False, **{"generator.max_new_tokens": 24}) as kb:
-        ans = kb.ask(QUESTION, samples=2)
-    assert len(ans.samples) == 2 and ans.samples[0] == ans.text
-    assert ans.agreement in (0.5, 1.0)
+    # sampling is not seeded, so check the vote where it is deterministic: at a temperature near 0 every sample is
+    # the greedy answer, the two agree, and all samples' tokens are counted
+    over = {"generator.max_new_tokens": 24, "generator.sample_temperature": 1e-4}
+    with ragkit.open(built_kb, create=False, **over) as kb:
+        greedy = kb.ask(QUESTION)
+        voted = kb.ask(QUESTION, samples=2)
+    assert "90 days" in greedy.text and voted.samples == (greedy.text, greedy.text) and voted.text == greedy.text
+    assert voted.agreement == 1.0 and voted.completion_tokens == 2 * greedy.completion_tokens
 
 
 def test_bundled_qwen_answers_from_the_kb_with_a_citation(built_kb: Path) -> None:

