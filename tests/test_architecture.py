@@ -28,6 +28,7 @@ class Import:
     target: str  # a ragkit module ("ragkit.indexes" is ragkit/indexes/__init__.py) or an outside top-level package
     line: int
     runtime: bool  # False under `if TYPE_CHECKING:`
+    top: bool = True  # runs on import (not inside a function)
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line} -> {self.target}{'' if self.runtime else ' (TYPE_CHECKING)'}"
@@ -57,15 +58,16 @@ def parse_imports(name: str, source: str, is_package: bool, modules: Iterable[st
 
     found: list[Import] = []
 
-    def visit(node: ast.AST, runtime: bool) -> None:
+    def visit(node: ast.AST, runtime: bool, top: bool) -> None:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for child in node.body:
-                visit(child, False)
+                visit(child, False, top)
             for child in node.orelse:
-                visit(child, runtime)
+                visit(child, runtime, top)
             return
+        top = top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
         if isinstance(node, ast.Import):
-            found.extend(Import(name, resolve(a.name), node.lineno, runtime) for a in node.names)
+            found.extend(Import(name, resolve(a.name), node.lineno, runtime, top) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -73,11 +75,11 @@ def parse_imports(name: str, source: str, is_package: bool, modules: Iterable[st
                 base = ".".join([*anchor, *([base] if base else [])])
             for alias in node.names:  # `from ragkit.x import y` imports the module ragkit.x.y when there is one
                 sub = f"{base}.{alias.name}"
-                found.append(Import(name, sub if sub in known else resolve(base), node.lineno, runtime))
+                found.append(Import(name, sub if sub in known else resolve(base), node.lineno, runtime, top))
         for child in ast.iter_child_nodes(node):
-            visit(child, runtime)
+            visit(child, runtime, top)
 
-    visit(ast.parse(source), True)
+    visit(ast.parse(source), True, True)
     return [i for i in dict.fromkeys(found) if i.target != name]  # `from x import a, b`: one edge
 
 
@@ -156,6 +158,29 @@ def facade_importers(imports: list[Import]) -> list[str]:
     return [str(i) for i in imports if i.target == "ragkit.api" and i.runtime and not allowed(i.source)]
 
 
+def loaded_on_import(imports: list[Import], module: str) -> set[str]:
+    """What `import module` runs: module-level runtime imports, followed, with every ragkit parent package."""
+    edges: dict[str, set[str]] = {}
+    for i in imports:
+        if i.runtime and i.top:
+            edges.setdefault(i.source, set()).add(i.target)
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parents = [m.rsplit(".", n)[0] for n in range(1, m.count(".") + 1)] if _in(m, ["ragkit"]) else []
+        todo += [*edges.get(m, ()), *parents]
+    return seen
+
+
+def heavy_fakes(imports: list[Import]) -> list[str]:
+    heavy = ("sqlalchemy", "torch", "transformers", "sentence_transformers", "faiss", *WORKFLOWS)
+    return sorted(m for m in loaded_on_import(imports, "ragkit.testing") if _in(m, heavy))
+
+
 def line_counts(modules: Mapping[str, tuple[Path, str]]) -> dict[str, int]:
     """{module: lines}, longest first."""
     counts = {name: len(source.splitlines()) for name, (_, source) in modules.items()}
@@ -198,6 +223,11 @@ def test_modules_stay_under_400_lines() -> None:
     assert not bad, f"modules over {MAX_LINES} lines (outside ragkit/cli/):\n" + "\n".join(bad)
 
 
+def test_the_fakes_load_no_database_model_or_workflow() -> None:
+    bad = heavy_fakes(IMPORTS)
+    assert not bad, "import ragkit.testing loads:\n" + "\n".join(bad)
+
+
 def test_only_the_package_and_the_cli_import_the_facade() -> None:
     bad = facade_importers(IMPORTS)
     assert not bad, "ragkit.api imported at run time outside ragkit/__init__.py and ragkit/cli/:\n" + "\n".join(bad)
@@ -221,6 +251,7 @@ def test_every_rule_finds_a_planted_offender(tmp_path: Path) -> None:
         "ragkit/indexes/sql_store.py": "from sqlalchemy import text\nfrom ..api import KnowledgeBase\n",
         "ragkit/evals/__init__.py": "import typing\nif typing.TYPE_CHECKING:\n    from ragkit.api import A, B\n",
         "ragkit/evals/runner.py": "import ragkit.api\nfrom sqlalchemy.orm import Session\n" + "x = 1\n" * 400,
+        "ragkit/testing.py": "import numpy\nfrom ragkit.evals.runner import run\ndef f():\n    import torch\n",
     }
     for rel, text in sources.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +265,7 @@ def test_every_rule_finds_a_planted_offender(tmp_path: Path) -> None:
     assert sql_outside_the_store(imports) == ["ragkit.evals.runner:2 -> sqlalchemy"]
     assert str(imports[0]) == "ragkit:1 -> ragkit.api" and len(imports) == len(set(imports))
     assert long_modules(modules) == ["ragkit.evals.runner: 402 lines"]
+    assert heavy_fakes(imports) == ["ragkit.api", "ragkit.evals", "ragkit.evals.runner", "sqlalchemy"]
     assert sorted(facade_importers(imports)) == [
         "ragkit.evals.runner:1 -> ragkit.api",
         "ragkit.indexes.sql_store:2 -> ragkit.api",
