@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import ragkit
-from ragkit.finetune import COMPARED, FinetuneOptions, ProgressEvent, finetune
+from ragkit.finetune import COMPARED, FinetuneOptions, ProgressEvent, RefusalPassage, finetune, refusal_passage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,8 @@ def _progress_line(t0: float):
     return report
 
 
-def main() -> None:
+def main(refusal: RefusalPassage = refusal_passage) -> None:
+    """refusal: how a user record's refusal example picks its passage (bench/finetune_hardneg.py passes another)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", choices=["sample", "halueval", "stdlib"])
     ap.add_argument("--workdir", type=Path, required=True)
@@ -134,7 +135,9 @@ def main() -> None:
     t0 = time.perf_counter()
     with ragkit.open(kb_dir, create=False, **model) as kb:
         chunks_in_kb = len(kb.store.chunk_ids())
-        result = finetune(kb, opts, train_file=train_file, overwrite=True, progress=_progress_line(t0))
+        result = finetune(
+            kb, opts, train_file=train_file, overwrite=True, progress=_progress_line(t0), refusal_passage=refusal
+        )
     total = time.perf_counter() - t0
     row: dict = {
         "corpus": args.corpus,

@@ -30,7 +30,6 @@ def _one(kb_dir: Path, n: int, micro: int, batch: int, threads: int) -> dict:
     from ragkit.finetune import (
         ExampleBuilder,
         FinetuneOptions,
-        _base_model_dir,
         template_pairs,
         tokenize_example,
         train_lora,
@@ -49,7 +48,7 @@ def _one(kb_dir: Path, n: int, micro: int, batch: int, threads: int) -> dict:
                     data.append(tokenize_example(kb.generator, ex))
         pad = kb.generator.tokenizer.pad_token_id or 0
         base = AutoModelForCausalLM.from_pretrained(
-            str(_base_model_dir(kb.config.generator.model)), dtype=torch.float32, local_files_only=True
+            str(kb.generator.base_model_dir), dtype=torch.float32, local_files_only=True
         )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     opts = FinetuneOptions(steps=len(data) // batch, batch_size=batch, micro_batch=micro, seed=0)

@@ -23,9 +23,9 @@ from ragkit.finetune import (
     COMPARED,
     ExampleBuilder,
     FinetuneOptions,
+    HeldOutView,
     ProgressEvent,
     QAPair,
-    _HeldOutView,
     adapter_base_model,
     finetune,
     heldout_items,
@@ -230,14 +230,12 @@ def test_training_is_deterministic_for_a_seed(small_kb: ragkit.KnowledgeBase) ->
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ragkit.finetune import _base_model_dir
-
     gen = small_kb.generator
     prompt = gen.prompt_ids([{"role": "user", "content": "When is parking free?"}])
     answer = gen.tokenizer("Parking is free after 6 pm [1].", add_special_tokens=False)["input_ids"]
     data = [(prompt + answer, [-100] * len(prompt) + answer)]
     opts = FinetuneOptions(steps=2, batch_size=1, seed=3)
-    base = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
+    base = AutoModelForCausalLM.from_pretrained(str(gen.base_model_dir))
     runs = []
     for _ in range(2):
         peft_model, log = train_lora(copy.deepcopy(base), data, opts, pad_id=0, device="cpu")
@@ -254,7 +252,7 @@ def test_micro_batches_take_the_same_step_as_the_whole_batch(small_kb: ragkit.Kn
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ragkit.finetune import _answer_loss, _base_model_dir
+    from ragkit.finetune import answer_loss
 
     gen = small_kb.generator
     data = []
@@ -262,7 +260,7 @@ def test_micro_batches_take_the_same_step_as_the_whole_batch(small_kb: ragkit.Kn
         prompt = gen.prompt_ids([{"role": "user", "content": q * (1 + len(data) * 3)}])  # unequal lengths
         answer = gen.tokenizer(a, add_special_tokens=False)["input_ids"]
         data.append((prompt + answer, [-100] * len(prompt) + answer))
-    base = AutoModelForCausalLM.from_pretrained(str(_base_model_dir("SmolLM2-135M-Instruct")))
+    base = AutoModelForCausalLM.from_pretrained(str(gen.base_model_dir))
     logs = []
     for micro in (2, 1):
         opts = FinetuneOptions(steps=1, batch_size=2, micro_batch=micro, lora_dropout=0.0, seed=3)
@@ -279,7 +277,7 @@ def test_micro_batches_take_the_same_step_as_the_whole_batch(small_kb: ragkit.Kn
     for parts in ([data], [data[:1], data[1:]]):
         model.zero_grad()
         for part in parts:
-            _answer_loss(model, part, 0, "cpu").backward()
+            answer_loss(model, part, 0, "cpu").backward()
         grads.append([p.grad.clone() for n, p in model.named_parameters() if "lora_B" in n])
     assert any(g.abs().max() > 0 for g in grads[0])
     assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(grads[0], grads[1], strict=True))
@@ -388,7 +386,7 @@ def test_user_records_with_passages_are_held_out_with_their_passage_among_the_hi
     builder = ExampleBuilder(small_kb)
     held = heldout_items(pairs, builder, random.Random(1))
     assert len(held.items) == 4 and sum(not i.answerable for i in held.items) == 2 and not held.excluded
-    view = _HeldOutView(small_kb, held, builder)
+    view = HeldOutView(small_kb, held, builder)
     for item in held.items:
         planted = [h for h in view.search(item.question) if h.chunk.id < 0]
         own = next(p.context for p in pairs if p.question == item.question)

@@ -13,6 +13,7 @@ from ragkit.cli.common import (
     DbOpt,
     JsonOpt,
     KbOpt,
+    db_override,
     err,
     out,
     parse_device,
@@ -29,10 +30,6 @@ _STAGES = {
 }
 
 SMALL_HELDOUT = 20  # fewer held-out questions than this make a before/after table that says little
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
 
 
 def finetune_command(
@@ -133,7 +130,7 @@ def finetune_command(
     Use it with: ragkit ask "..." --model NAME (or generator.adapter = "NAME" in ragkit.toml).
     """
     import ragkit
-    from ragkit.finetune import FinetuneOptions, ProgressEvent, finetune
+    from ragkit.finetune import FinetuneOptions, ProgressEvent
 
     with user_errors():
         device = parse_device(device)
@@ -168,11 +165,11 @@ def finetune_command(
         note = f"loss {ev.loss:.3f}" if ev.loss is not None else ev.note
         progress.update(tasks[ev.stage], completed=ev.done, total=ev.total, description=note)
 
-    over: dict[str, Any] = {"database_url": db} if db else {}
+    over = db_override(db)
     if generator:
         over |= {"generator.backend": "transformers", "generator.model": generator}
     with user_errors(), ragkit.open(kb, create=False, **over) as base, progress:
-        result = finetune(base, opts, train_file=train, progress=on_event, overwrite=force)
+        result = base.finetune(opts, train_file=train, progress=on_event, overwrite=force)
     log = result.log
     if as_json:
         typer.echo(
@@ -209,6 +206,7 @@ def finetune_command(
 
 
 def _print_result(result: Any) -> None:
+    from ragkit.evals.metrics import fmt
     from ragkit.finetune import COMPARED
 
     log, data = result.log, result.data
@@ -235,7 +233,7 @@ def _print_result(result: Any) -> None:
         for key, label in COMPARED:
             row = result.comparison[key]
             delta = "-" if row["delta"] is None else f"{row['delta']:+.3f}"
-            out.print(f"{label:<32} {_fmt(row['base']):>7} {_fmt(row['tuned']):>7} {delta:>7}")
+            out.print(f"{label:<32} {fmt(row['base']):>7} {fmt(row['tuned']):>7} {delta:>7}")
         held = data.get("heldout", {})
         n_held = held.get("answerable", 0) + held.get("unanswerable", 0)
         if n_held < SMALL_HELDOUT:
@@ -253,11 +251,10 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
     bundled generators (ask --generator NAME) with whether they are installed."""
     import ragkit
     from ragkit.assets import GENERATORS, is_installed
-    from ragkit.finetune import list_models
+    from ragkit.evals.metrics import fmt
 
-    over = {"database_url": db} if db else {}
-    with user_errors(), ragkit.open(kb, create=False, **over) as base:
-        models = list_models(base.root)
+    with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
+        models = [a.to_json() for a in base.adapters()]
         active = base.config.generator.adapter
         generator = base.config.generator.model
     bundled = [
@@ -286,8 +283,8 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         base_model = Path(str(m.get("base_model") or "-")).name[:28]  # a bundled name, or a path's last part
         out.print(
             f"{m['name'] + mark:<24} {base_model:<28} {str(m.get('created') or '-'):<20} {m.get('steps') or 0:>5} "
-            f"{m.get('examples') or 0:>8} {_fmt(f1.get('base')) + '->' + _fmt(f1.get('tuned')):>15} "
-            f"{_fmt(ab.get('base')) + '->' + _fmt(ab.get('tuned')):>15}{note}"
+            f"{m.get('examples') or 0:>8} {fmt(f1.get('base')) + '->' + fmt(f1.get('tuned')):>15} "
+            f"{fmt(ab.get('base')) + '->' + fmt(ab.get('tuned')):>15}{note}"
         )
     if active:
         out.print("* generator.adapter in ragkit.toml")
