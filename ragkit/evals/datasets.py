@@ -324,16 +324,3 @@ def read_jsonl(p: Path) -> Iterable[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SourceError(f"{p}: line {n + 1} is not JSON ({exc.msg})") from None
-
-
-# The old private name, still imported by ragkit/finetune.py and ragkit/finetune_new/questions.py (owned
-# elsewhere); remove once they import read_jsonl.
-_jsonl_records = read_jsonl
-
-
-def _check_ids(items: Sequence[EvalItem], where: Path) -> None:
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise SourceError(f"{where}: duplicate id {item.id!r}; ids must be unique (a run resumes by id)")
-        seen.add(item.id)
