@@ -324,3 +324,11 @@ def read_jsonl(p: Path) -> Iterable[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SourceError(f"{p}: line {n + 1} is not JSON ({exc.msg})") from None
+
+
+def _check_ids(items: Sequence[EvalItem], where: Path) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise SourceError(f"{where}: duplicate id {item.id!r}; ids must be unique (a run resumes by id)")
+        seen.add(item.id)
