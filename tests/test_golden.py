@@ -157,27 +157,15 @@ def test_reindex_and_check_reports_match_golden(golden_kb: Path, request: pytest
 
 
 def test_tiny_finetune_files_match_golden(golden_kb: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    from ragkit.finetune import FinetuneOptions, finetune
+    from test_finetune import SMALL, TINY  # the fine-tune test's own tiny, deterministic run
 
-    tiny = FinetuneOptions(
-        name="tiny",
-        chunks=4,
-        questions_per_chunk=1,
-        model_questions=0,
-        negatives=1.0,
-        heldout=0.5,
-        steps=2,
-        batch_size=1,
-        threads=1,
-        max_length=400,
-        eval_max_new_tokens=12,
-    )
-    small = {"retrieval.top_k": 1, "generator.few_shot": False, "generator.max_new_tokens": 16}
+    from ragkit.finetune import finetune
+
     kb_dir = tmp_path / "kb"
     shutil.copytree(golden_kb, kb_dir)
     shutil.rmtree(kb_dir / "runs", ignore_errors=True)
-    with ragkit.open(kb_dir, create=False, **small) as kb:
-        result = finetune(kb, tiny)
+    with ragkit.open(kb_dir, create=False, **SMALL) as kb:
+        result = finetune(kb, TINY)
     d = result.path
     data = {
         "train": _jsonl(d / "train.jsonl"),
