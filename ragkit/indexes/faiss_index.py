@@ -153,6 +153,16 @@ class FaissIndex:
             need = max(need, 39 * 256)
         return max(need, 1)
 
+    @property
+    def tombstones(self) -> int:
+        """Removed ids still stored inside an index that cannot delete (HNSW), awaiting compaction."""
+        return len(self._tomb)
+
+    @property
+    def stored(self) -> int:
+        """Vectors physically in the FAISS index, tombstoned ones included (pending, untrained ones not)."""
+        return int(self._cpu.ntotal)
+
     def __len__(self) -> int:
         pending = int(self._pending.ntotal) if self._pending is not None else 0
         return int(self._cpu.ntotal) + pending - len(self._tomb)
