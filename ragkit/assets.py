@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragkit.errors import ModelError
+from ragkit.fsutil import atomic_write_path
 
 _OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -103,21 +104,22 @@ def _assembled(bundled: BundledModel, parts: list[Path]) -> Path:
         if target.exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                        h.update(block)
-                        out.write(block)
-        if bundled.sha256 and h.hexdigest() != bundled.sha256:
-            tmp.unlink(missing_ok=True)
-            raise ModelError(
-                f"bundled model {bundled.name!r} does not match its checksum after assembly; reinstall it: "
-                f"{bundled.install}"
-            )
-        tmp.replace(target)  # atomic: an interrupted assembly leaves no half file under the real name
+
+        def assemble(tmp: Path) -> None:
+            h = hashlib.sha256()
+            with open(tmp, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as fh:
+                        for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                            h.update(block)
+                            out.write(block)
+            if bundled.sha256 and h.hexdigest() != bundled.sha256:
+                raise ModelError(
+                    f"bundled model {bundled.name!r} does not match its checksum after assembly; reinstall it: "
+                    f"{bundled.install}"
+                )
+
+        atomic_write_path(target, assemble)  # an interrupted assembly leaves no half file under the real name
     return target
 
 

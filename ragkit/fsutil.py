@@ -51,6 +51,21 @@ def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], object]) ->
     _fsync_dir(path.parent)
 
 
+def atomic_write_path(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Replace `path` with a file that `write(tmp_path)` writes by name (FAISS, a checksummed assembly),
+    atomically. If `write` raises, the temp file is removed and `path` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def atomic_write_lines(path: str | Path, lines: Iterator[str] | list[str]) -> None:
     """Replace a text file (JSONL, say) with `lines` (each without its newline), atomically."""
     atomic_write_with(path, lambda fh: fh.writelines((line + "\n").encode("utf-8") for line in lines))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ragkit.finetune.examples import ExampleBuilder, retrieve_without
 from ragkit.finetune.questions import QAPair
 from ragkit.finetune.train import NOTE_CHARS, ProgressEvent, ProgressFn
+from ragkit.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from ragkit.answering import AnswerOptions
@@ -202,7 +203,7 @@ def evaluate_heldout(
         # both runs abstain unasked below this relevance; the comparison is what tuning adds on top of it
         "min_relevance": kb.answer_options().min_relevance,
     }
-    (folder / "comparison.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    atomic_write(folder / "comparison.json", json.dumps(payload, indent=2))
     return comparison, runs["base"].run_dir, runs["tuned"].run_dir
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import shutil
 import threading
 import time
 import warnings
@@ -21,6 +20,7 @@ from typing import Any
 
 from ragkit.assets import auto_device, cache_dir, quiet_transformers, resolve_generator, set_offline_env
 from ragkit.errors import ModelError
+from ragkit.fsutil import atomic_dir
 from ragkit.generation.transcript import plain_transcript
 from ragkit.types import Generation, Message
 
@@ -58,13 +58,10 @@ def converted_gguf_dir(gguf: Path) -> Path:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.is_quantized = False
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "source.txt").write_text(f"{gguf}\n", encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)  # atomic: a crash mid-conversion leaves no half checkpoint behind
+        with atomic_dir(target) as tmp:  # a crash mid-conversion leaves no half checkpoint behind
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            (tmp / "source.txt").write_text(f"{gguf}\n", encoding="utf-8")
     return target
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ragkit.errors import ConfigError, DependencyError
+from ragkit.fsutil import atomic_write_path
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
 
 
@@ -337,15 +337,11 @@ class FaissIndex:
             self._faiss.omp_set_num_threads(before)
 
     def save(self, path: Path) -> None:
-        """Write atomically: temp file, fsync, rename. A crash leaves the old file or the new one.
+        """Write atomically (ragkit.fsutil): a crash leaves the old file or the new one.
 
         Vectors waiting for training are not written: SQL holds them and opening the KB adds them back.
         """
-        tmp = path.with_name(path.name + ".tmp")
-        self._faiss.write_index(self._cpu, str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_path(path, lambda tmp: self._faiss.write_index(self._cpu, str(tmp)))
 
 
 def _faiss_reason(exc: Exception) -> str:

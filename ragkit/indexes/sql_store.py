@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ragkit.errors import KnowledgeBaseError
 from ragkit.indexes.engine import (  # noqa: F401 - make_engine and friends lived here before engine.py
     PG_EXTRA_HINT,
     check_same_database,
