@@ -1,0 +1,44 @@
+"""ragkit.fsutil: a rewrite leaves the old content or the new one, never a half file or a stray temp file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkit.fsutil import atomic_dir, atomic_write, atomic_write_lines, atomic_write_path
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    f = tmp_path / "m.json"
+    atomic_write(f, "old")
+    atomic_write(f, "névé")
+    assert f.read_text(encoding="utf-8") == "névé" and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    atomic_write_lines(f, ["a", "b"])
+    assert f.read_text(encoding="utf-8") == "a\nb\n"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
+    f = tmp_path / "index.faiss"
+    f.write_bytes(b"old")
+
+    def half_then_crash(tmp: Path) -> None:
+        tmp.write_bytes(b"ha")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_path(f, half_then_crash)
+    assert f.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["index.faiss"]
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "models" / "tiny"
+    target.mkdir(parents=True)
+    (target / "old.bin").write_bytes(b"1")
+    with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+        (tmp / "adapter.bin").write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert [p.name for p in target.iterdir()] == ["old.bin"] and not (tmp_path / "models" / "tiny.tmp").exists()
+    with atomic_dir(target) as tmp:
+        (tmp / "adapter.bin").write_bytes(b"new")
+    assert [p.name for p in target.iterdir()] == ["adapter.bin"]
