@@ -181,3 +181,20 @@ def test_cli_eval_dataset_is_short_for_eval_run(built_kb: Path) -> None:
     assert json.loads(res.output)["samples"] == 2
     res = CliRunner().invoke(app, ["eval", "--kb", str(built_kb), str(QUESTIONS), "--retrieval-only", "--limit", "1"])
     assert res.exit_code == 0 and "1 questions" in res.output
+
+
+@pytest.mark.slow
+def test_cli_run_takes_another_generator_without_editing_the_config(built_kb: Path, tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    shutil.copytree(built_kb, kb)
+    toml_before = (kb / "ragkit.toml").read_text(encoding="utf-8")
+    res = CliRunner().invoke(
+        app,
+        ["eval", "run", str(QUESTIONS), "--kb", str(kb), "--retrieval-only", "--limit", "2", "--json"]
+        + ["--generator", "openai:http://127.0.0.1:9/v1", "--model", "served-model"],
+    )
+    assert res.exit_code == 0, res.output
+    run_dir = Path(json.loads(res.output)["run_dir"])
+    used = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["config"]["generator"]
+    assert (used["backend"], used["url"], used["model"]) == ("openai", "http://127.0.0.1:9/v1", "served-model")
+    assert (kb / "ragkit.toml").read_text(encoding="utf-8") == toml_before

@@ -104,3 +104,22 @@ def progress_bar(label: str, quiet: bool = False) -> Progress:
         disable=quiet or not err.is_terminal,
         transient=True,
     )
+
+
+GeneratorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--generator",
+        help="'openai:URL' for an OpenAI-compatible server (e.g. openai:http://127.0.0.1:8000/v1), "
+        "'llamacpp:GGUF' (a .gguf path or bundled name, run by llama.cpp; extra ragkit[llamacpp]), or a local "
+        "model (bundled name, transformers directory, .gguf) [default: config]",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator "
+        "server.",
+    ),
+]

@@ -14,7 +14,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ragkit.cli.common import DbOpt, JsonOpt, KbOpt, db_override, err, out, progress_bar, user_errors
+from ragkit.cli.common import (
+    DbOpt,
+    GeneratorOpt,
+    JsonOpt,
+    KbOpt,
+    ModelOpt,
+    db_override,
+    err,
+    out,
+    progress_bar,
+    user_errors,
+)
 
 EXIT_REGRESSION = 4
 PROGRESS_QUESTION_CHARS = 60  # of the current question, shown beside the progress bar
@@ -88,6 +99,8 @@ def run(
         bool, typer.Option("--retrieval-only", help="Score retrieval only; no GPT, no judge (fast).")
     ] = False,
     judge: JudgeOpt = "minilm-lexical",
+    generator: GeneratorOpt = None,
+    model: ModelOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -97,12 +110,17 @@ def run(
     config.json, samples.jsonl, metrics.json, report.md and report.html.
 
     An interrupted run (Ctrl-C, a kill) is continued by running the same command again.
+
+    --generator and --model compare generators on one KB without editing ragkit.toml (each run records the
+    config it used in config.json).
     """
     import ragkit
+    from ragkit.build import generator_overrides
 
+    overrides = dict(db_override(db)) | generator_overrides(kb, generator, model)
     with (
         user_errors(),
-        ragkit.open(kb, create=False, **db_override(db)) as base,
+        ragkit.open(kb, create=False, **overrides) as base,
         progress_bar("Evaluating", as_json) as bar,
     ):
         task = bar.add_task("", total=None)
