@@ -233,3 +233,27 @@ def test_report_of_an_empty_category_free_run() -> None:
     assert report.categories is None and report.worst == () and report.errors == ()
     assert "generator -, judge -" in render_markdown(report)
     assert "<p><em>no values</em></p>" in render_html(report)
+
+
+def test_abstention_is_reported_per_construction(tmp_path: Path) -> None:
+    items = (
+        EvalItem("k", ITEMS[0].question, ("90 days",), construction="sample"),
+        EvalItem("t", ITEMS[1].question, ("180 euros",), construction="sample"),
+        EvalItem("x", "Who won the 1998 world cup?", answerable=False, construction="off-topic"),
+        EvalItem("u", "What is the office wifi password?", answerable=False, construction="on-topic-missing"),
+        EvalItem("v", ITEMS[2].question, answerable=False, construction="on-topic-missing"),  # FakeKB answers it
+    )
+    run = run_eval(FakeKB(tmp_path / "kb"), Dataset("c", items, "test"), name="c", judge=LexicalJudge())
+    m = run.metrics
+    assert m["abstention/rate_unanswerable"] == pytest.approx(2 / 3)
+    assert m["abstention/rate_unanswerable/off-topic"] == 1.0
+    assert m["abstention/rate_unanswerable/on-topic-missing"] == 0.5
+    assert m["abstention/false_rate_answerable/sample"] == 0.0
+    assert M.higher_is_better("abstention/rate_unanswerable/off-topic")
+    assert not M.higher_is_better("abstention/false_rate_answerable/sample")
+    md = (run.run_dir / "report.md").read_text()
+    assert "| abstains when unanswerable (on-topic-missing) | 0.500 |" in md
+    assert {s["id"]: s.get("construction") for s in run.samples()}["x"] == "off-topic"
+    # without constructions nothing is added (the goldens' metrics keep their keys)
+    plain = run_eval(FakeKB(tmp_path / "kb2"), DATASET, name="p", judge=LexicalJudge()).metrics
+    assert not [k for k in plain if k.count("/") > 1]

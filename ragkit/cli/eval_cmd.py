@@ -152,15 +152,14 @@ def run(
             }
         )
         return
-    from ragkit.evals.report import SUMMARY
+    from ragkit.evals.report import summary_rows
 
     if result.resumed:
         out.print(f"continued an interrupted run ({result.resumed} questions were already done)")
     out.print(f"{result.n_samples} questions, {result.n_errors} errors -> {result.run_dir}")
-    for key, label, _ in SUMMARY:
-        if result.metrics.get(key) is not None:
-            mark = "  (primary)" if key == result.primary_metric else ""
-            out.print(f"  {label:<28} {_fmt(result.metrics[key])}{mark}")
+    for key, label in summary_rows(result.metrics):
+        mark = "  (primary)" if key == result.primary_metric else ""
+        out.print(f"  {label:<28} {_fmt(result.metrics[key])}{mark}")
     floor = result.metrics.get("abstention/suggested_min_relevance")
     if floor is not None:
         out.print(

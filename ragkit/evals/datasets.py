@@ -32,6 +32,9 @@ class EvalItem:
     """One question with what a right answer and right evidence look like.
 
     answerable=False means the knowledge base does not hold the answer: the right reply is to abstain.
+    construction says how an item was made, so abstention is reported per kind: for unanswerable items
+    "off-topic" (the corpus is about something else), "on-topic-missing" (the corpus is about the subject but
+    never says it), "answer-removed" (the answer-bearing sentence was cut from its passage); any name works.
     context is the passage a context-given task pairs with the question (HaluEval), not used for KB runs.
     """
 
@@ -44,6 +47,7 @@ class EvalItem:
     gold_passages: tuple[str, ...] = ()
     category: str = ""
     context: str | None = None
+    construction: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict in ragkit's JSONL format."""
@@ -56,6 +60,8 @@ class EvalItem:
             out["category"] = self.category
         if self.context is not None:
             out["context"] = self.context
+        if self.construction:
+            out["construction"] = self.construction
         return out
 
 
@@ -116,6 +122,7 @@ def _item_from_record(rec: dict[str, Any], where: str, index: int) -> EvalItem:
         gold_passages=_as_tuple(rec.get("gold_passages")),
         category=str(rec.get("category", "") or ""),
         context=rec.get("context"),
+        construction=str(rec.get("construction", "") or ""),
     )
 
 

@@ -69,8 +69,9 @@ METRIC = {m.key: m for m in METRICS}
 
 
 def higher_is_better(key: str) -> bool:
-    """Direction of a run metric (METRICS); a key not in the table counts as higher-is-better."""
-    m = METRIC.get(key)
+    """Direction of a run metric (METRICS); a per-group key ("abstention/rate_unanswerable/off-topic") has its
+    base key's direction; a key not in the table counts as higher-is-better."""
+    m = METRIC.get(key) or METRIC.get(key.rpartition("/")[0])
     return True if m is None else m.higher_is_better
 
 

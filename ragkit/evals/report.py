@@ -51,6 +51,20 @@ SUMMARY = tuple(
         "tokens/per_s",
     )
 )
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, label) of the summary's metrics that this run has, in SUMMARY's order; per-construction
+    abstention rates ("abstention/rate_unanswerable/off-topic") follow their overall rate."""
+    rows: list[tuple[str, str]] = []
+    for m in SUMMARY:
+        if metrics.get(m.key) is not None:
+            rows.append((m.key, m.label))
+        for key in sorted(k for k in metrics if k.startswith(m.key + "/") and metrics[k] is not None):
+            rows.append((key, f"{m.label} ({key.rpartition('/')[2]})"))
+    return rows
+
+
 CATEGORY_COLUMNS = (
     "retrieval/recall@5",
     "retrieval/mrr",
@@ -157,7 +171,7 @@ def build_report(config: dict[str, Any], metrics: dict[str, Any], samples: Seque
     models = config.get("models") or {}
     judge = models.get("judge") or {}
     primary = metrics["primary_metric"]
-    summary = [(m.label, fmt(metrics.get(m.key))) for m in SUMMARY if metrics.get(m.key) is not None]
+    summary = [(label, fmt(metrics.get(key))) for key, label in summary_rows(metrics)]
     cats = categories(samples)
     cat_table = None
     if cats:

@@ -100,6 +100,8 @@ def evaluate_item(kb: EvalTarget, item: EvalItem, index: int, judge: Judge | Non
         "gold_answers": list(item.answers),
         "status": "ok",
     }
+    if item.construction:
+        rec["construction"] = item.construction
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     try:
@@ -189,6 +191,20 @@ def _judge_claims(ans: Answer, judge: Judge | None) -> list[dict[str, Any]]:
 # --- aggregation --------------------------------------------------------------------------------------
 
 
+def abstention_by_construction(answered: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Abstention per construction: abstention/rate_unanswerable/<name> for unanswerable items and
+    abstention/false_rate_answerable/<name> for answerable ones; nothing for items without a construction."""
+    out: dict[str, float] = {}
+    names = sorted({(s.get("construction"), bool(s["answerable"])) for s in answered if s.get("construction")})
+    for name, answerable in names:
+        group = [
+            bool(s["abstained"]) for s in answered if s.get("construction") == name and s["answerable"] == answerable
+        ]
+        base = "abstention/false_rate_answerable" if answerable else "abstention/rate_unanswerable"
+        out[f"{base}/{name}"] = sum(group) / len(group)
+    return out
+
+
 def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """Flat metrics over sample records (the keys of metrics.METRICS); a metric with nothing to average is None."""
     ok = [s for s in samples if s.get("status") == "ok"]
@@ -218,6 +234,7 @@ def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None
     abst = M.abstention_rates([bool(s["answerable"]) for s in answered], [bool(s["abstained"]) for s in answered])
     out["abstention/rate_unanswerable"] = abst["abstention_rate"]
     out["abstention/false_rate_answerable"] = abst["false_abstention_rate"]
+    out |= abstention_by_construction(answered)
     measured = [s for s in answered if s.get("relevance") is not None]
     sep = M.relevance_separation([bool(s["answerable"]) for s in measured], [float(s["relevance"]) for s in measured])
     out["abstention/relevance_auroc"] = sep["auroc"]
