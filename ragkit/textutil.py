@@ -24,6 +24,15 @@ def split_sentences(text: str) -> list[str]:
     return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
 
 
+# glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's
+_GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")
+
+
+def context_sentences(context: str) -> list[str]:
+    """The context's sentences, glued ones split apart."""
+    return [s for piece in split_sentences(context) for s in _GLUED.split(piece) if s.strip()]
+
+
 def _stem(word: str) -> str:
     # crude but predictable: "keys"/"key", "rotated"/"rotation" meet on their first five letters
     if len(word) > 3 and word.endswith("s"):

