@@ -1,0 +1,155 @@
+"""Honest abstention on the dev set (docs/devset.md): abstention per construction, false abstention and answer
+quality of `ragkit eval` on three corpora, for one generator.
+
+    python bench/devset.py --workdir /tmp/devset [--split heldout] [--generator Qwen2.5-Coder-0.5B-Instruct]
+
+Builds (once, under --workdir) a KB of the sample corpus, one of the Python reference topics (pydoc_data) and
+one of HaluEval-QA passages (answerable items' own passages, answer-removed items' passages without the
+answer's sentences; off-topic items' passages left out), then runs each part of the chosen split through
+`ragkit eval run` (the CLI, as a user would) and prints one table: per corpus and construction, the share
+of questions answered with the abstention phrase, the gold-answer rate, unsupported claims and seconds per
+answer. Results go to --workdir/results-<split>-<generator>.json as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVSET = ROOT / "examples" / "devset"
+HALUEVAL = {"limit": 120, "unanswerable": 0.25, "removed": 0.25, "seed": 7}  # 30 off-topic, ~25 answer-removed
+
+
+def _ragkit(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    exe = Path(sys.executable).with_name("ragkit")  # the console script beside this Python
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env)
+
+
+def _corpus_pydocs(folder: Path) -> Path:
+    from pydoc_data.topics import topics
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in sorted(topics.items()):
+        (folder / f"topic-{name}.md").write_text(f"# {name}\n\n{body}", encoding="utf-8")
+    return folder
+
+
+def _halueval_parts(work: Path) -> tuple[Path, dict[str, Path]]:
+    """The HaluEval corpus and the dataset split in two halves (dev = even positions, heldout = odd)."""
+    from ragkit.evals.datasets import load_halueval_qa, write_contexts
+
+    ds = load_halueval_qa(HALUEVAL["limit"], HALUEVAL["unanswerable"], HALUEVAL["seed"], removed=HALUEVAL["removed"])
+    corpus = write_contexts(ds, work / "corpus-halueval")
+    files = {}
+    for split, parity in (("dev", 0), ("heldout", 1)):
+        path = work / f"halueval_{split}.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for pos, item in enumerate(ds.items):
+                if pos % 2 == parity:
+                    rec = item.to_json()
+                    rec.pop("context", None)
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        files[split] = path
+    return corpus, files
+
+
+def _kb(work: Path, name: str, corpus: Path) -> Path:
+    kb = work / f"kb-{name}"
+    if not (kb / "manifest.json").exists():
+        shutil.rmtree(kb, ignore_errors=True)
+        res = _ragkit("ingest", str(corpus), "--kb", str(kb))
+        if res.returncode not in (0, 3):
+            raise SystemExit(f"ingest {name} failed: {res.stderr.strip()}")
+    return kb
+
+
+def _rows(run_dir: Path) -> list[dict[str, object]]:
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
+    out = []
+    for kind in sorted({s.get("construction") or "?" for s in samples}):
+        group = [s for s in samples if (s.get("construction") or "?") == kind and s.get("status") == "ok"]
+        claims = [c for s in group if not s.get("abstained") for c in s.get("claims", [])]
+        answerable = [s for s in group if s.get("answerable")]
+        out.append(
+            {
+                "construction": kind,
+                "n": len(group),
+                "abstained": sum(bool(s.get("abstained")) for s in group) / max(1, len(group)),
+                "contains_gold": (
+                    sum(s.get("scores", {}).get("contains", 0.0) for s in answerable) / len(answerable)
+                    if answerable
+                    else None
+                ),
+                "unsupported_claims": sum(not c["supported"] for c in claims) / len(claims) if claims else None,
+                "seconds": sum(s.get("timings", {}).get("total", 0.0) for s in group) / max(1, len(group)),
+            }
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--split", choices=["dev", "heldout"], default="dev")
+    ap.add_argument("--generator", default=None, help="as `ragkit eval run --generator` [default: the KB's]")
+    ap.add_argument("--parts", default="sample,pydocs,halueval")
+    args = ap.parse_args()
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+
+    parts = {}
+    wanted = args.parts.split(",")
+    if "sample" in wanted:
+        parts["sample"] = (
+            _kb(work, "sample", ROOT / "examples" / "sample_corpus"),
+            DEVSET / f"sample_{args.split}.jsonl",
+        )
+    if "pydocs" in wanted:
+        corpus = _corpus_pydocs(work / "corpus-pydocs")
+        parts["pydocs"] = (_kb(work, "pydocs", corpus), DEVSET / f"pydocs_{args.split}.jsonl")
+    if "halueval" in wanted:
+        corpus, files = _halueval_parts(work)
+        parts["halueval"] = (_kb(work, "halueval", corpus), files[args.split])
+
+    gen = args.generator or "config"
+    results: dict[str, object] = {
+        "split": args.split,
+        "generator": gen,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "parts": {},
+    }
+    print(f"{'corpus':<9} {'construction':<17} {'n':>3} {'abstained':>9} {'gold':>6} {'unsupp':>7} {'s/answer':>8}")
+    for name, (kb, questions) in parts.items():
+        t0 = time.perf_counter()
+        cmd = ["eval", "run", str(questions), "--kb", str(kb), "--json", "--name", f"devset-{args.split}-{gen}"]
+        if args.generator:
+            cmd += ["--generator", args.generator]
+        res = _ragkit(*cmd)
+        if res.returncode != 0:
+            raise SystemExit(f"eval {name} failed: {res.stderr.strip() or res.stdout.strip()}")
+        run_dir = Path(json.loads(res.stdout)["run_dir"])
+        rows = _rows(run_dir)
+        results["parts"][name] = {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
+        for r in rows:
+            gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
+            uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
+            print(
+                f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {gold:>6} {uns:>7} "
+                f"{r['seconds']:>8.1f}"
+            )
+    out = work / f"results-{args.split}-{Path(gen).name}.json"
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
