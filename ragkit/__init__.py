@@ -22,6 +22,7 @@ from ragkit.errors import (
     ParseError,
     RagkitError,
     SourceError,
+    UsageError,
 )
 from ragkit.types import Answer, CheckReport, Chunk, Citation, Hit, IngestReport, ReindexReport
 
@@ -61,5 +62,6 @@ __all__ = [
     "RagkitError",
     "ReindexReport",
     "SourceError",
+    "UsageError",
     "open",
 ]

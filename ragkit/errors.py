@@ -11,6 +11,12 @@ class ConfigError(RagkitError):
     """The configuration is invalid (unknown key, bad value, inconsistent sizes)."""
 
 
+class UsageError(ConfigError):
+    """An argument of the call is wrong (an unknown filter field, a bad --mode, an empty query); the CLI exits 2.
+
+    A ConfigError too, so code that caught ConfigError for a bad filter still does."""
+
+
 class SourceError(RagkitError):
     """A source path or URL cannot be read (missing, empty, unsupported)."""
 

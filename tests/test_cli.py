@@ -60,7 +60,7 @@ def test_ingest_then_search_json(corpus: Path, tmp_path: Path) -> None:
 
     found = run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "2")
     assert found.exit_code == 0
-    hits = json.loads(found.output)
+    hits = json.loads(found.output)["hits"]
     assert len(hits) == 2 and Path(hits[0]["chunk"]["uri"]).name == "expenses.pdf"
     assert hits[0]["chunk"]["page"] == 2 and hits[0]["score"] > hits[1]["score"]
 

@@ -148,18 +148,18 @@ def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -
 
     found = run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "2")
     assert found.exit_code == 0, found.output
-    hits = json.loads(found.output)
+    hits = json.loads(found.output)["hits"]
     assert Path(hits[0]["chunk"]["uri"]).name == "expenses.pdf" and hits[0]["chunk"]["page"] == 2
 
-    keyword = json.loads(run("search", "hotel per night", "--kb", kb, "--json", "--mode", "keyword").output)
+    keyword = json.loads(run("search", "hotel per night", "--kb", kb, "--json", "--mode", "keyword").output)["hits"]
     assert Path(keyword[0]["chunk"]["uri"]).name == "expenses.pdf"
     filtered = run("search", "hotel costs per night", "--kb", kb, "--json", "--filter", "source=*.md")
     assert filtered.exit_code == 0, filtered.output
-    assert {Path(h["chunk"]["uri"]).suffix for h in json.loads(filtered.output)} == {".md"}
+    assert {Path(h["chunk"]["uri"]).suffix for h in json.loads(filtered.output)["hits"]} == {".md"}
 
     deleted = run("delete", corpus / "expenses.pdf", "--kb", kb, "--json")
     assert json.loads(deleted.output) == {"deleted": 1}
-    after = json.loads(run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "3").output)
+    after = json.loads(run("search", "hotel costs per night", "--kb", kb, "--json", "-k", "3").output)["hits"]
     assert all(Path(h["chunk"]["uri"]).name != "expenses.pdf" for h in after)
 
     again = json.loads(run("ingest", corpus, "--kb", kb, "--json").output)

@@ -404,14 +404,14 @@ def test_cli_filters_meta_reindex_and_check(tmp_path: Path) -> None:
     done = runner.invoke(app, ["ingest", str(SAMPLE_CORPUS), "--kb", kb, "--meta", "tenant=globex"])
     assert done.exit_code == 0, done.output
     got = runner.invoke(app, ["search", QUESTION, "--kb", kb, "-f", "tenant=acme", "-k", "5", "--json"])
-    hits = json.loads(got.output)
+    hits = json.loads(got.output)["hits"]
     assert hits and all(h["chunk"]["uri"].endswith("key-rotation.md") for h in hits)
     got = runner.invoke(app, ["search", QUESTION, "--kb", kb, "-f", "tenant=globex", "--mode", "keyword", "--json"])
-    assert all(not h["chunk"]["uri"].endswith("key-rotation.md") for h in json.loads(got.output))
+    assert all(not h["chunk"]["uri"].endswith("key-rotation.md") for h in json.loads(got.output)["hits"])
     bad = runner.invoke(app, ["search", QUESTION, "--kb", kb, "-f", "page>>2"])
-    assert bad.exit_code == 1 and "not a number" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "not a number" in bad.output and "Traceback" not in bad.output  # usage
     bad = runner.invoke(app, ["ingest", str(SAMPLE_CORPUS), "--kb", kb, "--meta", "no-equals-sign"])
-    assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
     built = runner.invoke(app, ["reindex", "--kb", kb, "--spec", "HNSW32", "--json"])
     assert built.exit_code == 0 and json.loads(built.output)["resolved"] == "HNSW32"
     (tmp_path / "kb" / "index.faiss").unlink()

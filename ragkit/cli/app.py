@@ -27,12 +27,14 @@ from ragkit.cli.common import (
     device_override,
     display,
     err,
+    non_empty,
     out,
+    parse_mode,
     print_json,
     progress_bar,
     user_errors,
 )
-from ragkit.errors import SourceError
+from ragkit.errors import SourceError, UsageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -119,7 +121,7 @@ def ingest(
     with user_errors():
         all_sources = [*(sources or []), *_read_url_list(urls)]
         if not all_sources:
-            raise SourceError("nothing to ingest: give files, folders, URLs or --urls FILE")
+            raise UsageError("nothing to ingest: give files, folders, URLs or --urls FILE")
         stamp = _key_values(meta or [])
         progress = progress_bar("Ingesting", quiet=as_json)
         overrides = {"ingest.json_text_field": json_field} if json_field else {}
@@ -164,7 +166,7 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not re.fullmatch(r"[\w\-]+", key.strip()):
-            raise SourceError(f"--meta takes KEY=VALUE with KEY made of letters, digits, _ or -; got {pair!r}")
+            raise UsageError(f"--meta takes KEY=VALUE with KEY made of letters, digits, _ or -; got {pair!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -251,6 +253,8 @@ def ask(
     with user_errors():
         from ragkit.build import generator_overrides
 
+        non_empty(question, "question")
+        mode = parse_mode(mode)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model)
         if template:
             overrides["generator.template_file"] = str(template)
@@ -372,15 +376,29 @@ def search(
     """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base:
-        hits = base.search(
-            query, k=k, filters=filters, mode=mode, nprobe=nprobe, ef_search=ef_search, mmr=mmr, rerank=not no_rerank
-        )
+    with user_errors():
+        non_empty(query, "query")
+        mode = parse_mode(mode)
+        with ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base:
+            hits = base.search(
+                query,
+                k=k,
+                filters=filters,
+                mode=mode,
+                nprobe=nprobe,
+                ef_search=ef_search,
+                mmr=mmr,
+                rerank=not no_rerank,
+            )
+            # the options as run: the configured k and mode when not given
+            k, mode = k or base.config.retrieval.top_k, mode or base.config.retrieval.mode
+            empty = "" if hits else _why_empty(base, filters or [])
     if as_json:
-        print_json([{**asdict(h), "location": display(h.chunk.uri)} for h in hits])
+        hit_list = [{**asdict(h), "location": display(h.chunk.uri)} for h in hits]
+        print_json({"query": query, "mode": mode, "k": k, "filters": filters or [], "hits": hit_list})
         return
-    if not hits:
-        out.print("no chunk matches" + (" these filters" if filters else ""))
+    if empty:
+        out.print(empty)
     for h in hits:
         c = h.chunk
         where = display(c.uri) + (f", page {c.page}" if c.page is not None else "")
@@ -388,6 +406,21 @@ def search(
         out.print(f"[bold]{h.rank}. {h.score:.3f}[/bold]  {where}", markup=True)
         snippet = " ".join(c.text.split())
         out.print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}", markup=False)
+
+
+def _why_empty(base: Any, filters: list[str]) -> str:
+    """Why a search found nothing: no chunk passes the filters, or none of those holds the query words."""
+    matching = base.store.count(filters) if filters else base.store.counts()["chunks"]
+    if not filters:
+        return "the knowledge base holds no chunks" if not matching else "no chunk contains the query words"
+    if not matching:
+        return "no chunk matches these filters"
+    return f"no chunk under these filters contains the query words ({_n(matching, 'chunk')} match the filters)"
+
+
+def _n(count: int, noun: str) -> str:
+    """'1 chunk', '2 chunks', '1,234 files'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 @app.command()
@@ -427,7 +460,8 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
             "neutralised in prompts; leave them out with --filter kind!=SuspectedInjection)"
         )
     out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}")
-    out.print(f"index: {stats['index']}")
+    resolved = stats.get("index_resolved")
+    out.print(f"index: {stats['index']}" + (f" ({resolved})" if resolved and resolved != stats["index"] else ""))
     out.print(f"database: {stats['database']}")
     for f in stats["failures"]:
         out.print(f"  failed {display(f['uri'])}: {f['reason']}")

@@ -7,16 +7,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ragkit.errors import ConfigError, RagkitError
+from ragkit.errors import RagkitError, UsageError
 
-EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130
+# README's table: 0 success; 1 error; 2 usage error (ours, like click's for a bad option); 3 partial; 130 Ctrl-C
+EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+MODES = ("hybrid", "dense", "keyword")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,9 +49,25 @@ DeviceOpt = Annotated[
 
 def parse_device(device: str) -> str:
     """auto | cpu | gpu (FAISS's word) | cuda (torch's) -> the config value auto | cpu | cuda."""
-    value = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "auto": "auto"}.get(device.lower())
+    value = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "auto": "auto"}.get(device.strip().lower())
     if value is None:
-        raise ConfigError(f"--device takes auto, cpu or gpu, not {device!r}")
+        raise UsageError(f"--device takes auto, cpu or gpu, not {device!r}")
+    return value
+
+
+def parse_mode(mode: str | None) -> str | None:
+    """--mode: hybrid | dense | keyword, any case; None keeps the configured one."""
+    if mode is None:
+        return None
+    if mode.strip().lower() not in MODES:
+        raise UsageError(f"--mode takes hybrid, dense or keyword, not {mode!r}")
+    return mode.strip().lower()
+
+
+def non_empty(value: str, what: str) -> str:
+    """A QUERY or QUESTION argument that is not blank (a usage error otherwise)."""
+    if not value.strip():
+        raise UsageError(f"the {what} is empty; give some words to look for")
     return value
 
 
@@ -60,16 +78,37 @@ def device_override(device: str | None) -> dict[str, str]:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show ragkit errors as one red line and exit 1; Ctrl-C exits 130. Real bugs keep their traceback."""
+    """Show ragkit errors as one red line and exit 2 (UsageError) or 1; Ctrl-C exits 130. Real bugs keep their
+    traceback. Under a command run with --json, the error is also one JSON object on stdout (`fail`)."""
     try:
         yield
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
     except RagkitError as exc:
-        # escaped: messages hold brackets that are not markup, e.g. pip install 'ragkit[pg]'
-        err.print(f"[red]Error: {escape(str(exc))}[/red]", markup=True, highlight=False)
-        raise typer.Exit(EXIT_ERROR) from None
+        fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
-        err.print("[red]Interrupted.[/red]")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        fail("Interrupted.", EXIT_INTERRUPTED)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print `Error: message` in red on stderr, and `{"error": message, "exit_code": code}` on stdout when the
+    running command has --json (so a script's json.load never meets an empty stdout); then exit with code."""
+    text = message if code == EXIT_INTERRUPTED else f"Error: {message}"
+    # escaped: messages hold brackets that are not markup, e.g. pip install 'ragkit[pg]'
+    err.print(f"[red]{escape(text)}[/red]", markup=True, highlight=False)
+    if json_requested():
+        typer.echo(json.dumps({"error": message, "exit_code": code}, ensure_ascii=False))
+    raise typer.Exit(code) from None
+
+
+def json_requested() -> bool:
+    """Whether the command being run was given --json (its `as_json` parameter)."""
+    try:  # typer >= 0.29 carries its own click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - an older typer on the real click
+        from click import get_current_context
+    ctx = get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("as_json"))
 
 
 def display(uri: str) -> str:
@@ -119,7 +158,6 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator "
-        "server.",
+        help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator server.",
     ),
 ]

@@ -1,0 +1,198 @@
+"""Usage errors and messages of the CLI (issue 18, NEWCOMER.md findings), on a KB built with the hash embedder:
+no model is loaded, so this file is in the fast tier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ragkit import build
+from ragkit.cli import app
+from ragkit.testing import HashEmbedder
+
+runner = CliRunner()
+
+
+def run(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "120", "TERM": "dumb"})
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every KB the CLI opens embeds with HashEmbedder(64) instead of loading the bundled model."""
+    monkeypatch.setattr(build, "embedder_from", lambda cfg, manifest, root: HashEmbedder(64, name="hash"))
+
+
+@pytest.fixture
+def kb(tmp_path: Path, hashed: None) -> Path:
+    """A small KB: two Markdown files and a text file with known words."""
+    docs = tmp_path / "docs"
+    (docs / "b1").mkdir(parents=True)
+    (docs / "b1" / "alpha.md").write_text("# Alpha\n\nThe hotel costs ninety euros per night.\n", encoding="utf-8")
+    (docs / "b1" / "beta.md").write_text("# Beta\n\nKeys are rotated every ninety days.\n", encoding="utf-8")
+    (docs / "notes.txt").write_text("The on-call engineer answers a page within five minutes.\n", encoding="utf-8")
+    root = tmp_path / "kb"
+    result = run("ingest", docs, "--kb", root)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def one_red_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+# -- 5: unknown filter fields --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr", ["sourse=*.pdf", "bogus=1"])
+def test_an_unknown_filter_field_is_a_usage_error_naming_the_fields(kb: Path, expr: str) -> None:
+    result = run("search", "hotel", "--kb", kb, "-f", expr, "--mode", "keyword")
+    assert result.exit_code == 2
+    line = one_red_line(result)
+    field = expr.split("=")[0]
+    assert f"unknown filter field '{field}'" in line and "fields: source, doc, page" in line
+
+
+def test_only_tenant_and_meta_keys_reach_metadata(kb: Path) -> None:
+    assert run("search", "hotel", "--kb", kb, "-f", "tenant=acme", "--mode", "keyword").exit_code == 0
+    assert run("search", "hotel", "--kb", kb, "-f", "meta.team=ops", "--mode", "keyword").exit_code == 0
+    typo = run("search", "hotel", "--kb", kb, "-f", "sourse=*.md", "--mode", "keyword")
+    assert "did you mean source" in typo.output
+
+
+# -- 6: numbers SQL cannot hold ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("page>=99999999999999999999999", "out of range for a page number"),
+        ("page>=inf", "not a finite number"),
+        ("doc in 1,99999999999999999999999", "out of range for a document id"),
+        ("meta.year>=nan", "not a finite number"),
+        ("page>=2.5", "not a page number"),
+    ],
+)
+def test_numbers_out_of_range_are_one_red_line(kb: Path, expr: str, reason: str) -> None:
+    result = run("search", "hotel", "--kb", kb, "-f", expr, "--mode", "keyword")
+    assert result.exit_code == 2
+    line = one_red_line(result)
+    assert f"filter '{expr}'" in line and reason in line
+
+
+# -- 29: the filter echoed as typed, a trailing Z ---------------------------------------------------------------
+
+
+def test_errors_quote_the_filter_as_typed(kb: Path) -> None:
+    result = run("search", "hotel", "--kb", kb, "-f", "doc in a,b", "--mode", "keyword")
+    assert "filter 'doc in a,b': 'a' is not a number" in one_red_line(result)
+    result = run("search", "hotel", "--kb", kb, "-f", "doc in 3;4", "--mode", "keyword")
+    assert "filter 'doc in 3;4'" in one_red_line(result)
+
+
+@pytest.mark.parametrize("when", ["2999-06-01Z", "2999-06-01T10:00:00Z", "2999-06-01T10:00z"])
+def test_iso_dates_take_a_trailing_z(kb: Path, when: str) -> None:
+    result = run("search", "hotel", "--kb", kb, "-f", f"modified<{when}", "--mode", "keyword", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["hits"]
+
+
+# -- 15: why a search found nothing --------------------------------------------------------------------------
+
+
+def test_an_empty_result_says_whether_the_filters_or_the_words_found_nothing(kb: Path) -> None:
+    words = run("search", "zebra", "--kb", kb, "-f", "source=*.md", "--mode", "keyword")
+    assert words.exit_code == 0
+    assert "no chunk under these filters contains the query words (2 chunks match the filters)" in words.output
+    nothing = run("search", "hotel", "--kb", kb, "-f", "source=*.pdf", "--mode", "keyword")
+    assert "no chunk matches these filters" in nothing.output
+    one = run("search", "zebra", "--kb", kb, "-f", "source=*.txt", "--mode", "keyword")
+    assert "(1 chunk match" in one.output
+    unfiltered = run("search", "zebra", "--kb", kb, "--mode", "keyword")
+    assert "no chunk contains the query words" in unfiltered.output
+
+
+# -- 17: usage mistakes exit 2 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("search", "hotel", "--mode", "bogus"), "--mode takes hybrid, dense or keyword"),
+        (("search", "hotel", "-f", "page"), "cannot read the filter 'page'"),
+        (("search", "hotel", "-f", "page>=abc"), "'abc' is not a number"),
+        (("search", "hotel", "--device", "tpu"), "--device takes auto, cpu or gpu"),
+        (("search", "", "--mode", "keyword"), "the query is empty"),
+        (("search", "   "), "the query is empty"),
+        (("ask", " "), "the question is empty"),
+        (("ask", "why?", "--mode", "bogus"), "--mode takes"),
+        (("ingest", "{docs}", "--meta", "noequals"), "--meta takes KEY=VALUE"),
+        (("ingest",), "nothing to ingest"),
+    ],
+)
+def test_usage_mistakes_exit_2(kb: Path, args: tuple[str, ...], message: str) -> None:
+    result = run(*(a.format(docs=kb.parent / "docs") for a in args), "--kb", kb)
+    assert result.exit_code == 2, result.output
+    assert message in one_red_line(result)
+
+
+def test_mode_is_case_insensitive(kb: Path) -> None:
+    result = run("search", "hotel", "--kb", kb, "--mode", "KEYWORD", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["mode"] == "keyword"
+
+
+def test_errors_that_are_not_usage_errors_still_exit_1(tmp_path: Path, hashed: None) -> None:
+    result = run("search", "hotel", "--kb", tmp_path / "nokb")
+    assert result.exit_code == 1 and "no knowledge base" in one_red_line(result)
+
+
+# -- 24: the --json contract -----------------------------------------------------------------------------------
+
+
+def test_search_json_is_one_object_with_the_options_as_run(kb: Path) -> None:
+    result = run("search", "hotel night", "--kb", kb, "--json", "-k", "2", "-f", "source=*.md", "--mode", "keyword")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert set(data) == {"query", "mode", "k", "filters", "hits"}
+    assert (data["query"], data["mode"], data["k"], data["filters"]) == ("hotel night", "keyword", 2, ["source=*.md"])
+    hit = data["hits"][0]
+    assert Path(hit["chunk"]["uri"]).name == "alpha.md" and {"rank", "score", "location"} <= set(hit)
+    defaults = json.loads(run("search", "hotel", "--kb", kb, "--json").output)
+    assert (defaults["mode"], defaults["k"], defaults["filters"]) == ("hybrid", 3, [])
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("search", "hotel", "--kb", "{kb}", "-f", "sourse=x", "--json"), 2),
+        (("search", "hotel", "--kb", "{tmp}/nokb", "--json"), 1),
+        (("info", "--kb", "{tmp}/nokb", "--json"), 1),
+        (("ingest", "--kb", "{kb}", "--json"), 2),
+    ],
+)
+def test_an_error_under_json_is_a_json_object_on_stdout(kb: Path, args: tuple[str, ...], code: int) -> None:
+    runner_split = CliRunner()
+    result = runner_split.invoke(app, [a.format(kb=kb, tmp=kb.parent) for a in args])
+    assert result.exit_code == code
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == code and data["error"] and "Error:" not in data["error"]
+    assert result.stderr.startswith("Error: ") and data["error"] in " ".join(result.stderr.split())
+
+
+def test_without_json_stdout_stays_empty_on_error(kb: Path) -> None:
+    result = CliRunner().invoke(app, ["search", "hotel", "--kb", str(kb), "-f", "sourse=x"])
+    assert result.exit_code == 2 and result.stdout == "" and "unknown filter field" in result.stderr
+
+
+# -- 35: info names the resolved index -----------------------------------------------------------------------
+
+
+def test_info_text_shows_the_resolved_index(kb: Path) -> None:
+    result = run("info", "--kb", kb)
+    assert result.exit_code == 0 and "index: auto (Flat)" in result.output
