@@ -4,6 +4,7 @@ no model is loaded, so this file is in the fast tier."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,49 @@ def test_without_json_stdout_stays_empty_on_error(kb: Path) -> None:
 def test_info_text_shows_the_resolved_index(kb: Path) -> None:
     result = run("info", "--kb", kb)
     assert result.exit_code == 0 and "index: auto (Flat)" in result.output
+
+
+# -- 11 and 23: help rendering -----------------------------------------------------------------------------------
+
+
+def help_of(*command: str) -> str:
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    return result.output
+
+
+def flat(text: str) -> str:
+    """Help text without the panels' borders, each run of whitespace one space (wrapped lines joined)."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+def test_help_keeps_bracketed_text() -> None:
+    search = flat(help_of("search"))
+    assert "(extra ragkit[pg])" in search and "[default: the KB's SQLite file]" in search
+    assert "cpu or gpu [default: config]" in search
+    ask = flat(help_of("ask"))
+    assert "ragkit[llamacpp]" in ask and "[default: when a terminal]" in ask
+    assert "[default: text]" in flat(help_of("ingest"))
+
+
+@pytest.mark.parametrize("command", ["", "ask", "search", "ingest", "eval run", "finetune", "check", "info"])
+def test_flags_show_no_type_and_h_is_help(command: str) -> None:
+    text = help_of(*command.split())
+    assert "<bool>" not in text
+    assert run(*command.split(), "-h").output == text
+
+
+def test_search_help_shows_the_defaults_of_k_and_mode() -> None:
+    text = flat(help_of("search"))
+    assert "[default: retrieval.top_k of ragkit.toml, 3]" in text
+    assert "[default: retrieval.mode of ragkit.toml, hybrid]" in text
+    assert "{QUERY}" in text and "SOURCES" in help_of("ingest")
+
+
+@pytest.mark.parametrize("command", ["finetune", "ask", "eval run", "search", "ingest"])
+def test_no_stray_space_before_a_full_stop(command: str) -> None:
+    assert not re.search(r"\w \.(\s|$)", flat(help_of(*command.split())))
+
+
+def test_train_judge_batch_size_has_help() -> None:
+    assert "Training pairs per optimizer step." in help_of("eval", "train-judge")

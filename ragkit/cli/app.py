@@ -19,10 +19,12 @@ from ragkit.cli.common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
+    HELP_NAMES,
     DbOpt,
     DeviceOpt,
     JsonOpt,
     KbOpt,
+    RagkitGroup,
     db_override,
     device_override,
     display,
@@ -37,12 +39,17 @@ from ragkit.cli.common import (
 from ragkit.errors import SourceError, UsageError
 
 app = typer.Typer(
+    cls=RagkitGroup,
+    context_settings={"help_option_names": HELP_NAMES},
     no_args_is_help=True,
     add_completion=False,
     help="ragkit: turn documents into a knowledge base a local GPT answers from, with citations.",
 )
 
-KOpt = Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: config]")]
+KOpt = Annotated[
+    int | None,
+    typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve [default: retrieval.top_k of ragkit.toml, 3]"),
+]
 
 FilterOpt = Annotated[
     list[str] | None,
@@ -55,7 +62,10 @@ FilterOpt = Annotated[
 ]
 ModeOpt = Annotated[
     str | None,
-    typer.Option("--mode", help="Retrieval: hybrid (dense + keyword), dense or keyword [default: config]"),
+    typer.Option(
+        "--mode",
+        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml, hybrid]",
+    ),
 ]
 
 

@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import HAS_RICH, TyperArgument, TyperGroup
 
 from ragkit.errors import RagkitError, UsageError
 
 # README's table: 0 success; 1 error; 2 usage error (ours, like click's for a bad option); 3 partial; 130 Ctrl-C
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 MODES = ("hybrid", "dense", "keyword")
+HELP_NAMES = ["-h", "--help"]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,6 +47,35 @@ DeviceOpt = Annotated[
         help="Where the FAISS index searches: auto (GPU when a FAISS GPU build sees one), cpu or gpu [default: config]",
     ),
 ]
+
+
+class RagkitGroup(TyperGroup):
+    """The root command group (`typer.Typer(cls=RagkitGroup)`): makes every command's help plain on build.
+
+    - help texts are shown as written: "ragkit[pg]" and "[default: config]" are not taken for rich markup;
+    - flags (--json, --strict, -h/--help) show no type metavar ("--json <bool>" read as if it took a value);
+    - arguments are named in capitals in the usage line and the Arguments panel (QUERY, SOURCES...).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _plain_help(self)
+
+
+def _plain_help(cmd: Any) -> None:
+    if getattr(cmd, "_ragkit_plain_help", False):
+        return
+    cmd._ragkit_plain_help = True
+    help_option = cmd.get_help_option(typer.Context(cmd, help_option_names=HELP_NAMES))
+    for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+        if HAS_RICH and getattr(param, "help", None):
+            param.help = escape(param.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_help(sub)
 
 
 def parse_device(device: str) -> str:

@@ -290,7 +290,7 @@ def train_judge_cmd(
         ),
     ] = 2000,
     lr: Annotated[float, typer.Option("--lr", min=1e-7, help="Peak learning rate (warm-up, decay).")] = 5e-5,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Training pairs per optimizer step.")] = 16,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to save [default: the cache that --judge trained reads]")
     ] = None,
