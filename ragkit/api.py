@@ -21,7 +21,7 @@ from ragkit.config import RagkitConfig, dump_config, load_config
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
 from ragkit.indexes.engine import check_same_database, make_engine
-from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
+from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.ingest import ProgressFn, run_ingest
@@ -29,7 +29,7 @@ from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock
 from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
 from ragkit.safety import SUSPECTED_INJECTION
 from ragkit.store import Store
-from ragkit.types import Answer, CheckReport, Hit, IngestReport, ReindexReport
+from ragkit.types import Answer, CheckReport, DeleteReport, Hit, IngestReport, ReindexReport
 
 if TYPE_CHECKING:
     from ragkit.evals.runner import EvalRun
@@ -106,13 +106,12 @@ class KnowledgeBase:
         progress: ProgressFn | None = None,
         meta: dict[str, str] | None = None,
     ) -> IngestReport:
-        """Parse, chunk, embed and index files and folders. Unchanged files are skipped.
+        """Parse, chunk, embed and index files and folders. Unchanged files are skipped (not re-embedded).
 
-        include/exclude: glob patterns on paths relative to each folder. prune: delete stored documents that
-        the given folders no longer hold. meta: {key: value} stamped on each document written in this run,
-        for filters such as tenant=acme (unchanged documents keep theirs). A file that cannot be read or parsed
-        is reported in the result and the rest go on. Ctrl-C stops after the current batch; what was committed
-        stays, and the next run finishes the job.
+        include/exclude: globs on paths relative to each folder. prune: delete stored documents that the given
+        folders no longer hold. meta: {key: value} stamped on every document of the sources, unchanged ones too
+        (for filters such as tenant=acme; size and mtime are reserved). Files that cannot be read or parsed are
+        reported and the rest go on. Ctrl-C commits the files being embedded, then stops; rerun to finish.
         """
         with WriterLock(self.paths):
             try:
@@ -133,15 +132,21 @@ class KnowledgeBase:
                 self._write_manifest()
 
     def delete(self, targets: Sequence[str | Path]) -> int:
-        """Delete documents by path (a file, or every document under a folder) or uri glob. Returns how many."""
-        chosen = self.store.match_documents(targets)
-        if not chosen:
-            return 0
+        """Delete documents (see delete_documents) and return how many went."""
+        return len(self.delete_documents(targets).deleted)
+
+    def delete_documents(self, targets: Sequence[str | Path], *, dry_run: bool = False) -> DeleteReport:
+        """Delete documents named by a path (a file, everything under a folder) or a uri glob as --filter source=
+        reads it; an empty target is a UsageError. Returns their uris and the targets that matched nothing.
+        dry_run: only say what would go."""
+        if dry_run:
+            return self.store.match_targets(targets)
         with WriterLock(self.paths):
-            self.store.delete_documents(chosen)
+            report = self.store.match_targets(targets)
+            chunks = self.store.delete_documents(report.deleted) if report.deleted else 0
             self.store.save()
             self._write_manifest()
-        return len(chosen)
+        return DeleteReport(deleted=report.deleted, unmatched=report.unmatched, chunks=chunks)
 
     def reindex(self, spec: str | None = None) -> ReindexReport:
         """Rebuild the FAISS index from the vectors stored in SQL, e.g. to switch index type. No re-embedding.
@@ -150,11 +155,8 @@ class KnowledgeBase:
         once the index is built. Returns what was built: spec, resolved spec, vectors, training sample, seconds.
         """
         with WriterLock(self.paths):
-            new = bool(spec and spec != self.config.index.spec)
-            if new:  # refuse a spec FAISS rejects before touching anything
-                FaissIndex.create(self.store.dim, resolve_spec(spec or "", 0), device="cpu")
-            report = self.store.rebuild(spec or self.config.index.spec)
-            if new:
+            report = self.store.rebuild(spec or self.config.index.spec)  # built whole before anything is replaced
+            if spec and spec != self.config.index.spec:
                 self.config = self.config.model_copy(
                     update={"index": self.config.index.model_copy(update={"spec": spec})}
                 )
@@ -266,10 +268,7 @@ class KnowledgeBase:
         return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)
 
     def answer_options(self, **overrides: Any) -> AnswerOptions:
-        """The generator config as AnswerOptions, min_relevance resolved for this KB's embedder.
-
-        None-valued overrides keep the config's value.
-        """
+        """The generator config as AnswerOptions (min_relevance resolved for this KB's embedder); None keeps it."""
         return build.answer_options(self.config, **overrides)
 
     def answer(
@@ -281,10 +280,7 @@ class KnowledgeBase:
         on_text: Callable[[str], None] | None = None,
         retrieve_s: float = 0.0,
     ) -> Answer:
-        """Answer from hits already retrieved (best first) with this KB's generator; see `ask`.
-
-        options: None = this KB's answer_options().
-        """
+        """Answer from hits already retrieved (best first) with this KB's generator; see `ask` (None: answer_options)"""
         options = options or self.answer_options()
         relevance = measured_relevance(question, hits, self._embedder.get)
         gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)
@@ -385,6 +381,7 @@ def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] 
         manifest = kbdir.read_manifest(paths)
         config = load_config(paths.config, overrides)
         check_same_database(root, load_config(paths.config).database_url, config.database_url)
+        kbdir.check_database_file(paths, manifest, config.database_url)
         return KnowledgeBase(root, config, manifest)
     if not create:
         raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")

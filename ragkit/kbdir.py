@@ -67,6 +67,20 @@ def read_manifest(paths: KbPaths) -> dict[str, Any]:
     return data
 
 
+def check_database_file(paths: KbPaths, manifest: dict[str, Any], database_url: str | None) -> None:
+    """Refuse to open a KB whose own ragkit.db vanished while manifest.json records documents: opening it would
+    create an empty database, and a repair would then drop every vector. Other databases are not checked here."""
+    if database_url is not None or paths.database.exists():
+        return
+    counts = manifest.get("counts") or {}
+    docs, chunks = int(counts.get("documents") or 0), int(counts.get("chunks") or 0)
+    if docs or chunks or int(counts.get("failed_documents") or 0):
+        raise KnowledgeBaseError(
+            f"{paths.database} is missing, but manifest.json records {docs} documents and {chunks} chunks; "
+            f"restore ragkit.db from a backup, or ingest again into a new --kb directory"
+        )
+
+
 def new_manifest(embedder: Any, index_spec: str, chunking: dict[str, Any], version: str) -> dict[str, Any]:
     """The manifest of a new, empty KB: the embedder it is built with (name, dim, max_tokens) and its settings."""
     return {

@@ -8,10 +8,12 @@ follows SQL by itself (database triggers), so only `check` needs to look at it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from fnmatch import fnmatch
+from dataclasses import replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,17 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ragkit.errors import KnowledgeBaseError, RagkitError
-from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
+from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError, UsageError
+from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.keyword import keyword_index
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
-from ragkit.types import CheckReport, Chunk, ChunkSpan, Document, Hit, ReindexReport
+from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, Hit, ReindexReport
+
+log = logging.getLogger("ragkit")
 
 # IVF training sample: k-means needs ~40-256 points per list (FAISS subsamples to 256 per centroid itself);
 # 100k covers nlist up to ~400 at full strength and keeps training under a minute on two cores.
@@ -61,6 +65,7 @@ class Store:
         self._reranker = reranker
         self._index: FaissIndex | None = None
         self._index_lock = threading.Lock()
+        self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
         self._keyword_error: RagkitError | None = None
         try:  # created eagerly: its triggers must exist before any chunk is written
@@ -113,14 +118,26 @@ class Store:
         return self.sql.document_states()
 
     def match_documents(self, targets: Sequence[str | Path]) -> list[str]:
-        """Stored document uris that targets name: a file, every document under a folder, or a uri glob."""
+        """Stored document uris that targets name (see match_targets), each once."""
+        return list(self.match_targets(targets).deleted)
+
+    def match_targets(self, targets: Sequence[str | Path]) -> DeleteReport:
+        """Which stored documents each target names, as a dry-run DeleteReport (nothing is deleted).
+
+        A target is a file (its document), a folder (every document under it) or a glob with the rules of
+        `--filter source=`: case-insensitive, matching the whole uri or its tail after a '/'. An empty target
+        is a UsageError: as a path it would be the working directory, i.e. everything under it.
+        """
         uris = list(self.sql.document_states())
         chosen: list[str] = []
+        unmatched: list[str] = []
         for target in targets:
-            resolved = str(Path(target).expanduser().resolve())
-            under = resolved.rstrip("/") + "/"
-            chosen += [u for u in uris if u == resolved or u.startswith(under) or fnmatch(u, str(target))]
-        return list(dict.fromkeys(chosen))
+            match = _target_matcher(str(target))
+            found = [u for u in uris if match(u)]
+            chosen += found
+            if not found:
+                unmatched.append(str(target))
+        return DeleteReport(deleted=tuple(dict.fromkeys(chosen)), unmatched=tuple(unmatched), chunks=0, dry_run=True)
 
     def count(self, filters: FilterSpec) -> int:
         """Chunks passing the filters (ragkit/indexes/filters.py grammar)."""
@@ -140,14 +157,30 @@ class Store:
         return self._index
 
     def _open_index(self) -> FaissIndex:
-        if self.paths.index.exists():
-            index = FaissIndex.load(self.paths.index, device=self._device)
-        else:
+        index, warning = self._load_saved(self._device)
+        if warning:
+            warning += "; rebuilt from the vectors in SQL (ragkit check saves the rebuilt file)"
+            self.warnings.append(warning)
+            log.warning(warning)
+        if index is None:
             spec = resolve_spec(self.index_spec, len(self.sql.chunk_ids()))
             index = FaissIndex.create(self.dim, spec, device=self._device)
             self.manifest["index"] = {"spec": self.index_spec, "resolved": spec}
         self.sync(index)
         return index
+
+    def _load_saved(self, device: str) -> tuple[FaissIndex | None, str | None]:
+        """(index.faiss, None); (None, why) when it is unreadable (corrupt, truncated, another dimension); (None,
+        None) when it is missing. It is derived: either way the caller rebuilds it from SQL."""
+        if not self.paths.index.exists():
+            return None, None
+        try:
+            index = FaissIndex.load(self.paths.index, device=device)
+            if index.dim != self.dim:
+                raise KnowledgeBaseError(f"{self.paths.index.name} holds {index.dim}-d vectors, not {self.dim}-d")
+        except KnowledgeBaseError as exc:
+            return None, str(exc)
+        return index, None
 
     @property
     def keyword(self) -> KeywordIndex:
@@ -217,14 +250,20 @@ class Store:
         resolved = resolve_spec(spec, len(ids))
         index = FaissIndex.create(self.dim, resolved, device=self._device)
         trained_on = 0
-        if not index.is_trained and len(ids) >= index.train_size():
-            # train on a uniform sample of the whole corpus, not on whichever files came first
-            n_train = min(len(ids), max(index.train_size(), IVF_TRAIN_SAMPLE))
-            sample = np.random.default_rng(0).choice(ids, n_train, replace=False)
-            index.train(np.concatenate([v for _, v in self.sql.vectors(sample, self.dim)]))
-            trained_on = n_train
-        for batch_ids, vectors in self.sql.vectors(ids, self.dim):
-            index.add(batch_ids, vectors)
+        try:  # built whole before it replaces anything: a spec FAISS cannot build leaves the old index
+            if not index.is_trained and len(ids) >= index.train_size():
+                # train on a uniform sample of the whole corpus, not on whichever files came first
+                n_train = min(len(ids), max(index.train_size(), IVF_TRAIN_SAMPLE))
+                sample = np.random.default_rng(0).choice(ids, n_train, replace=False)
+                index.train(np.concatenate([v for _, v in self.sql.vectors(sample, self.dim)]))
+                trained_on = n_train
+            for batch_ids, vectors in self.sql.vectors(ids, self.dim):
+                index.add(batch_ids, vectors)
+        except RuntimeError as exc:  # FAISS's C++ errors
+            raise ConfigError(
+                f"FAISS cannot build the index {resolved!r} ({faiss_reason(exc)}); nothing was changed. "
+                "Choose another spec, e.g. Flat, HNSW32, IVF1024,Flat or auto"
+            ) from exc
         index.save(self.paths.index)
         self._index = index
         self.index_spec = spec
@@ -248,12 +287,37 @@ class Store:
         return None
 
     def check(self, repair: bool = True) -> CheckReport:
-        """Compare the saved FAISS index and the keyword index with SQL; repair them when asked."""
-        sql_ids = self.sql.chunk_ids()
-        if self.paths.index.exists():
-            on_disk = FaissIndex.load(self.paths.index, device="cpu")
+        """Compare the saved FAISS index and the keyword index with SQL; repair them when asked, then verify again.
+
+        HNSW keeps deleted ids as tombstones (it cannot delete): those are counted apart and are no inconsistency.
+        An unreadable index.faiss counts as missing (every vector missing) and is rebuilt by the repair.
+        """
+        report, on_disk = self._verify()
+        if report.ok or not repair:
+            return report
+        if report.duplicate_ids or on_disk is None:
+            self.rebuild(self.index_spec)
         else:
-            on_disk = FaissIndex.create(self.dim, resolve_spec(self.index_spec, len(sql_ids)), device="cpu")
+            self.sync(on_disk)
+            on_disk.save(self.paths.index)
+            self._index = on_disk
+        if self._keyword is not None and not report.keyword_index_ok:
+            self._keyword.rebuild()
+        after, _ = self._verify()
+        warnings = report.warnings
+        if not after.ok:
+            warnings += (
+                f"the repair left missing {after.missing_from_faiss}, extra {after.extra_in_faiss}, duplicates "
+                f"{after.duplicate_ids}, keyword index {'ok' if after.keyword_index_ok else 'BAD'}; run ragkit reindex",
+            )
+        return replace(report, repaired=after.ok, ok=after.ok, warnings=warnings)
+
+    def _verify(self) -> tuple[CheckReport, FaissIndex | None]:
+        """The check's counts, and the saved index they were taken from (None when missing or unreadable)."""
+        sql_ids = self.sql.chunk_ids()
+        saved, unreadable = self._load_saved("cpu")
+        warnings = (f"{unreadable}; counted as missing (ragkit check rebuilds it from SQL)",) if unreadable else ()
+        on_disk = saved or FaissIndex.create(self.dim, resolve_spec(self.index_spec, len(sql_ids)), device="cpu")
         faiss_ids = on_disk.ids()
         waiting = 0
         if not on_disk.is_trained:  # an untrained IVF/PQ index keeps vectors in SQL until there are enough to train
@@ -262,32 +326,27 @@ class Store:
         unique_ids = np.unique(faiss_ids)
         missing = int(len(np.setdiff1d(sql_ids, unique_ids)))
         extra = int(len(np.setdiff1d(unique_ids, sql_ids)))
+        tombstones = 0
+        if extra and not on_disk.removes:  # ids deleted from SQL that HNSW cannot drop: hidden, not an error
+            tombstones, extra = extra, 0
         duplicates = int(len(faiss_ids) - len(unique_ids))
         keyword_ok = self._keyword is None or self._keyword.check()
         consistent = missing == extra == duplicates == 0 and keyword_ok
-        repaired = False
-        if not consistent and repair:
-            if duplicates:
-                self.rebuild(self.index_spec)
-            else:
-                self.sync(on_disk)
-                on_disk.save(self.paths.index)
-                self._index = on_disk
-            if self._keyword is not None and not keyword_ok:
-                self._keyword.rebuild()
-            repaired = True
-        return CheckReport(
+        report = CheckReport(
             waiting_for_training=waiting,
             sql_chunks=int(len(sql_ids)),
-            faiss_vectors=int(len(faiss_ids) - waiting),
+            faiss_vectors=int(len(faiss_ids) - waiting - tombstones),
             missing_from_faiss=missing,
             extra_in_faiss=extra,
             duplicate_ids=duplicates,
             keyword_index_ok=keyword_ok,
             index=on_disk.description,
-            repaired=repaired,
-            ok=consistent or repaired,
+            repaired=False,
+            ok=consistent,
+            tombstones=tombstones,
+            warnings=warnings,
         )
+        return report, saved
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -301,3 +360,32 @@ class Store:
 
     def close(self) -> None:
         self.sql.engine.dispose()
+
+
+def _target_matcher(target: str) -> Callable[[str], bool]:
+    """A delete target as a predicate on uris: the path itself or anything under it (relative to the working
+    directory), or a glob as `--filter source=` reads it (case-insensitive; a relative glob also matches the
+    tail of a uri after a '/'; a trailing '/' means everything under it)."""
+    text = target.strip()
+    if not text:
+        raise UsageError(
+            "an empty delete target names the working directory, i.e. everything under it; give a file, a folder "
+            "or a uri glob (use . for the working directory on purpose)"
+        )
+    resolved = str(Path(text).expanduser().resolve())
+    under = resolved.rstrip("/") + "/"
+    pattern = text
+    if pattern.startswith(("./", "../", "~")):
+        pattern = str(Path(pattern).expanduser().resolve()) + ("/" if pattern.endswith("/") else "")
+    if pattern.endswith("/"):
+        pattern += "*"
+    pattern = pattern.lower()
+    anchored = pattern.startswith("/") or "://" in pattern or pattern.startswith("sql:")
+
+    def match(uri: str) -> bool:
+        if uri == resolved or uri.startswith(under):
+            return True
+        low = uri.lower()
+        return fnmatchcase(low, pattern) or (not anchored and fnmatchcase(low, "*/" + pattern))
+
+    return match

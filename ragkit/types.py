@@ -43,6 +43,7 @@ class Document:
     elements: tuple[Element, ...]
     content_hash: str  # sha256 of the raw source bytes
     meta: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what parsing guessed or left out (an encoding, records without text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,8 @@ class IngestReport:
     seconds: float
     interrupted: bool = False
     deleted: int = 0  # documents removed by --prune
+    restamped: int = 0  # unchanged documents whose metadata this run's `meta` updated (no re-embedding)
+    notes: tuple[FileFailure, ...] = ()  # ingested, with a remark: an encoding guessed, records skipped
 
     @property
     def partial(self) -> bool:
@@ -254,5 +257,17 @@ class CheckReport(_ReadsLikeADict):
     duplicate_ids: int
     keyword_index_ok: bool
     index: str
-    repaired: bool
+    repaired: bool  # something was inconsistent and the repair fixed it (verified again afterwards)
     ok: bool  # consistent now (before any repair, or after it)
+    tombstones: int = 0  # ids deleted from SQL that an index which cannot delete (HNSW) still holds, hidden
+    warnings: tuple[str, ...] = ()  # e.g. an unreadable index.faiss, treated as missing
+
+
+@dataclass(frozen=True)
+class DeleteReport(_ReadsLikeADict):
+    """What `delete` removed (or, with dry_run, would remove)."""
+
+    deleted: tuple[str, ...]  # document uris, in the order the targets matched them
+    unmatched: tuple[str, ...]  # targets that matched no stored document
+    chunks: int  # chunks removed with them (0 for a dry run)
+    dry_run: bool = False

@@ -438,17 +438,31 @@ def delete(
     targets: Annotated[list[str], typer.Argument(help="Files, folders (everything under them) or uri globs.")],
     kb: KbOpt = Path("kb"),
     db: DbOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the documents that would be deleted; delete nothing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete documents and their chunks from the knowledge base (the files on disk are not touched)."""
+    """Delete documents and their chunks from the knowledge base (the files on disk are not touched).
+
+    Globs follow --filter source= (case-insensitive, a relative glob also matches a uri's tail). Each target
+    that matches nothing is reported; the exit code is 1 when nothing was deleted.
+    """
     import ragkit
 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
-        n = base.delete(targets)
+        report = base.delete_documents(targets, dry_run=dry_run)  # an empty target is a usage error (exit 2)
+    n = len(report.deleted)
     if as_json:
-        print_json({"deleted": n})
+        print_json({**report.to_json(), "deleted": n, "uris": list(report.deleted)})
     else:
-        out.print(f"{n} documents deleted")
+        for uri in report.deleted:
+            out.print(f"{'would delete' if dry_run else 'deleted'} {display(uri)}", markup=False)
+        for target in report.unmatched:
+            err.print(f"{target}: no stored document matches", style="yellow", markup=False)
+        out.print(f"{n} documents {'would be deleted (dry run)' if dry_run else 'deleted'}")
+    if not n:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
@@ -521,6 +535,9 @@ def check(
     """Verify that the vector and keyword indexes agree with SQL (the source of truth), and repair them.
 
     Exit code 0 when consistent (or repaired), 1 when inconsistencies remain (--no-repair).
+
+    A repair is verified again before it is reported. An unreadable index.faiss counts as missing and is rebuilt;
+    HNSW tombstones (deleted ids it cannot drop) are counted apart and are no inconsistency.
     """
     import ragkit
 
@@ -529,18 +546,23 @@ def check(
     if as_json:
         print_json(report)
     else:
+        tombstones = f"  tombstones: {report.tombstones} (deleted, hidden)" if report.tombstones else ""
         out.print(
             f"SQL chunks: {report['sql_chunks']:,}  FAISS vectors: {report['faiss_vectors']:,}  "
             f"missing: {report['missing_from_faiss']}  extra: {report['extra_in_faiss']}  "
             f"duplicates: {report['duplicate_ids']}  keyword index: {'ok' if report['keyword_index_ok'] else 'BAD'}"
+            + tombstones
         )
+        for warning in report.warnings:
+            err.print(warning, style="yellow", markup=False)
         if report["repaired"]:
             out.print("[green]repaired[/green]", markup=True)
         elif report["ok"]:
             out.print("[green]consistent[/green]", markup=True)
     if not report["ok"]:
         if not as_json:
-            err.print("[red]Error: the indexes disagree with SQL; run ragkit check without --no-repair[/red]")
+            todo = "run ragkit check without --no-repair" if no_repair else "run ragkit reindex"
+            err.print(f"[red]Error: the indexes disagree with SQL; {todo}[/red]")
         raise typer.Exit(EXIT_ERROR)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ragkit.errors import ConfigError, DependencyError
+from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
 from ragkit.fsutil import atomic_write_path
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
 
@@ -93,19 +93,31 @@ class FaissIndex:
         faiss = import_faiss()
         if spec.strip().lower() == "auto":
             spec = resolve_spec(spec, 0)
+        if any(part.strip().lower().startswith("idmap") for part in spec.split(",")):
+            raise ConfigError(
+                f"invalid FAISS index spec {spec!r}: ragkit wraps every index in IDMap2 itself; drop IDMap from "
+                "the spec (e.g. Flat, HNSW32, IVF1024,Flat)"
+            )
         try:
             index = faiss.index_factory(dim, f"IDMap2,{spec}", faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise ConfigError(
-                f"invalid FAISS index spec {spec!r} ({_faiss_reason(exc)}). "
+                f"invalid FAISS index spec {spec!r} ({faiss_reason(exc)}). "
                 "Use FAISS factory grammar, e.g. Flat, HNSW32, IVF1024,Flat, IVF4096,PQ32, or auto"
             ) from exc
         return cls(index, dim, device)
 
     @classmethod
     def load(cls, path: Path, device: str = "auto") -> FaissIndex:
+        """Read a saved index. A corrupt, truncated or foreign file is a KnowledgeBaseError saying why (the store
+        then rebuilds it from SQL, as for a missing file)."""
         faiss = import_faiss()
-        index = faiss.read_index(str(path))
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise KnowledgeBaseError(f"{path.name} is unreadable ({faiss_reason(exc)})") from exc
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise KnowledgeBaseError(f"{path.name} is not a ragkit index (a {type(index).__name__}, not IDMap2)")
         return cls(index, index.d, device)
 
     # -- introspection ----------------------------------------------------------------------------
@@ -157,6 +169,15 @@ class FaissIndex:
     def tombstones(self) -> int:
         """Removed ids still stored inside an index that cannot delete (HNSW), awaiting compaction."""
         return len(self._tomb)
+
+    @property
+    def removes(self) -> bool:
+        """Whether FAISS can delete from this index; one that cannot (HNSW) tombstones removed ids instead."""
+        try:
+            self._cpu.remove_ids(np.zeros(0, dtype=np.int64))
+        except RuntimeError:
+            return False
+        return True
 
     @property
     def stored(self) -> int:
@@ -344,9 +365,10 @@ class FaissIndex:
         atomic_write_path(path, lambda tmp: self._faiss.write_index(self._cpu, str(tmp)))
 
 
-def _faiss_reason(exc: Exception) -> str:
+def faiss_reason(exc: Exception) -> str:
     """FAISS's own message without its C++ location prefix ('Error in ... at file.cpp:12: ')."""
-    return re.sub(r"^Error in .*? at \S+:\d+: ", "", str(exc).strip().splitlines()[-1])
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[-1])
 
 
 def _merge(s1: np.ndarray, i1: np.ndarray, s2: np.ndarray, i2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
