@@ -243,3 +243,56 @@ def test_no_stray_space_before_a_full_stop(command: str) -> None:
 
 def test_train_judge_batch_size_has_help() -> None:
     assert "Training pairs per optimizer step." in help_of("eval", "train-judge")
+
+
+# -- 25, 26, 27: ingest messages, XHTML, URL schemes -------------------------------------------------------------
+
+
+def test_ingest_names_a_skipped_file_once_and_counts_in_words(tmp_path: Path, hashed: None) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.txt").write_text("  \n", encoding="utf-8")
+    (docs / "one.txt").write_text("A single short line about hotels.\n", encoding="utf-8")
+    result = run("ingest", docs, "--kb", tmp_path / "kb")
+    assert result.exit_code == 3
+    assert "2 files: 1 ingested, 0 unchanged, 1 failed; 1 chunk added" in result.output
+    skipped = next(line for line in result.output.splitlines() if line.startswith("skipped"))
+    assert skipped.endswith("empty.txt: empty file") and skipped.count("empty.txt") == 1
+    info = run("info", "--kb", tmp_path / "kb")
+    failed = next(line for line in info.output.splitlines() if "failed " in line and "empty.txt" in line)
+    assert failed.count("empty.txt") == 1 and failed.endswith(": empty file")
+
+
+XHTML = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Rates</title></head>
+<body><h1>Rates</h1><p>The hotel costs ninety euros per night.</p></body></html>
+"""
+
+
+@pytest.mark.parametrize("suffix", [".xhtml", ".xht"])
+def test_xhtml_is_parsed_as_html_without_warnings(tmp_path: Path, suffix: str) -> None:
+    import warnings
+
+    from ragkit.connectors.parsing import SourceOptions, parse_bytes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # XMLParsedAsHTMLWarning (or any other) fails the test
+        doc = parse_bytes(
+            XHTML.encode(), uri=f"/x/page{suffix}", name=f"page{suffix}", suffix=suffix, options=SourceOptions()
+        )
+    assert "ninety euros" in doc.text and "<?xml" not in doc.text
+
+
+def test_ingest_takes_an_xhtml_file(tmp_path: Path, hashed: None) -> None:
+    (tmp_path / "page.xhtml").write_text(XHTML, encoding="utf-8")
+    result = run("ingest", tmp_path / "page.xhtml", "--kb", tmp_path / "kb")
+    assert result.exit_code == 0 and "1 file: 1 ingested" in result.output
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x.txt", "file:///tmp/x.txt"])
+def test_an_unsupported_url_scheme_is_named(tmp_path: Path, hashed: None, url: str) -> None:
+    result = run("ingest", url, "--kb", tmp_path / "kb")
+    assert result.exit_code == 1
+    scheme = url.split(":")[0]
+    assert f"unsupported URL scheme {scheme}; use http(s)" in one_red_line(result)

@@ -29,9 +29,11 @@ from ragkit.cli.common import (
     device_override,
     display,
     err,
+    failure_reason,
     non_empty,
     out,
     parse_mode,
+    plural,
     print_json,
     progress_bar,
     user_errors,
@@ -153,15 +155,15 @@ def ingest(
         print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
     else:
         out.print(
-            f"{report.files_seen} files: {report.ingested} ingested, {report.unchanged} unchanged, "
-            f"{len(report.failed)} failed; {report.chunks_added} chunks added in {report.seconds:.1f} s"
+            f"{plural(report.files_seen, 'file')}: {report.ingested} ingested, {report.unchanged} unchanged, "
+            f"{len(report.failed)} failed; {plural(report.chunks_added, 'chunk')} added in {report.seconds:.1f} s"
             + (f"; {report.deleted} deleted" if prune else "")
         )
         for f in report.failed:
-            err.print(f"[yellow]skipped {display(f.uri)}: {f.reason}[/yellow]")
+            err.print(f"skipped {display(f.uri)}: {failure_reason(f.uri, f.reason)}", style="yellow", markup=False)
         if report.interrupted:
             err.print(
-                f"[yellow]Interrupted after {report.ingested} files were saved; "
+                f"[yellow]Interrupted after {plural(report.ingested, 'file')} were saved; "
                 "run the same command to finish.[/yellow]"
             )
     if report.interrupted:
@@ -425,12 +427,7 @@ def _why_empty(base: Any, filters: list[str]) -> str:
         return "the knowledge base holds no chunks" if not matching else "no chunk contains the query words"
     if not matching:
         return "no chunk matches these filters"
-    return f"no chunk under these filters contains the query words ({_n(matching, 'chunk')} match the filters)"
-
-
-def _n(count: int, noun: str) -> str:
-    """'1 chunk', '2 chunks', '1,234 files'."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    return f"no chunk under these filters contains the query words ({plural(matching, 'chunk')} match the filters)"
 
 
 @app.command()
@@ -488,7 +485,7 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     out.print(f"index: {stats['index']}" + (f" ({resolved})" if resolved and resolved != stats["index"] else ""))
     out.print(f"database: {stats['database']}")
     for f in stats["failures"]:
-        out.print(f"  failed {display(f['uri'])}: {f['reason']}")
+        out.print(f"  failed {display(f['uri'])}: {failure_reason(f['uri'], f['reason'])}", markup=False)
 
 
 @app.command()

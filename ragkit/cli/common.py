@@ -150,6 +150,20 @@ def display(uri: str) -> str:
     return uri if rel.startswith("..") else rel
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 chunk', '2 chunks', '1,234 files' (nouns that take an s)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def failure_reason(uri: str, reason: str) -> str:
+    """A failure's reason without the file name it starts with ("a.txt: empty file" -> "empty file"), for a line
+    that names the file already ("skipped a.txt: empty file")."""
+    for name in (uri, display(uri), uri.rstrip("/").rsplit("/", 1)[-1]):
+        if name and reason.startswith(name + ": "):
+            return reason[len(name) + 2 :]
+    return reason
+
+
 def db_override(url: str | None) -> dict[str, Any]:
     """The --db override for ragkit.open (none when not given, so the KB's recorded database is used)."""
     return {"database_url": url} if url else {}

@@ -9,11 +9,12 @@ from ragkit.connectors.base import Connector, SourceItem
 from ragkit.connectors.files import FileConnector, discover_files, parse_file
 from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions
 from ragkit.connectors.sql import SqlConnector, is_sql
-from ragkit.connectors.web import WebConnector, is_url
+from ragkit.connectors.web import WebConnector, is_other_url, is_url, unsupported_url
 
 # (does this connector take the source?, build it); the first match wins, files last
 CONNECTORS: list[tuple[Callable[[str], bool], Callable[[str, SourceOptions], Connector]]] = [
     (is_url, WebConnector),
+    (is_other_url, unsupported_url),  # ftp://, file://: refused by name, not mangled into a missing path
     (is_sql, SqlConnector),
     (lambda source: True, FileConnector),
 ]

@@ -53,6 +53,8 @@ _TEXT_KINDS = {
     ".markdown": "md",
     ".html": "html",
     ".htm": "html",
+    ".xhtml": "html",  # XHTML is HTML to lxml's HTML parser (no XMLParsedAsHTMLWarning: it has an <html> root)
+    ".xht": "html",
     ".txt": "text",
     ".text": "text",
     ".rst": "text",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings

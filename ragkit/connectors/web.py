@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import NoReturn
 
 from ragkit.connectors.base import SourceItem
 from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes
-from ragkit.errors import ParseError
+from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document
 
 CONTENT_TYPES = {
@@ -30,6 +32,17 @@ CONTENT_TYPES = {
 
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def is_other_url(source: str) -> bool:
+    """ftp://..., file://..., s3://...: a URL ragkit cannot fetch (which Path would mangle into 'ftp:/...')."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source) is not None and not is_url(source)
+
+
+def unsupported_url(source: str, options: SourceOptions | None = None) -> NoReturn:
+    """The connector slot for is_other_url: refuses the source with a message naming its scheme."""
+    scheme = source.split("://", 1)[0].lower()
+    raise SourceError(f"{source}: unsupported URL scheme {scheme}; use http(s), or a local path for a file")
 
 
 class WebConnector:
@@ -79,7 +92,7 @@ class WebConnector:
         except OSError as exc:
             raise ParseError(f"{self.url}: cannot fetch ({exc})") from exc
         if len(data) > self.max_bytes:
-            raise ParseError(f"{self.url}: body is over the {self.max_bytes / 1e6:.0f} MB size limit")
+            raise ParseError(f"{self.url}: body is over the {self.max_bytes / 1e6:.3g} MB size limit")
         self._suffix = suffix
         return data
 
