@@ -1,0 +1,71 @@
+"""Is the answer's key fact grounded in a source sentence that is about the question?
+
+The relevance floor asks whether anything retrieved is about the question. On-topic questions whose answer
+the corpus lacks pass it, and a small model then answers with a number or name that stands near the topic
+(the vault's encryption answered with the backups' AES-256). This check looks at what the answer states
+beyond the question, its key spans (numbers, names, code words), finds the source sentence that holds most
+of them, and scores how close that sentence is to the question (cosine of their embeddings). A key fact
+found in no source, or only in a sentence about something else, scores low.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ragkit.textutil import STOPWORDS, context_sentences
+
+_CITE = re.compile(r"\[\d+\]")
+# numbers (90, 3.11, 10:00), mixed-case or capitalised words (AES-256, Tuesday, Frankfurt), identifiers with
+# an underscore (__len__), calls (id()) and `code`
+_KEY = re.compile(r"\d+(?:[.,:]\d+)*|\b[A-Z][\w-]*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
+_WORD = re.compile(r"[^\W_]+")
+_NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """How the answer's key spans sit in the sources: score in [-1, 1] (cosine of the question and the
+    sentence holding most spans; 0.0 when no source holds any), and that sentence."""
+
+    score: float
+    spans: tuple[str, ...]
+    sentence: str | None
+
+
+def key_spans(answer: str, question: str) -> list[str]:
+    """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
+    text = _CITE.sub("", answer)
+    asked = {w.lower() for w in _WORD.findall(question)}
+    spans = [m.group().strip("`") for m in _KEY.finditer(text)]
+    keep = []
+    for s in dict.fromkeys(spans):
+        words = {w.lower() for w in _WORD.findall(s)}
+        if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked):
+            continue
+        keep.append(s)
+    return keep
+
+
+def grounding(
+    question: str, answer: str, sources: Sequence[str], embed: Callable[[list[str]], np.ndarray]
+) -> Grounding | None:
+    """The answer's grounding in `sources` (the texts the model saw); None when the answer states nothing
+    beyond the question (no key span: nothing to check)."""
+    spans = key_spans(answer, question)
+    if not spans:
+        return None
+    best, best_n = None, 0
+    for text in sources:
+        for sentence in context_sentences(text):
+            lowered = sentence.lower()
+            n = sum(s.lower() in lowered for s in spans)
+            if n > best_n:
+                best, best_n = sentence, n
+    if best is None:
+        return Grounding(0.0, tuple(spans), None)
+    q, s = embed([question, best])
+    return Grounding(float(q @ s), tuple(spans), best)
