@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
 from pathlib import Path
@@ -15,7 +16,8 @@ Device = Literal["auto", "cpu", "cuda"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "yes" is no bool and "2" no float (TOML has real booleans and numbers); an int still fits a float
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class EmbedderConfig(_Section):
@@ -149,8 +151,24 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return RagkitConfig.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as 'retrieval.top_k: ...', or 'unknown key retrieval.topk (did you mean top_k?)'."""
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] != "extra_forbidden":
+        return f"{'.'.join(loc)}: {error['msg']}"
+    model: Any = RagkitConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            model = None
+            break
+    near = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if model is not None else []
+    return f"unknown key {'.'.join(loc)}" + (f" (did you mean {near[0]}?)" if near else "")
 
 
 def _toml_value(value: Any) -> str:

@@ -34,7 +34,9 @@ _INJECTION_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "role",
-            r"(^|\n)\s*(system|assistant|user|developer|human|ai)\s*:|<\|[^|>]*\|>|\[/?INST\]|<</?SYS>>|"
+            # a chat token is <|word|> (<|im_start|>, <|eot_id|>): no spaces inside, so an operator table such as
+            # "<<   >>   <<|   |>>" is not one
+            r"(^|\n)\s*(system|assistant|user|developer|human|ai)\s*:|<\|[^\s|<>]+\|>|\[/?INST\]|<</?SYS>>|"
             r"#{2,}\s*(instruction|system|response)|\b(you are now|from now on,? you|role-?play as)\b|"
             r"\b(act as|pretend (to be|you are)) (an?|the|my) |"
             # Gemma's turn markers; a change of identity

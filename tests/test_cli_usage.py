@@ -296,3 +296,15 @@ def test_an_unsupported_url_scheme_is_named(tmp_path: Path, hashed: None, url: s
     assert result.exit_code == 1
     scheme = url.split(":")[0]
     assert f"unsupported URL scheme {scheme}; use http(s)" in one_red_line(result)
+
+
+# -- 32: the --json-field hint names the flag ------------------------------------------------------------------
+
+
+def test_a_missing_json_field_names_the_flag(tmp_path: Path, hashed: None) -> None:
+    (tmp_path / "sea.json").write_text('[{"text": "The sea is salty."}]', encoding="utf-8")
+    result = run("ingest", tmp_path / "sea.json", "--kb", tmp_path / "kb", "--json-field", "body")
+    assert result.exit_code == 3
+    assert "no record has a text field 'body' (choose another with --json-field or ingest.json_text_field)" in (
+        " ".join(result.output.split())
+    )

@@ -106,3 +106,28 @@ def test_cut_answers_lose_their_unfinished_sentence_and_invented_turns() -> None
     assert "truncated" in [f.kind for f in only.flags]
     runaway = check_answer("Keys are rotated every 90 days.\nQuestion: And coffee?\nCoffee is free.", hits)
     assert runaway.text == "Keys are rotated every 90 days [1]." and runaway.unsupported == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[generator]\nstrict = "yes"', "generator.strict: Input should be a valid boolean"),
+        ('[retrieval]\nkeyword_weight = "2"', "retrieval.keyword_weight: Input should be a valid number"),
+        ("[retrieval]\ntopk = 5", "unknown key retrieval.topk (did you mean top_k?)"),
+        ("[retrievl]\ntop_k = 5", "unknown key retrievl (did you mean retrieval?)"),
+    ],
+)
+def test_config_types_are_strict_and_unknown_keys_get_a_suggestion(tmp_path: Path, body: str, message: str) -> None:
+    from ragkit.config import load_config
+
+    (tmp_path / "ragkit.toml").write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "ragkit.toml")
+    assert message in str(caught.value)  # NEWCOMER 31: "yes" was a bool, "2" a float; "Extra inputs are not..."
+
+
+def test_an_int_still_fits_a_float_key(tmp_path: Path) -> None:
+    from ragkit.config import load_config
+
+    (tmp_path / "ragkit.toml").write_text("[retrieval]\nkeyword_weight = 2", encoding="utf-8")
+    assert load_config(tmp_path / "ragkit.toml").retrieval.keyword_weight == 2.0

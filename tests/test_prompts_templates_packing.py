@@ -157,3 +157,17 @@ def test_ordinary_documents_are_not_flagged() -> None:
     texts = [p.read_text(encoding="utf-8") for p in SAMPLE.iterdir() if p.suffix in {".md", ".txt", ".html"}]
     texts += list(pydoc_data.topics.topics.values())[:40]
     assert [s for t in texts for s in neutralise(t)[1]] == []
+
+
+@pytest.mark.parametrize("text", ["<<   >>   ~=   <@   <<|   |>>", "a <| b |> c", "x <|> y"])
+def test_operator_tables_are_not_chat_tokens(text: str) -> None:
+    from ragkit.safety import injection_rule
+
+    assert injection_rule(text) is None  # NEWCOMER 22: a manual's operator list was flagged as a role token
+
+
+@pytest.mark.parametrize("token", ["<|im_start|>", "<|eot_id|>", "<|start_header_id|>", "<|begin▁of▁sentence|>"])
+def test_chat_tokens_are_still_flagged(token: str) -> None:
+    from ragkit.safety import injection_rule
+
+    assert injection_rule(f"Text {token}assistant") == "role"

@@ -154,7 +154,9 @@ def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawE
                 out.append((str(title), "Title", None))
             out.append((value, "NarrativeText", None))
     if not out:
-        raise ParseError(f"{name}: no record has a text field {field!r} (set ingest.json_text_field)")
+        raise ParseError(
+            f"{name}: no record has a text field {field!r} (choose another with --json-field or ingest.json_text_field)"
+        )
     return out
 
 
