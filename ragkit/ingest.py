@@ -8,6 +8,7 @@ crash at any point leaves a KB that `open` repairs, and the next run skips what 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -25,7 +26,7 @@ import numpy as np
 from ragkit.chunking import chunk_document
 from ragkit.connectors import Connector, SourceItem, SourceOptions, open_source
 from ragkit.connectors.parsing import content_hash
-from ragkit.errors import ParseError
+from ragkit.errors import ParseError, UsageError
 from ragkit.indexes.sql_store import DocState, text_hash
 from ragkit.protocols import CountsTokens, Embedder
 from ragkit.safety import flag_injections
@@ -58,6 +59,22 @@ _PUT_POLL_S = 0.2  # how often a blocked producer checks whether the run was sto
 # files in flight per parser process: keeps each busy without holding many parsed documents
 _INFLIGHT_PER_WORKER = 4
 _END = object()
+# Files are embedded and committed in groups of about this many chunks, so the progress bar moves per group and
+# Ctrl-C (which finishes the group in flight) stops within seconds; the embedder batches inside each call.
+_COMMIT_CHUNKS = 32
+# document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads)
+RESERVED_META = frozenset({"size", "mtime"})
+
+
+def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:
+    """Refuse user metadata keys that would overwrite ragkit's own bookkeeping (UsageError)."""
+    keys = [k for k, _ in (meta.items() if isinstance(meta, dict) else meta or ())]
+    taken = sorted(k for k in keys if k.strip().lower() in RESERVED_META)
+    if taken:
+        raise UsageError(
+            f"--meta {taken[0]}: reserved key (ragkit records each document's size and mtime itself); "
+            "choose another name, e.g. file_size"
+        )
 
 
 @dataclass
@@ -150,6 +167,21 @@ def parse_workers(setting: int | None, files: int) -> int:
     return min(8, cores - 2) if cores > 3 and files >= 64 else 0
 
 
+def check_sources(sources: Sequence[str | Path], *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+    """Raise SourceError for a source that cannot be read, before anything is created or written: a missing
+    path, a folder without a supported file, a missing SQLite file, a URL scheme ragkit cannot fetch. URLs are
+    only fetched by the ingest itself."""
+    from ragkit.connectors.files import FileConnector, discover
+
+    options = SourceOptions(include=tuple(include), exclude=tuple(exclude))
+    for src in sources:
+        connector = open_source(src, options)
+        if isinstance(connector, FileConnector):
+            discover([connector.path], include, exclude)
+        elif callable(getattr(connector, "check", None)):
+            connector.check()  # type: ignore[attr-defined]
+
+
 def run_ingest(
     sources: Sequence[str | Path],
     *,
@@ -163,6 +195,7 @@ def run_ingest(
 ) -> IngestReport:
     """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock."""
     t0 = time.perf_counter()
+    check_meta(settings.meta)
     options = SourceOptions(
         engine=settings.parser,
         json_field=settings.json_field,
@@ -178,10 +211,14 @@ def run_ingest(
             listed.setdefault(source_item.uri, source_item)  # the same file via two folders counts once
     unsupported = [u for c in connectors for u in c.unsupported]
     failed = [FileFailure(u, f"unsupported file type {Path(u).suffix or '(none)'}") for u in unsupported]
+    skipped = [FileFailure(u, why) for c in connectors for u, why in getattr(c, "skipped", ())]
+    failed += skipped  # unreadable folders, broken links, link loops: reported, never silently left out
+    notes: list[FileFailure] = []
     states = store.document_states()
     total, done, ingested, unchanged, chunks_added = len(listed), 0, 0, 0, 0
+    kept: list[str] = []  # unchanged documents: this run's meta is stamped on them too
     interrupted = False
-    deleted = 0
+    deleted = restamped = 0
 
     def tick(name: str = "") -> None:
         if progress:
@@ -196,6 +233,7 @@ def run_ingest(
         if state and same_stat and state.status == "ok":
             unchanged += 1
             done += 1
+            kept.append(source_item.uri)
         elif state and same_stat:  # failed last time and untouched since: same failure, no second parse
             failed.append(FileFailure(source_item.uri, state.error or "failed in an earlier ingest"))
             done += 1
@@ -253,11 +291,12 @@ def run_ingest(
         finally:
             put(_END)  # even if a bug escaped _prepare, the consumer must not wait forever
 
-    def flush(batch: list[_Item]) -> None:
+    in_flight: list[_Item] = []  # the group being embedded and committed: Ctrl-C finishes it
+
+    def commit(group: list[_Item]) -> None:
+        """Embed one group of files and write each; written items leave `group` (so a retry skips them)."""
         nonlocal done, ingested, chunks_added
-        if not batch:
-            return
-        texts = [sp.text for it in batch for sp in it.parsed.spans]
+        texts = [sp.text for it in group for sp in it.parsed.spans]
         hashes = [text_hash(t) for t in texts]
         cached = store.cached_vectors(hashes)
         fresh = [i for i, h in enumerate(hashes) if h not in cached]
@@ -268,18 +307,31 @@ def run_ingest(
             if h in cached:
                 vectors[i] = cached[h]
         lo = 0
-        for it in batch:
+        while group:
+            it = group[0]
             p = it.parsed
             vecs = vectors[lo : lo + len(p.spans)]
             lo += len(p.spans)
             assert p.doc is not None
             doc = replace(p.doc, meta={**p.doc.meta, **dict(settings.meta)}) if settings.meta else p.doc
             new_ids = store.write_document(doc, p.spans, vecs)
+            group.pop(0)
             done += 1
             ingested += 1
             chunks_added += len(new_ids)
+            notes.extend(FileFailure(it.source.uri, note) for note in p.doc.notes)
             tick(it.source.name)
-        batch.clear()
+
+    def flush(batch: list[_Item]) -> None:
+        """Commit the batch in groups of about _COMMIT_CHUNKS chunks (whole files)."""
+        while batch:
+            n, size = 0, 0
+            while n < len(batch) and (size < _COMMIT_CHUNKS or n == 0):
+                size += len(batch[n].parsed.spans)
+                n += 1
+            in_flight[:] = batch[:n]
+            del batch[:n]
+            commit(in_flight)
 
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
     last_save = time.monotonic()
@@ -301,6 +353,7 @@ def run_ingest(
                 tick(src.name)
             elif p.unchanged:
                 store.touch(src.uri, src.size, src.mtime)
+                kept.append(src.uri)
                 unchanged += 1
                 done += 1
                 tick(src.name)
@@ -311,12 +364,17 @@ def run_ingest(
             if time.monotonic() - last_save > settings.save_every_s:
                 store.save()
                 last_save = time.monotonic()
+        if settings.meta and kept:
+            restamped = store.update_meta(kept, dict(settings.meta))
         if prune:
             gone = _vanished(connectors, set(listed), states)
             store.delete_documents(gone)
             deleted = len(gone)
     except KeyboardInterrupt:
-        interrupted = True  # the batch being embedded is dropped whole; committed documents stay
+        interrupted = True  # committed documents stay; the group being embedded is finished, the rest dropped
+        stop.set()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops at once (what is committed stays)
+            commit(in_flight)
     finally:
         stop.set()
         if pool is not None:
@@ -331,6 +389,8 @@ def run_ingest(
         seconds=time.perf_counter() - t0,
         interrupted=interrupted,
         deleted=deleted,
+        restamped=restamped,
+        notes=tuple(notes),
     )
 
 

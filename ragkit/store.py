@@ -234,6 +234,10 @@ class Store:
         """Record a new size/mtime for a document whose bytes did not change."""
         self.sql.touch(uri, size, mtime)
 
+    def update_meta(self, uris: Sequence[str], meta: dict[str, Any]) -> int:
+        """Merge user metadata into stored documents without re-embedding (SQL only: FAISS holds no metadata)."""
+        return self.sql.update_meta(uris, meta)
+
     def delete_documents(self, uris: Sequence[str]) -> int:
         """Delete documents and their chunks everywhere. Returns how many chunks went."""
         index = self.index

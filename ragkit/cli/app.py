@@ -127,14 +127,23 @@ def ingest(
     Re-running skips unchanged files (same size and mtime, or same content) and replaces changed ones. Files
     that cannot be parsed are reported and skipped; the exit code is then 3 (partial). Ctrl-C stops after the
     current batch, keeps what was committed, and exits 130; run the same command again to finish.
+
+    --meta is stamped on unchanged documents too (no re-embedding); size and mtime are reserved keys. A new
+    knowledge base is created only once its sources are found. Unreadable folders, broken links and link loops
+    inside a folder are reported as skipped.
     """
     import ragkit
+    from ragkit.ingest import check_meta, check_sources
+    from ragkit.kbdir import KbPaths
 
     with user_errors():
         all_sources = [*(sources or []), *_read_url_list(urls)]
         if not all_sources:
             raise UsageError("nothing to ingest: give files, folders, URLs or --urls FILE")
         stamp = _key_values(meta or [])
+        check_meta(stamp)
+        if not KbPaths(kb.expanduser()).exists():  # a typo must not leave an empty new KB behind
+            check_sources(all_sources, include=include or (), exclude=exclude or ())
         progress = progress_bar("Ingesting", quiet=as_json)
         overrides = {"ingest.json_text_field": json_field} if json_field else {}
         with ragkit.open(kb, **overrides, **db_override(db)) as base, progress:
@@ -161,6 +170,10 @@ def ingest(
         )
         for f in report.failed:
             err.print(f"skipped {display(f.uri)}: {failure_reason(f.uri, f.reason)}", style="yellow", markup=False)
+        for note in report.notes:
+            err.print(f"note {display(note.uri)}: {note.reason}", style="dim", markup=False)
+        if report.restamped:
+            out.print(f"--meta applied to {report.restamped} unchanged documents (not re-embedded)")
         if report.interrupted:
             err.print(
                 f"[yellow]Interrupted after {plural(report.ingested, 'file')} were saved; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -28,31 +30,84 @@ def discover_files(
     """Expand files and folders (recursively, hidden entries skipped) into (supported, unsupported) files.
 
     include/exclude are glob patterns matched against the path relative to each folder and the file name.
-    Raises SourceError for a path that does not exist or a folder without a single supported file.
+    Raises SourceError for a path that does not exist or a folder without a single supported file. What a
+    folder holds but cannot be read (see `discover`) is left out here.
     """
+    supported, unsupported, _ = discover(paths, include, exclude)
+    return supported, unsupported
+
+
+def discover(
+    paths: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
+    """discover_files, plus (path, why) for each entry inside the folders that was skipped: an unreadable
+    folder, a broken link, a link loop, a link to a folder (not followed, so no cycle)."""
     supported: list[Path] = []
     unsupported: list[Path] = []
+    skipped: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
-            raise SourceError(f"{raw}: no such file or folder")
+            raise SourceError(f"{raw}: {_why_missing(path)}")
         if path.is_file():
             (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path.resolve())
             continue
-        found = [
-            p.resolve()
-            for p in sorted(path.rglob("*"))
-            if p.suffix.lower() in SUPPORTED_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            and _selected(p.relative_to(path).as_posix(), include, exclude)
-            and p.is_file()
-        ]
+        found, problems = _walk(path, include, exclude)
         if not found:
+            if problems and problems[0][0] == str(path.absolute()):
+                raise SourceError(f"{raw}: {problems[0][1]}")
             kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
             raise SourceError(f"{raw}: no supported files in this folder (looked for {kinds})")
         supported.extend(found)
+        skipped.extend(problems)
     # the same file named twice (or via two folders) is ingested once
-    return list(dict.fromkeys(supported)), unsupported
+    return list(dict.fromkeys(supported)), unsupported, skipped
+
+
+def _why_missing(path: Path) -> str:
+    """Why a path that does not exist as a file or folder cannot be read: a broken link, a link loop, or absent."""
+    if not path.is_symlink():
+        return "no such file or folder"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 says "Symlink loop"
+        return "symlink loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+    return "no such file or folder"
+
+
+def _walk(folder: Path, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Supported files under a folder (sorted), and what was skipped with why. Hidden entries are skipped quietly."""
+    found: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    root = folder.absolute()
+
+    def unreadable(exc: OSError) -> None:
+        problems.append((str(exc.filename or root), f"cannot read folder ({exc.strerror or exc})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            if (here / d).is_symlink():  # os.walk lists it but does not enter it
+                problems.append((str(here / d), "a link to a folder, not followed (give its target as a source)"))
+        for name in sorted(filenames):
+            p = here / name
+            rel = p.relative_to(root).as_posix()
+            if (
+                name.startswith(".")
+                or p.suffix.lower() not in SUPPORTED_SUFFIXES
+                or not _selected(rel, include, exclude)
+            ):
+                continue
+            if p.is_file():
+                found.append(p.resolve())
+            elif p.is_symlink():
+                problems.append((str(p), _why_missing(p)))
+    return sorted(found), problems
 
 
 def read_file(path: Path) -> bytes:
@@ -85,10 +140,12 @@ class FileConnector:
         self.include, self.exclude = options.include, options.exclude
         self.scope = str(self.path.resolve()).rstrip("/") + "/" if self.path.is_dir() else None
         self.unsupported: list[str] = []
+        self.skipped: list[tuple[str, str]] = []  # (path, why): unreadable folders, broken links, link loops
 
     def items(self) -> Iterator[SourceItem]:
-        files, unsupported = discover_files([self.path], self.include, self.exclude)
+        files, unsupported, skipped = discover([self.path], self.include, self.exclude)
         self.unsupported = [str(p) for p in unsupported]
+        self.skipped = skipped
         for path in files:
             try:
                 st = path.stat()

@@ -19,7 +19,8 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
@@ -64,19 +65,58 @@ _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv"
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
 
 
+# what parsing the current document noticed but did not fail on (a guessed encoding, records without text);
+# parse_bytes collects them into Document.notes, which ingest reports
+_NOTES: ContextVar[list[str] | None] = ContextVar("ragkit_parse_notes", default=None)
+
+
+def _note(message: str) -> None:
+    notes = _NOTES.get()
+    if notes is not None:
+        notes.append(message)
+
+
 def decode_text(data: bytes, name: str) -> str:
-    """Bytes of a text file -> str: UTF-8 (with or without BOM), else the most likely other encoding."""
+    """Bytes of a text file -> str: UTF-8 (with or without BOM), else Windows-1252 when it reads as Western
+    European text (the usual non-UTF-8 file; charset_normalizer misreads short ones as Central European), else
+    the most likely other encoding. A non-UTF-8 file gets a note naming the encoding used."""
     if b"\x00" in data[:8192]:
         raise ParseError(f"{name}: binary content in a text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
+        pass
+    western = _as_western(data)
+    if western is not None:
+        _note("not UTF-8; read as Windows-1252 (Western European)")
+        return western
+    from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
-        if best is None:
-            raise ParseError(f"{name}: not valid UTF-8 and no other text encoding fits") from None
-        return str(best)
+    best = from_bytes(data).best()
+    if best is None:
+        raise ParseError(f"{name}: not valid UTF-8 and no other text encoding fits") from None
+    _note(f"not UTF-8; read as {best.encoding} (a guess: convert the file to UTF-8 if the text looks wrong)")
+    return str(best)
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{4,}")
+
+
+def _as_western(data: bytes) -> str | None:
+    """data as Windows-1252 when that reads like Western European text: it decodes, has no control characters,
+    and its non-ASCII letters are sparse accents inside mostly-ASCII words (Cyrillic or Greek bytes read this
+    way give long runs of accented letters, and CJK encodings mostly fail to decode)."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text):
+        return None
+    letters = [c for c in text if c.isalpha()]
+    accented = sum(1 for c in letters if ord(c) > 127)
+    if not letters or accented > 0.3 * len(letters) or _NON_ASCII_RUN.search(text):
+        return None
+    return text
 
 
 def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
@@ -137,15 +177,21 @@ def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement
 def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawElement]:
     """One element per record that has `field` (JSON: an object or a list of objects; JSONL: one per line)."""
     text = decode_text(data, name)
+    lineno = 0
     try:
         if suffix == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            records = []
+            for lineno, line in enumerate(text.splitlines(), start=1):  # noqa: B007 - the error names it
+                if line.strip():
+                    records.append(json.loads(line))
         else:
             loaded = json.loads(text)
             records = loaded if isinstance(loaded, list) else [loaded]
     except json.JSONDecodeError as exc:
-        raise ParseError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+        line = lineno or exc.lineno  # JSONL: each line is parsed alone, so exc.lineno is always 1
+        raise ParseError(f"{name}: invalid JSON at line {line} ({exc.msg}); fix or remove that line") from exc
     out: list[RawElement] = []
+    without = 0
     for record in records:
         value = record.get(field) if isinstance(record, dict) else None
         if isinstance(value, str) and value.strip():
@@ -153,10 +199,14 @@ def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawE
             if isinstance(title, (str, int)):
                 out.append((str(title), "Title", None))
             out.append((value, "NarrativeText", None))
+        else:
+            without += 1
     if not out:
         raise ParseError(
             f"{name}: no record has a text field {field!r} (choose another with --json-field or ingest.json_text_field)"
         )
+    if without:
+        _note(f"{without} of {len(records)} records have no text field {field!r} and were left out")
     return out
 
 
@@ -233,6 +283,8 @@ def parse_bytes(
         parser = lambda: _unstructured_elements(name, kind, data)  # noqa: E731
     else:
         parser = lambda: _light_elements(name, _TEXT_KINDS[suffix], data)  # noqa: E731
+    notes: list[str] = []
+    token = _NOTES.set(notes)
     try:
         raw = parser()
     except ParseError:
@@ -240,7 +292,9 @@ def parse_bytes(
     except Exception as exc:  # parsers raise anything from zipfile.BadZipFile to lxml errors on bad input
         detail = _OBJECT_REPR.sub("", str(exc)).rstrip(": ")  # "<_io.BytesIO object at 0x..>" says nothing
         raise ParseError(f"{name}: cannot parse ({type(exc).__name__}: {detail})") from exc
+    finally:
+        _NOTES.reset(token)
     doc = build_document(uri, raw, content_hash(data), meta or {})
     if not doc.text:
         raise ParseError(f"{name}: no text found")
-    return doc
+    return replace(doc, notes=tuple(notes)) if notes else doc

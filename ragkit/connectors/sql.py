@@ -12,6 +12,7 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 from ragkit.connectors.base import SourceItem
 from ragkit.connectors.parsing import SourceOptions, build_document, content_hash
@@ -52,10 +53,19 @@ class SqlConnector:
         self.scope: str | None = f"sql:{safe}#{what}&id="
         self.unsupported: list[str] = []
 
+    def check(self) -> None:
+        """Raise SourceError for a source that cannot exist: a SQLite file that is not there (connecting would
+        create it empty)."""
+        db = self.url.database
+        local = self.url.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:")
+        if local and not Path(db).expanduser().is_file():
+            raise SourceError(f"{self.url.render_as_string(hide_password=True)}: database file {db} not found")
+
     def _rows(self) -> list[dict]:
         from sqlalchemy import MetaData, Table, create_engine, select, text
-        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
+        self.check()
         engine = create_engine(self.url)
         wanted = [self.id_col, *self.text_cols, *self.meta_cols]
         try:
@@ -70,6 +80,8 @@ class SqlConnector:
                 else:
                     stmt = text(self.query)
                 rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        except NoSuchTableError as exc:
+            raise SourceError(f"no table {self.table} in {self.url.render_as_string(hide_password=True)}") from exc
         except SQLAlchemyError as exc:
             raise SourceError(f"cannot read {self.table or 'the query'} from {self.scope}: {exc}") from exc
         finally:

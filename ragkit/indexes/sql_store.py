@@ -187,6 +187,24 @@ class SqlStore:
         with Session(self.engine) as s, s.begin():
             s.execute(update(DocumentRow).where(DocumentRow.uri == uri).values(size=size, mtime=mtime))
 
+    def update_meta(self, uris: Sequence[str], meta: dict[str, Any]) -> int:
+        """Merge `meta` into the metadata of these documents (status ok), in one transaction; no chunk changes.
+        Returns how many documents it changed."""
+        changed = 0
+        with Session(self.engine) as s, s.begin():
+            for lo in range(0, len(uris), 500):
+                rows = s.execute(
+                    select(DocumentRow.id, DocumentRow.meta).where(
+                        DocumentRow.uri.in_(list(uris[lo : lo + 500])), DocumentRow.status == "ok"
+                    )
+                ).all()
+                for doc_id, old in rows:
+                    new = _json_safe({**(old or {}), **meta})
+                    if new != old:
+                        s.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(meta=new))
+                        changed += 1
+        return changed
+
     def delete_documents(self, uris: Sequence[str]) -> list[int]:
         """Delete documents and their chunks, in one transaction. Returns the removed chunk ids."""
         with Session(self.engine) as s, s.begin():
