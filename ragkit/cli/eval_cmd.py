@@ -152,7 +152,7 @@ def run(
             }
         )
         return
-    from ragkit.evals.report import summary_rows
+    from ragkit.evals.metrics import summary_rows
 
     if result.resumed:
         out.print(f"continued an interrupted run ({result.resumed} questions were already done)")

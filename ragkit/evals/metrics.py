@@ -13,7 +13,7 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -289,3 +289,44 @@ def mean(values: Iterable[float]) -> float:
     """Mean of the non-nan values; nan when there are none."""
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return sum(vals) / len(vals) if vals else math.nan
+
+
+# The summary table's metrics, in its order (labels and directions: metrics.METRICS)
+SUMMARY = tuple(
+    METRIC[k]
+    for k in (
+        "retrieval/recall@1",
+        "retrieval/recall@5",
+        "retrieval/mrr",
+        "retrieval/ndcg@10",
+        "answer/exact_match",
+        "answer/f1",
+        "answer/contains",
+        "claims/supported_rate",
+        "claims/unsupported_rate",
+        "citations/precision",
+        "citations/recall",
+        "abstention/rate_unanswerable",
+        "abstention/false_rate_answerable",
+        "abstention/relevance_auroc",
+        "latency/retrieve_p50_s",
+        "latency/generate_p50_s",
+        "latency/generate_p95_s",
+        "latency/judge_p50_s",
+        "latency/total_p50_s",
+        "latency/total_p95_s",
+        "tokens/in_mean",
+        "tokens/out_mean",
+        "tokens/per_s",
+    )
+)
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, label) of SUMMARY's metrics this run has; per-construction rates follow their overall rate."""
+    rows: list[tuple[str, str]] = []
+    for m in SUMMARY:
+        subs = sorted(k for k in metrics if k.startswith(m.key + "/") and metrics[k] is not None)
+        rows += [(m.key, m.label)] * (metrics.get(m.key) is not None)
+        rows += [(k, f"{m.label} ({k.rpartition('/')[2]})") for k in subs]
+    return rows

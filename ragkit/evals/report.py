@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragkit.evals.metrics import METRIC, fmt
+from ragkit.evals.metrics import METRIC, fmt, summary_rows
 from ragkit.evals.rundir import read_samples
 from ragkit.evals.scoring import compute_metrics, sample_score
 from ragkit.evals.svg import bars_svg, histogram_svg
@@ -21,49 +21,6 @@ from ragkit.fsutil import atomic_write
 
 N_WORST = 5
 CONTEXT_PREVIEW_CHARS = 300  # of each context in report.md (report.html shows it whole, folded)
-
-# The summary table's metrics, in its order (labels and directions: metrics.METRICS)
-SUMMARY = tuple(
-    METRIC[k]
-    for k in (
-        "retrieval/recall@1",
-        "retrieval/recall@5",
-        "retrieval/mrr",
-        "retrieval/ndcg@10",
-        "answer/exact_match",
-        "answer/f1",
-        "answer/contains",
-        "claims/supported_rate",
-        "claims/unsupported_rate",
-        "citations/precision",
-        "citations/recall",
-        "abstention/rate_unanswerable",
-        "abstention/false_rate_answerable",
-        "abstention/relevance_auroc",
-        "latency/retrieve_p50_s",
-        "latency/generate_p50_s",
-        "latency/generate_p95_s",
-        "latency/judge_p50_s",
-        "latency/total_p50_s",
-        "latency/total_p95_s",
-        "tokens/in_mean",
-        "tokens/out_mean",
-        "tokens/per_s",
-    )
-)
-
-
-def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(key, label) of the summary's metrics that this run has, in SUMMARY's order; per-construction
-    abstention rates ("abstention/rate_unanswerable/off-topic") follow their overall rate."""
-    rows: list[tuple[str, str]] = []
-    for m in SUMMARY:
-        if metrics.get(m.key) is not None:
-            rows.append((m.key, m.label))
-        for key in sorted(k for k in metrics if k.startswith(m.key + "/") and metrics[k] is not None):
-            rows.append((key, f"{m.label} ({key.rpartition('/')[2]})"))
-    return rows
-
 
 CATEGORY_COLUMNS = (
     "retrieval/recall@5",
