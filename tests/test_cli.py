@@ -156,9 +156,10 @@ def test_ingest_url_list_and_delete(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert "2 ingested" in result.output
         deleted = run("delete", f"{base}/on-call*", "--kb", tmp_path / "kb", "--json")
-        assert json.loads(deleted.output) == {"deleted": 1}
+        assert json.loads(deleted.output)["deleted"] == 1  # the count, as before; the uris are listed too
+        assert json.loads(deleted.output)["uris"] == [f"{base}/on-call.txt"]
     finally:
         httpd.shutdown()
         httpd.server_close()
     nothing = run("ingest", "--kb", tmp_path / "kb")
-    assert nothing.exit_code == 1 and "nothing to ingest" in nothing.output
+    assert nothing.exit_code == 2 and "nothing to ingest" in nothing.output  # a usage error
