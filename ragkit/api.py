@@ -383,10 +383,10 @@ def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] 
         check_same_database(root, load_config(paths.config).database_url, config.database_url)
         kbdir.check_database_file(paths, manifest, config.database_url)
         return KnowledgeBase(root, config, manifest)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):  # the same words whether or not create
+        raise KnowledgeBaseError(f"{path} is not a ragkit knowledge base (no manifest.json); choose another --kb")
     if not create:
         raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise KnowledgeBaseError(f"{path} exists and is not a ragkit knowledge base; choose another --kb directory")
     config = load_config(None, overrides)
     root.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase(root, config, {})

@@ -101,7 +101,7 @@ def _parse(
     out = _Parsed()
     if size > s.max_file_bytes:
         out.failure = (
-            f"{name}: {size / 1e6:.0f} MB is over the {s.max_file_bytes / 1e6:.0f} MB limit "
+            f"{name}: {size / 1e6:.1f} MB is over the {s.max_file_bytes / 1e6:g} MB limit "
             "(raise ingest.max_file_mb to include it)"
         )
         return out

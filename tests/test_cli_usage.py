@@ -308,3 +308,39 @@ def test_a_missing_json_field_names_the_flag(tmp_path: Path, hashed: None) -> No
     assert "no record has a text field 'body' (choose another with --json-field or ingest.json_text_field)" in (
         " ".join(result.output.split())
     )
+
+
+# -- 21, 24, 25, 30: the last messages ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("create", ["a-file", "a-folder"])
+def test_a_kb_option_on_something_else_says_so_the_same_way(tmp_path: Path, hashed: None, create: str) -> None:
+    target = tmp_path / create
+    if create == "a-file":
+        target.write_text("not a KB", encoding="utf-8")
+    else:
+        target.mkdir()
+        (target / "x.txt").write_text("x", encoding="utf-8")
+    for args in (("info",), ("search", "x")):
+        line = one_red_line(run(*args, "--kb", target))
+        assert "is not a ragkit knowledge base (no manifest.json)" in line, line
+
+
+def test_check_json_names_the_kb_and_reindex_says_when_the_index_waits_for_training(kb: Path) -> None:
+    report = json.loads(run("check", "--kb", kb, "--json").stdout)
+    assert report["kb"] == str(kb.resolve()) and report["ok"]
+    result = run("reindex", "--kb", kb, "--spec", "IVF16,Flat")
+    assert result.exit_code == 0, result.output
+    assert "untrained" in result.output and "searches are exact" in result.output
+    assert "waiting for training: 3" in run("check", "--kb", kb).output
+
+
+def test_an_oversized_file_is_reported_with_a_decimal(tmp_path: Path, hashed: None) -> None:
+    import ragkit
+
+    big = tmp_path / "docs" / "big.txt"
+    big.parent.mkdir()
+    big.write_text("word " * 500_000, encoding="utf-8")  # 2.5 MB
+    with ragkit.open(tmp_path / "kb", **{"ingest.max_file_mb": 2}) as base:
+        report = base.ingest([big.parent])
+    assert "2.5 MB is over the 2 MB limit" in report.failed[0].reason

@@ -113,7 +113,7 @@ def test_delete_lists_the_uris_and_dry_run_changes_nothing(kb: Path) -> None:
     assert documents(kb) == ["alpha.md", "beta.md", "notes.txt"]
     real = run("delete", "b1/alpha.md", "--kb", kb)
     assert real.exit_code == 0 and "deleted" in real.output and "alpha.md" in real.output
-    assert "1 documents deleted" in real.output
+    assert "1 document deleted" in real.output
     assert documents(kb) == ["beta.md", "notes.txt"]
     with ragkit.open(kb, create=False) as base:
         assert sorted(base.index.ids().tolist()) == sorted(base.store.chunk_ids().tolist())

@@ -470,7 +470,7 @@ def delete(
             out.print(f"{'would delete' if dry_run else 'deleted'} {display(uri)}", markup=False)
         for target in report.unmatched:
             err.print(f"{target}: no stored document matches", style="yellow", markup=False)
-        out.print(f"{n} documents {'would be deleted (dry run)' if dry_run else 'deleted'}")
+        out.print(f"{plural(n, 'document')} {'would be deleted (dry run)' if dry_run else 'deleted'}")
     if not n:
         raise typer.Exit(EXIT_ERROR)
 
@@ -533,6 +533,13 @@ def reindex(
         f"index rebuilt: {result['resolved']} ({result['index']}), {result['vectors']:,} vectors{trained}, "
         f"{result['seconds']:.1f} s"
     )
+    if "untrained" in result["index"]:
+        err.print(
+            "the index is untrained: vectors stay in SQL and searches are exact until there are enough to train "
+            "it (ragkit check counts them as waiting)",
+            style="dim",
+            markup=False,
+        )
 
 
 @app.command()
@@ -554,7 +561,7 @@ def check(
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         report = base.check(repair=not no_repair)
     if as_json:
-        print_json(report)
+        print_json({"kb": str(base.root), **report.to_json()})
     else:
         tombstones = f"  tombstones: {report.tombstones} (deleted, hidden)" if report.tombstones else ""
         out.print(
@@ -562,6 +569,7 @@ def check(
             f"missing: {report['missing_from_faiss']}  extra: {report['extra_in_faiss']}  "
             f"duplicates: {report['duplicate_ids']}  keyword index: {'ok' if report['keyword_index_ok'] else 'BAD'}"
             + tombstones
+            + (f"  waiting for training: {report.waiting_for_training:,}" if report.waiting_for_training else "")
         )
         for warning in report.warnings:
             err.print(warning, style="yellow", markup=False)
