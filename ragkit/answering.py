@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
+from ragkit.grounding import Grounding, grounding
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
 # corpus (docs/benchmarks.md, "Abstaining before generation"); embedders not listed get no such gate,
 # because a cosine scale does not carry over between embedders.
 MIN_RELEVANCE = {"all-MiniLM-L6-v2": 0.35}
+
+
+# The answer's key fact must sit in a source sentence at least this similar to the question (ragkit.grounding),
+# measured on the abstention dev set (docs/benchmarks.md). Other embedders get only the embedder-free part:
+# a key fact found in no source at all (score 0) abstains.
+MIN_GROUNDING = {"all-MiniLM-L6-v2": 0.2}
+ANY_GROUNDING = 1e-6
+
+
+def default_min_grounding(embedder: str) -> float:
+    """The measured grounding floor for a bundled embedder name; for any other, "in some source" only."""
+    return MIN_GROUNDING.get(embedder, ANY_GROUNDING)
 
 
 def default_min_relevance(embedder: str) -> float:
@@ -47,6 +60,8 @@ class AnswerOptions:
     # abstain without generating when no hit's question cosine reaches this; 0 = off. The default is the floor
     # measured for the default embedder, as a KB with the default config uses (tests/test_build.py)
     min_relevance: float = MIN_RELEVANCE["all-MiniLM-L6-v2"]
+    # abstain after generation when the answer's key fact is in no source sentence this similar to the question
+    min_grounding: float = MIN_GROUNDING["all-MiniLM-L6-v2"]
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -65,6 +80,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         samples=cfg.samples,
         sample_temperature=cfg.sample_temperature,
         min_relevance=cfg.min_relevance or 0.0,
+        min_grounding=cfg.min_grounding or 0.0,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -185,6 +201,7 @@ def answer_question(
     on_text: Callable[[str], None] | None = None,
     retrieve_s: float = 0.0,
     relevance: float | None = None,
+    embed: Callable[[list[str]], Any] | None = None,
 ) -> Answer:
     """Answer `question` from `hits` (best first) with `generator`.
 
@@ -192,7 +209,8 @@ def answer_question(
     streams its JSON). retrieve_s: seconds the caller spent retrieving, added to the timings. relevance: the
     question's best cosine similarity to any hit (default: from the hits' dense scores); below
     options.min_relevance, or with no hits, the answer is the abstention phrase and the model is not asked
-    (text answers only: a JSON Schema answer is always generated).
+    (text answers only: a JSON Schema answer is always generated). embed: the embedder's embed, for the
+    grounding check after generation (options.min_grounding; skipped without it).
     """
     t0 = time.perf_counter()
     o = options or AnswerOptions()
@@ -266,6 +284,14 @@ def answer_question(
             second = check(again)
             checked = replace(second, flags=(*echoes, *second.flags))
             out = replace(again, completion_tokens=out.completion_tokens + again.completion_tokens)
+    grounded = None
+    draft = ""
+    if embed is not None and o.min_grounding > 0 and o.schema is None and not checked.abstained and checked.text:
+        t = time.perf_counter()
+        grounded = grounding(question, checked.text, [h.chunk.text for h in packed.hits], embed)
+        if grounded is not None and grounded.score < o.min_grounding:
+            draft, checked = checked.text, _withheld(checked, grounded, o)
+        check_s += time.perf_counter() - t
     return Answer(
         question=question,
         text=checked.text,
@@ -285,4 +311,16 @@ def answer_question(
         structured=structured,
         generator=generator.name,
         relevance=relevance,
+        draft=draft,
+        grounding=None if grounded is None else round(grounded.score, 4),
+    )
+
+
+def _withheld(checked: CheckedAnswer, g: Grounding, o: AnswerOptions) -> CheckedAnswer:
+    """The abstention that replaces an answer whose key fact the sources do not ground."""
+    where = f"only in a source sentence {g.score:.2f} similar to the question" if g.sentence else "in no source"
+    detail = f"key fact {', '.join(g.spans)} is {where} (min_grounding {o.min_grounding:.2f})"
+    flag = Flag("ungrounded", checked.text, detail=detail, quote=g.sentence or "")
+    return replace(
+        checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
     )

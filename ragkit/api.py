@@ -247,6 +247,7 @@ class KnowledgeBase:
         filters: FilterSpec = None,
         mode: str | None = None,
         min_relevance: float | None = None,
+        min_grounding: float | None = None,
     ) -> Answer:
         """Retrieve, pack under the token budget, generate, and verify the answer's citations.
 
@@ -254,15 +255,13 @@ class KnowledgeBase:
         strict: drop sentences no source supports. samples: draw N answers and return the majority one with
         its agreement. schema: a JSON Schema the answer must satisfy (constrained decoding). on_text: called
         with each piece of text as the model writes it (streaming). min_relevance: abstain without generating
-        when no hit's cosine similarity to the question reaches it (0 = off). None = the config's value.
+        when no hit's cosine similarity to the question reaches it (0 = off). min_grounding: abstain after
+        generating when the answer's key fact is in no source sentence that similar to the question (0 = off).
+        None = the config's value.
         """
-        options = self.answer_options(
-            max_new_tokens=max_new_tokens, strict=strict, samples=samples, schema=schema, min_relevance=min_relevance
-        )
-        if schema is not None:
-            from ragkit.generation.constrained import check_schema
-
-            check_schema(schema)
+        floors = {"min_relevance": min_relevance, "min_grounding": min_grounding}
+        options = self.answer_options(max_new_tokens=max_new_tokens, strict=strict, samples=samples, **floors)
+        options = build.with_schema(options, schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)
         return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)
@@ -287,8 +286,9 @@ class KnowledgeBase:
         if gated is not None:
             build.check_generator(self.config, self.root)  # the GPT is not loaded, but a typo must still fail
             return gated
+        gen, embed = self.generator, (lambda texts: self.embedder.embed(texts))
         return answer_question(
-            question, hits, self.generator, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance
+            question, hits, gen, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance, embed=embed
         )
 
     def stats(self) -> dict[str, Any]:

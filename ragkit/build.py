@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ragkit.answering import AnswerOptions, default_min_relevance, options_from_config
+from ragkit.answering import AnswerOptions, default_min_grounding, default_min_relevance, options_from_config
 from ragkit.config import RagkitConfig, RetrievalConfig
 from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.indexes.filters import FilterSpec
@@ -61,7 +62,19 @@ def answer_options(cfg: RagkitConfig, **overrides: Any) -> AnswerOptions:
     """
     if overrides.get("min_relevance") is None and cfg.generator.min_relevance is None:
         overrides["min_relevance"] = default_min_relevance(cfg.embedder.model)
+    if overrides.get("min_grounding") is None and cfg.generator.min_grounding is None:
+        overrides["min_grounding"] = default_min_grounding(cfg.embedder.model)
     return options_from_config(cfg.generator, **overrides)
+
+
+def with_schema(options: AnswerOptions, schema: dict[str, Any] | None) -> AnswerOptions:
+    """The options answering in JSON valid under `schema` (checked first: a bad schema is a ConfigError)."""
+    if schema is None:
+        return options
+    from ragkit.generation.constrained import check_schema
+
+    check_schema(schema)
+    return replace(options, schema=schema)
 
 
 def ingest_settings(cfg: RagkitConfig, meta: dict[str, str] | None = None) -> IngestSettings:

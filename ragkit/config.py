@@ -99,7 +99,11 @@ class GeneratorConfig(_Section):
     # (0.35 for all-MiniLM-L6-v2, docs/benchmarks.md "Abstaining before generation"), off for other embedders;
     # 0 = off. Calibrate your own from the `relevance` field of `ragkit eval` samples.
     min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
-    # after generation
+    # after generation: when the answer's key fact (its numbers, names, code words) is in no source, or only in
+    # a source sentence whose cosine similarity to the question is below this, answer with the abstention phrase
+    # (the draft is kept in Answer.draft). None = the value measured for the bundled embedder (0.2 for
+    # all-MiniLM-L6-v2, docs/benchmarks.md "Abstention dev set"), for other embedders only "in no source"; 0 = off.
+    min_grounding: float | None = Field(default=None, ge=0.0, le=1.0)
     support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds
     strict: bool = False  # remove sentences flagged unsupported from the answer
     samples: int = Field(default=1, ge=1, le=32)  # self-consistency: answers drawn, majority returned

@@ -152,6 +152,9 @@ class Flag:
                          dropped from the answer unless it is the only one). Raise max_new_tokens.
     "low_relevance"    - no source was similar enough to the question (min_relevance), so ragkit abstained
                          without asking the model (detail = the best similarity and the floor).
+    "ungrounded"       - the answer's key fact was in no source, or only in a sentence about something else
+                         (min_grounding), so ragkit abstained after generation (text = the withheld answer,
+                         quote = the source sentence, if any; detail = the key spans and the similarity).
     """
 
     kind: str
@@ -187,6 +190,10 @@ class Answer:
     structured: Any = None  # with a JSON Schema: the parsed, validated object (text is its JSON)
     generator: str = ""  # backend and model that wrote the answer ("" when ragkit abstained without one)
     relevance: float | None = None  # best cosine similarity of the question to a hit (None: no hits)
+    # the answer ragkit withheld when it abstained after generation ("" otherwise), and how its key fact sat
+    # in the sources (ragkit.grounding; None when not measured or the answer stated nothing to check)
+    draft: str = ""
+    grounding: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

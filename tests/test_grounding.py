@@ -32,3 +32,30 @@ def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_
     missing = grounding("Who founded the company?", "It was founded by Ada Lovelace in 1901.", SOURCES, embed)
     assert missing is not None and missing.score == 0.0 and missing.sentence is None
     assert grounding("Where are secrets kept?", "In the vault.", SOURCES, embed) is None  # nothing to check
+
+
+def _answer(reply: str, question: str, **options: float):  # type: ignore[no-untyped-def]
+    from ragkit.answering import AnswerOptions, answer_question
+    from ragkit.testing import ScriptedGenerator, make_hit
+
+    hits = [make_hit(1, SOURCES[0], "/kb/backups.md", dense=0.6), make_hit(2, SOURCES[1], "/kb/vault.md", dense=0.5)]
+    return answer_question(
+        question, hits, ScriptedGenerator([reply]), AnswerOptions(**options), embed=HashEmbedder().embed
+    )
+
+
+def test_an_answer_whose_key_fact_is_in_no_source_is_withheld() -> None:
+    ans = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?")
+    assert ans.abstained and ans.text == "I don't know based on the provided sources."
+    assert ans.draft.startswith("The company was founded by Ada Lovelace") and ans.grounding == 0.0
+    (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
+    assert "in no source" in flag.detail and "Ada" in flag.detail and not ans.citations
+    kept = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?", min_grounding=0)
+    assert not kept.abstained and kept.draft == "" and kept.grounding is None
+
+
+def test_a_grounded_answer_is_kept_with_its_grounding() -> None:
+    ans = _answer("Nightly backups are kept for 35 days [1].", "How long are nightly backups kept?")
+    assert not ans.abstained and "35 days" in ans.text and ans.draft == ""
+    assert ans.grounding is not None and ans.grounding >= 0.2
+    assert not [f for f in ans.flags if f.kind == "ungrounded"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ragkit import __version__
 from ragkit.cli.common import (
@@ -244,6 +245,17 @@ def ask(
             "0 turns it off [default: config; 0.35 for the bundled embedder]",
         ),
     ] = None,
+    min_grounding: Annotated[
+        float | None,
+        typer.Option(
+            "--min-grounding",
+            min=0.0,
+            max=1.0,
+            help="Abstain after generating when the answer's key fact (a number, name, code word) is in no source, "
+            "or only in a source sentence less similar to the question than this; 0 turns it off "
+            "[default: config; 0.2 for the bundled embedder]",
+        ),
+    ] = None,
     generator: Annotated[
         str | None,
         typer.Option(
@@ -302,6 +314,7 @@ def ask(
                 "filters": filters,
                 "mode": mode,
                 "min_relevance": min_relevance,
+                "min_grounding": min_grounding,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -357,6 +370,12 @@ def ask(
         err.print(
             f"[dim]No source is close enough to the question ({gate.detail}), so the model was not asked. "
             "--min-relevance 0 asks it anyway.[/dim]"
+        )
+    withheld = next((f for f in answer.flags if f.kind == "ungrounded"), None)
+    if withheld is not None:
+        err.print(
+            f"[dim]The sources do not hold the model's answer ({escape(withheld.detail)}), so ragkit abstained; "
+            "--json shows the withheld draft, --min-grounding 0 keeps it.[/dim]"
         )
     if any(f.kind == "truncated" for f in answer.flags):
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
