@@ -72,6 +72,16 @@ def _kb(work: Path, name: str, corpus: Path) -> Path:
     return kb
 
 
+def _contains(sample: dict[str, object]) -> float:
+    """Answer-contains-gold of what ragkit would have delivered without the grounding check."""
+    from ragkit.evals.metrics import contains_answer
+
+    withheld = sample.get("withheld")
+    if isinstance(withheld, dict):
+        return contains_answer(str(withheld["draft"]), list(sample.get("gold_answers", [])))  # type: ignore[arg-type]
+    return float(sample.get("scores", {}).get("contains", 0.0))  # type: ignore[union-attr]
+
+
 def _rows(run_dir: Path) -> list[dict[str, object]]:
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
     out = []
@@ -84,10 +94,18 @@ def _rows(run_dir: Path) -> list[dict[str, object]]:
                 "construction": kind,
                 "n": len(group),
                 "abstained": sum(bool(s.get("abstained")) for s in group) / max(1, len(group)),
+                # of which the grounding check withheld a drafted answer (0 with min_grounding = 0)
+                "withheld": sum("withheld" in s for s in group) / max(1, len(group)),
                 "contains_gold": (
                     sum(s.get("scores", {}).get("contains", 0.0) for s in answerable) / len(answerable)
                     if answerable
                     else None
+                ),
+                # the same run as if min_grounding were 0: withheld drafts count as delivered answers
+                "abstained_without_grounding": sum(bool(s.get("abstained")) and "withheld" not in s for s in group)
+                / max(1, len(group)),
+                "contains_gold_without_grounding": (
+                    sum(_contains(s) for s in answerable) / len(answerable) if answerable else None
                 ),
                 "unsupported_claims": sum(not c["supported"] for c in claims) / len(claims) if claims else None,
                 "seconds": sum(s.get("timings", {}).get("total", 0.0) for s in group) / max(1, len(group)),
@@ -127,7 +145,10 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "parts": {},
     }
-    print(f"{'corpus':<9} {'construction':<17} {'n':>3} {'abstained':>9} {'gold':>6} {'unsupp':>7} {'s/answer':>8}")
+    print(
+        f"{'corpus':<9} {'construction':<17} {'n':>3} {'abstained':>9} {'withheld':>8} {'gold':>6} {'unsupp':>7} "
+        f"{'s/answer':>8}"
+    )
     for name, (kb, questions) in parts.items():
         t0 = time.perf_counter()
         cmd = ["eval", "run", str(questions), "--kb", str(kb), "--json", "--name", f"devset-{args.split}-{gen}"]
@@ -143,7 +164,8 @@ def main() -> None:
             gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
             uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
             print(
-                f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {gold:>6} {uns:>7} "
+                f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {r['withheld']:>8.2f} {gold:>6} "
+                f"{uns:>7} "
                 f"{r['seconds']:>8.1f}"
             )
     out = work / f"results-{args.split}-{Path(gen).name}.json"

@@ -149,6 +149,10 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
             {"n": c.n, "chunk_id": c.chunk_id, "kind": c.kind, "sentence": c.sentence} for c in ans.citations
         ],
     }
+    if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the "ungrounded" flag)
+        fields_["withheld"] = {"draft": ans.draft, "grounding": ans.grounding}
+    elif ans.grounding is not None:
+        fields_["grounding"] = ans.grounding
     if item.answers:
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {
