@@ -174,7 +174,7 @@ def ingest(
         for note in report.notes:
             err.print(f"note {display(note.uri)}: {note.reason}", style="dim", markup=False)
         if report.restamped:
-            out.print(f"--meta applied to {report.restamped} unchanged documents (not re-embedded)")
+            out.print(f"--meta applied to {plural(report.restamped, 'unchanged document')} (not re-embedded)")
         if report.interrupted:
             err.print(
                 f"[yellow]Interrupted after {plural(report.ingested, 'file')} were saved; "
