@@ -23,6 +23,7 @@ _CITE = re.compile(r"\[\d+\]")
 # an underscore (__len__), calls (id()) and `code`
 _KEY = re.compile(r"\d+(?:[.,:]\d+)*|\b[A-Z][\w-]*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
 _WORD = re.compile(r"[^\W_]+")
+MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
 
 
@@ -58,14 +59,20 @@ def grounding(
     spans = key_spans(answer, question)
     if not spans:
         return None
-    best, best_n = None, 0
+    holding: list[tuple[int, str]] = []  # (key spans held, sentence)
     for text in sources:
         for sentence in context_sentences(text):
             lowered = sentence.lower()
             n = sum(s.lower() in lowered for s in spans)
-            if n > best_n:
-                best, best_n = sentence, n
-    if best is None:
+            if n:
+                holding.append((n, sentence))
+    if not holding:
         return Grounding(0.0, tuple(spans), None)
-    q, s = embed([question, best])
-    return Grounding(float(q @ s), tuple(spans), best)
+    most = max(n for n, _ in holding)
+    # of the sentences holding the most key spans, the one closest to the question: a common token ("None",
+    # "2") stands in many sentences, and only one about the question grounds the answer
+    candidates = list(dict.fromkeys(s for n, s in holding if n == most))[:MAX_CANDIDATES]
+    vecs = embed([question, *candidates])
+    sims = vecs[1:] @ vecs[0]
+    best = int(np.argmax(sims))
+    return Grounding(float(sims[best]), tuple(spans), candidates[best])
