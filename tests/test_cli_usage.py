@@ -344,3 +344,11 @@ def test_an_oversized_file_is_reported_with_a_decimal(tmp_path: Path, hashed: No
     with ragkit.open(tmp_path / "kb", **{"ingest.max_file_mb": 2}) as base:
         report = base.ingest([big.parent])
     assert "2.5 MB is over the 2 MB limit" in report.failed[0].reason
+
+
+def test_include_that_matches_nothing_says_so(tmp_path: Path, hashed: None) -> None:
+    docs = tmp_path / "b2"
+    docs.mkdir()
+    (docs / "m1.md").write_text("# M\n\ntext\n", encoding="utf-8")
+    line = one_red_line(run("ingest", docs, "--kb", tmp_path / "kb", "--include", "*.pdf"))
+    assert "no file in this folder matches --include '*.pdf'" in line

@@ -56,6 +56,9 @@ def discover(
         if not found:
             if problems and problems[0][0] == str(path.absolute()):
                 raise SourceError(f"{raw}: {problems[0][1]}")
+            if include and _walk(path, (), exclude)[0]:  # files are there; the --include patterns matched none
+                shown = " ".join(f"--include '{p}'" for p in include)
+                raise SourceError(f"{raw}: no file in this folder matches {shown}")
             kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
             raise SourceError(f"{raw}: no supported files in this folder (looked for {kinds})")
         supported.extend(found)
