@@ -23,8 +23,10 @@ from ragkit.cli.common import (
     HELP_NAMES,
     DbOpt,
     DeviceOpt,
+    GeneratorOpt,
     JsonOpt,
     KbOpt,
+    ModelOpt,
     RagkitGroup,
     db_override,
     device_override,
@@ -256,23 +258,8 @@ def ask(
             "[default: config; 0.2 for the bundled embedder]",
         ),
     ] = None,
-    generator: Annotated[
-        str | None,
-        typer.Option(
-            "--generator",
-            help="'openai:URL' for an OpenAI-compatible server (e.g. openai:http://127.0.0.1:8000/v1), "
-            "'llamacpp:GGUF' (a .gguf path or bundled name, run by llama.cpp; extra ragkit[llamacpp]), or a local "
-            "model (bundled name, transformers directory, .gguf) [default: config]",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator "
-            "server.",
-        ),
-    ] = None,
+    generator: GeneratorOpt = None,
+    model: ModelOpt = None,
     template: Annotated[
         Path | None,
         typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
