@@ -163,3 +163,18 @@ def test_ingest_url_list_and_delete(tmp_path: Path) -> None:
         httpd.server_close()
     nothing = run("ingest", "--kb", tmp_path / "kb")
     assert nothing.exit_code == 2 and "nothing to ingest" in nothing.output  # a usage error
+
+
+@pytest.mark.slow
+def test_ask_says_why_it_withheld_an_answer_the_sources_do_not_hold(built_kb: Path) -> None:
+    question = "Which laptop model do new employees receive?"  # on topic (onboarding), answer nowhere
+    res = CliRunner().invoke(app, ["ask", question, "--kb", str(built_kb), "--no-stream"])
+    assert res.exit_code == 0, res.output
+    assert "I don't know based on the provided sources." in res.output
+    assert "The sources do not hold the model's answer: key fact" in res.output and "token limit" not in res.output
+    data = json.loads(CliRunner().invoke(app, ["ask", question, "--kb", str(built_kb), "--json"]).stdout)
+    assert data["abstained"] and data["draft"] and data["grounding"] == 0.0 and not data["citations"]
+    kept = json.loads(
+        CliRunner().invoke(app, ["ask", question, "--kb", str(built_kb), "--json", "--min-grounding", "0"]).stdout
+    )
+    assert not kept["abstained"] and kept["text"] == data["draft"] and kept["draft"] == ""

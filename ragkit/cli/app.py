@@ -361,10 +361,10 @@ def ask(
     withheld = next((f for f in answer.flags if f.kind == "ungrounded"), None)
     if withheld is not None:
         err.print(
-            f"[dim]The sources do not hold the model's answer ({escape(withheld.detail)}), so ragkit abstained; "
+            f"[dim]The sources do not hold the model's answer: {escape(withheld.detail)}. ragkit abstained; "
             "--json shows the withheld draft, --min-grounding 0 keeps it.[/dim]"
         )
-    if any(f.kind == "truncated" for f in answer.flags):
+    if withheld is None and any(f.kind == "truncated" for f in answer.flags):  # a withheld draft's cut is moot
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
 
 
