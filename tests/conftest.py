@@ -46,6 +46,24 @@ def corpus(tmp_path: Path) -> Path:
     return dst
 
 
+def run(*args: object):  # type: ignore[no-untyped-def]
+    """Invoke the ragkit CLI in-process at a fixed terminal width (help and tables wrap the same everywhere)."""
+    from typer.testing import CliRunner
+
+    from ragkit.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "120", "TERM": "dumb"})
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every KB opened embeds with HashEmbedder(64) instead of loading the bundled model (the fast tier)."""
+    from ragkit import build
+    from ragkit.testing import HashEmbedder
+
+    monkeypatch.setattr(build, "embedder_from", lambda cfg, manifest, root: HashEmbedder(64, name="hash"))
+
+
 @pytest.fixture(scope="session")
 def built_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A knowledge base built once from the sample corpus with the real bundled embedder."""

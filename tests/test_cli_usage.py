@@ -8,23 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import run  # the CLI in-process, fixed width; the `hashed` fixture is there too
 from typer.testing import CliRunner
 
-from ragkit import build
 from ragkit.cli import app
-from ragkit.testing import HashEmbedder
-
-runner = CliRunner()
-
-
-def run(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "120", "TERM": "dumb"})
-
-
-@pytest.fixture
-def hashed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every KB the CLI opens embeds with HashEmbedder(64) instead of loading the bundled model."""
-    monkeypatch.setattr(build, "embedder_from", lambda cfg, manifest, root: HashEmbedder(64, name="hash"))
 
 
 @pytest.fixture

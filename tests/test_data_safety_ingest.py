@@ -13,26 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import run  # the CLI in-process, fixed width; the `hashed` fixture is there too
 
 import ragkit
 from ragkit import build
-from ragkit.cli import app
 from ragkit.errors import SourceError, UsageError
 from ragkit.ingest import check_sources
 from ragkit.testing import HashEmbedder
-
-runner = CliRunner()
-
-
-def run(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "120", "TERM": "dumb"})
-
-
-@pytest.fixture
-def hashed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every KB opened embeds with HashEmbedder(64) instead of loading the bundled model."""
-    monkeypatch.setattr(build, "embedder_from", lambda cfg, manifest, root: HashEmbedder(64, name="hash"))
 
 
 def write_files(folder: Path, n: int, words: int = 12) -> list[Path]:
