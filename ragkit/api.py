@@ -26,6 +26,7 @@ from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.ingest import ProgressFn, run_ingest
 from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock
+from ragkit.lazy import Lazy
 from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
 from ragkit.safety import SUSPECTED_INJECTION
 from ragkit.store import Store
@@ -43,10 +44,10 @@ class KnowledgeBase:
         self.root = root
         self.paths = KbPaths(root)
         self.config = config
-        lock = threading.RLock()  # one lock for every component: see build.Lazy
-        self._embedder = build.Lazy(lambda: build.embedder_from(self.config, self.manifest, self.root), lock)
-        self._generator = build.Lazy(lambda: build.generator_from(self.config, self.root), lock)
-        self._reranker = build.Lazy(lambda: build.reranker_from(self.config), lock)
+        lock = threading.RLock()  # one lock for every component: see ragkit.lazy
+        self._embedder = Lazy(lambda: build.embedder_from(self.config, self.manifest, self.root), lock)
+        self._generator = Lazy(lambda: build.generator_from(self.config, self.root), lock)
+        self._reranker = Lazy(lambda: build.reranker_from(self.config), lock)
         self.store = Store(
             SqlStore(make_engine(build.database_url(config, self.paths))),
             self.paths,

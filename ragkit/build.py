@@ -7,11 +7,9 @@ config key is read in exactly one place and options cannot drift from the config
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ragkit.answering import AnswerOptions, default_min_grounding, default_min_relevance, options_from_config
 from ragkit.config import RagkitConfig, RetrievalConfig
@@ -21,8 +19,6 @@ from ragkit.indexes.retriever import SearchOptions
 from ragkit.ingest import IngestSettings
 from ragkit.kbdir import KbPaths, adapter_base_model, is_adapter_name, resolve_adapter
 from ragkit.protocols import Embedder, Generator, Reranker
-
-T = TypeVar("T")
 
 # -- options ------------------------------------------------------------------------------------------
 
@@ -185,32 +181,3 @@ def reranker_from(cfg: RagkitConfig) -> Reranker | None:
     from ragkit.indexes.rerank import CrossEncoderReranker
 
     return CrossEncoderReranker(cfg.retrieval.reranker, device=cfg.embedder.device)
-
-
-class Lazy(Generic[T]):
-    """A component loaded on first use. Threads sharing one KB (eval --workers, a server) must not load a
-    model twice at once: transformers' lazy init then hands one thread a half-built (meta) model; so all
-    the components of a KB share one lock."""
-
-    def __init__(self, load: Callable[[], T], lock: threading.RLock) -> None:
-        self._load = load
-        self._lock = lock
-        self._value: T | None = None
-        self._loaded = False
-
-    def get(self) -> T:
-        if not self._loaded:
-            with self._lock:
-                if not self._loaded:
-                    self._value = self._load()
-                    self._loaded = True
-        return self._value  # type: ignore[return-value]
-
-    def set(self, value: T) -> None:
-        """Use this component instead of loading one (a model already in memory, a test's fake)."""
-        with self._lock:
-            self._value, self._loaded = value, True
-
-    @property
-    def loaded(self) -> bool:
-        return self._loaded

@@ -28,6 +28,7 @@ from ragkit.indexes.keyword import keyword_index
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
+from ragkit.lazy import Lazy
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, Hit, ReindexReport
 
@@ -63,8 +64,7 @@ class Store:
         self.manifest = manifest
         self._embedder = embedder
         self._reranker = reranker
-        self._index: FaissIndex | None = None
-        self._index_lock = threading.Lock()
+        self._index: Lazy[FaissIndex] = Lazy(self._open_index, threading.RLock())
         self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
         self._keyword_error: RagkitError | None = None
@@ -150,11 +150,7 @@ class Store:
     @property
     def index(self) -> FaissIndex:
         """The FAISS index, loaded (or created) and synced with SQL on first use."""
-        if self._index is None:
-            with self._index_lock:
-                if self._index is None:
-                    self._index = self._open_index()
-        return self._index
+        return self._index.get()
 
     def _open_index(self) -> FaissIndex:
         index, warning = self._load_saved(self._device)
@@ -204,8 +200,8 @@ class Store:
 
     def save(self) -> None:
         """Write the FAISS index atomically (it is repaired from SQL on open, so this bounds rework only)."""
-        if self._index is not None:
-            self._index.save(self.paths.index)
+        if self._index.loaded:
+            self._index.get().save(self.paths.index)
 
     # -- writes: SQL first, then FAISS ----------------------------------------------------------------
 
@@ -269,7 +265,7 @@ class Store:
                 "Choose another spec, e.g. Flat, HNSW32, IVF1024,Flat or auto"
             ) from exc
         index.save(self.paths.index)
-        self._index = index
+        self._index.set(index)
         self.index_spec = spec
         self.manifest["index"] = {"spec": spec, "resolved": resolved}
         return ReindexReport(
@@ -304,7 +300,7 @@ class Store:
         else:
             self.sync(on_disk)
             on_disk.save(self.paths.index)
-            self._index = on_disk
+            self._index.set(on_disk)
         if self._keyword is not None and not report.keyword_index_ok:
             self._keyword.rebuild()
         after, _ = self._verify()

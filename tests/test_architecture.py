@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_MODULES = (
     "store ingest answering prompts safety citations chunking embedding build kbdir config types errors textutil "
-    "assets fsutil protocols _version"
+    "assets fsutil protocols _version grounding lazy"
 ).split()
 ENGINE_PACKAGES = ("indexes", "generation", "connectors")
 WORKFLOWS = ("ragkit.evals", "ragkit.finetune", "ragkit.cli", "ragkit.api")
