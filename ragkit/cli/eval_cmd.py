@@ -157,13 +157,15 @@ def run(
     if result.resumed:
         out.print(f"continued an interrupted run ({result.resumed} questions were already done)")
     out.print(f"{result.n_samples} questions, {result.n_errors} errors -> {result.run_dir}")
-    for key, label in summary_rows(result.metrics):
+    rows = summary_rows(result.metrics)
+    width = max([28, *(len(label) for _, label in rows)])  # per-construction labels are longer
+    for key, label in rows:
         mark = "  (primary)" if key == result.primary_metric else ""
-        out.print(f"  {label:<28} {_fmt(result.metrics[key])}{mark}")
+        out.print(f"  {label:<{width}} {_fmt(result.metrics[key])}{mark}")
     floor = result.metrics.get("abstention/suggested_min_relevance")
     if floor is not None:
         out.print(
-            f"  {'suggested min_relevance':<28} {floor:.3f}  (best abstention trade-off on these questions; "
+            f"  {'suggested min_relevance':<{width}} {floor:.3f}  (best abstention trade-off on these questions; "
             "set generator.min_relevance or ask --min-relevance)"
         )
     out.print(f"report: {result.run_dir / 'report.html'}")
