@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ragkit._version import __version__ as __version__
+from ragkit.access import Principal
 from ragkit.errors import (
+    AccessError,
     ConfigError,
     DependencyError,
     KnowledgeBaseError,
@@ -30,12 +32,13 @@ if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase
 
 
-def open(path: Any, *, create: bool = True, **overrides: Any) -> KnowledgeBase:  # noqa: A001
+def open(path: Any, *, create: bool = True, principal: Principal | None = None, **overrides: Any) -> KnowledgeBase:  # noqa: A001
     """Open (or create) the knowledge base at `path`. Overrides use dotted keys passed as
-    a dict, e.g. ragkit.open("kb", **{"generator.max_new_tokens": 64})."""
-    from ragkit.api import open_kb
+    a dict, e.g. ragkit.open("kb", **{"generator.max_new_tokens": 64}). principal: who reads
+    (ragkit.Principal("alice", groups=["hr"])); required when the KB is access-controlled."""
+    from ragkit.opening import open_kb
 
-    return open_kb(path, create=create, overrides=overrides)
+    return open_kb(path, create=create, overrides=overrides, principal=principal)
 
 
 def __getattr__(name: str) -> Any:
@@ -47,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AccessError",
     "Answer",
     "CheckReport",
     "Chunk",
@@ -59,6 +63,7 @@ __all__ = [
     "KnowledgeBaseError",
     "ModelError",
     "ParseError",
+    "Principal",
     "RagkitError",
     "ReindexReport",
     "SourceError",

@@ -8,29 +8,34 @@ never loads the GPT and opening a KB is cheap.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ragkit import build, kbdir
 from ragkit._version import __version__
+from ragkit.access import Principal
 from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
-from ragkit.config import RagkitConfig, dump_config, load_config
+from ragkit.config import RagkitConfig, dump_config
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
-from ragkit.indexes.engine import check_same_database, make_engine
+from ragkit.indexes.engine import make_engine
 from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.ingest import ProgressFn, run_ingest
 from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock
 from ragkit.lazy import Lazy
+from ragkit.permissions import AccessControl
 from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
 from ragkit.safety import SUSPECTED_INJECTION
 from ragkit.store import Store
-from ragkit.types import Answer, CheckReport, DeleteReport, Hit, IngestReport, ReindexReport
+from ragkit.types import Answer, CheckReport, Chunk, DeleteReport, Hit, IngestReport, ReindexReport
 
 if TYPE_CHECKING:
     from ragkit.evals.runner import EvalRun
@@ -40,8 +45,11 @@ if TYPE_CHECKING:
 class KnowledgeBase:
     """A directory holding documents, chunks, vectors and config; see docs/architecture.md."""
 
-    def __init__(self, root: Path, config: RagkitConfig, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Path, config: RagkitConfig, manifest: dict[str, Any], principal: Principal | None = None
+    ) -> None:
         self.root = root
+        self.principal = principal  # who reads (ragkit.access); required when security.access_control is on
         self.paths = KbPaths(root)
         self.config = config
         lock = threading.RLock()  # one lock for every component: see ragkit.lazy
@@ -57,6 +65,7 @@ class KnowledgeBase:
             embedder=self._embedder.get,
             reranker=self._reranker.get,
         )
+        self.acl = AccessControl(self.store, config.security.access_control)  # grants, scopes, audit log
 
     # -- components -------------------------------------------------------------------------------
 
@@ -106,17 +115,20 @@ class KnowledgeBase:
         prune: bool = False,
         progress: ProgressFn | None = None,
         meta: dict[str, str] | None = None,
+        allow: Sequence[str] = (),
+        acl_rules: str | Path | None = None,
     ) -> IngestReport:
         """Parse, chunk, embed and index files and folders. Unchanged files are skipped (not re-embedded).
 
         include/exclude: globs on paths relative to each folder. prune: delete stored documents that the given
         folders no longer hold. meta: {key: value} stamped on every document of the sources, unchanged ones too
-        (for filters such as tenant=acme; size and mtime are reserved). Files that cannot be read or parsed are
-        reported and the rest go on. Ctrl-C commits the files being embedded, then stops; rerun to finish.
+        (for filters such as tenant=acme; size and mtime are reserved). allow / acl_rules: who may read them
+        (group:NAME, user:NAME, public; an ACL rules file of path globs), see ragkit.access. Files that cannot be
+        read or parsed are reported and the rest go on. Ctrl-C commits the files being embedded, then stops.
         """
-        with WriterLock(self.paths):
+        settings = build.ingest_settings(self.config, meta, allow, acl_rules)
+        with self._writing():
             try:
-                settings = build.ingest_settings(self.config, meta)
                 report = run_ingest(
                     sources,
                     store=self.store,
@@ -128,6 +140,7 @@ class KnowledgeBase:
                     progress=progress,
                 )
                 self.store.maybe_upgrade()
+                self.acl.record_ingest(sources, settings.acl)
                 return report
             finally:
                 self._write_manifest()
@@ -141,8 +154,9 @@ class KnowledgeBase:
         reads it; an empty target is a UsageError. Returns their uris and the targets that matched nothing.
         dry_run: only say what would go."""
         if dry_run:
+            self.acl.check_writer(self.principal)
             return self.store.match_targets(targets)
-        with WriterLock(self.paths):
+        with self._writing():
             report = self.store.match_targets(targets)
             chunks = self.store.delete_documents(report.deleted) if report.deleted else 0
             self.store.save()
@@ -151,11 +165,9 @@ class KnowledgeBase:
 
     def reindex(self, spec: str | None = None) -> ReindexReport:
         """Rebuild the FAISS index from the vectors stored in SQL, e.g. to switch index type. No re-embedding.
-
         spec: a FAISS factory spec or "auto" (default: the configured one); a new spec is saved in ragkit.toml
-        once the index is built. Returns what was built: spec, resolved spec, vectors, training sample, seconds.
-        """
-        with WriterLock(self.paths):
+        once the index is built. Returns what was built: spec, resolved spec, vectors, training sample, seconds."""
+        with self._writing():
             report = self.store.rebuild(spec or self.config.index.spec)  # built whole before anything is replaced
             if spec and spec != self.config.index.spec:
                 self.config = self.config.model_copy(
@@ -166,18 +178,20 @@ class KnowledgeBase:
             return report
 
     def check(self, repair: bool = True) -> CheckReport:
-        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked.
-
-        Returns counts of SQL chunks and FAISS vectors, the ids missing from / extra in FAISS, duplicate ids,
-        whether the keyword index is intact, and whether everything is consistent now.
-        """
+        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked. Returns
+        counts of SQL chunks and FAISS vectors, the ids missing from / extra in FAISS, duplicate ids, whether the
+        keyword index is intact, and whether everything is consistent now."""
         report = self.store.check(repair=False)
         if report.ok or not repair:
             return report
-        with WriterLock(self.paths):
+        with self._writing():
             report = self.store.check(repair=True)
             self._write_manifest()
         return report
+
+    def _writing(self) -> WriterLock:
+        self.acl.check_writer(self.principal)  # a reader's view of an access-controlled KB does not write
+        return WriterLock(self.paths)
 
     def _write_manifest(self) -> None:
         self.manifest = {**self.manifest, "counts": self.store.counts(), "ragkit_version": __version__}
@@ -233,7 +247,7 @@ class KnowledgeBase:
             rerank=rerank,
             mmr=mmr,
         )
-        return self.store.search_batch(queries, options)
+        return self.store.search_batch(queries, options, self.acl.scope(self.principal, queries[0]))
 
     def ask(
         self,
@@ -293,18 +307,35 @@ class KnowledgeBase:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Counts, models and failures recorded in the KB."""
+        """Counts, models and failures recorded in the KB (of the documents the principal may read)."""
+        who = self.acl.scope(self.principal, "stats")
         return {
             "kb": str(self.root),
-            **self.store.counts(),
-            "flagged_chunks": self.store.count(f"kind={SUSPECTED_INJECTION}"),
+            **self.store.counts(who),
+            "flagged_chunks": self.store.count(f"kind={SUSPECTED_INJECTION}", who),
             "embedder": self.manifest.get("embedder"),
             "generator": self.config.generator.model,
             "index": self.config.index.spec,
             "index_resolved": self.manifest.get("index", {}).get("resolved"),
             "database": self.store.url,  # password hidden
-            "failures": [{"uri": u, "reason": r} for u, r in self.store.failures()],
+            "failures": [{"uri": u, "reason": r} for u, r in self.store.failures(who)],
+            "access_control": self.acl.enabled,
         }
+
+    def chunk_ids(self) -> np.ndarray:
+        """(n,) int64 ids of the chunks the principal may read, ascending (for sampling: finetune, evals)."""
+        return self.store.chunk_ids(self.acl.scope(self.principal, "chunk ids"))
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        """{id: Chunk} for those of `ids` the principal may read."""
+        return self.store.chunks(ids, self.acl.scope(self.principal, "chunks"))
+
+    def as_principal(self, principal: Principal | None) -> KnowledgeBase:
+        """A view of this KB that reads as `principal`; it shares models and connections (close this one)."""
+        view = copy.copy(self)
+        view.principal = principal
+        view.close = lambda: None  # type: ignore[method-assign]  # the connections are this KB's
+        return view
 
     # -- workflows: each takes this KB (sentence-transformers' model.evaluate(evaluator) shape) ----------
 
@@ -320,12 +351,9 @@ class KnowledgeBase:
         resume: bool = True,
         **options: Any,
     ) -> EvalRun:
-        """Run an evaluation dataset through this KB; writes runs/<timestamp>-<name>/ and returns the EvalRun.
-
-        dataset: a ragkit .jsonl, a SQuAD .json, a BEIR folder, "halueval-qa[:N]" or a loaded Dataset.
-        resume: continue an interrupted run of the same name and settings (False starts afresh). options go to
-        EvalOptions (k, retrieval_k, max_new_tokens, generate). See ragkit.evals.runner.run_eval.
-        """
+        """Run a dataset (ragkit .jsonl, SQuAD .json, BEIR folder, "halueval-qa[:N]", a Dataset) through this KB
+        as its principal; writes runs/<timestamp>-<name>/. resume: continue an interrupted run of the same name
+        and settings. options go to EvalOptions (k, retrieval_k, max_new_tokens, generate); see run_eval."""
         from ragkit.evals.runner import EvalOptions, run_eval
 
         opts = EvalOptions(judge=judge, **options)
@@ -356,7 +384,8 @@ class KnowledgeBase:
         """The same KB answering with a fine-tuned adapter (a name under kb/models/ or a folder; None = the base
         model). It has its own components and database connections; close it when done."""
         gen_cfg = self.config.generator.model_copy(update={"adapter": name})
-        return KnowledgeBase(self.root, self.config.model_copy(update={"generator": gen_cfg}), dict(self.manifest))
+        config = self.config.model_copy(update={"generator": gen_cfg})
+        return KnowledgeBase(self.root, config, dict(self.manifest), self.principal)
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -368,31 +397,3 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_kb(path: str | Path, *, create: bool = True, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
-    """Open the knowledge base at `path`, creating it with defaults (plus overrides) if missing.
-
-    overrides take dotted keys, e.g. {"generator.max_new_tokens": 64}. A new KB records its resolved config in
-    ragkit.toml and its embedder's name and dimension in manifest.json.
-    """
-    root = Path(path).expanduser().resolve()
-    paths = KbPaths(root)
-    if paths.exists():
-        manifest = kbdir.read_manifest(paths)
-        config = load_config(paths.config, overrides)
-        check_same_database(root, load_config(paths.config).database_url, config.database_url)
-        kbdir.check_database_file(paths, manifest, config.database_url)
-        return KnowledgeBase(root, config, manifest)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):  # the same words whether or not create
-        raise KnowledgeBaseError(f"{path} is not a ragkit knowledge base (no manifest.json); choose another --kb")
-    if not create:
-        raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")
-    config = load_config(None, overrides)
-    root.mkdir(parents=True, exist_ok=True)
-    kb = KnowledgeBase(root, config, {})
-    emb = kb.embedder  # loads the model once, so the manifest records the real dimension
-    atomic_write(paths.config, dump_config(config))
-    kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
-    kbdir.write_manifest(paths, kb.manifest)
-    return kb

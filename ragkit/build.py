@@ -7,16 +7,18 @@ config key is read in exactly one place and options cannot drift from the config
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ragkit.access import AclDeclaration, AclRules, grant_tokens, load_acl_rules
 from ragkit.answering import AnswerOptions, default_min_grounding, default_min_relevance, options_from_config
 from ragkit.config import RagkitConfig, RetrievalConfig
 from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.retriever import SearchOptions
-from ragkit.ingest import IngestSettings
+from ragkit.ingest_settings import IngestSettings
 from ragkit.kbdir import KbPaths, adapter_base_model, is_adapter_name, resolve_adapter
 from ragkit.protocols import Embedder, Generator, Reranker
 
@@ -73,9 +75,16 @@ def with_schema(options: AnswerOptions, schema: dict[str, Any] | None) -> Answer
     return replace(options, schema=schema)
 
 
-def ingest_settings(cfg: RagkitConfig, meta: dict[str, str] | None = None) -> IngestSettings:
-    """What one ingest run needs from the config, plus the run's own metadata."""
+def ingest_settings(
+    cfg: RagkitConfig,
+    meta: dict[str, str] | None = None,
+    allow: Sequence[str] = (),
+    acl_rules: str | Path | None = None,
+) -> IngestSettings:
+    """What one ingest run needs from the config, plus the run's own metadata and grants (ragkit.access)."""
+    rules = load_acl_rules(acl_rules) if acl_rules else AclRules()
     return IngestSettings(
+        acl=AclDeclaration(grant_tokens(allow), rules),
         max_tokens=cfg.chunking.max_tokens,
         overlap=cfg.chunking.overlap,
         max_file_bytes=int(cfg.ingest.max_file_mb * 1e6),

@@ -110,6 +110,11 @@ class GeneratorConfig(_Section):
     sample_temperature: float = Field(default=0.7, gt=0.0)
 
 
+class SecurityConfig(_Section):
+    # deny by default: every read names a principal and sees only documents granted to it (docs/access-control.md)
+    access_control: bool = False
+
+
 class RagkitConfig(_Section):
     embedder: EmbedderConfig = EmbedderConfig()
     chunking: ChunkingConfig = ChunkingConfig()
@@ -117,6 +122,7 @@ class RagkitConfig(_Section):
     index: IndexConfig = IndexConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     generator: GeneratorConfig = GeneratorConfig()
+    security: SecurityConfig = SecurityConfig()
     database_url: str | None = None  # None = SQLite file ragkit.db inside the KB directory
 
 

@@ -35,3 +35,8 @@ class ModelError(RagkitError):
 
 class DependencyError(RagkitError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class AccessError(RagkitError):
+    """The reader may not do this: no principal given for an access-controlled knowledge base, a malformed
+    principal or grant, or a write by a reader. Messages never name documents the reader cannot see."""

@@ -17,17 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ragkit.access import default_actor
 from ragkit.chunking import chunk_document
 from ragkit.connectors import Connector, SourceItem, SourceOptions, open_source
 from ragkit.connectors.parsing import content_hash
-from ragkit.errors import ParseError, UsageError
+from ragkit.errors import ParseError
 from ragkit.indexes.sql_store import DocState, text_hash
+from ragkit.ingest_settings import IngestSettings, check_meta  # noqa: F401 - imported from here too
 from ragkit.protocols import CountsTokens, Embedder
 from ragkit.safety import flag_injections
 from ragkit.types import ChunkSpan, Document, FileFailure, IngestReport
@@ -36,20 +38,6 @@ if TYPE_CHECKING:
     from ragkit.store import Store
 
 ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    max_tokens: int
-    overlap: int
-    max_file_bytes: int
-    parser: str = "auto"
-    json_field: str = "text"
-    url_timeout_s: float = 20.0
-    batch_chunks: int = 256  # chunks per embedding call, gathered across files
-    save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
-    meta: tuple[tuple[str, str], ...] = ()  # user metadata stamped on every document (tenant, team, ...)
-    parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread
 
 
 # Parsed items waiting for the embedder: enough to keep it fed while a slow file parses, few enough that
@@ -62,19 +50,6 @@ _END = object()
 # Files are embedded and committed in groups of about this many chunks, so the progress bar moves per group and
 # Ctrl-C (which finishes the group in flight) stops within seconds; the embedder batches inside each call.
 _COMMIT_CHUNKS = 32
-# document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads)
-RESERVED_META = frozenset({"size", "mtime"})
-
-
-def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:
-    """Refuse user metadata keys that would overwrite ragkit's own bookkeeping (UsageError)."""
-    keys = [k for k, _ in (meta.items() if isinstance(meta, dict) else meta or ())]
-    taken = sorted(k for k in keys if k.strip().lower() in RESERVED_META)
-    if taken:
-        raise UsageError(
-            f"--meta {taken[0]}: reserved key (ragkit records each document's size and mtime itself); "
-            "choose another name, e.g. file_size"
-        )
 
 
 @dataclass
@@ -313,7 +288,7 @@ def run_ingest(
             vecs = vectors[lo : lo + len(p.spans)]
             lo += len(p.spans)
             assert p.doc is not None
-            doc = replace(p.doc, meta={**p.doc.meta, **dict(settings.meta)}) if settings.meta else p.doc
+            doc = settings.stamp(p.doc)
             new_ids = store.write_document(doc, p.spans, vecs)
             group.pop(0)
             done += 1
@@ -366,6 +341,9 @@ def run_ingest(
                 last_save = time.monotonic()
         if settings.meta and kept:
             restamped = store.update_meta(kept, dict(settings.meta))
+        if settings.acl.declared and kept:  # unchanged files take this run's grants too (the rules file decides)
+            declared = {u: g for u in kept if (g := settings.acl.grants_for(u)) is not None}
+            store.declare_grants(declared, default_actor())
         if prune:
             gone = _vanished(connectors, set(listed), states)
             store.delete_documents(gone)

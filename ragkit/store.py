@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError, UsageError
+from ragkit.access import Principal
+from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
+from ragkit.indexes.acl import change_grants, readable, reading_as
 from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.keyword import keyword_index
@@ -30,6 +31,7 @@ from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
 from ragkit.lazy import Lazy
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
+from ragkit.targets import target_matcher
 from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, Hit, ReindexReport
 
 log = logging.getLogger("ragkit")
@@ -93,25 +95,29 @@ class Store:
     def dim(self) -> int:
         return int(self.manifest["embedder"]["dim"])
 
-    def chunk_ids(self) -> np.ndarray:
-        """(n,) int64: every stored chunk id, ascending."""
-        return self.sql.chunk_ids()
+    def chunk_ids(self, principal: Principal | None = None) -> np.ndarray:
+        """(n,) int64: every stored chunk id the principal may read (None: every one), ascending."""
+        with reading_as(principal):
+            return self.sql.chunk_ids(readable(principal))
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
-        """The stored chunks with these ids (missing ids are left out)."""
-        return self.sql.chunks(ids)
+    def chunks(self, ids: Sequence[int], principal: Principal | None = None) -> dict[int, Chunk]:
+        """The stored chunks with these ids (missing ids, and those the principal may not read, are left out)."""
+        with reading_as(principal):
+            return self.sql.chunks(ids, readable(principal))
 
     def vectors(self, ids: Sequence[int], dim: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, (n, dim) float32 vectors) in batches, as stored in SQL."""
         return self.sql.vectors(ids, dim or self.dim)
 
-    def counts(self) -> dict[str, int]:
-        """documents, chunks and failed_documents."""
-        return self.sql.counts()
+    def counts(self, principal: Principal | None = None) -> dict[str, int]:
+        """documents, chunks and failed_documents (those the principal may read)."""
+        with reading_as(principal):
+            return self.sql.counts(readable(principal))
 
-    def failures(self) -> list[tuple[str, str]]:
-        """(uri, reason) of each document whose last ingest failed."""
-        return self.sql.failures()
+    def failures(self, principal: Principal | None = None) -> list[tuple[str, str]]:
+        """(uri, reason) of each document whose last ingest failed (that the principal may read)."""
+        with reading_as(principal):
+            return self.sql.failures(readable(principal))
 
     def document_states(self) -> dict[str, DocState]:
         """What is known of each stored document, by uri: enough to skip unchanged ones."""
@@ -132,17 +138,19 @@ class Store:
         chosen: list[str] = []
         unmatched: list[str] = []
         for target in targets:
-            match = _target_matcher(str(target))
+            match = target_matcher(str(target))
             found = [u for u in uris if match(u)]
             chosen += found
             if not found:
                 unmatched.append(str(target))
         return DeleteReport(deleted=tuple(dict.fromkeys(chosen)), unmatched=tuple(unmatched), chunks=0, dry_run=True)
 
-    def count(self, filters: FilterSpec) -> int:
-        """Chunks passing the filters (ragkit/indexes/filters.py grammar)."""
-        ids = compile_filters(filters)
-        with Session(self.sql.engine) as s:
+    def count(self, filters: FilterSpec, principal: Principal | None = None) -> int:
+        """Chunks passing the filters (ragkit/indexes/filters.py grammar) that the principal may read."""
+        ids = compile_filters(filters, readable(principal))
+        if ids is None:
+            return self.counts()["chunks"]
+        with reading_as(principal), Session(self.sql.engine) as s:
             return int(s.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
     # -- the derived indexes --------------------------------------------------------------------------
@@ -233,6 +241,16 @@ class Store:
     def update_meta(self, uris: Sequence[str], meta: dict[str, Any]) -> int:
         """Merge user metadata into stored documents without re-embedding (SQL only: FAISS holds no metadata)."""
         return self.sql.update_meta(uris, meta)
+
+    def declare_grants(self, grants: dict[str, tuple[str, ...]], actor: str) -> int:
+        """Set stored documents' grants to exactly these ({uri: tokens}, an ingest's declaration); audited."""
+        by_tokens: dict[tuple[str, ...], list[str]] = {}
+        for uri, tokens in grants.items():
+            by_tokens.setdefault(tokens, []).append(uri)
+        return sum(
+            change_grants(self.sql.engine, uris, tokens, add=True, actor=actor, replace=True)
+            for tokens, uris in by_tokens.items()
+        )
 
     def delete_documents(self, uris: Sequence[str]) -> int:
         """Delete documents and their chunks everywhere. Returns how many chunks went."""
@@ -350,42 +368,18 @@ class Store:
 
     # -- reads ----------------------------------------------------------------------------------------
 
-    def search_batch(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
-        """Hits for each query: (nq,) queries -> nq ranked lists of at most options.k hits."""
+    def search_batch(
+        self, queries: Sequence[str], options: SearchOptions, principal: Principal | None = None
+    ) -> list[list[Hit]]:
+        """Hits for each query: (nq,) queries -> nq ranked lists of at most options.k hits, drawn only from
+        documents the principal may read (None: every document)."""
         if len(self.index) == 0:
             root = self.paths.root
             raise KnowledgeBaseError(f"{root} holds no chunks yet; run: ragkit ingest PATH --kb {root}")
-        retriever = Retriever(self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker)
-        return retriever.search_batch(list(queries), options)
+        scope = readable(principal)
+        retriever = Retriever(self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker, scope)
+        with reading_as(principal):
+            return retriever.search_batch(list(queries), options)
 
     def close(self) -> None:
         self.sql.engine.dispose()
-
-
-def _target_matcher(target: str) -> Callable[[str], bool]:
-    """A delete target as a predicate on uris: the path itself or anything under it (relative to the working
-    directory), or a glob as `--filter source=` reads it (case-insensitive; a relative glob also matches the
-    tail of a uri after a '/'; a trailing '/' means everything under it)."""
-    text = target.strip()
-    if not text:
-        raise UsageError(
-            "an empty delete target names the working directory, i.e. everything under it; give a file, a folder "
-            "or a uri glob (use . for the working directory on purpose)"
-        )
-    resolved = str(Path(text).expanduser().resolve())
-    under = resolved.rstrip("/") + "/"
-    pattern = text
-    if pattern.startswith(("./", "../", "~")):
-        pattern = str(Path(pattern).expanduser().resolve()) + ("/" if pattern.endswith("/") else "")
-    if pattern.endswith("/"):
-        pattern += "*"
-    pattern = pattern.lower()
-    anchored = pattern.startswith("/") or "://" in pattern or pattern.startswith("sql:")
-
-    def match(uri: str) -> bool:
-        if uri == resolved or uri.startswith(under):
-            return True
-        low = uri.lower()
-        return fnmatchcase(low, pattern) or (not anchored and fnmatchcase(low, "*/" + pattern))
-
-    return match

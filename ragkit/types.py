@@ -44,6 +44,7 @@ class Document:
     content_hash: str  # sha256 of the raw source bytes
     meta: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what parsing guessed or left out (an encoding, records without text)
+    grants: tuple[str, ...] | None = None  # who may read it (ragkit.access); None = keep what is stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,3 +279,14 @@ class DeleteReport(_ReadsLikeADict):
     unmatched: tuple[str, ...]  # targets that matched no stored document
     chunks: int  # chunks removed with them (0 for a dry run)
     dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class AclReport(_ReadsLikeADict):
+    """What `acl grant` / `acl revoke` did."""
+
+    action: str  # grant | revoke
+    grants: tuple[str, ...]  # the grant tokens given or taken
+    documents: tuple[str, ...]  # document uris the targets named
+    changed: int  # of them, how many had their grants changed
+    unmatched: tuple[str, ...]  # targets that matched no stored document

@@ -160,7 +160,7 @@ class ExampleBuilder:
         hits = self.kb.search(pair.question, self.k)
         found = any(holds(h.chunk.text, pair.answer) for h in hits) or any(h.chunk.id == pair.chunk_id for h in hits)
         if pair.chunk_id is not None and not found:
-            chunk = self.kb.store.chunks([pair.chunk_id]).get(pair.chunk_id)
+            chunk = self.kb.chunks([pair.chunk_id]).get(pair.chunk_id)
             if chunk is None:
                 return None
             self.placed += 1

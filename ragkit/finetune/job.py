@@ -223,12 +223,12 @@ def build_pairs(
     kb: KnowledgeBase, options: FinetuneOptions, rng: random.Random, progress: ProgressFn | None = None
 ) -> tuple[list[QAPair], list[QAPair], dict[str, Any]]:
     """Questions from sampled chunks, split by chunk: (train pairs, held-out pairs, summary)."""
-    ids = [int(i) for i in kb.store.chunk_ids()]
+    ids = [int(i) for i in kb.chunk_ids()]  # only what the KB's principal may read
     if not ids:
         raise RagkitError(f"{kb.root} holds no chunks; ingest documents first: ragkit ingest PATH --kb {kb.root}")
     chosen = sorted(rng.sample(ids, min(options.chunks, len(ids))))
     rng.shuffle(chosen)
-    chunks = kb.store.chunks(chosen)
+    chunks = kb.chunks(chosen)
     n_held = 0
     if options.evaluate and len(chosen) > 1 and options.heldout > 0:
         n_held = min(len(chosen) - 1, max(1, round(len(chosen) * options.heldout)))

@@ -231,10 +231,14 @@ def _condition(f: Filter) -> ColumnElement[bool]:
     return anyof(meta_equals)
 
 
-def compile_filters(spec: FilterSpec) -> Select[Any] | None:
-    """A SELECT of the ids of chunks that pass every filter; None when there are no filters."""
+def compile_filters(spec: FilterSpec, readable: Select[Any] | None = None) -> Select[Any] | None:
+    """A SELECT of the ids of chunks that pass every filter and whose document id `readable` selects (the
+    reader's grants, ragkit/indexes/acl.py); None when there are neither filters nor grants to respect."""
     filters = normalise(spec)
-    if not filters:
+    if not filters and readable is None:
         return None
+    conditions = [_condition(f) for f in filters]
+    if readable is not None:
+        conditions.append(ChunkRow.doc_id.in_(readable))
     stmt = select(ChunkRow.id).join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
-    return stmt.where(and_(*(_condition(f) for f in filters)))
+    return stmt.where(and_(*conditions))

@@ -49,8 +49,10 @@ class Retriever:
         embedder: Callable[[], Embedder],
         keyword: Callable[[], KeywordIndex],
         reranker: Callable[[], Reranker | None],
+        readable: Select[Any] | None = None,
     ) -> None:
         self.store = store
+        self.readable = readable  # the reader's documents (ragkit/indexes/acl.py); None = every document
         self.index = index
         self._embedder = embedder  # callables: each part loads on first use
         self._keyword = keyword
@@ -91,7 +93,8 @@ class Retriever:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first."""
         if o.mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
-        stmt = compile_filters(o.filters)  # once: FAISS gets its ids, the keyword query uses it as a subquery
+        # once: FAISS gets its ids, the keyword query uses it as a subquery; the reader's grants are part of it
+        stmt = compile_filters(o.filters, self.readable)
         allowed = self.allowed_ids(stmt)
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
@@ -126,7 +129,7 @@ class Retriever:
                 )
             else:
                 ranked = dense[qi] if o.mode == "dense" else keyword[qi]
-            chunks = self.store.chunks([i for i, _ in ranked])
+            chunks = self.store.chunks([i for i, _ in ranked], self.readable)
             ranked = [(i, s) for i, s in ranked if i in chunks]  # a FAISS id one write behind SQL
             if reranker is not None and ranked:
                 head = ranked[: o.rerank_depth]

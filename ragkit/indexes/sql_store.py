@@ -25,6 +25,7 @@ from sqlalchemy import (
     Identity,
     Integer,
     LargeBinary,
+    Select,
     String,
     Text,
     case,
@@ -110,6 +111,29 @@ class ChunkRow(Base):
     section: Mapped[str | None] = mapped_column(Text)
     kinds: Mapped[str] = mapped_column(String(200), default="")  # element kinds, comma-separated
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm (BLOB / bytea)
+
+
+class GrantRow(Base):
+    """Who may read a document: one row per (document, grant token); see ragkit/access.py."""
+
+    __tablename__ = "doc_grants"
+
+    doc_id: Mapped[int] = mapped_column(Id, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(140), primary_key=True, index=True)
+
+
+class AuditRow(Base):
+    """The access-control audit log: every grant, revoke and admin read (who, what, when)."""
+
+    __tablename__ = "acl_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Id, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 def _text(value: str) -> str:
@@ -227,6 +251,7 @@ class SqlStore:
             return []
         old = list(s.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)))
         s.execute(delete(ChunkRow).where(ChunkRow.doc_id == doc_id))
+        s.execute(delete(GrantRow).where(GrantRow.doc_id == doc_id))  # SQLite enforces no ON DELETE CASCADE
         s.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
         return old
 
@@ -239,6 +264,7 @@ class SqlStore:
         """
         assert len(spans) == len(vectors)
         with Session(self.engine) as s, s.begin():
+            grants = doc.grants if doc.grants is not None else self._grants_of(s, doc.uri)
             removed = self._delete_document(s, doc.uri)
             row = DocumentRow(
                 uri=doc.uri,
@@ -269,6 +295,7 @@ class SqlStore:
                 for i, (sp, vec) in enumerate(zip(spans, vectors, strict=True))
             ]
             s.add_all(chunk_rows)
+            s.add_all(GrantRow(doc_id=row.id, principal=g) for g in grants)
             s.flush()
             new_ids = [c.id for c in chunk_rows]
         return removed, new_ids
@@ -276,24 +303,31 @@ class SqlStore:
     def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> list[int]:
         """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids."""
         with Session(self.engine) as s, s.begin():
+            grants = self._grants_of(s, uri)  # a file that fails once keeps who may read it when it is fixed
             removed = self._delete_document(s, uri)
-            s.add(
-                DocumentRow(
-                    uri=uri,
-                    content_hash=content_hash,
-                    size=size,
-                    mtime=mtime,
-                    status="error",
-                    error=_text(reason),
-                    chunk_count=0,
-                    meta={},
-                    ingested_at=datetime.now(UTC),
-                )
+            row = DocumentRow(
+                uri=uri,
+                content_hash=content_hash,
+                size=size,
+                mtime=mtime,
+                status="error",
+                error=_text(reason),
+                chunk_count=0,
+                meta={},
+                ingested_at=datetime.now(UTC),
             )
+            s.add(row)
+            s.flush()
+            s.add_all(GrantRow(doc_id=row.id, principal=g) for g in grants)
         return removed
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
-        """{chunk id: Chunk} for the ids that exist."""
+    @staticmethod
+    def _grants_of(s: Session, uri: str) -> list[str]:
+        stmt = select(GrantRow.principal).join(DocumentRow, DocumentRow.id == GrantRow.doc_id)
+        return list(s.scalars(stmt.where(DocumentRow.uri == uri)))
+
+    def chunks(self, ids: Sequence[int], readable: Select[Any] | None = None) -> dict[int, Chunk]:
+        """{chunk id: Chunk} for the ids that exist (and, given `readable`, whose document id it selects)."""
         if len(ids) == 0:
             return {}
         stmt = (
@@ -301,6 +335,8 @@ class SqlStore:
             .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
             .where(ChunkRow.id.in_([int(i) for i in ids]))
         )
+        if readable is not None:
+            stmt = stmt.where(ChunkRow.doc_id.in_(readable))
         with Session(self.engine) as s:
             return {
                 r.id: Chunk(
@@ -319,10 +355,13 @@ class SqlStore:
                 for r, uri in s.execute(stmt)
             }
 
-    def chunk_ids(self) -> np.ndarray:
-        """(n,) int64: every chunk id, ascending."""
+    def chunk_ids(self, readable: Select[Any] | None = None) -> np.ndarray:
+        """(n,) int64: every chunk id (of the documents `readable` selects, when given), ascending."""
+        stmt = select(ChunkRow.id).order_by(ChunkRow.id)
+        if readable is not None:
+            stmt = stmt.where(ChunkRow.doc_id.in_(readable))
         with Session(self.engine) as s:
-            return np.fromiter(s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)), dtype=np.int64)
+            return np.fromiter(s.scalars(stmt), dtype=np.int64)
 
     def vectors(self, ids: Sequence[int], dim: int, batch: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids (b,), vectors (b, dim) float32) for the given chunk ids, in batches."""
@@ -335,15 +374,23 @@ class SqlStore:
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
             yield got, vecs.astype(np.float32)
 
-    def counts(self) -> dict[str, int]:
-        """Documents (ok / failed) and chunks stored."""
+    def counts(self, readable: Select[Any] | None = None) -> dict[str, int]:
+        """Documents (ok / failed) and chunks stored (of the documents `readable` selects, when given)."""
+        by_status = select(DocumentRow.status, func.count()).group_by(DocumentRow.status)
+        n_chunks = select(func.count()).select_from(ChunkRow)
+        if readable is not None:
+            by_status = by_status.where(DocumentRow.id.in_(readable))
+            n_chunks = n_chunks.where(ChunkRow.doc_id.in_(readable))
         with Session(self.engine) as s:
-            docs = dict(s.execute(select(DocumentRow.status, func.count()).group_by(DocumentRow.status)).all())
-            chunks = s.scalar(select(func.count()).select_from(ChunkRow)) or 0
+            docs = dict(s.execute(by_status).all())
+            chunks = s.scalar(n_chunks) or 0
         return {"documents": docs.get("ok", 0), "failed_documents": docs.get("error", 0), "chunks": int(chunks)}
 
-    def failures(self) -> list[tuple[str, str]]:
-        """(uri, reason) of every document whose last ingest failed."""
+    def failures(self, readable: Select[Any] | None = None) -> list[tuple[str, str]]:
+        """(uri, reason) of every document whose last ingest failed (that `readable` selects, when given)."""
+        stmt = select(DocumentRow.uri, DocumentRow.error).where(DocumentRow.status == "error")
+        if readable is not None:
+            stmt = stmt.where(DocumentRow.id.in_(readable))
         with Session(self.engine) as s:
-            rows = s.execute(select(DocumentRow.uri, DocumentRow.error).where(DocumentRow.status == "error")).all()
+            rows = s.execute(stmt).all()
         return [(r[0], r[1] or "") for r in rows]

@@ -1,0 +1,44 @@
+"""What one ingest run needs from the config, plus the run's own metadata and grants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ragkit.access import AclDeclaration
+from ragkit.errors import UsageError
+from ragkit.types import Document
+
+# document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads)
+RESERVED_META = frozenset({"size", "mtime"})
+
+
+def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:
+    """Refuse user metadata keys that would overwrite ragkit's own bookkeeping (UsageError)."""
+    keys = [k for k, _ in (meta.items() if isinstance(meta, dict) else meta or ())]
+    taken = sorted(k for k in keys if k.strip().lower() in RESERVED_META)
+    if taken:
+        raise UsageError(
+            f"--meta {taken[0]}: reserved key (ragkit records each document's size and mtime itself); "
+            "choose another name, e.g. file_size"
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_tokens: int
+    overlap: int
+    max_file_bytes: int
+    parser: str = "auto"
+    json_field: str = "text"
+    url_timeout_s: float = 20.0
+    batch_chunks: int = 256  # chunks per embedding call, gathered across files
+    save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
+    meta: tuple[tuple[str, str], ...] = ()  # user metadata stamped on every document (tenant, team, ...)
+    parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread
+    acl: AclDeclaration = field(default_factory=AclDeclaration)  # who may read what this run ingests
+
+    def stamp(self, doc: Document) -> Document:
+        """The document with this run's metadata and grants (ragkit.access) applied."""
+        meta = {**doc.meta, **dict(self.meta)} if self.meta else doc.meta
+        return replace(doc, meta=meta, grants=self.acl.grants_for(doc.uri, doc.grants))

@@ -1,0 +1,50 @@
+"""Opening a knowledge base: read (or create) its folder, config and manifest, and build the facade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ragkit import kbdir
+from ragkit._version import __version__
+from ragkit.access import Principal
+from ragkit.api import KnowledgeBase
+from ragkit.config import dump_config, load_config
+from ragkit.errors import KnowledgeBaseError
+from ragkit.fsutil import atomic_write
+from ragkit.indexes.engine import check_same_database
+from ragkit.kbdir import KbPaths
+
+
+def open_kb(
+    path: str | Path,
+    *,
+    create: bool = True,
+    overrides: dict[str, Any] | None = None,
+    principal: Principal | None = None,
+) -> KnowledgeBase:
+    """Open the knowledge base at `path`, creating it with defaults (plus overrides) if missing.
+
+    overrides take dotted keys, e.g. {"generator.max_new_tokens": 64}. A new KB records its resolved config in
+    ragkit.toml and its embedder's name and dimension in manifest.json. principal: who reads (ragkit.access).
+    """
+    root = Path(path).expanduser().resolve()
+    paths = KbPaths(root)
+    if paths.exists():
+        manifest = kbdir.read_manifest(paths)
+        config = load_config(paths.config, overrides)
+        check_same_database(root, load_config(paths.config).database_url, config.database_url)
+        kbdir.check_database_file(paths, manifest, config.database_url)
+        return KnowledgeBase(root, config, manifest, principal)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):  # the same words whether or not create
+        raise KnowledgeBaseError(f"{path} is not a ragkit knowledge base (no manifest.json); choose another --kb")
+    if not create:
+        raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")
+    config = load_config(None, overrides)
+    root.mkdir(parents=True, exist_ok=True)
+    kb = KnowledgeBase(root, config, {}, principal)
+    emb = kb.embedder  # loads the model once, so the manifest records the real dimension
+    atomic_write(paths.config, dump_config(config))
+    kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
+    kbdir.write_manifest(paths, kb.manifest)
+    return kb
