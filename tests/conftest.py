@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pgserver import db_url, pg_server, pg_url  # noqa: F401 - PostgreSQL fixtures
+from pgserver import db_url, pg_app_url, pg_server, pg_url  # noqa: F401 - PostgreSQL fixtures
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 PG_USER = "postgres"
+APP_ROLE = "ragkit_app"  # what a server should connect as: see docs/access-control.md
 
 
 def find_pg_bin() -> Path | None:
@@ -113,6 +114,20 @@ class _AdminUrl:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
+    def create_app_database(self) -> str:
+        """A fresh database owned by APP_ROLE, a login role that is neither superuser nor BYPASSRLS, so
+        PostgreSQL's row-level security binds it (a superuser, like the admin URL's, skips every policy)."""
+        with self.engine.connect() as c:
+            c.execute(
+                text(
+                    f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN "
+                    f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; END IF; END $$"
+                )
+            )
+            name = f"ragkit_app_{uuid.uuid4().hex[:12]}"
+            c.execute(text(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}'))
+        return make_url(self.admin_url).set(database=name, username=APP_ROLE).render_as_string(hide_password=False)
+
     def drop_database(self, url: str) -> None:
         name = make_url(url).database
         with self.engine.connect() as c:
@@ -149,6 +164,14 @@ def pg_server() -> Iterator[_AdminUrl]:
 def pg_url(pg_server: _AdminUrl) -> Iterator[str]:
     """The URL of a fresh, empty database on the session's server (dropped after the test)."""
     url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_app_url(pg_server: _AdminUrl) -> Iterator[str]:
+    """A fresh database owned by a role that row-level security binds (not a superuser); dropped afterwards."""
+    url = pg_server.create_app_database()
     yield url
     pg_server.drop_database(url)
 
