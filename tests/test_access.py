@@ -172,3 +172,33 @@ def test_postgres_row_level_security_holds_without_ragkits_own_filter(
         hidden = set(kb.as_principal(admin()).chunk_ids()) - set(kb.as_principal(BOB).chunk_ids())
         assert hidden and kb.as_principal(BOB).chunks(sorted(hidden)) == {}
         assert len(kb.as_principal(admin()).search(query, k=10, mode="dense")) == 5
+
+
+@pytest.mark.usefixtures("hashed")
+def test_a_sql_sources_acl_column_grants_each_row(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, readers TEXT)")
+        conn.executemany(
+            "INSERT INTO notes VALUES (?, ?, ?)",
+            [
+                (1, "Customer Acme renewed their contract for three years.", "group:sales"),
+                (2, "Customer Globex is late on two invoices this quarter.", "group:finance,user:alice"),
+                (3, "Internal note without readers about the customer churn.", None),
+                (4, "A row whose readers cannot be read.", "grp:sales"),
+            ],
+        )
+    source = f"sql:sqlite:///{db}#table=notes&id=id&text=body&acl=readers"
+    with open_acl_kb(tmp_path / "kb") as kb:
+        report = kb.ingest([source])
+        assert report.ingested == 3 and len(report.failed) == 1 and "readers" in report.failed[0].reason
+        by_row = {uri.rsplit("=", 1)[-1]: grants for uri, grants in kb.acl.show().items()}
+        assert by_row == {"1": ["group:sales"], "2": ["group:finance", "user:alice"], "3": [], "4": []}
+        alice = kb.as_principal(Principal("alice"))
+        assert [h.chunk.uri[-1] for h in alice.search("customer invoices contract churn", k=5)] == ["2"]
+        with sqlite3.connect(db) as conn:  # a changed grant in the source re-stores the row with the new grant
+            conn.execute("UPDATE notes SET readers = 'user:alice' WHERE id = 1")
+        kb.ingest([source])
+        assert {h.chunk.uri[-1] for h in alice.search("customer invoices contract churn", k=5)} == {"1", "2"}

@@ -1,9 +1,10 @@
 """Rows of a SQL table or query (any SQLAlchemy URL) as documents.
 
-Source spec: sql:<sqlalchemy url>#table=NAME&id=COLUMN&text=COL[,COL...][&meta=COL,...]
+Source spec: sql:<sqlalchemy url>#table=NAME&id=COLUMN&text=COL[,COL...][&meta=COL,...][&acl=COLUMN]
          or  sql:<sqlalchemy url>#query=SELECT ...&id=COLUMN&text=...
 Each row becomes one document, uri "sql:<url without password>#table=NAME&id=<row id>"; text columns become
 paragraphs (a column named title or name becomes the section title); meta columns are stored with the document.
+An acl column holds who may read each row (ragkit.access: 'group:hr,user:alice'; empty: admins only).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+from ragkit.access import grant_tokens
 from ragkit.connectors.base import SourceItem
 from ragkit.connectors.parsing import SourceOptions, build_document, content_hash
-from ragkit.errors import ParseError, SourceError
+from ragkit.errors import ParseError, SourceError, UsageError
 from ragkit.types import Document
 
 _TITLE_COLUMNS = {"title", "name", "subject", "heading"}
@@ -39,6 +42,7 @@ class SqlConnector:
         self.id_col = params.get("id")
         self.text_cols = [c for c in params.get("text", "").split(",") if c]
         self.meta_cols = [c for c in params.get("meta", "").split(",") if c]
+        self.acl_col = params.get("acl") or None
         if not (self.table or self.query) or not self.id_col or not self.text_cols:
             raise SourceError(
                 f"{spec}: a SQL source needs table= (or query=), id= and text= after '#', e.g. "
@@ -67,7 +71,7 @@ class SqlConnector:
 
         self.check()
         engine = create_engine(self.url)
-        wanted = [self.id_col, *self.text_cols, *self.meta_cols]
+        wanted = [self.id_col, *self.text_cols, *self.meta_cols, *([self.acl_col] if self.acl_col else [])]
         try:
             with engine.connect() as conn:
                 if self.table:
@@ -93,9 +97,9 @@ class SqlConnector:
     def items(self) -> Iterator[SourceItem]:
         for row in self._rows():
             uri = f"{self.scope}{row[self.id_col]}"
-            payload = json.dumps(
-                {c: row[c] for c in [*self.text_cols, *self.meta_cols]}, default=str, sort_keys=True
-            ).encode("utf-8")
+            # the acl column is part of the row's hash: a changed grant re-stores the row (its vectors are cached)
+            cols = [*self.text_cols, *self.meta_cols, *([self.acl_col] if self.acl_col else [])]
+            payload = json.dumps({c: row[c] for c in cols}, default=str, sort_keys=True).encode("utf-8")
             yield SourceItem(
                 uri=uri,
                 name=f"{self.table or 'query'}#{row[self.id_col]}",
@@ -115,4 +119,9 @@ class SqlConnector:
         doc = build_document(uri, raw, content_hash(data), {c: record.get(c) for c in self.meta_cols})
         if not doc.text:
             raise ParseError(f"{uri}: the row's text columns are empty")
+        if self.acl_col:
+            try:
+                doc = replace(doc, grants=grant_tokens([str(record.get(self.acl_col) or "")]))
+            except UsageError as exc:
+                raise ParseError(f"{uri}: column {self.acl_col}: {exc}") from None
         return doc
