@@ -69,9 +69,15 @@ def slug(name: str) -> str:
 
 
 def fingerprint(kb: EvalTarget, dataset: Dataset, opts: EvalOptions) -> str:
-    """What makes two runs the same run: the dataset's content, the KB's config and the options."""
+    """What makes two runs the same run: the dataset's content, the KB's config, the options and who reads (a
+    run resumed by another principal would show them the first one's samples)."""
     payload = json.dumps(
-        {"dataset": dataset.sha256, "config": kb.config.model_dump(), "options": opts.as_dict()},
+        {
+            "dataset": dataset.sha256,
+            "config": kb.config.model_dump(),
+            "options": opts.as_dict(),
+            **({"reader": repr(reader)} if (reader := getattr(kb, "principal", None)) else {}),
+        },
         sort_keys=True,
         default=str,
     )

@@ -154,6 +154,7 @@ def _run_config(
         "ragkit_version": __version__,
         "fingerprint": fingerprint,
         "kb": str(kb.root),
+        "reader": str(reader) if (reader := getattr(kb, "principal", None)) else None,  # whose documents it saw
         "dataset": {"name": ds.name, "source": ds.source, "sha256": ds.sha256, "items": len(ds)},
         "options": {**opts.as_dict(), "limit": limit, "workers": workers},
         "config": kb.config.model_dump(),

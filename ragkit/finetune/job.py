@@ -182,6 +182,8 @@ def _info(
         "ragkit_version": __version__,
         "base_model": kb.config.generator.model,
         "base_path": str(base_dir),
+        # the adapter may have memorised what this reader could read: serve it only to readers who may read that
+        "trained_as": str(kb.principal) if kb.principal else None,
         "options": {**asdict(options), "target_modules": list(options.target_modules)},
         "train_file": str(train_file) if train_file else None,
         "generator_config": kb.config.generator.model_dump(),
