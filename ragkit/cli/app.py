@@ -1,7 +1,7 @@
 """`ragkit ingest | ask | search | info`. Library errors become one red line and exit code 1.
 
-Exit codes: 0 success; 1 error (bad input, missing KB, missing model); 2 usage error;
-3 ingest finished but some files failed (partial); 130 interrupted by Ctrl-C.
+Exit codes: 0 success; 1 error (bad input, missing KB, missing model, a read of an access-controlled KB
+without --as); 2 usage error; 3 ingest finished but some files failed (partial); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,28 +17,36 @@ from rich.markup import escape
 
 from ragkit import __version__
 from ragkit.cli.common import (
+    ACCESS_PANEL,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     HELP_NAMES,
+    AdminOpt,
+    AsOpt,
     DbOpt,
     DeviceOpt,
     GeneratorOpt,
+    GroupsOpt,
     JsonOpt,
     KbOpt,
     ModelOpt,
     RagkitGroup,
+    check_reader,
     db_override,
     device_override,
     display,
     err,
     failure_reason,
+    grants,
     non_empty,
     out,
     parse_mode,
     plural,
     print_json,
     progress_bar,
+    read_scope,
+    reader,
     user_errors,
 )
 from ragkit.errors import SourceError, UsageError
@@ -123,6 +131,35 @@ def ingest(
             help="KEY=VALUE stamped on each document written (repeatable), for --filter, e.g. tenant=acme.",
         ),
     ] = None,
+    access_control: Annotated[
+        bool,
+        typer.Option(
+            "--access-control",
+            help="Create the KB deny by default (security.access_control = true in its ragkit.toml): every read "
+            "names a reader (--as) and sees only documents granted to them. A new KB only; for an existing one "
+            "set it in its ragkit.toml.",
+            rich_help_panel=ACCESS_PANEL,
+        ),
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Who may read the documents of this run: group:NAME, user:NAME or public (repeatable).",
+            rich_help_panel=ACCESS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    acl: Annotated[
+        Path | None,
+        typer.Option(
+            "--acl",
+            help='ACL rules file (TOML): a [rules] table of "GLOB" = ["group:NAME", ...], e.g. "hr/" = '
+            '["group:hr"]; a document gets the grants of every rule it matches, plus --allow.',
+            rich_help_panel=ACCESS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and index SOURCES into the knowledge base (created if missing).
@@ -134,8 +171,13 @@ def ingest(
     --meta is stamped on unchanged documents too (no re-embedding); size and mtime are reserved keys. A new
     knowledge base is created only once its sources are found. Unreadable folders, broken links and link loops
     inside a folder are reported as skipped.
+
+    Grants (--allow, --acl) replace a document's stored ones when they name it; a document they do not name
+    keeps its grants (ragkit acl grant). On an access-controlled KB a document without any grant is read by
+    admins only: ingest warns how many there are.
     """
     import ragkit
+    from ragkit.access import load_acl_rules
     from ragkit.ingest import check_meta, check_sources
     from ragkit.kbdir import KbPaths
 
@@ -145,11 +187,23 @@ def ingest(
             raise UsageError("nothing to ingest: give files, folders, URLs or --urls FILE")
         stamp = _key_values(meta or [])
         check_meta(stamp)
-        if not KbPaths(kb.expanduser()).exists():  # a typo must not leave an empty new KB behind
+        allowed = grants(allow, "--allow")  # checked before a new KB is created (and its embedder loaded)
+        if acl is not None:
+            load_acl_rules(acl)
+        exists = KbPaths(kb.expanduser()).exists()
+        if not exists:  # a typo must not leave an empty new KB behind
             check_sources(all_sources, include=include or (), exclude=exclude or ())
         progress = progress_bar("Ingesting", quiet=as_json)
-        overrides = {"ingest.json_text_field": json_field} if json_field else {}
+        overrides: dict[str, Any] = {"ingest.json_text_field": json_field} if json_field else {}
+        if access_control and not exists:
+            overrides["security.access_control"] = True  # recorded in the new KB's ragkit.toml
         with ragkit.open(kb, **overrides, **db_override(db)) as base, progress:
+            if access_control and not base.acl.enabled:
+                raise UsageError(
+                    f"--access-control only creates a new knowledge base; {kb} exists without it. To turn it on, "
+                    f"set [security] access_control = true in {base.paths.config} (documents without a grant then "
+                    "become admins-only: ragkit acl grant them first)"
+                )
             task = progress.add_task("", total=None)
 
             def on_file(done: int, total: int, current: str) -> None:
@@ -162,9 +216,14 @@ def ingest(
                 prune=prune,
                 progress=on_file,
                 meta=stamp,
+                allow=allowed,
+                acl_rules=acl,
             )
+            enforced = base.acl.enabled
+            ungranted = base.acl.ungranted() if enforced else 0
     if as_json:
-        print_json({**asdict(report), "partial": report.partial, "kb": str(kb)})
+        access = {"access_control": enforced, "ungranted": ungranted}
+        print_json({**asdict(report), "partial": report.partial, "kb": str(kb), **access})
     else:
         out.print(
             f"{plural(report.files_seen, 'file')}: {report.ingested} ingested, {report.unchanged} unchanged, "
@@ -181,6 +240,21 @@ def ingest(
             err.print(
                 f"[yellow]Interrupted after {plural(report.ingested, 'file')} were saved; "
                 "run the same command to finish.[/yellow]"
+            )
+        if ungranted:
+            err.print(
+                f"{plural(ungranted, 'document')} {'has' if ungranted == 1 else 'have'} no grant: only admins can "
+                f"read {'it' if ungranted == 1 else 'them'}; ragkit acl grant TARGET --kb {kb} --to group:NAME "
+                f"(ragkit acl show --kb {kb} lists them)",
+                style="yellow",
+                markup=False,
+            )
+        elif (allow or acl) and not enforced:
+            err.print(
+                f"note: the grants are stored but not enforced: {kb} has no access control (set [security] "
+                "access_control = true in its ragkit.toml)",
+                style="dim",
+                markup=False,
             )
     if report.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -264,6 +338,9 @@ def ask(
         Path | None,
         typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
     ] = None,
+    as_user: AsOpt = None,
+    groups: GroupsOpt = None,
+    admin: AdminOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION from the knowledge base with the local GPT, citing its sources as \\[n].
@@ -279,6 +356,7 @@ def ask(
 
         non_empty(question, "question")
         mode = parse_mode(mode)
+        principal = reader(as_user, groups, admin)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model)
         if template:
             overrides["generator.template_file"] = str(template)
@@ -291,7 +369,8 @@ def ask(
             out.file.write(piece)
             out.file.flush()
 
-        with ragkit.open(kb, create=False, **overrides) as base:
+        with ragkit.open(kb, create=False, principal=principal, **overrides) as base:
+            check_reader(base, principal, as_json)
             kwargs: dict[str, Any] = {
                 "k": k,
                 "max_new_tokens": max_tokens,
@@ -399,6 +478,9 @@ def search(
     ] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the configured reranker.")] = False,
     device: DeviceOpt = None,
+    as_user: AsOpt = None,
+    groups: GroupsOpt = None,
+    admin: AdminOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the chunks that best match QUERY, best first, without generating an answer.
@@ -410,7 +492,10 @@ def search(
     with user_errors():
         non_empty(query, "query")
         mode = parse_mode(mode)
-        with ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base:
+        principal = reader(as_user, groups, admin)
+        over = db_override(db) | device_override(device)
+        with ragkit.open(kb, create=False, principal=principal, **over) as base:
+            check_reader(base, principal, as_json)
             hits = base.search(
                 query,
                 k=k,
@@ -440,9 +525,13 @@ def search(
 
 
 def _why_empty(base: Any, filters: list[str]) -> str:
-    """Why a search found nothing: no chunk passes the filters, or none of those holds the query words."""
-    matching = base.store.count(filters) if filters else base.store.counts()["chunks"]
+    """Why a search found nothing: no chunk passes the filters, or none of those holds the query words. Counts
+    only the chunks the reader may read (an access-controlled KB's count says nothing of the others)."""
+    who = read_scope(base)
+    matching = base.store.count(filters, who) if filters else base.store.counts(who)["chunks"]
     if not filters:
+        if not matching and who is not None:
+            return f"{who.name} may read no chunk of this knowledge base (ragkit acl show lists the grants)"
         return "the knowledge base holds no chunks" if not matching else "no chunk contains the query words"
     if not matching:
         return "no chunk matches these filters"
@@ -482,12 +571,25 @@ def delete(
 
 
 @app.command()
-def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Show what the knowledge base holds: documents, chunks, models, failed files."""
+def info(
+    kb: KbOpt = Path("kb"),
+    db: DbOpt = None,
+    as_user: AsOpt = None,
+    groups: GroupsOpt = None,
+    admin: AdminOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what the knowledge base holds: documents, chunks, models, failed files.
+
+    On an access-controlled KB the counts are of the documents the reader (--as, --admin) may read.
+    """
     import ragkit
 
-    with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
-        stats = base.stats()
+    with user_errors():
+        principal = reader(as_user, groups, admin)
+        with ragkit.open(kb, create=False, principal=principal, **db_override(db)) as base:
+            check_reader(base, principal, as_json)
+            stats = base.stats()
     if as_json:
         print_json(stats)
         return
@@ -503,6 +605,8 @@ def info(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = False) -> 
     resolved = stats.get("index_resolved")
     out.print(f"index: {stats['index']}" + (f" ({resolved})" if resolved and resolved != stats["index"] else ""))
     out.print(f"database: {stats['database']}")
+    if stats.get("access_control"):
+        out.print(f"access control: on (deny by default); counts as read by {principal}", markup=False)
     for f in stats["failures"]:
         out.print(f"  failed {display(f['uri'])}: {failure_reason(f['uri'], f['reason'])}", markup=False)
 
@@ -598,6 +702,10 @@ from ragkit.cli.finetune_cmd import finetune_command, models_command  # noqa: E4
 
 app.command("finetune")(finetune_command)
 app.command("models")(models_command)
+
+from ragkit.cli.acl_cmd import acl_app  # noqa: E402
+
+app.add_typer(acl_app, name="acl")
 
 
 def main() -> None:

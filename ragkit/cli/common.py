@@ -206,3 +206,100 @@ ModelOpt = Annotated[
         help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator server.",
     ),
 ]
+
+# -- who reads: --as NAME --groups G1,G2 --admin on every command that reads chunks (ragkit.access) --------------
+
+ACCESS_PANEL = "Access control"  # a panel of its own: its columns do not widen the Options table's
+AsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Read as this user: an access-controlled KB shows only the documents granted to them, their groups "
+        "or public. The CLI trusts the name (for operators and testing).",
+        rich_help_panel=ACCESS_PANEL,
+        show_default=False,
+    ),
+]
+GroupsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--groups",
+        help="The --as user's groups, comma-separated (hr,staff); repeatable.",
+        rich_help_panel=ACCESS_PANEL,
+        show_default=False,
+    ),
+]
+AdminOpt = Annotated[
+    bool,
+    typer.Option(
+        "--admin",
+        help="Read every document as an admin; recorded in the KB's audit log (ragkit acl log) under --as NAME "
+        "[default: the OS user].",
+        rich_help_panel=ACCESS_PANEL,
+    ),
+]
+
+
+def reader(name: str | None, groups: list[str] | None, admin: bool) -> Any:
+    """--as / --groups / --admin as the Principal a read runs as (None when none is given). A malformed name is
+    a usage error (exit 2), like any other bad flag value."""
+    from ragkit.access import default_actor, principal_from
+    from ragkit.errors import AccessError
+
+    if admin and name is None:
+        name = default_actor()
+        if not _valid_name(name):
+            name = "admin"  # an OS user name the audit log cannot hold (e.g. DOMAIN\\user)
+    try:
+        return principal_from(name, groups or [], admin=admin)
+    except AccessError as exc:
+        raise UsageError(f"--as/--groups: {exc}") from None
+
+
+def grants(texts: list[str] | None, flag: str) -> tuple[str, ...]:
+    """GRANT options (group:NAME, user:NAME, public; comma-separated or repeated) as stored tokens; anything
+    else is a usage error naming the flag."""
+    from ragkit.access import grant_tokens
+    from ragkit.errors import AccessError
+
+    try:
+        return grant_tokens(texts or [])
+    except (AccessError, UsageError) as exc:
+        raise UsageError(str(exc).replace("(e.g. --allow ", f"(e.g. {flag} ")) from None
+
+
+def _valid_name(name: str) -> bool:
+    from ragkit.access import Principal
+    from ragkit.errors import AccessError
+
+    try:
+        Principal(name)
+    except AccessError:
+        return False
+    return True
+
+
+def check_reader(base: Any, principal: Any, quiet: bool = False) -> None:
+    """Refuse at once a read of an access-controlled KB that names no reader (a run of many reads, such as eval,
+    would otherwise record the refusal once per question); a dim note when --as/--admin is given for a KB without
+    access control (every reader sees everything)."""
+    if principal is None:
+        base.acl.scope(None)  # raises AccessError when the KB is access-controlled; nothing is recorded
+    elif not base.acl.enabled and not quiet:
+        err.print(
+            f"note: {base.root} has no access control, so --as/--admin change nothing (every reader sees every "
+            "document); create a KB with ragkit ingest --access-control",
+            style="dim",
+            markup=False,
+        )
+
+
+def read_scope(base: Any) -> Any:
+    """The principal the store should restrict a count to, without auditing another admin read: None when the KB
+    has no access control or the reader is an admin (they see everything), else the reader."""
+    principal = base.principal
+    if not base.acl.enabled:
+        return None
+    if principal is None:
+        return base.acl.scope(None)  # refuses: an access-controlled KB is never counted for nobody
+    return None if principal.admin else principal

@@ -15,15 +15,20 @@ import typer
 from typer.core import TyperGroup
 
 from ragkit.cli.common import (
+    AdminOpt,
+    AsOpt,
     DbOpt,
     GeneratorOpt,
+    GroupsOpt,
     JsonOpt,
     KbOpt,
     ModelOpt,
+    check_reader,
     db_override,
     err,
     out,
     progress_bar,
+    reader,
     user_errors,
 )
 
@@ -104,6 +109,9 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
+    as_user: AsOpt = None,
+    groups: GroupsOpt = None,
+    admin: AdminOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run every question of DATASET through the knowledge base and write runs/<timestamp>-<name>/ inside it:
@@ -113,16 +121,22 @@ def run(
 
     --generator and --model compare generators on one KB without editing ragkit.toml (each run records the
     config it used in config.json).
+
+    On an access-controlled KB the run reads as --as (or --admin): its samples and reports hold only the chunks
+    that reader may read.
     """
     import ragkit
     from ragkit.build import generator_overrides
 
-    overrides = dict(db_override(db)) | generator_overrides(kb, generator, model)
+    with user_errors():
+        principal = reader(as_user, groups, admin)
+        overrides = dict(db_override(db)) | generator_overrides(kb, generator, model)
     with (
         user_errors(),
-        ragkit.open(kb, create=False, **overrides) as base,
+        ragkit.open(kb, create=False, principal=principal, **overrides) as base,
         progress_bar("Evaluating", as_json) as bar,
     ):
+        check_reader(base, principal, as_json)
         task = bar.add_task("", total=None)
 
         def on_sample(done: int, total: int, question: str) -> None:

@@ -10,14 +10,19 @@ import typer
 
 from ragkit.cli.common import (
     EXIT_INTERRUPTED,
+    AdminOpt,
+    AsOpt,
     DbOpt,
+    GroupsOpt,
     JsonOpt,
     KbOpt,
+    check_reader,
     db_override,
     err,
     out,
     parse_device,
     progress_bar,
+    reader,
     user_errors,
 )
 
@@ -119,6 +124,9 @@ def finetune_command(
         int | None, typer.Option("--eval-max-tokens", min=1, help="Answer length limit in the evaluation.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing kb/models/NAME.")] = False,
+    as_user: AsOpt = None,
+    groups: GroupsOpt = None,
+    admin: AdminOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """LoRA-tune the local GPT on this knowledge base: cited answers to questions about its chunks, and
@@ -128,12 +136,16 @@ def finetune_command(
     data.json), then asks held-out questions of the base and the tuned model with the eval suite and prints
     the comparison (runs saved under kb/runs/). Ctrl-C during training saves the adapter trained so far.
     Use it with: ragkit ask "..." --model NAME (or generator.adapter = "NAME" in ragkit.toml).
+
+    On an access-controlled KB questions are made only from the chunks --as (or --admin) may read; the adapter
+    may have memorised them, so serve it only to that reader.
     """
     import ragkit
     from ragkit.finetune import FinetuneOptions, ProgressEvent
 
     with user_errors():
         device = parse_device(device)
+        principal = reader(as_user, groups, admin)
     opts = FinetuneOptions(
         name=name,
         chunks=chunks,
@@ -168,7 +180,8 @@ def finetune_command(
     over = db_override(db)
     if generator:
         over |= {"generator.backend": "transformers", "generator.model": generator}
-    with user_errors(), ragkit.open(kb, create=False, **over) as base, progress:
+    with user_errors(), ragkit.open(kb, create=False, principal=principal, **over) as base, progress:
+        check_reader(base, principal, as_json)
         result = base.finetune(opts, train_file=train, progress=on_event, overwrite=force)
     log = result.log
     if as_json:
