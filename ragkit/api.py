@@ -20,6 +20,7 @@ import numpy as np
 from ragkit import build, kbdir
 from ragkit._version import __version__
 from ragkit.access import Principal
+from ragkit.apikeys import ApiKeys
 from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
 from ragkit.config import RagkitConfig, dump_config
 from ragkit.errors import KnowledgeBaseError
@@ -66,6 +67,7 @@ class KnowledgeBase:
             reranker=self._reranker.get,
         )
         self.acl = AccessControl(self.store, config.security.access_control)  # grants, scopes, audit log
+        self.keys = ApiKeys(self.store)  # API keys -> principals, for ragkit serve
 
     # -- components -------------------------------------------------------------------------------
 
@@ -381,8 +383,7 @@ class KnowledgeBase:
         return kbdir.list_adapters(self.root)
 
     def with_adapter(self, name: str | None) -> KnowledgeBase:
-        """The same KB answering with a fine-tuned adapter (a name under kb/models/ or a folder; None = the base
-        model). It has its own components and database connections; close it when done."""
+        """This KB answering with an adapter (kb/models/NAME or a folder; None = base); close it when done."""
         gen_cfg = self.config.generator.model_copy(update={"adapter": name})
         config = self.config.model_copy(update={"generator": gen_cfg})
         return KnowledgeBase(self.root, config, dict(self.manifest), self.principal)

@@ -40,3 +40,8 @@ class DependencyError(RagkitError):
 class AccessError(RagkitError):
     """The reader may not do this: no principal given for an access-controlled knowledge base, a malformed
     principal or grant, or a write by a reader. Messages never name documents the reader cannot see."""
+
+
+class Cancelled(RagkitError):
+    """The caller stopped the work: an `on_text` callback raises it to stop generation at the next piece of
+    text (a server does when its client disconnects); it propagates out of `ask` unchanged."""

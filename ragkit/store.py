@@ -29,7 +29,7 @@ from ragkit.indexes.keyword import keyword_index
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
-from ragkit.lazy import Lazy
+from ragkit.lazy import Lazy, ReadWriteLock
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.targets import target_matcher
 from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, Hit, ReindexReport
@@ -67,6 +67,7 @@ class Store:
         self._embedder = embedder
         self._reranker = reranker
         self._index: Lazy[FaissIndex] = Lazy(self._open_index, threading.RLock())
+        self._faiss = ReadWriteLock()  # searches share the index; writes to it are exclusive (a server's threads)
         self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
         self._keyword_error: RagkitError | None = None
@@ -209,7 +210,8 @@ class Store:
     def save(self) -> None:
         """Write the FAISS index atomically (it is repaired from SQL on open, so this bounds rework only)."""
         if self._index.loaded:
-            self._index.get().save(self.paths.index)
+            with self._faiss.read():  # saving reads the index; only writes must wait
+                self._index.get().save(self.paths.index)
 
     # -- writes: SQL first, then FAISS ----------------------------------------------------------------
 
@@ -224,15 +226,17 @@ class Store:
         """
         index = self.index  # loaded (and synced) before the SQL write, or the sync would add the new ids twice
         removed, new_ids = self.sql.replace_document(doc, spans, vectors)
-        index.remove(np.asarray(removed, dtype=np.int64))
-        index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        with self._faiss.write():
+            index.remove(np.asarray(removed, dtype=np.int64))
+            index.add(np.asarray(new_ids, dtype=np.int64), vectors)
         return new_ids
 
     def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> None:
         """Record that a document could not be ingested; its earlier chunks (if any) are removed."""
         index = self.index
         removed = self.sql.record_failure(uri, content_hash, reason, size, mtime)
-        index.remove(np.asarray(removed, dtype=np.int64))
+        with self._faiss.write():
+            index.remove(np.asarray(removed, dtype=np.int64))
 
     def touch(self, uri: str, size: int, mtime: float) -> None:
         """Record a new size/mtime for a document whose bytes did not change."""
@@ -256,7 +260,8 @@ class Store:
         """Delete documents and their chunks everywhere. Returns how many chunks went."""
         index = self.index
         removed = self.sql.delete_documents(uris)
-        index.remove(np.asarray(removed, dtype=np.int64))
+        with self._faiss.write():
+            index.remove(np.asarray(removed, dtype=np.int64))
         return len(removed)
 
     # -- rebuild, upgrade, check ----------------------------------------------------------------------
@@ -378,7 +383,9 @@ class Store:
             raise KnowledgeBaseError(f"{root} holds no chunks yet; run: ragkit ingest PATH --kb {root}")
         scope = readable(principal)
         retriever = Retriever(self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker, scope)
-        with reading_as(principal):
+        # FAISS's GPU copy is built lazily inside a search and is not thread-safe: searches on a GPU take turns
+        exclusive = self.index.device == "cuda"
+        with self._faiss.write() if exclusive else self._faiss.read(), reading_as(principal):
             return retriever.search_batch(list(queries), options)
 
     def close(self) -> None:

@@ -202,3 +202,26 @@ def test_a_sql_sources_acl_column_grants_each_row(tmp_path: Path) -> None:
             conn.execute("UPDATE notes SET readers = 'user:alice' WHERE id = 1")
         kb.ingest([source])
         assert {h.chunk.uri[-1] for h in alice.search("customer invoices contract churn", k=5)} == {"1", "2"}
+
+
+@pytest.mark.usefixtures("hashed")
+def test_api_keys_are_stored_hashed_and_map_to_principals(tmp_path: Path) -> None:
+    with open_acl_kb(tmp_path / "kb") as kb:
+        key, record = kb.keys.create("alice", ["hr", "staff"], scope="read")
+        admin_key, _ = kb.keys.create("root", scope="admin")
+        assert key.startswith("rk_") and len(key) > 40 and record.prefix == key[:10]
+        raw = (tmp_path / "kb" / "ragkit.db").read_bytes()
+        assert key.encode() not in raw and key[10:].encode() not in raw  # only the hash is stored
+        principal, scope = kb.keys.authenticate(key)
+        assert principal == Principal("alice", frozenset({"hr", "staff"})) and scope == "read"
+        assert kb.keys.authenticate(admin_key)[0].admin
+        for bad in (None, "", "rk_wrong", key + "x", "Bearer " + key):
+            with pytest.raises(AccessError, match="valid API key"):
+                kb.keys.authenticate(bad)
+        with pytest.raises(UsageError, match="scope"):
+            kb.keys.create("bob", scope="owner")
+        assert kb.keys.revoke("alice") == 1
+        with pytest.raises(AccessError):
+            kb.keys.authenticate(key)
+        assert [k.revoked for k in kb.keys.list()] == [True, False] and kb.keys.any()
+        assert {e["action"] for e in kb.acl.log()} >= {"key-create", "key-revoke"}
