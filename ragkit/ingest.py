@@ -311,6 +311,7 @@ def run_ingest(
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
     last_save = time.monotonic()
     batch: list[_Item] = []
+    recorded: list[str] = []  # failures stored as documents (they take this run's grants like the rest)
     try:
         if todo:
             parser.start()
@@ -323,6 +324,7 @@ def run_ingest(
             src, p = item.source, item.parsed
             if p.failure is not None:
                 store.record_failure(src.uri, p.digest, p.failure, src.size, src.mtime)
+                recorded.append(src.uri)
                 failed.append(FileFailure(src.uri, p.failure))
                 done += 1
                 tick(src.name)
@@ -341,8 +343,10 @@ def run_ingest(
                 last_save = time.monotonic()
         if settings.meta and kept:
             restamped = store.update_meta(kept, dict(settings.meta))
-        if settings.acl.declared and kept:  # unchanged files take this run's grants too (the rules file decides)
-            declared = {u: g for u in kept if (g := settings.acl.grants_for(u)) is not None}
+        # unchanged files take this run's grants too (the rules file decides), and so do files that failed: their
+        # failure is theirs to see, and a fixed file re-ingested without a declaration keeps what it was given
+        if settings.acl.declared and (kept or recorded):
+            declared = {u: g for u in [*kept, *recorded] if (g := settings.acl.grants_for(u)) is not None}
             store.declare_grants(declared, default_actor())
         if prune:
             gone = _vanished(connectors, set(listed), states)
