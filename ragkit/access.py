@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragkit.errors import AccessError, UsageError
+from ragkit.errors import UsageError
 from ragkit.targets import target_matcher
 
 PUBLIC = "public"
@@ -30,7 +30,7 @@ _KINDS = ("user", "group")
 def _check_name(name: str, what: str) -> str:
     name = name.strip()
     if not _NAME.match(name):
-        raise AccessError(
+        raise UsageError(
             f"{what} {name!r} is not a valid name; use letters, digits and _ . @ + - (at most 128 characters)"
         )
     return name
@@ -43,9 +43,7 @@ def grant_token(text: str) -> str:
         return PUBLIC
     kind, sep, name = raw.partition(":")
     if not sep or kind.strip().lower() not in _KINDS:
-        raise UsageError(
-            f"cannot read the grant {text!r}; write group:NAME, user:NAME or public (e.g. --allow group:hr)"
-        )
+        raise UsageError(f"cannot read the grant {text!r}; write group:NAME, user:NAME or public (e.g. group:hr)")
     return f"{kind.strip().lower()}:{_check_name(name, kind.strip().lower())}"
 
 

@@ -1,10 +1,8 @@
-"""KnowledgeBase: the facade the CLI, evals, finetune and users go through. It only delegates.
+"""KnowledgeBase: the facade the CLI, evals, finetune, the server and users go through. It only delegates.
 
-The store (`ragkit.store`) owns SQL, FAISS and the keyword index and keeps them in step; `ragkit.build` reads
-the config and builds components and options; `ragkit.answering` turns hits into a checked answer; the
-workflows (evals, finetune) take the KB as an argument. Heavy parts load on first use, so `ragkit search`
-never loads the GPT and opening a KB is cheap.
-"""
+The store (`ragkit.store`) owns SQL, FAISS and the keyword index and keeps them in step; `ragkit.build` reads the
+config and builds components and options; `ragkit.answering` turns hits into a checked answer; the workflows take
+the KB as an argument. Heavy parts load on first use, so `ragkit search` never loads the GPT; opening is cheap."""
 
 from __future__ import annotations
 
@@ -20,9 +18,10 @@ import numpy as np
 from ragkit import build, kbdir
 from ragkit._version import __version__
 from ragkit.access import Principal
-from ragkit.apikeys import ApiKeys
 from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
+from ragkit.apikeys import ApiKeys
 from ragkit.config import RagkitConfig, dump_config
+from ragkit.documents import Documents
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
 from ragkit.indexes.engine import make_engine
@@ -180,9 +179,8 @@ class KnowledgeBase:
             return report
 
     def check(self, repair: bool = True) -> CheckReport:
-        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked. Returns
-        counts of SQL chunks and FAISS vectors, the ids missing from / extra in FAISS, duplicate ids, whether the
-        keyword index is intact, and whether everything is consistent now."""
+        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked. Returns the
+        counts (SQL chunks, FAISS vectors, ids missing / extra / duplicate), keyword index intact, consistent now."""
         report = self.store.check(repair=False)
         if report.ok or not repair:
             return report
@@ -249,7 +247,7 @@ class KnowledgeBase:
             rerank=rerank,
             mmr=mmr,
         )
-        return self.store.search_batch(queries, options, self.acl.scope(self.principal, queries[0]))
+        return self.store.search_batch(queries, options, self.acl.scope(self.principal, queries))
 
     def ask(
         self,
@@ -332,6 +330,11 @@ class KnowledgeBase:
         """{id: Chunk} for those of `ids` the principal may read."""
         return self.store.chunks(ids, self.acl.scope(self.principal, "chunks"))
 
+    @property
+    def documents(self) -> Documents:
+        """The stored documents the principal may read: list(), count(), get(id), text(id) (ragkit.documents)."""
+        return Documents(self.store, self.acl, self.principal)
+
     def as_principal(self, principal: Principal | None) -> KnowledgeBase:
         """A view of this KB that reads as `principal`; it shares models and connections (close this one)."""
         view = copy.copy(self)
@@ -353,11 +356,11 @@ class KnowledgeBase:
         resume: bool = True,
         **options: Any,
     ) -> EvalRun:
-        """Run a dataset (ragkit .jsonl, SQuAD .json, BEIR folder, "halueval-qa[:N]", a Dataset) through this KB
-        as its principal; writes runs/<timestamp>-<name>/. resume: continue an interrupted run of the same name
-        and settings. options go to EvalOptions (k, retrieval_k, max_new_tokens, generate); see run_eval."""
+        """Run a dataset (.jsonl, SQuAD .json, BEIR folder, "halueval-qa[:N]", a Dataset) as this KB's principal into
+        runs/<timestamp>-<name>/; resume an interrupted run of the same settings. options: EvalOptions fields."""
         from ragkit.evals.runner import EvalOptions, run_eval
 
+        self.acl.scope(self.principal, f"eval {dataset}")  # refused once here, not once per question
         opts = EvalOptions(judge=judge, **options)
         return run_eval(
             self, dataset, name=name, limit=limit, workers=workers, options=opts, progress=progress, resume=resume

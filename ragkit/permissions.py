@@ -27,7 +27,7 @@ class AccessControl:
         self.enabled = enabled
         sql_acl.set_row_security(store.engine, enabled)  # PostgreSQL only; installs or drops the RLS policies
 
-    def scope(self, principal: Principal | None, what: str = "read") -> Principal | None:
+    def scope(self, principal: Principal | None, what: str | Sequence[str] = "read") -> Principal | None:
         """The principal a read runs as: None = unrestricted (no access control, or an admin, whose read is
         recorded). Raises AccessError when the KB is access-controlled and nobody is named."""
         if not self.enabled:
@@ -38,6 +38,8 @@ class AccessControl:
                 "G1,G2, or ragkit.open(dir, principal=ragkit.Principal(NAME, groups=[...]))); admins add --admin"
             )
         if principal.admin:
+            if not isinstance(what, str):  # a batch of queries: the first, and how many there were
+                what = what[0] if len(what) == 1 else f"{len(what)} queries, the first: {what[0]}"
             sql_acl.audit(self.store.engine, principal.name, "admin-read", what[:500])
             return None
         return principal

@@ -61,7 +61,7 @@ def test_grant_tokens_parse_and_refuse_what_they_cannot_read() -> None:
         with pytest.raises((UsageError, AccessError)):
             grant_tokens([bad])
     assert Principal("alice", groups="hr,staff").tokens == ("user:alice", "group:hr", "group:staff", "public")
-    with pytest.raises(AccessError):
+    with pytest.raises(UsageError):
         Principal("")
 
 
