@@ -152,8 +152,7 @@ class KnowledgeBase:
 
     def delete_documents(self, targets: Sequence[str | Path], *, dry_run: bool = False) -> DeleteReport:
         """Delete documents named by a path (a file, everything under a folder) or a uri glob as --filter source=
-        reads it; an empty target is a UsageError. Returns their uris and the targets that matched nothing.
-        dry_run: only say what would go."""
+        reads it (an empty target: UsageError). Returns their uris and the unmatched targets. dry_run: only say."""
         if dry_run:
             self.acl.check_writer(self.principal)
             return self.store.match_targets(targets)
@@ -165,9 +164,8 @@ class KnowledgeBase:
         return DeleteReport(deleted=report.deleted, unmatched=report.unmatched, chunks=chunks)
 
     def reindex(self, spec: str | None = None) -> ReindexReport:
-        """Rebuild the FAISS index from the vectors stored in SQL, e.g. to switch index type. No re-embedding.
-        spec: a FAISS factory spec or "auto" (default: the configured one); a new spec is saved in ragkit.toml
-        once the index is built. Returns what was built: spec, resolved spec, vectors, training sample, seconds."""
+        """Rebuild the FAISS index from the vectors in SQL (no re-embedding), e.g. to switch type. spec: a FAISS
+        factory spec or "auto" (default: configured), saved in ragkit.toml once built. Returns a ReindexReport."""
         with self._writing():
             report = self.store.rebuild(spec or self.config.index.spec)  # built whole before anything is replaced
             if spec and spec != self.config.index.spec:
@@ -272,8 +270,7 @@ class KnowledgeBase:
         with each piece of text as the model writes it (streaming). min_relevance: abstain without generating
         when no hit's cosine similarity to the question reaches it (0 = off). min_grounding: abstain after
         generating when the answer's key fact is in no source sentence that similar to the question (0 = off).
-        None = the config's value.
-        """
+        None = the config's value."""
         floors = {"min_relevance": min_relevance, "min_grounding": min_grounding}
         options = self.answer_options(max_new_tokens=max_new_tokens, strict=strict, samples=samples, **floors)
         options = build.with_schema(options, schema)

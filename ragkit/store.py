@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ragkit.access import Principal
 from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
 from ragkit.indexes.acl import change_grants, readable, reading_as
+from ragkit.indexes.documents import document_spans, list_documents
 from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.keyword import keyword_index
@@ -32,7 +33,7 @@ from ragkit.kbdir import KbPaths
 from ragkit.lazy import Lazy, ReadWriteLock
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.targets import target_matcher
-from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, Hit, ReindexReport
+from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, DocumentInfo, Hit, ReindexReport
 
 log = logging.getLogger("ragkit")
 
@@ -119,6 +120,13 @@ class Store:
         """(uri, reason) of each document whose last ingest failed (that the principal may read)."""
         with reading_as(principal):
             return self.sql.failures(readable(principal))
+
+    def documents(self, principal: Principal | None = None, **query: Any) -> list[DocumentInfo]:
+        """Stored documents the principal may read, by id (doc_id=, limit=, offset=: ragkit/indexes/documents.py)."""
+        return list_documents(self.sql.engine, principal, **query)
+
+    def document_spans(self, doc_id: int, principal: Principal | None = None) -> list[tuple[int, str]]:
+        return document_spans(self.sql.engine, doc_id, principal)
 
     def document_states(self) -> dict[str, DocState]:
         """What is known of each stored document, by uri: enough to skip unchanged ones."""

@@ -290,3 +290,18 @@ class AclReport(_ReadsLikeADict):
     documents: tuple[str, ...]  # document uris the targets named
     changed: int  # of them, how many had their grants changed
     unmatched: tuple[str, ...]  # targets that matched no stored document
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A stored document as a reader lists it (`kb.documents`): no text, no vectors."""
+
+    id: int
+    uri: str
+    status: str  # "ok" or "error" (the last ingest failed: `error` says why)
+    chunks: int
+    size: int
+    mtime: float
+    ingested_at: str  # ISO 8601, UTC
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
