@@ -49,6 +49,7 @@ from ragkit.indexes.engine import (  # noqa: F401 - make_engine and friends live
     make_engine,
     parse_database_url,
 )
+from ragkit.indexes.idempotent import unchanged
 from ragkit.types import Chunk, ChunkSpan, Document
 
 
@@ -260,10 +261,12 @@ class SqlStore:
     ) -> tuple[list[int], list[int]]:
         """Store a document and its chunks, replacing any earlier version, in one transaction.
 
-        vectors: (len(spans), dim) float32. Returns (removed chunk ids, new chunk ids).
+        vectors: (len(spans), dim) float32. Returns (removed chunk ids, new chunk ids); ([], []) for a no-op.
         """
         assert len(spans) == len(vectors)
         with Session(self.engine) as s, s.begin():
+            if unchanged(s, doc.uri, doc.content_hash, len(spans), _json_safe(doc.meta), doc.grants):
+                return [], []  # a retried write of what is stored, complete: a no-op (ragkit/indexes/idempotent.py)
             grants = doc.grants if doc.grants is not None else self._grants_of(s, doc.uri)
             removed = self._delete_document(s, doc.uri)
             row = DocumentRow(
