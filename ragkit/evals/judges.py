@@ -5,7 +5,9 @@ the bundled MiniLM embedder (claim-to-sentence similarity) and the lexical suppo
 check (content-word, number and name coverage), combined by a logistic model whose weights and threshold
 were calibrated on labelled HaluEval-QA pairs (`ragkit eval judge-accuracy --calibrate`). A cross-encoder or
 NLI judge takes any local model path; an LLM judge asks a configured generator. Every judge's accuracy is
-measured on held-out pairs (`judge_accuracy`), see docs/benchmarks.md "Judges".
+measured on held-out pairs (`judge_accuracy`) of two parts: HaluEval-QA, and the copied-number pairs built
+from the dev set (copied_pairs.py: the right answer's number or name swapped for a neighbour's), see
+docs/benchmarks.md "Judges".
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import numpy as np
 
 from ragkit.citations import support as lexical_support
 from ragkit.errors import ConfigError, ModelError
+from ragkit.evals.copied_pairs import copied_number_pairs
 from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs, judge_accuracy
 from ragkit.evals.metrics import binary_scores
 from ragkit.protocols import Judge
+from ragkit.roles import role_support
 from ragkit.textutil import NUMBER, content_words, context_sentences
 
 if TYPE_CHECKING:
@@ -34,7 +38,9 @@ __all__ = [  # the labelled-pair helpers live in judge_data.py and the protocol 
     "DEFAULT_WEIGHTS",
     "FEATURES",
     "JUDGES",
+    "PARTS",
     "NUMBER_CAP",
+    "ROLE_MIN",
     "CrossEncoderJudge",
     "EmbeddingLexicalJudge",
     "Identifies",
@@ -48,7 +54,9 @@ __all__ = [  # the labelled-pair helpers live in judge_data.py and the protocol 
     "fit_logistic",
     "halueval_judge_pairs",
     "judge_accuracy",
+    "judge_accuracy_parts",
     "judge_identity",
+    "judge_pairs",
     "make_judge",
     "missing_words",
     "name_coverage",
@@ -81,6 +89,31 @@ def verdicts(judge: Judge, claims: Sequence[str], contexts: Sequence[str]) -> li
     return [(p, p >= judge.threshold) for p in judge.support(claims, contexts)]
 
 
+# --- what the judges are measured on ---------------------------------------------------------------------
+
+PARTS = ("halueval", "copied-number")
+
+
+def judge_pairs(part: str, split: str = "heldout") -> list[LabelledPair]:
+    """Labelled pairs of one part: "halueval" (HaluEval-QA, judge_data.py) or "copied-number" (copied_pairs.py);
+    split "calibration" (HaluEval's calibration split, the dev set's dev split) or "heldout"."""
+    if split not in ("calibration", "heldout"):
+        raise ConfigError("split must be 'calibration' or 'heldout'")
+    if part == "halueval":
+        return halueval_judge_pairs(split)
+    if part == "copied-number":
+        return copied_number_pairs("dev" if split == "calibration" else "heldout")
+    raise ConfigError(f"unknown part {part!r}; use one of: {', '.join(PARTS)}")
+
+
+def judge_accuracy_parts(
+    judge: Judge, parts: Sequence[str] = PARTS, *, split: str = "heldout", limit: int | None = None
+) -> dict[str, dict[str, float]]:
+    """judge_accuracy on each part's pairs (the first `limit` of each), reported apart: a judge can score well on
+    HaluEval's hallucinated answers and still call every copied neighbour supported."""
+    return {part: judge_accuracy(judge, judge_pairs(part, split)[:limit]) for part in parts}
+
+
 # --- the default judge: embeddings + lexical coverage -------------------------------------------------
 
 _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w'-]*")
@@ -110,6 +143,12 @@ def _foreign_number(claim: str, context: str) -> bool:
     return not set(NUMBER.findall(claim)) <= set(NUMBER.findall(context))
 
 
+# A claim whose number or name stands in the context in another role ("keys rotate every 30 days" where 30 is
+# the sessions' figure, see ragkit/roles.py) is capped like a foreign number. The cut was chosen on the dev
+# split of the copied-number pairs and HaluEval's calibration split (bench/judge_roles.py); 0 turns it off.
+ROLE_MIN = 0.9
+
+
 FEATURES = ("lexical", "similarity", "names", "missing")
 
 # Fitted by `ragkit eval judge-accuracy --calibrate` on the calibration split of the length-matched
@@ -133,6 +172,7 @@ class EmbeddingLexicalJudge:
     bias: float = DEFAULT_BIAS
     threshold: float = DEFAULT_THRESHOLD
     name: str = "minilm-lexical"
+    role_min: float = ROLE_MIN
 
     def features(self, claims: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
         """(n,) pairs -> (n, 4) features in FEATURES order, each in [0, 1]."""
@@ -153,7 +193,13 @@ class EmbeddingLexicalJudge:
 
     def identity(self) -> dict[str, Any]:
         """What a run records of this judge: its name, threshold and calibrated weights."""
-        return {"name": self.name, "threshold": self.threshold, "weights": self.weights, "bias": self.bias}
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "weights": self.weights,
+            "bias": self.bias,
+            "role_min": self.role_min,
+        }
 
     def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
         """(n,) claims and contexts -> n support probabilities."""
@@ -162,11 +208,15 @@ class EmbeddingLexicalJudge:
         z = self.features(claims, contexts) @ np.asarray(self.weights) + self.bias
         probs = _sigmoid(z)
         # A figure the context does not contain is unsupported however similar the sentence reads ("2.5 euros"
-        # for "180 euros"): HaluEval has too few numbers for the calibration to learn that weight.
+        # for "180 euros"): HaluEval has too few numbers for the calibration to learn that weight. So is a figure
+        # or name the context holds in another role: every feature above reads a copied neighbour as support.
         return [
-            min(float(p), NUMBER_CAP) if _foreign_number(claim, ctx) else float(p)
+            min(float(p), NUMBER_CAP) if self._capped(claim, ctx) else float(p)
             for p, claim, ctx in zip(probs, claims, contexts, strict=True)
         ]
+
+    def _capped(self, claim: str, context: str) -> bool:
+        return _foreign_number(claim, context) or role_support(claim, context) < self.role_min
 
     def calibrate(self, claims: Sequence[str], contexts: Sequence[str], unsupported: Sequence[bool]) -> None:
         """Fit the weights (L2-regularised logistic regression) and the threshold that maximises balanced

@@ -1,0 +1,111 @@
+"""The role check (ragkit/roles.py), the copied-number pairs built from the dev set, and the default judge
+that they stop from calling a copied neighbour supported."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkit.evals import copied_pairs as C
+from ragkit.evals import judges as J
+from ragkit.roles import clauses, occurs, role_support, span_kind, span_roles
+
+KEYS = (
+    "Production API keys must be rotated every 90 days. Staging keys are rotated every 180 days. "
+    "If a key is leaked, it must be revoked within 4 hours. The security team then reviews the access logs "
+    "of the last 30 days."
+)
+
+
+def test_clauses_and_whole_token_occurrences() -> None:
+    assert clauses("Keys rotate every 90 days; sessions expire after 30 days.") == [
+        "Keys rotate every 90 days",
+        "sessions expire after 30 days.",
+    ]
+    assert clauses("Logs are kept for 400 days, after which they are deleted.")[1].startswith("after which")
+    assert occurs("30", "after 30 days") and not occurs("30", "after 300 days") and not occurs("3", "3.30")
+    assert occurs("vault", "the Vault command")
+    assert [span_kind(s) for s in ("90", "10:00", "__len__", "id()", "Frankfurt")] == [
+        "number",
+        "number",
+        "identifier",
+        "identifier",
+        "name",
+    ]
+
+
+def test_a_number_in_its_own_role_passes() -> None:
+    assert role_support("Production API keys must be rotated every 90 days.", KEYS) == 1.0
+    assert role_support("How often must production API keys be rotated? 90 days.", KEYS) == 1.0
+    assert role_support("Staging keys are rotated every 180 days.", KEYS) == 1.0
+    assert role_support("A leaked key must be revoked within 4 hours.", KEYS) == 1.0
+
+
+def test_a_number_copied_from_a_neighbouring_sentence_is_caught() -> None:
+    roles = span_roles("Production API keys must be rotated every 180 days.", KEYS)
+    wrong = next(r for r in roles if r.span == "180")
+    assert wrong.score < 0.7 and wrong.rival == "90" and wrong.clause.startswith("Staging")
+    assert role_support("How often must production API keys be rotated? 180 days.", KEYS) < 0.7
+    assert role_support("A leaked key must be revoked within 30 days.", KEYS) < 0.7
+
+
+def test_a_number_from_another_clause_of_the_same_sentence_is_caught() -> None:
+    source = "API keys rotate every 90 days; browser sessions expire after 30 days."
+    assert role_support("API keys rotate every 30 days.", source) < 0.5
+    assert role_support("API keys rotate every 90 days.", source) == 1.0
+    assert role_support("Browser sessions expire after 30 days.", source) == 1.0
+
+
+def test_a_name_in_another_slot_of_the_same_clause_is_caught() -> None:
+    source = "The film was directed by Griffin Dunne and written by Laura Kirk."
+    assert role_support("The film was written by Griffin Dunne.", source) < 0.5
+    assert role_support("The film was written by Laura Kirk.", source) == 1.0
+
+
+def test_what_the_role_check_leaves_to_other_checks() -> None:
+    assert role_support("Keys are rotated every 45 days.", KEYS) == 1.0  # absent: the foreign-number cap's job
+    assert role_support("Keys are rotated often.", KEYS) == 1.0  # no key span
+    # a fact joined across sentences is no copy: the best-matching sentence holds no rival of the span's kind
+    joined = "Alice Smith is an American actress. She starred in the film Paradise."
+    assert role_support("Alice Smith starred in Paradise.", joined) == 1.0
+
+
+def test_copied_pairs_from_one_passage() -> None:
+    pairs = C.pairs_for("How often must production API keys be rotated?", "90 days", KEYS)
+    supported = [p.claim for p in pairs if not p.unsupported]
+    wrong = [p.claim for p in pairs if p.unsupported]
+    assert supported == [
+        "Production API keys must be rotated every 90 days.",
+        "How often must production API keys be rotated? 90 days.",
+    ]
+    # the nearest numbers of the passage first, times never swapped for counts
+    assert wrong[:2] == [
+        "Production API keys must be rotated every 180 days.",
+        "How often must production API keys be rotated? 180 days.",
+    ]
+    assert len(wrong) == 2 * C.MAX_SWAPS and all(p.context == pairs[0].context for p in pairs)
+    assert C.pairs_for("Who approves?", "economy", KEYS) == []  # the answer is not in the passage
+    assert C.pairs_for("Which rule?", "rule", "A rule. Another rule.") == []  # no swappable token
+
+
+def test_copied_pairs_of_the_dev_set_are_split_and_labelled_both_ways() -> None:
+    dev, held = C.copied_number_pairs("dev"), C.copied_number_pairs("heldout")
+    assert len(dev) > 150 and len(held) > 150
+    for pairs in (dev, held):
+        assert 0.2 < sum(not p.unsupported for p in pairs) / len(pairs) < 0.5
+    assert not {p.claim for p in dev} & {p.claim for p in held}
+    assert "Staging keys are rotated every 180 days." in {p.claim for p in held if not p.unsupported}  # s-a10
+    assert J.judge_pairs("copied-number", "calibration") == dev
+    with pytest.raises(Exception, match="split"):
+        C.copied_number_pairs("train")
+
+
+@pytest.mark.slow
+def test_the_default_judge_rejects_a_copied_neighbour_through_real_minilm() -> None:
+    judge = J.make_judge("minilm-lexical")
+    assert isinstance(judge, J.EmbeddingLexicalJudge) and judge.role_min == J.ROLE_MIN
+    claims = ["Production API keys must be rotated every 90 days.", "Production API keys must be rotated every 180 days."]
+    right, copied = judge.support(claims, [KEYS, KEYS])
+    assert right >= judge.threshold > copied
+    judge.role_min = 0.0  # the judge without the role check: the copied figure reads as supported
+    assert judge.support(claims[1:], [KEYS])[0] >= judge.threshold
+    assert judge.identity()["role_min"] == 0.0
