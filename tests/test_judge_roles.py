@@ -108,4 +108,3 @@ def test_the_default_judge_rejects_a_copied_neighbour_through_real_minilm() -> N
     assert right >= judge.threshold > copied
     judge.role_min = 0.0  # the judge without the role check: the copied figure reads as supported
     assert judge.support(claims[1:], [KEYS])[0] >= judge.threshold
-    assert judge.identity()["role_min"] == 0.0

@@ -193,13 +193,7 @@ class EmbeddingLexicalJudge:
 
     def identity(self) -> dict[str, Any]:
         """What a run records of this judge: its name, threshold and calibrated weights."""
-        return {
-            "name": self.name,
-            "threshold": self.threshold,
-            "weights": self.weights,
-            "bias": self.bias,
-            "role_min": self.role_min,
-        }
+        return {"name": self.name, "threshold": self.threshold, "weights": self.weights, "bias": self.bias}
 
     def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
         """(n,) claims and contexts -> n support probabilities."""
