@@ -26,6 +26,7 @@ from ragkit.indexes.acl import change_grants, readable, reading_as
 from ragkit.indexes.documents import document_spans, list_documents
 from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
+from ragkit.indexes.index_build import IVF_TRAIN_SAMPLE, Fill, build_index  # noqa: F401 - the sample size lived here
 from ragkit.indexes.keyword import keyword_index
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import DocState, SqlStore
@@ -36,10 +37,6 @@ from ragkit.targets import target_matcher
 from ragkit.types import CheckReport, Chunk, ChunkSpan, DeleteReport, Document, DocumentInfo, Hit, ReindexReport
 
 log = logging.getLogger("ragkit")
-
-# IVF training sample: k-means needs ~40-256 points per list (FAISS subsamples to 256 per centroid itself);
-# 100k covers nlist up to ~400 at full strength and keeps training under a minute on two cores.
-IVF_TRAIN_SAMPLE = 100_000
 
 
 class Store:
@@ -274,22 +271,14 @@ class Store:
 
     # -- rebuild, upgrade, check ----------------------------------------------------------------------
 
-    def rebuild(self, spec: str) -> ReindexReport:
-        """Build a new FAISS index of type `spec` from the vectors in SQL (no re-embedding), and save it."""
+    def rebuild(self, spec: str, fill: Fill | None = None) -> ReindexReport:
+        """Build a new FAISS index of type `spec` from the vectors in SQL (no re-embedding), and save it.
+        fill: how the trained index gets its vectors (ragkit/indexes/index_build.py; None: here, in id order)."""
         t0 = time.perf_counter()
         ids = self.sql.chunk_ids()
         resolved = resolve_spec(spec, len(ids))
-        index = FaissIndex.create(self.dim, resolved, device=self._device)
-        trained_on = 0
         try:  # built whole before it replaces anything: a spec FAISS cannot build leaves the old index
-            if not index.is_trained and len(ids) >= index.train_size():
-                # train on a uniform sample of the whole corpus, not on whichever files came first
-                n_train = min(len(ids), max(index.train_size(), IVF_TRAIN_SAMPLE))
-                sample = np.random.default_rng(0).choice(ids, n_train, replace=False)
-                index.train(np.concatenate([v for _, v in self.sql.vectors(sample, self.dim)]))
-                trained_on = n_train
-            for batch_ids, vectors in self.sql.vectors(ids, self.dim):
-                index.add(batch_ids, vectors)
+            index, trained_on = build_index(self.sql, self.dim, resolved, self._device, ids, fill)
         except RuntimeError as exc:  # FAISS's C++ errors
             raise ConfigError(
                 f"FAISS cannot build the index {resolved!r} ({faiss_reason(exc)}); nothing was changed. "
