@@ -18,7 +18,7 @@ ENGINE_MODULES = (
     "assets fsutil protocols _version grounding lazy"
 ).split()
 ENGINE_PACKAGES = ("indexes", "generation", "connectors")
-WORKFLOWS = ("ragkit.evals", "ragkit.finetune", "ragkit.cli", "ragkit.api")
+WORKFLOWS = ("ragkit.evals", "ragkit.finetune", "ragkit.cli", "ragkit.server", "ragkit.api")
 MAX_LINES = 400
 
 
@@ -142,7 +142,7 @@ def engine_reaches_workflows(imports: list[Import]) -> list[str]:
 
 
 def workflows_import_the_facade_at_runtime(imports: list[Import]) -> list[str]:
-    workflows = ("ragkit.evals", "ragkit.finetune")
+    workflows = ("ragkit.evals", "ragkit.finetune", "ragkit.server")
     return [str(i) for i in imports if _in(i.source, workflows) and i.target == "ragkit.api" and i.runtime]
 
 

@@ -1,0 +1,190 @@
+"""Uploads ingested as background jobs: POST /v1/documents -> 202 + a job id; GET / DELETE /v1/jobs/{id}.
+
+Uploaded files are kept under KB/uploads/<user>/ (their path is the document's uri, so a re-upload of the same
+name replaces it) and ingested one job at a time by a single worker thread, beside searches (the store's
+readers-writer lock protects FAISS). A write-scope caller's upload is granted to `user:NAME` plus the grants
+the request names. A job is visible to its creator and to admins only; to anyone else it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+
+from ragkit.access import grant_tokens
+from ragkit.errors import RagkitError, UsageError
+from ragkit.server.context import Caller, Who, context, in_kb
+from ragkit.server.serialize import JSON, plain
+
+if TYPE_CHECKING:
+    from ragkit.api import KnowledgeBase
+    from ragkit.server.metrics import Metrics
+
+log = logging.getLogger("ragkit.server")
+router = APIRouter(prefix="/v1")
+_UNSAFE = re.compile(r"[^\w.@+\-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file name from a client, as a plain name: no folders, no leading dots (ingest skips hidden files)."""
+    base = _UNSAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip("._")
+    if not base:
+        raise UsageError(f"cannot store an upload named {name!r}; give the file a name such as notes.md")
+    return base[:200]
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    files: list[str]
+    allow: tuple[str, ...]
+    meta: dict[str, str]
+    state: str = "queued"  # queued -> running -> done | failed | cancelled
+    done: int = 0
+    total: int = 0
+    current: str = ""
+    report: Any = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "files": [Path(f).name for f in self.files],
+            "progress": {"done": self.done, "total": self.total, "current": Path(self.current).name},
+            "report": plain(self.report),
+            "error": self.error,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class Jobs:
+    """Ingest jobs of one server, run one at a time in a thread of their own."""
+
+    def __init__(self, kb: KnowledgeBase, metrics: Metrics) -> None:
+        self.kb = kb
+        self.metrics = metrics
+        self.uploads = kb.root / "uploads"
+        self._jobs: dict[str, Job] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragkit-ingest")
+
+    def submit(self, owner: str, files: list[str], allow: tuple[str, ...], meta: dict[str, str]) -> Job:
+        job = Job(uuid.uuid4().hex, owner, files, allow, meta, total=len(files))
+        self._jobs[job.id] = job
+        self._pool.submit(self._run, job)
+        return job
+
+    def find(self, job_id: str, who: Caller) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None or not (who.admin or job.owner == who.name):
+            raise HTTPException(404, "no such job")
+        return job
+
+    def mine(self, who: Caller) -> list[Job]:
+        return [j for j in self._jobs.values() if who.admin or j.owner == who.name]
+
+    def _run(self, job: Job) -> None:
+        if job.cancel.is_set():
+            job.state, job.finished = "cancelled", time.time()
+            self.metrics.jobs.labels(job.state).inc()
+            return
+        job.state, job.started = "running", time.time()
+
+        def progress(done: int, total: int, name: str) -> None:
+            job.done, job.total, job.current = done, total, name
+            if job.cancel.is_set():
+                raise KeyboardInterrupt  # ingest's own stop: commits the files being embedded, then returns
+
+        try:
+            report = self.kb.ingest(job.files, progress=progress, allow=job.allow, meta=job.meta or None)
+            job.report = report
+            job.state = "cancelled" if report.interrupted else "failed" if report.failed else "done"
+            if report.failed:
+                job.error = "; ".join(f"{Path(f.uri).name}: {f.reason}" for f in report.failed)[:2000]
+        except KeyboardInterrupt:
+            job.state = "cancelled"
+        except RagkitError as exc:
+            job.state, job.error = "failed", str(exc)
+        except Exception:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
+            log.exception("ingest job %s failed", job.id)
+            job.state, job.error = "failed", "internal error while ingesting; see the server log"
+        job.finished = time.time()
+        self.metrics.jobs.labels(job.state).inc()
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)  # a running job stops after its current files
+
+
+def _save(upload: UploadFile, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+    try:
+        with tmp.open("wb") as out:
+            upload.file.seek(0)
+            while chunk := upload.file.read(1 << 20):
+                out.write(chunk)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@router.post("/documents", status_code=202, summary="Upload files and ingest them in the background (write scope)")
+async def upload(
+    request: Request,
+    who: Who,
+    files: Annotated[list[UploadFile], File(description="the documents (any format ragkit ingests)")],
+    allow: Annotated[
+        tuple[str, ...] | list[str], Form(description="more grants: group:NAME, user:NAME or public")
+    ] = (),
+    meta: Annotated[list[str] | None, Form(description="KEY=VALUE metadata stamped on the documents")] = None,
+) -> JSON:
+    who.check_write()
+    ctx = context(request)
+    grants = grant_tokens([*(allow or []), *([f"user:{who.principal.name}"] if who.principal else [])])
+    pairs = {}
+    for item in meta or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"meta {item!r} is not KEY=VALUE")
+        pairs[key.strip()] = value
+    folder = ctx.jobs.uploads / safe_name(who.name)
+    paths = [folder / safe_name(f.filename or "") for f in files]
+    for f, dest in zip(files, paths, strict=True):
+        await in_kb(request, _save, f, dest)
+    job = ctx.jobs.submit(who.name, [str(p) for p in paths], grants, pairs)
+    return JSON({"job": job.id, "state": job.state, "url": f"/v1/jobs/{job.id}"}, status_code=202)
+
+
+@router.get("/jobs", summary="Your ingest jobs")
+async def list_jobs(request: Request, who: Who) -> JSON:
+    return JSON({"jobs": [j.to_json() for j in context(request).jobs.mine(who)]})
+
+
+@router.get("/jobs/{job_id}", summary="An ingest job: state, progress, and its IngestReport when finished")
+async def get_job(job_id: str, request: Request, who: Who) -> JSON:
+    return JSON(context(request).jobs.find(job_id, who).to_json())
+
+
+@router.delete("/jobs/{job_id}", summary="Cancel an ingest job (it stops after the files being embedded)")
+async def cancel_job(job_id: str, request: Request, who: Who) -> JSON:
+    job = context(request).jobs.find(job_id, who)
+    job.cancel.set()
+    return JSON(job.to_json())
