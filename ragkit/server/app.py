@@ -57,6 +57,7 @@ def create_app(
         )
     lane = GenerationLane(settings.generators, settings.queue)
     metrics = Metrics(lambda: lane.waiting, lambda: lane.active)
+    lane.on_cancelled = metrics.cancelled.inc
     limiter = RateLimiter(settings.rate_per_minute, settings.burst)
     ctx = ServerContext(kb, settings, lane, metrics, Jobs(kb, metrics), limiter)
 

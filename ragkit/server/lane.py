@@ -33,7 +33,8 @@ class LaneFull(Exception):
 class GenerationLane:
     """`slots` concurrent generations, `queue` more waiting; beyond that `reserve` raises LaneFull."""
 
-    def __init__(self, slots: int = 1, queue: int = 8) -> None:
+    def __init__(self, slots: int = 1, queue: int = 8, on_cancelled: Callable[[], None] | None = None) -> None:
+        self.on_cancelled = on_cancelled  # called when a generation ended because its client went away
         self.slots = max(1, slots)
         self.queue = max(0, queue)
         self.pending = 0  # reserved: running + waiting
@@ -85,11 +86,13 @@ class Ticket:
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(lane._pool, fn)
-        future.add_done_callback(lambda _: self._finished(time.perf_counter() - t0))
+        future.add_done_callback(lambda f: self._finished(f, time.perf_counter() - t0))
         return await asyncio.shield(future)  # a cancelled request leaves the thread to stop at its next token
 
-    def _finished(self, seconds: float) -> None:
+    def _finished(self, future: asyncio.Future[Any], seconds: float) -> None:
         lane = self.lane
+        if not future.cancelled() and isinstance(future.exception(), Cancelled) and lane.on_cancelled:
+            lane.on_cancelled()
         lane.avg_s = 0.8 * lane.avg_s + 0.2 * seconds
         lane.active -= 1
         lane.pending -= 1

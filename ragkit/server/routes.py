@@ -110,9 +110,6 @@ async def generate(request: Request, t: Ticket, fn: Callable[[], Any]) -> Any:
     watcher = asyncio.create_task(watch_disconnect(request, t))
     try:
         answer = await t.run(fn)
-    except Cancelled:
-        ctx.metrics.cancelled.inc()
-        raise
     finally:
         watcher.cancel()
         t.close()
@@ -162,7 +159,6 @@ async def bridge(
             ctx.metrics.answered(answer)
             queue.put_nowait(("answer", answer))
         except Cancelled:
-            ctx.metrics.cancelled.inc()
             queue.put_nowait(("cancelled", None))
         except RagkitError as exc:
             queue.put_nowait(("error", str(exc)))
