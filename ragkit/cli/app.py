@@ -707,6 +707,12 @@ from ragkit.cli.acl_cmd import acl_app  # noqa: E402
 
 app.add_typer(acl_app, name="acl")
 
+from ragkit.cli.keys_cmd import keys_app  # noqa: E402
+from ragkit.cli.serve_cmd import serve_command  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve_command)
+
 
 def main() -> None:
     """Console-script entry point."""
