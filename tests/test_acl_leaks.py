@@ -350,8 +350,9 @@ def run_combinations(
                 filters=filters,
                 mode=mode,
                 samples=rng.choice((None, None, 2)),
-                min_relevance=0.0,
-                min_grounding=0.0,
+                strict=rng.random() < 0.3,
+                min_relevance=rng.choice((0.0, 0.0, 0.25)),  # the relevance gate's abstention too
+                min_grounding=rng.choice((0.0, 0.3)),
             )
             prompts = [c.prompt for c in gen.calls[before:]]
             found = oracle.leaks(
