@@ -58,7 +58,7 @@ def clauses(text: str) -> list[str]:
 def occurs(span: str, text: str) -> bool:
     """True when `span` stands in `text` as a whole token run, case-insensitive ("30" is not in "300" or
     "3.30", "Vault" is in "the vault")."""
-    return _span_pattern(span).search(text) is not None
+    return span_pattern(span).search(text) is not None
 
 
 def span_kind(span: str) -> str:
@@ -112,7 +112,7 @@ def _slot(span: str, own: str, spans: list[str], context: str, claim: str) -> tu
     the words beside it where the context holds it ("directed by _"). When a rival of the same kind stands
     beside those words more closely, the claim took the rival's slot: (fit at the span / fit at the rival,
     rival); else (1.0, None)."""
-    m = _span_pattern(span).search(own)
+    m = span_pattern(span).search(own)
     if m is None:
         return 1.0, None
     others = {w for s in spans for w in content_words(s)}
@@ -120,7 +120,7 @@ def _slot(span: str, own: str, spans: list[str], context: str, claim: str) -> tu
     if not (near[0] or near[1]):
         return 1.0, None
     kind = span_kind(span)
-    mine = max((_fit(near, _sides(context, o, others)) for o in _span_pattern(span).finditer(context)), default=0.0)
+    mine = max((_fit(near, _sides(context, o, others)) for o in span_pattern(span).finditer(context)), default=0.0)
     best, rival = mine, None
     for o in _KEY.finditer(context):
         other = o.group().strip("`")
@@ -178,7 +178,7 @@ def _rival(unit: str, span: str, claim: str, near: set[str]) -> str | None:
 def _neighbours(text: str, span: str, spans: list[str]) -> set[str]:
     """Content words within NEIGHBOURS tokens of the span's first occurrence in `text`, other key spans
     left out."""
-    m = _span_pattern(span).search(text)
+    m = span_pattern(span).search(text)
     if m is None:
         return set()
     before = _TOKEN.findall(text[: m.start()])[-NEIGHBOURS:]
@@ -187,8 +187,10 @@ def _neighbours(text: str, span: str, spans: list[str]) -> set[str]:
     return content_words(" ".join([*before, *after])) - others - content_words(span)
 
 
-def _span_pattern(span: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w.])" + re.escape(span) + r"(?![\w]|\.\d)", re.IGNORECASE)
+def span_pattern(span: str) -> re.Pattern[str]:
+    """The span as a whole token run, case-insensitive: not inside a word or a decimal ("30" in "3.30"), but
+    found after a glued full stop ("Nevada.Mount")."""
+    return re.compile(r"(?<!\w)(?<!\d\.)" + re.escape(span) + r"(?![\w]|\.\d)", re.IGNORECASE)
 
 
 def _rarity(unit_words: list[set[str]]) -> dict[str, float]:

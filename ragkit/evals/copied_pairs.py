@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ragkit.errors import ConfigError
 from ragkit.evals.judge_data import LabelledPair, as_claim
-from ragkit.roles import occurs
+from ragkit.roles import occurs, span_pattern
 from ragkit.textutil import STOPWORDS, content_words, context_sentences
 
 DEVSET = Path(__file__).resolve().parents[2] / "examples" / "devset"
@@ -131,8 +131,7 @@ def _starts_sentence(text: str, pos: int) -> bool:
 
 def _replace(text: str, token: str, alt: str) -> str:
     """The first whole-token occurrence of `token` in `text` replaced by `alt`."""
-    pattern = r"(?<![\w.])" + re.escape(token) + r"(?![\w]|\.\d)"
-    return re.sub(pattern, lambda _: alt, text, count=1, flags=re.IGNORECASE)
+    return span_pattern(token).sub(lambda _: alt, text, count=1)
 
 
 # --- the dev set's answerable questions and their documents --------------------------------------------
