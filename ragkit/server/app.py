@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from ragkit._version import __version__
 from ragkit.errors import AccessError, Cancelled, KnowledgeBaseError, ModelError, RagkitError, UsageError
-from ragkit.server import jobs, openai_compat, routes
+from ragkit.server import jobs, openai_compat, routes, web
 from ragkit.server.context import RateLimiter, ServerContext, ServerSettings, Who, context
 from ragkit.server.jobs import Jobs
 from ragkit.server.lane import GenerationLane
@@ -82,6 +82,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(jobs.router)
     app.include_router(openai_compat.router)
+    web.mount(app)  # the web page at / (ragkit/server/web/)
 
     @app.get("/healthz", summary="Liveness: the process answers (touches nothing)")
     async def healthz() -> JSON:

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
@@ -215,6 +215,8 @@ async def ask_stream(body: AskRequest, request: Request, who: Who) -> StreamingR
 # -- documents ------------------------------------------------------------------------------------------------
 
 NOT_FOUND = "no such document"  # the same words whether it does not exist or the caller may not read it
+MAX_ID = 2**63 - 1  # SQL integers are 64-bit
+DocId = Annotated[int, Path(ge=1, le=MAX_ID, description="a document id (GET /v1/documents)")]
 
 
 @router.get("/documents", summary="The documents the caller may read")
@@ -222,7 +224,7 @@ async def list_documents(
     request: Request,
     who: Who,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JSON:
     docs = reader(context(request), who).documents
     found = await in_kb(request, docs.list, limit, offset)
@@ -238,17 +240,17 @@ async def _visible(request: Request, who: Caller, doc_id: int) -> Any:
 
 
 @router.get("/documents/{doc_id}", summary="One document's record (uri, status, chunks, metadata)")
-async def get_document(doc_id: int, request: Request, who: Who) -> JSON:
+async def get_document(doc_id: DocId, request: Request, who: Who) -> JSON:
     return JSON(plain(await _visible(request, who, doc_id)))
 
 
 @router.get("/documents/{doc_id}/text", summary="A document's extracted text (citation start:end index it)")
 async def document_text(
-    doc_id: int,
+    doc_id: DocId,
     request: Request,
     who: Who,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> JSON:
     kb = reader(context(request), who)
     text = await in_kb(request, kb.documents.text, doc_id)
@@ -274,7 +276,7 @@ def _exact(uri: str) -> str:
 
 
 @router.delete("/documents/{doc_id}", summary="Delete a document the caller may read (write scope)")
-async def delete_document(doc_id: int, request: Request, who: Who) -> JSON:
+async def delete_document(doc_id: DocId, request: Request, who: Who) -> JSON:
     who.check_write()
     ctx = context(request)
     info = await _visible(request, who, doc_id)
