@@ -483,7 +483,7 @@ function documentRow(d) {
     el("td", { class: "name" }, el("a", { href: `#doc=${d.id}`, title: d.uri, text: name })),
     el("td", { class: "num", text: String(d.chunks) }),
     el("td", { class: "num opt", text: bytes(d.size) }),
-    el("td", { text: d.status === "ok" ? "ok" : `error: ${d.error || ""}` }),
+    d.status === "ok" ? el("td", { text: "ok" }) : el("td", { class: "status-error", text: `error: ${d.error || ""}` }),
     el("td", { class: "opt small", text: added }),
     el("td", {}, state.me?.can_write
       ? el("button", { type: "button", class: "quiet danger-text", "aria-label": `Delete ${name}`, text: "Delete",
@@ -578,7 +578,8 @@ function showJob(job, item) {
     const problems = [...r.failed.map((f) => ["failed", f]), ...(r.notes || []).map((f) => ["note", f])];
     if (problems.length) {
       item.report.append(el("ul", {}, problems.map(([kind, f]) =>
-        el("li", { class: kind === "failed" ? "error" : "muted" }, el("strong", { text: baseName(f.uri) }), `: ${f.reason}`))));
+        el("li", { class: kind === "failed" ? "error" : "muted" }, el("strong", { text: baseName(f.uri) }),
+          `: ${String(f.reason).replace(`${baseName(f.uri)}: `, "")}`))));
     }
   } else if (job.error) {
     item.report.append(el("p", { class: "error", text: job.error }));
