@@ -17,10 +17,12 @@ from ragkit.answering import AnswerOptions, default_min_grounding, default_min_r
 from ragkit.config import RagkitConfig, RetrievalConfig
 from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.indexes.filters import FilterSpec
+from ragkit.indexes.index_build import Fill
 from ragkit.indexes.retriever import SearchOptions
 from ragkit.ingest_settings import IngestSettings
 from ragkit.kbdir import KbPaths, adapter_base_model, is_adapter_name, resolve_adapter
 from ragkit.protocols import Embedder, Generator, Reranker
+from ragkit.runtime import RuntimeSettings
 
 # -- options ------------------------------------------------------------------------------------------
 
@@ -94,7 +96,40 @@ def ingest_settings(
         batch_chunks=cfg.ingest.batch_chunks,
         meta=tuple(sorted((meta or {}).items())),
         parse_workers=cfg.ingest.parse_workers,
+        runtime=runtime_settings(cfg),
     )
+
+
+def runtime_settings(cfg: RagkitConfig) -> RuntimeSettings:
+    """Where runs execute ([runtime]) and the embedder a Ray embed actor loads."""
+    r, e = cfg.runtime, cfg.embedder
+    return RuntimeSettings(
+        backend=r.backend,
+        address=r.address,
+        parse_actors=r.parse_actors,
+        embed_actors=r.embed_actors,
+        write_actors=r.write_actors,
+        index_shards=r.index_shards,
+        eval_actors=r.eval_actors,
+        embedder_model=e.model,
+        embedder_device=e.device,
+        embedder_batch_size=e.batch_size,
+    )
+
+
+def with_runtime(cfg: RagkitConfig, backend: str, address: str | None = None) -> RagkitConfig:
+    """The config running on `backend` ("local" or "ray", at `address`), e.g. for `--ray [ADDRESS]`."""
+    runtime = cfg.runtime.model_copy(update={"backend": backend, "address": address or cfg.runtime.address})
+    return cfg.model_copy(update={"runtime": runtime})
+
+
+def index_fill(cfg: RagkitConfig) -> Fill | None:
+    """How a FAISS rebuild fills its trained index: None (in this process) or in shards on a Ray cluster."""
+    if cfg.runtime.backend != "ray":
+        return None
+    from ragkit.distributed.index import ray_fill
+
+    return ray_fill(runtime_settings(cfg))
 
 
 def database_url(cfg: RagkitConfig, paths: KbPaths) -> str:

@@ -115,6 +115,18 @@ class SecurityConfig(_Section):
     access_control: bool = False
 
 
+class RuntimeConfig(_Section):
+    # where ingest, reindex and eval run: "local" (this process) or "ray" (a Ray cluster: extra ragkit[ray], and a
+    # PostgreSQL database every node reaches; README "Scale-out")
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None  # "auto", "HOST:6379", "ray://HOST:10001"; None = $RAY_ADDRESS, else a local cluster
+    parse_actors: int | None = Field(default=None, ge=1)  # None = one per node
+    embed_actors: int | None = Field(default=None, ge=1)  # None = one per GPU (a GPU each), else one per node
+    write_actors: int = Field(default=1, ge=1)  # PostgreSQL writers (one transaction per document)
+    index_shards: int | None = Field(default=None, ge=1)  # FAISS build shards; None = one per node
+    eval_actors: int | None = Field(default=None, ge=1)  # eval question workers; None = one per node
+
+
 class RagkitConfig(_Section):
     embedder: EmbedderConfig = EmbedderConfig()
     chunking: ChunkingConfig = ChunkingConfig()
@@ -123,6 +135,7 @@ class RagkitConfig(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     generator: GeneratorConfig = GeneratorConfig()
     security: SecurityConfig = SecurityConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     database_url: str | None = None  # None = SQLite file ragkit.db inside the KB directory
 
 

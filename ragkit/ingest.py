@@ -17,22 +17,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ragkit.access import default_actor
-from ragkit.chunking import chunk_document
-from ragkit.connectors import Connector, SourceItem, SourceOptions, open_source
-from ragkit.connectors.parsing import content_hash
-from ragkit.errors import ParseError
+from ragkit.connectors import SourceItem, SourceOptions, open_source
 from ragkit.indexes.sql_store import DocState, text_hash
+from ragkit.ingest_plan import Parsed as _Parsed
+from ragkit.ingest_plan import finish_ingest, plan_ingest
+from ragkit.ingest_plan import parse_item as _parse
 from ragkit.ingest_settings import IngestSettings, check_meta  # noqa: F401 - imported from here too
 from ragkit.protocols import CountsTokens, Embedder
-from ragkit.safety import flag_injections
-from ragkit.types import ChunkSpan, Document, FileFailure, IngestReport
+from ragkit.types import FileFailure, IngestReport
 
 if TYPE_CHECKING:
     from ragkit.store import Store
@@ -50,52 +48,6 @@ _END = object()
 # Files are embedded and committed in groups of about this many chunks, so the progress bar moves per group and
 # Ctrl-C (which finishes the group in flight) stops within seconds; the embedder batches inside each call.
 _COMMIT_CHUNKS = 32
-
-
-@dataclass
-class _Parsed:
-    """What parsing one item produced; picklable, so a parser process can send it back."""
-
-    digest: str = ""
-    doc: Document | None = None
-    spans: list[ChunkSpan] = field(default_factory=list)
-    failure: str | None = None
-    unchanged: bool = False
-
-
-def _parse(
-    name: str,
-    size: int,
-    read: Callable[[], bytes],
-    parse: Callable[[bytes], Document],
-    state: DocState | None,
-    counter: CountsTokens,
-    s: IngestSettings,
-) -> _Parsed:
-    """Read, hash, parse and chunk one item. Never raises for bad input."""
-    out = _Parsed()
-    if size > s.max_file_bytes:
-        out.failure = (
-            f"{name}: {size / 1e6:.1f} MB is over the {s.max_file_bytes / 1e6:g} MB limit "
-            "(raise ingest.max_file_mb to include it)"
-        )
-        return out
-    try:
-        data = read()
-        out.digest = content_hash(data)
-        if state is not None and state.status == "ok" and state.content_hash == out.digest:
-            out.unchanged = True  # touched (new mtime) or re-fetched, same bytes
-            return out
-        out.doc = parse(data)
-        spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
-        out.spans = flag_injections(spans)
-        if not out.spans:
-            raise ParseError(f"{name}: no text to index")
-    except ParseError as exc:
-        out.failure = str(exc)
-    except Exception as exc:  # a parser bug on one item must not end the run
-        out.failure = f"{name}: unexpected {type(exc).__name__}: {exc}"
-    return out
 
 
 @dataclass(frozen=True)
@@ -169,29 +121,17 @@ def run_ingest(
     progress: ProgressFn | None = None,
 ) -> IngestReport:
     """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock."""
+    if settings.runtime.ray:  # the same run, its parsing, embedding and writes on a Ray cluster
+        from ragkit.distributed.ingest import run_ingest_ray
+
+        return run_ingest_ray(
+            sources, store=store, settings=settings, include=include, exclude=exclude, prune=prune, progress=progress
+        )
     t0 = time.perf_counter()
-    check_meta(settings.meta)
-    options = SourceOptions(
-        engine=settings.parser,
-        json_field=settings.json_field,
-        max_bytes=settings.max_file_bytes,
-        timeout_s=settings.url_timeout_s,
-        include=tuple(include),
-        exclude=tuple(exclude),
-    )
-    connectors = [open_source(src, options) for src in sources]
-    listed: dict[str, SourceItem] = {}
-    for connector in connectors:  # lists every source before writing anything: a bad source fails the run early
-        for source_item in connector.items():
-            listed.setdefault(source_item.uri, source_item)  # the same file via two folders counts once
-    unsupported = [u for c in connectors for u in c.unsupported]
-    failed = [FileFailure(u, f"unsupported file type {Path(u).suffix or '(none)'}") for u in unsupported]
-    skipped = [FileFailure(u, why) for c in connectors for u, why in getattr(c, "skipped", ())]
-    failed += skipped  # unreadable folders, broken links, link loops: reported, never silently left out
+    plan = plan_ingest(sources, store, settings, include, exclude)
+    states, todo, failed, kept = plan.states, plan.todo, plan.failed, plan.kept
+    total, done, ingested, unchanged, chunks_added = plan.total, plan.done, 0, plan.unchanged, 0
     notes: list[FileFailure] = []
-    states = store.document_states()
-    total, done, ingested, unchanged, chunks_added = len(listed), 0, 0, 0, 0
-    kept: list[str] = []  # unchanged documents: this run's meta is stamped on them too
     interrupted = False
     deleted = restamped = 0
 
@@ -199,21 +139,6 @@ def run_ingest(
         if progress:
             progress(done, total, name)
 
-    # plan: an item whose known size and mtime match the stored document is skipped without being read
-    # (a file that failed before and is untouched is reported again without re-parsing it)
-    todo: list[SourceItem] = []
-    for source_item in listed.values():
-        state = states.get(source_item.uri)
-        same_stat = state and source_item.mtime and (state.size, state.mtime) == (source_item.size, source_item.mtime)
-        if state and same_stat and state.status == "ok":
-            unchanged += 1
-            done += 1
-            kept.append(source_item.uri)
-        elif state and same_stat:  # failed last time and untouched since: same failure, no second parse
-            failed.append(FileFailure(source_item.uri, state.error or "failed in an earlier ingest"))
-            done += 1
-        else:
-            todo.append(source_item)
     tick()
 
     emb = embedder() if todo else None
@@ -341,17 +266,7 @@ def run_ingest(
             if time.monotonic() - last_save > settings.save_every_s:
                 store.save()
                 last_save = time.monotonic()
-        if settings.meta and kept:
-            restamped = store.update_meta(kept, dict(settings.meta))
-        # unchanged files take this run's grants too (the rules file decides), and so do files that failed: their
-        # failure is theirs to see, and a fixed file re-ingested without a declaration keeps what it was given
-        if settings.acl.declared and (kept or recorded):
-            declared = {u: g for u in [*kept, *recorded] if (g := settings.acl.grants_for(u)) is not None}
-            store.declare_grants(declared, default_actor())
-        if prune:
-            gone = _vanished(connectors, set(listed), states)
-            store.delete_documents(gone)
-            deleted = len(gone)
+        restamped, deleted = finish_ingest(store, plan, settings, prune, recorded)
     except KeyboardInterrupt:
         interrupted = True  # committed documents stay; the group being embedded is finished, the rest dropped
         stop.set()
@@ -363,7 +278,7 @@ def run_ingest(
             pool.shutdown(wait=False, cancel_futures=True)
         store.save()
     return IngestReport(
-        files_seen=len(listed) + len(unsupported),
+        files_seen=plan.files_seen,
         ingested=ingested,
         unchanged=unchanged,
         failed=tuple(failed),
@@ -374,9 +289,3 @@ def run_ingest(
         restamped=restamped,
         notes=tuple(notes),
     )
-
-
-def _vanished(connectors: Sequence[Connector], present: set[str], states: dict[str, DocState]) -> list[str]:
-    """Stored documents inside a source's scope (a folder, a table) that the source no longer holds."""
-    scopes = [c.scope for c in connectors if c.scope]
-    return [uri for uri in states if uri not in present and any(uri.startswith(scope) for scope in scopes)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from ragkit.access import AclDeclaration
 from ragkit.errors import UsageError
+from ragkit.runtime import RuntimeSettings
 from ragkit.types import Document
 
 # document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads)
@@ -37,6 +38,7 @@ class IngestSettings:
     meta: tuple[tuple[str, str], ...] = ()  # user metadata stamped on every document (tenant, team, ...)
     parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread
     acl: AclDeclaration = field(default_factory=AclDeclaration)  # who may read what this run ingests
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)  # this process, or a Ray cluster
 
     def stamp(self, doc: Document) -> Document:
         """The document with this run's metadata and grants (ragkit.access) applied."""
