@@ -108,3 +108,15 @@ def test_the_default_judge_rejects_a_copied_neighbour_through_real_minilm() -> N
     assert right >= judge.threshold > copied
     judge.role_min = 0.0  # the judge without the role check: the copied figure reads as supported
     assert judge.support(claims[1:], [KEYS])[0] >= judge.threshold
+
+
+def test_judge_accuracy_reports_the_copied_number_part_apart() -> None:
+    parts = J.judge_accuracy_parts(J.LexicalJudge(), limit=40)
+    assert list(parts) == ["halueval", "copied-number"] and all(r["n"] == 40 for r in parts.values())
+    assert parts["halueval"]["balanced_accuracy"] == pytest.approx(0.575)  # as the CLI test measures it
+    # word overlap cannot tell a copied neighbour from the right figure: it flags none of the 24 copies
+    copied = parts["copied-number"]
+    assert copied["balanced_accuracy"] == 0.5 and copied["recall"] == 0.0
+    assert copied["mean_support_unsupported"] > 0.9
+    with pytest.raises(Exception, match="unknown part"):
+        J.judge_pairs("squad")
