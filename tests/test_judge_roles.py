@@ -103,7 +103,10 @@ def test_copied_pairs_of_the_dev_set_are_split_and_labelled_both_ways() -> None:
 def test_the_default_judge_rejects_a_copied_neighbour_through_real_minilm() -> None:
     judge = J.make_judge("minilm-lexical")
     assert isinstance(judge, J.EmbeddingLexicalJudge) and judge.role_min == J.ROLE_MIN
-    claims = ["Production API keys must be rotated every 90 days.", "Production API keys must be rotated every 180 days."]
+    claims = [
+        "Production API keys must be rotated every 90 days.",
+        "Production API keys must be rotated every 180 days.",
+    ]
     right, copied = judge.support(claims, [KEYS, KEYS])
     assert right >= judge.threshold > copied
     judge.role_min = 0.0  # the judge without the role check: the copied figure reads as supported
