@@ -3,11 +3,12 @@
 No NLI or hallucination classifier ships on PyPI, so the default judge is built from what ragkit has:
 the bundled MiniLM embedder (claim-to-sentence similarity) and the lexical support of ragkit's citation
 check (content-word, number and name coverage), combined by a logistic model whose weights and threshold
-were calibrated on labelled HaluEval-QA pairs (`ragkit eval judge-accuracy --calibrate`). A cross-encoder or
-NLI judge takes any local model path; an LLM judge asks a configured generator. Every judge's accuracy is
-measured on held-out pairs (`judge_accuracy`) of two parts: HaluEval-QA, and the copied-number pairs built
-from the dev set (copied_pairs.py: the right answer's number or name swapped for a neighbour's), see
-docs/benchmarks.md "Judges".
+were calibrated on labelled HaluEval-QA pairs (`ragkit eval judge-accuracy --calibrate`); a claim that copies
+a number or name from another role in the context is capped whatever the model says (ragkit/roles.py). A
+cross-encoder or NLI judge takes any local model path; an LLM judge asks a configured generator. Every judge's
+accuracy is measured on held-out pairs (`judge_accuracy`) of two parts: HaluEval-QA, and the copied-number
+pairs built from the dev set (copied_pairs.py: the right answer's number or name swapped for a neighbour's),
+see docs/benchmarks.md "Judges".
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 @dataclass
 class EmbeddingLexicalJudge:
     """The default offline judge: logistic model over lexical support, claim-to-sentence cosine similarity,
-    name/number coverage and missing words. Needs only the bundled MiniLM embedder."""
+    name/number coverage and missing words. Needs only the bundled MiniLM embedder. Support is capped at
+    NUMBER_CAP for a number the context lacks and for a number or name it holds in another role (role score
+    below `role_min`, ragkit/roles.py; 0 turns that off)."""
 
     embedder: Embedder
     weights: tuple[float, ...] = DEFAULT_WEIGHTS
