@@ -3,6 +3,7 @@ The generator and embedder are fakes; the routes, auth, limits and the KB are re
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,7 @@ def test_cors_is_off_by_default_and_an_allow_list_when_set(kb) -> None:  # type:
 
 def test_keys_are_required_when_asked_and_a_wrong_key_is_401(kb) -> None:  # type: ignore[no-untyped-def]
     key, _ = kb.keys.create("alice", ["staff"], "read")
-    with TestClient(create_app(kb, require_keys=True, warm=False)) as c:
+    with TestClient(create_app(kb, require_keys=True, settings=ServerSettings(auth_cache_s=0.3), warm=False)) as c:
         assert c.post("/v1/search", json={"query": "hotel"}).status_code == 401
         r = c.post("/v1/search", json={"query": "hotel"}, headers={"Authorization": "Bearer rk_wrong"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
@@ -135,6 +136,7 @@ def test_keys_are_required_when_asked_and_a_wrong_key_is_401(kb) -> None:  # typ
         assert c.get("/healthz").status_code == 200  # probes need no key
         assert c.delete("/v1/documents/1", headers=ok).status_code == 403  # a read key does not delete
         kb.keys.revoke("alice")
+        time.sleep(0.3)  # an authenticated key is trusted for auth_cache_s without a lookup
         assert c.post("/v1/search", json={"query": "hotel"}, headers=ok).status_code == 401
 
 

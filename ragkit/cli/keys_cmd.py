@@ -80,7 +80,7 @@ def revoke(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Revoke a user's keys, or one key by its prefix; a running server refuses them from the next request."""
+    """Revoke a user's keys, or one key by its prefix; a running server refuses them within a second."""
     import ragkit
 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:

@@ -3,6 +3,7 @@ per-key rate limit, and running blocking KB calls off the event loop (timed for 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class ServerSettings:
     max_body_bytes: int = 1 << 20  # JSON requests
     max_upload_bytes: int = 100 << 20  # POST /v1/documents (default: ingest.max_file_mb)
     heartbeat_s: float = 15.0  # SSE comment on an idle stream, for proxies
+    auth_cache_s: float = 1.0  # a key that authenticated is trusted this long without a lookup (revocation lag)
     max_k: int = 100
 
 
@@ -84,6 +86,33 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
+class KeyCache:
+    """API key -> Caller, through `kb.keys.authenticate` (a SHA-256 and a SQL lookup, in the thread pool); a key
+    that authenticated is remembered for `ttl` seconds, so a revoked key is refused within that long."""
+
+    def __init__(self, kb: KnowledgeBase, ttl: float) -> None:
+        self.kb = kb
+        self.ttl = ttl
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    async def caller(self, key: str | None) -> Caller:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest() if key else ""
+        known = self._known.get(digest)
+        if known is not None and time.monotonic() < known[1]:
+            return known[0]
+        try:
+            principal, scope = await run_in_threadpool(self.kb.keys.authenticate, key)
+        except AccessError as exc:
+            self._known.pop(digest, None)
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        who = Caller(principal, scope, principal.name, (key or "")[:10])
+        if self.ttl > 0:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[digest] = (who, time.monotonic() + self.ttl)
+        return who
+
+
 @dataclass
 class ServerContext:
     kb: KnowledgeBase
@@ -92,6 +121,7 @@ class ServerContext:
     metrics: Metrics
     jobs: Jobs
     limiter: RateLimiter
+    keys: KeyCache
     started: float = field(default_factory=time.time)
     ready: threading.Event = field(default_factory=threading.Event)
     warmup_error: str | None = None
@@ -124,11 +154,7 @@ async def caller(request: Request) -> Caller:
     if key is None and not ctx.settings.require_keys:
         who = Caller(None, "admin", "local")
     else:
-        try:
-            principal, scope = await run_in_threadpool(ctx.kb.keys.authenticate, key)
-        except AccessError as exc:
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-        who = Caller(principal, scope, principal.name, (key or "")[:10])
+        who = await ctx.keys.caller(key)
     wait = ctx.limiter.take(who.key_prefix or who.name)
     if wait > 0:
         ctx.metrics.refused.labels("rate_limited").inc()
