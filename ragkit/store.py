@@ -188,6 +188,8 @@ class Store:
             index = FaissIndex.load(self.paths.index, device=device)
             if index.dim != self.dim:
                 raise KnowledgeBaseError(f"{self.paths.index.name} holds {index.dim}-d vectors, not {self.dim}-d")
+            if not index.numbering_ok():
+                raise KnowledgeBaseError(f"{self.paths.index.name}'s IVF lists disagree with its id table")
         except KnowledgeBaseError as exc:
             return None, str(exc)
         return index, None

@@ -12,6 +12,7 @@ import numpy as np
 
 from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
 from ragkit.fsutil import atomic_write_path
+from ragkit.indexes.ivf import numbering_ok, remove_renumbered
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
 
 
@@ -230,7 +231,7 @@ class FaissIndex:
         if self._pending is not None:
             removed += int(self._pending.remove_ids(ids))
         try:
-            removed += int(self._cpu.remove_ids(ids))
+            removed += self._remove_ids(ids)
         except RuntimeError:  # HNSW and friends: no deletion in FAISS
             present = np.intersect1d(ids, self._faiss.vector_to_array(self._cpu.id_map).astype(np.int64))
             new = np.setdiff1d(present, self._tomb)
@@ -240,6 +241,13 @@ class FaissIndex:
                 self._compact()
         self._gpu = None
         return removed
+
+    def _remove_ids(self, ids: np.ndarray) -> int:
+        return remove_renumbered(self._faiss, self._cpu, ids)
+
+    def numbering_ok(self) -> bool:
+        """False for an IVF index whose lists disagree with its id table; the store rebuilds it from SQL."""
+        return numbering_ok(self._faiss, self._cpu)
 
     def _compact(self) -> None:
         """Rebuild an index that cannot delete without its tombstoned vectors."""
