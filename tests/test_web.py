@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ import pytest
 from conftest import SAMPLE_CORPUS
 from test_server_support import ANSWER, LiveServer, SlowGenerator, auth, client, make_kb
 
-from ragkit.server import create_app
+from ragkit.server import ServerSettings, create_app
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-expect = sync_api.expect
+try:
+    from playwright import sync_api
+except ImportError:  # the browser tests skip; the page's own checks still run
+    sync_api = None
 CHROMIUM = os.environ.get("RAGKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/test.sh does)", allow_module_level=True)
+WEB = Path(__file__).resolve().parents[1] / "ragkit" / "server" / "web"
 
 QUESTION = "How often must production API keys be rotated?"
 OFF_TOPIC = "Who won the football world cup in 1998?"
@@ -40,8 +42,16 @@ DRAFT_WATCH = """() => {
 }"""
 
 
+def expect(locator: Any) -> Any:
+    return sync_api.expect(locator)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    if sync_api is None:
+        pytest.skip("playwright is not installed (pip install playwright; it is in the dev extra)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/test.sh does)")
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -74,8 +84,12 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     pg = context.new_page()
+    errors: list[str] = []  # script errors and Content-Security-Policy violations (refused HTTP statuses are fine)
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text and errors.append(m.text))
     yield pg
     context.close()
+    assert not errors, errors
 
 
 def shot(pg: Any, tmp_path: Path, name: str) -> Path:
@@ -84,6 +98,35 @@ def shot(pg: Any, tmp_path: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     return path
+
+
+def test_the_page_is_served_offline_under_a_strict_policy_and_v1_me_says_who_the_key_is(tmp_path, hashed) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    kb = make_kb(tmp_path / "kb", [])
+    read, _ = kb.keys.create("alice", [], "read")
+    write, _ = kb.keys.create("bob", [], "write")
+    try:
+        with TestClient(create_app(kb, require_keys=True, warm=False)) as c:
+            page = c.get("/")  # the page itself needs no key: it asks for one
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            policy = page.headers["content-security-policy"]
+            assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+            assert c.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+            assert c.get("/ui/style.css").headers["content-type"].startswith("text/css")
+            for path in ("/ui/index.html", "/ui/..%2Fweb.py", "/ui/nothing.js"):
+                assert c.get(path).status_code == 404, path
+            assert c.get("/v1/me").status_code == 401
+            me = c.get("/v1/me", headers=auth(read)).json()
+            assert me == {"name": "alice", "scope": "read", "can_write": False, "keys_required": True}
+            assert c.get("/v1/me", headers=auth(write)).json()["can_write"] is True
+    finally:
+        kb.close()
+    for asset in ("index.html", "app.js", "style.css"):  # nothing from elsewhere: it works air-gapped
+        text = (WEB / asset).read_text()
+        assert not re.search(r"https?:|//[\w.-]+\.\w+/|@import|url\(", text), asset
+    script = (WEB / "app.js").read_text()  # server text goes in as text nodes only
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function", script)
 
 
 def ask(pg: Any, question: str) -> None:
@@ -132,6 +175,7 @@ def test_the_draft_streams_in_then_the_checked_answer_and_a_citation_shows_its_e
     whole.wait_for()
     assert whole.text_content() == page.evaluate("document.getElementById('doc-span').textContent")
     assert page.evaluate("document.activeElement.id") == "doc-span" and whole.is_visible()
+    shot(page, tmp_path, "document-view")
     page.go_back()
     page.locator("#answer-text").wait_for()
 
@@ -172,7 +216,8 @@ def test_a_wrong_api_key_gets_a_clear_message_and_a_right_one_is_kept_for_the_ta
     page.reload()  # kept for the tab
     page.locator("#doc-rows tr").first.wait_for()
     assert page.text_content("#who").startswith("Signed in as alice")
-    kb.keys.revoke("alice")  # a revoked key: asked again, with the reason
+    kb.keys.revoke("alice")  # a revoked key: asked again, with the reason (once the server's auth cache lapses)
+    time.sleep(getattr(ServerSettings(), "auth_cache_s", 0.0) + 0.2)
     page.fill("#question", QUESTION)
     page.click("#ask-button")
     expect(page.locator("#key-error")).to_contain_text("refused")
@@ -185,14 +230,14 @@ def test_upload_shows_the_job_then_the_document_answers_and_deletes_with_confirm
     url, _, _ = serve(gen)
     page.goto(url)
     page.locator("#doc-rows tr").first.wait_for()
-    assert page.text_content("#doc-count") == "(5)"
+    expect(page.locator("#doc-count")).to_have_text("(5)")
     policy = b"# Travel policy\n\nStaff book hotels through Orbitz. The Zorblatt nightly cap is 180 euros.\n"
     files = [{"name": "travel-policy.md", "mimeType": "text/markdown", "buffer": policy}]
     page.set_input_files("#file-input", files=files)
     page.locator('#jobs li[data-state="done"]').wait_for()
     assert "1 added" in page.text_content("#jobs li")
     page.locator("#doc-rows tr", has_text="travel-policy.md").wait_for()
-    assert page.text_content("#doc-count") == "(6)"
+    expect(page.locator("#doc-count")).to_have_text("(6)")
     # a file ragkit cannot read: the job fails and says which file and why
     page.set_input_files("#file-input", files=[{"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"no"}])
     failed = page.locator('#jobs li[data-state="failed"]')
@@ -214,8 +259,8 @@ def test_upload_shows_the_job_then_the_document_answers_and_deletes_with_confirm
     assert "travel-policy.md" in page.text_content("#confirm-text")
     page.locator("#confirm-delete").get_by_role("button", name="Delete").click()
     page.locator("#docs-status", has_text="Deleted travel-policy.md").wait_for()
-    assert page.locator("#doc-rows tr", has_text="travel-policy.md").count() == 0
-    assert page.text_content("#doc-count") == f"({int(total.strip('()')) - 1})"
+    expect(page.locator("#doc-rows tr", has_text="travel-policy.md")).to_have_count(0)
+    expect(page.locator("#doc-count")).to_have_text(f"({int(total.strip('()')) - 1})")
 
 
 @pytest.mark.slow
@@ -276,7 +321,7 @@ def test_a_tenant_key_never_shows_another_tenants_documents_or_passages(serve, p
     page.fill("#key-input", key)
     page.press("#key-input", "Enter")
     page.locator("#doc-rows tr").first.wait_for()
-    assert page.text_content("#doc-count") == "(1)"
+    expect(page.locator("#doc-count")).to_have_text("(1)")
     ask(page, "Which vault does each company use, acme and globex?")
     page.locator("#answer-text").wait_for()
     page.locator("#source-list button").first.click()

@@ -500,8 +500,8 @@ function confirmDelete(d, opener) {
     $("docs-error").textContent = "";
     try {
       await api(`/v1/documents/${d.id}`, { method: "DELETE" });
-      $("docs-status").textContent = `Deleted ${baseName(d.uri)}.`;
       await loadDocuments(true);
+      $("docs-status").textContent = `Deleted ${baseName(d.uri)}.`;
       $("docs-title").focus();
     } catch (err) {
       report(err, $("docs-error"));
