@@ -167,7 +167,7 @@ class KnowledgeBase:
         """Rebuild the FAISS index from the vectors in SQL (no re-embedding), e.g. to switch type. spec: a FAISS
         factory spec or "auto" (default: configured), saved in ragkit.toml once built. Returns a ReindexReport."""
         with self._writing():
-            report = self.store.rebuild(spec or self.config.index.spec)  # built whole before anything is replaced
+            report = self.store.rebuild(spec or self.config.index.spec, build.index_fill(self.config))  # then swapped
             if spec and spec != self.config.index.spec:
                 self.config = self.config.model_copy(
                     update={"index": self.config.index.model_copy(update={"spec": spec})}

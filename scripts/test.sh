@@ -2,7 +2,7 @@
 # Install ragkit with its test tools, then run the whole test suite offline. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=dev,pg,qwen,server bash scripts/install.sh
+EXTRAS=dev,pg,qwen,server,ray bash scripts/install.sh
 # The PostgreSQL tests start their own server (tests/pgserver.py) and need its binaries: install Debian's
 # postgresql quietly where they are missing and apt-get is usable; otherwise those tests skip and say why.
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -74,7 +74,7 @@ def fingerprint(kb: EvalTarget, dataset: Dataset, opts: EvalOptions) -> str:
     payload = json.dumps(
         {
             "dataset": dataset.sha256,
-            "config": kb.config.model_dump(),
+            "config": kb.config.model_dump(exclude={"runtime"}),  # local or Ray: the same run, resumable by either
             "options": opts.as_dict(),
             **({"reader": repr(reader)} if (reader := getattr(kb, "principal", None)) else {}),
         },

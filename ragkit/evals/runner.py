@@ -90,7 +90,10 @@ def run_eval(
     resumed = len(done)
     seen = {s["id"] for s in done}
     todo = [(i, item) for i, item in enumerate(ds.items) if item.id not in seen]
-    _ask_all(kb, todo, judge, opts, workers, run, done, total=len(ds), progress=progress)
+    ask = _ask_all
+    if kb.config.runtime.backend == "ray" and type(kb).__name__ == "KnowledgeBase":  # a whole KB reopens in actors
+        from ragkit.evals.ray_runner import ask_all_ray as ask  # questions in a Ray actor pool, same run folder
+    ask(kb, todo, judge, opts, workers, run, done, total=len(ds), progress=progress)
     result = run.finish(done, name=run_name, resumed=resumed)
     if report:
         write_report(run.path)
