@@ -91,6 +91,14 @@ def test_judge_accuracy_cli_for_the_lexical_judge() -> None:
     # the lexical judge is deterministic: on these 40 pairs it flags 9 claims, 6 of them rightly (20 unsupported)
     assert r["balanced_accuracy"] == pytest.approx(0.575) and r["threshold"] == 0.5
     assert r["precision"] == pytest.approx(6 / 9) and r["recall"] == pytest.approx(6 / 20)
+    # the copied-number part is reported apart: the lexical judge calls every copied neighbour supported
+    copied = out["parts"]["copied-number"]
+    assert copied["pairs"] == 40 and copied["judges"]["lexical"]["balanced_accuracy"] == pytest.approx(0.5)
+    assert out["parts"]["halueval"]["judges"] == out["judges"]
+    only = CliRunner().invoke(app, ["eval", "judge-accuracy", "--judge", "lexical", "--part", "copied-number"])
+    assert only.exit_code == 0 and "copied-number" in only.output and "HaluEval" not in only.output
+    bad = CliRunner().invoke(app, ["eval", "judge-accuracy", "--part", "nope"])
+    assert bad.exit_code == 2 and "copied-number" in bad.output
 
 
 def test_unknown_or_missing_judges_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,35 +262,55 @@ def judge_accuracy(
             "its weights (to paste into ragkit/evals/judges.py).",
         ),
     ] = False,
+    parts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--part",
+            help="Which labelled pairs (repeatable): halueval (hallucinated answers) and copied-number (a number "
+            "or name copied from a neighbouring fact, built from the dev set) [default: both]",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure judges on held-out labelled HaluEval-QA pairs (right vs hallucinated answer as "Q? A." claims
     against the item's knowledge, length-matched): balanced accuracy, precision, recall and F1 for
     "unsupported"."""
+    from ragkit.errors import UsageError
     from ragkit.evals import judges as J
 
     names = judges or ["minilm-lexical", "lexical"]
-    results: dict[str, dict[str, float]] = {}
+    chosen = list(dict.fromkeys(parts or J.PARTS))
+    by_part: dict[str, dict[str, Any]] = {}
     calibrated: dict[str, Any] = {}
     with user_errors():
-        pairs = J.halueval_judge_pairs("heldout")[:limit]
+        unknown = [p for p in chosen if p not in J.PARTS]
+        if unknown:
+            raise UsageError(f"unknown --part {unknown[0]!r}; use one of: {', '.join(J.PARTS)}")
+        pairs_of = {part: J.judge_pairs(part, "heldout")[:limit] for part in chosen}
+        for part in chosen:
+            by_part[part] = {"pairs": len(pairs_of[part]), "judges": {}}
         for spec in names:
             judge = J.make_judge(spec)
             if calibrate and isinstance(judge, J.EmbeddingLexicalJudge):
                 cal = J.halueval_judge_pairs("calibration")
                 judge.calibrate([p.claim for p in cal], [p.context for p in cal], [p.unsupported for p in cal])
                 calibrated = {"weights": judge.weights, "bias": judge.bias, "threshold": judge.threshold}
-            results[judge.name] = J.judge_accuracy(judge, pairs)
+            for part in chosen:
+                by_part[part]["judges"][judge.name] = J.judge_accuracy(judge, pairs_of[part])
     if as_json:
-        _dump({"pairs": len(pairs), "judges": results, **({"calibrated": calibrated} if calibrated else {})})
+        first = by_part.get("halueval") or next(iter(by_part.values()))  # the old top-level shape, kept
+        extra = {"calibrated": calibrated} if calibrated else {}
+        _dump({"pairs": first["pairs"], "judges": first["judges"], "parts": by_part, **extra})
         return
-    out.print(f"held-out HaluEval-QA pairs: {len(pairs)} (half unsupported)")
-    out.print(f"{'judge':<28} {'bal.acc':>8} {'prec':>7} {'recall':>7} {'F1':>7} {'thresh':>7}")
-    for name, r in results.items():
-        out.print(
-            f"{name:<28} {_fmt(r['balanced_accuracy']):>8} {_fmt(r['precision']):>7} {_fmt(r['recall']):>7} "
-            f"{_fmt(r['f1']):>7} {_fmt(r['threshold']):>7}"
-        )
+    titles = {"halueval": "held-out HaluEval-QA pairs", "copied-number": "held-out copied-number pairs (dev set)"}
+    for part, result in by_part.items():
+        out.print(f"{titles[part]}: {result['pairs']} (half unsupported)")
+        out.print(f"{'judge':<28} {'bal.acc':>8} {'prec':>7} {'recall':>7} {'F1':>7} {'thresh':>7}")
+        for name, r in result["judges"].items():
+            out.print(
+                f"{name:<28} {_fmt(r['balanced_accuracy']):>8} {_fmt(r['precision']):>7} {_fmt(r['recall']):>7} "
+                f"{_fmt(r['f1']):>7} {_fmt(r['threshold']):>7}"
+            )
     if calibrated:
         out.print(f"calibrated minilm-lexical: {calibrated}")
 
