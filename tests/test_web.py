@@ -46,6 +46,16 @@ def expect(locator: Any) -> Any:
     return sync_api.expect(locator)
 
 
+DROP = """([name, text]) => {
+  const files = new DataTransfer();
+  files.items.add(new File([text], name, {type: 'text/markdown'}));
+  const zone = document.getElementById('dropzone');
+  for (const type of ['dragover', 'drop']) {
+    zone.dispatchEvent(new DragEvent(type, {dataTransfer: files, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if sync_api is None:
@@ -238,6 +248,8 @@ def test_upload_shows_the_job_then_the_document_answers_and_deletes_with_confirm
     assert "1 added" in page.text_content("#jobs li")
     page.locator("#doc-rows tr", has_text="travel-policy.md").wait_for()
     expect(page.locator("#doc-count")).to_have_text("(6)")
+    page.evaluate(DROP, ["dropped-note.md", "# Dropped\n\nThe Quibble limit is seven parcels."])  # drag and drop
+    page.locator("#doc-rows tr", has_text="dropped-note.md").wait_for()
     # a file ragkit cannot read: the job fails and says which file and why
     page.set_input_files("#file-input", files=[{"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"no"}])
     failed = page.locator('#jobs li[data-state="failed"]')
