@@ -139,6 +139,8 @@ def leak_run(label: str, combos: int, seed: int, url: str | None, enforce: bool)
 def cmd_leaks(args: argparse.Namespace) -> dict[str, Any]:
     use_hash_embedder(64)
     runs = [leak_run("sqlite", args.combos, args.seed, None, True)]
+    if args.control:  # a negative control: nothing guards SQLite's reads without ragkit's condition
+        runs.append(leak_run("sqlite, ragkit's condition off (control)", args.combos, args.seed, None, False))
     if args.pg_url or args.pg_server:
         with pg_database(args.pg_url, args.pg_server) as db:
             runs.append(leak_run("postgresql, RLS + ragkit's condition", args.combos, args.seed + 1, db, True))
@@ -247,6 +249,28 @@ def latencies(kbs: list[Any], queries: list[str], mode: str, filters: str | None
     return out
 
 
+def cache_allowed_ids() -> None:
+    """--cached-ids: a PROTOTYPE of the fix proposed in docs/benchmarks.md, to measure its ceiling: each distinct
+    allowed-ids statement (a reader's tokens plus the filters) runs once and its ids are reused. No invalidation:
+    only for this read-only benchmark (a real cache must key on a generation that every write bumps)."""
+    from sqlalchemy import Select
+
+    from ragkit.indexes import retriever
+
+    original = retriever.Retriever.allowed_ids
+    cache: dict[str, Any] = {}
+
+    def cached(self: Any, filters: Any) -> Any:
+        if not isinstance(filters, Select):
+            return original(self, filters)
+        key = str(filters.compile(compile_kwargs={"literal_binds": True}))
+        if key not in cache:
+            cache[key] = original(self, filters)
+        return cache[key]
+
+    retriever.Retriever.allowed_ids = cached  # type: ignore[method-assign]
+
+
 def percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -264,6 +288,8 @@ def cmd_cost(args: argparse.Namespace) -> dict[str, Any]:
     ]
     queries = [" ".join(rng.sample(VOCAB, 3)) for _ in range(args.queries)]
     results: list[dict[str, Any]] = []
+    if args.cached_ids:
+        cache_allowed_ids()
     timers = profiled() if args.profile else None
     for spec in args.specs:
         with ragkit.open(kb_dir, **{"security.access_control": False}) as off:
@@ -344,6 +370,7 @@ def main() -> None:
     lk.add_argument("--seed", type=int, default=10)
     lk.add_argument("--pg-url", help="an admin URL of a PostgreSQL server (a database and role are created)")
     lk.add_argument("--pg-server", action="store_true", help="start a throwaway PostgreSQL (tests/pgserver.py)")
+    lk.add_argument("--control", action="store_true", help="also run SQLite with ragkit's condition off (must leak)")
     co = sub.add_parser("cost", help="search latency with access control on vs off")
     co.add_argument("--chunks", type=int, default=100_000)
     co.add_argument("--groups", type=int, default=50)
@@ -356,6 +383,7 @@ def main() -> None:
     co.add_argument("--seed", type=int, default=0)
     co.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "ragkit-bench-acl"))
     co.add_argument("--profile", action="store_true", help="also time the parts (SQL ids, FAISS, fetch, keyword)")
+    co.add_argument("--cached-ids", action="store_true", help="prototype: reuse each reader's allowed ids")
     for p in (lk, co):
         p.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
