@@ -59,3 +59,31 @@ def test_vectors_beyond_the_tolerance_are_counted(two_kbs: tuple[Path, Path]) ->
         strict = compare_stores(a.store, b.store, queries=[])
     assert loose.same and loose.max_vector_delta == pytest.approx(1e-3, rel=1e-2)
     assert not strict.same and strict.vectors_over_tolerance == 1 and strict.chunks_changed == 0
+
+
+def test_cli_check_compare_says_same_or_lists_what_differs(two_kbs: tuple[Path, Path], tmp_path: Path) -> None:
+    import json
+
+    from conftest import run
+
+    same = run("check", "--kb", two_kbs[0], "--compare", two_kbs[1])
+    assert same.exit_code == 0, same.output
+    assert "same" in same.output and "documents: 5 vs 5" in same.output
+    with ragkit.open(two_kbs[1]) as b:
+        b.delete([str(SAMPLE_CORPUS / "expenses.pdf")])
+    differ = run("check", "--kb", two_kbs[0], "--compare", two_kbs[1], "--json")
+    assert differ.exit_code == 1
+    data = json.loads(differ.stdout)
+    assert data["same"] is False and data["documents_only_in_a"] == 1 and data["kb"].endswith("a")
+    assert any("expenses.pdf" in d for d in data["differences"])
+
+
+def test_cli_ray_on_sqlite_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    from conftest import run
+
+    for args in (["ingest", SAMPLE_CORPUS, "--ray"], ["ingest", SAMPLE_CORPUS, "--ray-address", "auto"]):
+        result = run(*args, "--kb", tmp_path / "kb")
+        assert result.exit_code == 1, result.output
+        assert "--ray needs a PostgreSQL database" in result.output
+        assert "SQLite is a file on one machine" in result.output
+        assert not (tmp_path / "kb").exists()

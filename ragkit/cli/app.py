@@ -49,6 +49,8 @@ from ragkit.cli.common import (
     reader,
     user_errors,
 )
+from ragkit.cli.scale import RayAddressOpt, RayOpt, check_ray_database, on_ray
+from ragkit.cli.scale import compare as compare_kbs
 from ragkit.errors import SourceError, UsageError
 
 app = typer.Typer(
@@ -160,6 +162,8 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and index SOURCES into the knowledge base (created if missing).
@@ -190,6 +194,7 @@ def ingest(
         allowed = grants(allow, "--allow")  # checked before a new KB is created (and its embedder loaded)
         if acl is not None:
             load_acl_rules(acl)
+        check_ray_database(kb, db, ray, ray_address)
         exists = KbPaths(kb.expanduser()).exists()
         if not exists:  # a typo must not leave an empty new KB behind
             check_sources(all_sources, include=include or (), exclude=exclude or ())
@@ -204,6 +209,7 @@ def ingest(
                     f"set [security] access_control = true in {base.paths.config} (documents without a grant then "
                     "become admins-only: ragkit acl grant them first)"
                 )
+            on_ray(base, ray, ray_address)
             task = progress.add_task("", total=None)
 
             def on_file(done: int, total: int, current: str) -> None:
@@ -624,9 +630,13 @@ def reindex(
         ),
     ] = None,
     device: DeviceOpt = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rebuild the vector index from the vectors stored in SQL (no re-embedding), e.g. to change its type."""
+    """Rebuild the vector index from the vectors stored in SQL (no re-embedding), e.g. to change its type.
+
+    With --ray the index is trained here once and filled in shards by Ray tasks, then merged (the same index)."""
     import ragkit
 
     with (
@@ -634,6 +644,8 @@ def reindex(
         ragkit.open(kb, create=False, **db_override(db), **device_override(device)) as base,
         err.status("Rebuilding the vector index...", spinner="dots"),
     ):
+        check_ray_database(kb, db, ray, ray_address)
+        on_ray(base, ray, ray_address)
         result = base.reindex(spec)
     if as_json:
         print_json(result)
@@ -657,6 +669,14 @@ def check(
     kb: KbOpt = Path("kb"),
     db: DbOpt = None,
     no_repair: Annotated[bool, typer.Option("--no-repair", help="Only report; change nothing.")] = False,
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="Compare with another KB instead (documents, chunks, vectors, top-10 results); exit 1 if they differ.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify that the vector and keyword indexes agree with SQL (the source of truth), and repair them.
@@ -665,10 +685,18 @@ def check(
 
     A repair is verified again before it is reported. An unreadable index.faiss counts as missing and is rebuilt;
     HNSW tombstones (deleted ids it cannot drop) are counted apart and are no inconsistency.
+
+    --compare OTHER_KB checks nothing and repairs nothing: it compares the two KBs document by document (by uri),
+    chunk by chunk (by uri and position), vectors within 1e-5 per component, and the top-10 of 20 queries drawn from
+    this KB's chunks (ties compared as sets); exit 1 when they differ.
     """
     import ragkit
 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
+        if compare_with is not None:  # two KBs side by side (e.g. a Ray build and a single-process one)
+            if not compare_kbs(base, compare_with, as_json):
+                raise typer.Exit(EXIT_ERROR)
+            return
         report = base.check(repair=not no_repair)
     if as_json:
         print_json({"kb": str(base.root), **report.to_json()})

@@ -31,6 +31,7 @@ from ragkit.cli.common import (
     reader,
     user_errors,
 )
+from ragkit.cli.scale import RayAddressOpt, RayOpt, check_ray_database, on_ray
 
 EXIT_REGRESSION = 4
 PROGRESS_QUESTION_CHARS = 60  # of the current question, shown beside the progress bar
@@ -112,6 +113,8 @@ def run(
     as_user: AsOpt = None,
     groups: GroupsOpt = None,
     admin: AdminOpt = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run every question of DATASET through the knowledge base and write runs/<timestamp>-<name>/ inside it:
@@ -137,6 +140,8 @@ def run(
         progress_bar("Evaluating", as_json) as bar,
     ):
         check_reader(base, principal, as_json)
+        check_ray_database(kb, db, ray, ray_address)
+        on_ray(base, ray, ray_address)  # questions in a Ray actor pool; the same run folder
         task = bar.add_task("", total=None)
 
         def on_sample(done: int, total: int, question: str) -> None:
