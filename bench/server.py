@@ -1,6 +1,7 @@
 """HTTP layer cost of `ragkit serve`: 200 sequential searches over loopback against the same searches in process.
 
     python bench/server.py [--kb DIR] [--n 200] [--no-key] [--json]
+    python bench/server.py --load 60 [--fake-delay 0.02] [--json]
 
 Builds a KB of the sample corpus with the bundled embedder (or uses --kb), creates a read key, starts
 `ragkit serve` as its own process on a free loopback port, and runs the queries interleaved: each round sends
@@ -8,6 +9,12 @@ one `POST /v1/search` (httpx, keep-alive) and one `kb.search()` in this process,
 Per request, the HTTP layer's cost = client latency - the server's own `Server-Timing: kb;dur=` (time inside
 the KB call); it includes authentication (a hashed-key lookup in SQL), validation, thread hops and JSON. Also:
 p50/p95 of HTTP search vs in-process search, and their ratio.
+
+--load SECONDS: 24 concurrent closed-loop clients on one server (20 searching, 4 asking with streaming; the
+generation lane is 1 slot + a queue of 8), plus a `/healthz` probe every 50 ms, after an unloaded search
+baseline. Counts transport errors, 5xx and 429s (each with Retry-After), search p95 under load vs unloaded,
+time to the `sources` event and to the first `token`, and the probe's p99. --fake-delay S answers with a
+scripted generator that takes S seconds per word (the CI form); 0 uses the configured model (SmolLM2).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--no-key", action="store_true", help="serve without API keys (loopback)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--load", type=float, default=0.0, metavar="SECONDS", help="run the load test instead")
+    ap.add_argument("--fake-delay", type=float, default=0.02, help="--load: seconds per word of a fake generator")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,6 +79,10 @@ def main() -> None:
         else:
             with ragkit.open(kb_dir) as kb:
                 kb.ingest([ROOT / "examples" / "sample_corpus"])
+        if args.load:
+            result = load(kb_dir, args.load, args.fake_delay)
+            print(json.dumps(result, indent=2) if args.json else result)
+            return
         kb = ragkit.open(kb_dir, create=False)
         headers = {}
         if not args.no_key:
@@ -141,6 +154,143 @@ def main() -> None:
         print(f"{args.n} searches; HTTP layer p50 {o['p50']} ms, p95 {o['p95']} ms; HTTP p50/p95 {h['p50']}/{h['p95']} "
               f"ms vs in-process {p['p50']}/{p['p95']} ms (p95 ratio {result['p95_ratio_http_over_in_process']}); "
               f"load {result['load_average']}")  # fmt: skip
+
+
+SERVE = """
+import sys, time, uvicorn, ragkit
+from ragkit.server import ServerSettings, create_app
+from ragkit.testing import ScriptedGenerator
+kb_dir, port, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+kb = ragkit.open(kb_dir, create=False)
+if delay > 0:
+    class Slow(ScriptedGenerator):
+        def generate(self, messages, max_new_tokens, temperature=0.0, stop=None, on_text=None, schema=None):
+            def slow(piece):
+                time.sleep(delay)
+                if on_text:
+                    on_text(piece)
+            return super().generate(messages, max_new_tokens, temperature, stop, slow, schema)
+    kb._generator.set(Slow(lambda p: " ".join(["Production API keys must be rotated every 90 days [1]."] * 4)))
+app = create_app(kb, require_keys=False, settings=ServerSettings(rate_per_minute=0, generators=1, queue=8))
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
+"""
+
+
+def load(kb_dir: Path, seconds: float, delay: float) -> dict:  # type: ignore[type-arg]
+    """The load test (see the module docstring): a server process, then one asyncio client process."""
+    import asyncio
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if c.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.2)
+            c.post("/v1/ask", json={"question": QUERIES[0]})  # warm the generator
+            unloaded = []
+            for i in range(60):
+                t0 = time.perf_counter()
+                c.post("/v1/search", json={"query": QUERIES[i % len(QUERIES)]}).raise_for_status()
+                unloaded.append(time.perf_counter() - t0)
+        return asyncio.run(_load(url, seconds, unloaded))
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+async def _load(url: str, seconds: float, unloaded: list[float]) -> dict:  # type: ignore[type-arg]
+    import asyncio
+
+    stats: dict[str, list] = {"search": [], "health": [], "sources": [], "first_token": [], "answer": []}  # type: ignore[type-arg]
+    counts = {"transport_errors": 0, "5xx": 0, "429": 0, "429_without_retry_after": 0, "asks_ok": 0, "other": 0}
+    end = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
+
+        def tally(status: int, headers: httpx.Headers) -> None:
+            if status >= 500:
+                counts["5xx"] += 1
+            elif status == 429:
+                counts["429"] += 1
+                counts["429_without_retry_after"] += "retry-after" not in headers
+            elif status != 200:
+                counts["other"] += 1
+
+        async def searcher(i: int) -> None:
+            n = i
+            while time.monotonic() < end:
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await c.post("/v1/search", json={"query": QUERIES[n % len(QUERIES)]})
+                except httpx.TransportError:
+                    counts["transport_errors"] += 1
+                    continue
+                tally(r.status_code, r.headers)
+                if r.status_code == 200:
+                    stats["search"].append(time.perf_counter() - t0)
+
+        async def asker(i: int) -> None:
+            n = i
+            while time.monotonic() < end:
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    async with c.stream("POST", "/v1/ask/stream", json={"question": QUERIES[n % len(QUERIES)]}) as r:
+                        tally(r.status_code, r.headers)
+                        if r.status_code != 200:
+                            await r.aread()
+                            await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+                            continue
+                        first = True
+                        async for line in r.aiter_lines():
+                            if line == "event: sources":
+                                stats["sources"].append(time.perf_counter() - t0)
+                            elif line == "event: token" and first:
+                                stats["first_token"].append(time.perf_counter() - t0)
+                                first = False
+                            elif line == "event: done":
+                                stats["answer"].append(time.perf_counter() - t0)
+                                counts["asks_ok"] += 1
+                except httpx.TransportError:
+                    counts["transport_errors"] += 1
+
+        async def prober() -> None:
+            while time.monotonic() < end:
+                t0 = time.perf_counter()
+                try:
+                    r = await c.get("/healthz")
+                    tally(r.status_code, r.headers)
+                    stats["health"].append(time.perf_counter() - t0)
+                except httpx.TransportError:
+                    counts["transport_errors"] += 1
+                await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
+
+        await asyncio.gather(*(searcher(i) for i in range(20)), *(asker(i) for i in range(4)), prober())
+    ms = lambda xs, q: round(pct([x * 1000 for x in xs], q), 1) if xs else None  # noqa: E731
+    return {
+        "seconds": seconds,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        **counts,
+        "searches": len(stats["search"]),
+        "search_unloaded_p95_ms": ms(unloaded, 95),
+        "search_loaded_p50_ms": ms(stats["search"], 50),
+        "search_loaded_p95_ms": ms(stats["search"], 95),
+        "search_p95_ratio_loaded_over_unloaded": round(pct(stats["search"], 95) / pct(unloaded, 95), 2),
+        "healthz_p50_ms": ms(stats["health"], 50),
+        "healthz_p99_ms": ms(stats["health"], 99),
+        "sources_p50_ms": ms(stats["sources"], 50),
+        "first_token_p50_ms": ms(stats["first_token"], 50),
+        "answer_p50_s": round(pct(stats["answer"], 50), 2) if stats["answer"] else None,
+    }
 
 
 if __name__ == "__main__":

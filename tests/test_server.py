@@ -148,7 +148,7 @@ def test_an_access_controlled_kb_cannot_be_served_without_keys(tmp_path: Path) -
 
 
 def test_the_rate_limit_answers_429_with_retry_after(kb) -> None:  # type: ignore[no-untyped-def]
-    settings = ServerSettings(rate_per_minute=60, burst=3)
+    settings = ServerSettings(rate_per_minute=1, burst=3)  # one request a minute after the burst: no refill here
     with TestClient(create_app(kb, require_keys=False, settings=settings, warm=False)) as c:
         codes = [c.get("/v1/documents").status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]

@@ -30,8 +30,10 @@ def serve(tmp_path: Path):  # type: ignore[no-untyped-def]
         app = create_app(kb, require_keys=require_keys, settings=ServerSettings(**settings), warm=False)
         server = LiveServer(app)
         started.append((server, kb))
+        start.apps[server.url] = app  # type: ignore[attr-defined]
         return server.url, kb, gen
 
+    start.apps = {}  # type: ignore[attr-defined]
     yield start
     for server, kb in started:
         server.close()
@@ -82,7 +84,8 @@ def test_a_client_that_disconnects_stops_its_generation_and_frees_the_lane(serve
 
 
 def test_a_full_lane_answers_429_with_retry_after_and_the_queue_drains(serve) -> None:  # type: ignore[no-untyped-def]
-    gen = SlowGenerator(" ".join(["Keys rotate every 90 days [1]."] * 6), delay=0.03)  # ~1 s per answer
+    gate = threading.Event()  # the running generation is held until the refusals are checked
+    gen = SlowGenerator(ANSWER, gate=gate)
     url, _, _ = serve(gen, generators=1, queue=1)
     codes: list[int] = []
 
@@ -91,20 +94,25 @@ def test_a_full_lane_answers_429_with_retry_after_and_the_queue_drains(serve) ->
             codes.append(c.post("/v1/ask", json={"question": QUESTION}).status_code)
 
     threads = [threading.Thread(target=ask) for _ in range(2)]
-    for t in threads:
-        t.start()
-        time.sleep(0.15)  # the first runs, the second waits in the queue
-    with client(url) as c:
-        assert wait_until(lambda: "ragkit_generation_queue_depth 1.0" in c.get("/metrics").text, timeout=5)
-        r = c.post("/v1/ask", json={"question": QUESTION})
-        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "retry" in r.json()["error"]
-        s = c.post("/v1/ask/stream", json={"question": QUESTION})
-        assert s.status_code == 429  # a stream is refused before it starts: a real status, not an error event
-        assert c.post("/v1/search", json={"query": "rotation"}).status_code == 200  # searches never wait
-        for t in threads:
-            t.join(20)
-        assert codes == [200, 200]
-        assert c.post("/v1/ask", json={"question": QUESTION}).status_code == 200
+    try:
+        with client(url) as c:
+            for t in threads:  # the first runs, the second waits in the queue
+                t.start()
+                assert wait_until(lambda: gen.running == 1)
+            assert wait_until(lambda: "ragkit_generation_queue_depth 1.0" in c.get("/metrics").text)
+            r = c.post("/v1/ask", json={"question": QUESTION})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "retry" in r.json()["error"]
+            s = c.post("/v1/ask/stream", json={"question": QUESTION})
+            assert s.status_code == 429  # a stream is refused before it starts: a real status, not an error event
+            assert c.post("/v1/search", json={"query": "rotation"}).status_code == 200  # searches never wait
+            gate.set()
+            for t in threads:
+                t.join(30)
+            assert codes == [200, 200]
+            assert c.post("/v1/ask", json={"question": QUESTION}).status_code == 200
+            assert "ragkit_generation_queue_depth 0.0" in c.get("/metrics").text
+    finally:
+        gate.set()
 
 
 def test_the_official_openai_client_works_unchanged(serve) -> None:  # type: ignore[no-untyped-def]
@@ -151,3 +159,30 @@ def test_ragkit_answers_through_ragkit_serve_with_its_own_openai_backend(serve, 
         assert answer.generator.startswith("openai:")
     finally:
         other.close()
+
+
+def test_concurrent_searches_share_batches_and_get_their_own_hits(serve) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragkit.testing import HashEmbedder
+
+    class SlowEmbedder(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            time.sleep(0.2)  # the KB lane stays busy while the other requests arrive
+            return super().embed(texts)
+
+    url, kb, _ = serve(kb_threads=1)
+    queries = [f"{w} policy {i}" for i, w in enumerate(["key rotation", "hotel", "laptop", "retention", "on-call"] * 5)]
+    expected = {q: [h.chunk.id for h in kb.search(q)] for q in queries}
+    kb.embedder = SlowEmbedder(64, name="hash")
+    batcher = serve.apps[url].state.ragkit.batcher
+
+    def one(q: str) -> tuple[str, list[int], str]:
+        with client(url) as c:
+            r = c.post("/v1/search", json={"query": q})
+            return q, [h["chunk"]["id"] for h in r.json()["hits"]], r.headers["server-timing"]
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        got = list(pool.map(one, queries))
+    assert all(ids == expected[q] for q, ids, _ in got)  # each request gets its own query's hits
+    assert batcher.queries == len(queries) and batcher.batches <= len(queries) // 2, (batcher.batches, len(queries))

@@ -23,9 +23,12 @@ class SlowGenerator(ScriptedGenerator):
     """A ScriptedGenerator that sleeps `delay` seconds before each piece of text (a model decoding slowly).
     `running` counts generations in progress; `stopped` records how each ended ("done" or an exception name)."""
 
-    def __init__(self, reply: str = ANSWER, delay: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, reply: str = ANSWER, delay: float = 0.0, gate: threading.Event | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(lambda prompt: reply, **kwargs)
         self.delay = delay
+        self.gate = gate  # when given, every piece waits for it (a generation held until the test lets it go)
         self.running = 0
         self.stopped: list[str] = []
         self.pieces = 0
@@ -33,6 +36,8 @@ class SlowGenerator(ScriptedGenerator):
 
     def generate(self, messages, max_new_tokens, temperature=0.0, stop=None, on_text=None, schema=None):  # type: ignore[no-untyped-def]
         def slow(piece: str) -> None:
+            if self.gate is not None:
+                self.gate.wait(30)
             time.sleep(self.delay)
             with self._lock:
                 self.pieces += 1

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from ragkit._version import __version__
 from ragkit.errors import AccessError, Cancelled, KnowledgeBaseError, ModelError, RagkitError, UsageError
 from ragkit.server import jobs, openai_compat, routes, web
+from ragkit.server.batching import SearchBatcher
 from ragkit.server.context import KeyCache, RateLimiter, ServerContext, ServerSettings, Who, context
 from ragkit.server.jobs import Jobs
 from ragkit.server.lane import GenerationLane
@@ -60,6 +61,7 @@ def create_app(
     lane.on_cancelled = metrics.cancelled.inc
     limiter = RateLimiter(settings.rate_per_minute, settings.burst)
     ctx = ServerContext(kb, settings, lane, metrics, Jobs(kb, metrics), limiter, KeyCache(kb, settings.auth_cache_s))
+    ctx.batcher = SearchBatcher(settings.kb_threads)  # as many batches in flight as the KB lane runs calls
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

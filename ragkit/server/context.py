@@ -4,17 +4,20 @@ per-key rate limit, and running blocking KB calls off the event loop (timed for 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ragkit.access import Principal
 from ragkit.errors import AccessError
+from ragkit.server.batching import SearchBatcher
 
 if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase
@@ -42,6 +45,7 @@ class ServerSettings:
     heartbeat_s: float = 15.0  # SSE comment on an idle stream, for proxies
     auth_cache_s: float = 1.0  # a key that authenticated is trusted this long without a lookup (revocation lag)
     max_k: int = 100
+    kb_threads: int = field(default_factory=lambda: max(2, min(4, os.cpu_count() or 2)))  # searches, SQL at once
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,13 @@ class ServerContext:
     started: float = field(default_factory=time.time)
     ready: threading.Event = field(default_factory=threading.Event)
     warmup_error: str | None = None
+    batcher: SearchBatcher = field(default_factory=lambda: SearchBatcher(2))
+    _kb_limiter: anyio.CapacityLimiter | None = None
+
+    def kb_lane(self) -> anyio.CapacityLimiter:
+        if self._kb_limiter is None:  # made in the event loop that uses it
+            self._kb_limiter = anyio.CapacityLimiter(self.settings.kb_threads)
+        return self._kb_limiter
 
 
 def context(request: Request) -> ServerContext:
@@ -132,13 +143,23 @@ def context(request: Request) -> ServerContext:
 
 
 async def in_kb(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking KB call in the thread pool; its seconds add to the request's Server-Timing `kb` entry."""
-    t0 = time.perf_counter()
+    """Run a blocking KB call in the KB lane (at most `ServerSettings.kb_threads` at once, so torch's threads
+    never crowd out the event loop); its own seconds add to the request's Server-Timing `kb` entry."""
+    ctx = context(request)
+    spent = [0.0]
+
+    def timed() -> T:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[0] = time.perf_counter() - t0
+
     try:
-        return await run_in_threadpool(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(timed, limiter=ctx.kb_lane())
     finally:
         state = request.scope.setdefault("state", {})
-        state["kb_s"] = state.get("kb_s", 0.0) + time.perf_counter() - t0
+        state["kb_s"] = state.get("kb_s", 0.0) + spent[0]
 
 
 def bearer(request: Request) -> str | None:
