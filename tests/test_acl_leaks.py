@@ -501,11 +501,6 @@ def leak_suite(
         done = mutate(kb, docs, model, rng, step, kinds.pop())
         if done.startswith("reindex"):
             spec = done.split()[-1]
-        elif kb.index.kind == "ivf" and done.startswith(("delete", "re-ingest")):
-            # WORKAROUND, remove with the fix: FAISS's IndexIDMap2 over an IVF index maps every id wrong after a
-            # removal, and aborts the process at the next one (tests/test_acl_index_removal.py). A rebuild from SQL
-            # keeps the suite running over IVF until the engine is fixed.
-            kb.reindex(spec)
         check_grants(kb, model)
         tally = run_combinations(kb, Oracle.read(kb, model), rng, per_step, spec=spec, gen=gen, complete=complete)
         tally.examples = [f"after {done}: {e}" for e in tally.examples]
