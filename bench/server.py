@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--no-key", action="store_true", help="serve without API keys (loopback)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--load", type=float, default=0.0, metavar="SECONDS", help="run the load test instead")
+    ap.add_argument("--kb-threads", type=int, default=0, help="--load: the server's KB lane (0: its default)")
     ap.add_argument("--fake-delay", type=float, default=0.02, help="--load: seconds per word of a fake generator")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,7 +81,7 @@ def main() -> None:
             with ragkit.open(kb_dir) as kb:
                 kb.ingest([ROOT / "examples" / "sample_corpus"])
         if args.load:
-            result = load(kb_dir, args.load, args.fake_delay)
+            result = load(kb_dir, args.load, args.fake_delay, args.kb_threads)
             print(json.dumps(result, indent=2) if args.json else result)
             return
         kb = ragkit.open(kb_dir, create=False)
@@ -171,17 +172,19 @@ if delay > 0:
                     on_text(piece)
             return super().generate(messages, max_new_tokens, temperature, stop, slow, schema)
     kb._generator.set(Slow(lambda p: " ".join(["Production API keys must be rotated every 90 days [1]."] * 4)))
-app = create_app(kb, require_keys=False, settings=ServerSettings(rate_per_minute=0, generators=1, queue=8))
+lanes = {"kb_threads": int(sys.argv[4])} if len(sys.argv) > 4 and int(sys.argv[4]) else {}
+settings = ServerSettings(rate_per_minute=0, generators=1, queue=8, **lanes)
+app = create_app(kb, require_keys=False, settings=settings)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 """
 
 
-def load(kb_dir: Path, seconds: float, delay: float) -> dict:  # type: ignore[type-arg]
+def load(kb_dir: Path, seconds: float, delay: float, kb_threads: int = 0) -> dict:  # type: ignore[type-arg]
     """The load test (see the module docstring): a server process, then one asyncio client process."""
     import asyncio
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay)])
+    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay), str(kb_threads)])
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=url, timeout=120) as c:
