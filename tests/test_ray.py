@@ -5,7 +5,9 @@ only), one PostgreSQL server (tests/pgserver.py), the real bundled MiniLM (actor
 `hashed` fixture cannot reach them). Skipped cleanly where Ray is not installed (extra ragkit[ray]).
 
 T1 ingest equals a single-process ingest (`compare_stores`: documents, chunks, vectors within 1e-5, top-10);
-T2 a writer killed after 3 commits (one-shot fault hook) still gives that KB; T5 the sharded FAISS build is
+T2 a writer killed after 3 commits (one-shot fault hook), T3 the worker node removed once a third of the
+documents are committed, T4 the coordinator killed (SIGKILL) and the command re-run: each still gives that KB,
+and T4's re-run embeds only what was not committed; T5 the sharded FAISS build is
 the sequential one (Flat, IVF-Flat; with and without filters); T6 `eval --ray --retrieval-only` writes the
 local run's samples and metrics, and finishes a run interrupted locally; SQLite with --ray is refused.
 """
@@ -30,6 +32,7 @@ pytestmark = [
 ]
 
 QUESTIONS = ROOT / "examples" / "sample_questions.jsonl"
+NODE = {"num_cpus": 1, "object_store_memory": 200 * 2**20, "node_ip_address": "127.0.0.1"}  # one simulated node
 WORDS = """invoice audit backup cluster deploy quota ledger vendor rotate badge laptop parking refund travel hotel
 meal budget policy review incident pager escalate archive retention encrypt certificate firewall network printer
 kitchen training mentor payroll holiday contract license storage replica failover latency""".split()
@@ -54,9 +57,8 @@ def ray_cluster() -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 1, "object_store_memory": 200 * 2**20, "node_ip_address": "127.0.0.1"}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    worker = cluster.add_node(**node)
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    worker = cluster.add_node(**NODE)
     cluster.wait_for_nodes()
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=False)
@@ -137,6 +139,89 @@ def test_t2_a_writer_killed_mid_ingest_leaves_the_same_kb(
         _same_as_baseline(kb, baseline)  # no duplicate uri (unique), no orphan chunk, nothing missing
 
 
+def _documents(url: str, status: str = "%") -> int:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as c:
+            query = text("SELECT count(*) FROM documents WHERE status LIKE :s")
+            return int(c.execute(query, {"s": status}).scalar() or 0)
+    except Exception:  # the tables are not there yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_t3_a_node_removed_mid_ingest_leaves_the_same_kb(
+    ray_cluster: Any, pg_server: Any, ray_corpus: Path, baseline: Any, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    removed: list[int] = []
+    with _ray_kb(pg_server, tmp_path) as kb:
+        url, stop = kb.config.database_url, threading.Event()
+
+        def remove_the_worker_node() -> None:  # once a third of the documents are committed
+            while not stop.is_set():
+                if (n := _documents(url)) >= (baseline[1].ingested + 1) // 3:
+                    ray_cluster.remove_node(ray_cluster.worker)
+                    removed.append(n)
+                    return
+                time.sleep(0.2)
+
+        killer = threading.Thread(target=remove_the_worker_node)
+        killer.start()
+        try:
+            report = kb.ingest([ray_corpus])
+        finally:
+            stop.set()
+            killer.join()
+            ray_cluster.worker = ray_cluster.add_node(**NODE)  # the next tests get their two nodes back
+            ray_cluster.wait_for_nodes()
+        assert removed and removed[0] < baseline[1].ingested  # the node went while the run was under way
+        assert (report.ingested, report.chunks_added) == (baseline[1].ingested, baseline[1].chunks_added)
+        _same_as_baseline(kb, baseline)
+
+
+def test_t4_a_killed_coordinator_is_finished_by_a_rerun_that_redoes_only_the_rest(
+    ray_cluster: Any, pg_server: Any, ray_corpus: Path, baseline: Any, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import ragkit
+
+    url = pg_server.create_database()
+    root = tmp_path / "kb"
+    code = (
+        "import ragkit\n"
+        f"with ragkit.open({str(root)!r}, database_url={url!r}, **{{'runtime.backend': 'ray', "
+        f"'runtime.address': {ray_cluster.address!r}}}) as kb:\n"
+        f"    kb.ingest([{str(ray_corpus)!r}])\n"
+    )
+    log = (tmp_path / "driver.log").open("wb")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while _documents(url) < 40 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)  # the coordinator dies: its Ray job, actors and open transactions with it
+    driver.wait()
+    log.close()
+    assert driver.returncode == -signal.SIGKILL, (tmp_path / "driver.log").read_text(errors="replace")[-2000:]
+    committed = _documents(url, "ok")
+    assert 30 <= committed < baseline[1].ingested
+    with ragkit.open(root) as kb:  # runtime.backend = "ray" was recorded in the new KB's ragkit.toml
+        report = kb.ingest([ray_corpus])
+        # what the killed run committed is skipped unread (same size and mtime); only the rest is embedded
+        assert report.unchanged == committed and report.ingested == baseline[1].ingested - committed
+        _same_as_baseline(kb, baseline)
+
+
 def test_t5_the_sharded_faiss_build_is_the_sequential_one(
     ray_cluster: Any, pg_server: Any, ray_corpus: Path, baseline: Any, tmp_path: Path
 ) -> None:
@@ -158,7 +243,11 @@ def test_t5_the_sharded_faiss_build_is_the_sequential_one(
             assert report.vectors == len(kb.chunk_ids()) and kb.paths.index.read_bytes() == sequential
             for f, ids in expect.items():
                 assert [[h.chunk.id for h in hs] for hs in kb.search_batch(queries, 10, filters=f, mode="dense")] == ids
-        kb.store.rebuild("auto")
+    from conftest import run
+
+    done = run("reindex", "--kb", baseline[0], "--spec", "auto", "--ray", "--json")  # the CLI way, back to auto
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["resolved"] == "Flat"
 
 
 def _strip(path: Path) -> list[dict[str, Any]]:

@@ -84,17 +84,22 @@ class Sizing:
 
 
 def sizing(ray: Any, s: RuntimeSettings) -> Sizing:
-    """One parse and one embed actor per node by default (one embed actor per GPU when there are GPUs); their
-    CPU requests are shares of the cluster, so every pool fits at once even on a one-CPU-per-node cluster."""
+    """One parse and one embed actor per node by default (one embed actor per GPU when there are GPUs).
+
+    CPU requests are logical (an actor's torch uses one thread per requested CPU, at least one): they are sized
+    so that every pool fits on the smallest node, so when a node dies its actors can restart on any survivor
+    (Ray Data spreads actors over the nodes while they are all alive)."""
     res = ray.cluster_resources()
-    nodes = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    nodes = max(1, len(alive))
     cpus, gpus = float(res.get("CPU", 1.0)), float(res.get("GPU", 0.0))
+    smallest = min((float(n.get("Resources", {}).get("CPU", 0.0)) for n in alive), default=cpus) or cpus
     parse = s.parse_actors or nodes
     embed = s.embed_actors or (int(gpus) if gpus >= 1 else nodes)
     write = s.write_actors
     # what is left after the writers (light: they wait on PostgreSQL) is shared by parse and embed actors
-    write_cpus = 0.1
-    spare = max(0.2, 0.9 * cpus - write * write_cpus)
+    write_cpus = 0.05
+    spare = max(0.2, 0.9 * smallest - write * write_cpus)
     share = spare / (parse + (0 if gpus >= 1 else embed))
     return Sizing(
         nodes=nodes,
