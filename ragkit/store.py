@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ragkit.access import Principal
 from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
 from ragkit.indexes.acl import change_grants, readable, reading_as
+from ragkit.indexes.allowed import AllowedIds
 from ragkit.indexes.documents import document_spans, list_documents
 from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
@@ -65,6 +66,7 @@ class Store:
         self._embedder = embedder
         self._reranker = reranker
         self._index: Lazy[FaissIndex] = Lazy(self._open_index, threading.RLock())
+        self._allowed = AllowedIds(sql.engine)  # a reader's allowed chunk ids, until the next write
         self._faiss = ReadWriteLock()  # searches share the index; writes to it are exclusive (a server's threads)
         self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
@@ -155,7 +157,7 @@ class Store:
         """Chunks passing the filters (ragkit/indexes/filters.py grammar) that the principal may read."""
         ids = compile_filters(filters, readable(principal))
         if ids is None:
-            return self.counts()["chunks"]
+            return self.counts(principal)["chunks"]
         with reading_as(principal), Session(self.sql.engine) as s:
             return int(s.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
@@ -381,7 +383,9 @@ class Store:
             root = self.paths.root
             raise KnowledgeBaseError(f"{root} holds no chunks yet; run: ragkit ingest PATH --kb {root}")
         scope = readable(principal)
-        retriever = Retriever(self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker, scope)
+        tokens = principal.tokens if principal is not None and not principal.admin else None  # RLS reads too
+        parts = (self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker)
+        retriever = Retriever(*parts, scope, cache=self._allowed, reader=tokens)
         # FAISS's GPU copy is built lazily inside a search and is not thread-safe: searches on a GPU take turns
         exclusive = self.index.device == "cuda"
         with self._faiss.write() if exclusive else self._faiss.read(), reading_as(principal):

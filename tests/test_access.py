@@ -225,3 +225,26 @@ def test_api_keys_are_stored_hashed_and_map_to_principals(tmp_path: Path) -> Non
             kb.keys.authenticate(key)
         assert [k.revoked for k in kb.keys.list()] == [True, False] and kb.keys.any()
         assert {e["action"] for e in kb.acl.log()} >= {"key-create", "key-revoke"}
+
+
+@pytest.mark.usefixtures("hashed")
+def test_allowed_ids_are_cached_per_reader_until_any_write_even_from_another_process(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragkit.indexes import allowed as allowed_mod
+
+    fetches: list[int] = []
+    real = allowed_mod.fetch_ids
+    monkeypatch.setattr(allowed_mod, "fetch_ids", lambda engine, stmt: fetches.append(1) or real(engine, stmt))
+    with open_acl_kb(tmp_path / "kb") as kb:
+        kb.ingest([corpus], acl_rules=corpus.parent / "acl.toml")
+        alice, carol = kb.as_principal(ALICE), kb.as_principal(CAROL)
+        query = "salaries pay forecast lunch leave"
+        first = names(alice.search(query, k=10, mode="dense"))
+        assert names(alice.search(query, k=10, mode="dense")) == first and len(fetches) == 1  # cached
+        assert names(carol.search(query, k=10, mode="dense")) == {"forecast.md", "handbook.md"}  # its own entry
+        assert len(fetches) == 2
+        with open_acl_kb(tmp_path / "kb") as other:  # another process's revoke: a new store generation
+            other.acl.revoke(["hr/pay.md"], ["group:hr"])
+        assert names(alice.search(query, k=10, mode="dense")) == first - {"pay.md"}
+        assert len(fetches) == 3

@@ -127,7 +127,8 @@ def test_meta_number_never_errors_and_never_invents_a_number(store: SqlStore) ->
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from ragkit.indexes.sql_store import DocumentRow, meta_number
+    from ragkit.indexes.filters import meta_number
+    from ragkit.indexes.sql_store import DocumentRow
 
     prices = {"a": 5, "b": 2.5, "c": "7", "d": "n/a", "e": " -1e1 ", "f": None, "g": "1.2.3"}
     for name, price in prices.items():

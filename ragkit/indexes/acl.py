@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ragkit.access import Principal
-from ragkit.indexes.sql_store import AuditRow, DocumentRow, GrantRow
+from ragkit.indexes.sql_store import AuditRow, DocumentRow, GrantRow, bump_generation
 
 # Test hook: False leaves ragkit's own SQL condition out, to show that PostgreSQL's RLS alone still holds.
 # Never set it outside tests.
@@ -77,6 +77,7 @@ def change_grants(
     """
     changed = 0
     with Session(engine) as s, s.begin():
+        bump_generation(s)  # cached allowed ids (ragkit/indexes/allowed.py) are stale from the next read on
         for lo in range(0, len(uris), 500):
             rows = s.execute(select(DocumentRow.id, DocumentRow.uri).where(DocumentRow.uri.in_(uris[lo : lo + 500])))
             for doc_id, _uri in rows.all():

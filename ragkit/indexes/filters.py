@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, false, not_, null, or_, select
 
 from ragkit.errors import UsageError
-from ragkit.indexes.sql_store import ChunkRow, DocumentRow, meta_number
+from ragkit.indexes.sql_store import ChunkRow, DocumentRow
 
 _OPS = ("!=", ">=", "<=", "=", ">", "<")
 _SPLIT = re.compile(r"^\s*([\w.\-]+)\s*(?:(!=|>=|<=|=|>|<)|\s(not in|in)\s)\s*(.*?)\s*$", re.IGNORECASE)
@@ -94,6 +94,20 @@ def normalise(spec: FilterSpec) -> list[Filter]:
                 out.append(Filter(str(key).lower(), "=", str(value), f"{key}={value}"))
         return out
     return [f if isinstance(f, Filter) else parse_filter(f) for f in spec]
+
+
+# a decimal number, as JSON numbers and numeric metadata strings ("5", "-2.5", "1e3") are written
+_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def meta_number(key: str) -> ColumnElement[float]:
+    """documents.meta[key] as a float, NULL where it is absent or not a number, on both backends.
+
+    A bare CAST fails the whole query on Postgres at the first non-numeric value and turns it into 0 on
+    SQLite; the CASE only casts what looks like a number (SQLite's REGEXP is SQLAlchemy's re.search).
+    """
+    raw = DocumentRow.meta[key].as_string()  # text on both (SQLite: CAST(json_extract(...) AS VARCHAR))
+    return case((raw.regexp_match(_NUMBER_RE), cast(raw, Float)), else_=null())
 
 
 def _like(glob: str) -> str:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Select
-from sqlalchemy.orm import Session
 
 from ragkit.errors import ConfigError
+from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
-from ragkit.indexes.filters import FilterSpec, compile_filters
+from ragkit.indexes.filters import FilterSpec, compile_filters, normalise
 from ragkit.indexes.hybrid import mmr, rrf
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
@@ -50,9 +51,13 @@ class Retriever:
         keyword: Callable[[], KeywordIndex],
         reranker: Callable[[], Reranker | None],
         readable: Select[Any] | None = None,
+        cache: AllowedIds | None = None,
+        reader: Hashable = None,
     ) -> None:
         self.store = store
         self.readable = readable  # the reader's documents (ragkit/indexes/acl.py); None = every document
+        self.cache = cache  # allowed ids by (reader, filters) until the next write (ragkit/indexes/allowed.py)
+        self.reader = reader  # what `readable` depends on: the reader's grant tokens
         self.index = index
         self._embedder = embedder  # callables: each part loads on first use
         self._keyword = keyword
@@ -60,11 +65,13 @@ class Retriever:
 
     def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
         """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
-        stmt = filters if isinstance(filters, Select) else compile_filters(filters)
+        stmt = filters if isinstance(filters, Select) else compile_filters(filters, self.readable)
         if stmt is None:
             return None
-        with Session(self.store.engine) as s:
-            return np.sort(np.fromiter(s.scalars(stmt), dtype=np.int64))
+        if self.cache is None or isinstance(filters, Select):
+            return fetch_ids(self.store.engine, stmt)
+        # relative source globs resolve against the working directory, so it is part of what they mean
+        return self.cache.get(stmt, (self.reader, tuple(normalise(filters)), os.getcwd()))
 
     def _dense(
         self, q: np.ndarray, depth: int, allowed: np.ndarray | None, o: SearchOptions
@@ -95,7 +102,7 @@ class Retriever:
             raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
         # once: FAISS gets its ids, the keyword query uses it as a subquery; the reader's grants are part of it
         stmt = compile_filters(o.filters, self.readable)
-        allowed = self.allowed_ids(stmt)
+        allowed = self.allowed_ids(o.filters) if stmt is not None else None
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
         reranker = self._reranker() if o.rerank else None

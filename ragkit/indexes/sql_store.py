@@ -7,8 +7,8 @@ identity sequence): a FAISS file that is one write behind SQL can then always be
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +18,7 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
-    ColumnElement,
     DateTime,
-    Float,
     ForeignKey,
     Identity,
     Integer,
@@ -28,17 +26,14 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    case,
-    cast,
     delete,
     func,
-    null,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ragkit.errors import KnowledgeBaseError
@@ -50,6 +45,7 @@ from ragkit.indexes.engine import (  # noqa: F401 - make_engine and friends live
     parse_database_url,
 )
 from ragkit.indexes.idempotent import unchanged
+from ragkit.indexes.values import _json_safe, _text
 from ragkit.types import Chunk, ChunkSpan, Document
 
 
@@ -114,6 +110,21 @@ class ChunkRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit norm (BLOB / bytea)
 
 
+class StateRow(Base):
+    """One row: a generation every write bumps in its own transaction, so caches of what SQL holds (the allowed
+    ids of a reader and a filter, ragkit/indexes/allowed.py) know at the next read that they are stale."""
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def bump_generation(s: Session) -> None:
+    """Mark what SQL holds as changed, inside the caller's transaction."""
+    s.execute(update(StateRow).where(StateRow.id == 1).values(generation=StateRow.generation + 1))
+
+
 class GrantRow(Base):
     """Who may read a document: one row per (document, grant token); see ragkit/access.py."""
 
@@ -137,40 +148,6 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
-def _text(value: str) -> str:
-    """Postgres text cannot hold NUL; U+FFFD keeps the length, so chunk char offsets stay true."""
-    return value.replace("\x00", "\ufffd")
-
-
-def _json_safe(value: Any) -> Any:
-    """Metadata as JSON both backends accept: no NUL, no NaN/inf (Postgres rejects both), others as text."""
-    if isinstance(value, str):
-        return _text(value)
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {_text(str(k)): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return _text(str(value))  # Decimal, datetime, ... from SQL sources
-
-
-# a decimal number, as JSON numbers and numeric metadata strings ("5", "-2.5", "1e3") are written
-_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
-
-
-def meta_number(key: str) -> ColumnElement[float]:
-    """documents.meta[key] as a float, NULL where it is absent or not a number, on both backends.
-
-    A bare CAST fails the whole query on Postgres at the first non-numeric value and turns it into 0 on
-    SQLite; the CASE only casts what looks like a number (SQLite's REGEXP is SQLAlchemy's re.search).
-    """
-    raw = DocumentRow.meta[key].as_string()  # text on both (SQLite: CAST(json_extract(...) AS VARCHAR))
-    return case((raw.regexp_match(_NUMBER_RE), cast(raw, Float)), else_=null())
-
-
 class SqlStore:
     """Documents and chunks in SQL. Each document's write is one transaction."""
 
@@ -183,6 +160,9 @@ class SqlStore:
         except SQLAlchemyError as exc:
             shown = engine.url.render_as_string(hide_password=True)
             raise KnowledgeBaseError(f"cannot open the database {shown}: {exc}") from exc
+        with contextlib.suppress(IntegrityError), Session(engine) as s, s.begin():  # another process won the race
+            if s.get(StateRow, 1) is None:
+                s.add(StateRow(id=1, generation=0))
 
     @property
     def backend(self) -> str:
@@ -210,6 +190,7 @@ class SqlStore:
     def touch(self, uri: str, size: int, mtime: float) -> None:
         """Record a new size/mtime for a document whose content is unchanged."""
         with Session(self.engine) as s, s.begin():
+            bump_generation(s)  # `modified` filters read mtime
             s.execute(update(DocumentRow).where(DocumentRow.uri == uri).values(size=size, mtime=mtime))
 
     def update_meta(self, uris: Sequence[str], meta: dict[str, Any]) -> int:
@@ -217,6 +198,7 @@ class SqlStore:
         Returns how many documents it changed."""
         changed = 0
         with Session(self.engine) as s, s.begin():
+            bump_generation(s)
             for lo in range(0, len(uris), 500):
                 rows = s.execute(
                     select(DocumentRow.id, DocumentRow.meta).where(
@@ -233,6 +215,7 @@ class SqlStore:
     def delete_documents(self, uris: Sequence[str]) -> list[int]:
         """Delete documents and their chunks, in one transaction. Returns the removed chunk ids."""
         with Session(self.engine) as s, s.begin():
+            bump_generation(s)
             return [cid for uri in uris for cid in self._delete_document(s, uri)]
 
     def cached_vectors(self, text_hashes: Sequence[str], dim: int) -> dict[str, np.ndarray]:
@@ -268,6 +251,7 @@ class SqlStore:
             if unchanged(s, doc.uri, doc.content_hash, len(spans), _json_safe(doc.meta), doc.grants):
                 return [], []  # a retried write of what is stored, complete: a no-op (ragkit/indexes/idempotent.py)
             grants = doc.grants if doc.grants is not None else self._grants_of(s, doc.uri)
+            bump_generation(s)
             removed = self._delete_document(s, doc.uri)
             row = DocumentRow(
                 uri=doc.uri,
@@ -307,6 +291,7 @@ class SqlStore:
         """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids."""
         with Session(self.engine) as s, s.begin():
             grants = self._grants_of(s, uri)  # a file that fails once keeps who may read it when it is fixed
+            bump_generation(s)
             removed = self._delete_document(s, uri)
             row = DocumentRow(
                 uri=uri,
