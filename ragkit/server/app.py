@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from ragkit._version import __version__
 from ragkit.errors import AccessError, Cancelled, KnowledgeBaseError, ModelError, RagkitError, UsageError
-from ragkit.server import jobs, openai_compat, routes, web
+from ragkit.server import evals, jobs, openai_compat, routes, web
 from ragkit.server.batching import SearchBatcher
 from ragkit.server.context import KeyCache, RateLimiter, ServerContext, ServerSettings, Who, context
 from ragkit.server.jobs import Jobs
@@ -84,6 +84,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(jobs.router)
     app.include_router(openai_compat.router)
+    app.include_router(evals.router)
     web.mount(app)  # the web page at / (ragkit/server/web/)
 
     @app.get("/healthz", summary="Liveness: the process answers (touches nothing)")

@@ -130,6 +130,7 @@ class ServerContext:
     ready: threading.Event = field(default_factory=threading.Event)
     warmup_error: str | None = None
     batcher: SearchBatcher = field(default_factory=lambda: SearchBatcher(2))
+    eval_jobs: dict[str, Any] = field(default_factory=dict)  # ragkit.server.evals
     _kb_limiter: anyio.CapacityLimiter | None = None
 
     def kb_lane(self) -> anyio.CapacityLimiter:
