@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_CORPUS
-from test_server_support import LiveServer, client, make_kb, wait_until
+from test_server_support import LiveServer, client, events, make_kb, wait_until
 
 from ragkit.server import ServerSettings, create_app
 
@@ -57,9 +57,17 @@ def test_searches_succeed_during_an_ingest_job_which_can_be_cancelled(tmp_path: 
     kb = make_kb(tmp_path / "kb", [SAMPLE_CORPUS])
     server = LiveServer(create_app(kb, require_keys=False, settings=ServerSettings(rate_per_minute=0)))
     try:
-        files = [("files", (f"memo-{i:02d}.md", text_of(150_000, i), "text/markdown")) for i in range(30)]
+        files = [("files", (f"memo-{i:02d}.md", text_of(60_000, i), "text/markdown")) for i in range(30)]
         with client(server.url) as c:
             job = c.post("/v1/documents", files=files).json()["job"]
+            seen: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+            def follow() -> None:  # the job's progress events, as a page would follow them
+                with client(server.url) as f, f.stream("GET", f"/v1/jobs/{job}/events") as r:
+                    seen.extend((n, d) for n, d in events(r.iter_lines()) if n != "comment")
+
+            follower = threading.Thread(target=follow)
+            follower.start()
             assert wait_until(lambda: job_state(c, job)["state"] == "running", timeout=20)
             codes: list[int] = []
             stop = threading.Event()
@@ -81,8 +89,16 @@ def test_searches_succeed_during_an_ingest_job_which_can_be_cancelled(tmp_path: 
                 t.join(30)
             state = job_state(c, job)
             assert state["state"] == "cancelled" and state["report"]["interrupted"] is True
+            with c.stream("GET", f"/v1/jobs/{job}/events") as r:  # a finished job's stream: its end, at once
+                assert r.headers["content-type"].startswith("text/event-stream")
+                [(name, data)] = [(n, d) for n, d in events(r.iter_lines()) if n != "comment"]
+            assert name == "end" and data["state"] == "cancelled"
             assert 3 <= state["report"]["ingested"] < 30
             assert codes and set(codes) == {200}, set(codes)
+            follower.join(30)
+            assert seen[-1][0] == "end" and seen[-1][1]["state"] == "cancelled"
+            done_counts = [d["progress"]["done"] for n, d in seen if n == "progress"]
+            assert len(done_counts) >= 2 and done_counts == sorted(done_counts), seen  # it moved, and only forward
             listed = c.get("/v1/documents", params={"limit": 1000}).json()
             assert listed["total"] == 5 + state["report"]["ingested"]
         report = kb.check(repair=False)

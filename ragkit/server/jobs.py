@@ -8,22 +8,25 @@ the request names. A job is visible to its creator and to admins only; to anyone
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from starlette.responses import StreamingResponse
 
 from ragkit.access import grant_tokens
 from ragkit.errors import RagkitError, UsageError
 from ragkit.server.context import Caller, Who, context, in_kb
-from ragkit.server.serialize import JSON, plain
+from ragkit.server.serialize import HEARTBEAT, JSON, SSE_HEADERS, plain, sse
 
 if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ragkit.server")
 router = APIRouter(prefix="/v1")
+FINAL = ("done", "failed", "cancelled")
 _UNSAFE = re.compile(r"[^\w.@+\-]+")
 
 
@@ -181,6 +185,34 @@ async def list_jobs(request: Request, who: Who) -> JSON:
 @router.get("/jobs/{job_id}", summary="An ingest job: state, progress, and its IngestReport when finished")
 async def get_job(job_id: str, request: Request, who: Who) -> JSON:
     return JSON(context(request).jobs.find(job_id, who).to_json())
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="An ingest job's progress as server-sent events: progress (on each change), then end (its final state)",
+    response_class=StreamingResponse,
+)
+async def job_events(job_id: str, request: Request, who: Who) -> StreamingResponse:
+    ctx = context(request)
+    job = ctx.jobs.find(job_id, who)
+
+    async def stream() -> AsyncIterator[str]:
+        last, quiet = None, 0.0
+        while True:
+            now = job.to_json()
+            if now != last:
+                last, quiet = now, 0.0
+                if job.state in FINAL:
+                    yield sse("end", now)
+                    return
+                yield sse("progress", now)
+            elif quiet >= ctx.settings.heartbeat_s:
+                quiet = 0.0
+                yield HEARTBEAT
+            await asyncio.sleep(0.2)
+            quiet += 0.2
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel an ingest job (it stops after the files being embedded)")
