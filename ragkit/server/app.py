@@ -70,6 +70,8 @@ def create_app(
         else:
             ctx.ready.set()
         yield
+        for job in ctx.eval_jobs.values():  # a running eval stops at its next question
+            job.cancel.set()
         ctx.jobs.close()
         lane.close()
 
