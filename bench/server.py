@@ -2,6 +2,7 @@
 
     python bench/server.py [--kb DIR] [--n 200] [--no-key] [--json]
     python bench/server.py --load 60 [--fake-delay 0.02] [--json]
+    python bench/server.py --stream 30 [--fake-delay 0.02] [--json]
 
 Builds a KB of the sample corpus with the bundled embedder (or uses --kb), creates a read key, starts
 `ragkit serve` as its own process on a free loopback port, and runs the queries interleaved: each round sends
@@ -15,6 +16,10 @@ generation lane is 1 slot + a queue of 8), plus a `/healthz` probe every 50 ms, 
 baseline. Counts transport errors, 5xx and 429s (each with Retry-After), search p95 under load vs unloaded,
 time to the `sources` event and to the first `token`, and the probe's p99. --fake-delay S answers with a
 scripted generator that takes S seconds per word (the CI form); 0 uses the configured model (SmolLM2).
+
+--stream N: N questions, each asked once over HTTP (`/v1/ask/stream`) and once in this process with the same
+scripted generator, interleaved: time to the `sources` event vs the in-process retrieval (`kb.search`), and
+time to the first `token` event vs the in-process time to the first `on_text`.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def main() -> None:
     ap.add_argument("--no-key", action="store_true", help="serve without API keys (loopback)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--load", type=float, default=0.0, metavar="SECONDS", help="run the load test instead")
+    ap.add_argument("--stream", type=int, default=0, metavar="N", help="run the streaming latency pairs instead")
     ap.add_argument("--kb-threads", type=int, default=0, help="--load: the server's KB lane (0: its default)")
     ap.add_argument("--fake-delay", type=float, default=0.02, help="--load: seconds per word of a fake generator")
     args = ap.parse_args()
@@ -80,6 +86,10 @@ def main() -> None:
         else:
             with ragkit.open(kb_dir) as kb:
                 kb.ingest([ROOT / "examples" / "sample_corpus"])
+        if args.stream:
+            result = stream_pairs(kb_dir, args.stream, args.fake_delay)
+            print(json.dumps(result, indent=2) if args.json else result)
+            return
         if args.load:
             result = load(kb_dir, args.load, args.fake_delay, args.kb_threads)
             print(json.dumps(result, indent=2) if args.json else result)
@@ -177,6 +187,83 @@ settings = ServerSettings(rate_per_minute=0, generators=1, queue=8, **lanes)
 app = create_app(kb, require_keys=False, settings=settings)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 """
+
+
+def stream_pairs(kb_dir: Path, n: int, delay: float) -> dict:  # type: ignore[type-arg]
+    """--stream: HTTP stream timings against the same steps in process (see the module docstring)."""
+    import ragkit
+    from ragkit.testing import ScriptedGenerator
+
+    class Slow(ScriptedGenerator):
+        def generate(self, messages, max_new_tokens, temperature=0.0, stop=None, on_text=None, schema=None):  # type: ignore[no-untyped-def]
+            def slow(piece: str) -> None:
+                time.sleep(delay)
+                if on_text:
+                    on_text(piece)
+
+            return super().generate(messages, max_new_tokens, temperature, stop, slow, schema)
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(max(delay, 1e-6)), "0"])
+    kb = ragkit.open(kb_dir, create=False)
+    kb._generator.set(Slow(lambda p: " ".join(["Production API keys must be rotated every 90 days [1]."] * 4)))
+    rows: dict[str, list[float]] = {"sources": [], "retrieve": [], "first_token": [], "first_text": []}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if c.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.2)
+            for q in QUERIES:  # warm both sides
+                c.post("/v1/ask", json={"question": q}).raise_for_status()
+                kb.ask(q)
+            for i in range(n):
+                q = QUERIES[i % len(QUERIES)]
+
+                def over_http(q: str = q) -> None:
+                    t0 = time.perf_counter()
+                    got_token = False
+                    with c.stream("POST", "/v1/ask/stream", json={"question": q}) as r:
+                        for line in r.iter_lines():
+                            if line == "event: sources":
+                                rows["sources"].append(time.perf_counter() - t0)
+                            elif line == "event: token" and not got_token:
+                                rows["first_token"].append(time.perf_counter() - t0)
+                                got_token = True
+
+                def in_process(q: str = q) -> None:
+                    t0 = time.perf_counter()
+                    hits = kb.search(q)
+                    rows["retrieve"].append(time.perf_counter() - t0)
+                    first: list[float] = []
+                    kb.answer(q, hits, on_text=lambda _: first or first.append(time.perf_counter() - t0))
+                    rows["first_text"].append(first[0] if first else float("nan"))
+
+                for step in (over_http, in_process) if i % 2 == 0 else (in_process, over_http):
+                    step()
+    finally:
+        server.terminate()
+        server.wait(20)
+        kb.close()
+    ms = lambda xs, q: round(pct([x * 1000 for x in xs], q), 1)  # noqa: E731
+    gap_sources = [(a - b) * 1000 for a, b in zip(rows["sources"], rows["retrieve"], strict=True)]
+    gap_token = [(a - b) * 1000 for a, b in zip(rows["first_token"], rows["first_text"], strict=True)]
+    return {
+        "n": n,
+        "fake_delay_s": delay,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "sources_ms": {"p50": ms(rows["sources"], 50), "p95": ms(rows["sources"], 95)},
+        "in_process_retrieve_ms": {"p50": ms(rows["retrieve"], 50), "p95": ms(rows["retrieve"], 95)},
+        "sources_minus_retrieve_ms": {"p50": round(pct(gap_sources, 50), 1), "p95": round(pct(gap_sources, 95), 1)},
+        "first_token_ms": {"p50": ms(rows["first_token"], 50), "p95": ms(rows["first_token"], 95)},
+        "in_process_first_text_ms": {"p50": ms(rows["first_text"], 50), "p95": ms(rows["first_text"], 95)},
+        "first_token_minus_in_process_ms": {"p50": round(pct(gap_token, 50), 1), "p95": round(pct(gap_token, 95), 1)},
+    }
 
 
 def load(kb_dir: Path, seconds: float, delay: float, kb_threads: int = 0) -> dict:  # type: ignore[type-arg]
