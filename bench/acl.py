@@ -271,6 +271,29 @@ def cache_allowed_ids() -> None:
     retriever.Retriever.allowed_ids = cached  # type: ignore[method-assign]
 
 
+def cache_selectors() -> None:
+    """--cached-selector: a PROTOTYPE of the next proposed fix: FAISS's IDSelectorBatch is built once per cached
+    allowed-ids array (the engine's cache hands back the same array until the next write) instead of per query
+    (~0.9 ms for 7,000 ids on this machine)."""
+    from ragkit.indexes.faiss_index import FaissIndex
+
+    original = FaissIndex._params
+    memo: dict[int, tuple[np.ndarray, Any]] = {}
+
+    def params(self: Any, allowed: Any, nprobe: Any, ef_search: Any) -> Any:
+        if allowed is None or allowed.flags.writeable:  # only the cache's read-only arrays
+            return original(self, allowed, nprobe, ef_search)
+        got = memo.get(id(allowed))
+        if got is None or got[0] is not allowed:
+            sel = self._faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            got = memo[id(allowed)] = (allowed, sel)
+        p, keep = original(self, None, nprobe, ef_search)
+        p.sel = got[1]
+        return p, [*keep, got[1]]
+
+    FaissIndex._params = params  # type: ignore[method-assign]
+
+
 def percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -290,6 +313,8 @@ def cmd_cost(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     if args.cached_ids:
         cache_allowed_ids()
+    if args.cached_selector:
+        cache_selectors()
     timers = profiled() if args.profile else None
     for spec in args.specs:
         with ragkit.open(kb_dir, **{"security.access_control": False}) as off:
@@ -384,6 +409,7 @@ def main() -> None:
     co.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "ragkit-bench-acl"))
     co.add_argument("--profile", action="store_true", help="also time the parts (SQL ids, FAISS, fetch, keyword)")
     co.add_argument("--cached-ids", action="store_true", help="prototype: reuse each reader's allowed ids")
+    co.add_argument("--cached-selector", action="store_true", help="prototype: one FAISS selector per cached array")
     for p in (lk, co):
         p.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
