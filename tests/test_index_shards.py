@@ -20,7 +20,7 @@ DIM = 16
 def sql(tmp_path_factory: pytest.TempPathFactory) -> SqlStore:
     store = SqlStore(make_engine(f"sqlite:///{tmp_path_factory.mktemp('shards') / 'k.db'}"))
     rng = np.random.default_rng(1)
-    for d in range(60):  # 60 documents x 25 chunks = 1,500 vectors: enough to train IVF16
+    for d in range(400):  # 400 documents x 25 chunks = 10,000 vectors: enough to train IVF16 and PQ codebooks
         vecs = rng.standard_normal((25, DIM)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         spans = [ChunkSpan(f"doc {d} chunk {i}", i, i + 1, 4) for i in range(25)]
@@ -36,12 +36,12 @@ def _sharded(n: int):  # type: ignore[no-untyped-def]
     return fill
 
 
-@pytest.mark.parametrize("spec", ["Flat", "IVF16,Flat", "IVF16,PQ4"])
+@pytest.mark.parametrize("spec", ["Flat", "IVF16,Flat", pytest.param("IVF16,PQ4", marks=pytest.mark.slow)])
 def test_merged_shards_are_the_sequential_index(sql: SqlStore, spec: str, tmp_path: Path) -> None:
     ids = sql.chunk_ids()
     seq, trained_seq = build_index(sql, DIM, spec, "cpu", ids)
     merged, trained = build_index(sql, DIM, spec, "cpu", ids, _sharded(3))
-    assert trained == trained_seq and len(merged) == len(seq) == len(ids)
+    assert trained == trained_seq and len(merged) == len(seq) == len(ids) and merged.is_trained
     assert to_bytes(merged) == to_bytes(seq)
     queries = next(iter(sql.vectors(ids[::97], DIM)))[1]
     allowed = ids[::3]
