@@ -121,8 +121,12 @@ def test_t1_two_node_ingest_equals_a_single_process_ingest(
         assert [f.uri for f in report.failed] == [f.uri for f in base.failed] and report.files_seen == base.files_seen
         assert ticks[0] == (0, base.files_seen) and ticks[-1] == (base.files_seen, base.files_seen)
         _same_as_baseline(kb, baseline)
-        again = kb.ingest([ray_corpus])  # the driver plans as a local run: nothing to do
-        assert (again.ingested, again.unchanged, len(again.failed)) == (0, base.ingested, 1)
+    from conftest import run
+
+    again = run("ingest", ray_corpus, "--kb", tmp_path / "kb", "--ray", "--json")  # planned as locally: no work
+    assert again.exit_code == 3, again.output  # partial: the broken PDF is reported again
+    data = json.loads(again.stdout)
+    assert (data["ingested"], data["unchanged"], len(data["failed"])) == (0, base.ingested, 1)
 
 
 def test_t2_a_writer_killed_mid_ingest_leaves_the_same_kb(
