@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import event
 
@@ -61,3 +62,16 @@ def test_a_readers_keyword_query_runs_the_match_once_not_once_per_allowed_chunk(
             assert len(hits) == 5 and all("/team-0-" in h.chunk.uri for h in hits)
             scans = [p for p in plans if "VIRTUAL TABLE" in p]
             assert scans and not any(":=" in p for p in scans), plans
+
+
+def test_a_read_only_allowed_array_keeps_its_faiss_selector_and_a_writable_one_does_not() -> None:
+    import faiss
+
+    from ragkit.indexes.selectors import SelectorCache
+
+    cache = SelectorCache(faiss)
+    fixed = np.arange(0, 1000, 3, dtype=np.int64)
+    fixed.setflags(write=False)
+    assert cache.get(fixed) is cache.get(fixed)
+    assert cache.get(fixed.copy()) is not cache.get(fixed.copy())
+    assert cache.get(fixed).is_member(3) and not cache.get(fixed).is_member(4)

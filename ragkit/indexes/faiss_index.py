@@ -13,6 +13,7 @@ import numpy as np
 from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
 from ragkit.fsutil import atomic_write_path
 from ragkit.indexes.ivf import numbering_ok, remove_renumbered
+from ragkit.indexes.selectors import SelectorCache
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
 
 
@@ -87,6 +88,7 @@ class FaissIndex:
         self._gpu_failed = False  # some index types (HNSW) have no GPU version: those stay on the CPU
         self._pending: Any = None  # exact IDMap2 index for vectors waiting for the main index's training
         self._tomb = np.zeros(0, dtype=np.int64)  # removed ids still inside an index that cannot delete
+        self._selectors = SelectorCache(self._faiss)  # a reader's cached allowed ids keep their ID selector
 
     @classmethod
     def create(cls, dim: int, spec: str = "Flat", device: str = "auto") -> FaissIndex:
@@ -274,7 +276,7 @@ class FaissIndex:
         keep: list[Any] = []
         sel = None
         if allowed is not None:
-            sel = f.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            sel = self._selectors.get(allowed)
             keep.append(sel)
         elif len(self._tomb):
             inner_sel = f.IDSelectorBatch(self._tomb)
