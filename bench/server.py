@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--kb-threads", type=int, default=0, help="--load: the server's KB lane (0: its default)")
     ap.add_argument("--fake-delay", type=float, default=0.02, help="--load: seconds per word of a fake generator")
     args = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ragkit serve sets it, so both sides run alike
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import ragkit

@@ -8,6 +8,7 @@ request needs `Authorization: Bearer rk_...`.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,10 @@ def serve_command(
 
     Prints the URL and the API docs page (/docs). Stop it with Ctrl-C.
     """
+    # torch's OpenMP threads spin while they wait for work; beside a server's other threads (and other processes)
+    # that spinning takes the cores: measured 3-10x slower generation and searches on 2 shared cores
+    # (docs/benchmarks.md, Server). Set before torch loads; an explicit OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import ragkit
 
     try:
