@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
+import pytest
+from conftest import SAMPLE_CORPUS
 
 from ragkit.indexes.engine import make_engine
 from ragkit.indexes.idempotent import uri_key
@@ -72,3 +75,22 @@ def test_racing_writers_of_one_document_store_it_once(pg_url: str) -> None:
 def test_uri_keys_are_stable_signed_64_bit() -> None:
     assert uri_key("a.md") == uri_key("a.md") != uri_key("b.md")
     assert all(-(2**63) <= uri_key(u) < 2**63 for u in ("", "a", "ü" * 100))
+
+
+def test_a_second_ray_coordinator_on_one_database_is_refused(pg_url: str, tmp_path: Path, hashed: None) -> None:
+    import ragkit
+    from ragkit.errors import KnowledgeBaseError
+    from ragkit.indexes.coordination import exclusive
+
+    other = make_engine(pg_url)
+    with ragkit.open(tmp_path / "kb", database_url=pg_url, **{"runtime.backend": "ray"}) as kb:
+        with exclusive(other, "ingest") as first:  # a coordinator on another machine holds the database
+            assert first
+            with pytest.raises(KnowledgeBaseError, match="another ragkit ingest --ray is writing to"):
+                kb.ingest([SAMPLE_CORPUS])
+            with exclusive(kb.store.engine, "ingest") as second:
+                assert not second
+        with exclusive(kb.store.engine, "ingest") as after:  # released with the block (or the session)
+            assert after
+        assert kb.store.counts()["documents"] == 0
+    other.dispose()

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ragkit.distributed.cluster import connected, require_shared_database, sizing
 from ragkit.distributed.index import ray_fill
 from ragkit.distributed.stages import Embed, ParseChunk, Write
+from ragkit.errors import KnowledgeBaseError
+from ragkit.indexes.coordination import exclusive
 from ragkit.ingest_plan import finish_ingest, parse_item, plan_ingest
 from ragkit.ingest_settings import IngestSettings
 from ragkit.types import FileFailure, IngestReport
@@ -50,6 +52,26 @@ def run_ingest_ray(
     """Bring the KB in line with `sources` on a Ray cluster; same contract and report as run_ingest."""
     t0 = time.perf_counter()
     db_url = require_shared_database(store)
+    with exclusive(store.engine, "ingest") as mine:
+        if not mine:
+            raise KnowledgeBaseError(
+                f"another ragkit ingest --ray is writing to {store.url} (a coordinator on another machine?); "
+                "wait for it to finish, or stop it, then run this again"
+            )
+        return _run(sources, store, settings, include, exclude, prune, progress, db_url, t0)
+
+
+def _run(
+    sources: Sequence[str | Path],
+    store: Store,
+    settings: IngestSettings,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    prune: bool,
+    progress: Callable[[int, int, str], None] | None,
+    db_url: str,
+    t0: float,
+) -> IngestReport:
     plan = plan_ingest(sources, store, settings, include, exclude)
     done, total = plan.done, plan.total
     failed, notes = list(plan.failed), []
