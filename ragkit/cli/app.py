@@ -7,6 +7,7 @@ without --as); 2 usage error; 3 ingest finished but some files failed (partial);
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -744,4 +745,8 @@ app.command("serve")(serve_command)
 
 def main() -> None:
     """Console-script entry point."""
+    # OpenMP threads that spin while idle (torch's default) starve the other threads on a busy or small machine:
+    # the bundled GPT ran 3-5x slower on two shared cores (docs/benchmarks.md, Server). Set before torch loads;
+    # an OMP_WAIT_POLICY in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
