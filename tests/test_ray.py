@@ -288,6 +288,19 @@ def test_t6_eval_on_ray_writes_the_local_run(ray_cluster: Any, baseline: Any) ->
         assert _strip(finished.run_dir / "samples.jsonl") == _strip(local.run_dir / "samples.jsonl")
 
 
+def test_sources_a_node_cannot_read_are_refused_before_any_work(ray_cluster: Any, tmp_path: Path) -> None:
+    import ray
+
+    from ragkit.distributed.cluster import check_visible
+    from ragkit.errors import ConfigError
+
+    seen = tmp_path / "here.md"
+    seen.write_text("# here\n", encoding="utf-8")
+    check_visible(ray, [str(seen)])  # every (simulated) node reads this machine's files
+    with pytest.raises(ConfigError, match="cannot read .*gone.md; every node must see the sources at the same path"):
+        check_visible(ray, [str(seen), str(tmp_path / "gone.md")])
+
+
 def test_sqlite_with_ray_is_refused_with_the_reason(tmp_path: Path, hashed: None) -> None:
     import ragkit
     from ragkit.errors import ConfigError

@@ -113,3 +113,29 @@ def sizing(ray: Any, s: RuntimeSettings) -> Sizing:
         embed_gpus=1.0 if gpus >= 1 else 0.0,
         write_cpus=write_cpus,
     )
+
+
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.access(p, os.R_OK)]
+
+
+def check_visible(ray: Any, paths: list[str], sample: int = 3) -> None:
+    """Refuse to start when a node cannot read the sources: each parse actor reads its files by path, so every
+    node must mount them at the same path. One tiny task per node checks a few of them (first, middle, last)."""
+    if not paths:
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    picked = sorted({paths[0], paths[len(paths) // 2], paths[-1]})[:sample]
+    probe = ray.remote(num_cpus=0, max_retries=1)(_missing)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(picked)
+        for n in nodes
+    ]
+    for node, missing in zip(nodes, ray.get(refs), strict=True):
+        if missing:
+            raise ConfigError(
+                f"--ray: node {node.get('NodeManagerAddress', node['NodeID'])} cannot read {missing[0]}; every node "
+                "must see the sources at the same path (a shared filesystem), as the workers read them by path"
+            )

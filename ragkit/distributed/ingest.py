@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragkit.distributed.cluster import connected, require_shared_database, sizing
+from ragkit.distributed.cluster import check_visible, connected, require_shared_database, sizing
 from ragkit.distributed.index import ray_fill
 from ragkit.distributed.stages import Embed, ParseChunk, Write
 from ragkit.errors import KnowledgeBaseError
@@ -87,6 +87,7 @@ def _run(
 
     tick()
     with connected(settings.runtime) as ray:
+        check_visible(ray, [str(it.local[0]) for it in plan.todo if it.local is not None])
         try:
             if plan.todo:
                 for uri, status in _pipeline(ray, plan.todo, plan.states, settings, db_url):
