@@ -16,18 +16,19 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 
 from ragkit.indexes.sql_store import StateRow
 
+_GENERATION = f"SELECT generation FROM {StateRow.__tablename__} WHERE id = 1"
 MAX_ENTRIES = 64  # readers x filter sets kept; each array is 8 bytes per allowed chunk
 
 
 def generation(engine: Engine) -> int:
     """The store's write generation (one indexed row)."""
-    with engine.connect() as conn:
-        return int(conn.scalar(select(StateRow.generation).where(StateRow.id == 1)) or 0)
+    with engine.connect() as conn:  # plain SQL: building the statement cost more than running it
+        return int(conn.exec_driver_sql(_GENERATION).scalar() or 0)
 
 
 def fetch_ids(engine: Engine, stmt: Select[Any]) -> np.ndarray:
