@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,9 @@ class AllowedIds:
         self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._generation = -1
 
-    def get(self, stmt: Select[Any], key: Hashable) -> np.ndarray:
-        """The ids `stmt` selects; `key` must name everything the statement depends on (reader, filters)."""
+    def get(self, make: Callable[[], Select[Any] | None], key: Hashable) -> np.ndarray:
+        """The ids the statement `make()` builds selects (built only on a miss: building costs more than a hit);
+        `key` must name everything the statement depends on (reader, filters)."""
         now = generation(self.engine)
         with self._lock:
             if now != self._generation:
@@ -58,6 +59,8 @@ class AllowedIds:
             if hit is not None:
                 self._entries.move_to_end(key)
                 return hit
+        stmt = make()
+        assert stmt is not None, "a cached read always has filters or grants"
         ids = fetch_ids(self.engine, stmt)
         ids.setflags(write=False)  # shared between threads and calls
         with self._lock:

@@ -65,13 +65,15 @@ class Retriever:
 
     def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
         """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
+        if self.cache is not None and not isinstance(filters, Select):
+            parsed = tuple(normalise(filters))
+            if not parsed and self.readable is None:
+                return None
+            # relative source globs resolve against the working directory, so it is part of what they mean
+            key = (self.reader, parsed, os.getcwd())
+            return self.cache.get(lambda: compile_filters(list(parsed), self.readable), key)  # built on a miss
         stmt = filters if isinstance(filters, Select) else compile_filters(filters, self.readable)
-        if stmt is None:
-            return None
-        if self.cache is None or isinstance(filters, Select):
-            return fetch_ids(self.store.engine, stmt)
-        # relative source globs resolve against the working directory, so it is part of what they mean
-        return self.cache.get(stmt, (self.reader, tuple(normalise(filters)), os.getcwd()))
+        return None if stmt is None else fetch_ids(self.store.engine, stmt)
 
     def _dense(
         self, q: np.ndarray, depth: int, allowed: np.ndarray | None, o: SearchOptions
@@ -100,9 +102,8 @@ class Retriever:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first."""
         if o.mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
-        # once: FAISS gets its ids, the keyword query uses it as a subquery; the reader's grants are part of it
-        stmt = compile_filters(o.filters, self.readable)
-        allowed = self.allowed_ids(o.filters) if stmt is not None else None
+        # the ids FAISS may return (filters and the reader's grants), cached per reader until the next write
+        allowed = self.allowed_ids(o.filters)
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
         reranker = self._reranker() if o.rerank else None
@@ -123,6 +124,7 @@ class Retriever:
         keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
         if o.mode in ("keyword", "hybrid"):
             kw = self._keyword()
+            stmt = compile_filters(o.filters, self.readable)  # a subquery of the keyword query
             keyword = [kw.search(text, depth, allowed=stmt) for text in queries]
 
         results: list[list[Hit]] = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_SELECTORS = 16
+MAX_SELECTORS = 64  # as many as allowed-id arrays are cached (allowed.MAX_ENTRIES): fewer thrash with many readers
 
 
 class SelectorCache:
