@@ -21,12 +21,13 @@ LONG = " ".join(["Keys are rotated every 90 days [1]."] * 60)  # 420 words
 
 @pytest.fixture
 def serve(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """serve(generator, **settings) -> (url, kb, generator): a live server on a KB of the sample corpus."""
+    """serve(generator, config={KEY: value}, **settings) -> (url, kb, generator): a live server on a KB of the
+    sample corpus."""
     started: list[tuple[LiveServer, object]] = []
 
-    def start(generator: SlowGenerator | None = None, require_keys: bool = False, **settings: object):  # type: ignore[no-untyped-def]
+    def start(generator: SlowGenerator | None = None, require_keys: bool = False, config=None, **settings: object):  # type: ignore[no-untyped-def]
         gen = generator or SlowGenerator()
-        kb = make_kb(tmp_path / f"kb{len(started)}", [SAMPLE_CORPUS], gen)
+        kb = make_kb(tmp_path / f"kb{len(started)}", [SAMPLE_CORPUS], gen, **(config or {}))
         app = create_app(kb, require_keys=require_keys, settings=ServerSettings(**settings), warm=False)
         server = LiveServer(app)
         started.append((server, kb))
@@ -113,6 +114,47 @@ def test_a_full_lane_answers_429_with_retry_after_and_the_queue_drains(serve) ->
             assert "ragkit_generation_queue_depth 0.0" in c.get("/metrics").text
     finally:
         gate.set()
+
+
+def test_a_question_that_abstains_on_relevance_is_answered_while_the_lane_is_full(serve) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Event()  # the one generation slot stays taken until the off-topic questions are answered
+    gen = SlowGenerator(ANSWER, gate=gate)
+    # HashEmbedder cosines: QUESTION 0.47 to its best hit, the off-topic one 0.38, so this floor gates the off-topic one only
+    url, _, _ = serve(gen, config={"generator.min_relevance": 0.42}, generators=1, queue=0)
+    off = "zebra giraffe elephant safari"
+    chat = {"messages": [{"role": "user", "content": off}]}
+
+    def hold() -> None:
+        with client(url) as c:
+            c.post("/v1/ask", json={"question": QUESTION})
+
+    holder = threading.Thread(target=hold)
+    try:
+        holder.start()
+        assert wait_until(lambda: gen.running == 1)
+        with client(url) as c:
+            assert c.post("/v1/ask", json={"question": QUESTION}).status_code == 429  # the lane is full
+            r = c.post("/v1/ask", json={"question": off})
+            assert r.status_code == 200, r.text
+            assert r.json()["abstained"] is True and r.json()["flags"][0]["kind"] == "low_relevance"
+            with c.stream("POST", "/v1/ask/stream", json={"question": off}) as s:
+                assert s.status_code == 200
+                got = [(n, d) for n, d in events(s.iter_lines()) if n != "comment"]
+            assert [n for n, _ in got] == ["sources", "answer", "done"] and got[1][1]["abstained"] is True
+            r = c.post("/v1/chat/completions", json=chat)
+            assert r.status_code == 200, r.text
+            assert r.json()["ragkit"]["abstained"] is True and r.json()["choices"][0]["message"]["content"]
+            with c.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as s:
+                assert s.status_code == 200
+                chunks = [d for n, d in events(s.iter_lines()) if n == "message" and d != "[DONE]"]
+            assert chunks[-1]["ragkit"]["abstained"] is True
+            assert (
+                "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks) == chunks[-1]["ragkit"]["text"]
+            )
+            assert len(gen.calls) == 1 and 'ragkit_answers_total{abstained="true"} 4.0' in c.get("/metrics").text
+    finally:
+        gate.set()
+        holder.join(30)
 
 
 def test_the_official_openai_client_works_unchanged(serve) -> None:  # type: ignore[no-untyped-def]

@@ -19,9 +19,8 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragkit.server.context import Who, context, in_kb, reader
-from ragkit.server.lane import cancellable
-from ragkit.server.routes import AskRequest, EventStream, answerer, bridge, generate, ticket
+from ragkit.server.context import Who, context, in_kb
+from ragkit.server.routes import AskRequest, EventStream, answer_of, bridge, prepare, stream_ticket
 from ragkit.server.serialize import HEARTBEAT, JSON, plain, sse_data
 
 router = APIRouter(prefix="/v1")
@@ -90,15 +89,10 @@ async def models(request: Request, who: Who) -> JSON:
 
 @router.post("/chat/completions", summary="OpenAI: the last user message answered from the KB, with citations")
 async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any:
-    ctx = context(request)
-    ask = _question(body)
-    kb = reader(ctx, who)
-    hits = await in_kb(request, kb.search, ask.question)
-    retrieve_s = float(request.scope.get("state", {}).get("kb_s", 0.0))
-    t = ticket(ctx)
+    prepared = await prepare(request, who, _question(body))
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not body.stream:
-        answer = await generate(request, t, answerer(kb, ask, hits, retrieve_s, cancellable(t.cancel)))
+        answer = await answer_of(request, prepared)
         return JSON(
             {
                 "id": cid,
@@ -131,15 +125,20 @@ async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any
             }
         )
 
+    t = stream_ticket(request, prepared)
+
     async def events() -> AsyncIterator[str]:
         yield chunk({"role": "assistant", "content": ""})
-        make = lambda on_text: answerer(kb, ask, hits, retrieve_s, on_text)  # noqa: E731
-        async for kind, value in bridge(request, t, make, ctx.settings.heartbeat_s):
+        drafted = False
+        async for kind, value in bridge(request, prepared, t):
             if kind == "ping":
                 yield HEARTBEAT
             elif kind == "token":
+                drafted = True
                 yield chunk({"content": value})
             elif kind == "answer":
+                if not drafted and value.text:  # nothing was generated (the gate abstained): the content is its text
+                    yield chunk({"content": value.text})
                 yield chunk({}, "stop", ragkit={**_extension(value), "text": value.text})
                 if body.stream_options and body.stream_options.include_usage:
                     yield sse_data(
@@ -156,7 +155,7 @@ async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any
                 yield sse_data({"error": {"message": value, "type": "ragkit_error"}})
         yield sse_data("[DONE]")
 
-    return EventStream(events(), t, ctx)
+    return EventStream(events(), t, context(request))
 
 
 @router.post("/embeddings", summary="OpenAI: the KB's embedder on your texts")

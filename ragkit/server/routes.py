@@ -10,17 +10,20 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
+from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
 from ragkit.errors import Cancelled, RagkitError
 from ragkit.server.batching import options_key
 from ragkit.server.context import Caller, ServerContext, Who, context, in_kb, reader
 from ragkit.server.lane import LaneFull, Ticket, cancellable
 from ragkit.server.serialize import HEARTBEAT, JSON, SSE_HEADERS, answer_json, dumps, hit_json, plain, sse
+from ragkit.types import Answer, Hit
 
 router = APIRouter(prefix="/v1")
 
@@ -79,19 +82,62 @@ async def search(body: SearchRequest, request: Request, who: Who) -> Response:
     return Response(body_bytes, media_type="application/json")
 
 
-async def retrieve(request: Request, who: Caller, body: AskRequest) -> tuple[Any, Any, float]:
-    """(reader KB, hits, seconds): the retrieval half of `kb.ask`, in the thread pool."""
+@dataclass(frozen=True)
+class Prepared:
+    """An ask after the KB lane: the caller's view of the KB, the hits, the options, and `gated`, the abstention
+    when the relevance gate says the model is not to be asked (then no generation slot is taken)."""
+
+    kb: Any
+    question: str
+    hits: list[Hit]
+    options: AnswerOptions
+    relevance: float | None
+    retrieve_s: float
+    gated: Answer | None
+
+    def answerer(self, on_text: Callable[[str], None]) -> Callable[[], Answer]:
+        """The generation half of `kb.answer` as a call for the lane's thread (the gate passed; the relevance
+        measured for it is passed on, not measured again)."""
+
+        def run() -> Answer:
+            kb, o = self.kb, self.options
+            gen, embed = kb.generator, kb.embedder.embed  # loaded in this thread if not yet
+            return answer_question(
+                self.question,
+                self.hits,
+                gen,
+                o,
+                on_text=on_text,
+                retrieve_s=self.retrieve_s,
+                relevance=self.relevance,
+                embed=embed,
+            )
+
+        return run
+
+
+async def prepare(request: Request, who: Caller, body: AskRequest) -> Prepared:
+    """Retrieval and the relevance gate in the KB lane, so that a question that abstains without generating is
+    answered even while every generation slot is taken (its relevance is measured once, here)."""
     ctx = context(request)
     kb = reader(ctx, who)
-    t0 = time.perf_counter()
-    hits = await in_kb(request, kb.search, body.question, _k(ctx, body.k), filters=body.filters, mode=body.mode)
-    return kb, hits, time.perf_counter() - t0
+    k = _k(ctx, body.k)
 
+    def run() -> Prepared:
+        t0 = time.perf_counter()
+        hits = kb.search(body.question, k, filters=body.filters, mode=body.mode)
+        retrieve_s = time.perf_counter() - t0
+        options = kb.answer_options(
+            max_new_tokens=body.max_tokens, strict=body.strict, min_relevance=body.min_relevance
+        )
+        relevance = measured_relevance(body.question, hits, lambda: kb.embedder)
+        gated = relevance_gate(body.question, hits, relevance, options, retrieve_s=retrieve_s)
+        return Prepared(kb, body.question, hits, options, relevance, retrieve_s, gated)
 
-def answerer(kb: Any, body: AskRequest, hits: Any, retrieve_s: float, on_text: Callable[[str], None]) -> Callable:
-    """The generation half of `kb.ask` as a no-argument call for the lane's thread."""
-    options = kb.answer_options(max_new_tokens=body.max_tokens, strict=body.strict, min_relevance=body.min_relevance)
-    return lambda: kb.answer(body.question, hits, options, on_text=on_text, retrieve_s=retrieve_s)
+    prepared = await in_kb(request, run)
+    if prepared.gated is not None:
+        ctx.metrics.answered(prepared.gated)
+    return prepared
 
 
 def ticket(ctx: ServerContext) -> Ticket:
@@ -100,6 +146,11 @@ def ticket(ctx: ServerContext) -> Ticket:
     except LaneFull as exc:
         ctx.metrics.refused.labels("queue_full").inc()
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+def stream_ticket(request: Request, prepared: Prepared) -> Ticket | None:
+    """A place in the lane for a stream, taken before the response starts (429); None when the gate answered."""
+    return None if prepared.gated is not None else ticket(context(request))
 
 
 async def watch_disconnect(request: Request, ticket: Ticket, every_s: float = 0.1) -> None:
@@ -111,12 +162,16 @@ async def watch_disconnect(request: Request, ticket: Ticket, every_s: float = 0.
         await asyncio.sleep(every_s)
 
 
-async def generate(request: Request, t: Ticket, fn: Callable[[], Any]) -> Any:
-    """Run a generation in the lane while watching for the client to leave; the ticket is closed after."""
+async def answer_of(request: Request, prepared: Prepared) -> Answer:
+    """The gate's abstention, or a generation in the lane (429 when it is full) while watching for the client
+    to leave; the ticket is closed after."""
+    if prepared.gated is not None:
+        return prepared.gated
     ctx = context(request)
+    t = ticket(ctx)
     watcher = asyncio.create_task(watch_disconnect(request, t))
     try:
-        answer = await t.run(fn)
+        answer = await t.run(prepared.answerer(cancellable(t.cancel)))
     finally:
         watcher.cancel()
         t.close()
@@ -126,16 +181,14 @@ async def generate(request: Request, t: Ticket, fn: Callable[[], Any]) -> Any:
 
 @router.post("/ask", summary="A checked answer with citations (the whole Answer, as ragkit ask --json)")
 async def ask(body: AskRequest, request: Request, who: Who) -> JSON:
-    kb, hits, retrieve_s = await retrieve(request, who, body)
-    t = ticket(context(request))
-    answer = await generate(request, t, answerer(kb, body, hits, retrieve_s, cancellable(t.cancel)))
-    return JSON(answer_json(answer))
+    return JSON(answer_json(await answer_of(request, await prepare(request, who, body))))
 
 
 class EventStream(StreamingResponse):
-    """A server-sent event stream whose ticket is closed however the response ends (even before it starts)."""
+    """A server-sent event stream whose ticket (if any) is closed however the response ends (even before it
+    starts)."""
 
-    def __init__(self, body: AsyncIterator[str], t: Ticket, ctx: ServerContext) -> None:
+    def __init__(self, body: AsyncIterator[str], t: Ticket | None, ctx: ServerContext) -> None:
         super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
         self.ticket, self.ctx = t, ctx
 
@@ -144,15 +197,18 @@ class EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.ticket.close()
+            if self.ticket is not None:
+                self.ticket.close()
             self.ctx.metrics.streams.dec()
 
 
-async def bridge(
-    request: Request, t: Ticket, make: Callable[[Callable[[str], None]], Callable[[], Any]], heartbeat_s: float
-) -> AsyncIterator[tuple[str, Any]]:
+async def bridge(request: Request, prepared: Prepared, t: Ticket | None) -> AsyncIterator[tuple[str, Any]]:
     """Run a generation in the lane and yield ("token", text) as the thread writes it, then ("answer", Answer);
-    ("ping", None) when nothing came for heartbeat_s. The thread puts into an asyncio queue through the loop."""
+    ("ping", None) when nothing came for heartbeat_s. The thread puts into an asyncio queue through the loop.
+    Without a ticket (the gate answered) it yields ("answer", the abstention) at once."""
+    if t is None:
+        yield "answer", prepared.gated
+        return
     ctx = context(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -162,7 +218,7 @@ async def bridge(
 
     async def run() -> None:
         try:
-            answer = await t.run(make(cancellable(t.cancel, on_text)))
+            answer = await t.run(prepared.answerer(cancellable(t.cancel, on_text)))
             ctx.metrics.answered(answer)
             queue.put_nowait(("answer", answer))
         except Cancelled:
@@ -179,7 +235,7 @@ async def bridge(
     try:
         while True:
             try:
-                kind, value = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
+                kind, value = await asyncio.wait_for(queue.get(), timeout=ctx.settings.heartbeat_s)
             except TimeoutError:
                 yield "ping", None
                 continue
@@ -198,14 +254,13 @@ async def bridge(
     response_class=StreamingResponse,
 )
 async def ask_stream(body: AskRequest, request: Request, who: Who) -> StreamingResponse:
-    ctx = context(request)
-    kb, hits, retrieve_s = await retrieve(request, who, body)
-    t = ticket(ctx)
+    prepared = await prepare(request, who, body)
+    t = stream_ticket(request, prepared)
+    hits = [hit_json(h) for h in prepared.hits]
 
     async def events() -> AsyncIterator[str]:
-        yield sse("sources", {"question": body.question, "retrieve_s": retrieve_s, "hits": [hit_json(h) for h in hits]})
-        make = lambda on_text: answerer(kb, body, hits, retrieve_s, on_text)  # noqa: E731
-        async for kind, value in bridge(request, t, make, ctx.settings.heartbeat_s):
+        yield sse("sources", {"question": body.question, "retrieve_s": prepared.retrieve_s, "hits": hits})
+        async for kind, value in bridge(request, prepared, t):
             if kind == "ping":
                 yield HEARTBEAT
             elif kind == "token":
@@ -216,7 +271,7 @@ async def ask_stream(body: AskRequest, request: Request, who: Who) -> StreamingR
             elif kind == "error":
                 yield sse("error", {"error": value})
 
-    return EventStream(events(), t, ctx)
+    return EventStream(events(), t, context(request))
 
 
 # -- documents ------------------------------------------------------------------------------------------------
