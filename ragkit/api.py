@@ -118,15 +118,14 @@ class KnowledgeBase:
         meta: dict[str, str] | None = None,
         allow: Sequence[str] = (),
         acl_rules: str | Path | None = None,
+        cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Parse, chunk, embed and index files and folders. Unchanged files are skipped (not re-embedded).
-
-        include/exclude: globs on paths relative to each folder. prune: delete stored documents that the given
-        folders no longer hold. meta: {key: value} stamped on every document of the sources, unchanged ones too
-        (for filters such as tenant=acme; size and mtime are reserved). allow / acl_rules: who may read them
-        (group:NAME, user:NAME, public; an ACL rules file of path globs), see ragkit.access. Files that cannot be
-        read or parsed are reported and the rest go on. Ctrl-C commits the files being embedded, then stops.
-        """
+        include/exclude: globs on paths relative to each folder. prune: delete stored documents the given folders no
+        longer hold. meta: {key: value} stamped on every document, unchanged ones too (for filters such as
+        tenant=acme; not size or mtime). allow / acl_rules: who may read them (group:NAME, user:NAME, public; an ACL
+        rules file of path globs), see ragkit.access. Unreadable files are reported, the rest go on. Ctrl-C, or
+        setting `cancel`, stops after the files being embedded; what is committed stays (cancel: raises Cancelled)."""
         settings = build.ingest_settings(self.config, meta, allow, acl_rules)
         with self._writing():
             try:
@@ -139,11 +138,12 @@ class KnowledgeBase:
                     exclude=exclude,
                     prune=prune,
                     progress=progress,
+                    cancel=cancel,
                 )
                 self.store.maybe_upgrade()
-                self.acl.record_ingest(sources, settings.acl)
                 return report
             finally:
+                self.acl.record_ingest(sources, settings.acl)  # a stopped run's grants were committed too
                 self._write_manifest()
 
     def delete(self, targets: Sequence[str | Path]) -> int:

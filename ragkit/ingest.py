@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ragkit.connectors import SourceItem, SourceOptions, open_source
+from ragkit.errors import Cancelled
 from ragkit.indexes.sql_store import DocState, text_hash
 from ragkit.ingest_plan import Parsed as _Parsed
 from ragkit.ingest_plan import finish_ingest, plan_ingest
 from ragkit.ingest_plan import parse_item as _parse
+from ragkit.ingest_report import IngestCancelled, stop_if_cancelled
 from ragkit.ingest_settings import IngestSettings, check_meta  # noqa: F401 - imported from here too
 from ragkit.protocols import CountsTokens, Embedder
 from ragkit.types import FileFailure, IngestReport
@@ -119,20 +121,31 @@ def run_ingest(
     exclude: Sequence[str] = (),
     prune: bool = False,
     progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
-    """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock."""
+    """Bring the KB in line with `sources`; see the module docstring. The caller holds the writer lock.
+
+    cancel: once set, the run stops between files or embedding batches, as Ctrl-C does (what is committed
+    stays, the rest is dropped, no metadata restamp or prune), and raises IngestCancelled."""
     if settings.runtime.ray:  # the same run, its parsing, embedding and writes on a Ray cluster
         from ragkit.distributed.ingest import run_ingest_ray
 
         return run_ingest_ray(
-            sources, store=store, settings=settings, include=include, exclude=exclude, prune=prune, progress=progress
+            sources,
+            store=store,
+            settings=settings,
+            include=include,
+            exclude=exclude,
+            prune=prune,
+            progress=progress,
+            cancel=cancel,
         )
     t0 = time.perf_counter()
     plan = plan_ingest(sources, store, settings, include, exclude)
     states, todo, failed, kept = plan.states, plan.todo, plan.failed, plan.kept
     total, done, ingested, unchanged, chunks_added = plan.total, plan.done, 0, plan.unchanged, 0
     notes: list[FileFailure] = []
-    interrupted = False
+    interrupted = cancelled = False
     deleted = restamped = 0
 
     def tick(name: str = "") -> None:
@@ -229,6 +242,7 @@ def run_ingest(
             while n < len(batch) and (size < _COMMIT_CHUNKS or n == 0):
                 size += len(batch[n].parsed.spans)
                 n += 1
+            stop_if_cancelled(cancel)
             in_flight[:] = batch[:n]
             del batch[:n]
             commit(in_flight)
@@ -242,6 +256,7 @@ def run_ingest(
             parser.start()
         while todo:
             item = items.get()
+            stop_if_cancelled(cancel)
             if item is _END:
                 flush(batch)
                 break
@@ -266,9 +281,12 @@ def run_ingest(
             if time.monotonic() - last_save > settings.save_every_s:
                 store.save()
                 last_save = time.monotonic()
+        stop_if_cancelled(cancel)  # a cancelled run neither restamps nor prunes
         restamped, deleted = finish_ingest(store, plan, settings, prune, recorded)
-    except KeyboardInterrupt:
-        interrupted = True  # committed documents stay; the group being embedded is finished, the rest dropped
+    except (KeyboardInterrupt, Cancelled) as exc:
+        interrupted, cancelled = True, isinstance(exc, Cancelled)
+        # committed documents stay; the group being embedded is finished (Ctrl-C; cancel stops between groups,
+        # so it finds none), the rest dropped
         stop.set()
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops at once (what is committed stays)
             commit(in_flight)
@@ -277,7 +295,7 @@ def run_ingest(
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         store.save()
-    return IngestReport(
+    report = IngestReport(
         files_seen=plan.files_seen,
         ingested=ingested,
         unchanged=unchanged,
@@ -289,3 +307,6 @@ def run_ingest(
         restamped=restamped,
         notes=tuple(notes),
     )
+    if cancelled:
+        raise IngestCancelled(report)
+    return report

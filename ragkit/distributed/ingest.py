@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 from ragkit.distributed.cluster import check_visible, connected, require_shared_database, sizing
 from ragkit.distributed.index import ray_fill
 from ragkit.distributed.stages import Embed, ParseChunk, Write
-from ragkit.errors import KnowledgeBaseError
+from ragkit.errors import Cancelled, KnowledgeBaseError
 from ragkit.indexes.coordination import exclusive
 from ragkit.ingest_plan import finish_ingest, parse_item, plan_ingest
+from ragkit.ingest_report import IngestCancelled, stop_if_cancelled
 from ragkit.ingest_settings import IngestSettings
 from ragkit.types import FileFailure, IngestReport
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
     from ragkit.connectors import SourceItem
@@ -48,8 +50,10 @@ def run_ingest_ray(
     exclude: Sequence[str] = (),
     prune: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
-    """Bring the KB in line with `sources` on a Ray cluster; same contract and report as run_ingest."""
+    """Bring the KB in line with `sources` on a Ray cluster; same contract and report as run_ingest (cancel is
+    checked as each document's status comes back)."""
     t0 = time.perf_counter()
     db_url = require_shared_database(store)
     with exclusive(store.engine, "ingest") as mine:
@@ -58,7 +62,7 @@ def run_ingest_ray(
                 f"another ragkit ingest --ray is writing to {store.url} (a coordinator on another machine?); "
                 "wait for it to finish, or stop it, then run this again"
             )
-        return _run(sources, store, settings, include, exclude, prune, progress, db_url, t0)
+        return _run(sources, store, settings, include, exclude, prune, progress, cancel, db_url, t0)
 
 
 def _run(
@@ -69,6 +73,7 @@ def _run(
     exclude: Sequence[str],
     prune: bool,
     progress: Callable[[int, int, str], None] | None,
+    cancel: threading.Event | None,
     db_url: str,
     t0: float,
 ) -> IngestReport:
@@ -78,7 +83,7 @@ def _run(
     ingested = chunks_added = 0
     unchanged = plan.unchanged
     recorded: list[str] = []
-    interrupted = False
+    interrupted = cancelled = False
     had_index = store.paths.index.exists() and store.counts()["chunks"] > 0
 
     def tick(name: str = "") -> None:
@@ -103,16 +108,19 @@ def _run(
                         chunks_added += status["chunks"]
                         notes.extend(FileFailure(uri, n) for n in status["notes"])
                     tick(status["name"])
+                    stop_if_cancelled(cancel)  # what is committed stays (FAISS synced below); the next run skips it
+            stop_if_cancelled(cancel)  # a cancelled run neither restamps nor prunes
             restamped, deleted = finish_ingest(store, plan, settings, prune, recorded)
-        except KeyboardInterrupt:
-            interrupted = True  # committed documents stay; the FAISS index is brought up to date below
+        except (KeyboardInterrupt, Cancelled) as exc:
+            interrupted, cancelled = True, isinstance(exc, Cancelled)
+            # committed documents stay; the FAISS index is brought up to date below
             restamped = deleted = 0
         if had_index:
             store.sync()
             store.save()
         else:
             store.rebuild(store.index_spec, fill=ray_fill(settings.runtime))
-    return IngestReport(
+    report = IngestReport(
         files_seen=plan.files_seen,
         ingested=ingested,
         unchanged=unchanged,
@@ -124,6 +132,9 @@ def _run(
         restamped=restamped,
         notes=tuple(notes),
     )
+    if cancelled:
+        raise IngestCancelled(report)
+    return report
 
 
 def _pipeline(

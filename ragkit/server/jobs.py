@@ -25,6 +25,7 @@ from starlette.responses import StreamingResponse
 
 from ragkit.access import grant_tokens
 from ragkit.errors import RagkitError, UsageError
+from ragkit.ingest_report import IngestCancelled
 from ragkit.server.context import Caller, Who, context, in_kb
 from ragkit.server.serialize import HEARTBEAT, JSON, SSE_HEADERS, plain, sse
 
@@ -112,17 +113,17 @@ class Jobs:
 
         def progress(done: int, total: int, name: str) -> None:
             job.done, job.total, job.current = done, total, name
-            if job.cancel.is_set():
-                raise KeyboardInterrupt  # ingest's own stop: commits the files being embedded, then returns
 
         try:
-            report = self.kb.ingest(job.files, progress=progress, allow=job.allow, meta=job.meta or None)
+            report = self.kb.ingest(
+                job.files, progress=progress, allow=job.allow, meta=job.meta or None, cancel=job.cancel
+            )
             job.report = report
-            job.state = "cancelled" if report.interrupted else "failed" if report.failed else "done"
+            job.state = "failed" if report.failed else "done"
             if report.failed:
                 job.error = "; ".join(f"{Path(f.uri).name}: {f.reason}" for f in report.failed)[:2000]
-        except KeyboardInterrupt:
-            job.state = "cancelled"
+        except IngestCancelled as exc:  # what was committed stays; the report says how much
+            job.state, job.report = "cancelled", exc.report
         except RagkitError as exc:
             job.state, job.error = "failed", str(exc)
         except Exception:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
