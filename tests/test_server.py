@@ -184,3 +184,44 @@ def test_a_scripted_reply_reaches_the_client_unchanged(tmp_path: Path) -> None:
         r = c.post("/v1/ask", json={"question": "How often must production API keys be rotated?"})
         assert r.json()["raw_text"] == ANSWER
     kb.close()
+
+
+def test_errors_never_name_the_servers_paths(tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    empty = make_kb(root, [])
+    asks = [
+        ("/v1/ask", {"question": "How often are keys rotated?"}),
+        ("/v1/ask/stream", {"question": "How often are keys rotated?"}),
+        ("/v1/search", {"query": "keys"}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "How often are keys rotated?"}]}),
+    ]
+    with TestClient(create_app(empty, require_keys=False, warm=False)) as c:
+        for route, body in asks:
+            r = c.post(route, json=body)
+            error = r.json()["error"]
+            assert r.status_code == 409 and str(tmp_path) not in error and str(Path.cwd()) not in error, error
+            assert error == "the knowledge base holds no chunks yet; run: ragkit ingest PATH --kb KB"
+    empty.close()
+
+
+def test_a_busy_kb_is_a_409_without_its_path(kb) -> None:  # type: ignore[no-untyped-def]
+    from ragkit.kbdir import WriterLock
+
+    with TestClient(create_app(kb, require_keys=False, warm=False)) as c:
+        doc = c.get("/v1/documents").json()["documents"][0]
+        with WriterLock(kb.paths):  # an ingest holds the KB
+            r = c.delete(f"/v1/documents/{doc['id']}")
+        error = r.json()["error"]
+        assert r.status_code == 409 and str(kb.root) not in error and "/" not in error.split("(")[0], error
+        assert error.startswith("the knowledge base is locked by PID") and "wait for it to finish" in error
+        assert c.delete(f"/v1/documents/{doc['id']}").status_code == 200  # the lock is gone: it goes
+
+
+def test_redact_hides_the_kb_its_files_and_the_working_folder_only(tmp_path: Path) -> None:
+    from ragkit.server.redact import redact
+
+    root = tmp_path / "kb"
+    assert redact(f"cannot read {root}/uploads/alice/a.pdf: denied", root) == "cannot read the knowledge base: denied"
+    assert redact(f"no model at {Path.cwd()}/models/x", root) == "no model at the server's folder"
+    kept = f"{root}2/a.md, http://host{root}, source=/docs/*.md"  # another folder, a URL, a filter: untouched
+    assert redact(kept, root) == kept

@@ -2,7 +2,8 @@
 
 Errors: every RagkitError is a 4xx JSON `{"error": message}` (UsageError 400, AccessError 403, a busy or empty
 KB 409, others 400); FastAPI's validation 422; a bug 500 with a fixed message (the traceback goes to the server
-log, never to the client). The library's messages never name documents the reader cannot see.
+log, never to the client). The library's messages never name documents the reader cannot see, and the server's
+own paths (the KB directory, its working and home folders) are replaced by neutral words (ragkit.server.redact).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ragkit.server.context import KeyCache, RateLimiter, ServerContext, ServerSe
 from ragkit.server.jobs import Jobs
 from ragkit.server.lane import GenerationLane
 from ragkit.server.metrics import Metrics
+from ragkit.server.redact import redact
 from ragkit.server.serialize import JSON
 
 if TYPE_CHECKING:
@@ -120,7 +122,8 @@ def _warm(ctx: ServerContext) -> None:
         ctx.kb.embedder  # noqa: B018 - loading is the point
         ctx.kb.index  # noqa: B018
     except Exception as exc:  # noqa: BLE001 - readiness reports it; requests will raise it properly
-        ctx.warmup_error = str(exc) if isinstance(exc, RagkitError) else "loading failed; see the server log"
+        failed = redact(str(exc), ctx.kb.root) if isinstance(exc, RagkitError) else None
+        ctx.warmup_error = failed or "loading failed; see the server log"
         log.exception("warm-up failed")
         return
     ctx.ready.set()
@@ -148,7 +151,10 @@ def status_of(exc: RagkitError) -> int:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(RagkitError)
     async def ragkit_error(request: Request, exc: RagkitError) -> JSON:
-        return JSON({"error": str(exc)}, status_code=status_of(exc))
+        message = redact(str(exc), context(request).kb.root)
+        if message != str(exc):  # the operator still sees which paths it was about
+            log.info("%s %s: %s", request.method, request.url.path, exc)
+        return JSON({"error": message}, status_code=status_of(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:

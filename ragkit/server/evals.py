@@ -24,6 +24,7 @@ from starlette.responses import Response
 from ragkit.errors import RagkitError, UsageError
 from ragkit.server.context import Caller, ServerContext, Who, context, in_kb, reader
 from ragkit.server.jobs import safe_name
+from ragkit.server.redact import redact
 from ragkit.server.routes import ticket
 from ragkit.server.serialize import JSON, plain
 
@@ -163,7 +164,7 @@ async def start_eval(
         except KeyboardInterrupt:
             job.state = "cancelled"
         except RagkitError as exc:
-            job.state, job.error = "failed", str(exc)
+            job.state, job.error = "failed", redact(str(exc), view.root)
         except Exception as exc:  # noqa: BLE001 - the job says so; the server log has the rest
             job.state, job.error = "failed", f"internal error while evaluating: {type(exc).__name__}"
 

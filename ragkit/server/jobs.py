@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,7 +27,9 @@ from ragkit.access import grant_tokens
 from ragkit.errors import RagkitError, UsageError
 from ragkit.ingest_report import IngestCancelled
 from ragkit.server.context import Caller, Who, context, in_kb
+from ragkit.server.redact import redact
 from ragkit.server.serialize import HEARTBEAT, JSON, SSE_HEADERS, plain, sse
+from ragkit.types import FileFailure, IngestReport
 
 if TYPE_CHECKING:
     from ragkit.api import KnowledgeBase
@@ -118,19 +120,27 @@ class Jobs:
             report = self.kb.ingest(
                 job.files, progress=progress, allow=job.allow, meta=job.meta or None, cancel=job.cancel
             )
-            job.report = report
+            job.report = self.public(report)
             job.state = "failed" if report.failed else "done"
             if report.failed:
-                job.error = "; ".join(f"{Path(f.uri).name}: {f.reason}" for f in report.failed)[:2000]
+                job.error = "; ".join(f"{f.uri}: {f.reason}" for f in job.report.failed)[:2000]
         except IngestCancelled as exc:  # what was committed stays; the report says how much
-            job.state, job.report = "cancelled", exc.report
+            job.state, job.report = "cancelled", self.public(exc.report)
         except RagkitError as exc:
-            job.state, job.error = "failed", str(exc)
+            job.state, job.error = "failed", redact(str(exc), self.kb.root)
         except Exception:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
             log.exception("ingest job %s failed", job.id)
             job.state, job.error = "failed", "internal error while ingesting; see the server log"
         job.finished = time.time()
         self.metrics.jobs.labels(job.state).inc()
+
+    def public(self, report: IngestReport) -> IngestReport:
+        """The report as its client sees it: files by name, reasons without the server's paths."""
+
+        def shown(items: tuple[FileFailure, ...]) -> tuple[FileFailure, ...]:
+            return tuple(FileFailure(Path(f.uri).name, redact(f.reason, self.kb.root)) for f in items)
+
+        return replace(report, failed=shown(report.failed), notes=shown(report.notes))
 
     def close(self) -> None:
         for job in self._jobs.values():

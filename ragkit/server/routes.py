@@ -22,6 +22,7 @@ from ragkit.errors import Cancelled, RagkitError
 from ragkit.server.batching import options_key
 from ragkit.server.context import Caller, ServerContext, Who, context, in_kb, reader
 from ragkit.server.lane import LaneFull, Ticket, cancellable
+from ragkit.server.redact import redact
 from ragkit.server.serialize import HEARTBEAT, JSON, SSE_HEADERS, answer_json, dumps, hit_json, plain, sse
 from ragkit.types import Answer, Hit
 
@@ -224,7 +225,7 @@ async def bridge(request: Request, prepared: Prepared, t: Ticket | None) -> Asyn
         except Cancelled:
             queue.put_nowait(("cancelled", None))
         except RagkitError as exc:
-            queue.put_nowait(("error", str(exc)))
+            queue.put_nowait(("error", redact(str(exc), ctx.kb.root)))
         except Exception:  # noqa: BLE001 - a bug: the client gets a line, the server log the traceback
             import logging
 
