@@ -25,6 +25,7 @@ time to the first `token` event vs the in-process time to the first `on_text`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -57,10 +60,49 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
 
+def p50_p95(xs: list[float], digits: int = 2, scale: float = 1.0) -> dict[str, float]:
+    """{"p50", "p95"} of the values times `scale` (1000: seconds to ms), rounded to `digits`."""
+    scaled = [x * scale for x in xs]
+    return {"p50": round(pct(scaled, 50), digits), "p95": round(pct(scaled, 95), digits)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(cmd: list[str], **popen: Any) -> Iterator[subprocess.Popen]:  # type: ignore[type-arg]
+    """The server process `cmd` for the duration of the block; terminated after it."""
+    server = subprocess.Popen(cmd, **popen)
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def wait_ready(c: httpx.Client, server: subprocess.Popen, timeout_s: float = 300) -> None:  # type: ignore[type-arg]
+    """Poll /readyz until the server has loaded its models; fail when it exits or takes over timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if c.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+        time.sleep(0.2)
+
+
+def interleaved(n: int, over_http: Callable[[str], None], in_process: Callable[[str], None]) -> None:
+    """n rounds over QUERIES, each one HTTP call and one in-process call of the same query, alternating which goes
+    first so that neither side always runs second (on caches the other warmed)."""
+    for i in range(n):
+        q = QUERIES[i % len(QUERIES)]
+        for step in (over_http, in_process) if i % 2 == 0 else (in_process, over_http):
+            step(q)
 
 
 def main() -> None:
@@ -103,20 +145,20 @@ def main() -> None:
         port = free_port()
         cmd = [sys.executable, "-c", "from ragkit.cli import main; main()", "serve", "--kb", str(kb_dir),
                "--port", str(port), "--rate", "0"]  # fmt: skip
-        server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        http: list[float] = []
+        kb_s: list[float] = []
+        app_s: list[float] = []
+        local: list[float] = []
         try:
-            server.stdout.readline()  # type: ignore[union-attr]
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as c:
-                while c.get("/readyz").status_code != 200:
-                    time.sleep(0.1)
-                for q in QUERIES:  # warm both sides (first calls load and compile)
-                    c.post("/v1/search", json={"query": q}).raise_for_status()
-                    kb.search(q)
-                http, kb_s, app_s, local = [], [], [], []
-                for i in range(args.n):
-                    q = QUERIES[i % len(QUERIES)]
+            with served(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as server:
+                server.stdout.readline()  # type: ignore[union-attr]
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as c:
+                    wait_ready(c, server)
+                    for q in QUERIES:  # warm both sides (first calls load and compile)
+                        c.post("/v1/search", json={"query": q}).raise_for_status()
+                        kb.search(q)
 
-                    def over_http(q: str = q) -> None:
+                    def over_http(q: str) -> None:
                         t0 = time.perf_counter()
                         r = c.post("/v1/search", json={"query": q})
                         http.append(time.perf_counter() - t0)
@@ -125,21 +167,17 @@ def main() -> None:
                         kb_s.append(float(timing["kb"]) / 1000)
                         app_s.append(float(timing["app"]) / 1000)
 
-                    def in_process(q: str = q) -> None:
+                    def in_process(q: str) -> None:
                         t0 = time.perf_counter()
                         kb.search(q)
                         local.append(time.perf_counter() - t0)
 
-                    for step in (over_http, in_process) if i % 2 == 0 else (in_process, over_http):
-                        step()
+                    interleaved(args.n, over_http, in_process)
         finally:
-            server.terminate()
-            server.wait(20)
             kb.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     overhead = [(h - k) * 1000 for h, k in zip(http, kb_s, strict=True)]
-    ms = lambda xs: [x * 1000 for x in xs]  # noqa: E731
     in_app = [(a - k) * 1000 for a, k in zip(app_s, kb_s, strict=True)]  # routing, auth, validation, JSON
     transport = [(h - a) * 1000 for h, a in zip(http, app_s, strict=True)]  # uvicorn, sockets, the client
     result = {
@@ -147,16 +185,12 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "n": args.n,
         "api_key": not args.no_key,
-        "overhead_ms": {
-            "p50": round(pct(overhead, 50), 2),
-            "p95": round(pct(overhead, 95), 2),
-            "mean": round(statistics.mean(overhead), 2),
-        },  # fmt: skip
-        "in_app_ms": {"p50": round(pct(in_app, 50), 2), "p95": round(pct(in_app, 95), 2)},
-        "transport_ms": {"p50": round(pct(transport, 50), 2), "p95": round(pct(transport, 95), 2)},
-        "http_ms": {"p50": round(pct(ms(http), 50), 2), "p95": round(pct(ms(http), 95), 2)},
-        "server_kb_ms": {"p50": round(pct(ms(kb_s), 50), 2), "p95": round(pct(ms(kb_s), 95), 2)},
-        "in_process_ms": {"p50": round(pct(ms(local), 50), 2), "p95": round(pct(ms(local), 95), 2)},
+        "overhead_ms": {**p50_p95(overhead), "mean": round(statistics.mean(overhead), 2)},
+        "in_app_ms": p50_p95(in_app),
+        "transport_ms": p50_p95(transport),
+        "http_ms": p50_p95(http, scale=1000),
+        "server_kb_ms": p50_p95(kb_s, scale=1000),
+        "in_process_ms": p50_p95(local, scale=1000),
     }
     result["p95_ratio_http_over_in_process"] = round(result["http_ms"]["p95"] / result["in_process_ms"]["p95"], 3)
     if args.json:
@@ -205,65 +239,52 @@ def stream_pairs(kb_dir: Path, n: int, delay: float) -> dict:  # type: ignore[ty
             return super().generate(messages, max_new_tokens, temperature, stop, slow, schema)
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(max(delay, 1e-6)), "0"])
     kb = ragkit.open(kb_dir, create=False)
     kb._generator.set(Slow(lambda p: " ".join(["Production API keys must be rotated every 90 days [1]."] * 4)))
     rows: dict[str, list[float]] = {"sources": [], "retrieve": [], "first_token": [], "first_text": []}
+
+    cmd = [sys.executable, "-c", SERVE, str(kb_dir), str(port), str(max(delay, 1e-6)), "0"]
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if c.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-                time.sleep(0.2)
+        with served(cmd) as server, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
+            wait_ready(c, server)
             for q in QUERIES:  # warm both sides
                 c.post("/v1/ask", json={"question": q}).raise_for_status()
                 kb.ask(q)
-            for i in range(n):
-                q = QUERIES[i % len(QUERIES)]
 
-                def over_http(q: str = q) -> None:
-                    t0 = time.perf_counter()
-                    got_token = False
-                    with c.stream("POST", "/v1/ask/stream", json={"question": q}) as r:
-                        for line in r.iter_lines():
-                            if line == "event: sources":
-                                rows["sources"].append(time.perf_counter() - t0)
-                            elif line == "event: token" and not got_token:
-                                rows["first_token"].append(time.perf_counter() - t0)
-                                got_token = True
+            def over_http(q: str) -> None:
+                t0 = time.perf_counter()
+                got_token = False
+                with c.stream("POST", "/v1/ask/stream", json={"question": q}) as r:
+                    for line in r.iter_lines():
+                        if line == "event: sources":
+                            rows["sources"].append(time.perf_counter() - t0)
+                        elif line == "event: token" and not got_token:
+                            rows["first_token"].append(time.perf_counter() - t0)
+                            got_token = True
 
-                def in_process(q: str = q) -> None:
-                    t0 = time.perf_counter()
-                    hits = kb.search(q)
-                    rows["retrieve"].append(time.perf_counter() - t0)
-                    first: list[float] = []
-                    kb.answer(q, hits, on_text=lambda _: first or first.append(time.perf_counter() - t0))
-                    rows["first_text"].append(first[0] if first else float("nan"))
+            def in_process(q: str) -> None:
+                t0 = time.perf_counter()
+                hits = kb.search(q)
+                rows["retrieve"].append(time.perf_counter() - t0)
+                first: list[float] = []
+                kb.answer(q, hits, on_text=lambda _: first or first.append(time.perf_counter() - t0))
+                rows["first_text"].append(first[0] if first else float("nan"))
 
-                for step in (over_http, in_process) if i % 2 == 0 else (in_process, over_http):
-                    step()
+            interleaved(n, over_http, in_process)
     finally:
-        server.terminate()
-        server.wait(20)
         kb.close()
-    ms = lambda xs, q: round(pct([x * 1000 for x in xs], q), 1)  # noqa: E731
     gap_sources = [(a - b) * 1000 for a, b in zip(rows["sources"], rows["retrieve"], strict=True)]
     gap_token = [(a - b) * 1000 for a, b in zip(rows["first_token"], rows["first_text"], strict=True)]
     return {
         "n": n,
         "fake_delay_s": delay,
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "sources_ms": {"p50": ms(rows["sources"], 50), "p95": ms(rows["sources"], 95)},
-        "in_process_retrieve_ms": {"p50": ms(rows["retrieve"], 50), "p95": ms(rows["retrieve"], 95)},
-        "sources_minus_retrieve_ms": {"p50": round(pct(gap_sources, 50), 1), "p95": round(pct(gap_sources, 95), 1)},
-        "first_token_ms": {"p50": ms(rows["first_token"], 50), "p95": ms(rows["first_token"], 95)},
-        "in_process_first_text_ms": {"p50": ms(rows["first_text"], 50), "p95": ms(rows["first_text"], 95)},
-        "first_token_minus_in_process_ms": {"p50": round(pct(gap_token, 50), 1), "p95": round(pct(gap_token, 95), 1)},
+        "sources_ms": p50_p95(rows["sources"], 1, 1000),
+        "in_process_retrieve_ms": p50_p95(rows["retrieve"], 1, 1000),
+        "sources_minus_retrieve_ms": p50_p95(gap_sources, 1),
+        "first_token_ms": p50_p95(rows["first_token"], 1, 1000),
+        "in_process_first_text_ms": p50_p95(rows["first_text"], 1, 1000),
+        "first_token_minus_in_process_ms": p50_p95(gap_token, 1),
     }
 
 
@@ -272,19 +293,10 @@ def load(kb_dir: Path, seconds: float, delay: float, kb_threads: int = 0) -> dic
     import asyncio
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay), str(kb_threads)])
     url = f"http://127.0.0.1:{port}"
-    try:
+    with served([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay), str(kb_threads)]) as server:
         with httpx.Client(base_url=url, timeout=120) as c:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if c.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-                time.sleep(0.2)
+            wait_ready(c, server)
             c.post("/v1/ask", json={"question": QUERIES[0]})  # warm the generator
             unloaded = []
             for i in range(60):
@@ -292,9 +304,6 @@ def load(kb_dir: Path, seconds: float, delay: float, kb_threads: int = 0) -> dic
                 c.post("/v1/search", json={"query": QUERIES[i % len(QUERIES)]}).raise_for_status()
                 unloaded.append(time.perf_counter() - t0)
         return asyncio.run(_load(url, seconds, unloaded))
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 async def _load(url: str, seconds: float, unloaded: list[float]) -> dict:  # type: ignore[type-arg]

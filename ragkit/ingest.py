@@ -29,15 +29,13 @@ from ragkit.indexes.sql_store import DocState, text_hash
 from ragkit.ingest_plan import Parsed as _Parsed
 from ragkit.ingest_plan import finish_ingest, plan_ingest
 from ragkit.ingest_plan import parse_item as _parse
-from ragkit.ingest_report import IngestCancelled, stop_if_cancelled
+from ragkit.ingest_report import ProgressFn, Tally, stop_if_cancelled
 from ragkit.ingest_settings import IngestSettings, check_meta  # noqa: F401 - imported from here too
 from ragkit.protocols import CountsTokens, Embedder
-from ragkit.types import FileFailure, IngestReport
+from ragkit.types import IngestReport
 
 if TYPE_CHECKING:
     from ragkit.store import Store
-
-ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
 
 
 # Parsed items waiting for the embedder: enough to keep it fed while a slow file parses, few enough that
@@ -142,17 +140,10 @@ def run_ingest(
         )
     t0 = time.perf_counter()
     plan = plan_ingest(sources, store, settings, include, exclude)
-    states, todo, failed, kept = plan.states, plan.todo, plan.failed, plan.kept
-    total, done, ingested, unchanged, chunks_added = plan.total, plan.done, 0, plan.unchanged, 0
-    notes: list[FileFailure] = []
-    interrupted = cancelled = False
-    deleted = restamped = 0
-
-    def tick(name: str = "") -> None:
-        if progress:
-            progress(done, total, name)
-
-    tick()
+    states, todo = plan.states, plan.todo
+    tally = Tally.start(plan, progress, t0)
+    stopped: KeyboardInterrupt | Cancelled | None = None
+    restamped = deleted = 0
 
     emb = embedder() if todo else None
     items: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_ITEMS)
@@ -208,7 +199,6 @@ def run_ingest(
 
     def commit(group: list[_Item]) -> None:
         """Embed one group of files and write each; written items leave `group` (so a retry skips them)."""
-        nonlocal done, ingested, chunks_added
         texts = [sp.text for it in group for sp in it.parsed.spans]
         hashes = [text_hash(t) for t in texts]
         cached = store.cached_vectors(hashes)
@@ -229,11 +219,7 @@ def run_ingest(
             doc = settings.stamp(p.doc)
             new_ids = store.write_document(doc, p.spans, vecs)
             group.pop(0)
-            done += 1
-            ingested += 1
-            chunks_added += len(new_ids)
-            notes.extend(FileFailure(it.source.uri, note) for note in p.doc.notes)
-            tick(it.source.name)
+            tally.written(it.source.uri, it.source.name, len(new_ids), p.doc.notes)
 
     def flush(batch: list[_Item]) -> None:
         """Commit the batch in groups of about _COMMIT_CHUNKS chunks (whole files)."""
@@ -250,7 +236,6 @@ def run_ingest(
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
     last_save = time.monotonic()
     batch: list[_Item] = []
-    recorded: list[str] = []  # failures stored as documents (they take this run's grants like the rest)
     try:
         if todo:
             parser.start()
@@ -264,16 +249,10 @@ def run_ingest(
             src, p = item.source, item.parsed
             if p.failure is not None:
                 store.record_failure(src.uri, p.digest, p.failure, src.size, src.mtime)
-                recorded.append(src.uri)
-                failed.append(FileFailure(src.uri, p.failure))
-                done += 1
-                tick(src.name)
+                tally.failure(src.uri, src.name, p.failure)
             elif p.unchanged:
                 store.touch(src.uri, src.size, src.mtime)
-                kept.append(src.uri)
-                unchanged += 1
-                done += 1
-                tick(src.name)
+                tally.kept(src.uri, src.name)
             else:
                 batch.append(item)
                 if sum(len(it.parsed.spans) for it in batch) >= settings.batch_chunks:
@@ -282,9 +261,9 @@ def run_ingest(
                 store.save()
                 last_save = time.monotonic()
         stop_if_cancelled(cancel)  # a cancelled run neither restamps nor prunes
-        restamped, deleted = finish_ingest(store, plan, settings, prune, recorded)
+        restamped, deleted = finish_ingest(store, plan, settings, prune, tally.recorded)
     except (KeyboardInterrupt, Cancelled) as exc:
-        interrupted, cancelled = True, isinstance(exc, Cancelled)
+        stopped = exc
         # committed documents stay; the group being embedded is finished (Ctrl-C; cancel stops between groups,
         # so it finds none), the rest dropped
         stop.set()
@@ -295,18 +274,4 @@ def run_ingest(
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         store.save()
-    report = IngestReport(
-        files_seen=plan.files_seen,
-        ingested=ingested,
-        unchanged=unchanged,
-        failed=tuple(failed),
-        chunks_added=chunks_added,
-        seconds=time.perf_counter() - t0,
-        interrupted=interrupted,
-        deleted=deleted,
-        restamped=restamped,
-        notes=tuple(notes),
-    )
-    if cancelled:
-        raise IngestCancelled(report)
-    return report
+    return tally.end(stopped, restamped, deleted)

@@ -23,6 +23,7 @@ from ragkit.cli.common import (
     display,
     err,
     grants,
+    note_without_access_control,
     out,
     plural,
     print_json,
@@ -64,16 +65,6 @@ def _actor(by: str | None) -> str | None:
         raise UsageError(f"--by: {exc}") from None
 
 
-def _not_enforced(base: Any, as_json: bool) -> None:
-    if not base.acl.enabled and not as_json:
-        err.print(
-            f"note: {base.root} has no access control, so grants are kept but not enforced (set [security] "
-            "access_control = true in its ragkit.toml)",
-            style="dim",
-            markup=False,
-        )
-
-
 def _unmatched(targets: Any) -> None:
     for target in targets:
         err.print(f"{target}: no stored document matches", style="yellow", markup=False)
@@ -98,7 +89,10 @@ def _change(
             raise UsageError(f"say whom with {flag} GRANT: group:NAME, user:NAME or public")
         actor = _actor(by)
         with ragkit.open(kb, create=False, **db_override(db)) as base:
-            _not_enforced(base, as_json)
+            if not as_json:
+                note_without_access_control(
+                    base, "grants are kept but not enforced (set [security] access_control = true in its ragkit.toml)"
+                )
             change = base.acl.grant if add else base.acl.revoke
             report = change(targets, given, actor=actor)
     matched = len(report.documents)

@@ -285,13 +285,18 @@ def check_reader(base: Any, principal: Any, quiet: bool = False) -> None:
     access control (every reader sees everything)."""
     if principal is None:
         base.acl.scope(None)  # raises AccessError when the KB is access-controlled; nothing is recorded
-    elif not base.acl.enabled and not quiet:
-        err.print(
-            f"note: {base.root} has no access control, so --as/--admin change nothing (every reader sees every "
-            "document); create a KB with ragkit ingest --access-control",
-            style="dim",
-            markup=False,
+    elif not quiet:
+        note_without_access_control(
+            base,
+            "--as/--admin change nothing (every reader sees every document); create a KB with ragkit ingest "
+            "--access-control",
         )
+
+
+def note_without_access_control(base: Any, consequence: str) -> None:
+    """A dim note, on a KB without access control, that an access option does less than it says (consequence)."""
+    if not base.acl.enabled:
+        err.print(f"note: {base.root} has no access control, so {consequence}", style="dim", markup=False)
 
 
 def read_scope(base: Any) -> Any:

@@ -24,9 +24,9 @@ from ragkit.distributed.stages import Embed, ParseChunk, Write
 from ragkit.errors import Cancelled, KnowledgeBaseError
 from ragkit.indexes.coordination import exclusive
 from ragkit.ingest_plan import finish_ingest, parse_item, plan_ingest
-from ragkit.ingest_report import IngestCancelled, stop_if_cancelled
+from ragkit.ingest_report import Tally, stop_if_cancelled
 from ragkit.ingest_settings import IngestSettings
-from ragkit.types import FileFailure, IngestReport
+from ragkit.types import IngestReport
 
 if TYPE_CHECKING:
     import threading
@@ -78,63 +78,32 @@ def _run(
     t0: float,
 ) -> IngestReport:
     plan = plan_ingest(sources, store, settings, include, exclude)
-    done, total = plan.done, plan.total
-    failed, notes = list(plan.failed), []
-    ingested = chunks_added = 0
-    unchanged = plan.unchanged
-    recorded: list[str] = []
-    interrupted = cancelled = False
+    tally = Tally.start(plan, progress, t0)
+    stopped: KeyboardInterrupt | Cancelled | None = None
+    restamped = deleted = 0
     had_index = store.paths.index.exists() and store.counts()["chunks"] > 0
-
-    def tick(name: str = "") -> None:
-        if progress:
-            progress(done, total, name)
-
-    tick()
     with connected(settings.runtime) as ray:
         check_visible(ray, [str(it.local[0]) for it in plan.todo if it.local is not None])
         try:
             if plan.todo:
                 for uri, status in _pipeline(ray, plan.todo, plan.states, settings, db_url):
-                    done += 1
-                    if status["kind"] == "failed":
-                        failed.append(FileFailure(uri, status["failure"]))
-                        recorded.append(uri)
+                    if status["kind"] == "failed":  # the writer stored the failure
+                        tally.failure(uri, status["name"], status["failure"])
                     elif status["kind"] == "unchanged":
-                        plan.kept.append(uri)
-                        unchanged += 1
+                        tally.kept(uri, status["name"])
                     else:
-                        ingested += 1
-                        chunks_added += status["chunks"]
-                        notes.extend(FileFailure(uri, n) for n in status["notes"])
-                    tick(status["name"])
+                        tally.written(uri, status["name"], status["chunks"], status["notes"])
                     stop_if_cancelled(cancel)  # what is committed stays (FAISS synced below); the next run skips it
             stop_if_cancelled(cancel)  # a cancelled run neither restamps nor prunes
-            restamped, deleted = finish_ingest(store, plan, settings, prune, recorded)
+            restamped, deleted = finish_ingest(store, plan, settings, prune, tally.recorded)
         except (KeyboardInterrupt, Cancelled) as exc:
-            interrupted, cancelled = True, isinstance(exc, Cancelled)
-            # committed documents stay; the FAISS index is brought up to date below
-            restamped = deleted = 0
+            stopped = exc  # committed documents stay; the FAISS index is brought up to date below
         if had_index:
             store.sync()
             store.save()
         else:
             store.rebuild(store.index_spec, fill=ray_fill(settings.runtime))
-    report = IngestReport(
-        files_seen=plan.files_seen,
-        ingested=ingested,
-        unchanged=unchanged,
-        failed=tuple(failed),
-        chunks_added=chunks_added,
-        seconds=time.perf_counter() - t0,
-        interrupted=interrupted,
-        deleted=deleted,
-        restamped=restamped,
-        notes=tuple(notes),
-    )
-    if cancelled:
-        raise IngestCancelled(report)
-    return report
+    return tally.end(stopped, restamped, deleted)
 
 
 def _pipeline(

@@ -12,7 +12,6 @@ so a run interrupted locally can be finished on Ray and the other way round.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,10 +20,8 @@ from ragkit.build import runtime_settings
 from ragkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ragkit.evals.datasets import EvalItem
-    from ragkit.evals.rundir import RunDir
+    from ragkit.evals.runner import Pending
     from ragkit.evals.scoring import EvalOptions
-    from ragkit.protocols import EvalTarget, Judge
 
 EVAL_BATCH = 4  # questions per actor call
 
@@ -55,21 +52,11 @@ class EvalWorker:
         return {"payload": out}
 
 
-def ask_all_ray(
-    kb: EvalTarget,
-    todo: Sequence[tuple[int, EvalItem]],
-    judge: Judge | None,
-    opts: EvalOptions,
-    workers: int,
-    run: RunDir,
-    done: list[dict[str, Any]],
-    *,
-    total: int,
-    progress: Callable[[int, int, str], None] | None,
-) -> None:
-    """runner._ask_all on a Ray cluster (same arguments; `judge` and `workers` are rebuilt / sized per actor)."""
+def ask_all_ray(work: Pending) -> None:
+    """runner._ask_all on a Ray cluster (`judge` and `workers` are rebuilt / sized per actor)."""
     from ragkit.distributed.cluster import connected
 
+    kb, opts = work.kb, work.opts
     db = kb.config.database_url or ""
     if not db.startswith("postgresql"):
         raise ConfigError(
@@ -79,10 +66,9 @@ def ask_all_ray(
     settings = runtime_settings(kb.config)
     local = kb.config.model_copy(update={"runtime": kb.config.runtime.model_copy(update={"backend": "local"})})
     kb_args = (kb.root, local, dict(kb.manifest), getattr(kb, "principal", None))
-    seen = {rec["id"] for rec in done}
-    if progress:
-        progress(len(done), total, "")
-    if not todo:
+    seen = {rec["id"] for rec in work.done}
+    work.tick()
+    if not work.todo:
         return
     with connected(settings) as ray:
         nodes = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
@@ -91,7 +77,7 @@ def ask_all_ray(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        items = [{"payload": pickle.dumps((i, item))} for i, item in todo]
+        items = [{"payload": pickle.dumps((i, item))} for i, item in work.todo]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * actors)))
         ds = ds.map_batches(
             EvalWorker,
@@ -107,7 +93,4 @@ def ask_all_ray(
                 if rec["id"] in seen:  # a retried question that had landed already
                     continue
                 seen.add(rec["id"])
-                run.append(rec)
-                done.append(rec)
-                if progress:
-                    progress(len(done), total, rec["question"])
+                work.record(rec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,46 +94,55 @@ def run_eval(
     ask = _ask_all
     if kb.config.runtime.backend == "ray" and type(kb).__name__ == "KnowledgeBase":  # a whole KB reopens in actors
         from ragkit.evals.ray_runner import ask_all_ray as ask  # questions in a Ray actor pool, same run folder
-    ask(kb, todo, judge, opts, workers, run, done, total=len(ds), progress=progress)
+    ask(Pending(kb, todo, judge, opts, workers, run, done, len(ds), progress))
     result = run.finish(done, name=run_name, resumed=resumed)
     if report:
         write_report(run.path)
     return result
 
 
-def _ask_all(
-    kb: EvalTarget,
-    todo: Sequence[tuple[int, EvalItem]],
-    judge: Judge | None,
-    opts: EvalOptions,
-    workers: int,
-    run: RunDir,
-    done: list[dict[str, Any]],
-    *,
-    total: int,
-    progress: ProgressFn | None,
-) -> None:
+@dataclass(frozen=True)
+class Pending:
+    """The questions a run still has to ask, how, and where each record goes (the run folder, then `done`):
+    what the local pool (`_ask_all`) and Ray's (`ray_runner.ask_all_ray`) both take."""
+
+    kb: EvalTarget
+    todo: Sequence[tuple[int, EvalItem]]
+    judge: Judge | None
+    opts: EvalOptions
+    workers: int
+    run: RunDir
+    done: list[dict[str, Any]]  # the records so far (a resumed run's first)
+    total: int
+    progress: ProgressFn | None
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+    def tick(self, question: str = "") -> None:
+        """Tell the progress callback (questions done, total, the current question)."""
+        if self.progress:
+            self.progress(len(self.done), self.total, question)
+
+    def record(self, rec: dict[str, Any]) -> None:
+        """Append a finished question's record to the run folder and to `done` (from any thread)."""
+        with self.lock:
+            self.run.append(rec)
+            self.done.append(rec)
+            self.tick(rec["question"])
+
+
+def _ask_all(work: Pending) -> None:
     """Evaluate the items, appending each record to the run folder and to `done` as it finishes."""
-    lock = threading.Lock()
-
-    def record(rec: dict[str, Any]) -> None:
-        with lock:
-            run.append(rec)
-            done.append(rec)
-            if progress:
-                progress(len(done), total, rec["question"])
-
-    if progress:
-        progress(len(done), total, "")
-    if workers == 1:
-        for i, item in todo:
-            record(evaluate_item(kb, item, i, judge, opts))
+    kb, judge, opts = work.kb, work.judge, work.opts
+    work.tick()
+    if work.workers == 1:
+        for i, item in work.todo:
+            work.record(evaluate_item(kb, item, i, judge, opts))
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(evaluate_item, kb, item, i, judge, opts) for i, item in todo]
+    with ThreadPoolExecutor(max_workers=work.workers) as pool:
+        futures = [pool.submit(evaluate_item, kb, item, i, judge, opts) for i, item in work.todo]
         try:
             for fut in as_completed(futures):
-                record(fut.result())
+                work.record(fut.result())
         except BaseException:
             for fut in futures:
                 fut.cancel()
