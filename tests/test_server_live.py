@@ -119,7 +119,7 @@ def test_a_full_lane_answers_429_with_retry_after_and_the_queue_drains(serve) ->
 def test_a_question_that_abstains_on_relevance_is_answered_while_the_lane_is_full(serve) -> None:  # type: ignore[no-untyped-def]
     gate = threading.Event()  # the one generation slot stays taken until the off-topic questions are answered
     gen = SlowGenerator(ANSWER, gate=gate)
-    # HashEmbedder cosines: QUESTION 0.47 to its best hit, the off-topic one 0.38, so this floor gates the off-topic one only
+    # HashEmbedder cosines to the best hit: QUESTION 0.47, the off-topic one 0.38; this floor gates only the latter
     url, _, _ = serve(gen, config={"generator.min_relevance": 0.42}, generators=1, queue=0)
     off = "zebra giraffe elephant safari"
     chat = {"messages": [{"role": "user", "content": off}]}
