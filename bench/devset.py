@@ -79,7 +79,16 @@ def _contains(sample: dict[str, object]) -> float:
     withheld = sample.get("withheld")
     if isinstance(withheld, dict):
         return contains_answer(str(withheld["draft"]), list(sample.get("gold_answers", [])))  # type: ignore[arg-type]
-    return float(sample.get("scores", {}).get("contains", 0.0))  # type: ignore[union-attr]
+    return _delivered_contains(sample)
+
+
+def _delivered_contains(sample: dict[str, object]) -> float:
+    """Answer-contains-gold of the delivered answer, scored now (runs made before a metric fix re-score)."""
+    from ragkit.evals.metrics import contains_answer
+
+    if sample.get("abstained"):
+        return 0.0
+    return contains_answer(str(sample.get("answer", "")), list(sample.get("gold_answers", [])))  # type: ignore[arg-type]
 
 
 def _rows(run_dir: Path) -> list[dict[str, object]]:
@@ -97,9 +106,7 @@ def _rows(run_dir: Path) -> list[dict[str, object]]:
                 # of which the grounding check withheld a drafted answer (0 with min_grounding = 0)
                 "withheld": sum("withheld" in s for s in group) / max(1, len(group)),
                 "contains_gold": (
-                    sum(s.get("scores", {}).get("contains", 0.0) for s in answerable) / len(answerable)
-                    if answerable
-                    else None
+                    sum(_delivered_contains(s) for s in answerable) / len(answerable) if answerable else None
                 ),
                 # the same run as if min_grounding were 0: withheld drafts count as delivered answers
                 "abstained_without_grounding": sum(bool(s.get("abstained")) and "withheld" not in s for s in group)
@@ -114,13 +121,28 @@ def _rows(run_dir: Path) -> list[dict[str, object]]:
     return out
 
 
+def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
+    for r in rows:
+        gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
+        uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
+        print(
+            f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {r['withheld']:>8.2f} {gold:>6} "
+            f"{uns:>7} {r['seconds']:>8.1f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--split", choices=["dev", "heldout"], default="dev")
     ap.add_argument("--generator", default=None, help="as `ragkit eval run --generator` [default: the KB's]")
     ap.add_argument("--parts", default="sample,pydocs,halueval")
+    ap.add_argument("--rescore", type=Path, default=None, help="print the table of an earlier results file again")
     args = ap.parse_args()
+    if args.rescore:
+        for name, part in json.loads(args.rescore.read_text())["parts"].items():
+            _print_rows(name, _rows(Path(part["run_dir"])))
+        return
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -160,14 +182,7 @@ def main() -> None:
         run_dir = Path(json.loads(res.stdout)["run_dir"])
         rows = _rows(run_dir)
         results["parts"][name] = {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
-        for r in rows:
-            gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
-            uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
-            print(
-                f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {r['withheld']:>8.2f} {gold:>6} "
-                f"{uns:>7} "
-                f"{r['seconds']:>8.1f}"
-            )
+        _print_rows(name, rows)
     out = work / f"results-{args.split}-{Path(gen).name}.json"
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"results: {out}")

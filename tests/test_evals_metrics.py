@@ -43,6 +43,10 @@ def test_squad_normalisation_em_f1() -> None:
     assert math.isnan(M.token_f1("x", []))
     assert M.contains_answer("Keys are rotated every 90 days [1].", ["90 days"]) == 1.0
     assert M.contains_answer("Keys are rotated every 190 days.", ["90 days"]) == 0.0
+    # code: punctuation glues tokens when deleted, so it is read as a space too
+    assert M.contains_answer("object.__contains__(self, item) [3].", ["__contains__"]) == 1.0
+    assert M.contains_answer("object.__contained__(self)", ["__contains__"]) == 0.0
+    assert M.contains_answer("It costs 1,000 euros.", ["1000"]) == 1.0
 
 
 def test_claim_rates_and_citations() -> None:
