@@ -44,4 +44,5 @@ class AccessError(RagkitError):
 
 class Cancelled(RagkitError):
     """The caller stopped the work: an `on_text` callback raises it to stop generation at the next piece of
-    text (a server does when its client disconnects); it propagates out of `ask` unchanged."""
+    text (a server does when its client disconnects); it propagates out of `ask` unchanged. `kb.ingest(cancel=
+    event)` raises its subclass IngestCancelled, carrying the partial report, once the event is set."""
