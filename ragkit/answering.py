@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
+from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.grounding import Grounding, grounding
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
@@ -62,6 +63,9 @@ class AnswerOptions:
     min_relevance: float = MIN_RELEVANCE["all-MiniLM-L6-v2"]
     # abstain after generation when the answer's key fact is in no source sentence this similar to the question
     min_grounding: float = MIN_GROUNDING["all-MiniLM-L6-v2"]
+    # abstain after generation when the model's probability of the answer's key fact is below this; None = the
+    # floor measured for the generator (ragkit.confidence), 0 = off
+    min_confidence: float | None = None
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -81,6 +85,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         sample_temperature=cfg.sample_temperature,
         min_relevance=cfg.min_relevance or 0.0,
         min_grounding=cfg.min_grounding or 0.0,
+        min_confidence=cfg.min_confidence,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -292,6 +297,12 @@ def answer_question(
         if grounded is not None and grounded.score < o.min_grounding:
             draft, checked = checked.text, _withheld(checked, grounded, o)
         check_s += time.perf_counter() - t
+    sure = None
+    floor = default_min_confidence(generator.name) if o.min_confidence is None else o.min_confidence
+    if o.schema is None and out.tokens and (checked.text or draft):
+        sure = key_confidence(question, out.tokens)
+        if sure is not None and sure.score < floor and not checked.abstained:
+            draft, checked = checked.text, _unsure(checked, sure, floor, o)
     return Answer(
         question=question,
         text=checked.text,
@@ -313,6 +324,16 @@ def answer_question(
         relevance=relevance,
         draft=draft,
         grounding=None if grounded is None else round(grounded.score, 4),
+        confidence=None if sure is None else round(sure.score, 4),
+    )
+
+
+def _unsure(checked: CheckedAnswer, c: Confidence, floor: float, o: AnswerOptions) -> CheckedAnswer:
+    """The abstention that replaces an answer whose key fact the model itself was guessing."""
+    detail = f"the model gave its key fact {', '.join(c.spans)} probability {c.score:.2f} (min_confidence {floor:.2f})"
+    flag = Flag("unsure", checked.text, detail=detail)
+    return replace(
+        checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
     )
 
 

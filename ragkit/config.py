@@ -104,6 +104,11 @@ class GeneratorConfig(_Section):
     # (the draft is kept in Answer.draft). None = the value measured for the bundled embedder (0.2 for
     # all-MiniLM-L6-v2, docs/benchmarks.md "Abstention dev set"), for other embedders only "in no source"; 0 = off.
     min_grounding: float | None = Field(default=None, ge=0.0, le=1.0)
+    # after generation: when the model's own probability of the answer's key fact (geometric mean over its
+    # tokens) is below this, it was guessing: answer with the abstention phrase (draft kept). None = the value
+    # measured for the bundled generator (docs/benchmarks.md "Abstention dev set"), off for other models and
+    # adapters; 0 = off. Needs a backend that reports token probabilities (transformers).
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds
     strict: bool = False  # remove sentences flagged unsupported from the answer
     samples: int = Field(default=1, ge=1, le=32)  # self-consistency: answers drawn, majority returned

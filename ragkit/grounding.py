@@ -18,7 +18,7 @@ import numpy as np
 
 from ragkit.textutil import STOPWORDS, context_sentences
 
-_CITE = re.compile(r"\[\d+\]")
+CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00), mixed-case or capitalised words (AES-256, Tuesday, Frankfurt), identifiers with
 # an underscore (__len__), calls (id()) and `code`
 _KEY = re.compile(r"\d+(?:[.,:]\d+)*|\b[A-Z][\w-]*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
@@ -39,7 +39,7 @@ class Grounding:
 
 def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
-    text = _CITE.sub("", answer)
+    text = CITATION.sub("", answer)
     asked = {w.lower() for w in _WORD.findall(question)}
     spans = [m.group().strip("`") for m in _KEY.finditer(text)]
     keep = []

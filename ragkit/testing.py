@@ -131,6 +131,8 @@ class ScriptedGenerator:
     - generate streams the reply word by word to on_text; stops after max_new_tokens words (finish="length") or as
       soon as stop(text so far) is True (finish="rule", the word that fired it included); else finish="stop".
       The streamed pieces always join to the returned text. schema is recorded, not enforced: script valid JSON.
+    - logprob: the natural log-probability of each piece; given, Generation.tokens reports (piece, logprob) for
+      the pieces written, as the transformers backend does (without it, none, like llama.cpp and HTTP).
     Every call is kept in `calls`; `temperatures` and `prompts` list them by call.
     """
 
@@ -141,7 +143,9 @@ class ScriptedGenerator:
         name: str = "scripted",
         context_window: int = 4096,
         seconds: float = 0.01,  # Generation.seconds of every call, so timings are not zero
+        logprob: Callable[[str], float] | None = None,
     ) -> None:
+        self.logprob = logprob
         self.replies = replies if callable(replies) else list(replies)
         self.name = name
         self.context_window = context_window
@@ -188,8 +192,9 @@ class ScriptedGenerator:
             if stop is not None and stop(text):
                 finish = "rule"
                 break
-        n = len(pieces(text))
-        return Generation(text, self.count_prompt_tokens(messages), n, self.seconds, finish=finish)
+        written = pieces(text)
+        tokens = tuple((p, self.logprob(p)) for p in written) if self.logprob else ()
+        return Generation(text, self.count_prompt_tokens(messages), len(written), self.seconds, finish, tokens)
 
 
 # -- embedding ----------------------------------------------------------------------------------------------------

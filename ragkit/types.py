@@ -17,6 +17,9 @@ class Generation:
     completion_tokens: int
     seconds: float
     finish: str = "stop"  # "stop": end of turn; "length": token limit; "rule": the caller's stop rule fired
+    # (piece of text, natural log of its probability) per generated token, in order; their pieces joined are
+    # the completion before stripping. Empty when the backend does not report them (llama.cpp, HTTP).
+    tokens: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,9 @@ class Flag:
     "ungrounded"       - the answer's key fact was in no source, or only in a sentence about something else
                          (min_grounding), so ragkit abstained after generation (text = the withheld answer,
                          quote = the source sentence, if any; detail = the key spans and the similarity).
+    "unsure"           - the model put little probability on the answer's key fact (min_confidence): it was
+                         guessing, so ragkit abstained after generation (text = the withheld answer,
+                         detail = the key spans and their probability).
     """
 
     kind: str
@@ -195,6 +201,9 @@ class Answer:
     # in the sources (ragkit.grounding; None when not measured or the answer stated nothing to check)
     draft: str = ""
     grounding: float | None = None
+    # the model's geometric-mean probability of the answer's key-span tokens (ragkit.confidence; None when the
+    # backend reports no token probabilities or the answer stated nothing to check)
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

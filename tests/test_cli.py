@@ -175,6 +175,10 @@ def test_ask_says_why_it_withheld_an_answer_the_sources_do_not_hold(built_kb: Pa
     data = json.loads(CliRunner().invoke(app, ["ask", question, "--kb", str(built_kb), "--json"]).stdout)
     assert data["abstained"] and data["draft"] and data["grounding"] == 0.0 and not data["citations"]
     kept = json.loads(
-        CliRunner().invoke(app, ["ask", question, "--kb", str(built_kb), "--json", "--min-grounding", "0"]).stdout
+        CliRunner()
+        .invoke(
+            app, ["ask", question, "--kb", str(built_kb), "--json", "--min-grounding", "0", "--min-confidence", "0"]
+        )
+        .stdout
     )
     assert not kept["abstained"] and kept["text"] == data["draft"] and kept["draft"] == ""

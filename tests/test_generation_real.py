@@ -186,3 +186,24 @@ def test_bundled_qwen_answers_from_the_kb_with_a_citation(built_kb: Path) -> Non
     assert "400 days" in ans.text and not ans.abstained
     assert ans.citations and all(c.uri.endswith("data-retention.html") for c in ans.citations)
     assert ans.generator == "Qwen2.5-Coder-0.5B-Instruct"
+
+
+def test_token_probabilities_are_the_models_own(bundled_gpt) -> None:  # type: ignore[no-untyped-def]
+    """Generation.tokens joins to the text, and each log-probability is what a forward pass over the prompt and
+    the tokens before it gives the token picked (greedy: the most likely one)."""
+    import torch
+
+    messages = [{"role": "user", "content": "Name three colours of the rainbow."}]
+    out = bundled_gpt.generate(messages, 12)
+    assert out.tokens and len(out.tokens) == out.completion_tokens
+    assert "".join(p for p, _ in out.tokens).strip() == out.text
+    prompt = bundled_gpt.prompt_ids(messages)
+    ids = bundled_gpt.tokenizer("".join(p for p, _ in out.tokens), add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = bundled_gpt.model(input_ids=torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1].float()
+    lp = torch.log_softmax(logits, dim=-1)
+    n = min(len(ids), len(out.tokens))  # the end-of-turn token has an empty piece and may end the list
+    assert n >= 3
+    for i in range(n):
+        assert out.tokens[i][1] == pytest.approx(float(lp[i, ids[i]]), abs=2e-3)
+        assert int(lp[i].argmax()) == ids[i]  # greedy picked the most likely token

@@ -339,6 +339,16 @@ def ask(
             "[default: config; 0.2 for the bundled embedder]",
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--min-confidence",
+            min=0.0,
+            max=1.0,
+            help="Abstain after generating when the model's own probability of the answer's key fact is below "
+            "this (it was guessing); 0 turns it off [default: config; 0.2 for SmolLM2, off for other models]",
+        ),
+    ] = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     template: Annotated[
@@ -388,6 +398,7 @@ def ask(
                 "mode": mode,
                 "min_relevance": min_relevance,
                 "min_grounding": min_grounding,
+                "min_confidence": min_confidence,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -450,7 +461,15 @@ def ask(
             f"[dim]The sources do not hold the model's answer: {escape(withheld.detail)}. ragkit abstained; "
             "--json shows the withheld draft, --min-grounding 0 keeps it.[/dim]"
         )
-    if withheld is None and any(f.kind == "truncated" for f in answer.flags):  # a withheld draft's cut is moot
+    unsure = next((f for f in answer.flags if f.kind == "unsure"), None)
+    if unsure is not None:
+        err.print(
+            f"[dim]The model was guessing: {escape(unsure.detail)}. ragkit abstained; --json shows the withheld "
+            "draft, --min-confidence 0 keeps it.[/dim]"
+        )
+    if (
+        withheld is None and unsure is None and any(f.kind == "truncated" for f in answer.flags)
+    ):  # a withheld draft's cut is moot
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
 
 

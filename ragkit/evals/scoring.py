@@ -150,9 +150,11 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         ],
     }
     if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the "ungrounded" flag)
-        fields_["withheld"] = {"draft": ans.draft, "grounding": ans.grounding}
-    elif ans.grounding is not None:
-        fields_["grounding"] = ans.grounding
+        fields_["withheld"] = {"draft": ans.draft, "grounding": ans.grounding, "confidence": ans.confidence}
+    else:
+        fields_.update(
+            {k: v for k, v in (("grounding", ans.grounding), ("confidence", ans.confidence)) if v is not None}
+        )
     if item.answers:
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {

@@ -183,12 +183,13 @@ class TransformersGenerator:
         extra: dict[str, Any] = {}
         if on_text is not None:
             extra["streamer"] = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        recorder = _TokenLogprobs(n_prompt)
+        processors: list[Any] = [recorder]  # first: it sees the model's own distribution
         if schema is not None:
             from ragkit.generation.constrained import json_schema_processor
 
-            extra["logits_processor"] = LogitsProcessorList(
-                [json_schema_processor(tokenizer, schema, self._stop_ids, n_prompt)]
-            )
+            processors.append(json_schema_processor(tokenizer, schema, self._stop_ids, n_prompt))
+        extra["logits_processor"] = LogitsProcessorList(processors)
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
@@ -206,5 +207,46 @@ class TransformersGenerator:
         finish = "rule" if fired else ("stop" if ended or len(new_tokens) < max_new_tokens else "length")
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
         return Generation(
-            text=text, prompt_tokens=n_prompt, completion_tokens=int(len(new_tokens)), seconds=seconds, finish=finish
+            text=text,
+            prompt_tokens=n_prompt,
+            completion_tokens=int(len(new_tokens)),
+            seconds=seconds,
+            finish=finish,
+            tokens=recorder.pieces(self.tokenizer, out[0]),
         )
+
+
+class _TokenLogprobs:
+    """A logits processor that keeps the log-probability of each token the decoder picked.
+
+    At step t it sees the distribution for token t; which token was picked shows up at step t + 1 (or, for the
+    last one, in the finished sequence), so it holds one log-softmax row at a time instead of every step's
+    logits (a 150k vocabulary x 160 steps would be ~100 MB).
+    """
+
+    def __init__(self, n_prompt: int) -> None:
+        self.n_prompt = n_prompt
+        self.logprobs: list[float] = []
+        self._last: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self._last is not None:
+            self.logprobs.append(float(self._last[int(input_ids[0, -1])]))
+        self._last = torch.log_softmax(scores[0].float(), dim=-1)
+        return scores
+
+    def pieces(self, tokenizer: Any, sequence: Any) -> tuple[tuple[str, float], ...]:
+        """(text piece, log-probability) per generated token; special tokens give empty pieces."""
+        new = [int(t) for t in sequence[self.n_prompt :]]
+        lps = list(self.logprobs)
+        if self._last is not None and len(lps) < len(new):
+            lps.append(float(self._last[new[len(lps)]]))
+        out, before = [], ""
+        for i, lp in enumerate(lps[: len(new)]):
+            # decoding the prefix, not the token alone, keeps multi-byte characters and leading spaces right
+            now = tokenizer.decode(new[: i + 1], skip_special_tokens=True)
+            out.append((now[len(before) :], lp))
+            before = now
+        return tuple(out)

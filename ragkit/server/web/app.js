@@ -244,6 +244,9 @@ function abstention(a) {
   if (flag("ungrounded")) {
     return ["Answer withheld: the model's answer states something the sources do not support.", flag("ungrounded").detail];
   }
+  if (flag("unsure")) {
+    return ["Answer withheld: the model was guessing the key fact of its answer.", flag("unsure").detail];
+  }
   return ["No answer: the model found nothing in the sources that answers this question.", ""];
 }
 
