@@ -24,14 +24,40 @@ from typing import Any
 import numpy as np
 
 
+def _draft(sample: dict[str, Any]) -> str | None:
+    """What the model answered: the delivered answer, or the draft a check after generation withheld; None for
+    an abstention before generation or the model's own."""
+    withheld = sample.get("withheld")
+    if isinstance(withheld, dict):
+        return str(withheld["draft"])
+    return None if sample.get("abstained") else str(sample.get("answer", ""))
+
+
 def grounding_score(sample: dict[str, Any], embed: Any) -> float:
-    """ragkit.grounding's score for a sample's answer; 0 for an abstention, 1 when it states nothing new."""
+    """ragkit.grounding's score for a sample's answer (a withheld draft's too); 0 for an abstention, 1 when it
+    states nothing new."""
     from ragkit.grounding import grounding
 
-    if sample.get("abstained"):
+    draft = _draft(sample)
+    if draft is None:
         return 0.0
-    g = grounding(sample["question"], sample.get("answer", ""), [c["text"] for c in sample.get("contexts", [])], embed)
+    g = grounding(sample["question"], draft, [c["text"] for c in sample.get("contexts", [])], embed)
     return 1.0 if g is None else g.score
+
+
+def supports(sample: dict[str, Any], judge: Any) -> list[float]:
+    """The claim judge's support of each answer sentence: from the run for a delivered answer, judged here for
+    a withheld draft (the run judges only what it delivers); empty for an abstention."""
+    import re
+
+    from ragkit.evals.judges import verdicts
+    from ragkit.textutil import split_sentences
+
+    if not isinstance(sample.get("withheld"), dict):
+        return [c["support"] for c in sample.get("claims", [])] if not sample.get("abstained") else []
+    claims = split_sentences(re.sub(r"\s*\[\d+(?:\s*,\s*\d+)*\]", "", sample["withheld"]["draft"]))
+    everything = "\n\n".join(c["text"] for c in sample.get("contexts", []))
+    return [p for p, _ in verdicts(judge, claims, [everything] * len(claims))]
 
 
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
@@ -50,8 +76,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from ragkit.embedding import SentenceTransformerEmbedder
+    from ragkit.evals.judges import make_judge
 
     emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    judge = make_judge("minilm-lexical", embedder=emb)
     ce = None
     if args.answerability:
         from sentence_transformers import CrossEncoder
@@ -65,7 +93,7 @@ def main() -> None:
             s = json.loads(line)
             if s.get("status") != "ok":
                 continue
-            supports = [c["support"] for c in s.get("claims", [])] if not s.get("abstained") else []
+            judged = supports(s, judge)
             row = {
                 "corpus": corpus,
                 "id": s["id"],
@@ -74,8 +102,8 @@ def main() -> None:
                 "abstained": bool(s["abstained"]),
                 "relevance": float(s.get("relevance") or 0.0),
                 "grounding": grounding_score(s, emb.embed),
-                "support_min": min(supports) if supports else 0.0,
-                "support_mean": float(np.mean(supports)) if supports else 0.0,
+                "support_min": min(judged) if judged else 0.0,
+                "support_mean": float(np.mean(judged)) if judged else 0.0,
             }
             if ce is not None:
                 pairs = [(c["text"], s["question"]) for c in s.get("contexts", [])]

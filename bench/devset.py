@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVSET = ROOT / "examples" / "devset"
@@ -115,13 +116,47 @@ def _rows(run_dir: Path) -> list[dict[str, object]]:
                     sum(_contains(s) for s in answerable) / len(answerable) if answerable else None
                 ),
                 "unsupported_claims": sum(not c["supported"] for c in claims) / len(claims) if claims else None,
+                "claims": len(claims),
                 "seconds": sum(s.get("timings", {}).get("total", 0.0) for s in group) / max(1, len(group)),
             }
         )
     return out
 
 
-def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
+def _totals(parts: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per construction over every corpus: shares weighted by questions, unsupported claims by claims."""
+    out = []
+    for kind in sorted({r["construction"] for rows in parts.values() for r in rows}):
+        rows = [r for rs in parts.values() for r in rs if r["construction"] == kind]
+        n = sum(r["n"] for r in rows)
+        golds = [r for r in rows if r["contains_gold"] is not None]
+        claims = sum(r.get("claims", 0) for r in rows)
+        out.append(
+            {
+                "construction": kind,
+                "n": n,
+                "abstained": sum(r["abstained"] * r["n"] for r in rows) / n,
+                "withheld": sum(r["withheld"] * r["n"] for r in rows) / n,
+                "contains_gold": sum(r["contains_gold"] * r["n"] for r in golds) / sum(r["n"] for r in golds)
+                if golds
+                else None,
+                "unsupported_claims": sum((r["unsupported_claims"] or 0) * r.get("claims", 0) for r in rows) / claims
+                if claims
+                else None,
+                "claims": claims,
+                "seconds": sum(r["seconds"] * r["n"] for r in rows) / n,
+            }
+        )
+    return out
+
+
+def _delivered_unsupported(totals: list[dict[str, Any]]) -> str:
+    claims = sum(r["claims"] for r in totals)
+    bad = sum((r["unsupported_claims"] or 0) * r["claims"] for r in totals)
+    return f"unsupported claims in delivered answers, every construction: {bad / max(1, claims):.3f} of {claims}"
+
+
+def _print_rows(name: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
         uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
@@ -140,8 +175,11 @@ def main() -> None:
     ap.add_argument("--rescore", type=Path, default=None, help="print the table of an earlier results file again")
     args = ap.parse_args()
     if args.rescore:
-        for name, part in json.loads(args.rescore.read_text())["parts"].items():
-            _print_rows(name, _rows(Path(part["run_dir"])))
+        rescored = {n: _rows(Path(p["run_dir"])) for n, p in json.loads(args.rescore.read_text())["parts"].items()}
+        for name, rows in rescored.items():
+            _print_rows(name, rows)
+        _print_rows("all", _totals(rescored))
+        print(_delivered_unsupported(_totals(rescored)))
         return
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -183,6 +221,9 @@ def main() -> None:
         rows = _rows(run_dir)
         results["parts"][name] = {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
         _print_rows(name, rows)
+    results["all"] = _totals({n: p["rows"] for n, p in results["parts"].items()})
+    _print_rows("all", results["all"])
+    print(_delivered_unsupported(results["all"]))
     out = work / f"results-{args.split}-{Path(gen).name}.json"
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"results: {out}")
