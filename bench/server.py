@@ -2,6 +2,7 @@
 
     python bench/server.py [--kb DIR] [--n 200] [--no-key] [--json]
     python bench/server.py --load 60 [--fake-delay 0.02] [--json]
+    python bench/server.py --load 60 (--rate R | --rate auto | --utilisation 0.5) [--json]
     python bench/server.py --stream 30 [--fake-delay 0.02] [--json]
 
 Builds a KB of the sample corpus with the bundled embedder (or uses --kb), creates a read key, starts
@@ -16,6 +17,10 @@ generation lane is 1 slot + a queue of 8), plus a `/healthz` probe every 50 ms, 
 baseline. Counts transport errors, 5xx and 429s (each with Retry-After), search p95 under load vs unloaded,
 time to the `sources` event and to the first `token`, and the probe's p99. --fake-delay S answers with a
 scripted generator that takes S seconds per word (the CI form); 0 uses the configured model (SmolLM2).
+With --rate R the searches are open-loop instead: Poisson arrivals at R per second, each its own request
+whatever the server's pace; --utilisation F (or --rate auto: F = 0.5) first measures the closed-loop search
+throughput for --capacity-seconds and sets R = F x that. The report adds the offered and achieved rates.
+See bench/server_load.py.
 
 --stream N: N questions, each asked once over HTTP (`/v1/ask/stream`) and once in this process with the same
 scripted generator, interleaved: time to the `sources` event vs the in-process retrieval (`kb.search`), and
@@ -105,6 +110,11 @@ def interleaved(n: int, over_http: Callable[[str], None], in_process: Callable[[
             step(q)
 
 
+def rate_arg(value: str) -> float | str:
+    """--rate: searches per second, or "auto" (a fraction of the measured capacity)."""
+    return value if value == "auto" else float(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kb", type=Path, help="an existing KB (default: the sample corpus, built in a temp dir)")
@@ -115,7 +125,20 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=0, metavar="N", help="run the streaming latency pairs instead")
     ap.add_argument("--kb-threads", type=int, default=0, help="--load: the server's KB lane (0: its default)")
     ap.add_argument("--fake-delay", type=float, default=0.02, help="--load: seconds per word of a fake generator")
+    ap.add_argument("--rate", type=rate_arg, metavar="R|auto", help="--load: open loop, R searches/s arriving Poisson")
+    ap.add_argument("--utilisation", type=float, help="--load: open loop at F x the measured capacity (auto: 0.5)")
+    ap.add_argument("--capacity-seconds", type=float, default=10.0, help="--utilisation: the capacity run")
+    ap.add_argument("--seed", type=int, default=0, help="--rate: the arrival process's seed")
     args = ap.parse_args()
+    open_loop = args.rate is not None or args.utilisation is not None
+    if open_loop and not args.load:
+        ap.error("--rate and --utilisation go with --load")
+    if args.rate not in (None, "auto") and args.utilisation is not None:
+        ap.error("--rate R fixes the rate; --utilisation goes with --rate auto or alone")
+    rate = None if args.rate in (None, "auto") else args.rate  # None: measure the capacity first
+    utilisation = 0.5 if args.utilisation is None else args.utilisation
+    if (rate is not None and rate <= 0) or utilisation <= 0:
+        ap.error("the rate and the utilisation must be positive")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ragkit serve sets it, so both sides run alike
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -134,7 +157,14 @@ def main() -> None:
             print(json.dumps(result, indent=2) if args.json else result)
             return
         if args.load:
-            result = load(kb_dir, args.load, args.fake_delay, args.kb_threads)
+            # imported here: server_load imports this file's helpers, so a top-level import would be circular
+            import server_load
+
+            if open_loop:
+                result = server_load.open_loop(kb_dir, args.load, args.fake_delay, args.kb_threads, rate,
+                                               utilisation, args.capacity_seconds, args.seed)  # fmt: skip
+            else:
+                result = server_load.load(kb_dir, args.load, args.fake_delay, args.kb_threads)
             print(json.dumps(result, indent=2) if args.json else result)
             return
         kb = ragkit.open(kb_dir, create=False)
@@ -285,111 +315,6 @@ def stream_pairs(kb_dir: Path, n: int, delay: float) -> dict:  # type: ignore[ty
         "first_token_ms": p50_p95(rows["first_token"], 1, 1000),
         "in_process_first_text_ms": p50_p95(rows["first_text"], 1, 1000),
         "first_token_minus_in_process_ms": p50_p95(gap_token, 1),
-    }
-
-
-def load(kb_dir: Path, seconds: float, delay: float, kb_threads: int = 0) -> dict:  # type: ignore[type-arg]
-    """The load test (see the module docstring): a server process, then one asyncio client process."""
-    import asyncio
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with served([sys.executable, "-c", SERVE, str(kb_dir), str(port), str(delay), str(kb_threads)]) as server:
-        with httpx.Client(base_url=url, timeout=120) as c:
-            wait_ready(c, server)
-            c.post("/v1/ask", json={"question": QUERIES[0]})  # warm the generator
-            unloaded = []
-            for i in range(60):
-                t0 = time.perf_counter()
-                c.post("/v1/search", json={"query": QUERIES[i % len(QUERIES)]}).raise_for_status()
-                unloaded.append(time.perf_counter() - t0)
-        return asyncio.run(_load(url, seconds, unloaded))
-
-
-async def _load(url: str, seconds: float, unloaded: list[float]) -> dict:  # type: ignore[type-arg]
-    import asyncio
-
-    stats: dict[str, list] = {"search": [], "health": [], "sources": [], "first_token": [], "answer": []}  # type: ignore[type-arg]
-    counts = {"transport_errors": 0, "5xx": 0, "429": 0, "429_without_retry_after": 0, "asks_ok": 0, "other": 0}
-    end = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
-
-        def tally(status: int, headers: httpx.Headers) -> None:
-            if status >= 500:
-                counts["5xx"] += 1
-            elif status == 429:
-                counts["429"] += 1
-                counts["429_without_retry_after"] += "retry-after" not in headers
-            elif status != 200:
-                counts["other"] += 1
-
-        async def searcher(i: int) -> None:
-            n = i
-            while time.monotonic() < end:
-                n += 1
-                t0 = time.perf_counter()
-                try:
-                    r = await c.post("/v1/search", json={"query": QUERIES[n % len(QUERIES)]})
-                except httpx.TransportError:
-                    counts["transport_errors"] += 1
-                    continue
-                tally(r.status_code, r.headers)
-                if r.status_code == 200:
-                    stats["search"].append(time.perf_counter() - t0)
-
-        async def asker(i: int) -> None:
-            n = i
-            while time.monotonic() < end:
-                n += 1
-                t0 = time.perf_counter()
-                try:
-                    async with c.stream("POST", "/v1/ask/stream", json={"question": QUERIES[n % len(QUERIES)]}) as r:
-                        tally(r.status_code, r.headers)
-                        if r.status_code != 200:
-                            await r.aread()
-                            await asyncio.sleep(float(r.headers.get("retry-after", "1")))
-                            continue
-                        first = True
-                        async for line in r.aiter_lines():
-                            if line == "event: sources":
-                                stats["sources"].append(time.perf_counter() - t0)
-                            elif line == "event: token" and first:
-                                stats["first_token"].append(time.perf_counter() - t0)
-                                first = False
-                            elif line == "event: done":
-                                stats["answer"].append(time.perf_counter() - t0)
-                                counts["asks_ok"] += 1
-                except httpx.TransportError:
-                    counts["transport_errors"] += 1
-
-        async def prober() -> None:
-            while time.monotonic() < end:
-                t0 = time.perf_counter()
-                try:
-                    r = await c.get("/healthz")
-                    tally(r.status_code, r.headers)
-                    stats["health"].append(time.perf_counter() - t0)
-                except httpx.TransportError:
-                    counts["transport_errors"] += 1
-                await asyncio.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
-
-        await asyncio.gather(*(searcher(i) for i in range(20)), *(asker(i) for i in range(4)), prober())
-    ms = lambda xs, q: round(pct([x * 1000 for x in xs], q), 1) if xs else None  # noqa: E731
-    return {
-        "seconds": seconds,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        **counts,
-        "searches": len(stats["search"]),
-        "search_unloaded_p95_ms": ms(unloaded, 95),
-        "search_loaded_p50_ms": ms(stats["search"], 50),
-        "search_loaded_p95_ms": ms(stats["search"], 95),
-        "search_p95_ratio_loaded_over_unloaded": round(pct(stats["search"], 95) / pct(unloaded, 95), 2),
-        "healthz_p50_ms": ms(stats["health"], 50),
-        "healthz_p99_ms": ms(stats["health"], 99),
-        "sources_p50_ms": ms(stats["sources"], 50),
-        "first_token_p50_ms": ms(stats["first_token"], 50),
-        "answer_p50_s": round(pct(stats["answer"], 50), 2) if stats["answer"] else None,
     }
 
 
