@@ -9,6 +9,7 @@ from ragkit import kbdir
 from ragkit._version import __version__
 from ragkit.access import Principal
 from ragkit.api import KnowledgeBase
+from ragkit.assets import default_generator
 from ragkit.config import dump_config, load_config
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
@@ -40,7 +41,7 @@ def open_kb(
         raise KnowledgeBaseError(f"{path} is not a ragkit knowledge base (no manifest.json); choose another --kb")
     if not create:
         raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")
-    config = load_config(None, overrides)
+    config = load_config(None, _with_default_generator(overrides or {}))
     root.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase(root, config, {}, principal)
     emb = kb.embedder  # loads the model once, so the manifest records the real dimension
@@ -48,3 +49,13 @@ def open_kb(
     kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
     kbdir.write_manifest(paths, kb.manifest)
     return kb
+
+
+def _with_default_generator(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A new KB that names no generator gets the best bundled one installed (assets.default_generator); the
+    choice is written to its ragkit.toml, so installing another model later does not change an existing KB."""
+    nested = overrides.get("generator")
+    named = "generator.model" in overrides or "generator.backend" in overrides
+    if named or (isinstance(nested, dict) and ("model" in nested or "backend" in nested)):
+        return overrides
+    return {**overrides, "generator.model": default_generator()}

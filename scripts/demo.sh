@@ -2,7 +2,7 @@
 # The quick start: install, ingest the bundled sample corpus, ask a question, print the cited answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${EXTRAS:-server}" bash scripts/install.sh
+EXTRAS="${EXTRAS:-server,qwen}" bash scripts/install.sh
 # shellcheck disable=SC1091
 [ -n "${VIRTUAL_ENV:-}" ] || . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -13,6 +13,10 @@ from pgserver import db_url, pg_app_url, pg_server, pg_url  # noqa: F401 - Postg
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# a new KB gets the best bundled generator installed (Qwen with ragkit[qwen]); the suite pins the small one so
+# it behaves the same with or without the extra and stays in its time budget. test_default_generator.py
+# checks the choice itself, and the tests that want Qwen name it.
+os.environ.setdefault("RAGKIT_DEFAULT_GENERATOR", "SmolLM2-135M-Instruct")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = ROOT / "examples" / "sample_corpus"
