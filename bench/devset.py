@@ -92,8 +92,25 @@ def _delivered_contains(sample: dict[str, object]) -> float:
     return contains_answer(str(sample.get("answer", "")), list(sample.get("gold_answers", [])))  # type: ignore[arg-type]
 
 
-def _rows(run_dir: Path) -> list[dict[str, object]]:
-    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
+def _gated(sample: dict[str, Any], floor: float) -> dict[str, Any]:
+    """The sample as a higher relevance floor would have answered it: below the floor, the abstention phrase
+    before generation (no draft, no claims); exact, since the floor only moves questions to that abstention."""
+    if (
+        floor <= 0
+        or sample.get("relevance") is None
+        or sample["relevance"] >= floor
+        or sample.get("abstained")
+        and ("withheld" not in sample)
+    ):
+        return sample
+    gated = {k: v for k, v in sample.items() if k not in ("withheld", "claims")}
+    gated.update(abstained=True, answer="I don't know based on the provided sources.", timings={"total": 0.0})
+    return gated
+
+
+def _rows(run_dir: Path, floor: float = 0.0) -> list[dict[str, object]]:
+    lines = (run_dir / "samples.jsonl").read_text().splitlines()
+    samples = [_gated(json.loads(line), floor) for line in lines if line.strip()]
     out = []
     for kind in sorted({s.get("construction") or "?" for s in samples}):
         group = [s for s in samples if (s.get("construction") or "?") == kind and s.get("status") == "ok"]
@@ -173,9 +190,11 @@ def main() -> None:
     ap.add_argument("--generator", default=None, help="as `ragkit eval run --generator` [default: the KB's]")
     ap.add_argument("--parts", default="sample,pydocs,halueval")
     ap.add_argument("--rescore", type=Path, default=None, help="print the table of an earlier results file again")
+    ap.add_argument("--min-relevance", type=float, default=0.0, help="--rescore: as if the floor had been this")
     args = ap.parse_args()
     if args.rescore:
-        rescored = {n: _rows(Path(p["run_dir"])) for n, p in json.loads(args.rescore.read_text())["parts"].items()}
+        parts = json.loads(args.rescore.read_text())["parts"]
+        rescored = {n: _rows(Path(p["run_dir"]), args.min_relevance) for n, p in parts.items()}
         for name, rows in rescored.items():
             _print_rows(name, rows)
         _print_rows("all", _totals(rescored))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ragkit
+from ragkit.answering import MIN_RELEVANCE
 from ragkit.errors import KnowledgeBaseError, SourceError
 from ragkit.kbdir import KbPaths, WriterLock
 
@@ -131,7 +132,7 @@ def test_ask_cites_the_one_file_that_holds_the_answer(built_kb: Path) -> None:
 
 def test_the_relevance_floor_defaults_to_the_measured_value_for_the_bundled_embedder(built_kb: Path) -> None:
     with ragkit.open(built_kb, create=False) as kb:
-        assert kb.answer_options().min_relevance == 0.35
+        assert kb.answer_options().min_relevance == MIN_RELEVANCE["all-MiniLM-L6-v2"] == 0.40
         assert kb.answer_options(min_relevance=0.0).min_relevance == 0.0  # the caller turns it off
     with ragkit.open(built_kb, create=False, **{"generator.min_relevance": 0.2}) as kb:
         assert kb.answer_options().min_relevance == 0.2

@@ -23,7 +23,7 @@ def test_search_options_defaults_are_the_configs() -> None:
 def test_answer_options_defaults_are_the_configs() -> None:
     built = build.answer_options(RagkitConfig())
     assert built == AnswerOptions()
-    assert built.min_relevance == 0.35 and built.max_new_tokens == 160
+    assert built.min_relevance == 0.40 and built.max_new_tokens == 160
 
 
 def test_overrides_reach_the_options_and_none_keeps_the_config() -> None:

@@ -90,12 +90,12 @@ def test_ask_json(built_kb: Path) -> None:
     assert {Path(c["uri"]).name for c in data["citations"]} == {"key-rotation.md"}
     assert all(isinstance(h["score"], float) for h in data["hits"])
     assert data["timings"]["total"] >= data["timings"]["generate"] > 0
-    assert data["relevance"] >= 0.35  # the measured floor lets an on-corpus question through
+    assert data["relevance"] >= 0.40  # the measured floor lets an on-corpus question through
 
 
 @pytest.mark.slow
 def test_ask_abstains_without_the_model_when_no_source_is_near_the_question(built_kb: Path) -> None:
-    # the real bundled embedder: an off-corpus question scores far below the measured floor (0.35)
+    # the real bundled embedder: an off-corpus question scores far below the measured floor (0.40)
     result = run("ask", "Who won the 1998 FIFA World Cup?", "--kb", built_kb, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -325,7 +325,7 @@ def ask(
             min=0.0,
             max=1.0,
             help="Abstain without asking the model when no source's cosine similarity to the question reaches this; "
-            "0 turns it off [default: config; 0.35 for the bundled embedder]",
+            "0 turns it off [default: config; 0.40 for the bundled embedder]",
         ),
     ] = None,
     min_grounding: Annotated[
