@@ -22,6 +22,13 @@ from test_server_support import events
 QUERIES = ["How often must production API keys be rotated?", "hotel costs", "laptop on the first day", "backups"]
 
 
+def _ready(c: httpx.Client) -> bool:
+    try:
+        return c.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @pytest.mark.slow
 def test_the_real_models_under_concurrent_load(built_kb: Path, tmp_path: Path) -> None:
     kb = tmp_path / "kb"
@@ -59,7 +66,7 @@ def test_the_real_models_under_concurrent_load(built_kb: Path, tmp_path: Path) -
         proc.stdout.readline()  # type: ignore[union-attr]
         with httpx.Client(base_url=url, timeout=300) as c:
             deadline = time.monotonic() + 180
-            while c.get("/readyz").status_code != 200:
+            while not _ready(c):  # the URL is printed just before uvicorn binds the port
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.2)
             assert c.post("/v1/ask", json={"question": QUERIES[0], "max_tokens": 32}).status_code == 200  # warm
