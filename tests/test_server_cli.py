@@ -83,6 +83,8 @@ def test_a_real_ragkit_serve_answers_with_the_bundled_models(built_kb: Path, tmp
         assert f"http://127.0.0.1:{port}" in first and "/docs" in first, first
         url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=300) as c:
+            # the line comes once the port is bound: a client that read it connects at once, no retry
+            assert c.get("/healthz").status_code == 200
             deadline = time.monotonic() + 120
             while c.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline and proc.poll() is None

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -84,8 +85,28 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     auth = "API keys required (Authorization: Bearer rk_...)" if keys else "no API keys (loopback only)"
-    out.print(f"ragkit serve: {url}  (API docs: {url}/docs; {auth})", markup=False)
+    line = f"ragkit serve: {url}  (API docs: {url}/docs; {auth})"
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+        _announcing_server()(config, lambda: out.print(line, markup=False)).run()
     finally:
         base.close()
+
+
+def _announcing_server() -> type:
+    import uvicorn
+
+    class Announcing(uvicorn.Server):
+        """A uvicorn server that prints the URL once the port is bound, so a script that waits for the line
+        can connect at once (before, the line came first and the first request could be refused)."""
+
+        def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+            super().__init__(config)
+            self.announce = announce
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                self.announce()
+
+    return Announcing
