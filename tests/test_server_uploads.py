@@ -80,7 +80,13 @@ def test_searches_succeed_during_an_ingest_job_which_can_be_cancelled(tmp_path: 
             threads = [threading.Thread(target=searcher) for _ in range(4)]
             for t in threads:
                 t.start()
-            assert wait_until(lambda: job_state(c, job)["progress"]["done"] >= 3, timeout=60)
+
+            # cancel once the follower has seen the job move (two progress events): on a loaded machine it can
+            # connect late, and a cancel right after its first event would leave it only that one
+            def moved() -> bool:
+                return sum(n == "progress" for n, _ in seen) >= 2 and job_state(c, job)["progress"]["done"] >= 3
+
+            assert wait_until(moved, timeout=60)
             cancelled = c.delete(f"/v1/jobs/{job}").json()
             assert cancelled["state"] == "running"
             assert wait_until(lambda: job_state(c, job)["state"] != "running", timeout=60)
