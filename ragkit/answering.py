@@ -332,17 +332,19 @@ def answer_question(
 def _unsure(checked: CheckedAnswer, c: Confidence, floor: float, o: AnswerOptions) -> CheckedAnswer:
     """The abstention that replaces an answer whose key fact the model itself was guessing."""
     detail = f"the model gave its key fact {', '.join(c.spans)} probability {c.score:.2f} (min_confidence {floor:.2f})"
-    flag = Flag("unsure", checked.text, detail=detail)
-    return replace(
-        checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
-    )
+    return _abstain_after(checked, Flag("unsure", checked.text, detail=detail), o)
 
 
 def _withheld(checked: CheckedAnswer, g: Grounding, o: AnswerOptions) -> CheckedAnswer:
     """The abstention that replaces an answer whose key fact the sources do not ground."""
     where = f"only in a source sentence {g.score:.2f} similar to the question" if g.sentence else "in no source"
     detail = f"key fact {', '.join(g.spans)} is {where} (min_grounding {o.min_grounding:.2f})"
-    flag = Flag("ungrounded", checked.text, detail=detail, quote=g.sentence or "")
+    return _abstain_after(checked, Flag("ungrounded", checked.text, detail=detail, quote=g.sentence or ""), o)
+
+
+def _abstain_after(checked: CheckedAnswer, flag: Flag, o: AnswerOptions) -> CheckedAnswer:
+    """The abstention phrase in place of a generated answer, with the flag saying why (the draft is kept by
+    the caller)."""
     return replace(
         checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
     )
