@@ -126,6 +126,10 @@ def _rows(run_dir: Path, floor: float = 0.0) -> list[dict[str, object]]:
                 "contains_gold": (
                     sum(_delivered_contains(s) for s in answerable) / len(answerable) if answerable else None
                 ),
+                # answerable questions whose withheld draft held the gold answer: right answers lost to a check
+                "withheld_right": (
+                    sum(_contains(s) for s in answerable if "withheld" in s) / len(answerable) if answerable else None
+                ),
                 # the same run as if min_grounding were 0: withheld drafts count as delivered answers
                 "abstained_without_grounding": sum(bool(s.get("abstained")) and "withheld" not in s for s in group)
                 / max(1, len(group)),
@@ -157,6 +161,10 @@ def _totals(parts: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 "contains_gold": sum(r["contains_gold"] * r["n"] for r in golds) / sum(r["n"] for r in golds)
                 if golds
                 else None,
+                "withheld_right": sum((r.get("withheld_right") or 0) * r["n"] for r in golds)
+                / sum(r["n"] for r in golds)
+                if golds
+                else None,
                 "unsupported_claims": sum((r["unsupported_claims"] or 0) * r.get("claims", 0) for r in rows) / claims
                 if claims
                 else None,
@@ -176,10 +184,11 @@ def _delivered_unsupported(totals: list[dict[str, Any]]) -> str:
 def _print_rows(name: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         gold = "-" if r["contains_gold"] is None else f"{r['contains_gold']:.2f}"
+        right = "-" if r.get("withheld_right") is None else f"{r['withheld_right']:.2f}"
         uns = "-" if r["unsupported_claims"] is None else f"{r['unsupported_claims']:.2f}"
         print(
-            f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {r['withheld']:>8.2f} {gold:>6} "
-            f"{uns:>7} {r['seconds']:>8.1f}"
+            f"{name:<9} {r['construction']:<17} {r['n']:>3} {r['abstained']:>9.2f} {r['withheld']:>8.2f} {right:>8} "
+            f"{gold:>6} {uns:>7} {r['seconds']:>8.1f}"
         )
 
 
@@ -225,7 +234,8 @@ def main() -> None:
         "parts": {},
     }
     print(
-        f"{'corpus':<9} {'construction':<17} {'n':>3} {'abstained':>9} {'withheld':>8} {'gold':>6} {'unsupp':>7} "
+        f"{'corpus':<9} {'construction':<17} {'n':>3} {'abstained':>9} {'withheld':>8} {'right_wh':>8} {'gold':>6} "
+        f"{'unsupp':>7} "
         f"{'s/answer':>8}"
     )
     for name, (kb, questions) in parts.items():

@@ -10,11 +10,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
-from ragkit.confidence import Confidence, default_min_confidence, key_confidence
-from ragkit.grounding import Grounding, grounding
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
+from ragkit.withholding import withhold_unfounded
 
 if TYPE_CHECKING:
     from ragkit.config import GeneratorConfig
@@ -33,6 +32,12 @@ MIN_RELEVANCE = {"all-MiniLM-L6-v2": 0.40}
 # a key fact found in no source at all (score 0) abstains.
 MIN_GROUNDING = {"all-MiniLM-L6-v2": 0.2}
 ANY_GROUNDING = 1e-6
+
+# The source sentence holding the answer's key fact must mention at least this share of what the question asks
+# (rarity-weighted, ragkit.coverage). Lexical, so one value for every embedder and generator: the smallest that
+# abstains on 80 % of the dev set's on-topic unanswerable questions with no right answer withheld
+# (docs/benchmarks.md, "Abstention dev set", fourth round).
+MIN_COVERAGE = 0.2
 
 
 def default_min_grounding(embedder: str) -> float:
@@ -67,6 +72,9 @@ class AnswerOptions:
     # abstain after generation when the model's probability of the answer's key fact is below this; None = the
     # floor measured for the generator (ragkit.confidence), 0 = off
     min_confidence: float | None = None
+    # abstain after generation when the answer only restates the question, or when the source sentence holding
+    # its key fact mentions less than this share of what the question asks (ragkit.coverage); 0 = off
+    min_coverage: float = MIN_COVERAGE
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -87,6 +95,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         min_relevance=cfg.min_relevance or 0.0,
         min_grounding=cfg.min_grounding or 0.0,
         min_confidence=cfg.min_confidence,
+        min_coverage=MIN_COVERAGE if cfg.min_coverage is None else cfg.min_coverage,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -290,20 +299,9 @@ def answer_question(
             second = check(again)
             checked = replace(second, flags=(*echoes, *second.flags))
             out = replace(again, completion_tokens=out.completion_tokens + again.completion_tokens)
-    grounded = None
-    draft = ""
-    if embed is not None and o.min_grounding > 0 and o.schema is None and not checked.abstained and checked.text:
-        t = time.perf_counter()
-        grounded = grounding(question, checked.text, [h.chunk.text for h in packed.hits], embed)
-        if grounded is not None and grounded.score < o.min_grounding:
-            draft, checked = checked.text, _withheld(checked, grounded, o)
-        check_s += time.perf_counter() - t
-    sure = None
-    floor = default_min_confidence(generator.name) if o.min_confidence is None else o.min_confidence
-    if o.schema is None and out.tokens and (checked.text or draft):
-        sure = key_confidence(question, out.tokens)
-        if sure is not None and sure.score < floor and not checked.abstained:
-            draft, checked = checked.text, _unsure(checked, sure, floor, o)
+    t = time.perf_counter()
+    held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
+    checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(
         question=question,
         text=checked.text,
@@ -323,28 +321,8 @@ def answer_question(
         structured=structured,
         generator=generator.name,
         relevance=relevance,
-        draft=draft,
-        grounding=None if grounded is None else round(grounded.score, 4),
-        confidence=None if sure is None else round(sure.score, 4),
-    )
-
-
-def _unsure(checked: CheckedAnswer, c: Confidence, floor: float, o: AnswerOptions) -> CheckedAnswer:
-    """The abstention that replaces an answer whose key fact the model itself was guessing."""
-    detail = f"the model gave its key fact {', '.join(c.spans)} probability {c.score:.2f} (min_confidence {floor:.2f})"
-    return _abstain_after(checked, Flag("unsure", checked.text, detail=detail), o)
-
-
-def _withheld(checked: CheckedAnswer, g: Grounding, o: AnswerOptions) -> CheckedAnswer:
-    """The abstention that replaces an answer whose key fact the sources do not ground."""
-    where = f"only in a source sentence {g.score:.2f} similar to the question" if g.sentence else "in no source"
-    detail = f"key fact {', '.join(g.spans)} is {where} (min_grounding {o.min_grounding:.2f})"
-    return _abstain_after(checked, Flag("ungrounded", checked.text, detail=detail, quote=g.sentence or ""), o)
-
-
-def _abstain_after(checked: CheckedAnswer, flag: Flag, o: AnswerOptions) -> CheckedAnswer:
-    """The abstention phrase in place of a generated answer, with the flag saying why (the draft is kept by
-    the caller)."""
-    return replace(
-        checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
+        draft=held.draft,
+        grounding=held.grounding,
+        confidence=held.confidence,
+        coverage=held.coverage,
     )

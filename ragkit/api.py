@@ -262,16 +262,16 @@ class KnowledgeBase:
         min_relevance: float | None = None,
         min_grounding: float | None = None,
         min_confidence: float | None = None,
+        min_coverage: float | None = None,
     ) -> Answer:
-        """Retrieve, pack under the token budget, generate, and verify the answer's citations. filters / mode:
-        as for search (only chunks passing the filters can be sources). strict: drop sentences no source
-        supports. samples: draw N answers and return the majority one with its agreement. schema: a JSON Schema
-        the answer must satisfy (constrained decoding). on_text: called with each piece of text as the model
-        writes it (streaming). min_relevance: abstain without generating when no hit's cosine similarity to the
-        question reaches it. min_grounding: abstain after generating when the answer's key fact is in no
-        source sentence that similar to the question; min_confidence: ... when the model's own probability of
-        that fact is below it. For the three, 0 = off and None = the config's value."""
-        floors = {"min_relevance": min_relevance, "min_grounding": min_grounding, "min_confidence": min_confidence}
+        """Retrieve, pack under the token budget, generate, and verify the answer's citations. filters / mode: as
+        for search (only chunks passing the filters can be sources). strict: drop sentences no source supports.
+        samples: draw N answers, return the majority one with its agreement. schema: a JSON Schema the answer must
+        satisfy (constrained decoding). on_text: called with each piece of text as the model writes it. min_*:
+        GeneratorConfig's abstention floors (relevance before generating; the others withhold a generated answer,
+        ragkit.withholding); 0 = off, None = the config's value."""
+        floors = {"min_relevance": min_relevance, "min_grounding": min_grounding}
+        floors |= {"min_confidence": min_confidence, "min_coverage": min_coverage}
         options = self.answer_options(max_new_tokens=max_new_tokens, strict=strict, samples=samples, **floors)
         options = build.with_schema(options, schema)
         t0 = time.perf_counter()

@@ -109,6 +109,11 @@ class GeneratorConfig(_Section):
     # measured for the bundled generator (docs/benchmarks.md "Abstention dev set"), off for other models and
     # adapters; 0 = off. Needs a backend that reports token probabilities (transformers).
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    # after generation: when the answer only repeats the question, or the source sentence holding its key fact
+    # mentions less than this share of what the question asks (rarity-weighted words, e.g. a taxi price copied
+    # from a sentence about hotels), answer with the abstention phrase (draft kept). Word-based, so one value
+    # for every model: None = 0.2, measured on the abstention dev set (docs/benchmarks.md); 0 = off.
+    min_coverage: float | None = Field(default=None, ge=0.0, le=1.0)
     support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds
     strict: bool = False  # remove sentences flagged unsupported from the answer
     samples: int = Field(default=1, ge=1, le=32)  # self-consistency: answers drawn, majority returned

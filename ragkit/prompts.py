@@ -131,9 +131,20 @@ def _title(hit: Hit) -> str:
     return uri.rsplit("/", 1)[-1] if "/" in uri else uri
 
 
+def _body(hit: Hit) -> str:
+    """The chunk's text without a first line that only repeats its section title, which the location label
+    already shows: Qwen2.5 answered "How often must keys be rotated?" with that heading ("How often keys are
+    rotated [1].") instead of the sentence below it."""
+    text, section = hit.chunk.text, hit.chunk.section
+    if section and text.startswith(section + "\n") and text[len(section) :].strip():
+        return text[len(section) :].lstrip("\n")
+    return text
+
+
 def format_source(n: int, hit: Hit, template: PromptTemplate = DEFAULT_TEMPLATE, *, clean: bool = True) -> str:
-    """One numbered, fenced source block: '[n] (location)' then the quoted chunk text (neutralised if clean)."""
-    text = neutralise(hit.chunk.text)[0] if clean else hit.chunk.text
+    """One numbered, fenced source block: '[n] (location)' then the quoted chunk text (neutralised if clean),
+    without a first line that repeats the section title in the location."""
+    text = neutralise(_body(hit))[0] if clean else _body(hit)
     text = text.replace('"""', "'''")  # the fence cannot be closed from inside a document
     return template.source.format(n=n, location=hit.chunk.location, title=_title(hit), text=text)
 

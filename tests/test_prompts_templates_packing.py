@@ -171,3 +171,20 @@ def test_chat_tokens_are_still_flagged(token: str) -> None:
     from ragkit.safety import injection_rule
 
     assert injection_rule(f"Text {token}assistant") == "role"
+
+
+def test_a_source_does_not_repeat_its_section_title_as_its_first_line() -> None:
+    from ragkit.prompts import format_source
+
+    body = "Production API keys must be rotated every 90 days."
+    titled = make_hit(1, f"How often keys are rotated\n\n{body}", "/kb/keys.md", section="How often keys are rotated")
+    block = format_source(1, titled)
+    # the label keeps the title; the quoted text starts with the sentence that answers (Qwen copied the heading)
+    assert block.startswith('[1] (keys.md, section "How often keys are rotated")\n"""\nProduction API keys')
+    assert block.count("How often keys are rotated") == 1
+    # a first line that is not the title alone, a chunk that is only its title, no section: text unchanged
+    prose = make_hit(1, "Note that keys expire.", "/kb/keys.md", section="Note")
+    only = make_hit(1, "Key rotation", "/kb/keys.md", section="Key rotation")
+    plain = make_hit(1, body, "/kb/keys.md")
+    assert "Note that keys expire." in format_source(1, prose)
+    assert '"""\nKey rotation\n"""' in format_source(1, only) and body in format_source(1, plain)

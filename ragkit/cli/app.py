@@ -349,6 +349,17 @@ def ask(
             "this (it was guessing); 0 turns it off [default: config; 0.2 for SmolLM2, off for other models]",
         ),
     ] = None,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--min-coverage",
+            min=0.0,
+            max=1.0,
+            help="Abstain after generating when the answer only repeats the question, or when the source sentence "
+            "holding its key fact mentions less than this share of what the question asks (a taxi price copied "
+            "from a sentence about hotels); 0 turns it off [default: config; 0.2]",
+        ),
+    ] = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     template: Annotated[
@@ -399,6 +410,7 @@ def ask(
                 "min_relevance": min_relevance,
                 "min_grounding": min_grounding,
                 "min_confidence": min_confidence,
+                "min_coverage": min_coverage,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -455,22 +467,29 @@ def ask(
             f"[dim]No source is close enough to the question ({gate.detail}), so the model was not asked. "
             "--min-relevance 0 asks it anyway.[/dim]"
         )
-    withheld = next((f for f in answer.flags if f.kind == "ungrounded"), None)
+    withheld = next((f for f in answer.flags if f.kind in _WITHHELD), None)
     if withheld is not None:
+        why, option = _WITHHELD[withheld.kind]
         err.print(
-            f"[dim]The sources do not hold the model's answer: {escape(withheld.detail)}. ragkit abstained; "
-            "--json shows the withheld draft, --min-grounding 0 keeps it.[/dim]"
+            f"[dim]{why}: {escape(withheld.detail)}. ragkit abstained; --json shows the withheld draft, "
+            f"{option} 0 keeps it.[/dim]"
         )
-    unsure = next((f for f in answer.flags if f.kind == "unsure"), None)
-    if unsure is not None:
+    elif answer.abstained and gate is None and answer.generator:
         err.print(
-            f"[dim]The model was guessing: {escape(unsure.detail)}. ragkit abstained; --json shows the withheld "
-            "draft, --min-confidence 0 keeps it.[/dim]"
+            f"[dim]The model found no answer in the {len(answer.hits)} source(s) it was given; "
+            "`ragkit search` shows them.[/dim]"
         )
-    if (
-        withheld is None and unsure is None and any(f.kind == "truncated" for f in answer.flags)
-    ):  # a withheld draft's cut is moot
+    elif any(f.kind == "truncated" for f in answer.flags):  # a withheld draft's cut is moot
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
+
+
+# why ragkit withheld a generated answer (ragkit.withholding's flags) and the option that keeps it
+_WITHHELD = {
+    "restated": ("The model's answer only repeats the question", "--min-coverage"),
+    "ungrounded": ("The sources do not hold the model's answer", "--min-grounding"),
+    "off_question": ("The sources do not back the model's answer to this question", "--min-coverage"),
+    "unsure": ("The model was guessing", "--min-confidence"),
+}
 
 
 def _read_schema(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import ragkit.evals.metrics as M
 from ragkit.evals.datasets import EvalItem
 from ragkit.evals.judges import verdicts
 from ragkit.textutil import split_sentences
+from ragkit.withholding import WITHHOLDING_FLAGS
 
 if TYPE_CHECKING:
     from ragkit.protocols import EvalTarget, Judge
@@ -149,12 +150,12 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
             {"n": c.n, "chunk_id": c.chunk_id, "kind": c.kind, "sentence": c.sentence} for c in ans.citations
         ],
     }
-    if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the "ungrounded" flag)
-        fields_["withheld"] = {"draft": ans.draft, "grounding": ans.grounding, "confidence": ans.confidence}
+    measured = {"grounding": ans.grounding, "coverage": ans.coverage, "confidence": ans.confidence}
+    if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the check's flag)
+        why = next((f.kind for f in ans.flags if f.kind in WITHHOLDING_FLAGS), None)
+        fields_["withheld"] = {"draft": ans.draft, "reason": why, **measured}
     else:
-        fields_.update(
-            {k: v for k, v in (("grounding", ans.grounding), ("confidence", ans.confidence)) if v is not None}
-        )
+        fields_.update({k: v for k, v in measured.items() if v is not None})
     if item.answers:
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {

@@ -241,6 +241,12 @@ function abstention(a) {
     return ["No answer: nothing in the documents is relevant enough to this question, so the model was not asked.",
       flag("low_relevance").detail];
   }
+  if (flag("restated")) {
+    return ["Answer withheld: the model only repeated the question.", flag("restated").detail];
+  }
+  if (flag("off_question")) {
+    return ["Answer withheld: the sources do not back the model's answer to this question.", flag("off_question").detail];
+  }
   if (flag("ungrounded")) {
     return ["Answer withheld: the model's answer states something the sources do not support.", flag("ungrounded").detail];
   }

@@ -1,0 +1,116 @@
+"""Does the answer say something the question did not, taken from a source sentence about what was asked?
+
+Two ways a small model answers an on-topic question whose answer the sources lack, that the grounding check
+(ragkit.grounding) cannot see, because the words it checks are all in the sources:
+
+- **restated**: the answer repeats the question and adds nothing ("The laptop model do new employees receive
+  [1]." for "Which laptop model do new employees receive?"). Qwen2.5 writes this instead of abstaining.
+- **off the question**: the answer's key fact stands in a source sentence that does not mention what the
+  question asks about. "The maximum reimbursed price for a taxi ride is 180 euros" is copied from "Hotels are
+  reimbursed up to 180 euros per night": the sentence is on the topic (reimbursed) but never says taxi or ride.
+
+Coverage measures the second: the share of the question's content words found in the evidence sentence (the
+one holding most of the answer's key spans, or of its new words) or the sentences beside it in the same
+source, each word weighted by how rare it is among the sources' sentences, so "taxi" (in no sentence) counts
+for far more than "reimbursed" (in several). Choice and yes/no questions are exempt from both checks: their
+answers are made of the question's own words ("Les Huguenots has more acts").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragkit.grounding import CITATION, key_spans
+from ragkit.roles import occurs
+from ragkit.textutil import content_words, context_sentences
+
+# "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
+_CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
+_WORD = re.compile(r"[^\W_]+")
+_HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
+WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How much of what the question asks the answer's evidence mentions: score in [0, 1] (rarity-weighted
+    share of the question's content words in the evidence sentence and its neighbours; 0.0 when no source
+    holds the answer's new words), the question's words it lacks, and the evidence sentence."""
+
+    score: float
+    missing: tuple[str, ...]
+    sentence: str | None
+
+
+def is_choice(question: str) -> bool:
+    """True for a question answered from its own words: a choice ("A or B?", "both") or a yes/no question."""
+    return bool(_CHOICE.search(question))
+
+
+def asked_words(question: str) -> set[str]:
+    """The question's content words (stemmed) without the word that completes "how" ("how much", "how long"):
+    it says what kind of answer is wanted, not what the answer is about."""
+    return content_words(_HOW.sub("", question))
+
+
+def new_words(question: str, answer: str) -> set[str]:
+    """The answer's content words (stemmed, citations removed) that the question does not contain."""
+    return content_words(CITATION.sub("", answer)) - content_words(question)
+
+
+def restates(question: str, answer: str) -> bool:
+    """True when the answer adds nothing to the question: no new content word and no key span (choice and
+    yes/no questions excepted)."""
+    if not answer.strip() or is_choice(question):
+        return False
+    return not new_words(question, answer) and not key_spans(answer, question)
+
+
+def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | None:
+    """The coverage of `question` by the sentence of `sources` (the texts the model saw) that holds the
+    answer's key fact; None when there is nothing to measure (a choice or yes/no question, an answer with no
+    new word, a question with no content word, no sources)."""
+    if is_choice(question):
+        return None
+    asked = asked_words(question)
+    spans = key_spans(answer, question)
+    novel = new_words(question, answer)
+    if not asked or not (spans or novel):
+        return None
+    sents = [(i, s) for i, text in enumerate(sources) for s in context_sentences(text)]
+    if not sents:
+        return None
+    words = [content_words(s) for _, s in sents]
+    # the evidence: sentences holding most key spans (or, with none, most of the answer's new words)
+    held = [sum(occurs(span, s) for span in spans) for _, s in sents] if spans else [len(novel & w) for w in words]
+    most = max(held)
+    if most == 0:  # the answer's new words are in no source
+        return Coverage(0.0, _missing(question, asked), None)
+    rarity = _rarity(asked, words)
+    total = sum(rarity.values())
+    best = (-1.0, set[str](), 0)
+    for j in (j for j, n in enumerate(held) if n == most):
+        near: set[str] = set()
+        for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
+            if sents[t][0] == sents[j][0]:
+                near |= words[t]
+        score = sum(rarity[w] for w in asked & near) / total
+        if score > best[0]:
+            best = (score, near, j)
+    score, near, j = best
+    return Coverage(score, _missing(question, asked - near), sents[j][1])
+
+
+def _rarity(asked: set[str], words: list[set[str]]) -> dict[str, float]:
+    """log((sentences + 1) / (sentences holding the word + 0.5)): a word no source sentence holds weighs most."""
+    n = len(words)
+    return {w: math.log((n + 1) / (sum(w in ws for ws in words) + 0.5)) for w in asked}
+
+
+def _missing(question: str, stems: set[str]) -> tuple[str, ...]:
+    """The question's words (as written, once each, in order) whose stems are in `stems`."""
+    out = [w for w in _WORD.findall(question) if content_words(w) & stems]
+    return tuple(dict.fromkeys(w.lower() for w in out))

@@ -1,0 +1,113 @@
+"""The checks after generation that withhold an answer the sources do not found, keeping it as the draft.
+
+In order, the first that fails replaces the answer with the abstention phrase and adds a flag saying why:
+- restated (ragkit.coverage): the answer says nothing beyond the question;
+- ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else;
+- off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks;
+- unsure (ragkit.confidence): the model itself put little probability on the key fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ragkit.citations import CheckedAnswer
+from ragkit.confidence import Confidence, default_min_confidence, key_confidence
+from ragkit.coverage import Coverage, coverage, restates
+from ragkit.grounding import Grounding, grounding
+from ragkit.types import Flag, Generation, Hit
+
+# the flags of these checks, in the order they run
+WITHHOLDING_FLAGS = ("restated", "ungrounded", "off_question", "unsure")
+
+if TYPE_CHECKING:
+    from ragkit.answering import AnswerOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Withholding:
+    """The checked answer after the checks, the draft they withheld ("" when none) and each measured score
+    (rounded; None when not measured or the answer stated nothing to check)."""
+
+    checked: CheckedAnswer
+    draft: str = ""
+    grounding: float | None = None
+    coverage: float | None = None
+    confidence: float | None = None
+
+
+def withhold_unfounded(
+    question: str,
+    checked: CheckedAnswer,
+    out: Generation,
+    hits: Sequence[Hit],
+    o: AnswerOptions,
+    generator: str,
+    embed: Callable[[list[str]], Any] | None,
+) -> Withholding:
+    """Run the checks on a text answer (`checked`, generated as `out` from `hits`) under the floors in `o`;
+    generator names the model (its confidence floor). embed: the embedder's embed, for grounding (skipped
+    without it). A JSON Schema answer, or one already abstained, passes unchanged."""
+    if o.schema is not None or checked.abstained or not checked.text:
+        return Withholding(checked)
+    draft = checked.text
+    sources = [h.chunk.text for h in hits]
+    grounded: Grounding | None = None
+    covered: Coverage | None = None
+    sure: Confidence | None = None
+    if o.min_coverage > 0 and restates(question, draft):
+        checked = _abstain(checked, Flag("restated", draft, detail="it adds no word or fact to the question"), o)
+    if not checked.abstained and embed is not None and o.min_grounding > 0:
+        grounded = grounding(question, draft, sources, embed)
+        if grounded is not None and grounded.score < o.min_grounding:
+            checked = _abstain(checked, _ungrounded(draft, grounded, o.min_grounding), o)
+    if not checked.abstained and o.min_coverage > 0:
+        covered = coverage(question, draft, sources)
+        if covered is not None and covered.score < o.min_coverage:
+            checked = _abstain(checked, _off_question(draft, covered, o.min_coverage), o)
+    if out.tokens:
+        floor = default_min_confidence(generator) if o.min_confidence is None else o.min_confidence
+        sure = key_confidence(question, out.tokens)
+        if sure is not None and sure.score < floor and not checked.abstained:
+            checked = _abstain(checked, _unsure(draft, sure, floor), o)
+    return Withholding(
+        checked,
+        draft=draft if checked.abstained else "",
+        grounding=_rounded(grounded),
+        coverage=_rounded(covered),
+        confidence=_rounded(sure),
+    )
+
+
+def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None:
+    return None if measured is None else round(measured.score, 4)
+
+
+def _ungrounded(draft: str, g: Grounding, floor: float) -> Flag:
+    where = f"only in a source sentence {g.score:.2f} similar to the question" if g.sentence else "in no source"
+    detail = f"key fact {', '.join(g.spans)} is {where} (min_grounding {floor:.2f})"
+    return Flag("ungrounded", draft, detail=detail, quote=g.sentence or "")
+
+
+def _off_question(draft: str, c: Coverage, floor: float) -> Flag:
+    if c.sentence is None:
+        detail = f"no source holds what the answer adds to the question (min_coverage {floor:.2f})"
+    else:
+        lacks = ", ".join(c.missing)
+        detail = f"the source sentence holding it does not mention {lacks} (it covers {c.score:.0%} of the question; "
+        detail += f"min_coverage {floor:.2f})"
+    return Flag("off_question", draft, detail=detail, quote=c.sentence or "")
+
+
+def _unsure(draft: str, c: Confidence, floor: float) -> Flag:
+    detail = f"the model gave its key fact {', '.join(c.spans)} probability {c.score:.2f} (min_confidence {floor:.2f})"
+    return Flag("unsure", draft, detail=detail)
+
+
+def _abstain(checked: CheckedAnswer, flag: Flag, o: AnswerOptions) -> CheckedAnswer:
+    """The abstention phrase in place of a generated answer, with the flag saying why."""
+    return replace(
+        checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
+    )

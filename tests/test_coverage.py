@@ -1,0 +1,95 @@
+"""ragkit.coverage and its two checks in `ask`: an answer that only repeats the question, and one whose key fact
+comes from a source sentence that does not mention what the question asks (the on-topic unanswerable case).
+
+The sources are real sentences of the bundled sample corpus; the generator is scripted (the checks are under
+test, not the model). test_generation_real.py runs them behind the real model."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkit.answering import MIN_COVERAGE, AnswerOptions, answer_question
+from ragkit.coverage import coverage, is_choice, restates
+from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
+
+TRAVEL = (
+    "Travel and expenses\n\nTrain travel is preferred for trips under four hours. Flights shorter than six hours "
+    "are booked in economy class. Hotels are reimbursed up to 180 euros per night in major cities."
+)
+KEYS = "Production API keys must be rotated every 90 days. Staging keys are rotated every 180 days."
+
+
+def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
+    assert restates("Which laptop model do new employees receive?", "The laptop model do new employees receive [1].")
+    assert restates("How often must production API keys be rotated?", "How often keys are rotated [1].")
+    assert not restates("How often must production API keys be rotated?", "Every 90 days [1].")
+    assert not restates("Which laptop model do new employees receive?", "A ThinkPad [1].")
+    # a choice or yes/no question is answered with its own words
+    assert is_choice("Which opera has more acts, Les Huguenots or Eugene Onegin?")
+    assert is_choice("Are Cynara and Piptanthus both flowering plants?")
+    assert not restates("Which opera has more acts, Les Huguenots or Eugene Onegin?", "Les Huguenots [1].")
+    assert not restates("Is the vault encrypted?", "Yes, the vault is encrypted [1].")
+    assert not restates("Who wrote it?", "")
+
+
+def test_a_key_fact_from_a_sentence_about_something_else_covers_little_of_the_question() -> None:
+    taxi = coverage("What is the maximum reimbursed price for a taxi ride?", "A taxi ride: 180 euros [1].", [TRAVEL])
+    assert taxi is not None and taxi.score < MIN_COVERAGE
+    assert taxi.sentence == "Hotels are reimbursed up to 180 euros per night in major cities."
+    assert "taxi" in taxi.missing and "ride" in taxi.missing and "reimbursed" not in taxi.missing
+    # "how much" asks for an amount: "much" is not what the question is about
+    hotel = coverage("How much is reimbursed for a hotel night?", "Up to 180 euros per night [1].", [TRAVEL])
+    assert hotel is not None and hotel.score > 0.8 and hotel.missing == ()
+    # the evidence sentence is the one holding the key span, not the one sharing the most words
+    # (a neighbouring sentence of the same source counts too: it often names what "they" refers to)
+    far = KEYS.replace(". Staging", ". The on-call engineer performs the rotation. Staging")
+    staging = coverage("How often are production API keys rotated?", "Every 180 days [1].", [far])
+    assert staging is not None and staging.sentence is not None and staging.sentence.startswith("Staging")
+    assert "production" in staging.missing
+
+
+def test_coverage_has_nothing_to_measure_in_some_answers() -> None:
+    assert (
+        coverage("Which opera has more acts, Les Huguenots or Eugene Onegin?", "Les Huguenots [1].", [TRAVEL]) is None
+    )
+    assert coverage("Which class are short flights booked in?", "Short flights are booked in class.", [TRAVEL]) is None
+    assert coverage("Which class are short flights booked in?", "Economy [1].", []) is None
+    absent = coverage("Which class are short flights booked in?", "Business class [1].", [TRAVEL])
+    assert absent is not None and absent.score == 0.0 and absent.sentence is None  # "business" is in no source
+
+
+def _ask(reply: str, question: str, **options: float):  # type: ignore[no-untyped-def]
+    hits = [make_hit(1, TRAVEL, "/kb/travel.md", dense=0.6), make_hit(2, KEYS, "/kb/keys.md", dense=0.5)]
+    opts = AnswerOptions(min_grounding=0, **options)  # coverage alone (grounding has its own tests)
+    return answer_question(question, hits, ScriptedGenerator([reply]), opts, embed=HashEmbedder().embed)
+
+
+def test_ask_withholds_an_answer_off_the_question_and_says_what_the_source_lacks() -> None:
+    ans = _ask(
+        "The maximum reimbursed price for a taxi ride is 180 euros [1].",
+        "What is the maximum reimbursed price for a taxi ride?",
+    )
+    assert ans.abstained and ans.text == "I don't know based on the provided sources." and not ans.citations
+    assert ans.draft.startswith("The maximum reimbursed price for a taxi ride") and ans.coverage is not None
+    (flag,) = [f for f in ans.flags if f.kind == "off_question"]
+    assert "taxi" in flag.detail and "min_coverage 0.20" in flag.detail
+    assert flag.quote == "Hotels are reimbursed up to 180 euros per night in major cities."
+    kept = _ask(
+        "The maximum reimbursed price for a taxi ride is 180 euros [1].",
+        "What is the maximum reimbursed price for a taxi ride?",
+        min_coverage=0,
+    )
+    assert not kept.abstained and kept.coverage is None and kept.draft == ""
+
+
+def test_ask_withholds_a_restated_question_and_keeps_a_real_answer() -> None:
+    ans = _ask(
+        "Flights shorter than six hours are booked in a class [1].",
+        "Which class are flights shorter than six hours booked in?",
+    )
+    assert ans.abstained and [f.kind for f in ans.flags][-1] == "restated"
+    good = _ask(
+        "Flights shorter than six hours are booked in economy class [1].",
+        "Which class are flights shorter than six hours booked in?",
+    )
+    assert not good.abstained and "economy" in good.text and good.coverage == pytest.approx(1.0)
