@@ -30,6 +30,10 @@ _ABSTAIN = re.compile(
     r"i\s+(have|had)\s+no\s+(information|idea)|there\s+is\s+no\s+(mention|information))",
     re.IGNORECASE,
 )
+# markers the model wrote after a sentence's stop ("... NFKC. [3].") and words joining markers ("[1] and [2]"):
+# split as they stand, the markers became a sentence of their own (". ") and their sentence lost its citation
+_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)(?:[ \t]*[.!?])?")
+_JOINED = re.compile(r"\]\s*(?:,|and|&)\s*\[")
 ABSTAIN_SIMILARITY = 0.8  # difflib ratio to the abstention phrase above which a reply counts as it
 # small models go on to invent the next turn of the conversation; everything from here on is not the answer
 _RUNAWAY = re.compile(r"\n\s*(Question|Sources?|User|Assistant)\s*:", re.IGNORECASE)
@@ -71,6 +75,13 @@ def is_abstention(text: str, phrase: str | None = None) -> bool:
         first = split_sentences(_MARKER.sub("", text))[:1]
         return bool(first) and _similar(first[0], phrase) >= ABSTAIN_SIMILARITY
     return False
+
+
+def markers_before_stop(text: str) -> str:
+    """The text with citation markers written after a sentence's stop moved before it ("NFKC. [3]." ->
+    "NFKC [3].") and joined markers written together ("[1] and [2]" -> "[1][2]")."""
+    text = _JOINED.sub("][", text)
+    return _AFTER_STOP.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
 
 
 def _similar(a: str, b: str) -> float:
@@ -121,7 +132,7 @@ def check_answer(
         raw, complete = raw[: runaway.start()], True
     if is_abstention(raw, abstain_phrase) or not raw.strip():
         return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
-    pieces = split_sentences(raw)
+    pieces = split_sentences(markers_before_stop(raw))
     flags: list[Flag] = []
     if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
         flags.append(Flag("truncated", pieces[-1].strip(), None, "the answer hit the token limit"))

@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragkit.grounding import CITATION, key_spans
+from ragkit.grounding import CITATION, code_words, key_spans
 from ragkit.roles import occurs
 from ragkit.textutil import content_words, context_sentences
 
@@ -57,8 +57,10 @@ def asked_words(question: str) -> set[str]:
 
 
 def new_words(question: str, answer: str) -> set[str]:
-    """The answer's content words (stemmed, citations removed) that the question does not contain."""
-    return content_words(CITATION.sub("", answer)) - content_words(question)
+    """The answer's content words (stemmed, citations removed) and identifiers that the question does not
+    contain."""
+    text = CITATION.sub("", answer)
+    return (content_words(text) - content_words(question)) | (code_words(text) - code_words(question))
 
 
 def restates(question: str, answer: str) -> bool:

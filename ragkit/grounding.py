@@ -23,6 +23,7 @@ CITATION = re.compile(r"\[\d+\]")
 # an underscore (__len__), calls (id()) and `code`
 _KEY = re.compile(r"\d+(?:[.,:]\d+)*|\b[A-Z][\w-]*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
 _WORD = re.compile(r"[^\W_]+")
+_CODE = re.compile(r"\w*_\w*")
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
 
@@ -37,6 +38,12 @@ class Grounding:
     sentence: str | None
 
 
+def code_words(text: str) -> set[str]:
+    """The identifiers with an underscore in `text` ("__len__", "sys_path"), lower-cased: the word splitter
+    reads them as their letters ("len"), which the question may hold while the identifier is new."""
+    return {w.lower() for w in _CODE.findall(text)}
+
+
 def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
@@ -45,7 +52,9 @@ def key_spans(answer: str, question: str) -> list[str]:
     keep = []
     for s in dict.fromkeys(spans):
         words = {w.lower() for w in _WORD.findall(s)}
-        if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked):
+        # an identifier is new unless the question writes it as is: "__len__" answers "which method implements len()?"
+        named = "_" in s and s.lower() not in code_words(question)
+        if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
             continue
         keep.append(s)
     return keep

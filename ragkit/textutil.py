@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# a stop ends a sentence unless it ends an initial ("Ernest J. Gaines") or a title or abbreviation ("Roy Morris
+# Jr.", "Dr. Smith", "e.g. this"): a split there put a citation inside a name ("Ernest J [1]. Gaines")
+_ABBREVIATIONS = ("Jr", "Sr", "Dr", "Mr", "Ms", "Mrs", "St", "vs", "e.g", "i.e")
+_NOT_END = r"(?<!\b[A-Z]\.)" + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in _ABBREVIATIONS)
+_SENTENCE_END = re.compile(rf"(?<=[.!?]){_NOT_END}\s+|\n+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _STOPWORDS = frozenset(

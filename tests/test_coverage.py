@@ -30,6 +30,11 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     assert not restates("Which opera has more acts, Les Huguenots or Eugene Onegin?", "Les Huguenots [1].")
     assert not restates("Is the vault encrypted?", "Yes, the vault is encrypted [1].")
     assert not restates("Who wrote it?", "")
+    # an identifier is new even when its letters are in the question ("len()" -> "__len__")
+    assert not restates(
+        "Which special method is called to implement the built-in function len()?",
+        "The special method called to implement the built-in function len() is __len__() [3].",
+    )
 
 
 def test_a_key_fact_from_a_sentence_about_something_else_covers_little_of_the_question() -> None:

@@ -131,3 +131,28 @@ def test_an_int_still_fits_a_float_key(tmp_path: Path) -> None:
 
     (tmp_path / "ragkit.toml").write_text("[retrieval]\nkeyword_weight = 2", encoding="utf-8")
     assert load_config(tmp_path / "ragkit.toml").retrieval.keyword_weight == 2.0
+
+
+def test_markers_after_the_stop_and_initials_stay_with_their_sentence() -> None:
+    """Qwen writes "sentence. [3]." and "[1] and [2]"; names hold initials ("Ernest J. Gaines"). Split as they
+    stood, the answer read "NFKC [3]. ." and "Ernest J [1]. Gaines ... [1]. and." (seen on the dev set)."""
+    from ragkit.citations import check_answer, markers_before_stop
+    from ragkit.textutil import split_sentences
+
+    assert markers_before_stop("It is NFKC. [3].") == "It is NFKC [3]."
+    assert markers_before_stop("Both are writers. [1] and [2].") == "Both are writers [1][2]."
+    assert markers_before_stop("It is 90 days.[1] Next one.") == "It is 90 days [1]. Next one."
+    assert markers_before_stop("Version 3.11 [2]. Fine [1].") == "Version 3.11 [2]. Fine [1]."
+    assert split_sentences("Ernest J. Gaines wrote it. Roy Morris Jr. edited it, e.g. twice. Done.") == [
+        "Ernest J. Gaines wrote it.",
+        "Roy Morris Jr. edited it, e.g. twice.",
+        "Done.",
+    ]
+    hits = [
+        make_hit(1, "Richard Yates and Ernest J. Gaines are American writers."),
+        make_hit(2, "All identifiers are converted into the normal form NFKC while parsing."),
+    ]
+    names = check_answer("Richard Yates and Ernest J. Gaines are American writers. [1] and [2].", hits)
+    assert names.text == "Richard Yates and Ernest J. Gaines are American writers [1]." and not names.flags
+    nfkc = check_answer("All identifiers are converted into the normal form NFKC while parsing. [2].", hits)
+    assert nfkc.text.endswith("while parsing [2].") and [c.kind for c in nfkc.citations] == ["cited"]
