@@ -4,6 +4,7 @@ test_evals_runner.py (slow)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,7 @@ def test_metrics_table_covers_every_run_metric() -> None:
         "samples/errors",
         "claims/unsupported_rate",
         "abstention/false_rate_answerable",
+        "abstention/withheld_right_answerable",
         "tokens/in_mean",
         "tokens/out_mean",
         *(k for k in keys if k.startswith("latency/")),
@@ -257,3 +259,24 @@ def test_abstention_is_reported_per_construction(tmp_path: Path) -> None:
     # without constructions nothing is added (the goldens' metrics keep their keys)
     plain = run_eval(FakeKB(tmp_path / "kb2"), DATASET, name="p", judge=LexicalJudge()).metrics
     assert not [k for k in plain if k.count("/") > 1]
+
+
+def test_right_answers_withheld_counts_only_drafts_that_held_the_gold_answer() -> None:
+    from ragkit.evals.scoring import withheld_right
+
+    def rec(answerable: bool, draft: str | None, golds: tuple[str, ...] = ("90 days",)) -> dict[str, object]:
+        s: dict[str, object] = {"answerable": answerable, "abstained": draft is not None, "gold_answers": list(golds)}
+        if draft:
+            s["withheld"] = {"draft": draft, "reason": "off_question"}
+        return s
+
+    answered = [
+        rec(True, "Keys rotate every 90 days [1]."),  # a right answer lost to a check
+        rec(True, "Keys rotate every 180 days [1]."),  # a wrong draft withheld: false abstention, not a loss
+        rec(True, None),  # delivered
+        rec(True, ""),  # the model's own abstention
+        rec(False, "Every 90 days."),  # unanswerable: not counted
+    ]
+    assert withheld_right(answered) == pytest.approx(1 / 4)
+    assert M.higher_is_better("abstention/withheld_right_answerable") is False
+    assert math.isnan(withheld_right([rec(False, "x")]))

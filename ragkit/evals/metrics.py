@@ -51,6 +51,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("citations/recall", "citation recall", True),
     Metric("abstention/rate_unanswerable", "abstains when unanswerable", True),
     Metric("abstention/false_rate_answerable", "abstains when answerable", False),
+    Metric("abstention/withheld_right_answerable", "right answers withheld", False),
     Metric("abstention/relevance_auroc", "relevance AUROC", True),
     Metric("abstention/suggested_min_relevance", "suggested min_relevance", True),
     Metric("latency/retrieve_p50_s", "retrieve p50 (s)", False),

@@ -30,6 +30,7 @@ CATEGORY_COLUMNS = (
     "claims/unsupported_rate",
     "abstention/rate_unanswerable",
     "abstention/false_rate_answerable",
+    "abstention/withheld_right_answerable",
 )
 
 

@@ -212,6 +212,17 @@ def abstention_by_construction(answered: Sequence[dict[str, Any]]) -> dict[str, 
     return out
 
 
+def withheld_right(answered: Sequence[dict[str, Any]]) -> float:
+    """Share of answerable questions (with gold answers) whose answer a check withheld although the draft held a
+    gold answer: the right answers the abstention checks cost (the rest of false abstention withheld wrong
+    drafts, or the model abstained itself); nan without such questions."""
+    golden = [s for s in answered if s["answerable"] and s.get("gold_answers")]
+    lost = [
+        "withheld" in s and M.contains_answer(str(s["withheld"]["draft"]), s["gold_answers"]) == 1.0 for s in golden
+    ]
+    return sum(lost) / len(lost) if lost else math.nan
+
+
 def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """Flat metrics over sample records (the keys of metrics.METRICS); a metric with nothing to average is None."""
     ok = [s for s in samples if s.get("status") == "ok"]
@@ -242,6 +253,7 @@ def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None
     out["abstention/rate_unanswerable"] = abst["abstention_rate"]
     out["abstention/false_rate_answerable"] = abst["false_abstention_rate"]
     out |= abstention_by_construction(answered)
+    out["abstention/withheld_right_answerable"] = withheld_right(answered)
     measured = [s for s in answered if s.get("relevance") is not None]
     sep = M.relevance_separation([bool(s["answerable"]) for s in measured], [float(s["relevance"]) for s in measured])
     out["abstention/relevance_auroc"] = sep["auroc"]
