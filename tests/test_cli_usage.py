@@ -339,3 +339,24 @@ def test_include_that_matches_nothing_says_so(tmp_path: Path, hashed: None) -> N
     (docs / "m1.md").write_text("# M\n\ntext\n", encoding="utf-8")
     line = one_red_line(run("ingest", docs, "--kb", tmp_path / "kb", "--include", "*.pdf"))
     assert "no file in this folder matches --include '*.pdf'" in line
+
+
+@pytest.mark.parametrize(
+    ("reply", "says"),
+    [
+        ("I don't know based on the provided sources.", "The model found no answer in the"),
+        ("Keys are rotated often [1].", "only repeats the question"),
+        ("Hotel keys are rotated every ninety euros [1].", "do not back the model's answer to this question"),
+    ],
+)
+def test_ask_says_why_it_abstained(kb: Path, monkeypatch: pytest.MonkeyPatch, reply: str, says: str) -> None:
+    """Every abstention after the model was asked prints one reason line (the model's own included); the
+    scripted reply stands in for the GPT, the checks and the sources are real."""
+    from ragkit import build
+    from ragkit.testing import ScriptedGenerator
+
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([reply]))
+    question = "How often are keys rotated?"
+    res = run("ask", question, "--kb", kb, "--no-stream", "--min-relevance", "0", "--min-grounding", "0")
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("I don't know based on the provided sources.") and says in res.output
