@@ -32,10 +32,12 @@ def test_end_to_end_with_generation_judge_and_report(built_kb: Path) -> None:
     assert run.n_samples == 2 and run.n_errors == 0
     m = run.metrics
     assert m["retrieval/recall@3"] == 1.0 and m["retrieval/mrr"] == 1.0  # key-rotation.md ranks first
-    # greedy SmolLM2 at 32 tokens answers q01 with two cited sentences holding "90 days" and abstains on u01
+    # greedy SmolLM2 at 32 tokens answers q01 with "90 days", then gives production keys the staging keys' 180
+    # days: the citation check's word share cites it, the judge's role check calls it unsupported (ragkit.roles);
+    # it abstains on u01
     assert m["answer/f1"] == pytest.approx(0.2) and m["answer/contains"] == 1.0 and m["answer/exact_match"] == 0.0
     assert m["abstention/rate_unanswerable"] == 1.0 and m["abstention/false_rate_answerable"] == 0.0
-    assert m["claims/supported_rate"] == 1.0 and m["citations/precision"] == 1.0 and m["citations/recall"] == 1.0
+    assert m["claims/supported_rate"] == 0.5 and m["citations/precision"] == 0.5 and m["citations/recall"] == 0.5
     assert m["latency/generate_p50_s"] > 0 and m["tokens/out_mean"] > 0 and m["tokens/per_s"] > 0
     assert run.primary_metric == "answer/f1"
     files = {p.name for p in run.run_dir.iterdir()}
@@ -50,13 +52,16 @@ def test_end_to_end_with_generation_judge_and_report(built_kb: Path) -> None:
     assert metrics_file["primary_metric"] == "answer/f1"
     q01 = next(s for s in run.samples() if s["id"] == "q01")
     assert q01["contexts"] and q01["retrieved"][0]["relevant"] and "generate" in q01["timings"]
-    assert not q01["abstained"] and q01["answer"].startswith("Production API keys must be rotated every 90 days [1].")
+    assert not q01["abstained"] and q01["answer"].startswith("The key rotation policy is to rotate every 90 days [1].")
     assert [c["claim"] for c in q01["claims"]] == [
-        "Production API keys must be rotated every 90 days.",
         "The key rotation policy is to rotate every 90 days.",
+        "The production API keys must be rotated every 180 days.",
     ]
-    assert [c["support"] for c in q01["claims"]] == pytest.approx([0.8068, 0.7163], abs=0.01)
-    assert all(c["supported"] and c["citations"] == [1] and c["cited_supported"] == [True] for c in q01["claims"])
+    assert [c["support"] for c in q01["claims"]] == pytest.approx([0.7163, 0.1], abs=0.01)
+    assert [(c["supported"], c["citations"], c["cited_supported"]) for c in q01["claims"]] == [
+        (True, [1], [True]),
+        (False, [1], [False]),
+    ]
     md = (run.run_dir / "report.md").read_text()
     for section in ("# Evaluation report: e2e", "## Summary", "## Per category", "## Worst examples", "How often"):
         assert section in md
