@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-
-def _hits(sample: dict[str, Any]) -> list[Any]:
-    from ragkit.types import Chunk, Hit
-
-    hits = []
-    for i, c in enumerate(sample.get("contexts", []), start=1):
-        text = c["text"]
-        chunk = Chunk(int(c.get("chunk_id", i)), 0, str(c.get("uri", "")), 0, text, 0, len(text), 0)
-        hits.append(Hit(chunk, float(c.get("score", 0.0)), i))
-    return hits
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_signals import _hits  # noqa: E402 - the run's contexts as Hits, as the probe rebuilds them
 
 
 def _auroc(pos: list[float], neg: list[float]) -> float | None:
