@@ -48,12 +48,13 @@ def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
     asked = {w.lower() for w in _WORD.findall(question)}
+    asked_code = code_words(question)
     spans = [m.group().strip("`") for m in _KEY.finditer(text)]
     keep = []
     for s in dict.fromkeys(spans):
         words = {w.lower() for w in _WORD.findall(s)}
         # an identifier is new unless the question writes it as is: "__len__" answers "which method implements len()?"
-        named = "_" in s and s.lower() not in code_words(question)
+        named = "_" in s and s.lower() not in asked_code
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
             continue
         keep.append(s)

@@ -71,18 +71,8 @@ def _question(body: ChatRequest) -> AskRequest:
 
 def _extension(answer: Any) -> dict[str, Any]:
     data = plain(answer)
-    keep = (
-        "citations",
-        "abstained",
-        "unsupported",
-        "flags",
-        "relevance",
-        "grounding",
-        "confidence",
-        "coverage",
-        "timings",
-    )
-    keep += ("generator",)
+    keep = ("citations", "abstained", "unsupported", "flags", "relevance", "grounding", "confidence", "coverage")
+    keep += ("timings", "generator")
     return {**{k: data[k] for k in keep}, "raw_text": data["raw_text"]}
 
 
