@@ -280,3 +280,11 @@ def test_right_answers_withheld_counts_only_drafts_that_held_the_gold_answer() -
     assert withheld_right(answered) == pytest.approx(1 / 4)
     assert M.higher_is_better("abstention/withheld_right_answerable") is False
     assert math.isnan(withheld_right([rec(False, "x")]))
+    # the CLI's summary shows it beside false abstention
+    rows = [
+        k
+        for k, _ in M.summary_rows(
+            {"abstention/false_rate_answerable": 0.3, "abstention/withheld_right_answerable": 0.0}
+        )
+    ]
+    assert rows == ["abstention/false_rate_answerable", "abstention/withheld_right_answerable"]

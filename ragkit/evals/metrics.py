@@ -318,6 +318,7 @@ SUMMARY = tuple(
         "citations/recall",
         "abstention/rate_unanswerable",
         "abstention/false_rate_answerable",
+        "abstention/withheld_right_answerable",
         "abstention/relevance_auroc",
         "latency/retrieve_p50_s",
         "latency/generate_p50_s",
