@@ -32,8 +32,8 @@ def _scored(judge: J.EmbeddingLexicalJudge, pairs: list[J.LabelledPair]) -> list
     probs: list[float] = []
     for i in range(0, len(pairs), 64):
         part = pairs[i : i + 64]
-        probs.extend(judge.support([p.claim for p in part], [p.context for p in part]))
-    return [(p, role_support(x.claim, x.context), x.unsupported) for p, x in zip(probs, pairs, strict=True)]
+        probs.extend(judge.support([p.claim for p in part], [p.context for p in part], [p.question for p in part]))
+    return [(p, role_support(x.claim, x.context, x.question), x.unsupported) for p, x in zip(probs, pairs, strict=True)]
 
 
 def _balanced(rows: list[tuple[float, float, bool]], cut: float, threshold: float) -> float:

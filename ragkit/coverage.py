@@ -30,6 +30,7 @@ from ragkit.textutil import content_words, context_sentences
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
 _WORD = re.compile(r"[^\W_]+")
+_PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
 WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
 
@@ -104,6 +105,31 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
             best = (score, near, j)
     score, near, j = best
     return Coverage(score, _missing(question, asked - near), sents[j][1])
+
+
+def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple[str, ...]:
+    """For a choice or yes/no question, the names and numbers of the question that the answer claims and no
+    source mentions: answering "A" to "Which is older, A or B?" from sources that never name A is a guess, which
+    the other checks cannot see because every word of it is the question's. A choice answer claims the option
+    it names first ("A is older than B" claims A); a yes/no answer claims every name it repeats. Initials
+    ("J" of "Ernest J. Gaines") are left out: a source may spell the name out. () otherwise."""
+    if not is_choice(question):
+        return ()
+    asked = {w.lower() for w in _WORD.findall(question)}
+    spans = [s for s in key_spans(answer, "") if len(s) > 1 and {w.lower() for w in _WORD.findall(s)} <= asked]
+    if _PICK.search(question):
+        spans = _first_option(spans, question)
+    return tuple(s for s in spans if not any(occurs(s, text) for text in sources))
+
+
+def _first_option(spans: list[str], question: str) -> list[str]:
+    """The spans of the first option the answer names: the answer's first span and those that follow it
+    inside the same option of the question ("Les", "Huguenots" of "Les Huguenots or Eugene Onegin")."""
+    options = [o for o in re.split(r",|\bor\b", question.split("?")[0]) if o.strip()]
+    for option in options:
+        if spans and occurs(spans[0], option):
+            return [s for s in spans if occurs(s, option)]
+    return spans[:1]
 
 
 def _rarity(asked: set[str], words: list[set[str]]) -> dict[str, float]:

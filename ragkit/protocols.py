@@ -150,8 +150,12 @@ class Judge(Protocol):
     name: str
     threshold: float
 
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and (n,) contexts -> n support probabilities."""
+    def support(
+        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+    ) -> list[float]:
+        """(n,) claims and (n,) contexts -> n support probabilities. questions: (n,) what each claim answers,
+        when known; a judge may use it (the default judge does not hold a claim to the names and numbers it
+        repeats from its question) or ignore it."""
         ...
 
 

@@ -68,20 +68,23 @@ def span_kind(span: str) -> str:
     return "identifier" if "_" in span or span.endswith("()") or " " in span else "name"
 
 
-def span_roles(claim: str, context: str) -> list[SpanRole]:
+def span_roles(claim: str, context: str, question: str = "") -> list[SpanRole]:
     """The role of each key span of the claim that the context holds. Spans the context lacks are another
     check's business (name and number coverage). In a "Q? A." claim only the answer's spans are checked; the
-    question's words still say what they are attached to."""
+    question's words still say what they are attached to. An answer sentence with its `question` given skips
+    the spans the question supplies: the answer repeats them, it does not claim them ("The Voivodeship, where
+    Anna Maria Borowska was born, was created in 1926": only 1926 is the answer's)."""
     units = clauses(context)
     if not units:
         return []
+    given = question
     qa = _QA.match(claim.strip())
     question, answer = (qa.group("q"), qa.group("a")) if qa else ("", claim)
     unit_words = [content_words(u) for u in units]
     weight = _rarity(unit_words)
     asked = content_words(question)
     own = clauses(answer) or [answer]
-    spans = key_spans(answer, question)
+    spans = key_spans(answer, question or given)
     out: list[SpanRole] = []
     for span in spans:
         holding = [i for i, u in enumerate(units) if occurs(span, u)]
@@ -155,10 +158,10 @@ def _fit(near: tuple[dict[str, int], dict[str, int]], there: tuple[dict[str, int
     return sum(1 / max(d, side[w]) for mine, side in pairs for w, d in mine.items() if w in side)
 
 
-def role_support(claim: str, context: str) -> float:
+def role_support(claim: str, context: str, question: str = "") -> float:
     """The lowest role score of the claim's key spans in the context, 0..1; 1.0 when the claim has no key
-    span the context holds in another role."""
-    return min((r.score for r in span_roles(claim, context)), default=1.0)
+    span the context holds in another role (question: what the claim answers, see span_roles)."""
+    return min((r.score for r in span_roles(claim, context, question)), default=1.0)
 
 
 def _rival(unit: str, span: str, claim: str, near: set[str]) -> str | None:

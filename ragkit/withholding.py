@@ -2,7 +2,8 @@
 
 In order, the first that fails replaces the answer with the abstention phrase and adds a flag saying why:
 - restated (ragkit.coverage): the answer says nothing beyond the question;
-- ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else;
+- ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
+  (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage);
 - off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks;
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
-from ragkit.coverage import Coverage, coverage, restates
+from ragkit.coverage import Coverage, coverage, restates, unnamed_options
 from ragkit.grounding import Grounding, grounding
 from ragkit.types import Flag, Generation, Hit
 
@@ -59,6 +60,10 @@ def withhold_unfounded(
     sure: Confidence | None = None
     if o.min_coverage > 0 and restates(question, draft):
         checked = _abstain(checked, Flag("restated", draft, detail="it adds no word or fact to the question"), o)
+    unnamed = unnamed_options(question, draft, sources) if o.min_grounding > 0 else ()
+    if not checked.abstained and unnamed:
+        picks = f"it picks {' and '.join(unnamed)}, which no source names"
+        checked = _abstain(checked, Flag("ungrounded", draft, detail=picks), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
         grounded = grounding(question, draft, sources, embed)
         if grounded is not None and grounded.score < o.min_grounding:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ragkit.answering import MIN_COVERAGE, AnswerOptions, answer_question
-from ragkit.coverage import coverage, is_choice, restates
+from ragkit.coverage import coverage, is_choice, restates, unnamed_options
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
 
 TRAVEL = (
@@ -65,7 +65,7 @@ def test_coverage_has_nothing_to_measure_in_some_answers() -> None:
 
 def _ask(reply: str, question: str, **options: float):  # type: ignore[no-untyped-def]
     hits = [make_hit(1, TRAVEL, "/kb/travel.md", dense=0.6), make_hit(2, KEYS, "/kb/keys.md", dense=0.5)]
-    opts = AnswerOptions(min_grounding=0, **options)  # coverage alone (grounding has its own tests)
+    opts = AnswerOptions(**{"min_grounding": 0, **options})  # coverage alone (grounding has its own tests)
     return answer_question(question, hits, ScriptedGenerator([reply]), opts, embed=HashEmbedder().embed)
 
 
@@ -98,3 +98,27 @@ def test_ask_withholds_a_restated_question_and_keeps_a_real_answer() -> None:
         "Which class are flights shorter than six hours booked in?",
     )
     assert not good.abstained and "economy" in good.text and good.coverage == pytest.approx(1.0)
+
+
+def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> None:
+    question = "Which is used for short trips, the train or the Zeppelin?"
+    assert unnamed_options(question, "The Zeppelin [1].", [TRAVEL]) == ("Zeppelin",)
+    assert unnamed_options(question, "The train [1].", [TRAVEL]) == ()
+    # a yes/no answer about something the sources never name is a guess too
+    assert unnamed_options("Are Staging and Production keys rotated?", "Yes [2].", [KEYS]) == ()
+    assert unnamed_options("Is Frankfurt a hotel city?", "Yes, Frankfurt is [1].", [TRAVEL]) == ("Frankfurt",)
+    assert unnamed_options("Which city has hotels?", "Frankfurt [1].", [TRAVEL]) == ()  # not a choice question
+    # a choice answer claims the option it names first; the one it compares it with may be unnamed
+    opera = "Which opera has more acts, Les Huguenots or Eugene Onegin?"
+    huguenots = ["Les Huguenots is a French opera in five acts by Giacomo Meyerbeer."]
+    assert unnamed_options(opera, "Les Huguenots has more acts than Eugene Onegin [1].", huguenots) == ()
+    assert unnamed_options(opera, "Eugene Onegin has more acts than Les Huguenots.", huguenots) == ("Eugene", "Onegin")
+    # an initial may be spelled out in the source
+    gaines = ["Ernest James Gaines was an American author."]
+    assert unnamed_options("Is Ernest J. Gaines an American?", "Yes, Ernest J. Gaines is American.", gaines) == ()
+    ans = _ask("The Zeppelin [1].", question, min_grounding=0.2)
+    assert ans.abstained and ans.draft.startswith("The Zeppelin")
+    (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
+    assert flag.detail == "it picks Zeppelin, which no source names"
+    assert not _ask("Train travel [1].", question, min_grounding=0.2).abstained
+    assert not _ask("The Zeppelin [1].", question).abstained  # min_grounding 0 turns it off

@@ -123,3 +123,50 @@ def test_judge_accuracy_reports_the_copied_number_part_apart() -> None:
     assert copied["mean_support_unsupported"] > 0.9
     with pytest.raises(Exception, match="unknown part"):
         J.judge_pairs("squad")
+
+
+TIMESHIFT = (
+    "TimeShift is a 2007 first-person shooter developed by Saber Interactive and published by Sierra "
+    "Entertainment for Microsoft Windows, Xbox 360, and PlayStation 3. Now headquartered in Maplewood, New "
+    "Jersey, it has additional offices in Saint Petersburg (Russia), Madrid (Spain), and Kiev (Ukraine)."
+)  # a HaluEval-QA passage: the answer is two sentences away from the name the question gives
+
+
+def test_the_role_check_holds_an_answer_sentence_only_to_what_it_adds_to_its_question() -> None:
+    question = "Where was the video game developer who developed TimeShift headquartered?"
+    right = "The video game developer who developed TimeShift headquartered in Maplewood, New Jersey."
+    # without the question, TimeShift (which the question supplies) reads as out of its role
+    assert role_support(right, TIMESHIFT) < J.ROLE_MIN
+    assert role_support(right, TIMESHIFT, question) == 1.0
+    # what the answer adds is still checked: a copied neighbour of the right city stays out of its role
+    copied = "The video game developer who developed TimeShift headquartered in Madrid."
+    assert role_support(copied, TIMESHIFT, question) < J.ROLE_MIN
+    assert [r.span for r in span_roles(copied, TIMESHIFT, question)] == ["Madrid"]
+
+
+class _Recording:
+    """A judge that supports everything and records what it was given (orchestration under test)."""
+
+    name, threshold = "recording", 0.5
+
+    def __init__(self) -> None:
+        self.questions: list[str | None] = []
+
+    def support(self, claims: list[str], contexts: list[str], questions: list[str] | None = None) -> list[float]:
+        self.questions.extend(questions or [None] * len(claims))
+        return [1.0] * len(claims)
+
+
+def test_ragkit_eval_judges_each_answer_sentence_with_its_question() -> None:
+    from ragkit.answering import AnswerOptions, answer_question
+    from ragkit.evals.scoring import _judge_claims
+    from ragkit.testing import ScriptedGenerator, make_hit
+
+    question = "How often are production API keys rotated?"
+    ans = answer_question(
+        question, [make_hit(1, KEYS, dense=0.7)], ScriptedGenerator(["Every 90 days [1]."]), AnswerOptions()
+    )
+    judge = _Recording()
+    (claim,) = _judge_claims(ans, judge)
+    assert claim["supported"] and claim["cited_supported"] == [True]
+    assert judge.questions == [question, question]  # against all the context, then against the cited source

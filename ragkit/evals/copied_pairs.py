@@ -74,11 +74,11 @@ def pairs_for(question: str, answer: str, document: str) -> list[LabelledPair]:
         return []
     token, kind = found
     swaps = _alternatives(token, kind, sentence, context, question)
-    pairs = [LabelledPair(sentence, context, False), LabelledPair(as_claim(question, answer), context, False)]
+    pairs = [LabelledPair(sentence, context, False, question), LabelledPair(as_claim(question, answer), context, False)]
     for alt in swaps:
         # a name listed beside the answer in its own sentence ("stars A, B and C") would leave the sentence true
         if not (kind == "name" and occurs(alt, sentence)):
-            pairs.append(LabelledPair(_replace(sentence, token, alt), context, True))
+            pairs.append(LabelledPair(_replace(sentence, token, alt), context, True, question))
         pairs.append(LabelledPair(as_claim(question, _replace(answer, token, alt)), context, True))
     return pairs if swaps else []
 

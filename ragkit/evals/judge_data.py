@@ -30,6 +30,7 @@ class LabelledPair:
     claim: str
     context: str
     unsupported: bool
+    question: str = ""  # what an answer-sentence claim answers ("" for a "Q? A." claim, which carries it)
 
 
 def as_claim(question: str, answer: str) -> str:
@@ -67,7 +68,7 @@ def judge_accuracy(judge: Judge, pairs: Sequence[LabelledPair], batch: int = 64)
     probs: list[float] = []
     for i in range(0, len(pairs), batch):
         part = pairs[i : i + batch]
-        probs.extend(judge.support([p.claim for p in part], [p.context for p in part]))
+        probs.extend(judge.support([p.claim for p in part], [p.context for p in part], [p.question for p in part]))
     truth = [p.unsupported for p in pairs]
     scores = binary_scores(truth, [p < judge.threshold for p in probs])
     scores["threshold"] = judge.threshold

@@ -83,11 +83,13 @@ def judge_identity(judge: Judge) -> dict[str, Any]:
     return {"name": judge.name, "threshold": judge.threshold}
 
 
-def verdicts(judge: Judge, claims: Sequence[str], contexts: Sequence[str]) -> list[tuple[float, bool]]:
-    """(probability, supported) for each pair."""
+def verdicts(
+    judge: Judge, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+) -> list[tuple[float, bool]]:
+    """(probability, supported) for each pair (questions: what each claim answers, see Judge.support)."""
     if not claims:
         return []
-    return [(p, p >= judge.threshold) for p in judge.support(claims, contexts)]
+    return [(p, p >= judge.threshold) for p in judge.support(claims, contexts, questions)]
 
 
 # --- what the judges are measured on ---------------------------------------------------------------------
@@ -198,22 +200,26 @@ class EmbeddingLexicalJudge:
         """What a run records of this judge: its name, threshold and calibrated weights."""
         return {"name": self.name, "threshold": self.threshold, "weights": self.weights, "bias": self.bias}
 
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and contexts -> n support probabilities."""
+    def support(
+        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+    ) -> list[float]:
+        """(n,) claims and contexts -> n support probabilities. questions: what each claim answers (the role
+        check then skips the names and numbers a claim repeats from its question)."""
         if not claims:
             return []
+        asked = list(questions) if questions is not None else [""] * len(claims)
         z = self.features(claims, contexts) @ np.asarray(self.weights) + self.bias
         probs = _sigmoid(z)
         # A figure the context does not contain is unsupported however similar the sentence reads ("2.5 euros"
         # for "180 euros"): HaluEval has too few numbers for the calibration to learn that weight. So is a figure
         # or name the context holds in another role: every feature above reads a copied neighbour as support.
         return [
-            min(float(p), NUMBER_CAP) if self._capped(claim, ctx) else float(p)
-            for p, claim, ctx in zip(probs, claims, contexts, strict=True)
+            min(float(p), NUMBER_CAP) if self._capped(claim, ctx, q) else float(p)
+            for p, claim, ctx, q in zip(probs, claims, contexts, asked, strict=True)
         ]
 
-    def _capped(self, claim: str, context: str) -> bool:
-        return _foreign_number(claim, context) or role_support(claim, context) < self.role_min
+    def _capped(self, claim: str, context: str, question: str) -> bool:
+        return _foreign_number(claim, context) or role_support(claim, context, question) < self.role_min
 
     def calibrate(self, claims: Sequence[str], contexts: Sequence[str], unsupported: Sequence[bool]) -> None:
         """Fit the weights (L2-regularised logistic regression) and the threshold that maximises balanced
@@ -255,8 +261,10 @@ class LexicalJudge:
     threshold: float = 0.5
     name: str = "lexical"
 
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and contexts -> n lexical support scores."""
+    def support(
+        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+    ) -> list[float]:
+        """(n,) claims and contexts -> n lexical support scores. (questions unused)."""
         return [lexical_support(c, x) for c, x in zip(claims, contexts, strict=True)]
 
 
@@ -288,8 +296,10 @@ class CrossEncoderJudge:
         if self.model.num_labels > 1 and self._entail is None:
             raise ModelError(f"{p}: {self.model.num_labels} labels but none named 'entailment'; cannot read support")
 
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and contexts -> n probabilities that the context entails the claim."""
+    def support(
+        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+    ) -> list[float]:
+        """(n,) claims and contexts -> n probabilities that the context entails the claim. (questions unused)."""
         if not claims:
             return []
         pairs = [(ctx, claim) for claim, ctx in zip(claims, contexts, strict=True)]
@@ -317,8 +327,10 @@ class LLMJudge:
         self.threshold = 0.5
         self.max_context_chars = max_context_chars
 
-    def support(self, claims: Sequence[str], contexts: Sequence[str]) -> list[float]:
-        """(n,) claims and contexts -> n of 1.0 (yes), 0.0 (no) or 0.5 (neither)."""
+    def support(
+        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
+    ) -> list[float]:
+        """(n,) claims and contexts -> n of 1.0 (yes), 0.0 (no) or 0.5 (neither). (questions unused)."""
         out: list[float] = []
         for claim, ctx in zip(claims, contexts, strict=True):
             prompt = _LLM_PROMPT.format(context=ctx[: self.max_context_chars], claim=claim)

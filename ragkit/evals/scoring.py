@@ -174,12 +174,13 @@ def _judge_claims(ans: Answer, judge: Judge | None) -> list[dict[str, Any]]:
     if not claims or judge is None:
         return []
     everything = "\n\n".join(h.chunk.text for h in ans.hits)
-    overall = verdicts(judge, claims, [everything] * len(claims))
+    overall = verdicts(judge, claims, [everything] * len(claims), [ans.question] * len(claims))
     cites: dict[str, list[int]] = {}  # claim -> the numbers [n] its sentence cites, in citation order
     for c in ans.citations:
         cites.setdefault(c.sentence, []).append(c.n)
     pairs = [(i, n) for i, claim in enumerate(claims) for n in cites.get(claim, [])]
-    per_cite = verdicts(judge, [claims[i] for i, _ in pairs], [ans.hits[n - 1].chunk.text for _, n in pairs])
+    cited = [claims[i] for i, _ in pairs]
+    per_cite = verdicts(judge, cited, [ans.hits[n - 1].chunk.text for _, n in pairs], [ans.question] * len(pairs))
     cited_supported: dict[int, list[bool]] = {}
     for (i, _), (_, ok) in zip(pairs, per_cite, strict=True):
         cited_supported.setdefault(i, []).append(ok)
