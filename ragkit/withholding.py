@@ -62,7 +62,7 @@ def withhold_unfounded(
         checked = _abstain(checked, Flag("restated", draft, detail="it adds no word or fact to the question"), o)
     unnamed = unnamed_options(question, draft, sources) if o.min_grounding > 0 else ()
     if not checked.abstained and unnamed:
-        picks = f"it picks {' and '.join(unnamed)}, which no source names"
+        picks = f"the answer names {' and '.join(unnamed)}, which no source mentions"
         checked = _abstain(checked, Flag("ungrounded", draft, detail=picks), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
         grounded = grounding(question, draft, sources, embed)

@@ -119,6 +119,6 @@ def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> N
     ans = _ask("The Zeppelin [1].", question, min_grounding=0.2)
     assert ans.abstained and ans.draft.startswith("The Zeppelin")
     (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
-    assert flag.detail == "it picks Zeppelin, which no source names"
+    assert flag.detail == "the answer names Zeppelin, which no source mentions"
     assert not _ask("Train travel [1].", question, min_grounding=0.2).abstained
     assert not _ask("The Zeppelin [1].", question).abstained  # min_grounding 0 turns it off
