@@ -77,14 +77,13 @@ def span_roles(claim: str, context: str, question: str = "") -> list[SpanRole]:
     units = clauses(context)
     if not units:
         return []
-    given = question
     qa = _QA.match(claim.strip())
-    question, answer = (qa.group("q"), qa.group("a")) if qa else ("", claim)
+    stem, answer = (qa.group("q"), qa.group("a")) if qa else ("", claim)  # a "Q? A." claim's own question
     unit_words = [content_words(u) for u in units]
     weight = _rarity(unit_words)
-    asked = content_words(question)
+    asked = content_words(stem)
     own = clauses(answer) or [answer]
-    spans = key_spans(answer, question or given)
+    spans = key_spans(answer, stem or question)
     out: list[SpanRole] = []
     for span in spans:
         holding = [i for i, u in enumerate(units) if occurs(span, u)]

@@ -60,8 +60,8 @@ def withhold_unfounded(
     sure: Confidence | None = None
     if o.min_coverage > 0 and restates(question, draft):
         checked = _abstain(checked, Flag("restated", draft, detail="it adds no word or fact to the question"), o)
-    unnamed = unnamed_options(question, draft, sources) if o.min_grounding > 0 else ()
-    if not checked.abstained and unnamed:
+    unnamed = unnamed_options(question, draft, sources) if not checked.abstained and o.min_grounding > 0 else ()
+    if unnamed:
         picks = f"the answer names {' and '.join(unnamed)}, which no source mentions"
         checked = _abstain(checked, Flag("ungrounded", draft, detail=picks), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
