@@ -23,8 +23,11 @@ SUPPORT_THRESHOLD = 0.5
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _ABSTAIN = re.compile(
-    r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|(do|does|did)\s*(not|n'?t)\s+(contain|answer|mention|say|"
-    r"include|provide|cover|specify|state)|(cannot|can'?t|unable\s+to)\s+(be\s+)?(answer(ed)?|determine|find|tell)|"
+    r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|"
+    # "the (provided) sources do not mention": said of the sources, not an order copied from one ("Don't include")
+    r"(sources?|documents?|context|texts?|passages?|excerpts?|it|they)(\s+\w+){0,2}?\s+(do|does|did)\s*(not|n'?t)\s+"
+    r"(contain|answer|mention|say|include|provide|cover|specify|state)|"
+    r"(cannot|can'?t|unable\s+to)\s+(be\s+)?(answer(ed)?|determine|find|tell)|"
     r"not\s+(mentioned|provided|stated|found|given|specified|covered)\s+in\s+the\s+(provided\s+)?(sources?|documents?|"
     r"context|text)|(no|not\s+enough|insufficient)\s+information\s+(about|on|in|to|regarding)|i'?m\s+not\s+sure|"
     r"i\s+(have|had)\s+no\s+(information|idea)|there\s+is\s+no\s+(mention|information))",

@@ -61,6 +61,11 @@ def test_abstention_variants(text: str) -> None:
 def test_answers_are_not_mistaken_for_abstentions() -> None:
     assert not is_abstention("Keys are rotated every 90 days [1].", ABSTAIN)
     assert not is_abstention("I know the keys are rotated every 90 days.", ABSTAIN)
+    # an instruction copied from a source is not the model saying the sources lack the answer
+    copied = 'Replace the fields enclosed by brackets "[]". (Don\'t include the brackets!) Add a file name.'
+    assert not is_abstention(copied, ABSTAIN) and not check_answer(copied, HITS, abstain_phrase=ABSTAIN).abstained
+    assert is_abstention("It does not say how long.", ABSTAIN)
+    assert is_abstention("The sources provided do not mention it.", ABSTAIN)
 
 
 def test_majority_vote_and_agreement() -> None:
