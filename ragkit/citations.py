@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragkit.safety import echoed_instruction
-from ragkit.textutil import NUMBER, content_words, repeats, split_sentences
+from ragkit.textutil import NUMBER, content_words, repeats, split_sentences, unwrap_lines
 from ragkit.types import Citation, Flag, Hit
 
 SUPPORT_THRESHOLD = 0.5
@@ -135,7 +135,9 @@ def check_answer(
         raw, complete = raw[: runaway.start()], True
     if is_abstention(raw, abstain_phrase) or not raw.strip():
         return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
-    pieces = split_sentences(markers_before_stop(raw))
+    # a copied hard-wrapped passage is checked and cited by sentence, not by line ("attach the following [1]
+    # boilerplate notice")
+    pieces = split_sentences(markers_before_stop(unwrap_lines(raw)))
     flags: list[Flag] = []
     if not complete and pieces and _MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
         flags.append(Flag("truncated", pieces[-1].strip(), None, "the answer hit the token limit"))

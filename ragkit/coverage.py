@@ -32,6 +32,21 @@ _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|co
 _WORD = re.compile(r"[^\W_]+")
 _PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
+# what answers "how many/much/often/old/long": a figure, a number word, an ordinal or a roman numeral ("Louis
+# XIV"), or a word that bounds an amount or a time ("unlimited", "none", "weekly", "a day", "until ..."). "first"
+# and "third" are left out: they stand in copied text that states no amount ("third-party archives")
+_QUANTITY_ASKED = re.compile(r"\bhow\s+(many|much|often|old|long)\b", re.I)
+_NUMBER_WORDS = r"""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundreds? thousands?
+    millions? billions? trillions? dozens? half halves quarters? twice thrice once single double triple second
+    fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth \w+tieth hundredth
+    thousandth"""
+_AMOUNT_WORDS = r"""none no nothing zero free unlimited infinite indefinite(?:ly)? forever permanent(?:ly)? arbitrary
+    all several many few multiple numerous countless always never limit(?:s|ed)? until till lifetime life
+    perpetual(?:ly)? perpetuity daily weekly monthly yearly annual(?:ly)? hourly nightly quarterly fortnightly biweekly
+    seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
+_QUANTITY = re.compile(r"\d|\b(?:" + "|".join((_NUMBER_WORDS + " " + _AMOUNT_WORDS).split()) + r")\b", re.I)
+_ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
 WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
 
 
@@ -105,6 +120,17 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
             best = (score, near, j)
     score, near, j = best
     return Coverage(score, _missing(question, asked - near), sents[j][1])
+
+
+def unquantified(question: str, answer: str) -> str | None:
+    """For a question asking "how many/much/often/old/long", that phrase when the answer holds no figure, number
+    word or word bounding an amount or a time: it does not answer what was asked, whatever its source says (a
+    copied passage, "How many days notice ...?" answered with the licence's appendix). None otherwise."""
+    asked = _QUANTITY_ASKED.search(question)
+    if asked is None or not answer.strip():
+        return None
+    text = CITATION.sub("", answer)
+    return None if _QUANTITY.search(text) or _ROMAN.search(text) else " ".join(asked.group().lower().split())
 
 
 def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple[str, ...]:

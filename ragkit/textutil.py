@@ -23,9 +23,36 @@ _STOPWORDS = frozenset(
 STOPWORDS = _STOPWORDS  # shared with keyword search
 
 
+_ONES = """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen""".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def spelled(number: str) -> str | None:
+    """A whole number below 100 written in words ("14" -> "fourteen", "21" -> "twenty-one"); None for anything
+    else. Sources spell small numbers out that answers write in figures."""
+    if not number.isdigit() or int(number) >= 100:
+        return None
+    n = int(number)
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens - 2] + (f"-{_ONES[ones]}" if ones else "")
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences and lines of `text`, stripped, empty pieces dropped."""
     return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+
+
+# a line break inside a sentence: hard-wrapped text (a licence, a manual) goes on in lower case on the next line
+_WRAPPED = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n[ \t]*(?=[a-z(])")
+
+
+def unwrap_lines(text: str) -> str:
+    """The text with hard-wrapped lines joined where a sentence goes on in lower case on the next line; list
+    items, headings and paragraphs (a line that starts upper case, with a marker or after a stop) stay apart."""
+    return _WRAPPED.sub(" ", text)
 
 
 # glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's

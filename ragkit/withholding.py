@@ -4,7 +4,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage);
-- off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks;
+- off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" question, or
+  the sentence holding its key fact does not mention what the question asks;
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
-from ragkit.coverage import Coverage, coverage, restates, unnamed_options
+from ragkit.coverage import Coverage, coverage, restates, unnamed_options, unquantified
 from ragkit.grounding import Grounding, grounding
 from ragkit.types import Flag, Generation, Hit
 
@@ -68,6 +69,10 @@ def withhold_unfounded(
         grounded = grounding(question, draft, sources, embed)
         if grounded is not None and grounded.score < o.min_grounding:
             checked = _abstain(checked, _ungrounded(draft, grounded, o.min_grounding), o)
+    how = unquantified(question, draft) if not checked.abstained and o.min_coverage > 0 else None
+    if how is not None:
+        detail = f'the question asks "{how}" and the answer gives no number or amount'
+        checked = _abstain(checked, Flag("off_question", draft, detail=detail), o)
     if not checked.abstained and o.min_coverage > 0:
         covered = coverage(question, draft, sources)
         if covered is not None and covered.score < o.min_coverage:

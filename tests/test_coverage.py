@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ragkit.answering import MIN_COVERAGE, AnswerOptions, answer_question
-from ragkit.coverage import coverage, is_choice, restates, unnamed_options
+from ragkit.coverage import coverage, is_choice, restates, unnamed_options, unquantified
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
 
 TRAVEL = (
@@ -122,3 +122,32 @@ def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> N
     assert flag.detail == "the answer names Zeppelin, which no source mentions"
     assert not _ask("Train travel [1].", question, min_grounding=0.2).abstained
     assert not _ask("The Zeppelin [1].", question).abstained  # min_grounding 0 turns it off
+
+
+def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
+    # the Apache licence trial: a copied appendix for "how many days", delivered with citations before
+    appendix = (
+        "To apply the Apache License to your work, attach the following boilerplate notice [1]. We also recommend "
+        "that a file or class name be included on the same page, for easier identification within third-party "
+        "archives [1]."
+    )
+    question = "How many days notice must be given before the Apache license terminates?"
+    assert unquantified(question, appendix) == "how many"
+    assert unquantified(question, "Thirty days [1].") is None
+    assert unquantified(question, "30 days [1].") is None
+    assert unquantified("How often are staging keys rotated?", "Every 180 days [2].") is None
+    assert unquantified("How often is the journal published?", "It is published monthly [1].") is None
+    assert unquantified("How long can identifiers be?", "Identifiers are unlimited in length [1].") is None
+    assert unquantified("How many studio albums had he released?", "His seventh [1].") is None
+    assert unquantified("Which king reigned longest?", "Louis XIV [1].") is None  # asks no amount
+    assert unquantified("How old was the king?", "The king was crowned in Reims [1].") == "how old"
+    # a citation marker is no figure
+    assert unquantified("How long are the access logs kept?", "The access logs are kept [1].") == "how long"
+    ans = _ask("Hotels are reimbursed in major cities [1].", "How much are hotels reimbursed per night?")
+    assert ans.abstained and ans.draft.startswith("Hotels are reimbursed")
+    (flag,) = [f for f in ans.flags if f.kind == "off_question"]
+    assert flag.detail == 'the question asks "how much" and the answer gives no number or amount'
+    assert not _ask("Up to 180 euros per night [1].", "How much are hotels reimbursed per night?").abstained
+    assert not _ask(
+        "Hotels are reimbursed in major cities [1].", "How much are hotels reimbursed per night?", min_coverage=0
+    ).abstained

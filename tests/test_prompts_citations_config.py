@@ -156,3 +156,25 @@ def test_markers_after_the_stop_and_initials_stay_with_their_sentence() -> None:
     assert names.text == "Richard Yates and Ernest J. Gaines are American writers [1]." and not names.flags
     nfkc = check_answer("All identifiers are converted into the normal form NFKC while parsing. [2].", hits)
     assert nfkc.text.endswith("while parsing [2].") and [c.kind for c in nfkc.citations] == ["cited"]
+
+
+def test_a_copied_hard_wrapped_passage_is_cited_by_sentence_not_by_line() -> None:
+    """Qwen copies a licence as it is wrapped; split at each line break, the answer read "attach the following
+    [1] boilerplate notice, with the fields [1] ..." (found asking the CLI about the Apache licence)."""
+    from ragkit.citations import check_answer
+    from ragkit.textutil import unwrap_lines
+
+    source = (
+        "To apply the Apache License to your work, attach the following\n      boilerplate notice, with the fields "
+        "enclosed by brackets replaced with your own\n      identifying information."
+    )
+    assert unwrap_lines(source) == (
+        "To apply the Apache License to your work, attach the following boilerplate notice, with the fields "
+        "enclosed by brackets replaced with your own identifying information."
+    )
+    # list items, headings and new sentences keep their line
+    assert unwrap_lines("Rotated:\n- every 90 days\n- on a leak\nKeys are stored.") == (
+        "Rotated:\n- every 90 days\n- on a leak\nKeys are stored."
+    )
+    checked = check_answer(source, [make_hit(1, source)])
+    assert checked.text.count("[1]") == 1 and checked.text.endswith("identifying information [1].")
