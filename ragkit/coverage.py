@@ -45,7 +45,8 @@ _AMOUNT_WORDS = r"""none no nothing zero free unlimited infinite indefinite(?:ly
     all several many few multiple numerous countless always never limit(?:s|ed)? until till lifetime life
     perpetual(?:ly)? perpetuity daily weekly monthly yearly annual(?:ly)? hourly nightly quarterly fortnightly biweekly
     seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
-_QUANTITY = re.compile(r"\d|\b(?:" + "|".join((_NUMBER_WORDS + " " + _AMOUNT_WORDS).split()) + r")\b", re.I)
+_NUMBER = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.I)
+_AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
 WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
 
@@ -124,13 +125,21 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
 
 def unquantified(question: str, answer: str) -> str | None:
     """For a question asking "how many/much/often/old/long", that phrase when the answer holds no figure, number
-    word or word bounding an amount or a time: it does not answer what was asked, whatever its source says (a
-    copied passage, "How many days notice ...?" answered with the licence's appendix). None otherwise."""
+    word, or word bounding an amount or a time that the question does not hold already: it does not answer what
+    was asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the
+    licence's appendix). None otherwise."""
     asked = _QUANTITY_ASKED.search(question)
     if asked is None or not answer.strip():
         return None
     text = CITATION.sub("", answer)
-    return None if _QUANTITY.search(text) or _ROMAN.search(text) else " ".join(asked.group().lower().split())
+    if _NUMBER.search(text) or _ROMAN.search(text):
+        return None
+    # a unit or other amount word the question names does not answer it ("How much is paid for a week on
+    # call?" answered "... is paid for a week on call")
+    given = {m.group().lower() for m in _AMOUNT.finditer(question)}
+    return (
+        None if {m.group().lower() for m in _AMOUNT.finditer(text)} - given else " ".join(asked.group().lower().split())
+    )
 
 
 def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple[str, ...]:

@@ -141,7 +141,10 @@ def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
     assert unquantified("How many studio albums had he released?", "His seventh [1].") is None
     assert unquantified("Which king reigned longest?", "Louis XIV [1].") is None  # asks no amount
     assert unquantified("How old was the king?", "The king was crowned in Reims [1].") == "how old"
-    # a citation marker is no figure
+    # an amount the question names is no answer, nor is a citation marker
+    paid = "How much is the on-call engineer paid for a week on call?"
+    assert unquantified(paid, "The on-call engineer is paid for a week on call [1].") == "how much"
+    assert unquantified(paid, "500 euros for a week on call [1].") is None
     assert unquantified("How long are the access logs kept?", "The access logs are kept [1].") == "how long"
     ans = _ask("Hotels are reimbursed in major cities [1].", "How much are hotels reimbursed per night?")
     assert ans.abstained and ans.draft.startswith("Hotels are reimbursed")
