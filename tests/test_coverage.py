@@ -154,3 +154,15 @@ def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
     assert not _ask(
         "Hotels are reimbursed in major cities [1].", "How much are hotels reimbursed per night?", min_coverage=0
     ).abstained
+
+
+def test_the_coverage_floor_is_the_one_measured_for_the_generator() -> None:
+    from ragkit.answering import options_from_config
+    from ragkit.config import GeneratorConfig
+
+    assert options_from_config(GeneratorConfig()).min_coverage == MIN_COVERAGE
+    assert options_from_config(GeneratorConfig(model="Qwen2.5-Coder-0.5B-Instruct")).min_coverage == MIN_COVERAGE
+    large = GeneratorConfig(model="Qwen2.5-Coder-1.5B-Instruct")
+    assert options_from_config(large).min_coverage == 0.5
+    assert options_from_config(large.model_copy(update={"min_coverage": 0.2})).min_coverage == 0.2
+    assert options_from_config(GeneratorConfig(model="/models/my-gpt")).min_coverage == MIN_COVERAGE
