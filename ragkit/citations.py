@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragkit.safety import echoed_instruction
-from ragkit.textutil import NUMBER, content_words, repeats, split_sentences, unwrap_lines
+from ragkit.textutil import content_words, numbers_held, repeats, split_sentences, unwrap_lines
 from ragkit.types import Citation, Flag, Hit
 
 SUPPORT_THRESHOLD = 0.5
@@ -51,7 +51,7 @@ def support(sentence: str, source: str) -> float:
     words = content_words(sentence)
     if not words:
         return 1.0
-    if not set(NUMBER.findall(sentence)) <= set(NUMBER.findall(source)):
+    if not numbers_held(sentence, source):
         return 0.0
     return len(words & content_words(source)) / len(words)
 

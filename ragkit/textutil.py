@@ -40,6 +40,18 @@ def spelled(number: str) -> str | None:
     return _TENS[tens - 2] + (f"-{_ONES[ones]}" if ones else "")
 
 
+def numbers_held(text: str, source: str) -> bool:
+    """True when every number of `text` stands in `source`, as written or, below 100, spelled out ("14" held
+    by "at fourteen"); 180 and 180.0 differ."""
+    held = set(NUMBER.findall(source))
+    lowered = source.lower()
+    for number in set(NUMBER.findall(text)) - held:
+        words = spelled(number)
+        if words is None or re.search(rf"\b{words}\b", lowered) is None:
+            return False
+    return True
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences and lines of `text`, stripped, empty pieces dropped."""
     return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]

@@ -72,8 +72,14 @@ def test_a_number_in_figures_is_grounded_by_the_same_number_in_words() -> None:
     spelled = grounding("How long are backups kept?", "Backups are kept for 2 regions [1].", SOURCES, embed)
     assert spelled is not None and spelled.sentence == SOURCES[0].split(". ")[0] + "."
     assert grounding("How long?", "For 3 days.", SOURCES, embed).score == 0.0  # type: ignore[union-attr]
-    from ragkit.roles import occurs  # the role judge and the coverage check find it too
+    from ragkit.citations import support
+    from ragkit.evals.judges import _foreign_number
+    from ragkit.roles import occurs
 
+    # the coverage check and the role judge find it too; the citation check and the judge's number cap hold it
     assert occurs("14", "He emigrated at fourteen.") and not occurs("4", "He emigrated at fourteen.")
+    assert support("He emigrated at 14.", "He emigrated at fourteen.") > 0.0
+    assert support("He emigrated at 15.", "He emigrated at fourteen.") == 0.0
+    assert not _foreign_number("at 14", "at fourteen") and _foreign_number("at 4", "at fourteen")
     ans = _answer("They are stored in 2 regions [1].", "In how many regions are backups stored?")
     assert not ans.abstained and ans.grounding is not None and ans.grounding > 0

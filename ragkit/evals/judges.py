@@ -28,7 +28,7 @@ from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs
 from ragkit.evals.metrics import binary_scores
 from ragkit.protocols import Judge
 from ragkit.roles import role_support
-from ragkit.textutil import NUMBER, content_words, context_sentences
+from ragkit.textutil import NUMBER, content_words, context_sentences, numbers_held
 
 if TYPE_CHECKING:
     from ragkit.protocols import Embedder, Generator
@@ -142,8 +142,9 @@ NUMBER_CAP = 0.1  # support of a claim carrying a number absent from its context
 
 
 def _foreign_number(claim: str, context: str) -> bool:
-    """True when the claim has a number the context does not (as written: 180 and 180.0 differ)."""
-    return not set(NUMBER.findall(claim)) <= set(NUMBER.findall(context))
+    """True when the claim has a number the context does not (as written, or spelled out below 100: 180 and
+    180.0 differ)."""
+    return not numbers_held(claim, context)
 
 
 # A claim whose number or name stands in the context in another role ("keys rotate every 30 days" where 30 is
