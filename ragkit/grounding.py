@@ -20,10 +20,10 @@ from ragkit.textutil import STOPWORDS, context_sentences, spelled
 
 CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
-# mixed-case or capitalised words (AES-256, Tuesday, Frankfurt), identifiers with an underscore (__len__), calls
-# (id()) and `code`. The digit of "asn1Parser" read as the number 1 made an answer that only repeats the
-# question look as if it added a fact.
-_KEY = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
+# mixed-case or capitalised words (AES-256, Tuesday, Frankfurt, ASN.1, X.509), identifiers with an underscore
+# (__len__), calls (id()) and `code`. The digit of "asn1Parser" read as the number 1 made an answer that only
+# repeats the question look as if it added a fact.
+_KEY = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\d+)*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
 _WORD = re.compile(r"[^\W_]+")
 _CODE = re.compile(r"\w*_\w*")
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)

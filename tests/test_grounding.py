@@ -19,6 +19,11 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     ]
     assert key_spans("The vault is encrypted with AES-256 [2].", "Which encryption protects the vault?") == ["AES-256"]
     assert key_spans("It is the vault.", "Where are secrets kept in the vault?") == []
+    # a digit inside a word is no number: "asn1Parser ... only" restates its question, it adds no fact "1"
+    # (found on GNU libtasn1's manual); a name with a version ("ASN.1") is one span
+    question = "Which option of asn1Parser checks the syntax only?"
+    assert key_spans("asn1Parser checks the syntax only [1].", question) == []
+    assert key_spans("The header is libtasn1.h, for ASN.1 and X.509 [1].", "") == ["libtasn1", "ASN.1", "X.509"]
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:
