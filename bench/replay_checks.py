@@ -1,0 +1,86 @@
+"""Replay the checks after generation (ragkit.withholding) on the drafts of a dev-set run, under other floors.
+
+    python bench/replay_checks.py --workdir /tmp/devset --split heldout \
+        --generator Qwen2.5-Coder-1.5B-Instruct --min-coverage 0.5
+
+Reads the newest run of each corpus made by `bench/devset.py` for that split and generator. It runs each
+draft (the withheld draft, or the answer delivered) and the sources the model saw through the current
+checks. Then it prints, per construction, the share abstained, answer-contains-gold, the right answers
+withheld, and the unsupported share of the judge's claims on the answers still delivered.
+
+The checks are deterministic functions of the draft and its sources. The replay is therefore exact for a
+higher floor or a changed check. An answer the run withheld and the replay would deliver has no judged
+claims; the script names each one.
+Questions the relevance floor refused before generation stay refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import ragkit
+from ragkit.answering import AnswerOptions
+from ragkit.citations import CheckedAnswer
+from ragkit.evals.metrics import contains_answer
+from ragkit.testing import make_hit
+from ragkit.types import Generation
+from ragkit.withholding import withhold_unfounded
+
+CORPORA = ("sample", "pydocs", "halueval")
+
+
+def _replay(sample: dict[str, Any], options: AnswerOptions, generator: str, embed: Any) -> bool:
+    """True when the current checks withhold this sample's draft."""
+    draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]
+    hits = [make_hit(i + 1, c["text"], c.get("uri", "source")) for i, c in enumerate(sample["contexts"])]
+    checked = CheckedAnswer(draft, (), (), False)
+    held = withhold_unfounded(
+        sample["question"], checked, Generation(draft, 0, 0, 0.0), hits, options, generator, embed
+    )
+    return held.checked.abstained
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--split", choices=["dev", "heldout"], default="dev")
+    ap.add_argument("--generator", default="Qwen2.5-Coder-0.5B-Instruct")
+    ap.add_argument("--min-coverage", type=float, default=0.2)
+    ap.add_argument("--min-grounding", type=float, default=0.2)
+    args = ap.parse_args()
+    options = AnswerOptions(min_coverage=args.min_coverage, min_grounding=args.min_grounding)
+    kb = ragkit.open(args.workdir / "kb-sample", create=False)  # every part's KB has the same embedder
+    rows: list[tuple[str, bool, float, float, list[bool]]] = []
+    for corpus in CORPORA:
+        runs = sorted((args.workdir / f"kb-{corpus}" / "runs").glob(f"*-devset-{args.split}-{args.generator}"))
+        if not runs:
+            raise SystemExit(f"no {args.split} run of {args.generator} in kb-{corpus}; run bench/devset.py first")
+        for line in (runs[-1] / "samples.jsonl").read_text().splitlines():
+            s = json.loads(line)
+            if s.get("status") != "ok":
+                continue
+            refused = s["abstained"] and not s.get("withheld")
+            now = True if refused else _replay(s, options, args.generator, kb.embedder.embed)
+            if s["abstained"] and not now:
+                print(f"delivered now, no judged claims: {s['question'][:80]}")
+            draft = (s.get("withheld") or {}).get("draft") or ("" if refused else s["answer"])
+            gold = contains_answer(draft, s["gold_answers"]) if s["answerable"] and draft else 0.0
+            claims = [] if now else [bool(c["supported"]) for c in s.get("claims", [])]
+            rows.append((s.get("construction") or "?", now, 0.0 if now else gold, gold if now else 0.0, claims))
+    print(f"{'construction':<17} {'n':>3} {'abstained':>9} {'gold':>6} {'right_wh':>8}")
+    for kind in sorted({r[0] for r in rows}):
+        group = [r for r in rows if r[0] == kind]
+        n = len(group)
+        abstained = sum(r[1] for r in group) / n
+        gold, right = sum(r[2] for r in group) / n, sum(r[3] for r in group) / n
+        print(f"{kind:<17} {n:>3} {abstained:>9.2f} {gold:>6.2f} {right:>8.2f}")
+    claims = [c for r in rows for c in r[4]]
+    bad = sum(not c for c in claims)
+    print(f"unsupported claims in delivered answers: {bad / max(1, len(claims)):.3f} of {len(claims)}")
+
+
+if __name__ == "__main__":
+    main()
