@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ragkit.grounding import CITATION, code_words, key_spans
 from ragkit.roles import occurs
-from ragkit.textutil import content_words, context_sentences
+from ragkit.textutil import NUMBER_WORDS, content_words, context_sentences
 
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
@@ -36,16 +36,14 @@ _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequ
 # XIV"), or a word that bounds an amount or a time ("unlimited", "none", "weekly", "a day", "until ..."). "first"
 # and "third" are left out: they stand in copied text that states no amount ("third-party archives")
 _QUANTITY_ASKED = re.compile(r"\bhow\s+(many|much|often|old|long)\b", re.I)
-_NUMBER_WORDS = r"""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
-    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundreds? thousands?
-    millions? billions? trillions? dozens? half halves quarters? twice thrice once single double triple second
-    fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth \w+tieth hundredth
-    thousandth"""
+_NUMBER_WORDS = r"""hundreds? thousands? millions? billions? trillions? dozens? half halves quarters? twice thrice
+    once single double triple second fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth
+    \w+tieth hundredth thousandth"""
 _AMOUNT_WORDS = r"""none no nothing zero free unlimited infinite indefinite(?:ly)? forever permanent(?:ly)? arbitrary
     all several many few multiple numerous countless always never limit(?:s|ed)? until till lifetime life
     perpetual(?:ly)? perpetuity daily weekly monthly yearly annual(?:ly)? hourly nightly quarterly fortnightly biweekly
     seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
-_NUMBER = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.I)
+_NUMBER = re.compile(r"\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
 _AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
 WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
@@ -136,10 +134,10 @@ def unquantified(question: str, answer: str) -> str | None:
         return None
     # a unit or other amount word the question names does not answer it ("How much is paid for a week on
     # call?" answered "... is paid for a week on call")
-    given = {m.group().lower() for m in _AMOUNT.finditer(question)}
-    return (
-        None if {m.group().lower() for m in _AMOUNT.finditer(text)} - given else " ".join(asked.group().lower().split())
-    )
+    amounts = {m.group().lower() for m in _AMOUNT.finditer(text)}
+    if amounts - {m.group().lower() for m in _AMOUNT.finditer(question)}:
+        return None
+    return " ".join(asked.group().lower().split())
 
 
 def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple[str, ...]:

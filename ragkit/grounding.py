@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragkit.textutil import STOPWORDS, context_sentences, spelled
+from ragkit.textutil import STOPWORDS, context_sentences, spelled_in
 
 CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
@@ -63,12 +63,6 @@ def key_spans(answer: str, question: str) -> list[str]:
     return keep
 
 
-def _spelled_in(span: str, lowered: str) -> bool:
-    """True when the number `span` stands in the lower-cased sentence as a word ("14" in "at fourteen")."""
-    words = spelled(span)
-    return words is not None and re.search(rf"\b{words}\b", lowered) is not None
-
-
 def grounding(
     question: str, answer: str, sources: Sequence[str], embed: Callable[[list[str]], np.ndarray]
 ) -> Grounding | None:
@@ -81,7 +75,7 @@ def grounding(
     for text in sources:
         for sentence in context_sentences(text):
             lowered = sentence.lower()
-            n = sum(s.lower() in lowered or _spelled_in(s, lowered) for s in spans)
+            n = sum(s.lower() in lowered or spelled_in(s, lowered) for s in spans)
             if n:
                 holding.append((n, sentence))
     if not holding:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from ragkit.grounding import _KEY, key_spans
-from ragkit.textutil import NUMBER, STOPWORDS, content_words, context_sentences, spelled
+from ragkit.textutil import NUMBER, STOPWORDS, content_words, context_sentences, spelled_in
 
 # clause boundaries inside a sentence: semicolons, colons, dashes, and a comma before a word that starts a new
 # clause ("..., after which", "..., while", "..., and the customer receives")
@@ -58,10 +58,7 @@ def clauses(text: str) -> list[str]:
 def occurs(span: str, text: str) -> bool:
     """True when `span` stands in `text` as a whole token run, case-insensitive ("30" is not in "300" or
     "3.30", "Vault" is in "the vault"); a number below 100 also as its word ("14" in "at fourteen")."""
-    words = spelled(span)
-    return span_pattern(span).search(text) is not None or (
-        words is not None and span_pattern(words).search(text) is not None
-    )
+    return span_pattern(span).search(text) is not None or spelled_in(span, text)
 
 
 def span_kind(span: str) -> str:

@@ -26,6 +26,7 @@ STOPWORDS = _STOPWORDS  # shared with keyword search
 _ONES = """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
     seventeen eighteen nineteen""".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+NUMBER_WORDS = (*_ONES, *_TENS)  # the words that `spelled` builds numbers below 100 from
 
 
 def spelled(number: str) -> str | None:
@@ -40,16 +41,18 @@ def spelled(number: str) -> str | None:
     return _TENS[tens - 2] + (f"-{_ONES[ones]}" if ones else "")
 
 
+def spelled_in(number: str, text: str) -> bool:
+    """True when the number (below 100) stands in `text` spelled out, as a whole word, any case ("14" in "at
+    Fourteen")."""
+    words = spelled(number)
+    return words is not None and re.search(rf"\b{words}\b", text, re.IGNORECASE) is not None
+
+
 def numbers_held(text: str, source: str) -> bool:
     """True when every number of `text` stands in `source`, as written or, below 100, spelled out ("14" held
     by "at fourteen"); 180 and 180.0 differ."""
-    held = set(NUMBER.findall(source))
-    lowered = source.lower()
-    for number in set(NUMBER.findall(text)) - held:
-        words = spelled(number)
-        if words is None or re.search(rf"\b{words}\b", lowered) is None:
-            return False
-    return True
+    missing = set(NUMBER.findall(text)) - set(NUMBER.findall(source))
+    return all(spelled_in(number, source) for number in missing)
 
 
 def split_sentences(text: str) -> list[str]:
