@@ -21,9 +21,12 @@ from ragkit.textutil import STOPWORDS, context_sentences, spelled_in
 CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
 # mixed-case or capitalised words (AES-256, Tuesday, Frankfurt, ASN.1, X.509), identifiers with an underscore
-# (__len__), calls (id()) and `code`. The digit of "asn1Parser" read as the number 1 made an answer that only
-# repeats the question look as if it added a fact.
-_KEY = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\d+)*\b|\b\w*_\w*\b|\b\w+\(\)|`[^`]+`")
+# (__len__), calls (id()), command-line options (-k, --keep) and `code`. The digit of "asn1Parser" read as the
+# number 1 made an answer that only repeats the question look as if it added a fact.
+_KEY = re.compile(
+    r"(?<![\w-])--?[A-Za-z][\w-]*|(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\d+)*\b|\b\w*_\w*\b"
+    r"|\b\w+\(\)|`[^`]+`"
+)
 _WORD = re.compile(r"[^\W_]+")
 _CODE = re.compile(r"\w*_\w*")
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)

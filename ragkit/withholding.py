@@ -5,7 +5,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage);
 - off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" question, or
-  the sentence holding its key fact does not mention what the question asks;
+  the sentence holding its key fact does not mention what the question asks (a copied passage of several
+  sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
 """
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
-from ragkit.coverage import Coverage, coverage, restates, unnamed_options, unquantified
+from ragkit.coverage import Coverage, coverage, coverage_floor, restates, unnamed_options, unquantified
 from ragkit.grounding import Grounding, grounding
 from ragkit.types import Flag, Generation, Hit
 
@@ -75,8 +76,9 @@ def withhold_unfounded(
         checked = _abstain(checked, Flag("off_question", draft, detail=detail), o)
     if not checked.abstained and o.min_coverage > 0:
         covered = coverage(question, draft, sources)
-        if covered is not None and covered.score < o.min_coverage:
-            checked = _abstain(checked, _off_question(draft, covered, o.min_coverage), o)
+        floor = coverage_floor(draft, o.min_coverage)
+        if covered is not None and covered.score < floor:
+            checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)
     if out.tokens:
         floor = default_min_confidence(generator) if o.min_confidence is None else o.min_confidence
         sure = key_confidence(question, out.tokens)
@@ -101,8 +103,12 @@ def _ungrounded(draft: str, g: Grounding, floor: float) -> Flag:
     return Flag("ungrounded", draft, detail=detail, quote=g.sentence or "")
 
 
-def _off_question(draft: str, c: Coverage, floor: float) -> Flag:
-    if c.sentence is None:
+def _off_question(draft: str, c: Coverage, floor: float, passage: bool = False) -> Flag:
+    if passage and c.sentence is not None:
+        lacks = ", ".join(c.missing)
+        detail = f"the answer copies a passage, and the source sentence at its heart does not mention {lacks} (it "
+        detail += f"covers {c.score:.0%} of the question; a passage needs {floor:.0%})"
+    elif c.sentence is None:
         detail = f"no source holds what the answer adds to the question (min_coverage {floor:.2f})"
     else:
         lacks = ", ".join(c.missing)

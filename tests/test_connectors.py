@@ -76,6 +76,18 @@ def test_light_parsers_keep_structure() -> None:
         ("Body bold.", "NarrativeText", None),
         ("one", "ListItem", None),
     ]
+    # a definition list (a manual's options): each term with its definition, each paragraph once
+    options = (
+        "<dl><dt><code>-k --keep</code></dt><dd><p>Keep (don't delete) input files.</p><p>Also when testing.</p></dd>"
+        "<dt>-q</dt><dt>--quiet</dt><dd>Suppress <b>warnings</b>.</dd><dt>--repeat</dt></dl>"
+        "<blockquote><p>Quoted.</p></blockquote>"
+    )
+    assert html_elements(options) == [
+        ("-k --keep: Keep (don't delete) input files. Also when testing.", "NarrativeText", None),
+        ("-q; --quiet: Suppress warnings.", "NarrativeText", None),
+        ("--repeat", "NarrativeText", None),
+        ("Quoted.", "NarrativeText", None),
+    ]
     assert text_elements("Heading\n\nA paragraph.\nStill it.") == [
         ("Heading", "Title", None),
         ("A paragraph.\nStill it.", "NarrativeText", None),

@@ -9,7 +9,16 @@ from __future__ import annotations
 import pytest
 
 from ragkit.answering import MIN_COVERAGE, AnswerOptions, answer_question
-from ragkit.coverage import coverage, is_choice, restates, unnamed_options, unquantified
+from ragkit.coverage import (
+    PASSAGE_MIN_COVERAGE,
+    coverage,
+    coverage_floor,
+    is_choice,
+    restates,
+    sentences,
+    unnamed_options,
+    unquantified,
+)
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
 
 TRAVEL = (
@@ -24,6 +33,9 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     assert restates("How often must production API keys be rotated?", "How often keys are rotated [1].")
     assert not restates("How often must production API keys be rotated?", "Every 90 days [1].")
     assert not restates("Which laptop model do new employees receive?", "A ThinkPad [1].")
+    # a word the question holds only inside a path is new on its own (Debian's users-and-groups guide)
+    assert not restates("Which group can read /etc/shadow?", "The group that can read /etc/shadow is shadow [2].")
+    assert restates("Which group can read /etc/shadow?", "The group can read /etc/shadow [2].")
     # a choice or yes/no question is answered with its own words
     assert is_choice("Which opera has more acts, Les Huguenots or Eugene Onegin?")
     assert is_choice("Are Cynara and Piptanthus both flowering plants?")
@@ -166,3 +178,50 @@ def test_the_coverage_floor_is_the_one_measured_for_the_generator() -> None:
     assert options_from_config(large).min_coverage == 0.45
     assert options_from_config(large.model_copy(update={"min_coverage": 0.2})).min_coverage == 0.2
     assert options_from_config(GeneratorConfig(model="/models/my-gpt")).min_coverage == MIN_COVERAGE
+
+
+# Debian's "Users and Groups" guide (base-passwd), the new-user trial's corpus
+PASSWD = (
+    "Chapter 1. Introduction\n\nThe Debian base-passwd package contains the master versions of /etc/passwd and "
+    "/etc/group. The update-passwd tool keeps the entries in these master files in sync on all Debian systems. "
+    'They comprise only "global static" ids: that is, those which are reserved globally for the benefit of '
+    "packages which need to include files owned by those users or groups, or need the ids compiled into "
+    "binaries. Since this reservation is a serious restriction, these ids must be allocated by the base-passwd "
+    "maintainer on request. In general, packages should avoid requesting such ids where possible and instead "
+    "allocate system users or groups dynamically. See Debian Policy for further details."
+)
+
+
+def test_a_copied_passage_must_cover_more_of_the_question_than_a_short_answer() -> None:
+    # Qwen, asked what the guide does not say, copied its introduction; the passage's first sentence shares
+    # "Debian" and "package" with the question, enough for a one-line answer's floor
+    dump = (
+        "The Debian base-passwd package maintains the master versions of /etc/passwd and /etc/group [1]. The "
+        "update-passwd tool keeps the entries in these master files in sync on all Debian systems [1]. Since this "
+        "reservation is a serious restriction, these ids must be allocated by the base-passwd maintainer on "
+        "request [1]. See Debian Policy for further details [1]."
+    )
+    question = "Who maintains the bzip2 package in Debian?"
+    assert sentences(dump) == 4 and sentences("The update-passwd tool [1].") == 1
+    assert coverage_floor(dump, MIN_COVERAGE) == PASSAGE_MIN_COVERAGE
+    assert coverage_floor("The update-passwd tool [1].", MIN_COVERAGE) == MIN_COVERAGE
+    assert coverage_floor(dump, 0.0) == 0.0 and coverage_floor(dump, 0.7) == 0.7
+    measured = coverage(question, dump, [PASSWD])
+    assert measured is not None and MIN_COVERAGE < measured.score < PASSAGE_MIN_COVERAGE
+    opts = AnswerOptions(min_grounding=0)
+    hits = [make_hit(1, PASSWD, "/docs/users-and-groups.html", dense=0.5)]
+    ans = answer_question(question, hits, ScriptedGenerator([dump]), opts, embed=HashEmbedder().embed)
+    assert ans.abstained and ans.draft == dump
+    (flag,) = [f for f in ans.flags if f.kind == "off_question"]
+    assert flag.detail.startswith("the answer copies a passage") and "bzip2" in flag.detail
+    # a passage about what was asked, and a short answer, are delivered
+    why = (
+        "They are reserved globally for the benefit of packages which need to include files owned by those users "
+        "or groups [1]. Since this reservation is a serious restriction, these ids must be allocated by the "
+        "base-passwd maintainer on request [1]. Packages should avoid requesting such ids where possible [1]."
+    )
+    question = "Why must global static ids be allocated by the base-passwd maintainer?"
+    assert not answer_question(question, hits, ScriptedGenerator([why]), opts, embed=HashEmbedder().embed).abstained
+    short = "The update-passwd tool keeps them in sync [1]."
+    question = "What keeps the entries of the master files in sync on Debian systems?"
+    assert not answer_question(question, hits, ScriptedGenerator([short]), opts, embed=HashEmbedder().embed).abstained

@@ -24,6 +24,11 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     question = "Which option of asn1Parser checks the syntax only?"
     assert key_spans("asn1Parser checks the syntax only [1].", question) == []
     assert key_spans("The header is libtasn1.h, for ASN.1 and X.509 [1].", "") == ["libtasn1", "ASN.1", "X.509"]
+    # a command-line option is a key fact (bzip2's manual: "-s" answers which option saves memory); a hyphen
+    # inside a word starts none
+    question = "Which bzip2 option reduces memory usage?"
+    assert key_spans("The option is -s, or --small [1].", question) == ["-s", "--small"]
+    assert key_spans("The base-passwd package, re-read daily [1].", "") == []
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:

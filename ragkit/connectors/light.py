@@ -10,6 +10,7 @@ unstructured instead. docs/benchmarks.md has the measurement behind the default.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 RawElement = tuple[str, str, int | None]  # (text, kind, page)
 
@@ -93,6 +94,7 @@ _HTML_BLOCKS = {
     "dd": "NarrativeText",
     "figcaption": "NarrativeText",
 }
+_CONTAINERS = ("blockquote", "dd", "dt", "figcaption")  # blocks that may hold other blocks
 _HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
 
 
@@ -104,9 +106,14 @@ def html_elements(html: str) -> list[RawElement]:
     for tag in soup(_HTML_SKIP):
         tag.decompose()
     out: list[RawElement] = []
-    for tag in soup.find_all(list(_HTML_BLOCKS)):
-        if tag.find_parent(["table", "pre", "li"]) is not None:
+    for tag in soup.find_all([*_HTML_BLOCKS, "dl"]):
+        if tag.find_parent(["table", "pre", "li", "dl"]) is not None:
             continue  # its text is part of the enclosing block
+        if tag.name == "dl":
+            out.extend(_definitions(tag))
+            continue
+        if tag.name in _CONTAINERS and tag.find(list(_HTML_BLOCKS)) is not None:
+            continue  # a blockquote of paragraphs: they come on their own (it was read twice)
         if tag.name == "table":
             rows = [" | ".join(c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])) for tr in tag("tr")]
             text = "\n".join(r for r in rows if r.strip())
@@ -120,3 +127,31 @@ def html_elements(html: str) -> list[RawElement]:
         body = soup.get_text("\n", strip=True)
         out = text_elements(body) if body else []
     return out
+
+
+def _definitions(dl: Any) -> list[RawElement]:
+    """A definition list's entries, one element each, the term before its definition ("-k --keep: Keep (don't
+    delete) input files ..."). Read apart, as they were, a manual's option names were a sentence of their own
+    that no question resembles, and a chunk could end between an option and what it does."""
+    out: list[RawElement] = []
+    terms: list[str] = []
+    for tag in dl.find_all(["dt", "dd"]):
+        if tag.find_parent("dl") is not dl:
+            continue  # a nested list is part of its entry's definition
+        text = _flat_text(tag)
+        if tag.name == "dt":
+            terms.append(text)
+        elif text or terms:
+            head = "; ".join(t for t in terms if t)
+            out.append((f"{head}: {text}" if head and text else head or text, "NarrativeText", None))
+            terms = []
+    if any(terms):
+        out.append(("; ".join(t for t in terms if t), "NarrativeText", None))
+    return [e for e in out if e[0].strip()]
+
+
+def _flat_text(tag: Any) -> str:
+    """The tag's text on one line; block children end with a space so paragraphs do not run together."""
+    for block in tag.find_all([*_HTML_BLOCKS, "div", "ul", "ol", "br"]):
+        block.append(" ")
+    return " ".join(tag.get_text().split())
