@@ -28,7 +28,6 @@ _KEY = re.compile(
     r"|\b\w+\(\)|`[^`]+`"
 )
 _WORD = re.compile(r"[^\W_]+")
-_SYMBOL = re.compile(r"[#$%&*+<=>@\\^|~]")
 _CODE = re.compile(r"\w*_\w*")
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
@@ -51,8 +50,7 @@ def code_words(text: str) -> set[str]:
 
 
 def key_spans(answer: str, question: str) -> list[str]:
-    """What the answer states beyond the question: its numbers, names, code words and symbols, in order, once
-    each."""
+    """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
     asked = {w.lower() for w in _WORD.findall(question)}
     asked_code = code_words(question)
@@ -65,16 +63,7 @@ def key_spans(answer: str, question: str) -> list[str]:
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
             continue
         keep.append(s)
-    asked_symbols = symbols(question)
-    return keep + [t for t in symbols(text) if t not in asked_symbols and t not in keep]
-
-
-def symbols(text: str) -> list[str]:
-    """The text's tokens made of or holding a symbol ("#", "$", "%e", "->"), in order, once each: the word
-    splitter drops them, yet "#" answers "Which character begins a comment?" (Ninja's manual), and the checks
-    must find it in a source like any other key fact."""
-    tokens = (t.strip(".,;:!?\"'()[]") for t in CITATION.sub("", text).split())
-    return list(dict.fromkeys(t for t in tokens if t and _SYMBOL.search(t) and not _KEY.fullmatch(t)))
+    return keep
 
 
 def grounding(
