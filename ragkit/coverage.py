@@ -35,7 +35,6 @@ from ragkit.textutil import NUMBER_WORDS, content_words, context_sentences, spli
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
 _WORD = re.compile(r"[^\W_]+")
-_SYMBOL = re.compile(r"[#$%&*+<=>@\\^|~]")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
 _PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
@@ -109,16 +108,7 @@ def restates(question: str, answer: str) -> bool:
     yes/no questions excepted)."""
     if not answer.strip() or is_choice(question):
         return False
-    return (
-        not new_words(question, answer) and not key_spans(answer, question) and not symbols(answer) - symbols(question)
-    )
-
-
-def symbols(text: str) -> set[str]:
-    """The text's tokens made of or holding a symbol ("#", "$", "%e", "->"), which the word splitter drops: "#"
-    answers "Which character begins a comment?" (Ninja's manual), and is no restatement."""
-    tokens = (t.strip(".,;:!?\"'()[]") for t in CITATION.sub("", text).split())
-    return {t for t in tokens if t and _SYMBOL.search(t)}
+    return not new_words(question, answer) and not key_spans(answer, question)
 
 
 def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | None:

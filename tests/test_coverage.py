@@ -36,10 +36,6 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     # a word the question holds only inside a path is new on its own (Debian's users-and-groups guide)
     assert not restates("Which group can read /etc/shadow?", "The group that can read /etc/shadow is shadow [2].")
     assert restates("Which group can read /etc/shadow?", "The group can read /etc/shadow [2].")
-    # a symbol is an answer (Ninja's manual: "#" begins a comment), and "$" in the question is not new
-    assert not restates("Which character begins a comment in a Ninja file?", "# [1].")
-    assert not restates("Which character begins a comment in a Ninja file?", "A comment begins with # [1].")
-    assert restates("What does $ escape in a Ninja file?", "$ escapes in a Ninja file [1].")
     # a choice or yes/no question is answered with its own words
     assert is_choice("Which opera has more acts, Les Huguenots or Eugene Onegin?")
     assert is_choice("Are Cynara and Piptanthus both flowering plants?")
