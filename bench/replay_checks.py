@@ -12,6 +12,9 @@ The checks are deterministic functions of the draft and its sources. The replay 
 higher floor or a changed check. An answer the run withheld and the replay would deliver has no judged
 claims; the script names each one.
 Questions the relevance floor refused before generation stay refused.
+
+`--run KB/runs/NAME` replays one `ragkit eval run` instead (a trial such as bench/data/trial_heldout.jsonl),
+with that KB's embedder.
 """
 
 from __future__ import annotations
@@ -43,22 +46,34 @@ def _replay(sample: dict[str, Any], options: AnswerOptions, generator: str, embe
     return held.checked.abstained
 
 
+def _newest(workdir: Path, corpus: str, split: str, generator: str) -> Path:
+    runs = sorted((workdir / f"kb-{corpus}" / "runs").glob(f"*-devset-{split}-{generator}"))
+    if not runs:
+        raise SystemExit(f"no {split} run of {generator} in kb-{corpus}; run bench/devset.py first")
+    return runs[-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--workdir", type=Path, help="bench/devset.py's work folder")
     ap.add_argument("--split", choices=["dev", "heldout"], default="dev")
     ap.add_argument("--generator", default="Qwen2.5-Coder-0.5B-Instruct")
     ap.add_argument("--min-coverage", type=float, default=0.2)
     ap.add_argument("--min-grounding", type=float, default=0.2)
+    ap.add_argument("--run", type=Path, help="one eval run folder (KB/runs/NAME) instead of the dev set's")
     args = ap.parse_args()
     options = AnswerOptions(min_coverage=args.min_coverage, min_grounding=args.min_grounding)
-    kb = ragkit.open(args.workdir / "kb-sample", create=False)  # every part's KB has the same embedder
+    if args.run is not None:
+        kb = ragkit.open(args.run.parent.parent, create=False)
+        chosen = [args.run]
+    elif args.workdir is None:
+        raise SystemExit("give --workdir (the dev set's runs) or --run (one eval run)")
+    else:
+        kb = ragkit.open(args.workdir / "kb-sample", create=False)  # every part's KB has the same embedder
+        chosen = [_newest(args.workdir, corpus, args.split, args.generator) for corpus in CORPORA]
     rows: list[tuple[str, bool, float, float, list[bool]]] = []
-    for corpus in CORPORA:
-        runs = sorted((args.workdir / f"kb-{corpus}" / "runs").glob(f"*-devset-{args.split}-{args.generator}"))
-        if not runs:
-            raise SystemExit(f"no {args.split} run of {args.generator} in kb-{corpus}; run bench/devset.py first")
-        for line in (runs[-1] / "samples.jsonl").read_text().splitlines():
+    for run in chosen:
+        for line in (run / "samples.jsonl").read_text().splitlines():
             s = json.loads(line)
             if s.get("status") != "ok":
                 continue
