@@ -9,7 +9,7 @@ runtimes cannot drift apart in what they skip, store or report.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,7 +86,11 @@ def plan_ingest(
     for source_item in listed.values():
         state = states.get(source_item.uri)
         same_stat = state and source_item.mtime and (state.size, state.mtime) == (source_item.size, source_item.mtime)
-        if state and same_stat and state.status == "ok":
+        if state and state.status == "ok" and state.parser < source_item.parser:
+            # read by an older parser: parse it again although its bytes are the same
+            states[source_item.uri] = replace(state, content_hash="")
+            todo.append(source_item)
+        elif state and same_stat and state.status == "ok":
             unchanged += 1
             done += 1
             kept.append(source_item.uri)

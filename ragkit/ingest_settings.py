@@ -10,8 +10,9 @@ from ragkit.errors import UsageError
 from ragkit.runtime import RuntimeSettings
 from ragkit.types import Document
 
-# document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads)
-RESERVED_META = frozenset({"size", "mtime"})
+# document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads, and the
+# version of the parser that read the document)
+RESERVED_META = frozenset({"size", "mtime", "parser"})
 
 
 def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:
@@ -20,7 +21,7 @@ def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:
     taken = sorted(k for k in keys if k.strip().lower() in RESERVED_META)
     if taken:
         raise UsageError(
-            f"--meta {taken[0]}: reserved key (ragkit records each document's size and mtime itself); "
+            f"--meta {taken[0]}: reserved key (ragkit records each document's size, mtime and parser itself); "
             "choose another name, e.g. file_size"
         )
 

@@ -80,6 +80,30 @@ def test_unchanged_files_are_not_read_and_identical_chunks_not_reembedded(tmp_pa
         assert kb.store.counts()["chunks"] >= n_chunks
 
 
+def test_a_document_read_by_an_older_parser_is_read_again(tmp_path: Path) -> None:
+    # an upgrade that changes a parser's output (HTML definition lists) re-reads stored HTML on the next ingest,
+    # although the file is unchanged; other formats stay as they are
+    docs = tmp_path / "docs"
+    write_topics(docs, 1)
+    page = "<h1>OPTIONS</h1><dl><dt>-k --keep</dt><dd><p>Keep (don't delete) input files.</p></dd></dl>"
+    (docs / "manual.html").write_text(page, encoding="utf-8")
+    with ragkit.open(tmp_path / "kb") as kb:
+        assert kb.ingest([docs]).ingested == 2
+        states = kb.store.document_states()
+        assert states[str(docs / "manual.html")].parser == 2 and min(s.parser for s in states.values()) == 1
+    with sqlite3.connect(tmp_path / "kb" / "ragkit.db") as db:  # as an older ragkit left it: no version, one
+        db.execute("UPDATE documents SET meta = json_remove(meta, '$.parser')")  # element per <dt> and <dd>
+        db.execute("UPDATE chunks SET text = 'OPTIONS -k --keep Keep input files.' WHERE text LIKE '%keep%'")
+    with ragkit.open(tmp_path / "kb") as kb:
+        assert kb.store.document_states()[str(docs / "manual.html")].parser == 1
+        report = kb.ingest([docs])
+        assert (report.ingested, report.unchanged) == (1, 1)
+        texts = [h.chunk.text for h in kb.search("keep input files", k=3)]
+        assert any("-k --keep: Keep (don't delete) input files." in t for t in texts)
+        assert (kb.ingest([docs]).ingested, kb.ingest([docs]).unchanged) == (0, 2)
+    consistent(tmp_path / "kb")
+
+
 def test_include_exclude_prune_and_delete(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     files = write_topics(docs, 3)

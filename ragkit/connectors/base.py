@@ -29,6 +29,7 @@ class SourceItem:
     # a local file and the options to parse it with: lets ingest hand the item to a parser process, which
     # cannot receive the read/parse closures (None: always parsed in the ingest process)
     local: tuple[Path, Any] | None = None
+    parser: int = 1  # the version of the parser that reads it (a stored document read by an older one is re-read)
 
 
 class Connector(Protocol):

@@ -9,7 +9,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ragkit.connectors.base import SourceItem
-from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes
+from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes, parser_version
 from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document
 
@@ -162,4 +162,5 @@ class FileConnector:
                 read=lambda p=path: read_file(p),  # type: ignore[misc]
                 parse=lambda data, p=path: parse_file(p, data, self.options),  # type: ignore[misc]
                 local=(path, self.options),
+                parser=parser_version(path.suffix, self.options),
             )

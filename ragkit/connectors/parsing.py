@@ -65,6 +65,20 @@ _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv"
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
 
 
+# the light parsers' output version per suffix, for formats whose output changed since a KB may have read them
+# (ingest re-parses a stored document read by an older version, even when the file is unchanged). html 2: a
+# definition list's term and definition are one element, and a <dd><p> paragraph is read once, not twice
+_PARSER_VERSIONS = {".html": 2, ".htm": 2, ".xhtml": 2, ".xht": 2}
+PARSER_META = "parser"  # the document meta key holding it (reserved: --meta cannot set it)
+
+
+def parser_version(suffix: str, options: SourceOptions) -> int:
+    """The version of the parser that reads files ending in `suffix` under `options` (1 for most)."""
+    if options.engine == "unstructured":
+        return 1
+    return _PARSER_VERSIONS.get(suffix.lower(), 1)
+
+
 # what parsing the current document noticed but did not fail on (a guessed encoding, records without text);
 # parse_bytes collects them into Document.notes, which ingest reports
 _NOTES: ContextVar[list[str] | None] = ContextVar("ragkit_parse_notes", default=None)
@@ -294,7 +308,9 @@ def parse_bytes(
         raise ParseError(f"{name}: cannot parse ({type(exc).__name__}: {detail})") from exc
     finally:
         _NOTES.reset(token)
-    doc = build_document(uri, raw, content_hash(data), meta or {})
+    version = parser_version(suffix, options)
+    meta = {**(meta or {}), PARSER_META: version} if version > 1 else meta or {}
+    doc = build_document(uri, raw, content_hash(data), meta)
     if not doc.text:
         raise ParseError(f"{name}: no text found")
     return replace(doc, notes=tuple(notes)) if notes else doc

@@ -62,6 +62,12 @@ class DocState:
     size: int
     mtime: float
     error: str | None = None  # why the last ingest failed, when status is "error"
+    parser: int = 1  # the version of the parser that read it (connectors/parsing.py, PARSER_META)
+
+
+def _parser(meta: dict[str, Any] | None) -> int:
+    value = (meta or {}).get("parser", 1)
+    return value if isinstance(value, int) else 1
 
 
 def text_hash(text: str) -> str:
@@ -183,9 +189,10 @@ class SqlStore:
             DocumentRow.size,
             DocumentRow.mtime,
             DocumentRow.error,
+            DocumentRow.meta,
         )
         with Session(self.engine) as s:
-            return {r[0]: DocState(*r[1:]) for r in s.execute(select(*cols))}
+            return {r[0]: DocState(*r[1:6], parser=_parser(r[6])) for r in s.execute(select(*cols))}
 
     def touch(self, uri: str, size: int, mtime: float) -> None:
         """Record a new size/mtime for a document whose content is unchanged."""
