@@ -41,6 +41,7 @@ class Plan:
     unchanged: int
     done: int  # items settled by planning
     files_seen: int
+    reread: int = 0  # unchanged files in `todo` because an older parser read them
 
     @property
     def total(self) -> int:
@@ -82,7 +83,7 @@ def plan_ingest(
     states = store.document_states()
     kept: list[str] = []
     todo: list[SourceItem] = []
-    unchanged = done = 0
+    unchanged = done = reread = 0
     for source_item in listed.values():
         state = states.get(source_item.uri)
         same_stat = state and source_item.mtime and (state.size, state.mtime) == (source_item.size, source_item.mtime)
@@ -90,6 +91,7 @@ def plan_ingest(
             # read by an older parser: parse it again although its bytes are the same
             states[source_item.uri] = replace(state, content_hash="")
             todo.append(source_item)
+            reread += bool(same_stat)
         elif state and same_stat and state.status == "ok":
             unchanged += 1
             done += 1
@@ -99,7 +101,8 @@ def plan_ingest(
             done += 1
         else:
             todo.append(source_item)
-    return Plan(connectors, listed, states, todo, failed, kept, unchanged, done, len(listed) + len(unsupported))
+    files_seen = len(listed) + len(unsupported)
+    return Plan(connectors, listed, states, todo, failed, kept, unchanged, done, files_seen, reread)
 
 
 @dataclass

@@ -99,6 +99,7 @@ class Tally:
             interrupted=stopped is not None,
             deleted=deleted,
             restamped=restamped,
+            reread=self.plan.reread,
             notes=tuple(self.notes),
         )
         if isinstance(stopped, Cancelled):

@@ -97,10 +97,11 @@ def test_a_document_read_by_an_older_parser_is_read_again(tmp_path: Path) -> Non
     with ragkit.open(tmp_path / "kb") as kb:
         assert kb.store.document_states()[str(docs / "manual.html")].parser == 1
         report = kb.ingest([docs])
-        assert (report.ingested, report.unchanged) == (1, 1)
+        assert (report.ingested, report.unchanged, report.reread) == (1, 1, 1)
         texts = [h.chunk.text for h in kb.search("keep input files", k=3)]
         assert any("-k --keep: Keep (don't delete) input files." in t for t in texts)
-        assert (kb.ingest([docs]).ingested, kb.ingest([docs]).unchanged) == (0, 2)
+        again = kb.ingest([docs])
+        assert (again.ingested, again.unchanged, again.reread) == (0, 2, 0)
     consistent(tmp_path / "kb")
 
 

@@ -241,6 +241,8 @@ def ingest(
             err.print(f"skipped {display(f.uri)}: {failure_reason(f.uri, f.reason)}", style="yellow", markup=False)
         for note in report.notes:
             err.print(f"note {display(note.uri)}: {note.reason}", style="dim", markup=False)
+        if report.reread:
+            out.print(f"{plural(report.reread, 'unchanged file')} read again: an older ragkit had parsed them")
         if report.restamped:
             out.print(f"--meta applied to {plural(report.restamped, 'unchanged document')} (not re-embedded)")
         if report.interrupted:
