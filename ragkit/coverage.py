@@ -10,15 +10,15 @@ Two ways a small model answers an on-topic question whose answer the sources lac
   reimbursed up to 180 euros per night": the sentence is on the topic (reimbursed) but never says taxi or ride.
 
 A third, seen on real manuals: asked what a document does not say, the model copies out the closest passage
-(five sentences of the users-and-groups guide for "Who maintains the bzip2 package in Debian?"). So many new
-words find some sentence that shares a few of the question's, so a **passage** (PASSAGE_SENTENCES or more
-sentences) must reach PASSAGE_MIN_COVERAGE, not the floor for a short answer.
+(five sentences of the users-and-groups guide for "Who maintains the bzip2 package in Debian?"). Its many new
+words always find some sentence that shares a few of the question's, so a **passage** (PASSAGE_SENTENCES or
+more sentences) must reach PASSAGE_MIN_COVERAGE, not the floor for a short answer.
 
-Coverage measures the second and third: the share of the question's content words found in the evidence sentence (the
-one holding most of the answer's key spans, or of its new words) or the sentences beside it in the same
-source, each word weighted by how rare it is among the sources' sentences, so "taxi" (in no sentence) counts
-for far more than "reimbursed" (in several). Choice and yes/no questions are exempt from both checks: their
-answers are made of the question's own words ("Les Huguenots has more acts").
+Coverage measures the second and third: the share of the question's content words found in the evidence
+sentence (the one holding most of the answer's key spans, or of its new words) or the sentences beside it in
+the same source, each word weighted by how rare it is among the sources' sentences, so "taxi" (in no
+sentence) counts for far more than "reimbursed" (in several). Choice and yes/no questions are exempt from
+these checks: their answers are made of the question's own words ("Les Huguenots has more acts").
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ class DocState:
 
 
 def _parser(meta: dict[str, Any] | None) -> int:
+    """The parser version a document's meta records (connectors.parsing.PARSER_META); 1 when none."""
     value = (meta or {}).get("parser", 1)
     return value if isinstance(value, int) else 1
 
