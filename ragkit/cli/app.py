@@ -460,8 +460,10 @@ def ask(
     echoed = [f for f in answer.flags if f.kind == "echoed_instruction"]
     if echoed:
         err.print(
-            f"[yellow]warning: removed {len(echoed)} answer sentence(s) that repeated an instruction planted in "
-            f"source [{echoed[0].source}][/yellow]"
+            # "planted" would accuse a manual of an attack: its own orders ("please check the parameters") are
+            # caught too, and they do not answer the question either
+            f"[yellow]warning: removed {len(echoed)} answer sentence(s) copied from an instruction in source "
+            f"[{echoed[0].source}] that does not answer the question[/yellow]"
         )
     gate = next((f for f in answer.flags if f.kind == "low_relevance"), None)
     if gate is not None:

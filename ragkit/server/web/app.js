@@ -294,7 +294,7 @@ function showAnswer(a) {
 function flagNote(f) {
   const where = f.source ? ` (source [${f.source}])` : "";
   if (f.kind === "injection") return `A source held instruction-like text; it was neutralised before the model saw it${where}.`;
-  if (f.kind === "echoed_instruction") return `A sentence repeating an instruction planted in a source was removed${where}.`;
+  if (f.kind === "echoed_instruction") return `A sentence copied from an instruction in a source, which does not answer the question, was removed${where}.`;
   if (f.kind === "truncated") return "The answer hit the token limit; its unfinished last sentence was dropped.";
   return `The model cited a source that does not exist${where}; the marker was dropped.`;
 }
