@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 from ragkit.access import AclDeclaration
 from ragkit.errors import UsageError
 from ragkit.runtime import RuntimeSettings
-from ragkit.types import Document
+from ragkit.types import PARSER_META, Document
 
 # document meta keys ragkit writes itself (the size and mtime columns, which --filter modified< reads, and the
 # version of the parser that read the document)
-RESERVED_META = frozenset({"size", "mtime", "parser"})
+RESERVED_META = frozenset({"size", "mtime", PARSER_META})
 
 
 def check_meta(meta: dict[str, str] | Sequence[tuple[str, str]] | None) -> None:

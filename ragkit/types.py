@@ -37,6 +37,10 @@ class Element:
     section: str | None = None  # the nearest title above this element
 
 
+# the document meta key recording the version of the parser that read it (ragkit.connectors.parsing)
+PARSER_META = "parser"
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """A parsed source: its full extracted text and the elements that make it up."""

@@ -104,14 +104,13 @@ def _ungrounded(draft: str, g: Grounding, floor: float) -> Flag:
 
 
 def _off_question(draft: str, c: Coverage, floor: float, passage: bool = False) -> Flag:
+    lacks = ", ".join(c.missing)
     if passage and c.sentence is not None:
-        lacks = ", ".join(c.missing)
         detail = f"the answer copies a passage, and the source sentence at its heart does not mention {lacks} (it "
         detail += f"covers {c.score:.0%} of the question; a passage needs {floor:.0%})"
     elif c.sentence is None:
         detail = f"no source holds what the answer adds to the question (min_coverage {floor:.2f})"
     else:
-        lacks = ", ".join(c.missing)
         detail = f"the source sentence holding it does not mention {lacks} (it covers {c.score:.0%} of the question; "
         detail += f"min_coverage {floor:.2f})"
     return Flag("off_question", draft, detail=detail, quote=c.sentence or "")

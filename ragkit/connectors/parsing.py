@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.errors import ParseError
-from ragkit.types import Document, Element
+from ragkit.types import PARSER_META, Document, Element
 
 # pypdf logs warnings about damaged files ("EOF marker not found"); with no handler configured, Python would
 # print them to stderr. The reason reaches the user through ParseError instead; an application that sets up
@@ -69,7 +69,6 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # (ingest re-parses a stored document read by an older version, even when the file is unchanged). html 2: a
 # definition list's term and definition are one element, and a <dd><p> paragraph is read once, not twice
 _PARSER_VERSIONS = {".html": 2, ".htm": 2, ".xhtml": 2, ".xht": 2}
-PARSER_META = "parser"  # the document meta key holding it (reserved: --meta cannot set it)
 
 
 def parser_version(suffix: str, options: SourceOptions) -> int:

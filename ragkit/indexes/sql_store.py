@@ -46,7 +46,7 @@ from ragkit.indexes.engine import (  # noqa: F401 - make_engine and friends live
 )
 from ragkit.indexes.idempotent import unchanged
 from ragkit.indexes.values import _json_safe, _text
-from ragkit.types import Chunk, ChunkSpan, Document
+from ragkit.types import PARSER_META, Chunk, ChunkSpan, Document
 
 
 class Base(DeclarativeBase):
@@ -62,12 +62,12 @@ class DocState:
     size: int
     mtime: float
     error: str | None = None  # why the last ingest failed, when status is "error"
-    parser: int = 1  # the version of the parser that read it (connectors/parsing.py, PARSER_META)
+    parser: int = 1  # the version of the parser that read it (meta PARSER_META)
 
 
 def _parser(meta: dict[str, Any] | None) -> int:
-    """The parser version a document's meta records (connectors.parsing.PARSER_META); 1 when none."""
-    value = (meta or {}).get("parser", 1)
+    """The parser version a document's meta records; 1 when none (read before versions were recorded)."""
+    value = (meta or {}).get(PARSER_META, 1)
     return value if isinstance(value, int) else 1
 
 
