@@ -20,8 +20,23 @@ bz2 lzma mimetypes smtplib imaplib ftplib platform sysconfig traceback warnings 
 keyword shlex cmd getopt optparse signal mmap ctypes""".split()
 
 
-def build(folder: Path, max_chars: int = 2_000_000, per_file: int = 30_000) -> list[Path]:
-    """Write up to max_chars of text into folder; return the files written."""
+def build(folder: Path, max_chars: int = 2_000_000, per_file: int = 30_000, copies: int = 1) -> list[Path]:
+    """Write up to max_chars of text into folder; return the files written.
+
+    copies > 1 writes the whole corpus that many times, each copy's lines marked with its number, so a GPU
+    benchmark can run for tens of seconds on distinct chunks (ragkit embeds identical chunk texts once)."""
+    if copies > 1:
+        first = build(folder / "copy-1", max_chars, per_file)
+        written = list(first)
+        for c in range(2, copies + 1):
+            sub = folder / f"copy-{c}"
+            sub.mkdir(parents=True, exist_ok=True)
+            for path in first:
+                lines = path.read_text(encoding="utf-8").splitlines()
+                marked = "\n".join(f"({c}) {line}" if line.strip() else line for line in lines)
+                written.append(sub / path.name)
+                written[-1].write_text(marked + "\n", encoding="utf-8")
+        return written
     from pydoc_data.topics import topics
 
     folder.mkdir(parents=True, exist_ok=True)

