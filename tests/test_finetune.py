@@ -325,6 +325,7 @@ def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase,
     bundled = {b["name"]: b for b in json.loads(res.output)["bundled"]}
     assert bundled["SmolLM2-135M-Instruct"]["installed"] and bundled["SmolLM2-135M-Instruct"]["active"]
     assert "ragkit[qwen]" in bundled["Qwen2.5-Coder-0.5B-Instruct"]["install"]
+    assert json.loads(res.output)["new_kb_generator"] == "SmolLM2-135M-Instruct"  # conftest pins new KBs' default
 
     # a KB whose generator.model is another GPT: --model NAME still runs the adapter on the base it was
     # trained on (here the configured model does not even exist), and says so in --json

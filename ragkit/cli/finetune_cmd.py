@@ -263,7 +263,7 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
     """List the fine-tuned models of this knowledge base (kb/models/), with their before/after scores, and the
     bundled generators (ask --generator NAME) with whether they are installed."""
     import ragkit
-    from ragkit.assets import GENERATORS, is_installed
+    from ragkit.assets import GENERATORS, default_generator, is_installed
     from ragkit.evals.metrics import fmt
 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
@@ -274,12 +274,16 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         {"name": m.name, "installed": is_installed(m), "install": m.install, "active": m.name == generator}
         for m in GENERATORS.values()
     ]
+    new_kbs = default_generator()
     if as_json:
-        typer.echo(json.dumps({"active": active, "models": models, "bundled": bundled}, indent=2, default=str))
+        payload = {"active": active, "models": models, "bundled": bundled, "new_kb_generator": new_kbs}
+        typer.echo(json.dumps(payload, indent=2, default=str))
         return
     for b in bundled:
         state = "installed" if b["installed"] else f"not installed: {b['install']}"
         out.print(f"bundled generator {b['name']}{' (generator.model)' if b['active'] else ''}: {state}")
+    if new_kbs != generator:
+        out.print(f"new knowledge bases get {new_kbs}; this one keeps {generator} (--generator or generator.model)")
     if not models:
         out.print(f"no fine-tuned models; make one with: ragkit finetune --kb {kb}")
         return
