@@ -58,7 +58,9 @@ class _Item:
 
 def _prepare(source: SourceItem, state: DocState | None, counter: CountsTokens, s: IngestSettings) -> _Item:
     """Parse one item in this process (the parser thread)."""
-    return _Item(source, _parse(source.name, source.size, source.read, source.parse, state, counter, s))
+    return _Item(
+        source, _parse(source.name, source.size, source.read, source.parse, state, counter, s, source.parser_read)
+    )
 
 
 # -- parser processes: parsing is pure Python (GIL-bound), so more cores need more processes ----------------
@@ -219,7 +221,7 @@ def run_ingest(
             doc = settings.stamp(p.doc)
             new_ids = store.write_document(doc, p.spans, vecs)
             group.pop(0)
-            tally.written(it.source.uri, it.source.name, len(new_ids), p.doc.notes)
+            tally.written(it.source.uri, it.source.name, len(new_ids), p.doc.notes, p.reread)
 
     def flush(batch: list[_Item]) -> None:
         """Commit the batch in groups of about _COMMIT_CHUNKS chunks (whole files)."""

@@ -114,6 +114,7 @@ class Parsed:
     spans: list[ChunkSpan] = field(default_factory=list)
     failure: str | None = None
     unchanged: bool = False
+    reread: bool = False  # same bytes, parsed again: an older parser had read them (a URL; files: Plan.reread)
 
 
 def parse_item(
@@ -124,8 +125,10 @@ def parse_item(
     state: DocState | None,
     counter: CountsTokens,
     s: IngestSettings,
+    parser: Callable[[], int] | None = None,
 ) -> Parsed:
-    """Read, hash, parse and chunk one item. Never raises for bad input."""
+    """Read, hash, parse and chunk one item. Never raises for bad input. parser: the item's parser version once
+    read (SourceItem.parser_read): a body with the stored hash is parsed again when an older parser read it."""
     out = Parsed()
     if size > s.max_file_bytes:
         out.failure = (
@@ -137,8 +140,10 @@ def parse_item(
         data = read()
         out.digest = content_hash(data)
         if state is not None and state.status == "ok" and state.content_hash == out.digest:
-            out.unchanged = True  # touched (new mtime) or re-fetched, same bytes
-            return out
+            if parser is None or state.parser >= parser():
+                out.unchanged = True  # touched (new mtime) or re-fetched, same bytes
+                return out
+            out.reread = True
         out.doc = parse(data)
         spans = chunk_document(out.doc, counter.count_tokens, counter.token_offsets, s.max_tokens, s.overlap)
         out.spans = flag_injections(spans)

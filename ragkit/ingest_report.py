@@ -63,9 +63,11 @@ class Tally:
         if self.progress:
             self.progress(self.done, self.plan.total, name)
 
-    def written(self, uri: str, name: str, chunks: int, notes: Sequence[str]) -> None:
-        """A new or changed document committed with `chunks` chunks (notes: its remarks, e.g. an encoding guessed)."""
+    def written(self, uri: str, name: str, chunks: int, notes: Sequence[str], reread: bool = False) -> None:
+        """A new or changed document committed with `chunks` chunks (notes: its remarks, e.g. an encoding guessed;
+        reread: same bytes, parsed again because an older parser had read them)."""
         self.ingested += 1
+        self.plan.reread += reread
         self.chunks_added += chunks
         self.notes.extend(FileFailure(uri, note) for note in notes)
         self._settled(name)

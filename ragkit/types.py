@@ -239,7 +239,7 @@ class IngestReport:
     interrupted: bool = False
     deleted: int = 0  # documents removed by --prune
     restamped: int = 0  # unchanged documents whose metadata this run's `meta` updated (no re-embedding)
-    reread: int = 0  # of `ingested`, unchanged files read again because an older version of their parser read them
+    reread: int = 0  # of `ingested`: unchanged files (or URLs with the same body) read again, an older parser read them
     notes: tuple[FileFailure, ...] = ()  # ingested, with a remark: an encoding guessed, records skipped
 
     @property

@@ -23,6 +23,11 @@ PAGES: dict[str, tuple[int, str, bytes]] = {
     "/notes.md": (200, "application/octet-stream", b"# Notes\n\nThe lab closes at 8 pm on Fridays.\n"),
     "/logo.png": (200, "image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
     "/big.txt": (200, "text/plain", b"x" * 5000),
+    "/manual": (
+        200,
+        "text/html",
+        b"<h1>OPTIONS</h1><dl><dt>-k --keep</dt><dd><p>Keep (don't delete) input files.</p></dd></dl>",
+    ),
 }
 
 
@@ -73,6 +78,25 @@ def test_urls_are_fetched_parsed_and_failures_reported(server: str, tmp_path: Pa
         assert kb.search("When does the lab close?", k=1)[0].chunk.uri.endswith("/notes.md")
         again = kb.ingest(urls[:3])
         assert again.unchanged == 3 and again.ingested == 0  # re-fetched, same bytes: not re-parsed
+
+
+def test_a_url_read_by_an_older_parser_is_read_again(server: str, tmp_path: Path) -> None:
+    # the same body as last time is normally not parsed again; but after an upgrade of its parser (HTML definition
+    # lists) the fetched page is, although only its content type says which parser applies
+    urls = [f"{server}/manual", f"{server}/notes.md"]
+    with ragkit.open(tmp_path / "kb") as kb:
+        assert kb.ingest(urls).ingested == 2
+        assert kb.store.document_states()[urls[0]].parser == 2
+    with sqlite3.connect(tmp_path / "kb" / "ragkit.db") as db:  # as an older ragkit left it
+        db.execute("UPDATE documents SET meta = json_remove(meta, '$.parser')")
+        db.execute("UPDATE chunks SET text = 'OPTIONS -k --keep Keep input files.' WHERE text LIKE '%keep%'")
+    with ragkit.open(tmp_path / "kb") as kb:
+        report = kb.ingest(urls)
+        assert (report.ingested, report.unchanged, report.reread) == (1, 1, 1)
+        assert "-k --keep: Keep (don't delete) input files." in kb.search("keep input files", k=1)[0].chunk.text
+        assert kb.store.document_states()[urls[0]].parser == 2
+        again = kb.ingest(urls)
+        assert (again.ingested, again.unchanged, again.reread) == (0, 2, 0)
 
 
 def test_sql_table_rows_become_documents(tmp_path: Path) -> None:

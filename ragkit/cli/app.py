@@ -242,7 +242,7 @@ def ingest(
         for note in report.notes:
             err.print(f"note {display(note.uri)}: {note.reason}", style="dim", markup=False)
         if report.reread:
-            out.print(f"{plural(report.reread, 'unchanged file')} read again: an older ragkit had parsed them")
+            out.print(f"{plural(report.reread, 'unchanged document')} read again: an older ragkit had parsed them")
         if report.restamped:
             out.print(f"--meta applied to {plural(report.restamped, 'unchanged document')} (not re-embedded)")
         if report.interrupted:

@@ -30,6 +30,8 @@ class SourceItem:
     # cannot receive the read/parse closures (None: always parsed in the ingest process)
     local: tuple[Path, Any] | None = None
     parser: int = 1  # the version of the parser that reads it (a stored document read by an older one is re-read)
+    # the parser version when only read() can tell which parser applies (a URL's content type picks its format)
+    parser_read: Callable[[], int] | None = None
 
 
 class Connector(Protocol):

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from typing import NoReturn
 
 from ragkit.connectors.base import SourceItem
-from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes
+from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes, parser_version
 from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document
 
@@ -58,7 +58,13 @@ class WebConnector:
         self._suffix = ""
 
     def items(self) -> Iterator[SourceItem]:
-        yield SourceItem(uri=self.url, name=self.url, size=0, mtime=0.0, read=self.fetch, parse=self.parse)
+        yield SourceItem(
+            uri=self.url, name=self.url, size=0, mtime=0.0, read=self.fetch, parse=self.parse, parser_read=self.parser
+        )
+
+    def parser(self) -> int:
+        """The version of the parser for the body fetched last (its content type decides the format)."""
+        return parser_version(self._suffix, self.options)
 
     def fetch(self) -> bytes:
         """GET the URL; raises ParseError for HTTP errors, timeouts, oversized or non-document responses."""

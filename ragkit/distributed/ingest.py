@@ -92,7 +92,8 @@ def _run(
                     elif status["kind"] == "unchanged":
                         tally.kept(uri, status["name"])
                     else:
-                        tally.written(uri, status["name"], status["chunks"], status["notes"])
+                        reread = status.get("reread", False)
+                        tally.written(uri, status["name"], status["chunks"], status["notes"], reread)
                     stop_if_cancelled(cancel)  # what is committed stays (FAISS synced below); the next run skips it
             stop_if_cancelled(cancel)  # a cancelled run neither restamps nor prunes
             restamped, deleted = finish_ingest(store, plan, settings, prune, tally.recorded)
@@ -175,4 +176,6 @@ def _parse_here(item: SourceItem, state: Any, settings: IngestSettings) -> Any:
         from ragkit.embedding import TokenCounter
 
         _counter_cache[model] = TokenCounter(AutoTokenizer.from_pretrained(str(resolve_embedder(model))))
-    return parse_item(item.name, item.size, item.read, item.parse, state, _counter_cache[model], settings)
+    return parse_item(
+        item.name, item.size, item.read, item.parse, state, _counter_cache[model], settings, item.parser_read
+    )

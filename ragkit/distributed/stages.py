@@ -144,7 +144,7 @@ class Write:
             else:
                 assert p.doc is not None
                 self.sql.replace_document(self.settings.stamp(p.doc), p.spans, row["vectors"])
-                status |= {"kind": "ok", "chunks": len(p.spans), "notes": p.doc.notes}
+                status |= {"kind": "ok", "chunks": len(p.spans), "notes": p.doc.notes, "reread": p.reread}
             self.commits += 1
             out.append((uri, status))
             self._maybe_fail()
