@@ -52,7 +52,8 @@ def code_words(text: str) -> set[str]:
 def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
-    asked = {w.lower() for w in _WORD.findall(question)}
+    # the question's own numbers are asked too when they are part of a word ("166" of "the 166th year")
+    asked = {w.lower() for w in _WORD.findall(question)} | {m.group().lower() for m in _KEY.finditer(question)}
     asked_code = code_words(question)
     spans = [m.group().strip("`") for m in _KEY.finditer(text)]
     keep = []

@@ -29,6 +29,10 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     question = "Which bzip2 option reduces memory usage?"
     assert key_spans("The option is -s, or --small [1].", question) == ["-s", "--small"]
     assert key_spans("The base-passwd package, re-read daily [1].", "") == []
+    # a number the question writes inside a word is the question's ("166" of "the 166th year"), not a new fact
+    question = "The king during the 166th year of the Kingdom served for how many years?"
+    assert key_spans("The king during the 166th year served for 70 years [1].", question) == ["70"]
+    assert key_spans("The king during the 166th year served long [1].", question) == []
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:
@@ -91,5 +95,11 @@ def test_a_number_in_figures_is_grounded_by_the_same_number_in_words() -> None:
     assert support("He emigrated at 14.", "He emigrated at fourteen.") > 0.0
     assert support("He emigrated at 15.", "He emigrated at fourteen.") == 0.0
     assert not _foreign_number("at 14", "at fourteen") and _foreign_number("at 4", "at fourteen")
+    # a number the claim repeats from its question is the question's premise (dev split: the "400 class" of
+    # "the museum where two 400 class locomotives are preserved moved in 1988")
+    museum = "The museum moved to its current premises in 1988."
+    claim = "The museum where 400 class locomotives stand moved in 1988."
+    assert _foreign_number(claim, museum)
+    assert not _foreign_number(claim, museum, "When did the museum where 400 class locomotives stand move?")
     ans = _answer("They are stored in 2 regions [1].", "In how many regions are backups stored?")
     assert not ans.abstained and ans.grounding is not None and ans.grounding > 0

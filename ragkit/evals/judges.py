@@ -141,10 +141,11 @@ def missing_words(claim: str, context: str) -> float:
 NUMBER_CAP = 0.1  # support of a claim carrying a number absent from its context
 
 
-def _foreign_number(claim: str, context: str) -> bool:
-    """True when the claim has a number the context does not (as written, or spelled out below 100: 180 and
-    180.0 differ)."""
-    return not numbers_held(claim, context)
+def _foreign_number(claim: str, context: str, question: str = "") -> bool:
+    """True when the claim has a number neither the context nor its question has (as written, or spelled out
+    below 100: 180 and 180.0 differ). A number the claim repeats from its question is the question's premise,
+    not the claim's: the role check skips it for the same reason."""
+    return not numbers_held(claim, f"{context}\n{question}")
 
 
 # A claim whose number or name stands in the context in another role ("keys rotate every 30 days" where 30 is
@@ -220,7 +221,7 @@ class EmbeddingLexicalJudge:
         ]
 
     def _capped(self, claim: str, context: str, question: str) -> bool:
-        return _foreign_number(claim, context) or role_support(claim, context, question) < self.role_min
+        return _foreign_number(claim, context, question) or role_support(claim, context, question) < self.role_min
 
     def calibrate(self, claims: Sequence[str], contexts: Sequence[str], unsupported: Sequence[bool]) -> None:
         """Fit the weights (L2-regularised logistic regression) and the threshold that maximises balanced
