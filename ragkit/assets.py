@@ -175,6 +175,21 @@ def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
     return _assembled(bundled, parts) if bundled.more_parts else parts[0]
 
 
+def first_use_note(spec: str) -> str | None:
+    """What the first use of a bundled generator shipped in chunks will do before it answers, for the CLI to say
+    (None for a local path, a one-file model, or one already put together): the chunks are joined and checked
+    once, then converted to a checkpoint, which takes a minute or more and several GB of disk."""
+    bundled = GENERATORS.get(spec)
+    if bundled is None or not bundled.more_parts or not is_installed(bundled):
+        return None
+    if (cache_dir() / "bundled" / bundled.name / f"{bundled.name}.gguf").exists():
+        return None
+    return (
+        f"first use of {bundled.name}: ragkit puts its {len(bundled.more_parts) + 1} chunks together, checks them and "
+        f"converts the model once under {cache_dir()} (a minute or more, several GB of disk; later loads take seconds)"
+    )
+
+
 def is_installed(model: BundledModel) -> bool:
     """Whether every package carrying the model's weights is installed (nothing is imported or assembled)."""
     for package, relpath in ((model.package, model.relpath), *model.more_parts):

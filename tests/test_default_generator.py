@@ -75,3 +75,27 @@ def test_the_largest_bundled_generator_is_an_extra_and_says_how_to_install_it(
     else:
         with pytest.raises(ModelError, match=r"ragkit\[qwen-large\]"):
             resolve_generator(large.name)
+
+
+def test_the_first_use_of_a_chunked_generator_is_announced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Joining and converting a GGUF shipped in chunks takes minutes on first use: the CLI says so before
+    `ask` or `eval` seem to hang (installs faked; nothing is assembled here)."""
+    import ragkit.assets as assets
+    from ragkit.cli.common import first_use
+
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(assets, "is_installed", lambda model: True)
+    note = assets.first_use_note(QWEN)
+    assert note is not None and note.startswith(f"first use of {QWEN}: ragkit puts its 6 chunks together")
+    assert assets.first_use_note(SMOL) is None  # one file, converted in seconds
+    assert assets.first_use_note("/models/my-gpt") is None
+    first_use(QWEN)
+    first_use(QWEN, quiet=True)  # --json
+    assert capsys.readouterr().err.count("first use of") == 1
+    (tmp_path / "bundled" / QWEN).mkdir(parents=True)
+    (tmp_path / "bundled" / QWEN / f"{QWEN}.gguf").write_bytes(b"")  # put together before
+    assert assets.first_use_note(QWEN) is None
+    monkeypatch.setattr(assets, "is_installed", lambda model: False)
+    assert assets.first_use_note(LARGE) is None  # not installed: resolving it raises the install command

@@ -39,6 +39,7 @@ from ragkit.cli.common import (
     display,
     err,
     failure_reason,
+    first_use,
     grants,
     non_empty,
     out,
@@ -401,6 +402,7 @@ def ask(
 
         with ragkit.open(kb, create=False, principal=principal, **overrides) as base:
             check_reader(base, principal, as_json)
+            first_use(base.config.generator.model, as_json)
             kwargs: dict[str, Any] = {
                 "k": k,
                 "max_new_tokens": max_tokens,

@@ -293,6 +293,16 @@ def check_reader(base: Any, principal: Any, quiet: bool = False) -> None:
         )
 
 
+def first_use(generator: str, quiet: bool = False) -> None:
+    """A dim note before a bundled generator's first use, which joins and converts it first (minutes, not
+    seconds): without it the first answer looks hung."""
+    from ragkit.assets import first_use_note
+
+    note = None if quiet else first_use_note(generator)
+    if note:
+        err.print(note, style="dim", markup=False)
+
+
 def note_without_access_control(base: Any, consequence: str) -> None:
     """A dim note, on a KB without access control, that an access option does less than it says (consequence)."""
     if not base.acl.enabled:
