@@ -35,8 +35,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def converted_gguf_dir(gguf: Path) -> Path:
-    """Return a plain transformers checkpoint for a GGUF file, converting it on first use."""
+def converted_gguf_dir(gguf: Path, spec: str = "") -> Path:
+    """Return a plain transformers checkpoint for a GGUF file, converting it on first use (in fp32 on the CPU:
+    raises ModelError first when the memory for that is clearly missing)."""
     target = cache_dir() / "generators" / _sha256(gguf)[:20]
     if (target / "config.json").exists():
         return target
@@ -46,6 +47,7 @@ def converted_gguf_dir(gguf: Path) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        check_memory(gguf_fp32_bytes(gguf), spec or gguf.name)
         try:
             # transformers' GGUF reader draws its own tqdm bar on stderr; the library never prints
             with contextlib.redirect_stderr(io.StringIO()):
@@ -81,6 +83,53 @@ def _merge_adapter(model: Any, adapter: Path) -> Any:
         raise ModelError(f"cannot apply the adapter {adapter} to this model: {exc}") from exc
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give a process (Linux's MemAvailable: free plus reclaimable
+    cache); None where /proc/meminfo does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+# fp32 weights on the CPU take about their checkpoint's size in memory (Qwen2.5-Coder-1.5B: a 7.1 GB checkpoint,
+# 6.9 GB peak RSS for one ask). Below this share of it the kernel kills the process mid-load, with no message.
+MEMORY_FLOOR = 0.8
+
+
+def checkpoint_bytes(model_dir: Path) -> int:
+    """Bytes of the weight files of a transformers checkpoint: about what fp32 weights take in memory."""
+    return sum(f.stat().st_size for pattern in ("*.safetensors", "*.bin") for f in model_dir.glob(pattern))
+
+
+def gguf_fp32_bytes(gguf: Path) -> int:
+    """What a GGUF file's weights take once dequantised to fp32 (4 bytes per parameter; reads the header, ~5 s);
+    0 when the header cannot be read (loading it then says why)."""
+    try:
+        from gguf import GGUFReader
+
+        return 4 * sum(int(t.n_elements) for t in GGUFReader(str(gguf)).tensors)
+    except Exception:
+        return 0
+
+
+def check_memory(needed: int, spec: str, available: int | None = None) -> None:
+    """Raise ModelError when the CPU clearly lacks the memory for `needed` bytes of fp32 weights, naming what it
+    needs and what to do; silent where the free memory is unknown."""
+    available = available_memory() if available is None else available
+    if available is None or not needed or available >= MEMORY_FLOOR * needed:
+        return
+    raise ModelError(
+        f"generator {spec} needs about {needed / 1e9:.1f} GB of memory on the CPU and {available / 1e9:.1f} GB is "
+        "free; close other programs, or choose a smaller generator (ragkit models lists them) with --generator "
+        "or generator.model in ragkit.toml"
+    )
+
+
 class TransformersGenerator:
     """A causal LM run with torch; GPU with bf16/fp16 when present, fp32 on CPU."""
 
@@ -102,12 +151,14 @@ class TransformersGenerator:
             torch.set_num_threads(threads)
         path = resolve_generator(spec)
         self.name = spec
-        model_dir = converted_gguf_dir(path) if path.suffix == ".gguf" else path
+        model_dir = converted_gguf_dir(path, spec) if path.suffix == ".gguf" else path
         self.base_model_dir = model_dir  # what fine-tuning loads (the adapter below is merged into a copy)
         self.device = auto_device(device)
         dtype = torch.float32
         if self.device == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            check_memory(checkpoint_bytes(model_dir), spec)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
