@@ -34,3 +34,20 @@ def test_the_bundled_generator_is_refused_before_it_loads(monkeypatch: pytest.Mo
     monkeypatch.setattr(hf, "available_memory", lambda: 1_000_000)
     with pytest.raises(ModelError, match="SmolLM2-135M-Instruct needs about 0.5 GB"):
         hf.TransformersGenerator("SmolLM2-135M-Instruct", device="cpu")
+
+
+def test_a_gguf_is_hashed_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converted checkpoint is found by the GGUF's sha256; the digest is remembered per path, size and
+    mtime, so a load does not hash a 1.1 GB file again (2-3 s of every ask)."""
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path / "cache"))
+    calls: list[Path] = []
+    real = hf._sha256
+    monkeypatch.setattr(hf, "_sha256", lambda p: calls.append(p) or real(p))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"weights v1")
+    first = hf.gguf_digest(gguf)
+    assert hf.gguf_digest(gguf) == first and len(calls) == 1
+    gguf.write_bytes(b"weights v2, longer")  # a new version of the file: hashed again
+    assert hf.gguf_digest(gguf) != first and len(calls) == 2
+    (tmp_path / "cache" / "generators" / "digests.json").write_text("{not json", encoding="utf-8")
+    assert hf.gguf_digest(gguf) == real(gguf)  # a damaged memo is only a cache
