@@ -7,6 +7,7 @@ then a word boundary. Every chunk is an exact slice of the document text, so cit
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import groupby
 
@@ -16,6 +17,11 @@ CountTokens = Callable[[str], int]
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
 
 _SPECIAL_TOKENS = 2  # [CLS] and [SEP] for BERT-style embedders; verified by recounting each chunk
+# WordPiece reads a word longer than 100 characters as one [UNK] token, so a 5 MB run without spaces (a base64
+# blob, minified code) was one token and became one 5 MB chunk. Such a token is cut into pieces of this many
+# characters, and a chunk spans at most _MAX_CHARS_PER_TOKEN x max_tokens characters (English runs 4-6 per token).
+_LONG_TOKEN_CHARS = 100
+_MAX_CHARS_PER_TOKEN = 16
 
 
 def _boundary_strength(text: str, prev_end: int, next_start: int) -> int:
@@ -30,6 +36,17 @@ def _boundary_strength(text: str, prev_end: int, next_start: int) -> int:
     return 1 if gap.isspace() else 0
 
 
+def _bounded(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """offsets with every span longer than _LONG_TOKEN_CHARS cut into pieces of at most that many characters."""
+    out: list[tuple[int, int]] = []
+    for start, end in offsets:
+        while end - start > _LONG_TOKEN_CHARS:
+            out.append((start, start + _LONG_TOKEN_CHARS))
+            start += _LONG_TOKEN_CHARS
+        out.append((start, end))
+    return out
+
+
 def split_text(
     text: str,
     offsets: Sequence[tuple[int, int]],
@@ -40,17 +57,21 @@ def split_text(
     """Cut `text` into windows of at most `max_tokens` tokens (special tokens included).
 
     offsets: (n,) character spans of the tokens of `text`. Returns (start, end, token_count) character spans.
-    Consecutive windows share `overlap` tokens only when a cut falls inside a paragraph.
+    Consecutive windows share `overlap` tokens only when a cut falls inside a paragraph. A window also spans at
+    most 16 characters per token of `max_tokens` (a run without spaces is cut inside, 100 characters a piece).
     """
+    offsets = _bounded(offsets)
+    ends = [end for _, end in offsets]
     budget = max_tokens - _SPECIAL_TOKENS
+    max_chars = _MAX_CHARS_PER_TOKEN * max_tokens
     n = len(offsets)
     spans: list[tuple[int, int, int]] = []
     i = 0
     while i < n:
-        j = min(i + budget, n)
+        j = min(i + budget, n, max(i + 1, bisect_right(ends, offsets[i][0] + max_chars, lo=i)))
         if j < n:  # pick the best cut in the second half of the window, latest among equals
             best, best_k = -1, j
-            for k in range(j, i + max(1, budget // 2) - 1, -1):
+            for k in range(j, i + max(1, (j - i) // 2) - 1, -1):
                 strength = _boundary_strength(text, offsets[k - 1][1], offsets[k][0])
                 if strength > best:
                     best, best_k = strength, k

@@ -250,7 +250,7 @@ def run_ingest(
             assert isinstance(item, _Item)
             src, p = item.source, item.parsed
             if p.failure is not None:
-                store.record_failure(src.uri, p.digest, p.failure, src.size, src.mtime)
+                store.record_failure(src.uri, p.digest, p.failure, src.size, src.mtime, src.parser)
                 tally.failure(src.uri, src.name, p.failure)
             elif p.unchanged:
                 store.touch(src.uri, src.size, src.mtime)

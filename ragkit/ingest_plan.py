@@ -68,7 +68,7 @@ def plan_ingest(
 ) -> Plan:
     """List every source before writing anything (a bad source fails the run early) and decide what to read: an
     item whose known size and mtime match the stored document is skipped without being read (a file that failed
-    before and is untouched is reported again without re-parsing it)."""
+    before and is untouched is reported again without re-parsing it, unless a newer parser reads its format)."""
     check_meta(settings.meta)
     options = source_options(settings, include, exclude)
     connectors = [open_source(src, options) for src in sources]
@@ -87,8 +87,8 @@ def plan_ingest(
     for source_item in listed.values():
         state = states.get(source_item.uri)
         same_stat = state and source_item.mtime and (state.size, state.mtime) == (source_item.size, source_item.mtime)
-        if state and state.status == "ok" and state.parser < source_item.parser:
-            # read by an older parser: parse it again although its bytes are the same
+        if state and state.parser < source_item.parser:
+            # read (or failed) by an older parser: parse it again although its bytes are the same
             states[source_item.uri] = replace(state, content_hash="")
             todo.append(source_item)
             reread += bool(same_stat)

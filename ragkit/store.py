@@ -240,10 +240,14 @@ class Store:
             index.add(np.asarray(new_ids, dtype=np.int64), vectors)
         return new_ids
 
-    def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> None:
-        """Record that a document could not be ingested; its earlier chunks (if any) are removed."""
+    def record_failure(
+        self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0, parser: int = 1
+    ) -> None:
+        """Record that a document could not be ingested; its earlier chunks (if any) are removed.
+
+        parser: the version of the parser that failed (SourceItem.parser)."""
         index = self.index
-        removed = self.sql.record_failure(uri, content_hash, reason, size, mtime)
+        removed = self.sql.record_failure(uri, content_hash, reason, size, mtime, parser)
         with self._faiss.write():
             index.remove(np.asarray(removed, dtype=np.int64))
 

@@ -102,3 +102,34 @@ def test_real_tokenizer_never_exceeds_minilm_window(minilm_tokenizer) -> None:  
         covered.update(range(c.start, c.end))
     words = [m for m in re.finditer(r"\w+", doc.text)]
     assert all(m.start() in covered for m in words)
+
+
+def test_a_run_without_spaces_is_cut_into_bounded_chunks(minilm_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """A 300 KB word (a base64 blob, minified code) is one [UNK] token to WordPiece; it used to become one chunk."""
+
+    def count(text: str) -> int:
+        return len(minilm_tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        enc = minilm_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [tuple(o) for o in enc["offset_mapping"]]
+
+    blob = "x" * 300_000
+    text = f"The backup runs nightly.\n\n{blob}\n\nRestores take an hour."
+    assert len(offsets(text)) < 20  # the tokenizer really sees the blob as one token
+    spans = split_text(text, offsets(text), count, max_tokens=256, overlap=32)
+    assert max(e - s for s, e, _ in spans) <= 16 * 256
+    assert all(tokens <= 256 for _, _, tokens in spans)
+    covered = [False] * len(text)
+    for s, e, _ in spans:
+        covered[s:e] = [True] * (e - s)
+    assert all(covered[i] for i, c in enumerate(text) if not c.isspace())  # nothing dropped
+    assert text[spans[-1][0] : spans[-1][1]].endswith("Restores take an hour.")
+
+
+def test_sentences_still_end_chunks_when_characters_bound_them() -> None:
+    words = [("y" * 40 + ("." if i % 3 == 2 else "")) for i in range(200)]  # long words: the character cap binds
+    text = " ".join(words)
+    spans = split_text(text, _ws_offsets(text), _ws_count, max_tokens=64, overlap=0)
+    assert all(e - s <= 16 * 64 for s, e, _ in spans)
+    assert all(text[s:e].endswith(".") for s, e, _ in spans[:-1])

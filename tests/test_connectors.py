@@ -117,6 +117,34 @@ def test_misencoded_text_is_decoded(tmp_path: Path) -> None:
     assert "Caf" in parse_file(path).text
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+def test_text_with_a_unicode_byte_order_mark_is_read(tmp_path: Path, codec: str) -> None:
+    # Notepad's "Unicode" and PowerShell's > write UTF-16 with a byte-order mark: text, not "binary content"
+    path = tmp_path / "notes.txt"
+    body = "Café hours: 08:00-17:00.\n\nThe kitchen closes at 16:30."
+    data = body.encode(codec)
+    path.write_bytes(data if codec != "utf-16-be" else b"\xfe\xff" + data)
+    doc = parse_file(path)
+    assert doc.text == body and not doc.notes
+
+
+def test_base64_data_uris_are_left_out_of_the_text(tmp_path: Path) -> None:
+    import base64
+
+    payload = base64.b64encode(bytes(range(256)) * 300).decode()
+    icon = "data:image/gif;base64,R0lGODlhAQABAAAAACw="  # short: kept as written
+    path = tmp_path / "notes.md"
+    path.write_text(
+        f"# Notes\n\nThe backup runs at 02:00.\n\n![diagram](data:image/png;base64,{payload})\n\n"
+        f"![dot]({icon}) Restores take an hour.\n",
+        encoding="utf-8",
+    )
+    doc = parse_file(path)
+    assert payload[:50] not in doc.text and len(doc.text) < 200
+    assert "![diagram](data:image/png;base64,…)" in doc.text and icon in doc.text
+    assert doc.notes == ("1 embedded base64 data URI(s) (102 KB) left out of the text",)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [

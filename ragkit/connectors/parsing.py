@@ -66,9 +66,21 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 
 
 # the light parsers' output version per suffix, for formats whose output changed since a KB may have read them
-# (ingest re-parses a stored document read by an older version, even when the file is unchanged). html 2: a
-# definition list's term and definition are one element, and a <dd><p> paragraph is read once, not twice
-_PARSER_VERSIONS = {".html": 2, ".htm": 2, ".xhtml": 2, ".xht": 2}
+# (ingest re-parses a stored document read by an older version, even when the file is unchanged; the embedding
+# cache keeps that to parsing). html 2: a definition list's term and definition are one element, and a <dd><p>
+# paragraph is read once, not twice. Markdown and text 2: base64 data URIs are left out of the text, and text
+# files with a UTF-16 or UTF-32 byte-order mark are read (they were "binary content")
+_PARSER_VERSIONS = {
+    ".html": 2,
+    ".htm": 2,
+    ".xhtml": 2,
+    ".xht": 2,
+    ".md": 2,
+    ".markdown": 2,
+    ".txt": 2,
+    ".text": 2,
+    ".rst": 2,
+}
 
 
 def parser_version(suffix: str, options: SourceOptions) -> int:
@@ -93,6 +105,12 @@ def decode_text(data: bytes, name: str) -> str:
     """Bytes of a text file -> str: UTF-8 (with or without BOM), else Windows-1252 when it reads as Western
     European text (the usual non-UTF-8 file; charset_normalizer misreads short ones as Central European), else
     the most likely other encoding. A non-UTF-8 file gets a note naming the encoding used."""
+    for bom, codec in _UNICODE_BOMS:  # UTF-32 first: its little-endian mark starts with UTF-16's
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"{name}: starts with a {codec.upper()} byte-order mark but is not {codec}") from exc
     if b"\x00" in data[:8192]:
         raise ParseError(f"{name}: binary content in a text file")
     try:
@@ -110,6 +128,36 @@ def decode_text(data: bytes, name: str) -> str:
         raise ParseError(f"{name}: not valid UTF-8 and no other text encoding fits") from None
     _note(f"not UTF-8; read as {best.encoding} (a guess: convert the file to UTF-8 if the text looks wrong)")
     return str(best)
+
+
+# Windows tools (Notepad's "Unicode", PowerShell's > redirection) write UTF-16 with a byte-order mark
+_UNICODE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+# an image pasted into a Markdown note is a data URI of base64: one 300 KB image made 1,200 chunks of noise
+_DATA_URI = re.compile(r"(data:[\w.+-]*/?[\w.+-]*(?:;[\w.+-]+=[^;,\s)\"']*)*;base64,)[A-Za-z0-9+/=]{100,}")
+
+
+def _without_data_uris(raw: list[RawElement]) -> list[RawElement]:
+    """raw with each base64 data URI's payload replaced by "…" (the "data:image/png;base64," part stays), and
+    a note of how much was left out."""
+    left_out = count = 0
+    out: list[RawElement] = []
+    for text, kind, page in raw:
+        if "base64," in text:
+            for m in _DATA_URI.finditer(text):
+                left_out += m.end() - m.end(1)
+                count += 1
+            text = _DATA_URI.sub(lambda m: m.group(1) + "…", text)
+        out.append((text, kind, page))
+    if count:
+        size = f"{left_out:,} bytes" if left_out < 10_000 else f"{left_out // 1000:,} KB"
+        _note(f"{count} embedded base64 data URI(s) ({size}) left out of the text")
+    return out
 
 
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{4,}")
@@ -299,7 +347,7 @@ def parse_bytes(
     notes: list[str] = []
     token = _NOTES.set(notes)
     try:
-        raw = parser()
+        raw = _without_data_uris(parser())
     except ParseError:
         raise
     except Exception as exc:  # parsers raise anything from zipfile.BadZipFile to lxml errors on bad input

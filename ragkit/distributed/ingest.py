@@ -118,7 +118,13 @@ def _pipeline(
     ctx.print_on_execution_start = False
     items = []
     for it in todo:
-        row: dict[str, Any] = {"name": it.name, "size": it.size, "mtime": it.mtime, "state": states.get(it.uri)}
+        row: dict[str, Any] = {
+            "name": it.name,
+            "size": it.size,
+            "mtime": it.mtime,
+            "parser": it.parser,
+            "state": states.get(it.uri),
+        }
         if it.local is not None:
             path, options = it.local
             row |= {"path": str(path), "options": options, "parsed": None}

@@ -136,7 +136,7 @@ class Write:
             p: Parsed = row["parsed"]
             status: dict[str, Any] = {"name": row["name"], "chunks": 0, "notes": (), "failure": None}
             if p.failure is not None:
-                self.sql.record_failure(uri, p.digest, p.failure, row["size"], row["mtime"])
+                self.sql.record_failure(uri, p.digest, p.failure, row["size"], row["mtime"], row["parser"])
                 status |= {"kind": "failed", "failure": p.failure}
             elif p.unchanged:
                 self.sql.touch(uri, row["size"], row["mtime"])

@@ -295,8 +295,12 @@ class SqlStore:
             new_ids = [c.id for c in chunk_rows]
         return removed, new_ids
 
-    def record_failure(self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0) -> list[int]:
-        """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids."""
+    def record_failure(
+        self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0, parser: int = 1
+    ) -> list[int]:
+        """Mark a document as failed (its old chunks, if any, are removed). Returns removed chunk ids.
+
+        parser: the version of the parser that failed on it; a newer one is given the unchanged file again."""
         with Session(self.engine) as s, s.begin():
             grants = self._grants_of(s, uri)  # a file that fails once keeps who may read it when it is fixed
             bump_generation(s)
@@ -309,7 +313,7 @@ class SqlStore:
                 status="error",
                 error=_text(reason),
                 chunk_count=0,
-                meta={},
+                meta={PARSER_META: parser} if parser > 1 else {},
                 ingested_at=datetime.now(UTC),
             )
             s.add(row)
