@@ -55,6 +55,9 @@ def test_jsonl_errors_say_where(tmp_path: Path) -> None:
         load_jsonl(p)
     with pytest.raises(SourceError, match="no such dataset"):
         load_dataset(tmp_path / "missing.jsonl")
+    p.write_text("\n\n", encoding="utf-8")  # an empty run used to write a report of nothing and exit 0
+    with pytest.raises(SourceError, match="no questions; write one JSON object per line"):
+        load_dataset(p)
 
 
 def test_the_sample_questions_file_loads() -> None:

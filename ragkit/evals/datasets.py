@@ -142,6 +142,9 @@ def load_jsonl(path: str | Path) -> Dataset:
         if not isinstance(rec, dict):
             raise SourceError(f"{p}: line {n + 1} is not a JSON object")
         items.append(_item_from_record(rec, str(p), len(items)))
+    if not items:  # an empty run would write a report of nothing and exit 0
+        example = '{"question": "...", "answer": "..."}'
+        raise SourceError(f"{p}: no questions; write one JSON object per line, e.g. {example}")
     _check_ids(items, p)
     return Dataset(p.stem, tuple(items), str(p))
 
