@@ -37,18 +37,50 @@ def open_kb(
         check_same_database(root, load_config(paths.config).database_url, config.database_url)
         kbdir.check_database_file(paths, manifest, config.database_url)
         return KnowledgeBase(root, config, manifest, principal)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):  # the same words whether or not create
+    interrupted = _interrupted_creation(paths)  # raises while another process is creating it
+    if root.exists() and not interrupted and (not root.is_dir() or any(root.iterdir())):  # with or without create
         raise KnowledgeBaseError(f"{path} is not a ragkit knowledge base (no manifest.json); choose another --kb")
     if not create:
-        raise KnowledgeBaseError(f"no knowledge base at {path}; create one with: ragkit ingest PATH --kb {path}")
+        why = " (its creation was interrupted)" if interrupted else ""
+        raise KnowledgeBaseError(f"no knowledge base at {path}{why}; create one with: ragkit ingest PATH --kb {path}")
     config = load_config(None, _with_default_generator(overrides or {}))
     root.mkdir(parents=True, exist_ok=True)
-    kb = KnowledgeBase(root, config, {}, principal)
-    emb = kb.embedder  # loads the model once, so the manifest records the real dimension
-    atomic_write(paths.config, dump_config(config))
-    kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
-    kbdir.write_manifest(paths, kb.manifest)
+    # held until manifest.json exists: another process sees a creation under way, not a foreign folder, and a
+    # creation killed before the end (Ctrl-C while the embedder loads) is recognised and redone by the next run
+    with kbdir.WriterLock(paths):
+        for name in interrupted:
+            if name != ".lock":  # the file this lock holds
+                (root / name).unlink(missing_ok=True)
+        atomic_write(root / _CREATING, "")
+        kb = KnowledgeBase(root, config, {}, principal)
+        emb = kb.embedder  # loads the model once, so the manifest records the real dimension
+        atomic_write(paths.config, dump_config(config))
+        kb.manifest = kbdir.new_manifest(emb, config.index.spec, config.chunking.model_dump(), __version__)
+        kbdir.write_manifest(paths, kb.manifest)
+        (root / _CREATING).unlink()
     return kb
+
+
+# a creation under way: removed once manifest.json is written
+_CREATING = ".creating"
+# what a creation writes before its manifest: its marker, the lock it holds, the SQLite database, the config
+_CREATION_FILES = frozenset(
+    {_CREATING, ".lock", "ragkit.db", "ragkit.db-wal", "ragkit.db-shm", "ragkit.db-journal", "ragkit.toml"}
+)
+
+
+def _interrupted_creation(paths: KbPaths) -> list[str]:
+    """The files a killed creation left in paths.root (no manifest, its .lock free, nothing but creation files);
+    [] when it is no such folder. Raises KnowledgeBaseError while another process holds the lock (creating)."""
+    root = paths.root
+    if not (root / _CREATING).is_file():
+        return []
+    names = [p.name for p in root.iterdir()]
+    if any(n not in _CREATION_FILES and not n.endswith(".tmp") for n in names):
+        return []  # someone else's files too: not ours to remove
+    with kbdir.WriterLock(paths):  # raises "locked by PID n" while the creating process is alive
+        pass
+    return names
 
 
 def _with_default_generator(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -237,3 +237,60 @@ def test_copying_a_kb_keeps_it_whole(kb: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(kb, copy)
     assert run("check", "--kb", copy, "--no-repair").exit_code == 0
+
+
+# a process that starts creating a KB at ROOT and stops inside the creation, while the embedder loads
+_CREATOR = """
+import os, sys, time
+from ragkit import build, open as open_kb
+def stop(*args):
+    if sys.argv[2] == "die":
+        os._exit(1)  # killed: no cleanup, no exception
+    print("creating", flush=True)
+    time.sleep(120)
+build.embedder_from = stop
+open_kb(sys.argv[1])
+"""
+
+
+def test_a_creation_killed_halfway_is_redone_by_the_next_open(tmp_path: Path, hashed: None) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "kb"
+    proc = subprocess.run([sys.executable, "-c", _CREATOR, str(root), "die"], capture_output=True, text=True)
+    assert proc.returncode == 1 and (root / "ragkit.db").exists() and not (root / "manifest.json").exists()
+    with pytest.raises(KnowledgeBaseError, match="its creation was interrupted"):  # it said "not a ragkit KB"
+        ragkit.open(root, create=False)
+    with ragkit.open(root) as kb:
+        assert kb.ingest([make_docs(tmp_path / "docs")]).ingested == 3
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [".lock"]
+    result = run("info", "--kb", root, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["documents"] == 3
+
+
+def test_a_kb_being_created_is_not_taken_for_a_foreign_folder(tmp_path: Path, hashed: None) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "kb"
+    proc = subprocess.Popen([sys.executable, "-c", _CREATOR, str(root), "wait"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "creating"
+        with pytest.raises(KnowledgeBaseError, match=f"is locked by PID {proc.pid}"):
+            ragkit.open(root)
+    finally:
+        proc.kill()
+        proc.wait()
+    with ragkit.open(root) as kb:  # the creator died: its leftovers are redone
+        assert kb.ingest([make_docs(tmp_path / "docs")]).ingested == 3
+
+
+def test_a_folder_with_other_files_is_never_cleared(tmp_path: Path, hashed: None) -> None:
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / ".creating").write_text("")
+    (root / "thesis.tex").write_text("my work")
+    with pytest.raises(KnowledgeBaseError, match="not a ragkit knowledge base"):
+        ragkit.open(root)
+    assert (root / "thesis.tex").read_text() == "my work"
