@@ -128,6 +128,12 @@ def test_text_with_a_unicode_byte_order_mark_is_read(tmp_path: Path, codec: str)
     assert doc.text == body and not doc.notes
 
 
+def test_control_characters_and_escape_sequences_are_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("Build \x1b[31mFAILED\x1b[0m at step 3.\x07\x0cPage two\x1b]0;owned\x07 starts here.", "utf-8")
+    assert parse_file(path).text == "Build FAILED at step 3.\nPage two starts here."
+
+
 def test_base64_data_uris_are_left_out_of_the_text(tmp_path: Path) -> None:
     import base64
 

@@ -294,3 +294,15 @@ def test_a_folder_with_other_files_is_never_cleared(tmp_path: Path, hashed: None
     with pytest.raises(KnowledgeBaseError, match="not a ragkit knowledge base"):
         ragkit.open(root)
     assert (root / "thesis.tex").read_text() == "my work"
+
+
+def test_text_from_documents_reaches_the_terminal_without_escape_sequences(kb: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(kb / "ragkit.db") as db:  # as an older parser stored it, or a SQL row holds it
+        db.execute("UPDATE chunks SET text = text || ' \x1b]0;owned\x07\x1b[8m' WHERE text LIKE '%hotel%'")
+    result = run("search", "hotel euros per night", "--kb", kb, "-k", "1")
+    assert result.exit_code == 0 and "hotel" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    as_json = run("search", "hotel euros per night", "--kb", kb, "-k", "1", "--json")
+    assert "\\u001b]0;owned" in as_json.stdout  # --json keeps the stored text, escaped

@@ -96,7 +96,8 @@ def test_text_and_metadata_round_trip_on_every_backend(store: SqlStore) -> None:
 
     from ragkit.indexes.sql_store import DocumentRow
 
-    doc, spans = _doc("ü/ß.txt", ["zero\x00byte", "émoji 🙂 ok"])
+    doc, spans = _doc("ü/ß.txt", ["zero?byte", "émoji 🙂 ok"])
+    spans[0] = replace(spans[0], text="zero\x00byte")  # parsers drop NUL; the store must not depend on it
     meta = {"size": 1, "price": Decimal("9.50"), "nan": float("nan"), "tags": ["a\x00", 2]}
     _, ids = store.replace_document(replace(doc, meta=meta), spans, unit_vectors(2, 8, 0))
     chunks = store.chunks(ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,20 @@ EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 MODES = ("hybrid", "dense", "keyword")
 HELP_NAMES = ["-h", "--help"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# C0 and C1 control characters but tab and newline: an ESC in a document's text or name, or in an answer copied
+# from one, would reach the terminal as an escape sequence (colours, cursor moves, the window title)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class _SafeConsole(Console):
+    """A rich Console whose print drops terminal control characters from the strings it is given."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(_CONTROL.sub("", o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+out = _SafeConsole(highlight=False, soft_wrap=True)
+err = _SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 KbOpt = Annotated[
     Path,

@@ -297,14 +297,28 @@ def _pdf_elements(name: str, data: bytes) -> list[RawElement]:
     return out
 
 
+# terminal escape sequences (CSI such as colours, OSC such as a window title), then any other C0 or C1 control
+# character but tab and newline (a form feed, a page break in text files, becomes a newline): none is text,
+# and a document's ESC would otherwise reach a terminal that prints its chunks
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    if not _CONTROL.search(text) and "\x0c" not in text:
+        return text
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)).replace("\x0c", "\n")
+
+
 def build_document(uri: str, raw: Iterable[RawElement], content_hash: str, meta: dict) -> Document:
-    """Join raw elements into one text (paragraphs separated by a blank line) with offsets and sections."""
+    """Join raw elements into one text (paragraphs separated by a blank line) with offsets and sections.
+    Control characters are dropped (a form feed becomes a newline)."""
     parts: list[str] = []
     elements: list[Element] = []
     section: str | None = None
     pos = 0
     for text, kind, page in raw:
-        text = text.strip()
+        text = _printable(text).strip()
         if not text:
             continue
         if kind == "Title":
