@@ -35,6 +35,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path == "/slow":
             time.sleep(2)
+        if self.path == "/drip":  # a byte every 0.2 s for 12 s: each wait is short, the whole body is not
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                for _ in range(60):
+                    self.wfile.write(b"d")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         status, ctype, body = PAGES.get(self.path, (404, "text/plain", b"not found"))
         try:
             self.send_response(status)
@@ -62,7 +74,8 @@ def server() -> Iterator[str]:
 
 
 def test_urls_are_fetched_parsed_and_failures_reported(server: str, tmp_path: Path) -> None:
-    urls = [f"{server}{p}" for p in ("/retention.html", "/expenses", "/notes.md", "/logo.png", "/missing", "/slow")]
+    paths = ("/retention.html", "/expenses", "/notes.md", "/logo.png", "/missing", "/slow", "/drip")
+    urls = [f"{server}{p}" for p in paths]
     urls.append(f"{server}/big.txt")
     overrides = {"ingest.url_timeout_s": 0.5, "ingest.max_file_mb": 0.004}
     with ragkit.open(tmp_path / "kb", **overrides) as kb:
@@ -72,6 +85,7 @@ def test_urls_are_fetched_parsed_and_failures_reported(server: str, tmp_path: Pa
         assert "content type image/png" in reasons["logo.png"]
         assert "HTTP 404" in reasons["missing"]
         assert "no answer within 0.5 s" in reasons["slow"]
+        assert "the body did not arrive within 0.5 s" in reasons["drip"]
         assert "size limit" in reasons["big.txt"]
         hit = kb.search("hotel costs per night", k=1)[0]
         assert hit.chunk.uri == f"{server}/expenses" and hit.chunk.page == 2

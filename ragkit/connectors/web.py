@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ragkit.connectors.base import SourceItem
 from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes, parser_version
@@ -74,6 +75,9 @@ class WebConnector:
             self.url,
             headers={"User-Agent": f"ragkit/{__version__}", "Accept": ", ".join(CONTENT_TYPES) + ", */*;q=0.1"},
         )
+        # the socket timeout bounds each wait for bytes, not the whole body: a server that sends a few bytes
+        # every second would hold ingest for as long as it likes without this deadline
+        deadline = time.monotonic() + self.timeout
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 ctype = resp.headers.get_content_type()
@@ -86,7 +90,7 @@ class WebConnector:
                 declared = resp.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > self.max_bytes:
                     raise ParseError(f"{self.url}: {int(declared) / 1e6:.1f} MB is over the size limit")
-                data = resp.read(self.max_bytes + 1)
+                data = self._read_body(resp, deadline)
         except urllib.error.HTTPError as exc:
             raise ParseError(f"{self.url}: HTTP {exc.code} {exc.reason}") from exc
         except urllib.error.URLError as exc:
@@ -101,6 +105,20 @@ class WebConnector:
             raise ParseError(f"{self.url}: body is over the {self.max_bytes / 1e6:.3g} MB size limit")
         self._suffix = suffix
         return data
+
+    def _read_body(self, resp: Any, deadline: float) -> bytes:
+        """The body, up to max_bytes + 1; raises ParseError once the fetch passes its deadline."""
+        parts: list[bytes] = []
+        size = 0
+        while size <= self.max_bytes:
+            part = resp.read1(min(1 << 16, self.max_bytes + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            if time.monotonic() > deadline:
+                raise ParseError(f"{self.url}: the body did not arrive within {self.timeout:g} s")
+        return b"".join(parts)
 
     def parse(self, data: bytes) -> Document:
         return parse_bytes(
