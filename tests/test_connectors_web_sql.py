@@ -144,3 +144,6 @@ def test_sql_table_rows_become_documents(tmp_path: Path) -> None:
             kb.ingest([f"sql:sqlite:///{db}#table=products&id=id&text=summary"])
         with pytest.raises(SourceError, match="needs table="):
             kb.ingest([f"sql:sqlite:///{db}"])
+        with pytest.raises(SourceError) as bad_query:  # one line with the driver's reason, not SQLAlchemy's link
+            kb.ingest([f"sql:sqlite:///{db}#query=select nope from products&id=id&text=nope"])
+        assert str(bad_query.value) == f"cannot read the query from sqlite:///{db}: no such column: nope"

@@ -86,8 +86,12 @@ class SqlConnector:
                 rows = [dict(r) for r in conn.execute(stmt).mappings()]
         except NoSuchTableError as exc:
             raise SourceError(f"no table {self.table} in {self.url.render_as_string(hide_password=True)}") from exc
-        except SQLAlchemyError as exc:
-            raise SourceError(f"cannot read {self.table or 'the query'} from {self.scope}: {exc}") from exc
+        except SQLAlchemyError as exc:  # the driver's words on one line, without SQLAlchemy's "Background" link
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            what = f"table {self.table}" if self.table else "the query"
+            raise SourceError(
+                f"cannot read {what} from {self.url.render_as_string(hide_password=True)}: {reason}"
+            ) from exc
         finally:
             engine.dispose()
         if rows and any(c not in rows[0] for c in wanted):
