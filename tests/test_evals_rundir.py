@@ -120,6 +120,8 @@ def test_resume_after_an_interrupt_and_a_cut_off_line(tmp_path: Path) -> None:
     assert len(read_samples(run_dir / "samples.jsonl")) == 2 and not (run_dir / "metrics.json").exists()
     with pytest.raises(ConfigError, match="not a finished eval run"):
         load_run(run_dir)
+    with pytest.raises(ConfigError, match="no such run folder"):  # a typo is not "an unfinished run"
+        load_run(run_dir.parent / "20990101-000000-typo")
     with (run_dir / "samples.jsonl").open("a") as f:
         f.write('{"id": "o", "cut off')
     kb.searches.clear()

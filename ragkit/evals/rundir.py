@@ -159,6 +159,8 @@ def load_run(run_dir: str | Path) -> EvalRun:
     """A finished run from its directory (metrics.json must exist)."""
     d = Path(run_dir)
     path = d / METRICS_FILE
+    if not d.is_dir():
+        raise ConfigError(f"{d}: no such run folder; runs are the folders under KB/runs/")
     if not path.exists():
         raise ConfigError(f"{d}: no metrics.json; not a finished eval run (re-run `ragkit eval run` to finish it)")
     data = json.loads(path.read_text(encoding="utf-8"))
