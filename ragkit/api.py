@@ -10,6 +10,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from ragkit.indexes.faiss_index import FaissIndex
 from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.ingest import ProgressFn, run_ingest
-from ragkit.kbdir import AdapterInfo, KbPaths, WriterLock
+from ragkit.kbdir import AdapterInfo, KbPaths
 from ragkit.lazy import Lazy
 from ragkit.permissions import AccessControl
 from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
@@ -187,9 +188,9 @@ class KnowledgeBase:
             self._write_manifest()
         return report
 
-    def _writing(self) -> WriterLock:
+    def _writing(self) -> AbstractContextManager[None]:
         self.acl.check_writer(self.principal)  # a reader's view of an access-controlled KB does not write
-        return WriterLock(self.paths)
+        return kbdir.writing(self.paths)
 
     def _write_manifest(self) -> None:
         self.manifest = {**self.manifest, "counts": self.store.counts(), "ragkit_version": __version__}
@@ -374,9 +375,8 @@ class KnowledgeBase:
         """LoRA-tune this KB's local GPT and save the adapter as kb/models/NAME/; see ragkit.finetune."""
         from ragkit.finetune import FinetuneOptions, finetune
 
-        return finetune(
-            self, options or FinetuneOptions(), train_file=train_file, progress=progress, overwrite=overwrite
-        )
+        opts = options or FinetuneOptions()
+        return finetune(self, opts, train_file=train_file, progress=progress, overwrite=overwrite)
 
     def adapters(self) -> list[AdapterInfo]:
         """The fine-tuned adapters in kb/models/, oldest first."""

@@ -29,6 +29,10 @@ class KnowledgeBaseError(RagkitError):
     """The knowledge base is missing, locked, or does not match the configuration."""
 
 
+class StorageError(KnowledgeBaseError):
+    """The disk holding the knowledge base (or its database server's) is full; what was committed is kept."""
+
+
 class ModelError(RagkitError):
     """A model cannot be found or loaded (missing package, bad path)."""
 

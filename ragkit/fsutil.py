@@ -7,12 +7,53 @@ target, so a crash or Ctrl-C leaves either the old content or the new one, never
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from ragkit.errors import RagkitError, StorageError
+
+# how a full disk reads when it is not an OSError: SQLite, PostgreSQL ("could not extend file ... No space left
+# on device"), FAISS's writer (a RuntimeError quoting strerror)
+_DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether exc, or an exception it was raised from or while handling, says that the disk is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        # a SQLAlchemy error's own text holds the statement and its parameters (document text): read the driver's
+        said = str(getattr(exc, "orig", None) or exc).lower()
+        if any(words in said for words in _DISK_FULL_WORDS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_message(where: Path | None = None) -> str:
+    """What to say about a full disk; where: the knowledge base, when the write was one of its own."""
+    disk = f"the disk holding {where}" if where is not None else "the disk"
+    return f"no space left on {disk}: free some space and run the same command again (what was committed is kept)"
+
+
+@contextmanager
+def disk_space(where: Path) -> Iterator[None]:
+    """Raise a full disk met inside as one StorageError that says what to do (the traceback chain is kept)."""
+    try:
+        yield
+    except RagkitError:
+        raise
+    except BaseException as exc:
+        if not disk_full(exc):
+            raise
+        raise StorageError(disk_full_message(where)) from exc
 
 
 def _fsync_dir(path: Path) -> None:

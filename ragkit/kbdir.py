@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ragkit.errors import ConfigError, KnowledgeBaseError, ModelError
-from ragkit.fsutil import atomic_write
+from ragkit.fsutil import atomic_write, disk_space
 
 FORMAT_VERSION = 1
 ADAPTER_FILE = "adapter_config.json"  # what PEFT writes: a folder holding it is an adapter
@@ -116,20 +119,26 @@ class WriterLock:
                 f"knowledge base {self._path.parent} is locked by PID {holder} (an ingest is running); "
                 "wait for it to finish"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
         self._fh = fh
+        with contextlib.suppress(OSError):  # who holds it, for the message above; unbuffered: a full disk
+            os.ftruncate(fh.fileno(), 0)  # leaves nothing to flush later
+            os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
-            self._fh.seek(0)
-            self._fh.truncate()
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fh.fileno(), 0)
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+@contextmanager
+def writing(paths: KbPaths) -> Iterator[None]:
+    """The writer lock held; a full disk met inside is raised as one StorageError that says what to do."""
+    with disk_space(paths.root), WriterLock(paths):
+        yield
 
 
 # -- fine-tuned adapters under kb/models/ ----------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""A full disk: one clear error, committed work kept, and the next run finishes (a real tmpfs where it can be
+mounted, which needs root; the classification of errors is tested everywhere)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run  # the CLI in-process; the `hashed` fixture is there too
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+import ragkit
+from ragkit.errors import StorageError
+from ragkit.fsutil import disk_full
+
+
+def _raised_during(first: BaseException, then: BaseException) -> BaseException:
+    try:
+        try:
+            raise first
+        except BaseException:
+            raise then  # noqa: B904 - the implicit __context__ is the point
+    except BaseException as exc:
+        return exc
+
+
+def test_a_full_disk_is_recognised_in_every_form_it_takes() -> None:
+    assert disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    sqlite_full = sqlite3.OperationalError("database or disk is full")
+    assert disk_full(OperationalError("COMMIT", {}, sqlite_full))
+    assert disk_full(RuntimeError("write error in index.faiss.tmp: 4014 != 459264 (No space left on device)"))
+    # the manifest write failing in a finally block while the SQL write's failure propagates
+    assert disk_full(_raised_during(OperationalError("COMMIT", {}, sqlite_full), ValueError("later")))
+    assert not disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not disk_full(KeyboardInterrupt())
+    # a statement's parameters are document text: a chunk about full disks is no full disk
+    clash = IntegrityError("INSERT INTO chunks", ("the log said: No space left on device",), Exception("UNIQUE"))
+    assert not disk_full(clash)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs, grown later by remounting; skipped where mounting is not allowed (not root)."""
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_ingest_with_one_error_and_the_next_run_finishes(small_disk: Path, hashed: None) -> None:
+    from pydoc_data.topics import topics
+
+    docs = small_disk.parent / "docs"
+    docs.mkdir()
+    for name, body in sorted(topics.items())[:40]:
+        (docs / f"{name}.txt").write_text(body, encoding="utf-8")
+    kb_dir = small_disk / "kb"
+    result = run("ingest", docs, "--kb", kb_dir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"Error: no space left on the disk holding {kb_dir}: free some space" in result.output
+    with pytest.raises(StorageError, match="no space left"), ragkit.open(kb_dir) as kb:
+        kb.ingest([docs])
+
+    subprocess.run(["mount", "-o", "remount,size=64M", str(small_disk)], check=True)
+    with ragkit.open(kb_dir) as kb:
+        kept = kb.store.counts()["documents"]
+        assert 0 < kept < 40  # what was committed before the disk filled
+        report = kb.ingest([docs])
+        assert (report.ingested, report.unchanged, len(report.failed)) == (40 - kept, kept, 0)
+        assert kb.check(repair=False).ok
