@@ -44,7 +44,7 @@ def disk_full_message(where: Path | None = None) -> str:
 
 
 @contextmanager
-def disk_space(where: Path) -> Iterator[None]:
+def disk_space(where: Path | None = None) -> Iterator[None]:
     """Raise a full disk met inside as one StorageError that says what to do (the traceback chain is kept)."""
     try:
         yield

@@ -79,3 +79,19 @@ def test_a_full_disk_stops_ingest_with_one_error_and_the_next_run_finishes(small
         report = kb.ingest([docs])
         assert (report.ingested, report.unchanged, len(report.failed)) == (40 - kept, kept, 0)
         assert kb.check(repair=False).ok
+
+
+@pytest.mark.slow
+def test_the_server_answers_507_with_what_to_do_when_its_disk_is_full(small_disk: Path, hashed: None) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragkit.server import create_app
+
+    with ragkit.open(small_disk / "kb") as kb:
+        kb.ingest([Path(__file__).resolve().parent.parent / "examples" / "sample_corpus" / "on-call.txt"])
+        with TestClient(create_app(kb, require_keys=False, warm=False)) as c:
+            big = ("report.txt", b"quarterly numbers " * 200_000, "text/plain")  # 3.6 MB onto a 1 MB disk
+            response = c.post("/v1/documents", files={"files": big})
+            assert response.status_code == 507
+            assert response.json()["error"].startswith("no space left on the disk: free some space")
+            assert c.post("/v1/search", json={"query": "who is on call"}).status_code == 200  # reads still work

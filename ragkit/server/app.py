@@ -1,7 +1,8 @@
 """The app factory: settings, middleware (body limits, Server-Timing, metrics, CORS), error mapping, health.
 
 Errors: every RagkitError is a 4xx JSON `{"error": message}` (UsageError 400, AccessError 403, a busy or empty
-KB 409, others 400); FastAPI's validation 422; a bug 500 with a fixed message (the traceback goes to the server
+KB 409, others 400), except a full disk on the server: 507 with what to do; FastAPI's validation 422; a bug 500
+with a fixed message (the traceback goes to the server
 log, never to the client). The library's messages never name documents the reader cannot see, and the server's
 own paths (the KB directory, its working and home folders) are replaced by neutral words (ragkit.server.redact).
 """
@@ -22,7 +23,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from ragkit._version import __version__
-from ragkit.errors import AccessError, Cancelled, KnowledgeBaseError, ModelError, RagkitError, UsageError
+from ragkit.errors import (
+    AccessError,
+    Cancelled,
+    KnowledgeBaseError,
+    ModelError,
+    RagkitError,
+    StorageError,
+    UsageError,
+)
+from ragkit.fsutil import disk_full, disk_full_message
 from ragkit.server import evals, jobs, openai_compat, routes, web
 from ragkit.server.batching import SearchBatcher
 from ragkit.server.context import KeyCache, RateLimiter, ServerContext, ServerSettings, Who, context
@@ -135,6 +145,8 @@ def _warm(ctx: ServerContext) -> None:
 
 
 def status_of(exc: RagkitError) -> int:
+    if isinstance(exc, StorageError):
+        return 507  # the server's disk is full: not the client's doing, and not a bug either
     if isinstance(exc, UsageError):
         return 400
     if isinstance(exc, AccessError):
@@ -171,6 +183,9 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSON:
+        if disk_full(exc):  # an upload saved to a full disk, say
+            log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+            return JSON({"error": disk_full_message()}, status_code=507)
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSON({"error": "internal error; the server log has the details"}, status_code=500)
 

@@ -25,6 +25,7 @@ from starlette.responses import StreamingResponse
 
 from ragkit.access import grant_tokens
 from ragkit.errors import RagkitError, UsageError
+from ragkit.fsutil import disk_full, disk_full_message, disk_space
 from ragkit.ingest_report import IngestCancelled
 from ragkit.server.context import Caller, Who, context, in_kb
 from ragkit.server.redact import redact
@@ -128,9 +129,10 @@ class Jobs:
             job.state, job.report = "cancelled", self.public(exc.report)
         except RagkitError as exc:
             job.state, job.error = "failed", redact(str(exc), self.kb.root)
-        except Exception:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
+        except Exception as exc:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
             log.exception("ingest job %s failed", job.id)
-            job.state, job.error = "failed", "internal error while ingesting; see the server log"
+            why = disk_full_message() if disk_full(exc) else "internal error while ingesting; see the server log"
+            job.state, job.error = "failed", why
         job.finished = time.time()
         self.metrics.jobs.labels(job.state).inc()
 
@@ -152,7 +154,7 @@ def _save(upload: UploadFile, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
-        with tmp.open("wb") as out:
+        with disk_space(), tmp.open("wb") as out:
             upload.file.seek(0)
             while chunk := upload.file.read(1 << 20):
                 out.write(chunk)
