@@ -163,9 +163,9 @@ def ingest(
         print_json({**asdict(report), "partial": report.partial, "kb": str(kb), **access})
     else:
         out.print(
-            f"{plural(report.files_seen, 'file')}: {report.ingested} ingested, {report.unchanged} unchanged, "
-            f"{len(report.failed)} failed; {plural(report.chunks_added, 'chunk')} added in {report.seconds:.1f} s"
-            + (f"; {report.deleted} deleted" if prune else "")
+            f"{plural(report.files_seen, 'file')}: {report.ingested:,} ingested, {report.unchanged:,} unchanged, "
+            f"{len(report.failed):,} failed; {plural(report.chunks_added, 'chunk')} added in {report.seconds:.1f} s"
+            + (f"; {report.deleted:,} deleted" if prune else "")
         )
         for f in report.failed:
             err.print(f"skipped {display(f.uri)}: {failure_reason(f.uri, f.reason)}", style="yellow", markup=False)
