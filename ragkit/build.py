@@ -15,7 +15,7 @@ from typing import Any
 from ragkit.access import AclDeclaration, AclRules, grant_tokens, load_acl_rules
 from ragkit.answering import AnswerOptions, default_min_grounding, default_min_relevance, options_from_config
 from ragkit.config import RagkitConfig, RetrievalConfig
-from ragkit.errors import ConfigError, KnowledgeBaseError
+from ragkit.errors import ConfigError, KnowledgeBaseError, UsageError
 from ragkit.indexes.filters import FilterSpec
 from ragkit.indexes.index_build import Fill
 from ragkit.indexes.retriever import SearchOptions
@@ -39,6 +39,8 @@ def search_options(
     mmr: float | None = None,
 ) -> SearchOptions:
     """One query's SearchOptions: the retrieval config, with this call's overrides (None keeps the config's)."""
+    if k is not None and k < 1:  # `k or top_k` would read 0 as "the default"
+        raise UsageError(f"k must be at least 1, got {k}")
     return SearchOptions(
         k=k or cfg.top_k,
         mode=mode or cfg.mode,

@@ -8,9 +8,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from ragkit import build
 from ragkit.answering import AnswerOptions
 from ragkit.config import RagkitConfig
+from ragkit.errors import UsageError
 from ragkit.indexes.retriever import SearchOptions
 
 
@@ -34,6 +37,9 @@ def test_overrides_reach_the_options_and_none_keeps_the_config() -> None:
     assert (a.max_new_tokens, a.strict, a.min_relevance) == (160, True, 0.0)
     other = cfg.model_copy(update={"embedder": cfg.embedder.model_copy(update={"model": "/my/embedder"})})
     assert build.answer_options(other).min_relevance == 0.0  # a cosine floor does not carry over
+    for bad in (0, -2):  # `kb.search(q, k=0)` used to search with the configured k
+        with pytest.raises(UsageError, match="k must be at least 1"):
+            build.search_options(cfg.retrieval, k=bad)
 
 
 def test_ingest_settings_copy_every_setting_once() -> None:
