@@ -132,6 +132,8 @@ def test_control_characters_and_escape_sequences_are_not_text(tmp_path: Path) ->
     path = tmp_path / "log.txt"
     path.write_text("Build \x1b[31mFAILED\x1b[0m at step 3.\x07\x0cPage two\x1b]0;owned\x07 starts here.", "utf-8")
     assert parse_file(path).text == "Build FAILED at step 3.\nPage two starts here."
+    path.write_text("Deﬁne the ﬁle oﬀset.", "utf-8")  # ligatures as PDFs extract them
+    assert parse_file(path).text == "Define the file offset."
 
 
 def test_base64_data_uris_are_left_out_of_the_text(tmp_path: Path) -> None:

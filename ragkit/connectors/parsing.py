@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -304,7 +305,13 @@ _ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x0
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
+# typographic ligatures (a PDF's "ﬁle", "deﬁne") as their letters: neither keyword search nor the embedder's
+# tokenizer reads "ﬁle" as "file"
+_LIGATURES = str.maketrans({chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)})
+
+
 def _printable(text: str) -> str:
+    text = text.translate(_LIGATURES)
     if not _CONTROL.search(text) and "\x0c" not in text:
         return text
     return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)).replace("\x0c", "\n")
@@ -312,7 +319,7 @@ def _printable(text: str) -> str:
 
 def build_document(uri: str, raw: Iterable[RawElement], content_hash: str, meta: dict) -> Document:
     """Join raw elements into one text (paragraphs separated by a blank line) with offsets and sections.
-    Control characters are dropped (a form feed becomes a newline)."""
+    Control characters are dropped (a form feed becomes a newline) and ligatures become their letters."""
     parts: list[str] = []
     elements: list[Element] = []
     section: str | None = None
