@@ -177,6 +177,9 @@ def test_generated_answers_are_scored_judged_and_reported(tmp_path: Path) -> Non
     for label, value in report.summary.rows:  # both files show every summary row
         assert f"| {label} | {value} |" in md and f"<td>{label}</td><td>{value}</td>" in page
     assert "## Per category" in md and "**unsupported**" in md and "Claim support (judge)" in page
+    # how far the claim rates can be trusted, in both files (the judge's measured balanced accuracy)
+    caveat = "The lexical judge's balanced accuracy is 0.55 on held-out HaluEval-QA pairs"
+    assert f"- judge: {caveat}" in md and caveat.replace("'", "&#x27;") in page
 
 
 def test_report_lists_errors_and_escapes_html(tmp_path: Path) -> None:

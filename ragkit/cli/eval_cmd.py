@@ -190,6 +190,10 @@ def run(
             "set generator.min_relevance or ask --min-relevance)"
         )
     out.print(f"report: {result.run_dir / 'report.html'}")
+    if not retrieval_only:
+        from ragkit.evals.report import judge_caveat
+
+        err.print(judge_caveat(judge), style="dim", markup=False)
 
 
 @eval_app.command("compare")

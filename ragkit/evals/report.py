@@ -194,6 +194,22 @@ def _example(s: dict[str, Any]) -> Example:
 # --- markdown -----------------------------------------------------------------------------------------
 
 
+# balanced accuracy for "unsupported" on 786 held-out, length-matched HaluEval-QA pairs (docs/benchmarks.md,
+# "Judges"; `ragkit eval judge-accuracy`): a reader of a report must know how far its claim rates can be trusted
+MEASURED_JUDGE_ACCURACY = {"minilm-lexical": 0.637, "lexical": 0.546, "llm": 0.480}
+
+
+def judge_caveat(judge: str) -> str:
+    """One sentence on how far the judge's verdicts can be trusted, for the reports."""
+    accuracy = MEASURED_JUDGE_ACCURACY.get(judge)
+    if accuracy is None:
+        return f"Measure this judge with `ragkit eval judge-accuracy --judge {judge}` before trusting its rates."
+    return (
+        f"The {judge} judge's balanced accuracy is {accuracy:.2f} on held-out HaluEval-QA pairs (ragkit eval "
+        "judge-accuracy): compare claim rates between runs, do not read them as verdicts on single sentences."
+    )
+
+
 def render_markdown(r: Report) -> str:
     """report.md: summary, per-category table, worst examples with their contexts, errors."""
     ds = r.dataset
@@ -204,6 +220,7 @@ def render_markdown(r: Report) -> str:
         f"- knowledge base: {r.kb}",
         f"- models: embedder {r.embedder}, generator {r.generator}, judge {r.judge}",
         f"- samples: {r.n_samples} ({r.n_errors} errors); primary metric {r.primary} = {fmt(r.primary_value)}",
+        f"- judge: {judge_caveat(r.judge)}",
         "",
         "## Summary",
         "",
@@ -274,7 +291,7 @@ def render_html(r: Report) -> str:
         "<p class='ctx'>Claims are answer sentences judged against all retrieved context by the "
         f"{esc(r.judge)} judge (supported at probability &ge; {fmt(r.judge_threshold)}); "
         "citation precision = cited chunks that support their sentence; citation recall = sentences with a "
-        "supporting citation.</p>",
+        f"supporting citation. {esc(judge_caveat(r.judge))}</p>",
         "<h2>Distributions</h2><div class='plots'>",
     ]
     for p in r.plots:
