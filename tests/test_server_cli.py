@@ -58,6 +58,19 @@ def test_serve_refuses_an_access_controlled_kb_without_keys(tmp_path: Path, hash
     assert res.exit_code == 1 and "access-controlled" in res.output and "ragkit keys create" in res.output
 
 
+def test_serve_says_in_one_line_that_its_port_is_taken(small_kb: Path) -> None:
+    with socket.socket() as taken:  # uvicorn logged its own error and exited 3, ingest's "partial" code
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("serve", "--kb", small_kb, "--port", port)
+    assert res.exit_code == 1, res.output
+    assert (
+        res.output.strip() == f"Error: cannot listen on 127.0.0.1:{port} (Address already in use); choose "
+        "another --port or stop what uses it"
+    )
+
+
 def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "10.0.0.5", "::", "example.com", "192.168.1.1"]))

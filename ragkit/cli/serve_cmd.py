@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,6 +74,7 @@ def serve_command(
                 f"{why} needs an API key; create one with: ragkit keys create --kb {kb} --name NAME --groups G "
                 "[--scope read|write|admin]"
             )
+        check_port(host, port)
         settings = ServerSettings(
             generators=generators,
             queue=queue,
@@ -91,6 +93,18 @@ def serve_command(
         _announcing_server()(config, lambda: out.print(line, markup=False)).run()
     finally:
         base.close()
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line when host:port cannot be bound (uvicorn would log its own error and exit 3, the code
+    `ragkit ingest` uses for a partial run)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or stop what uses it")
 
 
 def _announcing_server() -> type:
