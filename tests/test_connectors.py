@@ -92,6 +92,10 @@ def test_light_parsers_keep_structure() -> None:
         ("Heading", "Title", None),
         ("A paragraph.\nStill it.", "NarrativeText", None),
     ]
+    assert text_elements("会議の予定\n\n東京の会議は午後三時に始まります。") == [  # a CJK sentence is no title
+        ("会議の予定", "Title", None),
+        ("東京の会議は午後三時に始まります。", "NarrativeText", None),
+    ]
 
 
 def test_pdf_keeps_page_numbers() -> None:

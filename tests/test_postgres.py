@@ -97,6 +97,10 @@ def test_keyword_search_on_postgres_follows_every_write_and_honours_filters(pg_u
     assert [i for i, _ in kw.search("production keys", 5)] == [b_id]
     assert kw.check()
     assert isinstance(keyword_index(store.engine), PostgresFullText)  # reopening adds nothing twice
+    # CJK words inside runs without spaces (to_tsvector reads the run as one word): searched as character pairs
+    doc = build_document("/x/ja.txt", [("東京の会議は午後三時に始まります。", "NarrativeText", None)], "ja", {})
+    _, (ja_id,) = store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], vec)
+    assert [i for i, _ in kw.search("会議 keys", 5)] == [ja_id, b_id]
     store.engine.dispose()
 
 

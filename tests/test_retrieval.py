@@ -15,7 +15,7 @@ from ragkit.errors import ConfigError
 from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
 from ragkit.indexes.filters import compile_filters, parse_filter
 from ragkit.indexes.hybrid import mmr, rrf
-from ragkit.indexes.keyword import SqliteFts5, keyword_index, query_terms
+from ragkit.indexes.keyword import SqliteFts5, cjk_grams, keyword_index, query_terms
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, make_engine
 from ragkit.testing import FixedEmbedder, HashEmbedder, unit_vectors
@@ -189,6 +189,31 @@ def test_keyword_index_follows_every_write_and_honours_filters(tmp_path: Path) -
     assert not kw.check()
     kw.rebuild()
     assert kw.check() and kw.search("keys", 5) == []
+
+
+def test_cjk_words_are_found_inside_runs_without_spaces(tmp_path: Path) -> None:
+    # FTS5 reads "東京の会議は午後三時に始まります" as one token: "会議" (meeting) found nothing before
+    store = SqlStore(make_engine(f"sqlite:///{tmp_path / 'cjk.db'}"))
+    kw = SqliteFts5(store.engine)
+    ids = []
+    for i, (uri, sentence) in enumerate(
+        [
+            ("/x/ja.txt", "東京の会議は午後三時に始まります。"),
+            ("/x/zh.txt", "员工需要带笔记本电脑。北京的会议下午三点开始。"),
+            ("/x/en.txt", "The meeting in Tokyo starts at 3pm."),
+        ]
+    ):
+        doc = build_document(uri, [(sentence, "NarrativeText", None)], uri, {})
+        ids += store.replace_document(doc, [ChunkSpan(doc.text, 0, len(doc.text), 9)], unit_vectors(1, DIM, i))[1]
+    ja, zh, en = ids
+    assert cjk_grams("北京 会议") == ["北京", "会议"] and cjk_grams("東京の会議") == ["東京", "京の", "の会", "会議"]
+    assert [i for i, _ in kw.search("会議", 5)] == [ja]
+    assert [i for i, _ in kw.search("笔记本电脑", 5)] == [zh]
+    assert [i for i, _ in kw.search("北京的会议什么时候开始", 5)][0] == zh  # a question sharing some pairs
+    assert [i for i, _ in kw.search("東京 meeting", 5)] == [ja, en]  # the CJK pairs, then the words
+    assert kw.search("会議", 5, allowed=compile_filters("source=*.txt")) and not kw.search(
+        "会議", 5, allowed=compile_filters("source=*/en.txt")
+    )
 
 
 def test_keyword_index_is_built_for_a_kb_made_before_it_existed(tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ def text_elements(text: str) -> list[RawElement]:
                 out.append((body[0].strip(), "Title", None))
                 continue
         para = "\n".join(lines)
-        is_title = len(lines) == 1 and len(para) <= 100 and para[-1] not in ".,;:!?" and len(para.split()) <= 12
+        closed = para[-1] in ".,;:!?。！？；：，"  # a CJK sentence has no spaces to count words by, but its own stops
+        is_title = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
 

@@ -7,9 +7,11 @@ PostgreSQL: a generated `tsvector` column with a GIN index, ranked by `ts_rank_c
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import reduce
 
-from sqlalchemy import Select, bindparam, column, func, inspect, literal_column, select, table, text
+from sqlalchemy import Select, bindparam, case, column, func, inspect, literal_column, or_, select, table, text
 from sqlalchemy.engine import Engine
 
 from ragkit.errors import KnowledgeBaseError
@@ -25,6 +27,41 @@ def query_terms(query: str) -> list[str]:
     words = list(dict.fromkeys(m.group().lower() for m in _TOKEN.finditer(query)))
     content = [w for w in words if w not in STOPWORDS]
     return (content or words)[:_MAX_TERMS]
+
+
+# Chinese, Japanese and Korean write words without spaces, and both tokenizers read a whole run ("日本語のテキスト")
+# as one token: a query word inside it never matched. Such query text is searched as overlapping character pairs
+# (the usual CJK bigram retrieval) with LIKE over the chunks, a chunk scored by how many of the pairs it holds.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+def cjk_grams(query: str) -> list[str]:
+    """The distinct overlapping character pairs of the query's CJK runs (a run of one character stays whole)."""
+    grams: list[str] = []
+    for run in _CJK.findall(query):
+        grams += [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+    return list(dict.fromkeys(grams))[:_MAX_TERMS]
+
+
+def _with_cjk(engine: Engine, query: str, k: int, allowed: Select | None, words: list[tuple[int, float]]) -> list:
+    """The chunks holding the query's CJK pairs, most pairs first, then the word matches not among them."""
+    grams = cjk_grams(query)
+    if not grams or k <= 0:
+        return words
+    chunks = table("chunks", column("id"), column("text"))
+    holds = [chunks.c.text.contains(g, autoescape=True) for g in grams]
+    score = reduce(operator.add, [case((h, 1), else_=0) for h in holds])
+    stmt = select(chunks.c.id, score).where(or_(*holds)).order_by(score.desc(), chunks.c.id).limit(int(k))
+    if allowed is not None:
+        stmt = stmt.where(chunks.c.id.in_(allowed))
+    with engine.connect() as conn:
+        pairs = [(int(r[0]), float(r[1])) for r in conn.execute(stmt)]
+    seen = {i for i, _ in pairs}
+    return [*pairs, *[(i, s) for i, s in words if i not in seen]][:k]
+
+
+def _word_terms(query: str) -> list[str]:
+    return [t for t in query_terms(query) if not _CJK.search(t)]  # CJK runs go to _with_cjk
 
 
 class SqliteFts5:
@@ -61,7 +98,10 @@ class SqliteFts5:
                 conn.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
 
     def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
-        terms = query_terms(query)
+        return _with_cjk(self.engine, query, k, allowed, self._words(query, k, allowed))
+
+    def _words(self, query: str, k: int, allowed: Select | None) -> list[tuple[int, float]]:
+        terms = _word_terms(query)
         if not terms or k <= 0:
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
@@ -115,7 +155,10 @@ class PostgresFullText:
             conn.execute(text("CREATE INDEX IF NOT EXISTS chunks_tsv_idx ON chunks USING GIN (tsv)"))
 
     def search(self, query: str, k: int, allowed: Select | None = None) -> list[tuple[int, float]]:
-        terms = query_terms(query)
+        return _with_cjk(self.engine, query, k, allowed, self._words(query, k, allowed))
+
+    def _words(self, query: str, k: int, allowed: Select | None) -> list[tuple[int, float]]:
+        terms = _word_terms(query)
         if not terms or k <= 0:
             return []
         tsquery = func.to_tsquery("english", bindparam("q", " | ".join(terms)))  # plain words: a safe tsquery
