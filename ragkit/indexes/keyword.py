@@ -43,7 +43,10 @@ def cjk_grams(query: str) -> list[str]:
     return list(dict.fromkeys(grams))[:_MAX_TERMS]
 
 
-def _with_cjk(engine: Engine, query: str, k: int, allowed: Select | None, words: list[tuple[int, float]]) -> list:
+Scored = list[tuple[int, float]]  # (chunk id, score), best first
+
+
+def _with_cjk(engine: Engine, query: str, k: int, allowed: Select | None, words: Scored) -> Scored:
     """The chunks holding the query's CJK pairs, most pairs first, then the word matches not among them."""
     grams = cjk_grams(query)
     if not grams or k <= 0:
