@@ -17,43 +17,58 @@ from typing import IO
 
 from ragkit.errors import RagkitError, StorageError
 
-# how a full disk reads when it is not an OSError: SQLite, PostgreSQL ("could not extend file ... No space left
-# on device"), FAISS's writer (a RuntimeError quoting strerror)
+# how a full disk, or a read-only one, reads when it is not an OSError: SQLite, PostgreSQL ("could not extend
+# file ... No space left on device"), FAISS's writer (a RuntimeError quoting strerror)
 _DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_READ_ONLY_WORDS = ("read-only file system", "attempt to write a readonly database")
 
 
-def disk_full(exc: BaseException | None) -> bool:
-    """Whether exc, or an exception it was raised from or while handling, says that the disk is full."""
+def _said(exc: BaseException | None, errnos: tuple[int, ...], words: tuple[str, ...]) -> bool:
+    """Whether exc, or an exception it was raised from or while handling, has one of these errnos or words."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and exc.errno in errnos:
             return True
         # a SQLAlchemy error's own text holds the statement and its parameters (document text): read the driver's
         said = str(getattr(exc, "orig", None) or exc).lower()
-        if any(words in said for words in _DISK_FULL_WORDS):
+        if any(w in said for w in words):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
 
 
-def disk_full_message(where: Path | None = None) -> str:
-    """What to say about a full disk; where: the knowledge base, when the write was one of its own."""
-    disk = f"the disk holding {where}" if where is not None else "the disk"
-    return f"no space left on {disk}: free some space and run the same command again (what was committed is kept)"
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether exc, or an exception it was raised from or while handling, says that the disk is full."""
+    return _said(exc, (errno.ENOSPC, errno.EDQUOT), _DISK_FULL_WORDS)
+
+
+def storage_problem(exc: BaseException, where: Path | None = None) -> str | None:
+    """What to tell the user when exc says the disk is full or read-only (where: the KB it was writing); None
+    for anything else."""
+    place = f"the disk holding {where}" if where is not None else "the disk"
+    if disk_full(exc):
+        return f"no space left on {place}: free some space and run the same command again (what was committed is kept)"
+    if _said(exc, (errno.EROFS,), _READ_ONLY_WORDS):
+        return (
+            f"{place} is read-only: search and ask work, but ingest, delete, reindex, repairs and eval runs write; "
+            "copy the knowledge base to a writable disk for those"
+        )
+    return None
 
 
 @contextmanager
-def disk_space(where: Path | None = None) -> Iterator[None]:
-    """Raise a full disk met inside as one StorageError that says what to do (the traceback chain is kept)."""
+def storage_errors(where: Path | None = None) -> Iterator[None]:
+    """Raise a full or read-only disk met inside as one StorageError that says what to do (the chain is kept)."""
     try:
         yield
     except RagkitError:
         raise
     except BaseException as exc:
-        if not disk_full(exc):
+        message = storage_problem(exc, where)
+        if message is None:
             raise
-        raise StorageError(disk_full_message(where)) from exc
+        raise StorageError(message) from exc
 
 
 def _fsync_dir(path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.errors import ConfigError, KnowledgeBaseError, ModelError
-from ragkit.fsutil import atomic_write, disk_space
+from ragkit.fsutil import atomic_write, storage_errors
 
 FORMAT_VERSION = 1
 ADAPTER_FILE = "adapter_config.json"  # what PEFT writes: a folder holding it is an adapter
@@ -136,8 +136,8 @@ class WriterLock:
 
 @contextmanager
 def writing(paths: KbPaths) -> Iterator[None]:
-    """The writer lock held; a full disk met inside is raised as one StorageError that says what to do."""
-    with disk_space(paths.root), WriterLock(paths):
+    """The writer lock held; a full or read-only disk met inside is raised as one StorageError that says what to do."""
+    with storage_errors(paths.root), WriterLock(paths):
         yield
 
 

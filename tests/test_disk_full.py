@@ -1,5 +1,6 @@
-"""A full disk: one clear error, committed work kept, and the next run finishes (a real tmpfs where it can be
-mounted, which needs root; the classification of errors is tested everywhere)."""
+"""A full disk: one clear error, committed work kept, and the next run finishes. A KB on read-only media: searched
+and asked, and every write refused in one line. Both on a real tmpfs where it can be mounted (root); the
+classification of errors is tested everywhere."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from conftest import run  # the CLI in-process; the `hashed` fixture is there to
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import ragkit
-from ragkit.errors import StorageError
-from ragkit.fsutil import disk_full
+from ragkit.errors import KnowledgeBaseError, StorageError
+from ragkit.fsutil import disk_full, storage_problem
 
 
 def _raised_during(first: BaseException, then: BaseException) -> BaseException:
@@ -42,6 +43,11 @@ def test_a_full_disk_is_recognised_in_every_form_it_takes() -> None:
     # a statement's parameters are document text: a chunk about full disks is no full disk
     clash = IntegrityError("INSERT INTO chunks", ("the log said: No space left on device",), Exception("UNIQUE"))
     assert not disk_full(clash)
+    read_only = storage_problem(OSError(errno.EROFS, "Read-only file system"), Path("/srv/kb"))
+    assert read_only and read_only.startswith("the disk holding /srv/kb is read-only: search and ask work")
+    sqlite_ro = sqlite3.OperationalError("attempt to write a readonly database")
+    assert storage_problem(OperationalError("INSERT", {}, sqlite_ro)) is not None
+    assert storage_problem(ValueError("no")) is None
 
 
 @pytest.fixture
@@ -95,3 +101,41 @@ def test_the_server_answers_507_with_what_to_do_when_its_disk_is_full(small_disk
             assert response.status_code == 507
             assert response.json()["error"].startswith("no space left on the disk: free some space")
             assert c.post("/v1/search", json={"query": "who is on call"}).status_code == 200  # reads still work
+
+
+@pytest.mark.slow
+def test_a_kb_on_read_only_media_is_searched_and_refuses_writes_in_one_line(small_disk: Path, hashed: None) -> None:
+    # it could not be opened at all: SQLite's WAL mode creates files beside the database
+    subprocess.run(["mount", "-o", "remount,size=16M", str(small_disk)], check=True)
+    kb_dir = small_disk / "kb"
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample_corpus"
+    assert run("ingest", sample / "on-call.txt", sample / "security", "--kb", kb_dir).exit_code == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    found = run("search", "who is on call", "--kb", kb_dir, "-k", "1")
+    assert found.exit_code == 0 and "on-call.txt" in found.stdout
+    assert run("check", "--kb", kb_dir, "--no-repair").exit_code == 0  # keyword index compared read-only
+    for args in (["ingest", sample / "data-retention.html"], ["delete", "*on-call*"], ["reindex"]):
+        refused = run(*args, "--kb", kb_dir)
+        assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
+        assert refused.output.strip() == (
+            f"Error: the disk holding {kb_dir} is read-only: search and ask work, but ingest, delete, reindex, "
+            "repairs and eval runs write; copy the knowledge base to a writable disk for those"
+        )
+    questions = small_disk.parent / "q.jsonl"
+    questions.write_text('{"question": "who is on call?"}\n', encoding="utf-8")
+    evaluated = run("eval", "run", questions, "--kb", kb_dir, "--retrieval-only")
+    assert evaluated.exit_code == 1 and "is read-only: search and ask work" in evaluated.output
+    with ragkit.open(kb_dir) as kb:
+        assert kb.search("rotate keys", k=1)[0].chunk.uri.endswith("key-rotation.md")
+        with pytest.raises(StorageError, match="read-only"):
+            kb.ingest([sample / "data-retention.html"])
+
+
+def test_unmerged_writes_on_read_only_media_are_named(tmp_path: Path, hashed: None) -> None:
+    from ragkit.indexes import engine
+
+    db = tmp_path / "ragkit.db"
+    sqlite3.connect(db).close()
+    (tmp_path / "ragkit.db-wal").write_bytes(b"journal")  # copied mid-write
+    with pytest.raises(KnowledgeBaseError, match="unmerged writes in ragkit.db-wal"):
+        engine._read_only_sqlite(db)

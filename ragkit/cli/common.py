@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import HAS_RICH, TyperArgument, TyperGroup
 
 from ragkit.errors import RagkitError, UsageError
-from ragkit.fsutil import disk_full, disk_full_message
+from ragkit.fsutil import storage_problem
 
 # README's table: 0 success; 1 error; 2 usage error (ours, like click's for a bad option); 3 partial; 130 Ctrl-C
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -133,10 +133,11 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
         fail("Interrupted.", EXIT_INTERRUPTED)
-    except Exception as exc:  # a full disk under a command that writes outside the KB lock (eval runs, adapters)
-        if not disk_full(exc):
+    except Exception as exc:  # a full or read-only disk under a command that writes outside the KB lock (eval runs)
+        message = storage_problem(exc)
+        if message is None:
             raise
-        fail(disk_full_message(), EXIT_ERROR)
+        fail(message, EXIT_ERROR)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

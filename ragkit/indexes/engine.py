@@ -3,8 +3,10 @@ connection errors that say what to do. SQLite (a file in the KB) and PostgreSQL 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -61,12 +63,36 @@ def check_same_database(kb: Path, recorded: str | None, requested: str | None) -
     )
 
 
+def _on_read_only_media(database: str | None) -> bool:
+    """A SQLite file that exists in a folder this process cannot write (a read-only mount, a container layer)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return False
+    path = Path(database)
+    return path.is_file() and not os.access(path.parent, os.W_OK)
+
+
+def _read_only_sqlite(path: Path) -> Engine:
+    """The KB's SQLite file opened immutable: WAL mode would create -wal and -shm files beside it, which a
+    read-only folder refuses, so nothing could be read. Writes fail with 'attempt to write a readonly database'."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:  # immutable mode would not see the writes still in the journal
+        raise KnowledgeBaseError(
+            f"{path} has unmerged writes in {wal.name} and sits in a read-only folder; open it once where it can "
+            "be written (ragkit check --kb ...) before copying it to read-only media"
+        )
+    engine = create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true")
+    event.listen(engine, "connect", lambda conn, _record: conn.execute("PRAGMA foreign_keys=ON"))
+    return engine
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine. SQLite gets foreign keys, WAL and a busy timeout; Postgres a connect timeout and a
     liveness check on pooled connections. A missing driver is a DependencyError that names the extra."""
     parsed = parse_database_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
+            if _on_read_only_media(parsed.database):
+                return _read_only_sqlite(Path(parsed.database or ""))
             engine = create_engine(parsed, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine

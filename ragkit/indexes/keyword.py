@@ -15,6 +15,7 @@ from sqlalchemy import Select, bindparam, case, column, func, inspect, literal_c
 from sqlalchemy.engine import Engine
 
 from ragkit.errors import KnowledgeBaseError
+from ragkit.fsutil import storage_problem
 from ragkit.protocols import KeywordIndex as KeywordIndex  # lived here before ragkit.protocols
 from ragkit.textutil import STOPWORDS
 
@@ -127,8 +128,13 @@ class SqliteFts5:
         try:
             with self.engine.begin() as conn:
                 conn.execute(text("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)"))
-        except Exception:  # SQLITE_CORRUPT_VTAB: the FTS rows and the chunks table differ
-            return False
+        except Exception as exc:  # SQLITE_CORRUPT_VTAB: the FTS rows and the chunks table differ
+            if storage_problem(exc) is None:
+                return False
+            # a KB on read-only media: FTS5's check is a write, so compare the rows each side holds instead
+            with self.engine.connect() as conn:
+                docs = conn.scalar(text("SELECT count(*) FROM chunks_fts_docsize"))
+                return bool(conn.scalar(text("SELECT count(*) FROM chunks")) == docs)
         return True
 
     def rebuild(self) -> None:

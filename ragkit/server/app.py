@@ -32,7 +32,7 @@ from ragkit.errors import (
     StorageError,
     UsageError,
 )
-from ragkit.fsutil import disk_full, disk_full_message
+from ragkit.fsutil import storage_problem
 from ragkit.server import evals, jobs, openai_compat, routes, web
 from ragkit.server.batching import SearchBatcher
 from ragkit.server.context import KeyCache, RateLimiter, ServerContext, ServerSettings, Who, context
@@ -183,9 +183,10 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSON:
-        if disk_full(exc):  # an upload saved to a full disk, say
-            log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
-            return JSON({"error": disk_full_message()}, status_code=507)
+        message = storage_problem(exc)  # an upload saved to a full or read-only disk, say
+        if message is not None:
+            log.error("storage on %s %s: %s", request.method, request.url.path, exc)
+            return JSON({"error": message}, status_code=507)
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSON({"error": "internal error; the server log has the details"}, status_code=500)
 

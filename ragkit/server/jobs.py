@@ -25,7 +25,7 @@ from starlette.responses import StreamingResponse
 
 from ragkit.access import grant_tokens
 from ragkit.errors import RagkitError, UsageError
-from ragkit.fsutil import disk_full, disk_full_message, disk_space
+from ragkit.fsutil import storage_errors, storage_problem
 from ragkit.ingest_report import IngestCancelled
 from ragkit.server.context import Caller, Who, context, in_kb
 from ragkit.server.redact import redact
@@ -131,7 +131,7 @@ class Jobs:
             job.state, job.error = "failed", redact(str(exc), self.kb.root)
         except Exception as exc:  # noqa: BLE001 - a bug: the job says so, the log has the traceback
             log.exception("ingest job %s failed", job.id)
-            why = disk_full_message() if disk_full(exc) else "internal error while ingesting; see the server log"
+            why = storage_problem(exc) or "internal error while ingesting; see the server log"
             job.state, job.error = "failed", why
         job.finished = time.time()
         self.metrics.jobs.labels(job.state).inc()
@@ -154,7 +154,7 @@ def _save(upload: UploadFile, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
-        with disk_space(), tmp.open("wb") as out:
+        with storage_errors(), tmp.open("wb") as out:
             upload.file.seek(0)
             while chunk := upload.file.read(1 << 20):
                 out.write(chunk)
