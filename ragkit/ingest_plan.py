@@ -75,7 +75,8 @@ def plan_ingest(
     listed: dict[str, SourceItem] = {}
     for connector in connectors:
         for source_item in connector.items():
-            listed.setdefault(source_item.uri, source_item)  # the same file via two folders counts once
+            if not store.paths.holds_own_file(source_item.uri):  # `ingest . --kb ./kb`: not its manifest, reports
+                listed.setdefault(source_item.uri, source_item)  # the same file via two folders counts once
     unsupported = [u for c in connectors for u in c.unsupported]
     failed = [FileFailure(u, f"unsupported file type {Path(u).suffix or '(none)'}") for u in unsupported]
     skipped = [FileFailure(u, why) for c in connectors for u, why in getattr(c, "skipped", ())]

@@ -53,6 +53,16 @@ class KbPaths:
         """kb/runs: one folder per evaluation run."""
         return self.root / "runs"
 
+    @property
+    def uploads(self) -> Path:
+        """kb/uploads: documents uploaded through ragkit serve (the only documents kept inside a KB)."""
+        return self.root / "uploads"
+
+    def holds_own_file(self, uri: str) -> bool:
+        """Whether uri is a file ragkit keeps in this KB (manifest, database, runs, models), not an upload."""
+        root = str(self.root).rstrip("/") + "/"
+        return uri.startswith(root) and not uri.startswith(str(self.uploads) + "/")
+
     def exists(self) -> bool:
         return self.manifest.exists()
 

@@ -306,3 +306,22 @@ def test_text_from_documents_reaches_the_terminal_without_escape_sequences(kb: P
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     as_json = run("search", "hotel euros per night", "--kb", kb, "-k", "1", "--json")
     assert "\\u001b]0;owned" in as_json.stdout  # --json keeps the stored text, escaped
+
+
+def test_a_kb_inside_the_folder_it_ingests_never_ingests_itself(tmp_path: Path, hashed: None) -> None:
+    # `ragkit ingest . --kb ./kb`: its manifest.json failed as a document, and eval reports became chunks
+    docs = make_docs(tmp_path / "docs")
+    root = docs / "kb"
+    with ragkit.open(root) as kb:
+        assert kb.ingest([docs]).ingested == 3
+    report = root / "runs" / "20260101-000000-q" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<h1>Evaluation report</h1><p>The hotel costs ninety euros per night.</p>", encoding="utf-8")
+    with ragkit.open(root) as kb:
+        again = kb.ingest([docs], prune=True)
+        assert (again.ingested, again.unchanged, again.failed, again.deleted) == (0, 3, (), 0)
+        assert all(not d.uri.startswith(str(root)) for d in kb.documents.list())
+        upload = root / "uploads" / "bob" / "note.txt"  # what ragkit serve keeps there is a document
+        upload.parent.mkdir(parents=True)
+        upload.write_text("Bob's note: the gym opens at six.", encoding="utf-8")
+        assert kb.ingest([docs]).ingested == 1 and kb.search("gym", k=1)[0].chunk.uri == str(upload)

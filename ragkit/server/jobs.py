@@ -88,7 +88,7 @@ class Jobs:
     def __init__(self, kb: KnowledgeBase, metrics: Metrics) -> None:
         self.kb = kb
         self.metrics = metrics
-        self.uploads = kb.root / "uploads"
+        self.uploads = kb.paths.uploads
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragkit-ingest")
 
