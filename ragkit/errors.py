@@ -30,7 +30,8 @@ class KnowledgeBaseError(RagkitError):
 
 
 class StorageError(KnowledgeBaseError):
-    """The disk holding the knowledge base (or its database server's) is full; what was committed is kept."""
+    """The disk holding the knowledge base (or its database server's) is full or read-only; what was committed
+    is kept."""
 
 
 class ModelError(RagkitError):
@@ -50,3 +51,9 @@ class Cancelled(RagkitError):
     """The caller stopped the work: an `on_text` callback raises it to stop generation at the next piece of
     text (a server does when its client disconnects); it propagates out of `ask` unchanged. `kb.ingest(cancel=
     event)` raises its subclass IngestCancelled, carrying the partial report, once the event is set."""
+
+
+def driver_message(exc: BaseException) -> str:
+    """A database error's own words on one line: the driver's message where SQLAlchemy wraps one (SQLAlchemy's
+    text adds the statement, its parameters, which hold document text, and a web link)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ragkit.errors import RagkitError, StorageError
+from ragkit.errors import RagkitError, StorageError, driver_message
 
 # how a full disk, or a read-only one, reads when it is not an OSError: SQLite, PostgreSQL ("could not extend
 # file ... No space left on device"), FAISS's writer (a RuntimeError quoting strerror)
@@ -30,8 +30,7 @@ def _said(exc: BaseException | None, errnos: tuple[int, ...], words: tuple[str, 
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in errnos:
             return True
-        # a SQLAlchemy error's own text holds the statement and its parameters (document text): read the driver's
-        said = str(getattr(exc, "orig", None) or exc).lower()
+        said = driver_message(exc).lower()
         if any(w in said for w in words):
             return True
         exc = exc.__cause__ or exc.__context__

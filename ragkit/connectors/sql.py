@@ -19,7 +19,7 @@ from pathlib import Path
 from ragkit.access import grant_tokens
 from ragkit.connectors.base import SourceItem
 from ragkit.connectors.parsing import SourceOptions, build_document, content_hash
-from ragkit.errors import ParseError, SourceError, UsageError
+from ragkit.errors import ParseError, SourceError, UsageError, driver_message
 from ragkit.types import Document
 
 _TITLE_COLUMNS = {"title", "name", "subject", "heading"}
@@ -86,12 +86,10 @@ class SqlConnector:
                 rows = [dict(r) for r in conn.execute(stmt).mappings()]
         except NoSuchTableError as exc:
             raise SourceError(f"no table {self.table} in {self.url.render_as_string(hide_password=True)}") from exc
-        except SQLAlchemyError as exc:  # the driver's words on one line, without SQLAlchemy's "Background" link
-            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        except SQLAlchemyError as exc:
             what = f"table {self.table}" if self.table else "the query"
-            raise SourceError(
-                f"cannot read {what} from {self.url.render_as_string(hide_password=True)}: {reason}"
-            ) from exc
+            where = self.url.render_as_string(hide_password=True)
+            raise SourceError(f"cannot read {what} from {where}: {driver_message(exc)}") from exc
         finally:
             engine.dispose()
         if rows and any(c not in rows[0] for c in wanted):

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
+from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError, driver_message
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -110,7 +110,7 @@ def connect_error(engine: Engine, exc: OperationalError) -> KnowledgeBaseError:
     """Say which server could not be reached and what to do, without the password."""
     url = engine.url
     shown = url.render_as_string(hide_password=True)
-    reason = " ".join(str(exc.orig or exc).split()) or "unknown error"
+    reason = driver_message(exc) or "unknown error"
     if url.get_backend_name() != "postgresql":
         return KnowledgeBaseError(f"cannot open the database {shown}: {reason}")
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
