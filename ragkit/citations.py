@@ -155,7 +155,8 @@ def check_answer(
             continue
         if repeats(sentence, kept):
             continue  # greedy decoding of small models loops; a restated sentence adds nothing
-        echo = echoed_instruction(piece, question, [h.chunk.text for h in hits]) if question else None
+        # the sentence without its [n]: a marker's digit read as a word the answer shares with a source sentence
+        echo = echoed_instruction(sentence, question, [h.chunk.text for h in hits]) if question else None
         if echo:
             flags.append(Flag("echoed_instruction", sentence, echo[0] + 1, echo[2], quote=echo[1]))
             continue

@@ -53,8 +53,11 @@ def withhold_unfounded(
     """Run the checks on a text answer (`checked`, generated as `out` from `hits`) under the floors in `o`;
     generator names the model (its confidence floor). embed: the embedder's embed, for grounding (skipped
     without it). A JSON Schema answer, or one already abstained, passes unchanged."""
-    if o.schema is not None or checked.abstained or not checked.text:
+    if o.schema is not None or checked.abstained:
         return Withholding(checked)
+    if not checked.text.strip():
+        # every sentence was removed (echoed instructions, twice): an empty reply must not pass as an answer
+        return Withholding(replace(checked, text=o.template.abstain, citations=(), abstained=True), draft=out.text)
     draft = checked.text
     sources = [h.chunk.text for h in hits]
     grounded: Grounding | None = None
