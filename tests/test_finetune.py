@@ -27,10 +27,12 @@ from ragkit.finetune import (
     ProgressEvent,
     QAPair,
     adapter_base_model,
+    answer_removed,
     finetune,
     heldout_items,
     list_models,
     read_train_file,
+    refusal_passage,
     resolve_adapter,
     sentences,
     template_pairs,
@@ -186,6 +188,35 @@ def test_examples_are_built_as_ask_builds_them(small_kb: ragkit.KnowledgeBase) -
     kpos = builder.positive(kb_words)
     assert kpos is not None and kpos.target == f"Every ninety days [{kpos.source_ids.index(chunk.id) + 1}]."
     assert kpos.source_ids.count(chunk.id) == 1  # found among the hits, not placed a second time
+
+
+def test_a_user_records_refusal_is_its_own_passage_without_the_answer() -> None:
+    pair = QAPair(
+        "Who signs the form?",
+        "the department head",
+        "user",
+        context="Forms are filed in March. The department head signs the form. Forms go to finance.",
+    )
+    others = [pair.context or "", "Parking is free after 6 pm.", "The canteen opens at 8."]
+    # on topic, answer missing: what the relevance floor cannot tell from an answerable question
+    assert answer_removed(pair, others, 0) == "Forms are filed in March. Forms go to finance."
+    # an answer in the user's own words is in no sentence to cut: another record's passage, as before
+    own = replace(pair, answer="The head of the department does.")
+    assert answer_removed(own, others, 0) == refusal_passage(own, others, 0) == "Parking is free after 6 pm."
+
+
+@pytest.mark.slow
+def test_a_refusal_leaves_out_the_kb_chunks_that_hold_the_answer(small_kb: ragkit.KnowledgeBase) -> None:
+    # the KB quotes the answer too: the refusal was dropped; its sources are now the corpus without that chunk
+    chunk = next(c for c in small_kb.store.chunks(list(small_kb.store.chunk_ids())).values() if "90 days" in c.text)
+    q = "How often must production API keys be rotated?"
+    own = "Production API keys must be rotated every 90 days. Keys live in the vault."
+    pair = QAPair(q, "every 90 days", "user", context=own)
+    builder = ExampleBuilder(small_kb)
+    builder.k = 3
+    neg = builder.negative(pair, answer_removed(pair, [pair.context or ""], 0))
+    assert neg is not None and neg.target == ABSTAIN and chunk.id not in neg.source_ids
+    assert "Keys live in the vault." in neg.messages[-1]["content"] and "90 days" not in neg.messages[-1]["content"]
 
 
 # --- training: a tiny real fine-tune end to end ----------------------------------------------------------

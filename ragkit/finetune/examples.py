@@ -85,10 +85,21 @@ def refusal_passage(pair: QAPair, contexts: Sequence[str], index: int) -> str | 
     return contexts[(index + len(contexts) // 2) % len(contexts)]
 
 
+def answer_removed(pair: QAPair, contexts: Sequence[str], index: int) -> str | None:
+    """The record's own passage with the sentences that state its answer cut out: on topic, answer missing, which
+    no relevance floor can tell from an answerable question. Another record's passage (refusal_passage) where
+    no sentence states the answer verbatim."""
+    from ragkit.evals.datasets import without_answer
+
+    cut = without_answer(pair.context, pair.answer) if pair.context else None
+    return cut or refusal_passage(pair, contexts, index)
+
+
 class ExampleBuilder:
     """Turns QA pairs into SFT examples with the KB's own retrieval, template and packing.
 
-    refusal_passage: how a user record's refusal example picks the passage that replaces its own.
+    refusal_passage: how a user record's refusal example picks the passage that replaces its own (by default its
+    own passage without the answer, `answer_removed`).
     """
 
     def __init__(
@@ -96,14 +107,14 @@ class ExampleBuilder:
         kb: KnowledgeBase,
         options: AnswerOptions | None = None,
         *,
-        refusal_passage: RefusalPassage = refusal_passage,
+        refusal_passage: RefusalPassage | None = None,
     ) -> None:
         from ragkit.answering import options_from_config
 
         self.kb = kb
         self.options = options or options_from_config(kb.config.generator)
         self.k = kb.config.retrieval.top_k
-        self.refusal_passage = refusal_passage
+        self.refusal_passage = refusal_passage or answer_removed
         self.placed = 0  # positives whose supporting chunk retrieval missed (put in the last source slot)
 
     def _example(
@@ -171,26 +182,32 @@ class ExampleBuilder:
     def negative(self, pair: QAPair, other_context: str | None = None, index: int = 0) -> SftExample | None:
         """The same question with every chunk holding the answer left out; the target is the abstention phrase.
 
-        A user record with its own passage gets another record's passage instead (other_context).
+        A user record with its own passage gets other_context instead (by default that passage without the
+        sentences stating the answer), among the question's hits that do not hold the answer.
         """
         if pair.context is not None:
             if not other_context:
                 return None
-            return self._example(pair, self.among_hits(pair.question, other_context, index), "abstain", ())
+            hits = self.among_hits(pair.question, other_context, index, without=pair.answer)
+            return self._example(pair, hits, "abstain", ())
         support = self.supporting_ids(pair)
         if not support:
             return None  # a user answer no chunk quotes: nothing known to remove
         return self._example(pair, retrieve_without(self.kb, pair.question, support, self.k), "abstain", tuple(support))
 
-    def among_hits(self, question: str, passage: str, index: int) -> list[Hit]:
+    def among_hits(self, question: str, passage: str, index: int, *, without: str | None = None) -> list[Hit]:
         """A user passage in a slot of `ask`'s retrieval for the question, as the model will meet real sources.
 
         With the passage as the only source the model never learns to find the answer among others, and at
         `ask` time (top_k sources) it answered from whichever source it liked (seen on HaluEval: run F vs H in
-        docs/benchmarks.md). The slot rotates with the record so no position gives the answer away.
+        docs/benchmarks.md). The slot rotates with the record so no position gives the answer away. without: an
+        answer no other source may hold (a refusal example's sources are the corpus without it, as for a KB pair).
         """
         body = " ".join(passage.split())
-        others = [h for h in self.kb.search(question, self.k + 1) if " ".join(h.chunk.text.split()) not in body]
+        hits = self.kb.search(question, self.k + 1 + (SUPPORT_SEARCH_K if without else 0))
+        others = [h for h in hits if " ".join(h.chunk.text.split()) not in body]
+        if without:
+            others = [h for h in others if not holds(h.chunk.text, without)]
         others = others[: self.k - 1]
         slot = index % (len(others) + 1)
         hits = [*others[:slot], _user_hit(passage, index, f"training/record-{index}.txt"), *others[slot:]]

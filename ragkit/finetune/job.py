@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit._version import __version__
 from ragkit.errors import ConfigError, ModelError, RagkitError
-from ragkit.finetune.examples import ExampleBuilder, RefusalPassage, SftExample, refusal_passage, tokenize_example
+from ragkit.finetune.examples import ExampleBuilder, RefusalPassage, SftExample, answer_removed, tokenize_example
 from ragkit.finetune.heldout import evaluate_heldout, heldout_items
 from ragkit.finetune.questions import QAPair, model_pair, read_train_file, template_pairs
 from ragkit.finetune.train import NOTE_CHARS, FinetuneOptions, ProgressEvent, ProgressFn, TrainLog, train_lora
@@ -53,7 +53,7 @@ def finetune(
     train_file: str | Path | None = None,
     progress: ProgressFn | None = None,
     overwrite: bool = False,
-    refusal_passage: RefusalPassage = refusal_passage,
+    refusal_passage: RefusalPassage = answer_removed,
 ) -> FinetuneResult:
     """Fine-tune the KB's local GPT with LoRA and save the adapter as kb/models/NAME/.
 
@@ -292,7 +292,7 @@ def build_examples(
         if pos is not None:
             out.append(pos)
         if i in negative:
-            other = builder.refusal_passage(pair, contexts, n_context) if pair.context and len(contexts) > 1 else None
+            other = builder.refusal_passage(pair, contexts, n_context) if pair.context else None
             neg = builder.negative(pair, other, i)
             if neg is not None:
                 out.append(neg)
