@@ -98,8 +98,7 @@ def answer_removed(pair: QAPair, contexts: Sequence[str], index: int) -> str | N
 class ExampleBuilder:
     """Turns QA pairs into SFT examples with the KB's own retrieval, template and packing.
 
-    refusal_passage: how a user record's refusal example picks the passage that replaces its own (by default its
-    own passage without the answer, `answer_removed`).
+    refusal_passage: how a user record's refusal example picks the passage that replaces its own.
     """
 
     def __init__(
@@ -107,14 +106,14 @@ class ExampleBuilder:
         kb: KnowledgeBase,
         options: AnswerOptions | None = None,
         *,
-        refusal_passage: RefusalPassage | None = None,
+        refusal_passage: RefusalPassage = answer_removed,
     ) -> None:
         from ragkit.answering import options_from_config
 
         self.kb = kb
         self.options = options or options_from_config(kb.config.generator)
         self.k = kb.config.retrieval.top_k
-        self.refusal_passage = refusal_passage or answer_removed
+        self.refusal_passage = refusal_passage
         self.placed = 0  # positives whose supporting chunk retrieval missed (put in the last source slot)
 
     def _example(
