@@ -199,8 +199,9 @@ def resolve_adapter(kb_root: Path, spec: str, base_model: str | None = None) -> 
 
 
 def is_adapter_name(kb_root: Path, name: str) -> bool:
-    """Whether kb/models/NAME is a folder (an adapter made by `ragkit finetune`, perhaps unfinished)."""
-    return (models_dir(kb_root) / name).is_dir()
+    """Whether kb/models/NAME is a folder (an adapter made by `ragkit finetune`, perhaps unfinished), or NAME is
+    a folder holding an adapter (one trained in another KB): what resolve_adapter accepts."""
+    return (models_dir(kb_root) / name).is_dir() or (Path(name).expanduser() / ADAPTER_FILE).is_file()
 
 
 def _adapter_path(kb_root: Path, spec: str) -> Path:

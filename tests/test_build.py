@@ -50,7 +50,7 @@ def test_ingest_settings_copy_every_setting_once() -> None:
     assert {f.name for f in dataclasses.fields(s)} >= {"parser", "json_field", "url_timeout_s", "parse_workers"}
 
 
-def test_generator_specs_become_overrides(tmp_path: Path) -> None:
+def test_generator_specs_become_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kb = tmp_path / "kb"
     adapter = kb / "models" / "mine"
     adapter.mkdir(parents=True)
@@ -68,5 +68,13 @@ def test_generator_specs_become_overrides(tmp_path: Path) -> None:
         "generator.model": "Qwen2.5-Coder-0.5B-Instruct",
     }
     assert build.generator_overrides(kb, "SmolLM2-135M-Instruct", "mine")["generator.model"] == "SmolLM2-135M-Instruct"
+    # an adapter folder trained in another KB is one too, by a relative path as well (that was read under
+    # kb/models/ and then taken for a generator model)
+    monkeypatch.chdir(tmp_path)
+    assert build.generator_overrides(tmp_path / "other-kb", None, "kb/models/mine") == {
+        "generator.adapter": "kb/models/mine",
+        "generator.backend": "transformers",
+        "generator.model": "Qwen2.5-Coder-0.5B-Instruct",
+    }
     # a name that is no adapter is a model name (an HTTP server's, say)
     assert build.generator_overrides(kb, None, "gpt-x") == {"generator.model": "gpt-x"}
