@@ -1,8 +1,8 @@
 """KnowledgeBase: the facade the CLI, evals, finetune, the server and users go through. It only delegates.
 
-The store (`ragkit.store`) owns SQL, FAISS and the keyword index and keeps them in step; `ragkit.build` reads the
-config and builds components and options; `ragkit.answering` turns hits into a checked answer; the workflows take
-the KB as an argument. Heavy parts load on first use, so `ragkit search` never loads the GPT; opening is cheap."""
+The store (`ragkit.store`) owns SQL, FAISS and the keyword index in step; `ragkit.build` reads the config and
+builds components and options; `ragkit.answering` turns hits into a checked answer; workflows take the KB as an
+argument. Heavy parts load on first use (`ragkit search` never loads the GPT), so opening is cheap."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ragkit.apikeys import ApiKeys
 from ragkit.config import RagkitConfig, dump_config
 from ragkit.documents import Documents
 from ragkit.errors import KnowledgeBaseError
+from ragkit.fallback import with_second_opinion
 from ragkit.fsutil import atomic_write
 from ragkit.indexes.engine import make_engine
 from ragkit.indexes.faiss_index import FaissIndex
@@ -56,6 +57,7 @@ class KnowledgeBase:
         lock = threading.RLock()  # one lock for every component: see ragkit.lazy
         self._embedder = Lazy(lambda: build.embedder_from(self.config, self.manifest, self.root), lock)
         self._generator = Lazy(lambda: build.generator_from(self.config, self.root), lock)
+        self._fallback = Lazy(lambda: build.fallback_from(self.config), lock)
         self._reranker = Lazy(lambda: build.reranker_from(self.config), lock)
         self.store = Store(
             SqlStore(make_engine(build.database_url(config, self.paths))),
@@ -165,8 +167,7 @@ class KnowledgeBase:
         return DeleteReport(deleted=report.deleted, unmatched=report.unmatched, chunks=chunks)
 
     def reindex(self, spec: str | None = None) -> ReindexReport:
-        """Rebuild the FAISS index from the vectors in SQL (no re-embedding), e.g. to switch type. spec: a FAISS
-        factory spec or "auto" (default: configured), saved in ragkit.toml once built. Returns a ReindexReport."""
+        """Rebuild FAISS from SQL's vectors, e.g. to switch type; spec: a factory spec or "auto", saved once built."""
         with self._writing():
             report = self.store.rebuild(spec or self.config.index.spec, build.index_fill(self.config))  # then swapped
             if spec and spec != self.config.index.spec:
@@ -178,8 +179,7 @@ class KnowledgeBase:
             return report
 
     def check(self, repair: bool = True) -> CheckReport:
-        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked. Returns the
-        counts (SQL chunks, FAISS vectors, ids missing / extra / duplicate), keyword index intact, consistent now."""
+        """Verify that FAISS and the keyword index agree with SQL (the truth); repair them when asked (CheckReport)."""
         report = self.store.check(repair=False)
         if report.ok or not repair:
             return report
@@ -236,16 +236,8 @@ class KnowledgeBase:
         """
         if not queries or not all(q.strip() for q in queries):
             raise KnowledgeBaseError("the query is empty; ask something")
-        options = build.search_options(
-            self.config.retrieval,
-            k=k,
-            filters=filters,
-            mode=mode,
-            nprobe=nprobe,
-            ef_search=ef_search,
-            rerank=rerank,
-            mmr=mmr,
-        )
+        knobs = {"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank, "mmr": mmr}
+        options = build.search_options(self.config.retrieval, k=k, filters=filters, mode=mode, **knobs)
         return self.store.search_batch(queries, options, self.acl.scope(self.principal, queries))
 
     def ask(
@@ -270,11 +262,10 @@ class KnowledgeBase:
         samples: draw N answers, return the majority one with its agreement. schema: a JSON Schema the answer must
         satisfy (constrained decoding). on_text: called with each piece of text as the model writes it. min_*:
         GeneratorConfig's abstention floors (relevance before generating; the others withhold a generated answer,
-        ragkit.withholding); 0 = off, None = the config's value."""
-        floors = {"min_relevance": min_relevance, "min_grounding": min_grounding}
-        floors |= {"min_confidence": min_confidence, "min_coverage": min_coverage}
-        options = self.answer_options(max_new_tokens=max_new_tokens, strict=strict, samples=samples, **floors)
-        options = build.with_schema(options, schema)
+        ragkit.withholding); 0 = off, None = the config's value. A withheld draft may get a second opinion."""
+        floors = dict(min_relevance=min_relevance, min_grounding=min_grounding, min_confidence=min_confidence)
+        floors |= dict(min_coverage=min_coverage, max_new_tokens=max_new_tokens, strict=strict, samples=samples)
+        options = build.with_schema(self.answer_options(**floors), schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)
         return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)
@@ -291,18 +282,21 @@ class KnowledgeBase:
         *,
         on_text: Callable[[str], None] | None = None,
         retrieve_s: float = 0.0,
+        relevance: float | None = None,
     ) -> Answer:
-        """Answer from hits already retrieved (best first) with this KB's generator; see `ask` (None: answer_options)"""
+        """Answer from hits already retrieved (best first) with this KB's generator; see `ask` (None: answer_options).
+        relevance: the question's best cosine to the hits when the caller measured it (measured_relevance)."""
         options = options or self.answer_options()
-        relevance = measured_relevance(question, hits, self._embedder.get)
+        relevance = measured_relevance(question, hits, self._embedder.get) if relevance is None else relevance
         gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)
         if gated is not None:
             build.check_generator(self.config, self.root)  # the GPT is not loaded, but a typo must still fail
             return gated
         gen, embed = self.generator, (lambda texts: self.embedder.embed(texts))
-        return answer_question(
+        first = answer_question(
             question, hits, gen, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance, embed=embed
-        )
+        )  # a withheld draft gets a second opinion when generator.fallback names a model (ragkit.fallback)
+        return with_second_opinion(first, hits, build.fallback_options(self.config, options), self._fallback.get, embed)
 
     def stats(self) -> dict[str, Any]:
         """Counts, models and failures recorded in the KB (of the documents the principal may read)."""

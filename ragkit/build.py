@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.access import AclDeclaration, AclRules, grant_tokens, load_acl_rules
-from ragkit.answering import AnswerOptions, default_min_grounding, default_min_relevance, options_from_config
+from ragkit.answering import (
+    AnswerOptions,
+    default_min_coverage,
+    default_min_grounding,
+    default_min_relevance,
+    options_from_config,
+)
 from ragkit.config import RagkitConfig, RetrievalConfig
 from ragkit.errors import ConfigError, KnowledgeBaseError, UsageError
 from ragkit.indexes.filters import FilterSpec
@@ -67,6 +73,15 @@ def answer_options(cfg: RagkitConfig, **overrides: Any) -> AnswerOptions:
     if overrides.get("min_grounding") is None and cfg.generator.min_grounding is None:
         overrides["min_grounding"] = default_min_grounding(cfg.embedder.model)
     return options_from_config(cfg.generator, **overrides)
+
+
+def fallback_options(cfg: RagkitConfig, options: AnswerOptions) -> AnswerOptions:
+    """`options` for generator.fallback: its own measured coverage floor where the config leaves the floor to
+    the generator and the call kept the first model's (an explicit min_coverage holds for both)."""
+    g = cfg.generator
+    if g.fallback and g.min_coverage is None and options.min_coverage == default_min_coverage(g.model):
+        return replace(options, min_coverage=default_min_coverage(g.fallback))
+    return options
 
 
 def with_schema(options: AnswerOptions, schema: dict[str, Any] | None) -> AnswerOptions:
@@ -139,14 +154,19 @@ def database_url(cfg: RagkitConfig, paths: KbPaths) -> str:
     return cfg.database_url or f"sqlite:///{paths.database}"
 
 
-def generator_overrides(kb_root: Path, generator: str | None, model: str | None) -> dict[str, Any]:
-    """Config overrides for `ask --generator SPEC --model NAME`.
+def generator_overrides(
+    kb_root: Path, generator: str | None, model: str | None, fallback: str | None = None
+) -> dict[str, Any]:
+    """Config overrides for `ask --generator SPEC --model NAME --fallback SPEC`.
 
     generator: "openai:URL" (an HTTP server), "llamacpp:PATH" (a .gguf run by llama.cpp), or a bundled name or
     transformers folder. model: an adapter made by `ragkit finetune` (kb/models/NAME), run on the base it was
-    trained on unless --generator says otherwise; otherwise a model name (the HTTP server's, say).
+    trained on unless --generator says otherwise; otherwise a model name (the HTTP server's, say). fallback:
+    generator.fallback ("none": no second model).
     """
     overrides: dict[str, Any] = {}
+    if fallback:
+        overrides["generator.fallback"] = None if fallback.lower() in ("none", "off") else fallback
     if generator and generator.startswith("openai:"):
         overrides |= {"generator.backend": "openai", "generator.url": generator.removeprefix("openai:")}
     elif generator and generator.startswith("llamacpp:"):
@@ -211,12 +231,35 @@ def generator_from(cfg: RagkitConfig, root: Path) -> Generator:
     )
 
 
+def fallback_from(cfg: RagkitConfig) -> Generator | None:
+    """Load generator.fallback (same backend and settings as the first model, no adapter); None when unset or
+    when it names the first model itself."""
+    from ragkit.generation import build_generator
+
+    g = cfg.generator
+    if not g.fallback or (g.fallback == g.model and not g.adapter):
+        return None
+    return build_generator(
+        g.backend,
+        g.fallback,
+        url=g.url,
+        device=g.device,
+        context_window=g.context_window,
+        threads=g.threads,
+        api_key_env=g.api_key_env,
+        timeout_s=g.timeout_s,
+    )
+
+
 def check_generator(cfg: RagkitConfig, root: Path) -> None:
-    """Raise what loading the generator would raise for a missing local model or adapter, without loading it."""
+    """Raise what loading the generator would raise for a missing local model, fallback or adapter, without
+    loading it."""
     if cfg.generator.backend in ("transformers", "llamacpp"):
         from ragkit.assets import resolve_generator
 
         resolve_generator(cfg.generator.model)
+        if cfg.generator.fallback:
+            resolve_generator(cfg.generator.fallback)
     adapter_dir(cfg, root)
 
 

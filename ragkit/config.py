@@ -77,6 +77,10 @@ class GeneratorConfig(_Section):
     model: str = "SmolLM2-135M-Instruct"  # a bundled name, a local transformers directory or a .gguf file
     # a LoRA adapter on `model`: a name under kb/models/ (made by `ragkit finetune`) or an adapter folder
     adapter: str | None = None
+    # a second generator (a bundled name, a local transformers directory or a .gguf file, same backend), asked
+    # only when the checks after generation withhold `model`'s draft; its answer passes the same checks, under
+    # its own measured floors. None = no second opinion (docs/benchmarks.md, "Tenth round")
+    fallback: str | None = None
     max_new_tokens: int = Field(default=160, ge=1)
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding

@@ -171,6 +171,9 @@ class Flag:
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).
+    "fallback"         - the checks withheld the first model's draft and generator.fallback answered too
+                         (ragkit.fallback): text = the draft not delivered (the first model's when the second
+                         one's answer stands, else the second one's), detail = which model answered.
     """
 
     kind: str

@@ -191,6 +191,24 @@ def test_the_draft_streams_in_then_the_checked_answer_and_a_citation_shows_its_e
 
 
 @pytest.mark.slow
+def test_a_withheld_draft_answered_by_the_fallback_model_says_so_on_the_page(serve, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ragkit.testing import ScriptedGenerator
+
+    url, kb, gen = serve(SlowGenerator("Production API keys must be rotated every 45 days [1].", name="small"))
+    bigger = ScriptedGenerator(lambda prompt: "Production API keys must be rotated every 90 days [1].", name="bigger")
+    kb._fallback.set(bigger)  # as generator.fallback loads it; the checks and the server are real
+    page.goto(url)
+    ask(page, QUESTION)
+    page.locator("#answer-text").wait_for()
+    assert "90 days" in page.text_content("#answer-text") and "45" not in page.text_content("#answer-text")
+    assert page.text_content("#answer-meta").startswith("Answered by bigger")
+    note = page.locator("ul.notes li").filter(has_text="A second model was asked").text_content()
+    assert "small's answer was withheld (no source holds" in note and "bigger answered instead" in note
+    assert len(gen.calls) == 1 and len(bigger.calls) == 1
+    shot(page, tmp_path, "fallback")
+
+
+@pytest.mark.slow
 def test_an_off_topic_question_shows_the_abstention_notice_and_no_model_runs(serve, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url, _, gen = serve(**{"generator.min_relevance": 0.4})
     page.goto(url)

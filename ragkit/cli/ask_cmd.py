@@ -15,6 +15,7 @@ from ragkit.cli.common import (
     AsOpt,
     DbOpt,
     DeviceOpt,
+    FallbackOpt,
     GeneratorOpt,
     GroupsOpt,
     JsonOpt,
@@ -126,6 +127,7 @@ def ask(
     ] = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
+    fallback: FallbackOpt = None,
     template: Annotated[
         Path | None,
         typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
@@ -149,7 +151,7 @@ def ask(
         non_empty(question, "question")
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
-        overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model)
+        overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
         if template:
             overrides["generator.template_file"] = str(template)
         json_schema = _read_schema(schema) if schema else None
@@ -164,6 +166,8 @@ def ask(
         with ragkit.open(kb, create=False, principal=principal, **overrides) as base:
             check_reader(base, principal, as_json)
             first_use(base.config.generator.model, as_json)
+            if base.config.generator.fallback:
+                first_use(base.config.generator.fallback, as_json)
             kwargs: dict[str, Any] = {
                 "k": k,
                 "max_new_tokens": max_tokens,
@@ -235,12 +239,17 @@ def ask(
             "--min-relevance 0 asks it anyway.[/dim]"
         )
     withheld = next((f for f in answer.flags if f.kind in _WITHHELD), None)
+    second = next((f for f in answer.flags if f.kind == "fallback"), None)
+    if second is not None and not answer.abstained:
+        err.print(f"[dim]{escape(second.detail)} (--fallback none asks one model only).[/dim]")
     if withheld is not None:
         why, option = _WITHHELD[withheld.kind]
         err.print(
             f"[dim]{why}: {escape(withheld.detail)}. ragkit abstained; --json shows the withheld draft, "
             f"{option} 0 keeps it.[/dim]"
         )
+        if second is not None:
+            err.print(f"[dim]{escape(second.detail)}.[/dim]")
     elif answer.abstained and gate is None and answer.generator:
         err.print(
             f"[dim]The model found no answer in the {len(answer.hits)} source(s) it was given; "

@@ -225,6 +225,14 @@ ModelOpt = Annotated[
         help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator server.",
     ),
 ]
+FallbackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fallback",
+        help="A second model asked only when the checks withhold the first one's answer (a bundled name, a "
+        "transformers directory or .gguf); 'none' asks no second model [default: config's generator.fallback]",
+    ),
+]
 
 # -- who reads: --as NAME --groups G1,G2 --admin on every command that reads chunks (ragkit.access) --------------
 

@@ -18,6 +18,7 @@ from ragkit.cli.common import (
     AdminOpt,
     AsOpt,
     DbOpt,
+    FallbackOpt,
     GeneratorOpt,
     GroupsOpt,
     JsonOpt,
@@ -108,6 +109,7 @@ def run(
     judge: JudgeOpt = "minilm-lexical",
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
+    fallback: FallbackOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -134,7 +136,7 @@ def run(
 
     with user_errors():
         principal = reader(as_user, groups, admin)
-        overrides = dict(db_override(db)) | generator_overrides(kb, generator, model)
+        overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,

@@ -140,6 +140,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
     fields_: dict[str, Any] = {
         "answer": ans.text,
         "raw_answer": ans.raw_text,
+        "generator": ans.generator,
         "abstained": ans.abstained,
         "relevance": None if ans.relevance is None else round(ans.relevance, 6),
         "prompt_tokens": ans.prompt_tokens,
@@ -156,6 +157,9 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         fields_["withheld"] = {"draft": ans.draft, "reason": why, **measured}
     else:
         fields_.update({k: v for k, v in measured.items() if v is not None})
+    second = next((f for f in ans.flags if f.kind == "fallback"), None)
+    if second is not None:  # generator.fallback was asked too (ragkit.fallback): the draft not delivered, and why
+        fields_["fallback"] = {"draft": second.text, "detail": second.detail}
     if item.answers:
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
-from ragkit.answering import AnswerOptions, answer_question, measured_relevance, relevance_gate
+from ragkit.answering import AnswerOptions, measured_relevance, relevance_gate
 from ragkit.errors import Cancelled, RagkitError
 from ragkit.server.batching import options_key
 from ragkit.server.context import Caller, ServerContext, Who, context, in_kb, reader
@@ -97,21 +97,17 @@ class Prepared:
     gated: Answer | None
 
     def answerer(self, on_text: Callable[[str], None]) -> Callable[[], Answer]:
-        """The generation half of `kb.answer` as a call for the lane's thread (the gate passed; the relevance
-        measured for it is passed on, not measured again)."""
+        """`kb.answer` as a call for the lane's thread (the gate passed; the relevance measured for it is passed
+        on, not measured again). The models load in this thread if not yet, the fallback only when asked."""
 
         def run() -> Answer:
-            kb, o = self.kb, self.options
-            gen, embed = kb.generator, kb.embedder.embed  # loaded in this thread if not yet
-            return answer_question(
+            return self.kb.answer(
                 self.question,
                 self.hits,
-                gen,
-                o,
+                self.options,
                 on_text=on_text,
                 retrieve_s=self.retrieve_s,
                 relevance=self.relevance,
-                embed=embed,
             )
 
         return run
