@@ -160,3 +160,15 @@ def test_the_bundled_qwen_answers_what_smollm2_invented(built_kb: Path) -> None:
     res = run("ask", "What is the daily meal allowance on business trips?", "--kb", built_kb, "--no-stream", *cascade)
     assert res.exit_code == 0 and res.output.startswith("I don't know based on the provided sources."), res.output
     assert "Qwen2.5-Coder-0.5B-Instruct was asked too, and its answer was withheld" in res.output
+
+
+def test_models_names_the_fallback_set_in_ragkit_toml(kb: Path) -> None:
+    toml = kb / "ragkit.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace("[generator]\n", '[generator]\nfallback = "Qwen2.5-Coder-0.5B-Instruct"\n', 1))
+    res = run("models", "--kb", kb, "--json")
+    assert res.exit_code == 0, res.output
+    bundled = {b["name"]: b for b in json.loads(res.output)["bundled"]}
+    assert bundled["Qwen2.5-Coder-0.5B-Instruct"]["fallback"] and not bundled["SmolLM2-135M-Instruct"]["fallback"]
+    res = run("models", "--kb", kb)
+    assert "Qwen2.5-Coder-0.5B-Instruct (generator.fallback)" in res.output, res.output

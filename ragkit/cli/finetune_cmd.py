@@ -269,9 +269,10 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         models = [a.to_json() for a in base.adapters()]
         active = base.config.generator.adapter
-        generator = base.config.generator.model
+        generator, fallback = base.config.generator.model, base.config.generator.fallback
     bundled = [
         {"name": m.name, "installed": is_installed(m), "install": m.install, "active": m.name == generator}
+        | {"fallback": m.name == fallback}
         for m in GENERATORS.values()
     ]
     new_kbs = default_generator()
@@ -281,7 +282,8 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         return
     for b in bundled:
         state = "installed" if b["installed"] else f"not installed: {b['install']}"
-        out.print(f"bundled generator {b['name']}{' (generator.model)' if b['active'] else ''}: {state}")
+        role = " (generator.model)" if b["active"] else " (generator.fallback)" if b["fallback"] else ""
+        out.print(f"bundled generator {b['name']}{role}: {state}")
     if new_kbs != generator:
         out.print(f"new knowledge bases get {new_kbs}; this one keeps {generator} (--generator or generator.model)")
     if not models:
