@@ -215,39 +215,33 @@ def adapter_dir(cfg: RagkitConfig, root: Path) -> str | None:
 
 def generator_from(cfg: RagkitConfig, root: Path) -> Generator:
     """Load the configured generator (with its adapter, if any)."""
-    from ragkit.generation import build_generator
-
-    g = cfg.generator
-    return build_generator(
-        g.backend,
-        g.model,
-        url=g.url,
-        device=g.device,
-        context_window=g.context_window,
-        threads=g.threads,
-        api_key_env=g.api_key_env,
-        timeout_s=g.timeout_s,
-        adapter=adapter_dir(cfg, root),
-    )
+    return _generator(cfg, cfg.generator.model, adapter_dir(cfg, root))
 
 
 def fallback_from(cfg: RagkitConfig) -> Generator | None:
     """Load generator.fallback (same backend and settings as the first model, no adapter); None when unset or
     when it names the first model itself."""
-    from ragkit.generation import build_generator
-
     g = cfg.generator
     if not g.fallback or (g.fallback == g.model and not g.adapter):
         return None
+    return _generator(cfg, g.fallback, None)
+
+
+def _generator(cfg: RagkitConfig, model: str, adapter: str | None) -> Generator:
+    """`model` (with `adapter`) under the generator section's backend and settings."""
+    from ragkit.generation import build_generator
+
+    g = cfg.generator
     return build_generator(
         g.backend,
-        g.fallback,
+        model,
         url=g.url,
         device=g.device,
         context_window=g.context_window,
         threads=g.threads,
         api_key_env=g.api_key_env,
         timeout_s=g.timeout_s,
+        adapter=adapter,
     )
 
 
