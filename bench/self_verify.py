@@ -1,20 +1,21 @@
-"""Self-verification as an abstention signal: does the generator itself say its draft is stated in the sources?
+"""Verification as an abstention signal: does a model (the generator itself, or a larger one) say a draft is
+stated in the sources? The signal behind generator.min_verified (ragkit.verification).
 
-    python bench/self_verify.py --workdir /tmp/devset [--run KB/runs/NAME ...] [--verifier Qwen2.5-Coder-0.5B-Instruct]
+    python bench/self_verify.py --workdir /tmp/devset [--split heldout] [--run KB/runs/NAME ...]
+        [--verifier Qwen2.5-Coder-1.5B-Instruct] [--out scores.jsonl]
 
-For every drafted answer of the newest dev-split runs of `bench/devset.py` (0.5B), and of any other eval runs
-given, it asks the verifier "Do the sources state this answer to the question? Reply yes or no." with the
-sources the generator saw, and scores P(yes) / (P(yes) + P(no)) from its next-token distribution (one forward
-pass, no generation). It prints the AUROC of that score for right answers (gold in the answer) against wrong
-and unanswerable drafts: over all drafts, and over the drafts the current checks deliver, which is where a
-new signal would have to add something.
+For every drafted answer of the newest dev-split (or held-out) runs of `bench/devset.py` (0.5B), and of any
+other eval runs given, it asks the verifier "Do the sources state this answer to the question? Reply yes or
+no." with the sources the generator saw, and scores P(yes) / (P(yes) + P(no)) from its next-token
+distribution (one forward pass, no generation). It prints the AUROC of that score for right answers (gold in
+the answer) against wrong and unanswerable drafts: over all drafts, and over the drafts the current checks
+deliver, which is where a new signal would have to add something.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,8 @@ from ragkit.citations import CheckedAnswer
 from ragkit.evals.metrics import contains_answer
 from ragkit.testing import make_hit
 from ragkit.types import Generation
+from ragkit.verification import verification_messages
 from ragkit.withholding import withhold_unfounded
-
-ASK = "Do the sources state this answer to the question? Reply yes or no."
-SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no only."
 
 
 def _auroc(rows: list[tuple[bool, float]]) -> float | None:
@@ -40,40 +39,32 @@ def _auroc(rows: list[tuple[bool, float]]) -> float | None:
 
 
 def main() -> None:
-    import torch
-
     from ragkit.generation.hf import TransformersGenerator
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, help="bench/devset.py's work folder (its dev-split runs)")
     ap.add_argument("--run", type=Path, action="append", default=[], help="another eval run folder")
     ap.add_argument("--verifier", default="Qwen2.5-Coder-0.5B-Instruct")
+    ap.add_argument("--split", choices=["dev", "heldout"], default="dev", help="which devset runs --workdir reads")
+    ap.add_argument("--out", type=Path, help="write each draft's score here (JSON lines), to choose a floor from")
     args = ap.parse_args()
     runs = list(args.run)
     if args.workdir is not None:
         for corpus in ("sample", "pydocs", "halueval"):
-            found = sorted((args.workdir / f"kb-{corpus}" / "runs").glob("*-devset-dev-Qwen2.5-Coder-0.5B-Instruct"))
+            pattern = f"*-devset-{args.split}-Qwen2.5-Coder-0.5B-Instruct"
+            found = sorted((args.workdir / f"kb-{corpus}" / "runs").glob(pattern))
             runs += found[-1:]
     if not runs:
         raise SystemExit("give --workdir or --run")
     gen = TransformersGenerator(args.verifier)
-    tok = gen.tokenizer
-    yes = sorted({tok.encode(w, add_special_tokens=False)[0] for w in ("yes", "Yes", " yes", " Yes")})
-    no = sorted({tok.encode(w, add_special_tokens=False)[0] for w in ("no", "No", " no", " No")})
 
     def score(question: str, answer: str, contexts: list[dict[str, Any]]) -> float:
-        sources = "\n\n".join(f"[{i}] {c['text'][:1500]}" for i, c in enumerate(contexts, 1))
-        said = re.sub(r"\[\d+\]", "", answer).strip()
-        user = f"Sources:\n{sources}\n\nQuestion: {question}\nProposed answer: {said}\n\n{ASK}"
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-        with torch.no_grad():
-            logits = gen.model(**gen._encode(messages)).logits[0, -1]  # noqa: SLF001 (the chat encoding ask uses)
-        p = torch.softmax(logits.float(), -1)
-        y, n = float(p[yes].sum()), float(p[no].sum())
-        return y / (y + n + 1e-9)
+        # the chat ragkit.verification asks (generator.min_verified); contexts hold the first 1,500 characters
+        return gen.yes_probability(verification_messages(question, answer, [c["text"] for c in contexts]))
 
     everything: list[tuple[bool, float]] = []
     delivered: list[tuple[bool, float]] = []
+    dump = args.out.open("w", encoding="utf-8") if args.out else None
     for run in runs:
         kb = ragkit.open(run.parent.parent, create=False)
         for line in (run / "samples.jsonl").read_text().splitlines():
@@ -90,6 +81,10 @@ def main() -> None:
             everything.append(row)
             if not held.checked.abstained:
                 delivered.append(row)
+            if dump is not None:
+                record = {"run": run.name, "id": s["id"], "construction": s.get("construction"), "right": right}
+                record |= {"delivered": not held.checked.abstained, "score": round(row[1], 5), "draft": draft}
+                dump.write(json.dumps(record) + "\n")
     for name, rows in (("all drafts", everything), ("delivered by the checks", delivered)):
         auc = _auroc(rows)
         print(f"{name}: {len(rows)} ({sum(r for r, _ in rows)} right), AUROC {auc if auc is None else round(auc, 3)}")

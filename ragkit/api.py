@@ -256,6 +256,7 @@ class KnowledgeBase:
         min_grounding: float | None = None,
         min_confidence: float | None = None,
         min_coverage: float | None = None,
+        min_verified: float | None = None,
     ) -> Answer:
         """Retrieve, pack under the token budget, generate, and verify the answer's citations. filters / mode: as
         for search (only chunks passing the filters can be sources). strict: drop sentences no source supports.
@@ -264,7 +265,8 @@ class KnowledgeBase:
         GeneratorConfig's abstention floors (relevance before generating; the others withhold a generated answer,
         ragkit.withholding); 0 = off, None = the config's value. A withheld draft may get a second opinion."""
         floors = dict(min_relevance=min_relevance, min_grounding=min_grounding, min_confidence=min_confidence)
-        floors |= dict(min_coverage=min_coverage, max_new_tokens=max_new_tokens, strict=strict, samples=samples)
+        floors |= dict(min_coverage=min_coverage, min_verified=min_verified, max_new_tokens=max_new_tokens)
+        floors |= dict(strict=strict, samples=samples)
         options = build.with_schema(self.answer_options(**floors), schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)

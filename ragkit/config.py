@@ -81,6 +81,10 @@ class GeneratorConfig(_Section):
     # only when the checks after generation withhold `model`'s draft; its answer passes the same checks, under
     # its own measured floors. None = no second opinion (docs/benchmarks.md, "Tenth round")
     fallback: str | None = None
+    # with a fallback: it also reads each answer the first model delivers and says whether the sources state it;
+    # below this P(yes) the answer is withheld and the fallback answers instead (ragkit.verification). None = the
+    # floor measured for the bundled fallback (docs/benchmarks.md, "Tenth round"), off for other models; 0 = off
+    min_verified: float | None = Field(default=None, ge=0.0, le=1.0)
     max_new_tokens: int = Field(default=160, ge=1)
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding

@@ -8,6 +8,7 @@ withheld, and it is asked only for those (docs/benchmarks.md, "Tenth round").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from ragkit.answering import AnswerOptions, answer_question
 from ragkit.protocols import Generator
 from ragkit.types import Answer, Flag, Hit
+from ragkit.verification import verified
 from ragkit.withholding import WITHHOLDING_FLAGS
 
 
@@ -57,7 +59,15 @@ def with_second_opinion(
     embed: Callable[[list[str]], Any] | None,
 ) -> Answer:
     """`first` (answer_question's answer from `hits`), or, when its draft was withheld and `fallback()` gives a
-    model (loaded only then), second_opinion of the two. options: the fallback's (build.fallback_options)."""
+    model (loaded only then), second_opinion of the two. options: the fallback's (build.fallback_options); with
+    options.min_verified > 0 the fallback model also reads a delivered answer first (`verify_first`)."""
+    if options.schema is not None:
+        return first
+    if not first.abstained and options.min_verified > 0:
+        gen = fallback()
+        if gen is None or gen.name == first.generator:
+            return first
+        first = verify_first(first, gen, options)
     if not wants_second_opinion(first, options):
         return first
     gen = fallback()
@@ -65,3 +75,28 @@ def with_second_opinion(
         return first
     second = answer_question(first.question, hits, gen, options, relevance=first.relevance, embed=embed)
     return second_opinion(first, second)
+
+
+def verify_first(first: Answer, verifier: Generator, options: AnswerOptions) -> Answer:
+    """`first` with the verifier's P(yes) that its sources state it (Answer.verified); below
+    options.min_verified, withheld as the other checks withhold (flag "unverified", the draft kept)."""
+    t0 = time.perf_counter()
+    p = verified(first.question, first.text, first.hits, verifier)
+    if p is None:  # a backend that cannot read its own probabilities verifies nothing
+        return first
+    spent = time.perf_counter() - t0
+    timings = {**first.timings, "verify": round(spent, 4), "total": round(first.timings.get("total", 0.0) + spent, 4)}
+    if p >= options.min_verified:
+        return replace(first, verified=round(p, 4), timings=timings)
+    detail = f"{verifier.name} gave {p:.2f} that the sources state it (min_verified {options.min_verified:.2f})"
+    return replace(
+        first,
+        text=options.template.abstain,
+        citations=(),
+        abstained=True,
+        unsupported=(),
+        flags=(*first.flags, Flag("unverified", first.text, detail=detail)),
+        draft=first.text,
+        verified=round(p, 4),
+        timings=timings,
+    )

@@ -144,6 +144,15 @@ class TrainableGenerator(Generator, Protocol):
         ...
 
 
+@runtime_checkable
+class YesNoScorer(Protocol):
+    """A local generator that reads its own next-token distribution (the transformers backend)."""
+
+    def yes_probability(self, messages: list[Message]) -> float:
+        """P(yes) / (P(yes) + P(no)) over the first token of the reply to the chat: one forward pass."""
+        ...
+
+
 class Judge(Protocol):
     """Scores (claim, context) pairs: support probability in [0, 1]; supported when >= threshold."""
 

@@ -171,6 +171,8 @@ class Flag:
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).
+    "unverified"       - the fallback model did not find the first model's answer in the sources (min_verified),
+                         so ragkit abstained and asked it instead (text = the withheld answer, detail = P(yes)).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too
                          (ragkit.fallback): text = the draft not delivered (the first model's when the second
                          one's answer stands, else the second one's), detail = which model answered.
@@ -219,6 +221,9 @@ class Answer:
     # the share of the question's words (rarity-weighted) that the source sentence holding the answer's key fact
     # mentions (ragkit.coverage; None when not measured: choice and yes/no questions, nothing to check)
     coverage: float | None = None
+    # the fallback model's P(yes) that the sources state the first model's answer (ragkit.verification; None
+    # when not asked: no fallback, min_verified off, or an answer already withheld)
+    verified: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

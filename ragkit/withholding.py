@@ -22,8 +22,8 @@ from ragkit.coverage import Coverage, coverage, coverage_floor, restates, unname
 from ragkit.grounding import Grounding, grounding
 from ragkit.types import Flag, Generation, Hit
 
-# the flags of these checks, in the order they run
-WITHHOLDING_FLAGS = ("restated", "ungrounded", "off_question", "unsure")
+# the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
+WITHHOLDING_FLAGS = ("restated", "ungrounded", "off_question", "unsure", "unverified")
 
 if TYPE_CHECKING:
     from ragkit.answering import AnswerOptions

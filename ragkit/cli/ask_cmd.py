@@ -125,6 +125,17 @@ def ask(
             "from a sentence about hotels); 0 turns it off [default: config; 0.2, 0.45 for Qwen2.5-Coder-1.5B]",
         ),
     ] = None,
+    min_verified: Annotated[
+        float | None,
+        typer.Option(
+            "--min-verified",
+            min=0.0,
+            max=1.0,
+            help="With a --fallback model: withhold the first model's answer when the fallback's probability that "
+            "the sources state it is below this, and let the fallback answer; 0 turns it off [default: config; "
+            "0.72 for Qwen2.5-Coder-1.5B as the fallback, off for other models]",
+        ),
+    ] = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     fallback: FallbackOpt = None,
@@ -180,6 +191,7 @@ def ask(
                 "min_grounding": min_grounding,
                 "min_confidence": min_confidence,
                 "min_coverage": min_coverage,
+                "min_verified": min_verified,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)
@@ -246,7 +258,7 @@ def ask(
         why, option = _WITHHELD[withheld.kind]
         err.print(
             f"[dim]{why}: {escape(withheld.detail)}. ragkit abstained; --json shows the withheld draft, "
-            f"{option} 0 keeps it.[/dim]"
+            f"{option} keeps it.[/dim]"
         )
         if second is not None:
             err.print(f"[dim]{escape(second.detail)}.[/dim]")
@@ -261,10 +273,11 @@ def ask(
 
 # why ragkit withheld a generated answer (ragkit.withholding's flags) and the option that keeps it
 _WITHHELD = {
-    "restated": ("The model's answer only repeats the question", "--min-coverage"),
-    "ungrounded": ("The sources do not hold the model's answer", "--min-grounding"),
-    "off_question": ("The sources do not back the model's answer to this question", "--min-coverage"),
-    "unsure": ("The model was guessing", "--min-confidence"),
+    "restated": ("The model's answer only repeats the question", "--min-coverage 0"),
+    "ungrounded": ("The sources do not hold the model's answer", "--min-grounding 0"),
+    "off_question": ("The sources do not back the model's answer to this question", "--min-coverage 0"),
+    "unsure": ("The model was guessing", "--min-confidence 0"),
+    "unverified": ("The fallback model does not find the answer in the sources", "--min-verified 0"),
 }
 
 

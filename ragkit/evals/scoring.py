@@ -152,6 +152,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         ],
     }
     measured = {"grounding": ans.grounding, "coverage": ans.coverage, "confidence": ans.confidence}
+    measured["verified"] = ans.verified
     if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the check's flag)
         why = next((f.kind for f in ans.flags if f.kind in WITHHOLDING_FLAGS), None)
         fields_["withheld"] = {"draft": ans.draft, "reason": why, **measured}

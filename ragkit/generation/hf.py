@@ -221,6 +221,21 @@ class TransformersGenerator:
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return int(self._encode(messages)["input_ids"].shape[1])
 
+    def yes_probability(self, messages: list[Message]) -> float:
+        """P(yes) / (P(yes) + P(no)) over the reply's first token, either case, with or without a leading
+        space: one forward pass over the prompt, nothing generated (ragkit.verification)."""
+        import torch
+
+        def first_ids(words: tuple[str, ...]) -> list[int]:
+            return sorted({self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words})
+
+        yes, no = first_ids(("yes", "Yes", " yes", " Yes")), first_ids(("no", "No", " no", " No"))
+        with torch.inference_mode():
+            logits = self.model(**self._encode(messages).to(self.device)).logits[0, -1]
+        p = torch.softmax(logits.float(), dim=-1)
+        y, n = float(p[yes].sum()), float(p[no].sum())
+        return y / (y + n) if y + n > 0 else 0.5
+
     def generate(
         self,
         messages: list[Message],
