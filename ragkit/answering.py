@@ -13,7 +13,6 @@ from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majorit
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
-from ragkit.verification import default_min_verified
 from ragkit.withholding import withhold_unfounded
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ class AnswerOptions:
     # its key fact mentions less than this share of what the question asks (ragkit.coverage); 0 = off
     min_coverage: float = MIN_COVERAGE
     # withhold a delivered answer whose P(yes) from the fallback model (ragkit.verification) is below this;
-    # 0 = off (build resolves the config's None to the floor measured for the configured fallback)
+    # 0 = off (and always off without a fallback)
     min_verified: float = 0.0
 
 
@@ -109,7 +108,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         min_grounding=cfg.min_grounding or 0.0,
         min_confidence=cfg.min_confidence,
         min_coverage=default_min_coverage(cfg.model) if cfg.min_coverage is None else cfg.min_coverage,
-        min_verified=default_min_verified(cfg.fallback or "") if cfg.min_verified is None else cfg.min_verified,
+        min_verified=cfg.min_verified if cfg.fallback else 0.0,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 

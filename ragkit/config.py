@@ -82,9 +82,10 @@ class GeneratorConfig(_Section):
     # its own measured floors. None = no second opinion (docs/benchmarks.md, "Tenth round")
     fallback: str | None = None
     # with a fallback: it also reads each answer the first model delivers and says whether the sources state it;
-    # below this P(yes) the answer is withheld and the fallback answers instead (ragkit.verification). None = the
-    # floor measured for the bundled fallback (docs/benchmarks.md, "Tenth round"), off for other models; 0 = off
-    min_verified: float | None = Field(default=None, ge=0.0, le=1.0)
+    # below this P(yes) the answer is withheld and the fallback answers instead (ragkit.verification). 0 = off
+    # (the default: it costs a forward pass of the fallback per answer); 0.72 is the floor measured for
+    # Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers (docs/benchmarks.md, "Tenth round")
+    min_verified: float = Field(default=0.0, ge=0.0, le=1.0)
     max_new_tokens: int = Field(default=160, ge=1)
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding

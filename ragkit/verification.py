@@ -1,4 +1,4 @@
-"""A second model reads the first one's answer: do the sources state it? (generator.min_verified)
+"""A second model reads the first one's answer: do the sources state it? (generator.min_verified, off unless set)
 
 The fallback model (ragkit.fallback) is asked "Do the sources state this answer to the question? Reply yes or
 no." with the sources the first model saw; P(yes) from one forward pass is the score. Read by Qwen2.5-Coder-1.5B,
@@ -20,16 +20,12 @@ SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no 
 SOURCE_CHARS = 1500  # of each source, as the floor was measured (bench/self_verify.py)
 _MARKER = re.compile(r"\[\d+\]")
 
-# The verifier's P(yes) below which the first model's answer is withheld, measured per bundled verifier on the
-# dev split (docs/benchmarks.md, "Tenth round"): among the 38 answers Qwen 0.5B delivers there, the floor that
-# withholds the most wrong answers net of right ones (10 of 11 wrong, 3 of 27 right, which the fallback then
-# answers itself). Other models verify nothing until a floor is set.
-MIN_VERIFIED: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.72}
-
-
-def default_min_verified(verifier: str) -> float:
-    """The floor measured for a bundled verifier's name; 0.0 (off) for any other model."""
-    return MIN_VERIFIED.get(verifier, 0.0)
+# Qwen2.5-Coder-1.5B's P(yes) below which Qwen 0.5B's answer is withheld, measured on the dev split
+# (docs/benchmarks.md, "Tenth round"): among the 38 answers the 0.5B model delivers there, the floor that withholds
+# the most wrong answers net of right ones (10 of 11 wrong, 3 of 27 right, which the fallback then answers
+# itself). Not a default: generator.min_verified is off unless set, because the reading costs a forward pass
+# of the larger model for every answer.
+QWEN_15B_MIN_VERIFIED = 0.72
 
 
 def verification_messages(question: str, answer: str, sources: Sequence[str]) -> list[Message]:

@@ -88,11 +88,11 @@ def test_the_fallback_gets_its_own_coverage_floor_unless_the_call_set_one() -> N
     )
     assert build.fallback_options(cfg, build.answer_options(cfg)).min_coverage == 0.45
     assert build.fallback_options(cfg, build.answer_options(cfg, min_coverage=0.3)).min_coverage == 0.3
-    # the bundled 1.5B fallback reads the first model's answers at its measured floor; no fallback, no reading
-    assert build.answer_options(cfg).min_verified == 0.72
-    assert build.answer_options(load_config(None, {})).min_verified == 0.0
-    off = load_config(None, {"generator.fallback": "Qwen2.5-Coder-1.5B-Instruct", "generator.min_verified": 0})
-    assert build.answer_options(off).min_verified == 0.0
+    # the fallback reads the first model's answers only when a floor is set, and never without a fallback
+    assert build.answer_options(cfg).min_verified == 0.0
+    on = load_config(None, {"generator.fallback": "Qwen2.5-Coder-1.5B-Instruct", "generator.min_verified": 0.72})
+    assert build.answer_options(on).min_verified == 0.72
+    assert build.answer_options(load_config(None, {"generator.min_verified": 0.72})).min_verified == 0.0
     same = load_config(
         None, {"generator.model": "SmolLM2-135M-Instruct", "generator.fallback": "SmolLM2-135M-Instruct"}
     )
