@@ -6,6 +6,7 @@ models' cascade is measured in docs/benchmarks.md ("Tenth round") and run once b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,7 +183,7 @@ def test_models_names_the_fallback_set_in_ragkit_toml(kb: Path) -> None:
 class ScriptedVerifier(ScriptedGenerator):
     """A scripted fallback that also reads answers: yes_probability returns `p` and records the chat."""
 
-    def __init__(self, replies: list[str], p: float, name: str = "big") -> None:
+    def __init__(self, replies: list[str] | Callable[[str], str], p: float, name: str = "big") -> None:
         super().__init__(replies, name=name)
         self.p = p
         self.read: list[str] = []
@@ -253,3 +254,22 @@ def test_ask_min_verified_lets_the_fallback_answer_what_it_does_not_find(
     res = run(*args, "--min-verified", "0", "--json")  # off: the first answer stands, unread
     data = json.loads(res.output)
     assert data["text"] == first and data["generator"] == "small" and data["verified"] is None
+
+
+def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
+    kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragkit import build
+
+    first = "Nightly backups are kept for 35 days in the vault [1]."
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator(lambda p: first, name="small"))
+    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier(lambda p: RIGHT, p=0.1))
+    monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": QUESTION, "answers": ["35 days"]}) + "\n")
+    args = ("eval", "run", questions, "--kb", kb, "--judge", "lexical", "--fallback", "big", "--json")
+    res = run(*args, "--min-verified", "0.5")
+    assert res.exit_code == 0, res.output
+    (sample,) = [json.loads(line) for line in (Path(json.loads(res.output)["run_dir"]) / "samples.jsonl").open()]
+    assert sample["generator"] == "big" and sample["answer"] == RIGHT and not sample["abstained"]
+    assert sample["fallback"]["draft"] == first and "big gave 0.10" in sample["fallback"]["detail"]

@@ -20,6 +20,7 @@ from ragkit.cli.common import (
     GroupsOpt,
     JsonOpt,
     KbOpt,
+    MinVerifiedOpt,
     ModelOpt,
     check_reader,
     db_override,
@@ -125,17 +126,7 @@ def ask(
             "from a sentence about hotels); 0 turns it off [default: config; 0.2, 0.45 for Qwen2.5-Coder-1.5B]",
         ),
     ] = None,
-    min_verified: Annotated[
-        float | None,
-        typer.Option(
-            "--min-verified",
-            min=0.0,
-            max=1.0,
-            help="With a --fallback model: withhold the first model's answer when the fallback's probability that "
-            "the sources state it is below this, and let the fallback answer; 0 turns it off [default: config; "
-            "off; 0.72 was measured for Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers]",
-        ),
-    ] = None,
+    min_verified: MinVerifiedOpt = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     fallback: FallbackOpt = None,

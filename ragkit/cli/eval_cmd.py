@@ -23,6 +23,7 @@ from ragkit.cli.common import (
     GroupsOpt,
     JsonOpt,
     KbOpt,
+    MinVerifiedOpt,
     ModelOpt,
     check_reader,
     db_override,
@@ -110,6 +111,7 @@ def run(
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     fallback: FallbackOpt = None,
+    min_verified: MinVerifiedOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -137,6 +139,8 @@ def run(
     with user_errors():
         principal = reader(as_user, groups, admin)
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
+        if min_verified is not None:
+            overrides["generator.min_verified"] = min_verified
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,
