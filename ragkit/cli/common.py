@@ -233,17 +233,15 @@ FallbackOpt = Annotated[
         "transformers directory or .gguf); 'none' asks no second model [default: config's generator.fallback]",
     ),
 ]
-MinVerifiedOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--min-verified",
-        min=0.0,
-        max=1.0,
-        help="With a --fallback model: withhold the first model's answer when the fallback's probability that "
-        "the sources state it is below this, and let the fallback answer; 0 turns it off [default: config: "
-        "off; 0.72 was measured for Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers]",
-    ),
-]
+_MIN_VERIFIED_HELP = (
+    "With a --fallback model: withhold the first model's answer when the fallback's probability that the sources "
+    "state it is below this, and let the fallback answer; 0 turns it off [default: config: off; 0.72 was measured "
+    "for Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers]"
+)
+# `ask` checks the range like its other floors; `eval run` leaves it to the config (0 <= x <= 1), because a range
+# widens its --help's type column
+MinVerifiedOpt = Annotated[float | None, typer.Option("--min-verified", help=_MIN_VERIFIED_HELP)]
+MinVerifiedRangeOpt = Annotated[float | None, typer.Option("--min-verified", min=0.0, max=1.0, help=_MIN_VERIFIED_HELP)]
 
 # -- who reads: --as NAME --groups G1,G2 --admin on every command that reads chunks (ragkit.access) --------------
 
