@@ -264,10 +264,10 @@ class KnowledgeBase:
         satisfy (constrained decoding). on_text: called with each piece of text as the model writes it. min_*:
         GeneratorConfig's abstention floors (relevance before generating; the others withhold a generated answer,
         ragkit.withholding); 0 = off, None = the config's value. A withheld draft may get a second opinion."""
-        floors = dict(min_relevance=min_relevance, min_grounding=min_grounding, min_confidence=min_confidence)
-        floors |= dict(min_coverage=min_coverage, min_verified=min_verified, max_new_tokens=max_new_tokens)
-        floors |= dict(strict=strict, samples=samples)
-        options = build.with_schema(self.answer_options(**floors), schema)
+        given = dict(min_relevance=min_relevance, min_grounding=min_grounding, min_confidence=min_confidence)
+        given |= dict(min_coverage=min_coverage, min_verified=min_verified, max_new_tokens=max_new_tokens)
+        given |= dict(strict=strict, samples=samples)  # None keeps the config's value
+        options = build.with_schema(self.answer_options(**given), schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)
         return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)

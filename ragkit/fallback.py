@@ -61,18 +61,16 @@ def with_second_opinion(
     """`first` (answer_question's answer from `hits`), or, when its draft was withheld and `fallback()` gives a
     model (loaded only then), second_opinion of the two. options: the fallback's (build.fallback_options); with
     options.min_verified > 0 the fallback model also reads a delivered answer first (`verify_first`)."""
-    if options.schema is not None:
-        return first
-    if not first.abstained and options.min_verified > 0:
-        gen = fallback()
-        if gen is None or gen.name == first.generator:
-            return first
-        first = verify_first(first, gen, options)
-    if not wants_second_opinion(first, options):
+    reads = not first.abstained and options.min_verified > 0 and options.schema is None
+    if not reads and not wants_second_opinion(first, options):
         return first
     gen = fallback()
     if gen is None or gen.name == first.generator:
         return first
+    if reads:
+        first = verify_first(first, gen, options)
+        if not wants_second_opinion(first, options):
+            return first
     second = answer_question(first.question, hits, gen, options, relevance=first.relevance, embed=embed)
     return second_opinion(first, second)
 

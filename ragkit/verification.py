@@ -5,33 +5,30 @@ no." with the sources the first model saw; P(yes) from one forward pass is the s
 it separates the 0.5B model's right answers from its wrong ones among those every other check delivers (AUROC
 0.93 on the dev split), where the 0.5B model reading its own answers managed 0.77 (docs/benchmarks.md,
 "Tenth round").
+
+The floor for that pair, 0.72, was chosen on the dev split: among the 38 answers the 0.5B model delivers there,
+the one that withholds the most wrong answers net of right ones (10 of 11 wrong, 3 of 27 right, which the
+fallback then answers itself). It is not a default: the reading costs a forward pass of the larger model for
+every answer.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from ragkit.grounding import CITATION
 from ragkit.protocols import YesNoScorer
 from ragkit.types import Hit, Message
 
 ASK = "Do the sources state this answer to the question? Reply yes or no."
 SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no only."
 SOURCE_CHARS = 1500  # of each source, as the floor was measured (bench/self_verify.py)
-_MARKER = re.compile(r"\[\d+\]")
-
-# Qwen2.5-Coder-1.5B's P(yes) below which Qwen 0.5B's answer is withheld, measured on the dev split
-# (docs/benchmarks.md, "Tenth round"): among the 38 answers the 0.5B model delivers there, the floor that withholds
-# the most wrong answers net of right ones (10 of 11 wrong, 3 of 27 right, which the fallback then answers
-# itself). Not a default: generator.min_verified is off unless set, because the reading costs a forward pass
-# of the larger model for every answer.
-QWEN_15B_MIN_VERIFIED = 0.72
 
 
 def verification_messages(question: str, answer: str, sources: Sequence[str]) -> list[Message]:
     """The chat that asks whether `sources` (numbered from 1) state `answer` (its [n] markers dropped)."""
     listed = "\n\n".join(f"[{i}] {text[:SOURCE_CHARS]}" for i, text in enumerate(sources, start=1))
-    said = _MARKER.sub("", answer).strip()
+    said = CITATION.sub("", answer).strip()
     user = f"Sources:\n{listed}\n\nQuestion: {question}\nProposed answer: {said}\n\n{ASK}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
