@@ -129,6 +129,7 @@ def test_ask_through_the_kb_and_the_cli_says_which_model_answered(kb: Path, monk
     monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([WRONG], name="small"))
     monkeypatch.setattr(build, "fallback_from", fallback_from)
     monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
+    monkeypatch.setattr("ragkit.assets.resolve_generator", Path)  # "big" is the scripted model's name, no file
     with ragkit.open(kb, create=False, **{"generator.fallback": "big"}) as base:
         ans = base.ask(QUESTION, min_relevance=0)
     assert not ans.abstained and ans.generator == "big" and made == ["big"]
@@ -247,6 +248,7 @@ def test_ask_min_verified_lets_the_fallback_answer_what_it_does_not_find(
     monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([first], name="small"))
     monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier([RIGHT], p=0.1))
     monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
+    monkeypatch.setattr("ragkit.assets.resolve_generator", Path)  # "big" is the scripted model's name, no file
     args = ("ask", QUESTION, "--kb", kb, "--no-stream", "--min-relevance", "0", "--fallback", "big")
     res = run(*args, "--min-verified", "0.5")
     assert res.exit_code == 0, res.output
@@ -265,6 +267,7 @@ def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
     monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator(lambda p: first, name="small"))
     monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier(lambda p: RIGHT, p=0.1))
     monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
+    monkeypatch.setattr("ragkit.assets.resolve_generator", Path)  # "big" is the scripted model's name, no file
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"question": QUESTION, "answers": ["35 days"]}) + "\n")
     args = ("eval", "run", questions, "--kb", kb, "--judge", "lexical", "--fallback", "big", "--json")
@@ -273,3 +276,14 @@ def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
     (sample,) = [json.loads(line) for line in (Path(json.loads(res.output)["run_dir"]) / "samples.jsonl").open()]
     assert sample["generator"] == "big" and sample["answer"] == RIGHT and not sample["abstained"]
     assert sample["fallback"]["draft"] == first and "big gave 0.10" in sample["fallback"]["detail"]
+
+
+def test_a_fallback_that_cannot_load_fails_before_the_first_answer(kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in --fallback is one red line at once, not a surprise at the first withheld draft (here the first
+    model's answer is delivered, so the fallback would never be loaded)."""
+    from ragkit import build
+
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([RIGHT], name="small"))
+    res = run("ask", QUESTION, "--kb", kb, "--no-stream", "--min-relevance", "0", "--fallback", "nosuch-model")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "'nosuch-model' is neither a local path nor a bundled model" in res.output

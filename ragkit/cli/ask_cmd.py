@@ -27,7 +27,7 @@ from ragkit.cli.common import (
     device_override,
     display,
     err,
-    first_use,
+    first_use_of_models,
     non_empty,
     out,
     parse_mode,
@@ -167,9 +167,7 @@ def ask(
 
         with ragkit.open(kb, create=False, principal=principal, **overrides) as base:
             check_reader(base, principal, as_json)
-            first_use(base.config.generator.model, as_json)
-            if base.config.generator.fallback:
-                first_use(base.config.generator.fallback, as_json)
+            first_use_of_models(base.config.generator, as_json)
             kwargs: dict[str, Any] = {
                 "k": k,
                 "max_new_tokens": max_tokens,

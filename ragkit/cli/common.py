@@ -339,6 +339,18 @@ def first_use(generator: str, quiet: bool = False) -> None:
         err.print(note, style="dim", markup=False)
 
 
+def first_use_of_models(generator: Any, quiet: bool = False) -> None:
+    """first_use for the generator section's model and its fallback. A fallback that cannot load (a typo, a
+    bundled model not installed) fails here, not at the first draft the checks withhold, which may be much later."""
+    first_use(generator.model, quiet)
+    if generator.fallback:
+        first_use(generator.fallback, quiet)
+        if generator.backend in ("transformers", "llamacpp"):
+            from ragkit.assets import resolve_generator
+
+            resolve_generator(generator.fallback)
+
+
 def note_without_access_control(base: Any, consequence: str) -> None:
     """A dim note, on a KB without access control, that an access option does less than it says (consequence)."""
     if not base.acl.enabled:

@@ -28,7 +28,7 @@ from ragkit.cli.common import (
     check_reader,
     db_override,
     err,
-    first_use,
+    first_use_of_models,
     out,
     progress_bar,
     reader,
@@ -147,7 +147,7 @@ def run(
         progress_bar("Evaluating", as_json) as bar,
     ):
         check_reader(base, principal, as_json)
-        first_use(base.config.generator.model, as_json or retrieval_only)
+        first_use_of_models(base.config.generator, as_json or retrieval_only)
         check_ray_database(kb, db, ray, ray_address)
         on_ray(base, ray, ray_address)  # questions in a Ray actor pool; the same run folder
         task = bar.add_task("", total=None)
