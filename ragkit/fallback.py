@@ -59,8 +59,9 @@ def with_second_opinion(
     embed: Callable[[list[str]], Any] | None,
 ) -> Answer:
     """`first` (answer_question's answer from `hits`), or, when its draft was withheld and `fallback()` gives a
-    model (loaded only then), second_opinion of the two. options: the fallback's (build.fallback_options); with
-    options.min_verified > 0 the fallback model also reads a delivered answer first (`verify_first`)."""
+    model (loaded only then), second_opinion of the two. options: the fallback's (build.fallback_options). The
+    fallback model reads a delivered answer (`read`): the first model's with options.min_verified > 0, before
+    it is delivered; its own with options.fallback_min_verified > 0."""
     reads = not first.abstained and options.min_verified > 0 and options.schema is None
     if not reads and not wants_second_opinion(first, options):
         return first
@@ -68,33 +69,40 @@ def with_second_opinion(
     if gen is None or gen.name == first.generator:
         return first
     if reads:
-        first = verify_first(first, gen, options)
+        first = read(first, gen, options)
         if not wants_second_opinion(first, options):
             return first
     second = answer_question(first.question, hits, gen, options, relevance=first.relevance, embed=embed)
+    if not second.abstained and options.fallback_min_verified > 0 and options.schema is None:
+        # the larger model says "no" to a fifth of its own wrong answers and to few right ones (ragkit.config)
+        second = read(second, gen, options, own=True)
     return second_opinion(first, second)
 
 
-def verify_first(first: Answer, verifier: Generator, options: AnswerOptions) -> Answer:
-    """`first` with the verifier's P(yes) that its sources state it (Answer.verified); below
-    options.min_verified, withheld as the other checks withhold (flag "unverified", the draft kept)."""
+def read(answer: Answer, verifier: Generator, options: AnswerOptions, own: bool = False) -> Answer:
+    """`answer` with the verifier's P(yes) that its sources state it (Answer.verified); below the floor
+    (options.fallback_min_verified for the verifier's `own` answer, else options.min_verified), withheld as the
+    other checks withhold (flag "unverified", the draft kept)."""
+    key = "fallback_min_verified" if own else "min_verified"
+    floor = options.fallback_min_verified if own else options.min_verified
     t0 = time.perf_counter()
-    p = verified(first.question, first.text, first.hits, verifier)
+    p = verified(answer.question, answer.text, answer.hits, verifier)
     if p is None:  # a backend that cannot read its own probabilities verifies nothing
-        return first
+        return answer
     spent = time.perf_counter() - t0
-    timings = {**first.timings, "verify": round(spent, 4), "total": round(first.timings.get("total", 0.0) + spent, 4)}
-    if p >= options.min_verified:
-        return replace(first, verified=round(p, 4), timings=timings)
-    detail = f"{verifier.name} gave {p:.2f} that the sources state it (min_verified {options.min_verified:.2f})"
+    total = round(answer.timings.get("total", 0.0) + spent, 4)
+    timings = {**answer.timings, "verify": round(answer.timings.get("verify", 0.0) + spent, 4), "total": total}
+    if p >= floor:
+        return replace(answer, verified=round(p, 4), timings=timings)
+    detail = f"{verifier.name} gave {p:.2f} that the sources state it ({key} {floor:.2f})"
     return replace(
-        first,
+        answer,
         text=options.template.abstain,
         citations=(),
         abstained=True,
         unsupported=(),
-        flags=(*first.flags, Flag("unverified", first.text, detail=detail)),
-        draft=first.text,
+        flags=(*answer.flags, Flag("unverified", answer.text, detail=detail)),
+        draft=answer.text,
         verified=round(p, 4),
         timings=timings,
     )

@@ -171,8 +171,9 @@ class Flag:
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).
-    "unverified"       - the fallback model did not find the first model's answer in the sources (min_verified),
-                         so ragkit abstained and asked it instead (text = the withheld answer, detail = P(yes)).
+    "unverified"       - the fallback model did not find an answer in the sources: the first model's
+                         (min_verified; then it answered itself) or its own (fallback_min_verified), so ragkit
+                         withheld it (text = the withheld answer, detail = P(yes)).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too
                          (ragkit.fallback): text = the draft not delivered (the first model's when the second
                          one's answer stands, else the second one's), detail = which model answered.
@@ -221,8 +222,8 @@ class Answer:
     # the share of the question's words (rarity-weighted) that the source sentence holding the answer's key fact
     # mentions (ragkit.coverage; None when not measured: choice and yes/no questions, nothing to check)
     coverage: float | None = None
-    # the fallback model's P(yes) that the sources state the first model's answer (ragkit.verification; None
-    # when not asked: no fallback, min_verified off, or an answer already withheld)
+    # the fallback model's P(yes) that the sources state this answer, the first model's or its own
+    # (ragkit.verification; None when not read: no fallback, the floor off, or an answer already withheld)
     verified: float | None = None
 
 

@@ -20,9 +20,20 @@ from ragkit.grounding import CITATION
 from ragkit.protocols import YesNoScorer
 from ragkit.types import Hit, Message
 
+# the floor below which the fallback withholds its own answer (generator.fallback_min_verified unset), per model:
+# a P(yes) is on the model's own scale (Qwen 0.5B gives its right answers 0.2-0.5, "Eighth round"), so a floor
+# measured for one model does not carry over. Qwen 1.5B's 0.5 ("no" more likely than "yes") withheld 3 of 14
+# wrong answers and none of 36 right ones on dev (docs/benchmarks.md, "Eleventh round")
+OWN_MIN_VERIFIED = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
+
 ASK = "Do the sources state this answer to the question? Reply yes or no."
 SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no only."
 SOURCE_CHARS = 1500  # of each source, as the floor was measured (bench/self_verify.py)
+
+
+def default_fallback_min_verified(model: str) -> float:
+    """The floor measured for a bundled model reading its own answers; 0.0 (off) for any other model."""
+    return OWN_MIN_VERIFIED.get(model, 0.0)
 
 
 def verification_messages(question: str, answer: str, sources: Sequence[str]) -> list[Message]:

@@ -184,14 +184,18 @@ def test_models_names_the_fallback_set_in_ragkit_toml(kb: Path) -> None:
 class ScriptedVerifier(ScriptedGenerator):
     """A scripted fallback that also reads answers: yes_probability returns `p` and records the chat."""
 
-    def __init__(self, replies: list[str] | Callable[[str], str], p: float, name: str = "big") -> None:
+    def __init__(self, replies: list[str] | Callable[[str], str], p: float | dict[str, float], name: str = "big"):
         super().__init__(replies, name=name)
-        self.p = p
+        self.p = p  # or {answer: p}: the answers it doubts (the others get 0.9)
         self.read: list[str] = []
 
     def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
-        self.read.append(messages[-1]["content"])
-        return self.p
+        chat = messages[-1]["content"]
+        self.read.append(chat)
+        if isinstance(self.p, float):
+            return self.p
+        said = chat.split("Proposed answer: ")[1].split("\n")[0]
+        return next((p for answer, p in self.p.items() if answer in said), 0.9)
 
 
 def test_the_fallback_reads_a_delivered_answer_and_withholds_it_when_the_sources_do_not_state_it() -> None:
@@ -202,7 +206,7 @@ def test_the_fallback_reads_a_delivered_answer_and_withholds_it_when_the_sources
     assert "[1] Nightly backups are kept for 35 days in the secondary region." in trusted.read[0]
     assert "verify" in ans.timings
 
-    doubted = ScriptedVerifier(["Nightly backups are kept for 35 days in the secondary region [1]."], p=0.1)
+    doubted = ScriptedVerifier(["Nightly backups are kept for 35 days in the secondary region [1]."], p={"vault": 0.1})
     ans = _ask("Nightly backups are kept for 35 days in the vault [1].", doubted, min_verified=0.5)
     assert not ans.abstained and ans.generator == "big" and "secondary region" in ans.text
     (flag,) = [f for f in ans.flags if f.kind == "fallback"]
@@ -217,6 +221,42 @@ def test_the_fallback_reads_a_delivered_answer_and_withholds_it_when_the_sources
     assert not _ask(RIGHT, off).abstained and off.read == []  # min_verified 0 (the default): nothing is read
     plain = ScriptedGenerator([], name="big")  # a backend without probabilities verifies nothing
     assert not _ask(RIGHT, plain, min_verified=0.5).abstained
+
+
+def test_the_fallback_reads_its_own_answer_and_withholds_it_when_it_says_no() -> None:
+    sure = ScriptedVerifier([RIGHT], p=0.8)
+    ans = _ask(WRONG, sure, fallback_min_verified=0.5)
+    assert not ans.abstained and ans.generator == "big" and ans.verified == 0.8 and "verify" in ans.timings
+    assert "Proposed answer: Nightly backups are kept for 35 days ." in sure.read[0]  # its own answer, once
+    assert len(sure.read) == 1
+
+    doubting = ScriptedVerifier([RIGHT], p=0.3)
+    ans = _ask(WRONG, doubting, fallback_min_verified=0.5)
+    assert ans.abstained and ans.generator == "small" and ans.draft.startswith("The company was founded")
+    (flag,) = [f for f in ans.flags if f.kind == "fallback"]
+    assert flag.text == RIGHT
+    assert "big was asked too, and its answer was withheld (big gave 0.30 that the sources state it " in flag.detail
+    assert "(fallback_min_verified 0.50))" in flag.detail
+
+    unread = ScriptedVerifier([RIGHT], p=0.3)
+    assert not _ask(WRONG, unread).abstained and unread.read == []  # the floor at 0: nothing is read
+    # a delivered first answer is not the fallback's own: this floor does not read it
+    assert not _ask(RIGHT, doubting, fallback_min_verified=0.5).abstained
+
+
+def test_the_fallback_reads_its_own_answers_at_its_measured_floor() -> None:
+    from ragkit import build
+    from ragkit.config import load_config
+
+    cfg = load_config(None, {"generator.fallback": "Qwen2.5-Coder-1.5B-Instruct"})
+    assert build.answer_options(cfg).fallback_min_verified == 0.5 and build.answer_options(cfg).min_verified == 0.0
+    # P(yes) is on each model's own scale: a model without a measured floor reads nothing unless told to
+    assert build.answer_options(load_config(None, {"generator.fallback": "x"})).fallback_min_verified == 0.0
+    on = load_config(None, {"generator.fallback": "x", "generator.fallback_min_verified": 0.3})
+    assert build.answer_options(on).fallback_min_verified == 0.3
+    off = load_config(None, {"generator.fallback": "Qwen2.5-Coder-1.5B-Instruct", "generator.fallback_min_verified": 0})
+    assert build.answer_options(off).fallback_min_verified == 0.0
+    assert build.answer_options(load_config(None, {})).fallback_min_verified == 0.0  # no fallback, nothing read
 
 
 @pytest.mark.slow
@@ -246,7 +286,7 @@ def test_ask_min_verified_lets_the_fallback_answer_what_it_does_not_find(
 
     first = "Nightly backups are kept for 35 days in the vault [1]."
     monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([first], name="small"))
-    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier([RIGHT], p=0.1))
+    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier([RIGHT], p={"vault": 0.1}))
     monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
     monkeypatch.setattr("ragkit.assets.resolve_generator", Path)  # "big" is the scripted model's name, no file
     args = ("ask", QUESTION, "--kb", kb, "--no-stream", "--min-relevance", "0", "--fallback", "big")
@@ -256,6 +296,15 @@ def test_ask_min_verified_lets_the_fallback_answer_what_it_does_not_find(
     res = run(*args, "--min-verified", "0", "--json")  # off: the first answer stands, unread
     data = json.loads(res.output)
     assert data["text"] == first and data["generator"] == "small" and data["verified"] is None
+    # --fallback-min-verified: the fallback reads its own answer too, and withholds it when it doubts it
+    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier([RIGHT], p=0.2))
+    res = run(*args, "--min-verified", "0.5", "--fallback-min-verified", "0.5")
+    assert res.exit_code == 0 and res.output.startswith("I don't know based on the provided sources."), res.output
+    assert "big was asked too, and its answer was withheld (big gave 0.20" in res.output
+    res = run(*args, "--min-verified", "0.5")  # "big" has no measured floor: its own answer is not read
+    assert res.exit_code == 0 and res.output.startswith(RIGHT), res.output
+    res = run(*args, "--fallback-min-verified", "2")
+    assert res.exit_code == 2 and "Traceback" not in res.output
 
 
 def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
@@ -265,7 +314,7 @@ def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
 
     first = "Nightly backups are kept for 35 days in the vault [1]."
     monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator(lambda p: first, name="small"))
-    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier(lambda p: RIGHT, p=0.1))
+    monkeypatch.setattr(build, "fallback_from", lambda cfg: ScriptedVerifier(lambda p: RIGHT, p={"vault": 0.1}))
     monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
     monkeypatch.setattr("ragkit.assets.resolve_generator", Path)  # "big" is the scripted model's name, no file
     questions = tmp_path / "q.jsonl"
@@ -276,6 +325,7 @@ def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
     (sample,) = [json.loads(line) for line in (Path(json.loads(res.output)["run_dir"]) / "samples.jsonl").open()]
     assert sample["generator"] == "big" and sample["answer"] == RIGHT and not sample["abstained"]
     assert sample["fallback"]["draft"] == first and "big gave 0.10" in sample["fallback"]["detail"]
+    assert sample["timings"]["verify"] >= 0  # the reading's seconds, beside generate's
 
 
 def test_a_fallback_that_cannot_load_fails_before_the_first_answer(kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:

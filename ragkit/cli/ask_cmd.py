@@ -15,18 +15,20 @@ from ragkit.cli.common import (
     AsOpt,
     DbOpt,
     DeviceOpt,
+    FallbackMinVerifiedOpt,
     FallbackOpt,
     GeneratorOpt,
     GroupsOpt,
     JsonOpt,
     KbOpt,
-    MinVerifiedRangeOpt,
+    MinVerifiedOpt,
     ModelOpt,
     check_reader,
     db_override,
     device_override,
     display,
     err,
+    fallback_overrides,
     first_use_of_models,
     non_empty,
     out,
@@ -126,10 +128,11 @@ def ask(
             "from a sentence about hotels); 0 turns it off [default: config; 0.2, 0.45 for Qwen2.5-Coder-1.5B]",
         ),
     ] = None,
-    min_verified: MinVerifiedRangeOpt = None,
+    fallback: FallbackOpt = None,
+    min_verified: MinVerifiedOpt = None,
+    fallback_min_verified: FallbackMinVerifiedOpt = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
-    fallback: FallbackOpt = None,
     template: Annotated[
         Path | None,
         typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
@@ -154,6 +157,7 @@ def ask(
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
+        overrides |= fallback_overrides(min_verified, fallback_min_verified)
         if template:
             overrides["generator.template_file"] = str(template)
         json_schema = _read_schema(schema) if schema else None
@@ -180,7 +184,6 @@ def ask(
                 "min_grounding": min_grounding,
                 "min_confidence": min_confidence,
                 "min_coverage": min_coverage,
-                "min_verified": min_verified,
             }
             if live:
                 answer = base.ask(question, **kwargs, on_text=show)

@@ -225,23 +225,47 @@ ModelOpt = Annotated[
         help="A fine-tuned model of this KB (ragkit models), or the model name to request from the --generator server.",
     ),
 ]
+# a panel of its own: the second opinion's options are read together, and its columns do not widen Options'
+FALLBACK_PANEL = "Second opinion"
 FallbackOpt = Annotated[
     str | None,
     typer.Option(
         "--fallback",
         help="A second model asked only when the checks withhold the first one's answer (a bundled name, a "
         "transformers directory or .gguf); 'none' asks no second model [default: config's generator.fallback]",
+        rich_help_panel=FALLBACK_PANEL,
     ),
 ]
-_MIN_VERIFIED_HELP = (
-    "With a --fallback model: withhold the first model's answer when the fallback's probability that the sources "
-    "state it is below this, and let the fallback answer; 0 turns it off [default: config: off; 0.72 was measured "
-    "for Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers]"
-)
-# `ask` checks the range like its other floors; `eval run` leaves it to the config (0 <= x <= 1), because a range
-# widens its --help's type column
-MinVerifiedOpt = Annotated[float | None, typer.Option("--min-verified", help=_MIN_VERIFIED_HELP)]
-MinVerifiedRangeOpt = Annotated[float | None, typer.Option("--min-verified", min=0.0, max=1.0, help=_MIN_VERIFIED_HELP)]
+MinVerifiedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-verified",
+        min=0.0,
+        max=1.0,
+        help="With a --fallback model: withhold the first model's answer when the fallback's probability that the "
+        "sources state it is below this, and let the fallback answer; 0 turns it off [default: config: off; 0.72 "
+        "was measured for Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers]",
+        rich_help_panel=FALLBACK_PANEL,
+    ),
+]
+FallbackMinVerifiedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fallback-min-verified",
+        min=0.0,
+        max=1.0,
+        help="With a --fallback model: withhold the fallback's own answer when its probability that the sources "
+        "state it is below this; 0 turns it off [default: config; 0.5 for Qwen2.5-Coder-1.5B, off for other models]",
+        rich_help_panel=FALLBACK_PANEL,
+    ),
+]
+
+
+def fallback_overrides(min_verified: float | None, fallback_min_verified: float | None) -> dict[str, float]:
+    """Config overrides for --min-verified / --fallback-min-verified (None: the config's value)."""
+    given = {"generator.min_verified": min_verified, "generator.fallback_min_verified": fallback_min_verified}
+    return {k: v for k, v in given.items() if v is not None}
+
 
 # -- who reads: --as NAME --groups G1,G2 --admin on every command that reads chunks (ragkit.access) --------------
 

@@ -18,6 +18,7 @@ from ragkit.cli.common import (
     AdminOpt,
     AsOpt,
     DbOpt,
+    FallbackMinVerifiedOpt,
     FallbackOpt,
     GeneratorOpt,
     GroupsOpt,
@@ -28,6 +29,7 @@ from ragkit.cli.common import (
     check_reader,
     db_override,
     err,
+    fallback_overrides,
     first_use_of_models,
     out,
     progress_bar,
@@ -112,6 +114,7 @@ def run(
     model: ModelOpt = None,
     fallback: FallbackOpt = None,
     min_verified: MinVerifiedOpt = None,
+    fallback_min_verified: FallbackMinVerifiedOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -139,8 +142,7 @@ def run(
     with user_errors():
         principal = reader(as_user, groups, admin)
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
-        if min_verified is not None:
-            overrides["generator.min_verified"] = min_verified
+        overrides |= fallback_overrides(min_verified, fallback_min_verified)
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,

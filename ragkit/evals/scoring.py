@@ -169,6 +169,8 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
             "contains": M.contains_answer(said, item.answers),
         }
     timings = {"retrieve": ans.timings.get("retrieve", math.nan), "generate": ans.timings.get("generate", math.nan)}
+    if "verify" in ans.timings:  # the fallback model's readings (ragkit.fallback), when it read
+        timings["verify"] = ans.timings["verify"]
     return fields_, timings
 
 
