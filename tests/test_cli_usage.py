@@ -360,3 +360,16 @@ def test_ask_says_why_it_abstained(kb: Path, monkeypatch: pytest.MonkeyPatch, re
     res = run("ask", question, "--kb", kb, "--no-stream", "--min-relevance", "0", "--min-grounding", "0")
     assert res.exit_code == 0, res.output
     assert res.output.startswith("I don't know based on the provided sources.") and says in res.output
+
+
+@pytest.mark.parametrize("command", [("ask", "How long are keys kept?"), ("eval", "run", "QUESTIONS")])
+def test_an_unknown_model_names_the_kbs_fine_tuned_models(kb: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """--model takes an adapter of the KB or a model; a typo's error lists both kinds, not the bundled ones alone."""
+    (kb / "models" / "tuned-v1").mkdir(parents=True)
+    (kb / "models" / "tuned-v1" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "How long are keys kept?", "answers": ["ninety days"]}) + "\n")
+    args = [str(questions) if a == "QUESTIONS" else a for a in command]
+    line = one_red_line(run(*args, "--kb", kb, "--model", "tuned-v2"))
+    assert "--model 'tuned-v2' is not a fine-tuned model of this KB (its models: tuned-v1)" in line
+    assert "SmolLM2-135M-Instruct" in line  # and the bundled models

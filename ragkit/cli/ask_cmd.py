@@ -23,6 +23,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    check_model_option,
     check_reader,
     db_override,
     device_override,
@@ -171,6 +172,7 @@ def ask(
 
         with ragkit.open(kb, create=False, principal=principal, **overrides) as base:
             check_reader(base, principal, as_json)
+            check_model_option(base, model)
             first_use_of_models(base.config.generator, as_json)
             kwargs: dict[str, Any] = {
                 "k": k,

@@ -375,6 +375,25 @@ def first_use_of_models(generator: Any, quiet: bool = False) -> None:
             resolve_generator(generator.fallback)
 
 
+def check_model_option(base: Any, model: str | None) -> None:
+    """--model names an adapter of this KB, or a model the generator can load; else one red line that lists the
+    KB's fine-tuned models beside the bundled ones (the engine's message knows only the latter)."""
+    from ragkit.errors import ConfigError, ModelError
+    from ragkit.kbdir import is_adapter_name, list_adapters
+
+    g = base.config.generator
+    if not model or g.backend == "openai" or is_adapter_name(base.root, model) or g.model != model:
+        return
+    from ragkit.assets import resolve_generator
+
+    try:
+        resolve_generator(model)
+    except ModelError as exc:
+        names = ", ".join(a.name for a in list_adapters(base.root)) or "none yet; `ragkit finetune` makes them"
+        mine = f"--model {model!r} is not a fine-tuned model of this KB (its models: {names})"
+        raise ConfigError(f"{mine}; {exc}") from exc
+
+
 def note_without_access_control(base: Any, consequence: str) -> None:
     """A dim note, on a KB without access control, that an access option does less than it says (consequence)."""
     if not base.acl.enabled:

@@ -26,6 +26,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    check_model_option,
     check_reader,
     db_override,
     err,
@@ -149,6 +150,7 @@ def run(
         progress_bar("Evaluating", as_json) as bar,
     ):
         check_reader(base, principal, as_json)
+        check_model_option(base, model)
         first_use_of_models(base.config.generator, as_json or retrieval_only)
         check_ray_database(kb, db, ray, ray_address)
         on_ray(base, ray, ray_address)  # questions in a Ray actor pool; the same run folder
