@@ -326,6 +326,10 @@ def test_eval_run_records_which_model_answered_and_what_the_reading_withheld(
     assert sample["generator"] == "big" and sample["answer"] == RIGHT and not sample["abstained"]
     assert sample["fallback"]["draft"] == first and "big gave 0.10" in sample["fallback"]["detail"]
     assert sample["timings"]["verify"] >= 0  # the reading's seconds, beside generate's
+    # the report says who answered, beside the totals
+    report = (Path(json.loads(res.output)["run_dir"]) / "report.md").read_text()
+    assert "(fallback big)" in report and "## Who answered" in report
+    assert "| big | 1 | 1 | 1.000 |" in report and "| (asked both, both withheld) | 0 | 0 | - | - |" in report
 
 
 def test_a_fallback_that_cannot_load_fails_before_the_first_answer(kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:

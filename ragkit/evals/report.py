@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragkit.evals.answerers import HEADER as ANSWERED_BY
+from ragkit.evals.answerers import answered_by
 from ragkit.evals.metrics import METRIC, fmt, summary_rows
 from ragkit.evals.rundir import read_samples
 from ragkit.evals.scoring import compute_metrics, sample_score
@@ -122,6 +124,7 @@ class Report:
     primary_by_category: tuple[tuple[str, float | None], ...]
     worst: tuple[Example, ...]
     errors: tuple[Failure, ...]
+    answered_by: Table | None = None  # with generator.fallback: each model's answers (ragkit.evals.answerers)
 
 
 def build_report(config: dict[str, Any], metrics: dict[str, Any], samples: Sequence[dict[str, Any]]) -> Report:
@@ -142,7 +145,7 @@ def build_report(config: dict[str, Any], metrics: dict[str, Any], samples: Seque
         kb=config["kb"],
         dataset=config["dataset"],
         embedder=str((models.get("embedder") or {}).get("name")),
-        generator=(models.get("generator") or {}).get("name", "-"),
+        generator=_generators(config, models),
         judge=judge.get("name", "-"),
         judge_threshold=judge.get("threshold"),
         n_samples=int(metrics["samples/total"]),
@@ -155,7 +158,15 @@ def build_report(config: dict[str, Any], metrics: dict[str, Any], samples: Seque
         primary_by_category=tuple((n, m.get(primary)) for n, m in cats.items()),
         worst=tuple(_example(s) for s in sorted(samples, key=sample_score)[:N_WORST]),
         errors=tuple(Failure(s["id"], s["question"], str(s.get("error"))) for s in samples if s.get("status") != "ok"),
+        answered_by=Table(ANSWERED_BY, rows) if (rows := answered_by(samples)) else None,
     )
+
+
+def _generators(config: dict[str, Any], models: dict[str, Any]) -> str:
+    """The generator's name, and its fallback's when one was configured."""
+    name = (models.get("generator") or {}).get("name", "-")
+    fallback = ((config.get("config") or {}).get("generator") or {}).get("fallback")
+    return f"{name} (fallback {fallback})" if fallback else name
 
 
 def _plots(samples: Sequence[dict[str, Any]], threshold: float | None) -> tuple[Plot, ...]:
@@ -226,6 +237,8 @@ def render_markdown(r: Report) -> str:
         "",
         *_md_table(r.summary),
     ]
+    if r.answered_by:
+        lines += ["", "## Who answered", "", *_md_table(r.answered_by)]
     if r.categories:
         lines += ["", "## Per category", "", *_md_table(r.categories)]
     lines += ["", f"## Worst examples (lowest {N_WORST})", ""]
@@ -298,6 +311,8 @@ def render_html(r: Report) -> str:
         svg = histogram_svg(p.values, lo=p.lo, hi=p.hi, xlabel=p.xlabel, marker=p.marker)
         parts.append(f"<div><h3>{p.title}</h3>{svg}</div>")
     parts[-1] += "</div>"  # closes the plots row
+    if r.answered_by:
+        parts += ["<h2>Who answered</h2>", _html_table(r.answered_by)]
     if r.categories:
         parts.append("<h2>Per category</h2>")
         parts.append(_html_table(r.categories))
