@@ -309,6 +309,7 @@ class KnowledgeBase:
             "flagged_chunks": self.store.count(f"kind={SUSPECTED_INJECTION}", who),
             "embedder": self.manifest.get("embedder"),
             "generator": self.config.generator.model,
+            "fallback": self.config.generator.fallback,  # asked when the checks withhold the generator's draft
             "index": self.config.index.spec,
             "index_resolved": self.manifest.get("index", {}).get("resolved"),
             "database": self.store.url,  # password hidden

@@ -179,6 +179,9 @@ def test_models_names_the_fallback_set_in_ragkit_toml(kb: Path) -> None:
     assert bundled["Qwen2.5-Coder-0.5B-Instruct"]["fallback"] and not bundled["SmolLM2-135M-Instruct"]["fallback"]
     res = run("models", "--kb", kb)
     assert "Qwen2.5-Coder-0.5B-Instruct (generator.fallback)" in res.output, res.output
+    res = run("info", "--kb", kb)
+    assert "generator: SmolLM2-135M-Instruct (fallback Qwen2.5-Coder-0.5B-Instruct)" in res.output, res.output
+    assert json.loads(run("info", "--kb", kb, "--json").output)["fallback"] == "Qwen2.5-Coder-0.5B-Instruct"
 
 
 class ScriptedVerifier(ScriptedGenerator):

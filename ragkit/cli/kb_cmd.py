@@ -93,7 +93,8 @@ def info(
             f"flagged: {stats['flagged_chunks']} chunk(s) hold instruction-like text (kind SuspectedInjection; "
             "neutralised in prompts; leave them out with --filter kind!=SuspectedInjection)"
         )
-    out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}")
+    second = f" (fallback {stats['fallback']})" if stats.get("fallback") else ""
+    out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}{second}")
     resolved = stats.get("index_resolved")
     out.print(f"index: {stats['index']}" + (f" ({resolved})" if resolved and resolved != stats["index"] else ""))
     out.print(f"database: {stats['database']}")
