@@ -75,18 +75,22 @@ def with_second_opinion(
     second = answer_question(first.question, hits, gen, options, relevance=first.relevance, embed=embed)
     if not second.abstained and options.fallback_min_verified > 0 and options.schema is None:
         # the larger model says "no" to a fifth of its own wrong answers and to few right ones (ragkit.config)
-        second = read(second, gen, options, own=True)
+        # the same text, question and sources read the same: a draft the first reading scored is not read twice
+        known = first.verified if first.draft and second.text == first.draft else None
+        second = read(second, gen, options, own=True, known=known)
     return second_opinion(first, second)
 
 
-def read(answer: Answer, verifier: Generator, options: AnswerOptions, own: bool = False) -> Answer:
-    """`answer` with the verifier's P(yes) that its sources state it (Answer.verified); below the floor
-    (options.fallback_min_verified for the verifier's `own` answer, else options.min_verified), withheld as the
-    other checks withhold (flag "unverified", the draft kept)."""
+def read(
+    answer: Answer, verifier: Generator, options: AnswerOptions, own: bool = False, known: float | None = None
+) -> Answer:
+    """`answer` with the verifier's P(yes) that its sources state it (Answer.verified; `known` when already
+    measured); below the floor (options.fallback_min_verified for the verifier's `own` answer, else
+    options.min_verified), withheld as the other checks withhold (flag "unverified", the draft kept)."""
     key = "fallback_min_verified" if own else "min_verified"
     floor = options.fallback_min_verified if own else options.min_verified
     t0 = time.perf_counter()
-    p = verified(answer.question, answer.text, answer.hits, verifier)
+    p = verified(answer.question, answer.text, answer.hits, verifier) if known is None else known
     if p is None:  # a backend that cannot read its own probabilities verifies nothing
         return answer
     spent = time.perf_counter() - t0

@@ -247,6 +247,19 @@ def test_the_fallback_reads_its_own_answer_and_withholds_it_when_it_says_no() ->
     assert not _ask(RIGHT, doubting, fallback_min_verified=0.5).abstained
 
 
+def test_an_answer_both_models_wrote_is_read_once() -> None:
+    """The fallback's reading is deterministic: when it writes the very draft it has just read as the first
+    model's, the score stands for both (one forward pass), and each floor applies to it."""
+    same = "Nightly backups are kept for 35 days in the vault [1]."
+    doubted = ScriptedVerifier([same], p=0.3)
+    ans = _ask(same, doubted, min_verified=0.72, fallback_min_verified=0.5)
+    assert ans.abstained and len(doubted.read) == 1
+    assert "big gave 0.30 that the sources state it (fallback_min_verified 0.50)" in ans.flags[-1].detail
+    trusted_more = ScriptedVerifier([same], p=0.6)  # below the first floor, above its own
+    ans = _ask(same, trusted_more, min_verified=0.72, fallback_min_verified=0.5)
+    assert not ans.abstained and ans.generator == "big" and ans.verified == 0.6 and len(trusted_more.read) == 1
+
+
 def test_the_fallback_reads_its_own_answers_at_its_measured_floor() -> None:
     from ragkit import build
     from ragkit.config import load_config
