@@ -29,6 +29,7 @@ _KEY = re.compile(
 )
 _WORD = re.compile(r"[^\W_]+")
 _CODE = re.compile(r"\w*_\w*")
+_PATH = re.compile(r"[/\\~]|^\.\w")  # a `code` span that is a path or a dotfile: ~/.pyenv, /etc/shadow, .bashrc
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
 
@@ -59,8 +60,10 @@ def key_spans(answer: str, question: str) -> list[str]:
     keep = []
     for s in dict.fromkeys(spans):
         words = {w.lower() for w in _WORD.findall(s)}
-        # an identifier is new unless the question writes it as is: "__len__" answers "which method implements len()?"
+        # an identifier or a path is new unless the question writes it as is: "__len__" answers "which method
+        # implements len()?", and "~/.pyenv" answers "What is the default of PYENV_ROOT?"
         named = "_" in s and s.lower() not in asked_code
+        named = named or (_PATH.search(s) is not None and s.lower() not in question.lower())
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
             continue
         keep.append(s)

@@ -47,6 +47,10 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
         "Which special method is called to implement the built-in function len()?",
         "The special method called to implement the built-in function len() is __len__() [3].",
     )
+    # so is a path, even when its letters are in the question (pyenv's README: PYENV_ROOT defaults to ~/.pyenv)
+    assert not restates("What is the default value of PYENV_ROOT?", "The default value of `PYENV_ROOT` is `~/.pyenv`.")
+    assert restates("What is the default value of PYENV_ROOT?", "The default value of `PYENV_ROOT` is `pyenv root`.")
+    assert restates("Which group can read `/etc/shadow`?", "The group can read `/etc/shadow` [2].")
 
 
 def test_a_key_fact_from_a_sentence_about_something_else_covers_little_of_the_question() -> None:
