@@ -41,7 +41,9 @@ _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequ
 # what answers "how many/much/often/old/long": a figure, a number word, an ordinal or a roman numeral ("Louis
 # XIV"), or a word that bounds an amount or a time ("unlimited", "none", "weekly", "a day", "until ..."). "first"
 # and "third" are left out: they stand in copied text that states no amount ("third-party archives")
-_QUANTITY_ASKED = re.compile(r"\bhow\s+(many|much|often|old|long)\b", re.I)
+# "what/which year" asks for a figure too: "In which year was pyenv first released?" was answered with a copied
+# sentence about version files (pyenv's docs, twelfth session)
+_QUANTITY_ASKED = re.compile(r"\bhow\s+(?:many|much|often|old|long)\b|\b(?:what|which)\s+year\b", re.I)
 _NUMBER_WORDS = r"""hundreds? thousands? millions? billions? trillions? dozens? half halves quarters? twice thrice
     once single double triple second fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth
     \w+tieth hundredth thousandth"""
@@ -147,14 +149,16 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
 
 
 def unquantified(question: str, answer: str) -> str | None:
-    """For a question asking "how many/much/often/old/long", that phrase when the answer holds no figure, number
-    word, or word bounding an amount or a time that the question does not hold already: it does not answer what
-    was asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the
-    licence's appendix). None otherwise."""
+    """For a question asking "how many/much/often/old/long" or "what/which year", that phrase when the answer
+    holds no figure, number word, or word bounding an amount or a time that the question does not hold already:
+    it does not answer what was asked, whatever its source says (a copied passage, "How many days notice ...?"
+    answered with the licence's appendix). None otherwise."""
     asked = _QUANTITY_ASKED.search(question)
     if asked is None or not answer.strip():
         return None
     text = CITATION.sub("", answer)
+    if asked.group().lower().endswith("year"):  # a year is written in digits; "until" bounds no year
+        return None if re.search(r"\d", text) else " ".join(asked.group().lower().split())
     if _NUMBER.search(text) or _ROMAN.search(text):
         return None
     # a unit or other amount word the question names does not answer it ("How much is paid for a week on

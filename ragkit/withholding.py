@@ -4,9 +4,9 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage);
-- off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" question, or
-  the sentence holding its key fact does not mention what the question asks (a copied passage of several
-  sentences needs more of the question than a short answer);
+- off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" or "which
+  year" question, or the sentence holding its key fact does not mention what the question asks (a copied
+  passage of several sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
 """
 

@@ -157,6 +157,11 @@ def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
     assert unquantified("How many studio albums had he released?", "His seventh [1].") is None
     assert unquantified("Which king reigned longest?", "Louis XIV [1].") is None  # asks no amount
     assert unquantified("How old was the king?", "The king was crowned in Reims [1].") == "how old"
+    # "which year" asks for a year, in digits (pyenv's docs: a copied sentence about version files)
+    copied = "The first `.python-version` file found (if any) by searching each parent directory, until reaching root."
+    assert unquantified("In which year was pyenv first released?", copied) == "which year"
+    assert unquantified("In which year was pyenv first released?", "It was first released in 2012 [1].") is None
+    assert unquantified("What year did the arena open?", "The arena opened in January 1996 [1].") is None
     # an amount the question names is no answer, nor is a citation marker
     paid = "How much is the on-call engineer paid for a week on call?"
     assert unquantified(paid, "The on-call engineer is paid for a week on call [1].") == "how much"
