@@ -26,9 +26,10 @@ _ABSTAIN = re.compile(
     r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|"
     # "the (provided) sources do not mention": said of the sources, not an order copied from one ("Don't include")
     r"(sources?|documents?|context|texts?|passages?|excerpts?|it|they)(\s+\w+){0,2}?\s+(do|does|did)\s*(not|n'?t)\s+"
-    r"(contain|answer|mention|say|include|provide|cover|specify|state)|"
+    r"(explicitly\s+|directly\s+|specifically\s+)?(contain|answer|mention|say|include|provide|cover|specify|state)|"
     r"(cannot|can'?t|unable\s+to)\s+(be\s+)?(answer(ed)?|determine|find|tell)|"
-    r"not\s+(mentioned|provided|stated|found|given|specified|covered)\s+in\s+the\s+(provided\s+)?(sources?|documents?|"
+    r"not\s+(explicitly\s+|directly\s+|specifically\s+)?(mentioned|provided|stated|found|given|specified|covered)\s+in\s+"
+    r"the\s+(provided\s+)?(sources?|documents?|"
     r"context|text)|(no|not\s+enough|insufficient)\s+information\s+(about|on|in|to|regarding)|i'?m\s+not\s+sure|"
     r"i\s+(have|had)\s+no\s+(information|idea)|there\s+is\s+no\s+(mention|information))",
     re.IGNORECASE,
@@ -100,6 +101,21 @@ class CheckedAnswer:
     flags: tuple[Flag, ...] = ()  # self-check findings: unsupported, uncited, invalid_citation
 
 
+def _abstained(said: str, phrase: str | None) -> CheckedAnswer:
+    """The model's own "I don't know": final, delivered as the phrase (Answer.raw_text keeps its words).
+
+    A model that says the sources lack the answer often goes on to guess it ("The exact limit is not specified
+    in the provided sources, but it is generally recommended to keep the file size under 10 MB"), and a guess
+    behind a hedge is still a guess; a reply with a sentence that is not an abstention is flagged "hedged".
+    """
+    if not phrase:
+        return CheckedAnswer(text=said, citations=(), unsupported=(), abstained=True)
+    pieces = [p for p in split_sentences(_MARKER.sub("", said)) if content_words(p)]
+    more = [p for p in pieces if not is_abstention(p, phrase)]
+    flags = (Flag("hedged", said, None, "the model said the sources lack the answer, then went on"),) if more else ()
+    return CheckedAnswer(text=phrase, citations=(), unsupported=(), abstained=True, flags=flags)
+
+
 def _with_marker(sentence: str, numbers: Sequence[int]) -> str:
     if not numbers:
         return sentence
@@ -134,7 +150,7 @@ def check_answer(
     if runaway:
         raw, complete = raw[: runaway.start()], True
     if is_abstention(raw, abstain_phrase) or not raw.strip():
-        return CheckedAnswer(text=raw.strip(), citations=(), unsupported=(), abstained=True)
+        return _abstained(raw.strip(), abstain_phrase)
     # a copied hard-wrapped passage is checked and cited by sentence, not by line ("attach the following [1]
     # boilerplate notice")
     pieces = split_sentences(markers_before_stop(unwrap_lines(raw)))

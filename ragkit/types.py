@@ -174,6 +174,8 @@ class Flag:
     "unverified"       - the fallback model did not find an answer in the sources: the first model's
                          (min_verified; then it answered itself) or its own (fallback_min_verified), so ragkit
                          withheld it (text = the withheld answer, detail = P(yes)).
+    "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a
+                         hedge): ragkit delivers the abstention phrase (text = the model's reply).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too
                          (ragkit.fallback): text = the draft not delivered (the first model's when the second
                          one's answer stands, else the second one's), detail = which model answered.

@@ -345,6 +345,7 @@ def test_include_that_matches_nothing_says_so(tmp_path: Path, hashed: None) -> N
     ("reply", "says"),
     [
         ("I don't know based on the provided sources.", "The model found no answer in the"),
+        ("The sources do not say. Keys are usually rotated yearly [1].", "and then guessed"),
         ("Keys are rotated often [1].", "only repeats the question"),
         ("Hotel keys are rotated every ninety euros [1].", "do not back the model's answer to this question"),
     ],
@@ -373,3 +374,19 @@ def test_an_unknown_model_names_the_kbs_fine_tuned_models(kb: Path, tmp_path: Pa
     line = one_red_line(run(*args, "--kb", kb, "--model", "tuned-v2"))
     assert "--model 'tuned-v2' is not a fine-tuned model of this KB (its models: tuned-v1)" in line
     assert "SmolLM2-135M-Instruct" in line  # and the bundled models
+
+
+def test_eval_run_records_a_hedged_abstention(kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's "the sources do not say" followed by a guess is scored as the phrase, flagged, its words kept."""
+    from ragkit import build
+    from ragkit.testing import ScriptedGenerator
+
+    reply = "The sources do not say. Keys are usually rotated yearly [1]."
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: ScriptedGenerator([reply]))
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "How often are keys rotated?", "answers": ["ninety days"]}) + "\n")
+    res = run("eval", "run", questions, "--kb", kb, "--name", "hedge")
+    assert res.exit_code == 0, res.output
+    (sample,) = [json.loads(line) for line in next((kb / "runs").glob("*-hedge")).joinpath("samples.jsonl").open()]
+    assert sample["abstained"] and sample["hedged"] and sample["raw_answer"] == reply
+    assert sample["answer"] == "I don't know based on the provided sources." and sample["scores"]["contains"] == 0.0

@@ -71,6 +71,26 @@ def test_abstention_is_detected() -> None:
     assert is_abstention("Sorry, the sources do not mention that.")
     assert check_answer("I don't know.", [make_hit(1, "x")]).abstained
     assert not is_abstention("Keys are rotated every 90 days.")
+    # found on the npm trial (Qwen 1.5B): an adverb between "not" and the verb still says the sources lack it
+    assert is_abstention("The maximum number is not explicitly stated in the provided sources.")
+    assert is_abstention("The documents do not directly mention a limit.")
+    assert not is_abstention("Scripts are not explicitly stated as optional; keys are rotated every 90 days.")
+
+
+def test_a_hedged_guess_is_delivered_as_the_abstention_phrase() -> None:
+    # found on the npm trial: Qwen 1.5B said the limit is not in the sources, then invented one
+    hits = [make_hit(1, "npm keeps a hidden lockfile in node_modules/.package-lock.json.")]
+    said = (
+        "The size of a package-lock.json file can be significant, and npm may refuse to read it if it exceeds a "
+        "certain limit. The exact limit is not specified in the provided sources, but it is generally "
+        "recommended to keep the file size under 10 MB. [1]"
+    )
+    hedged = check_answer(said, hits, abstain_phrase=ABSTAIN)
+    assert hedged.abstained and hedged.text == ABSTAIN and not hedged.citations
+    assert [(f.kind, f.text) for f in hedged.flags] == [("hedged", said)]
+    plain = check_answer("The sources do not mention the limit [1].", hits, abstain_phrase=ABSTAIN)
+    assert plain.abstained and plain.text == ABSTAIN and not plain.flags
+    assert check_answer("", hits, abstain_phrase=ABSTAIN).text == ABSTAIN  # never an empty answer
 
 
 def test_config_rejects_unknown_keys_and_round_trips(tmp_path: Path) -> None:

@@ -257,8 +257,10 @@ def ask(
         if second is not None:
             err.print(f"[dim]{escape(second.detail)}.[/dim]")
     elif answer.abstained and gate is None and answer.generator:
+        guessed = any(f.kind == "hedged" for f in answer.flags)
+        hedged = " and then guessed (--json's raw_text has its words)" if guessed else ""
         err.print(
-            f"[dim]The model found no answer in the {len(answer.hits)} source(s) it was given; "
+            f"[dim]The model found no answer in the {len(answer.hits)} source(s) it was given{hedged}; "
             "`ragkit search` shows them.[/dim]"
         )
     elif any(f.kind == "truncated" for f in answer.flags):  # a withheld draft's cut is moot

@@ -158,6 +158,8 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         fields_["withheld"] = {"draft": ans.draft, "reason": why, **measured}
     else:
         fields_.update({k: v for k, v in measured.items() if v is not None})
+    if any(f.kind == "hedged" for f in ans.flags):  # the model said it does not know, then guessed (raw_answer)
+        fields_["hedged"] = True
     second = next((f for f in ans.flags if f.kind == "fallback"), None)
     if second is not None:  # generator.fallback was asked too (ragkit.fallback): the draft not delivered, and why
         fields_["fallback"] = {"draft": second.text, "detail": second.detail}
