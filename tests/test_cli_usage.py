@@ -387,6 +387,8 @@ def test_eval_run_records_a_hedged_abstention(kb: Path, tmp_path: Path, monkeypa
     questions.write_text(json.dumps({"question": "How often are keys rotated?", "answers": ["ninety days"]}) + "\n")
     res = run("eval", "run", questions, "--kb", kb, "--name", "hedge")
     assert res.exit_code == 0, res.output
-    (sample,) = [json.loads(line) for line in next((kb / "runs").glob("*-hedge")).joinpath("samples.jsonl").open()]
+    run_dir = next((kb / "runs").glob("*-hedge"))
+    (sample,) = [json.loads(line) for line in run_dir.joinpath("samples.jsonl").open()]
+    assert json.loads(run_dir.joinpath("metrics.json").read_text())["abstention/hedged_rate"] == 1.0
     assert sample["abstained"] and sample["hedged"] and sample["raw_answer"] == reply
     assert sample["answer"] == "I don't know based on the provided sources." and sample["scores"]["contains"] == 0.0

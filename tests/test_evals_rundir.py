@@ -212,6 +212,7 @@ def test_metrics_table_covers_every_run_metric() -> None:
         "claims/unsupported_rate",
         "abstention/false_rate_answerable",
         "abstention/withheld_right_answerable",
+        "abstention/hedged_rate",
         "tokens/in_mean",
         "tokens/out_mean",
         *(k for k in keys if k.startswith("latency/")),

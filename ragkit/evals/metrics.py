@@ -52,6 +52,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("abstention/rate_unanswerable", "abstains when unanswerable", True),
     Metric("abstention/false_rate_answerable", "abstains when answerable", False),
     Metric("abstention/withheld_right_answerable", "right answers withheld", False),
+    Metric("abstention/hedged_rate", "abstentions that went on to guess", False),
     Metric("abstention/relevance_auroc", "relevance AUROC", True),
     Metric("abstention/suggested_min_relevance", "suggested min_relevance", True),
     Metric("latency/retrieve_p50_s", "retrieve p50 (s)", False),

@@ -264,6 +264,11 @@ def compute_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float | None
     out["abstention/false_rate_answerable"] = abst["false_abstention_rate"]
     out |= abstention_by_construction(answered)
     out["abstention/withheld_right_answerable"] = withheld_right(answered)
+    # the model's own "I don't know" that went on to guess (flag hedged): delivered as the phrase, but a sign
+    abstained = [s for s in answered if s["abstained"]]
+    out["abstention/hedged_rate"] = (
+        sum(bool(s.get("hedged")) for s in abstained) / len(abstained) if abstained else math.nan
+    )
     measured = [s for s in answered if s.get("relevance") is not None]
     sep = M.relevance_separation([bool(s["answerable"]) for s in measured], [float(s["relevance"]) for s in measured])
     out["abstention/relevance_auroc"] = sep["auroc"]
