@@ -30,7 +30,14 @@ from dataclasses import dataclass
 
 from ragkit.grounding import CITATION, code_words, key_spans
 from ragkit.roles import occurs
-from ragkit.textutil import NUMBER_WORDS, content_words, context_sentences, split_sentences, unwrap_lines
+from ragkit.textutil import (
+    NUMBER_WORDS,
+    content_words,
+    context_sentences,
+    split_sentences,
+    unwrap_lines,
+    without_rejected,
+)
 
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
@@ -129,7 +136,8 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
         return None
     words = [content_words(s) for _, s in sents]
     # the evidence: sentences holding most key spans (or, with none, most of the answer's new words)
-    held = [sum(occurs(span, s) for span in spans) for _, s in sents] if spans else [len(novel & w) for w in words]
+    kept = [without_rejected(s) for _, s in sents]  # an alternative a sentence rules out is not held there
+    held = [sum(occurs(span, s) for span in spans) for s in kept] if spans else [len(novel & w) for w in words]
     most = max(held)
     if most == 0:  # the answer's new words are in no source
         return Coverage(0.0, _missing(question, asked), None)

@@ -21,7 +21,15 @@ import re
 from dataclasses import dataclass
 
 from ragkit.grounding import _KEY, key_spans
-from ragkit.textutil import NUMBER, STOPWORDS, content_words, context_sentences, spelled_in
+from ragkit.textutil import (
+    NUMBER,
+    REJECTED,
+    STOPWORDS,
+    content_words,
+    context_sentences,
+    spelled_in,
+    without_rejected,
+)
 
 # clause boundaries inside a sentence: semicolons, colons, dashes, and a comma before a word that starts a new
 # clause ("..., after which", "..., while", "..., and the customer receives")
@@ -83,10 +91,13 @@ def span_roles(claim: str, context: str, question: str = "") -> list[SpanRole]:
     weight = _rarity(unit_words)
     asked = content_words(stem)
     own = clauses(answer) or [answer]
-    spans = key_spans(answer, stem or question)
+    spans = key_spans(without_rejected(answer), stem or question)  # what the claim rules out, it does not claim
     out: list[SpanRole] = []
     for span in spans:
         holding = [i for i, u in enumerate(units) if occurs(span, u)]
+        if holding and rejected(span, context):
+            out.append(SpanRole(span, 0.0, units[holding[0]]))  # named only as the alternative ruled out
+            continue
         # what the span is attached to in the claim: the words of its own clause (and the question's)
         mine = next((c for c in own if occurs(span, c)), answer)
         rest = (asked | content_words(mine)) - content_words(span)
@@ -155,6 +166,24 @@ def _fit(near: tuple[dict[str, int], dict[str, int]], there: tuple[dict[str, int
     counting 1 / the larger of its two distances (an adjacent shared word counts most)."""
     pairs = zip(near, there, strict=True)
     return sum(1 / max(d, side[w]) for mine, side in pairs for w, d in mine.items() if w in side)
+
+
+def rejected(span: str, text: str) -> bool:
+    """True when `text` names `span` and every time only as the alternative it rules out ("rather than X",
+    "instead of X", "as opposed to X", "in place of X")."""
+    found = [m.start() for m in span_pattern(span).finditer(text)]
+    if not found:
+        return False
+    ruled_out = [m.span("alt") for m in REJECTED.finditer(text)]
+    return all(any(a <= i < b for a, b in ruled_out) for i in found)
+
+
+def rejected_spans(answer: str, question: str, sources: list[str]) -> list[str]:
+    """The answer's key spans that the sources name only as the alternative they rule out (see `rejected`),
+    in order; a span the answer itself rules out ("3, rather than 2") is not counted."""
+    claimed = without_rejected(answer)
+    text = "\n".join(sources)
+    return [s for s in key_spans(claimed, question) if rejected(s, text)]
 
 
 def role_support(claim: str, context: str, question: str = "") -> float:

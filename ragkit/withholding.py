@@ -3,7 +3,8 @@
 In order, the first that fails replaces the answer with the abstention phrase and adds a flag saying why:
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
-  (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage);
+  (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
+  sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles);
 - off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" or "which
   year" question, or the sentence holding its key fact does not mention what the question asks (a copied
   passage of several sentences needs more of the question than a short answer);
@@ -20,6 +21,7 @@ from ragkit.citations import CheckedAnswer
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.coverage import Coverage, coverage, coverage_floor, restates, unnamed_options, unquantified
 from ragkit.grounding import Grounding, grounding
+from ragkit.roles import rejected_spans
 from ragkit.types import Flag, Generation, Hit
 
 # the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
@@ -69,6 +71,11 @@ def withhold_unfounded(
     if unnamed:
         picks = f"the answer names {' and '.join(unnamed)}, which no source mentions"
         checked = _abstain(checked, Flag("ungrounded", draft, detail=picks), o)
+    ruled_out = rejected_spans(draft, question, sources) if not checked.abstained and o.min_grounding > 0 else []
+    if ruled_out:
+        what = " and ".join(f'"{s}"' for s in ruled_out)
+        detail = f'the sources name {what} only as the alternative they rule out ("rather than ...")'
+        checked = _abstain(checked, Flag("ungrounded", draft, detail=detail), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
         grounded = grounding(question, draft, sources, embed)
         if grounded is not None and grounded.score < o.min_grounding:

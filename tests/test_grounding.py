@@ -103,3 +103,44 @@ def test_a_number_in_figures_is_grounded_by_the_same_number_in_words() -> None:
     assert not _foreign_number(claim, museum, "When did the museum where 400 class locomotives stand move?")
     ans = _answer("They are stored in 2 regions [1].", "In how many regions are backups stored?")
     assert not ans.abstained and ans.grounding is not None and ans.grounding > 0
+
+
+# npm's docs (npm 11.19.1, package-lock-json.md): the hidden lockfile's version is 3, and 2 is named only as the
+# alternative ruled out; the 0.5B model answered "lockfileVersion: 2"
+HIDDEN = (
+    "As the hidden lockfile is ignored by older npm versions, it does not contain the backwards compatibility "
+    "affordances present in normal lockfiles. That is, it is `lockfileVersion: 3`, rather than `lockfileVersion: 2`."
+)
+
+
+def test_an_alternative_the_source_rules_out_does_not_ground_an_answer() -> None:
+    from ragkit.answering import AnswerOptions, answer_question
+    from ragkit.coverage import coverage
+    from ragkit.roles import rejected, rejected_spans, role_support
+    from ragkit.testing import ScriptedGenerator, make_hit
+    from ragkit.textutil import without_rejected
+
+    assert without_rejected(HIDDEN).endswith("rather than .") and "`lockfileVersion: 3`" in without_rejected(HIDDEN)
+    assert without_rejected("Use tabs instead of spaces, always.") == "Use tabs instead of , always."
+    assert rejected("2", HIDDEN) and not rejected("3", HIDDEN) and not rejected("7", HIDDEN)
+    assert not rejected("2", HIDDEN + " Version 2 was used by npm v7.")  # named in a role of its own too
+    question = "Which lockfileVersion does the hidden lockfile use?"
+    assert rejected_spans("lockfileVersion: 2 [1].", question, [HIDDEN]) == ["2"]
+    assert rejected_spans("lockfileVersion: 3 [1].", question, [HIDDEN]) == []
+    assert rejected_spans("Version 3, rather than 2 [1].", question, [HIDDEN]) == []  # the answer rules 2 out too
+    assert grounding(question, "lockfileVersion: 2 [1].", [HIDDEN], HashEmbedder().embed).score == 0.0  # type: ignore[union-attr]
+    assert coverage(question, "lockfileVersion: 2 [1].", [HIDDEN]).sentence is None  # type: ignore[union-attr]
+    # the role judge reads it the same way
+    assert role_support("The hidden lockfile uses lockfileVersion 2.", HIDDEN) == 0.0
+    assert role_support("The hidden lockfile uses lockfileVersion 3.", HIDDEN) == 1.0
+
+    def ask(reply: str):  # type: ignore[no-untyped-def]
+        hits = [make_hit(1, HIDDEN, "/kb/package-lock-json.md", dense=0.6)]
+        return answer_question(question, hits, ScriptedGenerator([reply]), AnswerOptions(), embed=None)
+
+    wrong = ask("lockfileVersion: 2 [1].")
+    assert wrong.abstained and wrong.draft == "lockfileVersion: 2 [1]."
+    (flag,) = [f for f in wrong.flags if f.kind == "ungrounded"]
+    assert '"2"' in flag.detail and "rule out" in flag.detail
+    right = ask("The hidden lockfile uses `lockfileVersion: 3` [1].")
+    assert not right.abstained and "lockfileVersion: 3" in right.text
