@@ -28,6 +28,7 @@ _KEY = re.compile(
     r"|\b\w+\(\)|`[^`]+`"
 )
 _WORD = re.compile(r"[^\W_]+")
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")  # a word, or a number with its dots
 _CODE = re.compile(r"\w*_\w*")
 _PATH = re.compile(r"[/\\~]|^\.\w")  # a `code` span that is a path or a dotfile: ~/.pyenv, /etc/shadow, .bashrc
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
@@ -56,14 +57,17 @@ def key_spans(answer: str, question: str) -> list[str]:
     # the question's own numbers are asked too when they are part of a word ("166" of "the 166th year")
     asked = {w.lower() for w in _WORD.findall(question)} | {m.group().lower() for m in _KEY.finditer(question)}
     asked_code = code_words(question)
-    spans = [m.group().strip("`") for m in _KEY.finditer(text)]
+    found = [m.group() for m in _KEY.finditer(text)]
+    options = {m for m in found if m.startswith("-")}  # command-line options, as the answer writes them
     keep = []
-    for s in dict.fromkeys(spans):
-        words = {w.lower() for w in _WORD.findall(s)}
-        # an identifier or a path is new unless the question writes it as is: "__len__" answers "which method
-        # implements len()?", and "~/.pyenv" answers "What is the default of PYENV_ROOT?"
+    for s in dict.fromkeys(m.strip("`") for m in found):
+        # a number is one token here: "0.3.0" in "`>=0.2.3 <0.3.0-0`" is new to "What does ^0.2.3 desugar to?"
+        words = {w.lower() for w in _TOKEN.findall(s)}
+        # an identifier, a path or an option is new unless the question writes it as is: "__len__" answers
+        # "which method implements len()?", "~/.pyenv" answers "What is the default of PYENV_ROOT?", and "--exit"
+        # (no option of GNU time) answers "Which format specifier gives the exit status?"
         named = "_" in s and s.lower() not in asked_code
-        named = named or (_PATH.search(s) is not None and s.lower() not in question.lower())
+        named = named or ((_PATH.search(s) is not None or s in options) and s.lower() not in question.lower())
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
             continue
         keep.append(s)

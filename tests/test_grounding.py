@@ -33,6 +33,15 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     question = "The king during the 166th year of the Kingdom served for how many years?"
     assert key_spans("The king during the 166th year served for 70 years [1].", question) == ["70"]
     assert key_spans("The king during the 166th year served long [1].", question) == []
+    # a number is one token: "0.3.0" is new to a question about ^0.2.3 (semver's README), so a code answer made
+    # of the question's digits is no restatement; an option the question does not write is new even when its
+    # word is asked ("--exit" for the exit status: GNU time has no such option)
+    question = "What does the caret range ^0.2.3 desugar to?"
+    assert key_spans("`>=0.2.3 <0.3.0-0` [2].", question) == [">=0.2.3 <0.3.0-0"]
+    assert key_spans("It desugars to `^0.2.3` [2].", question) == []
+    question = "Which format specifier gives the exit status of the timed command?"
+    assert key_spans("The exit status is given by the option --exit [2].", question) == ["--exit"]
+    assert key_spans("The --exit status is 0 [2].", "What is the --exit status?") == ["0"]
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:
