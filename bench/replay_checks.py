@@ -14,7 +14,8 @@ claims; the script names each one.
 Questions the relevance floor refused before generation stay refused.
 
 `--run KB/runs/NAME` replays one `ragkit eval run` instead (a trial such as bench/data/trial_heldout.jsonl),
-with that KB's embedder.
+with that KB's embedder. `--readings scores.jsonl --min-verified 0.5` also withholds a draft the checks deliver
+when a model's reading of it (bench/self_verify.py --out) is below that floor, as generator.min_verified does.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--min-coverage", type=float, default=0.2)
     ap.add_argument("--min-grounding", type=float, default=0.2)
     ap.add_argument("--run", type=Path, help="one eval run folder (KB/runs/NAME) instead of the dev set's")
+    ap.add_argument("--readings", type=Path, help="bench/self_verify.py --out scores of these drafts")
+    ap.add_argument("--min-verified", type=float, default=0.0, help="withhold a delivered draft read below this")
     args = ap.parse_args()
     options = AnswerOptions(min_coverage=args.min_coverage, min_grounding=args.min_grounding)
     if args.run is not None:
@@ -71,6 +74,10 @@ def main() -> None:
     else:
         kb = ragkit.open(args.workdir / "kb-sample", create=False)  # every part's KB has the same embedder
         chosen = [_newest(args.workdir, corpus, args.split, args.generator) for corpus in CORPORA]
+    readings: dict[tuple[str, str], float] = {}
+    for line in args.readings.read_text().splitlines() if args.readings else []:
+        r = json.loads(line)
+        readings[(r["run"], r["id"])] = r["score"]
     rows: list[tuple[str, bool, float, float, list[bool]]] = []
     for run in chosen:
         for line in (run / "samples.jsonl").read_text().splitlines():
@@ -79,6 +86,10 @@ def main() -> None:
                 continue
             refused = s["abstained"] and not s.get("withheld")
             now = True if refused else _replay(s, options, args.generator, kb.embedder.embed)
+            if not now and args.min_verified > 0:
+                if (run.name, s["id"]) not in readings:
+                    raise SystemExit(f"no reading of {run.name} {s['id']} in {args.readings}")
+                now = readings[(run.name, s["id"])] < args.min_verified
             if s["abstained"] and not now:
                 print(f"delivered now, no judged claims: {s['question'][:80]}")
             draft = (s.get("withheld") or {}).get("draft") or ("" if refused else s["answer"])

@@ -13,7 +13,7 @@ from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majorit
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
-from ragkit.verification import default_fallback_min_verified
+from ragkit.verification import default_own_min_verified
 from ragkit.withholding import withhold_unfounded
 
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class AnswerOptions:
     # withhold the fallback model's own answer when its P(yes) that the sources state it is below this; 0 = off
     # (and always off without a fallback)
     fallback_min_verified: float = 0.0
+    # withhold the generator's own answer when its P(yes) that the sources state it is below this; 0 = off (and
+    # always off with a fallback, which has the two floors above)
+    own_min_verified: float = 0.0
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -114,6 +117,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         min_coverage=default_min_coverage(cfg.model) if cfg.min_coverage is None else cfg.min_coverage,
         min_verified=cfg.min_verified if cfg.fallback else 0.0,
         fallback_min_verified=_own_floor(cfg),
+        own_min_verified=_self_floor(cfg),
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -123,7 +127,13 @@ def _own_floor(cfg: GeneratorConfig) -> float:
     if not cfg.fallback:
         return 0.0
     own = cfg.fallback_min_verified
-    return default_fallback_min_verified(cfg.fallback) if own is None else own
+    return default_own_min_verified(cfg.fallback) if own is None else own
+
+
+def _self_floor(cfg: GeneratorConfig) -> float:
+    """generator.own_min_verified resolved: off with a fallback (which has its own two floors), else the
+    config's (off unless set)."""
+    return 0.0 if cfg.fallback else cfg.own_min_verified
 
 
 def _strings(value: Any) -> list[str]:

@@ -38,6 +38,7 @@ from ragkit.protocols import Embedder, Generator, KeywordIndex, Reranker
 from ragkit.safety import SUSPECTED_INJECTION
 from ragkit.store import Store
 from ragkit.types import Answer, CheckReport, Chunk, DeleteReport, Hit, IngestReport, ReindexReport
+from ragkit.verification import read_own
 
 if TYPE_CHECKING:
     from ragkit.evals.runner import EvalRun
@@ -298,6 +299,8 @@ class KnowledgeBase:
         first = answer_question(
             question, hits, gen, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance, embed=embed
         )  # a withheld draft gets a second opinion when generator.fallback names a model (ragkit.fallback)
+        if not self.config.generator.fallback:
+            return read_own(first, gen, options)  # at the floor measured for the model (ragkit.verification)
         return with_second_opinion(first, hits, build.fallback_options(self.config, options), self._fallback.get, embed)
 
     def stats(self) -> dict[str, Any]:

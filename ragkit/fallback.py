@@ -8,7 +8,6 @@ withheld, and it is asked only for those (docs/benchmarks.md, "Tenth round").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from ragkit.answering import AnswerOptions, answer_question
 from ragkit.protocols import Generator
 from ragkit.types import Answer, Flag, Hit
-from ragkit.verification import verified
+from ragkit.verification import read
 from ragkit.withholding import WITHHOLDING_FLAGS
 
 
@@ -69,7 +68,7 @@ def with_second_opinion(
     if gen is None or gen.name == first.generator:
         return first
     if reads:
-        first = read(first, gen, options)
+        first = read(first, gen, options.min_verified, "min_verified", options.template.abstain)
         if not wants_second_opinion(first, options):
             return first
     second = answer_question(first.question, hits, gen, options, relevance=first.relevance, embed=embed)
@@ -77,36 +76,6 @@ def with_second_opinion(
         # the larger model says "no" to a fifth of its own wrong answers and to few right ones (ragkit.config)
         # the same text, question and sources read the same: a draft the first reading scored is not read twice
         known = first.verified if first.draft and second.text == first.draft else None
-        second = read(second, gen, options, own=True, known=known)
+        floor, abstain = options.fallback_min_verified, options.template.abstain
+        second = read(second, gen, floor, "fallback_min_verified", abstain, known=known)
     return second_opinion(first, second)
-
-
-def read(
-    answer: Answer, verifier: Generator, options: AnswerOptions, own: bool = False, known: float | None = None
-) -> Answer:
-    """`answer` with the verifier's P(yes) that its sources state it (Answer.verified; `known` when already
-    measured); below the floor (options.fallback_min_verified for the verifier's `own` answer, else
-    options.min_verified), withheld as the other checks withhold (flag "unverified", the draft kept)."""
-    key = "fallback_min_verified" if own else "min_verified"
-    floor = options.fallback_min_verified if own else options.min_verified
-    t0 = time.perf_counter()
-    p = verified(answer.question, answer.text, answer.hits, verifier) if known is None else known
-    if p is None:  # a backend that cannot read its own probabilities verifies nothing
-        return answer
-    spent = time.perf_counter() - t0
-    total = round(answer.timings.get("total", 0.0) + spent, 4)
-    timings = {**answer.timings, "verify": round(answer.timings.get("verify", 0.0) + spent, 4), "total": total}
-    if p >= floor:
-        return replace(answer, verified=round(p, 4), timings=timings)
-    detail = f"{verifier.name} gave {p:.2f} that the sources state it ({key} {floor:.2f})"
-    return replace(
-        answer,
-        text=options.template.abstain,
-        citations=(),
-        abstained=True,
-        unsupported=(),
-        flags=(*answer.flags, Flag("unverified", answer.text, detail=detail)),
-        draft=answer.text,
-        verified=round(p, 4),
-        timings=timings,
-    )

@@ -1,4 +1,9 @@
-"""A second model reads the first one's answer: do the sources state it? (generator.min_verified, off unless set)
+"""A model reads an answer before it is delivered: do the sources state it?
+
+generator.min_verified: the fallback model reads the first model's answer (off unless set).
+generator.fallback_min_verified: the fallback model reads its own answer, at the floor measured for it
+(OWN_MIN_VERIFIED) unless set. generator.own_min_verified: a generator without a fallback reads its own answer
+(off unless set).
 
 The fallback model (ragkit.fallback) is asked "Do the sources state this answer to the question? Reply yes or
 no." with the sources the first model saw; P(yes) from one forward pass is the score. Read by Qwen2.5-Coder-1.5B,
@@ -14,11 +19,17 @@ every answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ragkit.grounding import CITATION
-from ragkit.protocols import YesNoScorer
-from ragkit.types import Hit, Message
+from ragkit.protocols import Generator, YesNoScorer
+from ragkit.types import Answer, Flag, Hit, Message
+
+if TYPE_CHECKING:
+    from ragkit.answering import AnswerOptions
 
 # the floor below which the fallback withholds its own answer (generator.fallback_min_verified unset), per model:
 # a P(yes) is on the model's own scale (Qwen 0.5B gives its right answers 0.2-0.5, "Eighth round"), so a floor
@@ -31,7 +42,7 @@ SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no 
 SOURCE_CHARS = 1500  # of each source, as the floor was measured (bench/self_verify.py)
 
 
-def default_fallback_min_verified(model: str) -> float:
+def default_own_min_verified(model: str) -> float:
     """The floor measured for a bundled model reading its own answers; 0.0 (off) for any other model."""
     return OWN_MIN_VERIFIED.get(model, 0.0)
 
@@ -50,3 +61,40 @@ def verified(question: str, answer: str, hits: Sequence[Hit], verifier: object) 
     if not isinstance(verifier, YesNoScorer):
         return None
     return verifier.yes_probability(verification_messages(question, answer, [h.chunk.text for h in hits]))
+
+
+def read(
+    answer: Answer, verifier: Generator, floor: float, key: str, abstain: str, known: float | None = None
+) -> Answer:
+    """`answer` with the verifier's P(yes) that its sources state it (Answer.verified; `known` when already
+    measured); below `floor` (the option named `key`), withheld as the other checks withhold: the `abstain`
+    phrase, flag "unverified", the draft kept."""
+    t0 = time.perf_counter()
+    p = verified(answer.question, answer.text, answer.hits, verifier) if known is None else known
+    if p is None:  # a backend that cannot read its own probabilities verifies nothing
+        return answer
+    spent = time.perf_counter() - t0
+    total = round(answer.timings.get("total", 0.0) + spent, 4)
+    timings = {**answer.timings, "verify": round(answer.timings.get("verify", 0.0) + spent, 4), "total": total}
+    if p >= floor:
+        return replace(answer, verified=round(p, 4), timings=timings)
+    detail = f"{verifier.name} gave {p:.2f} that the sources state it ({key} {floor:.2f})"
+    return replace(
+        answer,
+        text=abstain,
+        citations=(),
+        abstained=True,
+        unsupported=(),
+        flags=(*answer.flags, Flag("unverified", answer.text, detail=detail)),
+        draft=answer.text,
+        verified=round(p, 4),
+        timings=timings,
+    )
+
+
+def read_own(answer: Answer, generator: Generator, options: AnswerOptions) -> Answer:
+    """A generator without a fallback reads its own delivered answer at options.own_min_verified (0: off; a JSON
+    Schema answer is not read)."""
+    if answer.abstained or options.own_min_verified <= 0 or options.schema is not None:
+        return answer
+    return read(answer, generator, options.own_min_verified, "own_min_verified", options.template.abstain)

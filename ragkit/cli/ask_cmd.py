@@ -23,6 +23,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    OwnMinVerifiedOpt,
     check_model_option,
     check_reader,
     db_override,
@@ -132,6 +133,7 @@ def ask(
     fallback: FallbackOpt = None,
     min_verified: MinVerifiedOpt = None,
     fallback_min_verified: FallbackMinVerifiedOpt = None,
+    own_min_verified: OwnMinVerifiedOpt = None,
     generator: GeneratorOpt = None,
     model: ModelOpt = None,
     template: Annotated[
@@ -158,7 +160,7 @@ def ask(
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
-        overrides |= fallback_overrides(min_verified, fallback_min_verified)
+        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
         if template:
             overrides["generator.template_file"] = str(template)
         json_schema = _read_schema(schema) if schema else None

@@ -26,6 +26,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    OwnMinVerifiedOpt,
     check_model_option,
     check_reader,
     db_override,
@@ -116,6 +117,7 @@ def run(
     fallback: FallbackOpt = None,
     min_verified: MinVerifiedOpt = None,
     fallback_min_verified: FallbackMinVerifiedOpt = None,
+    own_min_verified: OwnMinVerifiedOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -143,7 +145,7 @@ def run(
     with user_errors():
         principal = reader(as_user, groups, admin)
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
-        overrides |= fallback_overrides(min_verified, fallback_min_verified)
+        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,
