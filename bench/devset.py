@@ -4,6 +4,7 @@ quality of `ragkit eval` on three corpora, for one generator.
     python bench/devset.py --workdir /tmp/devset [--split heldout] [--generator Qwen2.5-Coder-0.5B-Instruct]
         [--parts halueval --model NAME]   # an adapter `ragkit finetune --name NAME` saved in that part's KB
         [--fallback Qwen2.5-Coder-1.5B-Instruct [--min-verified 0.72] [--fallback-min-verified 0.5]]  # a second model
+        [--own-min-verified 0.5]  # a model alone reads its own answers
 
 Builds (once, under --workdir) a KB of the sample corpus, one of the Python reference topics (pydoc_data) and
 one of HaluEval-QA passages (answerable items' own passages, answer-removed items' passages without the
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument(
         "--fallback-min-verified", type=float, default=None, help="as `ragkit eval run --fallback-min-verified`"
     )
+    ap.add_argument("--own-min-verified", type=float, default=None, help="as `ragkit eval run --own-min-verified`")
     ap.add_argument("--parts", default="sample,pydocs,halueval")
     ap.add_argument("--rescore", type=Path, default=None, help="print the table of an earlier results file again")
     ap.add_argument("--min-relevance", type=float, default=0.0, help="--rescore: as if the floor had been this")
@@ -238,6 +240,7 @@ def main() -> None:
     gen += f"-then-{Path(args.fallback).name}" if args.fallback else ""
     gen += f"-read-{args.min_verified}" if args.min_verified else ""
     gen += f"-own-{args.fallback_min_verified}" if args.fallback_min_verified is not None else ""
+    gen += f"-self-{args.own_min_verified}" if args.own_min_verified else ""
     results: dict[str, object] = {
         "split": args.split,
         "generator": gen,
@@ -262,6 +265,8 @@ def main() -> None:
             cmd += ["--min-verified", str(args.min_verified)]
         if args.fallback_min_verified is not None:
             cmd += ["--fallback-min-verified", str(args.fallback_min_verified)]
+        if args.own_min_verified is not None:
+            cmd += ["--own-min-verified", str(args.own_min_verified)]
         res = _ragkit(*cmd)
         if res.returncode != 0:
             raise SystemExit(f"eval {name} failed: {res.stderr.strip() or res.stdout.strip()}")
