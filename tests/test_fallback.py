@@ -326,6 +326,10 @@ def test_a_generator_without_a_fallback_reads_its_own_answer(kb: Path, monkeypat
     res = run("ask", QUESTION, "--kb", kb, "--json", "--min-relevance", "0", "--own-min-verified", "0.5")
     data = json.loads(res.output)
     assert data["abstained"] and data["draft"] == RIGHT and [f["kind"] for f in data["flags"]] == ["unverified"]
+    res = run("ask", QUESTION, "--kb", kb, "--no-stream", "--min-relevance", "0", "--own-min-verified", "0.5")
+    assert res.output.startswith("I don't know based on the provided sources.")
+    assert "The model does not find its own answer in the sources: alone gave 0.30" in res.output
+    assert "--own-min-verified 0 keeps it" in res.output and "fallback" not in res.output
     res = run("ask", QUESTION, "--kb", kb, "--no-stream", "--min-relevance", "0", "--own-min-verified", "0")
     assert res.exit_code == 0 and res.output.startswith(RIGHT) and models[-1].read == []
     # with a fallback the first model's own floor is not used: the fallback reads (min_verified) or nobody does

@@ -251,7 +251,7 @@ def ask(
     if second is not None and not answer.abstained:
         err.print(f"[dim]{escape(second.detail)} (--fallback none asks one model only).[/dim]")
     if withheld is not None:
-        why, option = _WITHHELD[withheld.kind]
+        why, option = _why_withheld(withheld.kind, withheld.detail)
         err.print(
             f"[dim]{why}: {escape(withheld.detail)}. ragkit abstained; --json shows the withheld draft, "
             f"{option} keeps it.[/dim]"
@@ -277,6 +277,22 @@ _WITHHELD = {
     "unsure": ("The model was guessing", "--min-confidence 0"),
     "unverified": ("The fallback model does not find the answer in the sources", "--min-verified 0"),
 }
+
+
+# who read an answer and found it unstated (ragkit.verification: the floor's name ends the detail) and its option
+_READERS = {
+    "own_min_verified": ("The model does not find its own answer in the sources", "--own-min-verified 0"),
+    "fallback_min_verified": (
+        "The fallback model does not find its own answer in the sources",
+        "--fallback-min-verified 0",
+    ),
+}
+
+
+def _why_withheld(kind: str, detail: str) -> tuple[str, str]:
+    """What withheld an answer, in words, and the option that keeps it."""
+    reader = next((k for k in _READERS if f"({k} " in detail), None) if kind == "unverified" else None
+    return _READERS[reader] if reader else _WITHHELD[kind]
 
 
 def _read_schema(path: Path) -> dict[str, Any]:
