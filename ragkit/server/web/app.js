@@ -251,7 +251,7 @@ function abstention(a) {
     return ["Answer withheld: the model's answer states something the sources do not support.", flag("ungrounded").detail];
   }
   if (flag("unverified")) {
-    return ["Answer withheld: a second model does not find the answer in the sources.", flag("unverified").detail];
+    return ["Answer withheld: the model that read it does not find the answer in the sources.", flag("unverified").detail];
   }
   if (flag("unsure")) {
     return ["Answer withheld: the model was guessing the key fact of its answer.", flag("unsure").detail];
