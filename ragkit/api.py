@@ -299,8 +299,7 @@ class KnowledgeBase:
         first = answer_question(
             question, hits, gen, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance, embed=embed
         )  # a withheld draft gets a second opinion when generator.fallback names a model (ragkit.fallback)
-        if not self.config.generator.fallback:
-            return read_own(first, gen, options)  # at the floor measured for the model (ragkit.verification)
+        first = read_own(first, gen, options)  # generator.own_min_verified: off unless set, and with a fallback
         return with_second_opinion(first, hits, build.fallback_options(self.config, options), self._fallback.get, embed)
 
     def stats(self) -> dict[str, Any]:
