@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from ragkit.grounding import _KEY, key_spans
 from ragkit.textutil import (
     NUMBER,
-    REJECTED,
     STOPWORDS,
     content_words,
     context_sentences,
@@ -171,11 +170,7 @@ def _fit(near: tuple[dict[str, int], dict[str, int]], there: tuple[dict[str, int
 def rejected(span: str, text: str) -> bool:
     """True when `text` names `span` and every time only as the alternative it rules out ("rather than X",
     "instead of X", "as opposed to X", "in place of X")."""
-    found = [m.start() for m in span_pattern(span).finditer(text)]
-    if not found:
-        return False
-    ruled_out = [m.span("alt") for m in REJECTED.finditer(text)]
-    return all(any(a <= i < b for a, b in ruled_out) for i in found)
+    return occurs(span, text) and not occurs(span, without_rejected(text))
 
 
 def rejected_spans(answer: str, question: str, sources: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # what a text names only to rule it out: "it is `lockfileVersion: 3`, rather than `lockfileVersion: 2`" (npm's
 # docs) gives 2 no role but the rejected one; the alternative runs to the next comma, stop or line end
-REJECTED = re.compile(
+_REJECTED = re.compile(
     r"\b(?:rather\s+than|instead\s+of|as\s+opposed\s+to|in\s+place\s+of)\s+(?P<alt>[^,;!?\n]{1,80}?)"
     r"(?=[,;!?\n]|\.(?:\s|$)|$)",
     re.IGNORECASE,
@@ -23,7 +23,7 @@ REJECTED = re.compile(
 def without_rejected(text: str) -> str:
     """`text` with each alternative it rules out ("rather than X", "instead of X") blanked: an answer's key
     fact found only there is not found."""
-    return REJECTED.sub(lambda m: m.group()[: m.start("alt") - m.start()], text)
+    return _REJECTED.sub(lambda m: m.group()[: m.start("alt") - m.start()], text)
 
 
 _STOPWORDS = frozenset(

@@ -171,9 +171,10 @@ class Flag:
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).
-    "unverified"       - the fallback model did not find an answer in the sources: the first model's
-                         (min_verified; then it answered itself) or its own (fallback_min_verified), so ragkit
-                         withheld it (text = the withheld answer, detail = P(yes)).
+    "unverified"       - a model reading an answer did not find it in the sources: the fallback reading the
+                         first model's (min_verified; then it answered itself) or its own (fallback_min_verified),
+                         or a model without a fallback its own (own_min_verified), so ragkit withheld it
+                         (text = the withheld answer, detail = P(yes) and the floor's name).
     "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a
                          hedge): ragkit delivers the abstention phrase (text = the model's reply).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too

@@ -279,8 +279,11 @@ def fallback_overrides(
     min_verified: float | None, fallback_min_verified: float | None, own_min_verified: float | None = None
 ) -> dict[str, float]:
     """Config overrides for --min-verified / --fallback-min-verified / --own-min-verified (None: the config's)."""
-    given = {"generator.min_verified": min_verified, "generator.fallback_min_verified": fallback_min_verified}
-    given["generator.own_min_verified"] = own_min_verified
+    given = {
+        "generator.min_verified": min_verified,
+        "generator.fallback_min_verified": fallback_min_verified,
+        "generator.own_min_verified": own_min_verified,
+    }
     return {k: v for k, v in given.items() if v is not None}
 
 
