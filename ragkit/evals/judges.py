@@ -25,6 +25,7 @@ from ragkit.citations import support as lexical_support
 from ragkit.errors import ConfigError, ModelError
 from ragkit.evals.copied_pairs import copied_number_pairs
 from ragkit.evals.judge_data import LabelledPair, as_claim, halueval_judge_pairs, judge_accuracy
+from ragkit.evals.llm_judge import LLMJudge
 from ragkit.evals.metrics import binary_scores
 from ragkit.protocols import Judge
 from ragkit.roles import role_support
@@ -310,35 +311,6 @@ class CrossEncoderJudge:
             return [float(s) for s in np.atleast_1d(scores)]
         probs = self.model.predict(pairs, apply_softmax=True, show_progress_bar=False)
         return [float(p[self._entail]) for p in probs]
-
-
-# --- LLM judge ----------------------------------------------------------------------------------------
-
-_LLM_PROMPT = (
-    "Context:\n{context}\n\nClaim: {claim}\n\n"
-    "Is the claim fully supported by the context? Reply with one word: yes or no."
-)
-
-
-class LLMJudge:
-    """Asks a generator whether the context supports the claim; "yes" -> 1.0, "no" -> 0.0, else 0.5."""
-
-    def __init__(self, generator: Generator, *, max_context_chars: int = 4000) -> None:
-        self.generator = generator
-        self.name = f"llm:{generator.name}"
-        self.threshold = 0.5
-        self.max_context_chars = max_context_chars
-
-    def support(
-        self, claims: Sequence[str], contexts: Sequence[str], questions: Sequence[str] | None = None
-    ) -> list[float]:
-        """(n,) claims and contexts -> n of 1.0 (yes), 0.0 (no) or 0.5 (neither). (questions unused)."""
-        out: list[float] = []
-        for claim, ctx in zip(claims, contexts, strict=True):
-            prompt = _LLM_PROMPT.format(context=ctx[: self.max_context_chars], claim=claim)
-            reply = self.generator.generate([{"role": "user", "content": prompt}], 3).text.strip().lower()
-            out.append(1.0 if reply.startswith("yes") else 0.0 if reply.startswith("no") else 0.5)
-        return out
 
 
 # --- building judges by name --------------------------------------------------------------------------
