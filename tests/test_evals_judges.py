@@ -193,3 +193,11 @@ def test_load_smoke_train_judge_a_few_steps_then_load_it(tmp_path: Path) -> None
     judge = J.make_judge(f"cross-encoder:{tmp_path / 'judge'}")
     probs = judge.support(["Keys are rotated every 90 days."], [CONTEXT])
     assert 0.0 <= probs[0] <= 1.0
+
+
+def test_report_caveat_names_the_measured_llm_judge_by_its_model() -> None:
+    """Reports name an LLM judge "llm:<model>": the measured one gets its figure, any other is sent to measure."""
+    from ragkit.evals.report import judge_caveat
+
+    assert "balanced accuracy is 0.63" in judge_caveat("llm:Qwen2.5-Coder-1.5B-Instruct")
+    assert judge_caveat("llm:SmolLM2-135M-Instruct").startswith("Measure this judge with `ragkit eval judge-accuracy")
