@@ -84,7 +84,8 @@ class GeneratorConfig(_Section):
     # with a fallback: it also reads each answer the first model delivers and says whether the sources state it;
     # below this P(yes) the answer is withheld and the fallback answers instead (ragkit.verification). 0 = off
     # (the default: it costs a forward pass of the fallback per answer); 0.72 is the floor measured for
-    # Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers (docs/benchmarks.md, "Tenth round")
+    # Qwen2.5-Coder-1.5B reading Qwen 0.5B's answers (docs/benchmarks.md, "Tenth round"). Run live on seven
+    # real-document trials it scored level with Qwen 1.5B alone, so it is not the default ("Fifteenth round")
     min_verified: float = Field(default=0.0, ge=0.0, le=1.0)
     # with a fallback: it reads its own answer too, the same way, before it is delivered; below this P(yes) the
     # answer is withheld. None = the floor measured for the fallback model (ragkit.verification: 0.5 for

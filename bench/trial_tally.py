@@ -1,0 +1,113 @@
+"""Tally `ragkit eval run` results on a real-document trial with the hand labels kept in the repo.
+
+    python bench/trial_tally.py KB/runs/NAME [KB/runs/NAME ...] [--labels bench/data/trial_labels.jsonl] [--json]
+
+For each run it prints the figures docs/benchmarks.md reports for the trials (bench/data/trial_*.jsonl):
+right and wrong answers delivered, right drafts withheld, on-topic unanswerable questions abstained, on-topic
+inventions delivered, the score (right - wrong - inventions) and the median seconds per question.
+
+A delivered answer is looked up by (question id, answer text) in the labels file, where a person read it:
+"right" / "wrong" for an answerable question, "invention" / "supported" for an unanswerable one (an answer the
+sources do support although the question was written as unanswerable). A withheld draft counts as a right
+draft withheld when it (or the second model's draft) holds a gold answer, unless the labels say otherwise.
+Answers no one labelled are scored automatically (gold contained; any on-topic answer an invention) and
+listed, so the next reader knows what to read: the labels file grows by hand, one JSON line per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ragkit.evals.metrics import contains_answer
+
+LABELS = Path(__file__).parent / "data" / "trial_labels.jsonl"
+GOOD = {"right", "supported"}
+
+
+def load_labels(path: Path) -> dict[tuple[str, str], str]:
+    """(question id, answer text stripped) -> label."""
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["id"], r["answer"].strip()): r["label"] for r in rows}
+
+
+def _drafts(sample: dict[str, Any]) -> list[str]:
+    """The drafts behind an abstention: the first model's and, in a pair, the second one's."""
+    return [d for d in ((sample.get("withheld") or {}).get("draft"), (sample.get("fallback") or {}).get("draft")) if d]
+
+
+def _auto(answer: str, golds: list[str]) -> str:
+    return "right" if contains_answer(answer, golds) == 1.0 else "wrong"
+
+
+def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """One run's figures; `unlabelled` lists the delivered answers scored without a person's label."""
+    t: dict[str, Any] = {"answerable": 0, "on_topic": 0, "right": 0, "wrong": 0, "right_withheld": 0}
+    t |= {"abstained_on_topic": 0, "inventions": 0, "unlabelled": []}
+    seconds = []
+    for s in samples:
+        if s.get("status", "ok") != "ok":
+            continue
+        seconds.append(s.get("timings", {}).get("total", 0.0))
+        qid, answer, golds = s["id"], s["answer"].strip(), s.get("gold_answers") or []
+        if s["answerable"]:
+            t["answerable"] += 1
+            if s["abstained"]:
+                right = [
+                    labels.get((qid, d.strip()), "right" if contains_answer(d, golds) == 1.0 else "")
+                    for d in _drafts(s)
+                ]
+                t["right_withheld"] += "right" in right
+                continue
+            label = labels.get((qid, answer))
+            if label is None:
+                label = _auto(answer, golds)
+                t["unlabelled"].append((qid, label, answer))
+            t["right" if label == "right" else "wrong"] += 1
+        else:
+            t["on_topic"] += 1
+            if s["abstained"]:
+                t["abstained_on_topic"] += 1
+                continue
+            label = labels.get((qid, answer))
+            if label is None:
+                label = "invention"
+                t["unlabelled"].append((qid, label, answer))
+            t["inventions"] += label not in GOOD
+    t["score"] = t["right"] - t["wrong"] - t["inventions"]
+    t["median_s"] = round(statistics.median(seconds), 1) if seconds else None
+    return t
+
+
+def _samples(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", type=Path, nargs="+", help="eval run folders (KB/runs/NAME)")
+    ap.add_argument("--labels", type=Path, default=LABELS)
+    ap.add_argument("--json", action="store_true", help="one JSON object per run")
+    args = ap.parse_args()
+    labels = load_labels(args.labels)
+    for run in args.runs:
+        t = tally(_samples(run), labels)
+        if args.json:
+            print(json.dumps({"run": str(run), **t}))
+            continue
+        print(
+            f"{run.name}: right {t['right']} / wrong {t['wrong']} / right withheld {t['right_withheld']} "
+            f"(of {t['answerable']}); on-topic abstained {t['abstained_on_topic']} of {t['on_topic']}, "
+            f"inventions {t['inventions']}; score {t['score']}; median {t['median_s']} s"
+        )
+        for qid, label, answer in t["unlabelled"]:
+            print(f"  not labelled, scored {label}: {qid} {answer[:100]!r}")
+
+
+if __name__ == "__main__":
+    main()
