@@ -93,7 +93,8 @@ class GeneratorConfig(_Section):
     fallback_min_verified: float | None = Field(default=None, ge=0.0, le=1.0)
     # without a fallback: the generator reads its own answer the same way before it is delivered; below this
     # P(yes) the answer is withheld. 0 = off (the default: tried as Qwen 1.5B's default with a lower coverage
-    # floor and not adopted, docs/benchmarks.md "Thirteenth round"); 0.5 is the floor measured for Qwen 1.5B
+    # floor, and on top of its own, and not adopted, docs/benchmarks.md "Thirteenth round", "Sixteenth
+    # round"); 0.5 is the floor measured for Qwen 1.5B
     own_min_verified: float = Field(default=0.0, ge=0.0, le=1.0)
     max_new_tokens: int = Field(default=160, ge=1)
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
