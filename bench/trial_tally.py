@@ -85,13 +85,16 @@ def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> 
 
 
 def _samples(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
+    path = run / "samples.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{run}: not an eval run folder (no samples.jsonl); give KB/runs/NAME of a `ragkit eval run`")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="eval run folders (KB/runs/NAME)")
-    ap.add_argument("--labels", type=Path, default=LABELS)
+    ap.add_argument("--labels", type=Path, default=LABELS, help="hand labels, one JSON line per answer")
     ap.add_argument("--json", action="store_true", help="one JSON object per run")
     args = ap.parse_args()
     labels = load_labels(args.labels)
