@@ -42,6 +42,7 @@ def _drafts(sample: dict[str, Any]) -> list[str]:
 
 
 def _auto(answer: str, golds: list[str]) -> str:
+    """The label a person would most likely give: right when a gold answer is in it."""
     return "right" if contains_answer(answer, golds) == 1.0 else "wrong"
 
 
@@ -58,11 +59,8 @@ def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> 
         if s["answerable"]:
             t["answerable"] += 1
             if s["abstained"]:
-                right = [
-                    labels.get((qid, d.strip()), "right" if contains_answer(d, golds) == 1.0 else "")
-                    for d in _drafts(s)
-                ]
-                t["right_withheld"] += "right" in right
+                drafts = [labels.get((qid, d.strip()), _auto(d, golds)) for d in _drafts(s)]
+                t["right_withheld"] += "right" in drafts
                 continue
             label = labels.get((qid, answer))
             if label is None:
