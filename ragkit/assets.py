@@ -230,3 +230,35 @@ def auto_device(requested: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bf16 arithmetic (the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo; x86 Linux only).
+    Where it lacks them torch emulates bf16 matrix products, which is slower than fp32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return bool({"avx512_bf16", "amx_bf16"} & set(line.partition(":")[2].split()))
+    return False
+
+
+def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True) -> str:
+    """The torch dtype name ("float32", "bfloat16", "float16") a generator runs in on `device` ("cpu"/"cuda"):
+    "auto" is bf16 on CUDA (fp16 where the GPU lacks bf16) and fp32 on the CPU; explicit names pass through,
+    except fp16 on the CPU (raises ModelError: torch has few fp16 CPU kernels)."""
+    if requested == "auto":
+        if device == "cuda":
+            return "bfloat16" if cuda_bf16 else "float16"
+        return "float32"
+    if requested == "float16" and device == "cpu":
+        raise ModelError(
+            "generator.dtype 'float16' is for GPUs; on the CPU use 'bfloat16' (fast where the CPU has bf16 units) "
+            "or 'float32'"
+        )
+    if requested not in ("float32", "bfloat16", "float16"):
+        raise ModelError(f"unknown generator.dtype {requested!r}; use auto, float32, bfloat16 or float16")
+    return requested

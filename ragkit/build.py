@@ -237,6 +237,7 @@ def _generator(cfg: RagkitConfig, model: str, adapter: str | None) -> Generator:
         model,
         url=g.url,
         device=g.device,
+        dtype=g.dtype,
         context_window=g.context_window,
         threads=g.threads,
         api_key_env=g.api_key_env,

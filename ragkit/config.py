@@ -100,6 +100,10 @@ class GeneratorConfig(_Section):
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
     device: Device = "auto"
+    # the transformers backend's weights and arithmetic: "auto" = bf16 (fp16 where the GPU lacks bf16) on CUDA,
+    # fp32 on the CPU. "bfloat16" on a CPU with bf16 units (avx512_bf16 or amx_bf16 in /proc/cpuinfo) keeps a
+    # bf16 copy of a GGUF model's weights: half the memory (docs/benchmarks.md "Seventeenth round")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = Field(default=None, ge=1)  # CPU threads; None = torch's default, every core for llama.cpp
     # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`;
     # "llamacpp": a .gguf `model` run by llama.cpp (extra ragkit[llamacpp])

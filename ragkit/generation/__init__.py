@@ -15,6 +15,7 @@ def build_generator(
     *,
     url: str | None = None,
     device: str = "auto",
+    dtype: str = "auto",
     context_window: int = 2048,
     threads: int | None = None,
     api_key_env: str = "OPENAI_API_KEY",
@@ -22,7 +23,9 @@ def build_generator(
     adapter: str | None = None,
 ) -> Generator:
     """The generator a config names: "transformers" (a local model, with an optional LoRA adapter folder),
-    "openai" (an HTTP server at url) or "llamacpp" (a .gguf file run by llama.cpp, extra ragkit[llamacpp])."""
+    "openai" (an HTTP server at url) or "llamacpp" (a .gguf file run by llama.cpp, extra ragkit[llamacpp]).
+    dtype ("auto", "float32", "bfloat16", "float16") applies to the transformers backend only: the
+    others run the weights as their files hold them."""
     if backend == "openai":
         from ragkit.errors import ConfigError
         from ragkit.generation.openai_http import OpenAIGenerator
@@ -41,4 +44,6 @@ def build_generator(
         return LlamaCppGenerator(model, device=device, context_window=context_window, threads=threads)
     from ragkit.generation.hf import TransformersGenerator
 
-    return TransformersGenerator(model, device=device, context_window=context_window, threads=threads, adapter=adapter)
+    return TransformersGenerator(
+        model, device=device, dtype=dtype, context_window=context_window, threads=threads, adapter=adapter
+    )
