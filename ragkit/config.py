@@ -100,9 +100,11 @@ class GeneratorConfig(_Section):
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding
     device: Device = "auto"
-    # the transformers backend's weights and arithmetic: "auto" = bf16 (fp16 where the GPU lacks bf16) on CUDA,
-    # fp32 on the CPU. "bfloat16" on a CPU with bf16 units (avx512_bf16 or amx_bf16 in /proc/cpuinfo) keeps a
-    # bf16 copy of a GGUF model's weights: half the memory (docs/benchmarks.md "Seventeenth round")
+    # the transformers backend's weights and arithmetic. "auto": bf16 on CUDA (fp16 where the GPU lacks bf16); on
+    # the CPU bf16 for Qwen2.5-Coder-1.5B where the CPU has bf16 units (avx512_bf16 or amx_bf16 in /proc/cpuinfo:
+    # as good on the trials, 0.54x the seconds, 0.56x the memory, docs/benchmarks.md "Seventeenth round"), fp32
+    # for the other models and CPUs (bf16 without the units took 3.9x fp32's seconds). A GGUF model run in bf16 on
+    # the CPU gets a bf16 copy of its own, converted once
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = Field(default=None, ge=1)  # CPU threads; None = torch's default, every core for llama.cpp
     # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`;

@@ -31,6 +31,20 @@ def test_auto_is_bf16_on_the_gpu_and_fp32_on_the_cpu() -> None:
     assert choose_dtype("float32", "cuda") == "float32"
 
 
+def test_auto_runs_only_the_measured_model_in_bf16_and_only_with_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Qwen 1.5B passed the seventeenth round's rule in bf16; SmolLM2, Qwen 0.5B and a user's own model were not
+    adopted or not measured, and without bf16 units bf16 is slower than fp32."""
+    import ragkit.assets as assets
+
+    assert choose_dtype("auto", "cpu", cpu_bf16=True) == "bfloat16"
+    monkeypatch.setattr(assets, "cpu_has_bf16", lambda cpuinfo=None: True)
+    assert assets.auto_cpu_bf16("Qwen2.5-Coder-1.5B-Instruct")
+    for other in ("Qwen2.5-Coder-0.5B-Instruct", "SmolLM2-135M-Instruct", "/models/my-own-llm"):
+        assert not assets.auto_cpu_bf16(other)
+    monkeypatch.setattr(assets, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert not assets.auto_cpu_bf16("Qwen2.5-Coder-1.5B-Instruct")
+
+
 def test_fp16_on_the_cpu_is_refused_with_what_to_use() -> None:
     with pytest.raises(ModelError, match="'bfloat16'.*'float32'"):
         choose_dtype("float16", "cpu")

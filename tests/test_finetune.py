@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ragkit
+from ragkit.assets import cpu_has_bf16
 from ragkit.cli.app import app
 from ragkit.errors import ConfigError, ModelError, SourceError
 from ragkit.finetune import (
@@ -356,6 +357,8 @@ def test_ctrl_c_saves_a_checkpoint_that_ask_uses(small_kb: ragkit.KnowledgeBase,
     bundled = {b["name"]: b for b in json.loads(res.output)["bundled"]}
     assert bundled["SmolLM2-135M-Instruct"]["installed"] and bundled["SmolLM2-135M-Instruct"]["active"]
     assert "ragkit[qwen]" in bundled["Qwen2.5-Coder-0.5B-Instruct"]["install"]
+    assert bundled["SmolLM2-135M-Instruct"]["cpu_dtype"] == "float32"  # generator.dtype auto: not measured in bf16
+    assert bundled["Qwen2.5-Coder-1.5B-Instruct"]["cpu_dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
     assert json.loads(res.output)["new_kb_generator"] == "SmolLM2-135M-Instruct"  # conftest pins new KBs' default
 
     # a KB whose generator.model is another GPT: --model NAME still runs the adapter on the base it was

@@ -263,16 +263,24 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
     """List the fine-tuned models of this knowledge base (kb/models/), with their before/after scores, and the
     bundled generators (ask --generator NAME) with whether they are installed."""
     import ragkit
-    from ragkit.assets import GENERATORS, default_generator, is_installed
+    from ragkit.assets import GENERATORS, auto_cpu_bf16, choose_dtype, default_generator, is_installed
+    from ragkit.errors import RagkitError
     from ragkit.evals.metrics import fmt
+
+    def cpu_dtype(name: str) -> str:  # what generator.dtype means for this model on this machine's CPU
+        try:
+            return choose_dtype(dtype, "cpu", cpu_bf16=auto_cpu_bf16(name))
+        except RagkitError:
+            return "none (float16 needs a GPU)"
 
     with user_errors(), ragkit.open(kb, create=False, **db_override(db)) as base:
         models = [a.to_json() for a in base.adapters()]
         active = base.config.generator.adapter
         generator, fallback = base.config.generator.model, base.config.generator.fallback
+        dtype = base.config.generator.dtype
     bundled = [
         {"name": m.name, "installed": is_installed(m), "install": m.install, "active": m.name == generator}
-        | {"fallback": m.name == fallback}
+        | {"fallback": m.name == fallback, "cpu_dtype": cpu_dtype(m.name)}
         for m in GENERATORS.values()
     ]
     new_kbs = default_generator()
@@ -281,7 +289,7 @@ def models_command(kb: KbOpt = Path("kb"), db: DbOpt = None, as_json: JsonOpt = 
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
     for b in bundled:
-        state = "installed" if b["installed"] else f"not installed: {b['install']}"
+        state = f"installed, {b['cpu_dtype']} on the CPU" if b["installed"] else f"not installed: {b['install']}"
         role = " (generator.model)" if b["active"] else " (generator.fallback)" if b["fallback"] else ""
         out.print(f"bundled generator {b['name']}{role}: {state}")
     if new_kbs != generator:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.assets import (
+    auto_cpu_bf16,
     auto_device,
     cache_dir,
     choose_dtype,
@@ -189,7 +190,9 @@ class TransformersGenerator:
         self.name = spec
         self.device = auto_device(device)
         cuda = self.device == "cuda"
-        self.dtype = choose_dtype(dtype, self.device, cuda_bf16=cuda and torch.cuda.is_bf16_supported())
+        self.dtype = choose_dtype(
+            dtype, self.device, cuda_bf16=cuda and torch.cuda.is_bf16_supported(), cpu_bf16=auto_cpu_bf16(spec)
+        )
         # the GPU casts an fp32 copy as it loads it; on the CPU a bf16 copy of its own halves the peak memory
         stored = "bfloat16" if self.dtype == "bfloat16" and not cuda else "float32"
         model_dir = converted_gguf_dir(path, spec, stored) if path.suffix == ".gguf" else path
