@@ -5,6 +5,7 @@ quality of `ragkit eval` on three corpora, for one generator.
         [--parts halueval --model NAME]   # an adapter `ragkit finetune --name NAME` saved in that part's KB
         [--fallback Qwen2.5-Coder-1.5B-Instruct [--min-verified 0.72] [--fallback-min-verified 0.5]]  # a second model
         [--own-min-verified 0.5]  # a model alone reads its own answers
+        [--dtype float32|bfloat16]  # generator.dtype for the runs (default: the KB's, auto)
 
 Builds (once, under --workdir) a KB of the sample corpus, one of the Python reference topics (pydoc_data) and
 one of HaluEval-QA passages (answerable items' own passages, answer-removed items' passages without the
@@ -201,6 +202,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["dev", "heldout"], default="dev")
     ap.add_argument("--generator", default=None, help="as `ragkit eval run --generator` [default: the KB's]")
     ap.add_argument("--model", default=None, help="as `ragkit eval run --model`: an adapter of `ragkit finetune`")
+    ap.add_argument("--dtype", default=None, help="as `ragkit eval run --dtype` [default: the KB's, auto]")
     ap.add_argument("--fallback", default=None, help="as `ragkit eval run --fallback`")
     ap.add_argument("--min-verified", type=float, default=None, help="as `ragkit eval run --min-verified`")
     ap.add_argument(
@@ -241,6 +243,7 @@ def main() -> None:
     gen += f"-read-{args.min_verified}" if args.min_verified else ""
     gen += f"-own-{args.fallback_min_verified}" if args.fallback_min_verified is not None else ""
     gen += f"-self-{args.own_min_verified}" if args.own_min_verified else ""
+    gen += f"-{args.dtype}" if args.dtype else ""
     results: dict[str, object] = {
         "split": args.split,
         "generator": gen,
@@ -259,6 +262,8 @@ def main() -> None:
             cmd += ["--generator", args.generator]
         if args.model:
             cmd += ["--model", args.model]
+        if args.dtype:
+            cmd += ["--dtype", args.dtype]
         if args.fallback:
             cmd += ["--fallback", args.fallback]
         if args.min_verified is not None:

@@ -182,18 +182,29 @@ def _resolve(spec: str, registry: dict[str, BundledModel], role: str) -> Path:
     return _assembled(bundled, parts) if bundled.more_parts else parts[0]
 
 
-def first_use_note(spec: str) -> str | None:
+def converted_name(digest: str, stored: str) -> str:
+    """The cache folder name (under cache_dir()/generators) of a GGUF's converted checkpoint: its sha256's first
+    20 hex digits, plus "-bf16" for a bf16 copy (`stored` "bfloat16"; an fp32 one has no suffix)."""
+    return digest[:20] + ("-bf16" if stored == "bfloat16" else "")
+
+
+def first_use_note(spec: str, stored: str | None = "float32") -> str | None:
     """What the first use of a bundled generator shipped in chunks will do before it answers, for the CLI to say
-    (None for a local path, a one-file model, or one already put together): the chunks are joined and checked
-    once, then converted to a checkpoint, which takes a minute or more and several GB of disk."""
+    (None for a local path, a one-file model, or one already converted to `stored`, see run_dtypes; None as
+    `stored`: a backend that reads the GGUF itself): the chunks are joined and checked once, then converted to a
+    checkpoint, which takes a minute or more and several GB of disk."""
     bundled = GENERATORS.get(spec)
     if bundled is None or not bundled.more_parts or not is_installed(bundled):
         return None
-    if (cache_dir() / "bundled" / bundled.name / f"{bundled.name}.gguf").exists():
+    joined = (cache_dir() / "bundled" / bundled.name / f"{bundled.name}.gguf").exists()
+    converted = stored is None or (cache_dir() / "generators" / converted_name(bundled.sha256, stored)).is_dir()
+    if joined and converted:
         return None
+    copy = "a bf16 copy" if stored == "bfloat16" else "a checkpoint"
+    join = "" if joined else f"puts its {len(bundled.more_parts) + 1} chunks together, checks them and "
     return (
-        f"first use of {bundled.name}: ragkit puts its {len(bundled.more_parts) + 1} chunks together, checks them and "
-        f"converts the model once under {cache_dir()} (a minute or more, several GB of disk; later loads take seconds)"
+        f"first use of {bundled.name}: ragkit {join}converts the model to {copy} once under {cache_dir()} (a minute "
+        "or more, several GB of disk; later loads take seconds)"
     )
 
 
@@ -259,6 +270,19 @@ def auto_cpu_bf16(spec: str) -> bool:
     unmeasured, and bf16 without the units is ~3.5x slower than fp32."""
     model = GENERATORS.get(spec)
     return model is not None and model.cpu_bf16 and cpu_has_bf16()
+
+
+def run_dtypes(spec: str, requested: str, device: str) -> tuple[str, str]:
+    """(dtype the generator `spec` runs in on `device` "cpu"/"cuda" under generator.dtype `requested`, dtype of
+    the checkpoint a GGUF is converted to for it). The GPU casts an fp32 copy as it loads it; on the CPU a bf16
+    copy of its own halves the peak memory."""
+    cuda_bf16 = False
+    if device == "cuda":
+        import torch
+
+        cuda_bf16 = torch.cuda.is_bf16_supported()
+    run = choose_dtype(requested, device, cuda_bf16=cuda_bf16, cpu_bf16=auto_cpu_bf16(spec))
+    return run, ("bfloat16" if run == "bfloat16" and device == "cpu" else "float32")
 
 
 def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True, cpu_bf16: bool = False) -> str:

@@ -392,3 +392,30 @@ def test_eval_run_records_a_hedged_abstention(kb: Path, tmp_path: Path, monkeypa
     assert json.loads(run_dir.joinpath("metrics.json").read_text())["abstention/hedged_rate"] == 1.0
     assert sample["abstained"] and sample["hedged"] and sample["raw_answer"] == reply
     assert sample["answer"] == "I don't know based on the provided sources." and sample["scores"]["contains"] == 0.0
+
+
+def test_dtype_is_an_option_of_ask_and_eval_run(kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--dtype sets generator.dtype for one command (recorded in the eval run's config.json); a value outside the
+    choices is a usage error; fp16 on the CPU is one red line that says what to use."""
+    from ragkit import build
+    from ragkit.testing import ScriptedGenerator
+
+    bad = run("ask", "How often are keys rotated?", "--kb", kb, "--dtype", "fp8")
+    assert bad.exit_code == 2 and "is not one of auto, float32, bfloat16, float16" in bad.output
+    import torch
+
+    if not torch.cuda.is_available():  # generator.device auto is the CPU here
+        line = one_red_line(run("ask", "How often are keys rotated?", "--kb", kb, "--dtype", "float16"))
+        assert "'float16' is for GPUs; on the CPU use 'bfloat16'" in line
+    seen: list[str] = []
+    monkeypatch.setattr(
+        build, "generator_from", lambda cfg, root: seen.append(cfg.generator.dtype) or ScriptedGenerator(["90 [1]."])
+    )
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "How often are keys rotated?", "answers": ["ninety days"]}) + "\n")
+    res = run("eval", "run", questions, "--kb", kb, "--name", "bf", "--dtype", "bfloat16")
+    assert res.exit_code == 0, res.output
+    config = json.loads(next((kb / "runs").glob("*-bf")).joinpath("config.json").read_text())
+    assert seen == ["bfloat16"] and config["config"]["generator"]["dtype"] == "bfloat16"
+    assert config["models"]["generator"]["dtype"] == "bfloat16"  # what ran, "auto" resolved
+    assert "bfloat16" not in (kb / "ragkit.toml").read_text()  # the KB's own file is not edited

@@ -95,7 +95,14 @@ def test_the_first_use_of_a_chunked_generator_is_announced(
     first_use(QWEN, quiet=True)  # --json
     assert capsys.readouterr().err.count("first use of") == 1
     (tmp_path / "bundled" / QWEN).mkdir(parents=True)
-    (tmp_path / "bundled" / QWEN / f"{QWEN}.gguf").write_bytes(b"")  # put together before
+    (tmp_path / "bundled" / QWEN / f"{QWEN}.gguf").write_bytes(b"")  # put together before, not converted yet
+    assert "ragkit converts the model to a checkpoint once" in str(assets.first_use_note(QWEN))
+    assert assets.first_use_note(QWEN, stored=None) is None  # llama.cpp reads the GGUF itself
+    sha = assets.GENERATORS[QWEN].sha256
+    (tmp_path / "generators" / sha[:20]).mkdir(parents=True)  # the fp32 checkpoint
     assert assets.first_use_note(QWEN) is None
+    assert "to a bf16 copy once" in str(assets.first_use_note(QWEN, stored="bfloat16"))  # generator.dtype bf16
+    (tmp_path / "generators" / f"{sha[:20]}-bf16").mkdir()
+    assert assets.first_use_note(QWEN, stored="bfloat16") is None
     monkeypatch.setattr(assets, "is_installed", lambda model: False)
     assert assets.first_use_note(LARGE) is None  # not installed: resolving it raises the install command

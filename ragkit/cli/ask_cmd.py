@@ -15,6 +15,7 @@ from ragkit.cli.common import (
     AsOpt,
     DbOpt,
     DeviceOpt,
+    DtypeOpt,
     FallbackMinVerifiedOpt,
     FallbackOpt,
     GeneratorOpt,
@@ -135,6 +136,7 @@ def ask(
     fallback_min_verified: FallbackMinVerifiedOpt = None,
     own_min_verified: OwnMinVerifiedOpt = None,
     generator: GeneratorOpt = None,
+    dtype: DtypeOpt = None,
     model: ModelOpt = None,
     template: Annotated[
         Path | None,
@@ -161,6 +163,7 @@ def ask(
         principal = reader(as_user, groups, admin)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
         overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
+        overrides |= {"generator.dtype": dtype} if dtype else {}
         if template:
             overrides["generator.template_file"] = str(template)
         json_schema = _read_schema(schema) if schema else None

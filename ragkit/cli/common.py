@@ -218,6 +218,25 @@ GeneratorOpt = Annotated[
         "model (bundled name, transformers directory, .gguf) [default: config]",
     ),
 ]
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """An option's value, checked against its choices (a usage error, exit 2, names them)."""
+    if value is not None and value not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        callback=lambda value: _one_of(value, ("auto", "float32", "bfloat16", "float16")),
+        help="The local generator's weights and arithmetic: auto (bf16 on a GPU, and for Qwen2.5-Coder-1.5B on a "
+        "CPU with bf16 units; else float32), float32, bfloat16 (slow on a CPU without bf16 units), float16 (GPU "
+        "only) [default: config's generator.dtype]",
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -373,22 +392,40 @@ def check_reader(base: Any, principal: Any, quiet: bool = False) -> None:
         )
 
 
-def first_use(generator: str, quiet: bool = False) -> None:
+def first_use(generator: str, quiet: bool = False, stored: str | None = "float32") -> None:
     """A dim note before a bundled generator's first use, which joins and converts it first (minutes, not
-    seconds): without it the first answer looks hung."""
+    seconds): without it the first answer looks hung. stored: the dtype of the checkpoint it is converted to
+    (ragkit.assets.run_dtypes), None for a backend that reads the GGUF itself."""
     from ragkit.assets import first_use_note
 
-    note = None if quiet else first_use_note(generator)
+    note = None if quiet else first_use_note(generator, stored)
     if note:
         err.print(note, style="dim", markup=False)
+
+
+def _stored_dtype(section: Any, spec: str) -> str | None:
+    """The dtype of the checkpoint the generator section's backend converts bundled `spec` to (see first_use)."""
+    from ragkit.assets import GENERATORS, auto_device, run_dtypes
+    from ragkit.errors import RagkitError
+
+    if section.backend != "transformers":
+        return None
+    if spec not in GENERATORS:
+        return "float32"  # no note for a local model anyway; nothing to import
+    try:
+        return run_dtypes(spec, section.dtype, auto_device(section.device))[1]
+    except RagkitError:
+        return "float32"  # loading the model says what is wrong
 
 
 def first_use_of_models(generator: Any, quiet: bool = False) -> None:
     """first_use for the generator section's model and its fallback. A fallback that cannot load (a typo, a
     bundled model not installed) fails here, not at the first draft the checks withhold, which may be much later."""
-    first_use(generator.model, quiet)
+    if not quiet:
+        first_use(generator.model, quiet, _stored_dtype(generator, generator.model))
     if generator.fallback:
-        first_use(generator.fallback, quiet)
+        if not quiet:
+            first_use(generator.fallback, quiet, _stored_dtype(generator, generator.fallback))
         if generator.backend in ("transformers", "llamacpp"):
             from ragkit.assets import resolve_generator
 

@@ -18,6 +18,7 @@ from ragkit.cli.common import (
     AdminOpt,
     AsOpt,
     DbOpt,
+    DtypeOpt,
     FallbackMinVerifiedOpt,
     FallbackOpt,
     GeneratorOpt,
@@ -113,6 +114,7 @@ def run(
     ] = False,
     judge: JudgeOpt = "minilm-lexical",
     generator: GeneratorOpt = None,
+    dtype: DtypeOpt = None,
     model: ModelOpt = None,
     fallback: FallbackOpt = None,
     min_verified: MinVerifiedOpt = None,
@@ -146,6 +148,7 @@ def run(
         principal = reader(as_user, groups, admin)
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
         overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
+        overrides |= {"generator.dtype": dtype} if dtype else {}
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,

@@ -180,11 +180,26 @@ def _model_identities(kb: EvalTarget, judge: Judge | None, opts: EvalOptions) ->
     if opts.generate:
         from ragkit.assets import resolve_generator
 
-        path = resolve_generator(kb.config.generator.model)
-        models["generator"] = {"name": kb.config.generator.model, "path": str(path), "bytes": _size(path)}
+        g = kb.config.generator
+        path = resolve_generator(g.model)
+        models["generator"] = {"name": g.model, "path": str(path), "bytes": _size(path), "dtype": _dtype(g)}
     if judge is not None:
         models["judge"] = judge_identity(judge)
     return models
+
+
+def _dtype(g: Any) -> str | None:
+    """The dtype the transformers backend runs generator section `g`'s model in on this machine (generator.dtype
+    "auto" resolved); None for the other backends, or where the setting cannot run here (loading says why)."""
+    from ragkit.assets import auto_device, run_dtypes
+    from ragkit.errors import RagkitError
+
+    if g.backend != "transformers":
+        return None
+    try:
+        return run_dtypes(g.model, g.dtype, auto_device(g.device))[0]
+    except RagkitError:
+        return None
 
 
 def _size(path: Path) -> int:

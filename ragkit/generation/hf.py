@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ragkit.assets import (
-    auto_cpu_bf16,
     auto_device,
     cache_dir,
-    choose_dtype,
+    converted_name,
     quiet_transformers,
     resolve_generator,
+    run_dtypes,
     set_offline_env,
 )
 from ragkit.errors import ModelError
@@ -69,10 +69,9 @@ def converted_gguf_dir(gguf: Path, spec: str = "", dtype: str = "float32") -> Pa
     """Return a plain transformers checkpoint for a GGUF file with weights in `dtype` ("float32" or "bfloat16"),
     converting it on first use (raises ModelError first when the memory for that is clearly missing). A bf16
     copy is converted from the GGUF itself: casting a loaded fp32 copy peaked at 10.9 GB for Qwen 1.5B."""
-    suffix = {"float32": "", "bfloat16": "-bf16"}.get(dtype)
-    if suffix is None:
+    if dtype not in ("float32", "bfloat16"):
         raise ModelError(f"a GGUF model is converted to float32 or bfloat16, not {dtype}")
-    target = cache_dir() / "generators" / (gguf_digest(gguf)[:20] + suffix)
+    target = cache_dir() / "generators" / converted_name(gguf_digest(gguf), dtype)
     if (target / "config.json").exists():
         return target
     with _convert_lock:
@@ -189,15 +188,10 @@ class TransformersGenerator:
         path = resolve_generator(spec)
         self.name = spec
         self.device = auto_device(device)
-        cuda = self.device == "cuda"
-        self.dtype = choose_dtype(
-            dtype, self.device, cuda_bf16=cuda and torch.cuda.is_bf16_supported(), cpu_bf16=auto_cpu_bf16(spec)
-        )
-        # the GPU casts an fp32 copy as it loads it; on the CPU a bf16 copy of its own halves the peak memory
-        stored = "bfloat16" if self.dtype == "bfloat16" and not cuda else "float32"
+        self.dtype, stored = run_dtypes(spec, dtype, self.device)
         model_dir = converted_gguf_dir(path, spec, stored) if path.suffix == ".gguf" else path
         self.base_model_dir = model_dir  # what fine-tuning loads (the adapter below is merged into a copy)
-        if not cuda:
+        if self.device != "cuda":
             check_memory(checkpoint_bytes(model_dir), spec)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
