@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ragkit.errors import ModelError
 from ragkit.fsutil import atomic_write_path
+from ragkit.types import DTYPES
 
 _OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -285,6 +286,15 @@ def run_dtypes(spec: str, requested: str, device: str) -> tuple[str, str]:
     return run, ("bfloat16" if run == "bfloat16" and device == "cpu" else "float32")
 
 
+def planned_dtypes(spec: str, requested: str, device: str) -> tuple[str, str] | None:
+    """run_dtypes for generator settings (`device` "auto" resolved), before anything loads; None where they
+    cannot run on this machine (loading the generator says why)."""
+    try:
+        return run_dtypes(spec, requested, auto_device(device))
+    except ModelError:
+        return None
+
+
 def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True, cpu_bf16: bool = False) -> str:
     """The torch dtype name ("float32", "bfloat16", "float16") a generator runs in on `device` ("cpu"/"cuda"):
     "auto" is bf16 on CUDA (fp16 where the GPU lacks bf16) and on the CPU bf16 where `cpu_bf16`
@@ -299,6 +309,6 @@ def choose_dtype(requested: str, device: str, *, cuda_bf16: bool = True, cpu_bf1
             "generator.dtype 'float16' is for GPUs; on the CPU use 'bfloat16' (fast where the CPU has bf16 units) "
             "or 'float32'"
         )
-    if requested not in ("float32", "bfloat16", "float16"):
-        raise ModelError(f"unknown generator.dtype {requested!r}; use auto, float32, bfloat16 or float16")
+    if requested not in DTYPES:
+        raise ModelError(f"unknown generator.dtype {requested!r}; use {', '.join(DTYPES[:-1])} or {DTYPES[-1]}")
     return requested

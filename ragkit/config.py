@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ragkit.errors import ConfigError
+from ragkit.types import Dtype
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -105,7 +106,7 @@ class GeneratorConfig(_Section):
     # as good on the trials, 0.54x the seconds, 0.56x the memory, docs/benchmarks.md "Seventeenth round"), fp32
     # for the other models and CPUs (bf16 without the units took 3.9x fp32's seconds). A GGUF model run in bf16 on
     # the CPU gets a bf16 copy of its own, converted once
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Dtype = "auto"
     threads: int | None = Field(default=None, ge=1)  # CPU threads; None = torch's default, every core for llama.cpp
     # "transformers": a local model run with torch; "openai": an OpenAI-compatible HTTP server at `url`;
     # "llamacpp": a .gguf `model` run by llama.cpp (extra ragkit[llamacpp])

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+# generator.dtype: the torch dtype a local generator runs in (here, not in config, so the CLI can name the
+# choices without importing pydantic)
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 Message = dict[str, str]  # a chat message: {"role": "system" | "user" | "assistant", "content": ...}
 

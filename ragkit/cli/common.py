@@ -18,6 +18,7 @@ from typer.core import HAS_RICH, TyperArgument, TyperGroup
 
 from ragkit.errors import RagkitError, UsageError
 from ragkit.fsutil import storage_problem
+from ragkit.types import DTYPES
 
 # README's table: 0 success; 1 error; 2 usage error (ours, like click's for a bad option); 3 partial; 130 Ctrl-C
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -231,7 +232,7 @@ DtypeOpt = Annotated[
     str | None,
     typer.Option(
         "--dtype",
-        callback=lambda value: _one_of(value, ("auto", "float32", "bfloat16", "float16")),
+        callback=lambda value: _one_of(value, DTYPES),
         help="The local generator's weights and arithmetic: auto (bf16 on a GPU, and for Qwen2.5-Coder-1.5B on a "
         "CPU with bf16 units; else float32), float32, bfloat16 (slow on a CPU without bf16 units), float16 (GPU "
         "only) [default: config's generator.dtype]",
@@ -405,31 +406,26 @@ def first_use(generator: str, quiet: bool = False, stored: str | None = "float32
 
 def _stored_dtype(section: Any, spec: str) -> str | None:
     """The dtype of the checkpoint the generator section's backend converts bundled `spec` to (see first_use)."""
-    from ragkit.assets import GENERATORS, auto_device, run_dtypes
-    from ragkit.errors import RagkitError
+    from ragkit.assets import GENERATORS, planned_dtypes
 
     if section.backend != "transformers":
         return None
     if spec not in GENERATORS:
         return "float32"  # no note for a local model anyway; nothing to import
-    try:
-        return run_dtypes(spec, section.dtype, auto_device(section.device))[1]
-    except RagkitError:
-        return "float32"  # loading the model says what is wrong
+    planned = planned_dtypes(spec, section.dtype, section.device)
+    return planned[1] if planned else "float32"  # a setting that cannot run here: loading says why
 
 
 def first_use_of_models(generator: Any, quiet: bool = False) -> None:
     """first_use for the generator section's model and its fallback. A fallback that cannot load (a typo, a
     bundled model not installed) fails here, not at the first draft the checks withhold, which may be much later."""
-    if not quiet:
-        first_use(generator.model, quiet, _stored_dtype(generator, generator.model))
-    if generator.fallback:
-        if not quiet:
-            first_use(generator.fallback, quiet, _stored_dtype(generator, generator.fallback))
-        if generator.backend in ("transformers", "llamacpp"):
-            from ragkit.assets import resolve_generator
+    if not quiet:  # only the note needs the dtype, and resolving it imports torch
+        for spec in filter(None, (generator.model, generator.fallback)):
+            first_use(spec, stored=_stored_dtype(generator, spec))
+    if generator.fallback and generator.backend in ("transformers", "llamacpp"):
+        from ragkit.assets import resolve_generator
 
-            resolve_generator(generator.fallback)
+        resolve_generator(generator.fallback)
 
 
 def check_model_option(base: Any, model: str | None) -> None:

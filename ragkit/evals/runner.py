@@ -191,15 +191,10 @@ def _model_identities(kb: EvalTarget, judge: Judge | None, opts: EvalOptions) ->
 def _dtype(g: Any) -> str | None:
     """The dtype the transformers backend runs generator section `g`'s model in on this machine (generator.dtype
     "auto" resolved); None for the other backends, or where the setting cannot run here (loading says why)."""
-    from ragkit.assets import auto_device, run_dtypes
-    from ragkit.errors import RagkitError
+    from ragkit.assets import planned_dtypes
 
-    if g.backend != "transformers":
-        return None
-    try:
-        return run_dtypes(g.model, g.dtype, auto_device(g.device))[0]
-    except RagkitError:
-        return None
+    planned = planned_dtypes(g.model, g.dtype, g.device) if g.backend == "transformers" else None
+    return planned[0] if planned else None
 
 
 def _size(path: Path) -> int:
