@@ -297,6 +297,9 @@ def test_upload_shows_the_job_then_the_document_answers_and_deletes_with_confirm
 def test_the_keyboard_reaches_a_citation_and_opens_it_with_enter(serve, page) -> None:  # type: ignore[no-untyped-def]
     url, _, _ = serve(SlowGenerator(ANSWER, delay=0.01))
     page.goto(url)
+    # the form stays hidden until /v1/me answers; focus() on a hidden box is silently lost, and on a busy CI
+    # machine the typing then went to <body>
+    page.locator("#question").wait_for(state="visible")
     page.locator("#question").focus()
     page.keyboard.type(QUESTION)
     page.keyboard.press("Enter")  # Enter asks; Shift+Enter is a new line
