@@ -135,6 +135,32 @@ def test_resume_after_an_interrupt_and_a_cut_off_line(tmp_path: Path) -> None:
     assert RunDir.find_unfinished(tmp_path / "kb" / "runs", "r", "0" * 16) is None
 
 
+def test_a_run_begun_in_bf16_is_not_resumed_in_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # generator.dtype "auto" resolves per machine: resumed on a CPU without bf16 units (or with them), the
+    # run's first answers would come from another dtype than its last
+    from ragkit import assets
+
+    kb = FakeKB(tmp_path / "kb")
+
+    def stop_after_two(done: int, total: int, question: str) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    def on(bf16: bool, **kw: Any) -> Any:
+        monkeypatch.setattr(assets, "auto_cpu_bf16", lambda spec: bf16)
+        return run_eval(kb, DATASET, name="d", options=EvalOptions(k=2), judge=LexicalJudge(), **kw)
+
+    with pytest.raises(KeyboardInterrupt):
+        on(True, progress=stop_after_two)
+    (run_dir,) = (tmp_path / "kb" / "runs").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["models"]["generator"]["dtype"] == "bfloat16"
+    fp32 = on(False)
+    assert fp32.run_dir != run_dir and fp32.resumed == 0
+    assert json.loads((fp32.run_dir / "config.json").read_text())["models"]["generator"]["dtype"] == "float32"
+    again = on(True)
+    assert again.run_dir == run_dir and again.resumed == 2
+
+
 def test_workers_and_one_worker_write_the_same_samples(tmp_path: Path) -> None:
     kb = FakeKB(tmp_path / "kb")
     one = run_eval(kb, DATASET, name="one", options=EvalOptions(generate=False))

@@ -68,15 +68,17 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
 
 
-def fingerprint(kb: EvalTarget, dataset: Dataset, opts: EvalOptions) -> str:
-    """What makes two runs the same run: the dataset's content, the KB's config, the options and who reads (a
-    run resumed by another principal would show them the first one's samples)."""
+def fingerprint(kb: EvalTarget, dataset: Dataset, opts: EvalOptions, dtype: str | None = None) -> str:
+    """What makes two runs the same run: the dataset's content, the KB's config, the options, who reads (a run
+    resumed by another principal would show them the first one's samples) and the dtype the generator runs in
+    (generator.dtype "auto" resolves per machine: a run begun in bf16 is not resumed in fp32)."""
     payload = json.dumps(
         {
             "dataset": dataset.sha256,
             "config": kb.config.model_dump(exclude={"runtime"}),  # local or Ray: the same run, resumable by either
             "options": opts.as_dict(),
             **({"reader": repr(reader)} if (reader := getattr(kb, "principal", None)) else {}),
+            **({"dtype": dtype} if dtype else {}),
         },
         sort_keys=True,
         default=str,

@@ -82,7 +82,7 @@ def run_eval(
         llm = kb.generator if opts.judge.startswith("llm") else None
         judge = make_judge(opts.judge, embedder=kb.embedder, generator=llm)
     runs = KbPaths(kb.root).runs
-    fp = fingerprint(kb, ds, opts)
+    fp = fingerprint(kb, ds, opts, _dtype(kb.config.generator) if opts.generate else None)
     run = RunDir.find_unfinished(runs, run_name, fp) if resume else None
     done = run.resume() if run is not None else []
     if run is None:
