@@ -22,10 +22,12 @@ CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
 # mixed-case or capitalised words (AES-256, Tuesday, Frankfurt, ASN.1, X.509), identifiers with an underscore
 # (__len__), calls (id()), command-line options (-k, --keep) and `code`. The digit of "asn1Parser" read as the
-# number 1 made an answer that only repeats the question look as if it added a fact.
+# number 1 made an answer that only repeats the question look as if it added a fact. A capitalised name keeps
+# its dotted parts ("Punycode.js" is new to "Node's bundled punycode module"), and a quoted literal without
+# spaces is one span ('foo:bar;baz:qux', every word of it in the question that asks what stringify returns).
 _KEY = re.compile(
-    r"(?<![\w-])--?[A-Za-z][\w-]*|(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\d+)*\b|\b\w*_\w*\b"
-    r"|\b\w+\(\)|`[^`]+`"
+    r"(?<![\w-])--?[A-Za-z][\w-]*|(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\w+)*\b|\b\w*_\w*\b"
+    r"|\b\w+\(\)|`[^`]+`|(?<![\w'])'[^'\s]+'(?![\w'])|(?<![\w\"])\"[^\"\s]+\"(?![\w\"])"
 )
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")  # a word, or a number with its dots
@@ -60,15 +62,19 @@ def key_spans(answer: str, question: str) -> list[str]:
     found = [m.group() for m in _KEY.finditer(text)]
     options = {m for m in found if m.startswith("-")}  # command-line options, as the answer writes them
     keep = []
-    for s in dict.fromkeys(m.strip("`") for m in found):
+    # a literal, quoted or `code`, without spaces: new unless the question writes it as is ("`;`" answers
+    # "Which characters start a comment line in an .npmrc file?")
+    literals = {m.strip("`'\"") for m in found if m[0] in "`'\"" and not re.search(r"\s", m)}
+    for s in dict.fromkeys(m.strip("`'\"") for m in found):
         # a number is one token here: "0.3.0" in "`>=0.2.3 <0.3.0-0`" is new to "What does ^0.2.3 desugar to?"
         words = {w.lower() for w in _TOKEN.findall(s)}
         # an identifier, a path or an option is new unless the question writes it as is: "__len__" answers
         # "which method implements len()?", "~/.pyenv" answers "What is the default of PYENV_ROOT?", and "--exit"
         # (no option of GNU time) answers "Which format specifier gives the exit status?"
         named = "_" in s and s.lower() not in asked_code
-        named = named or ((_PATH.search(s) is not None or s in options) and s.lower() not in question.lower())
-        if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words and words <= asked and not named):
+        written = _PATH.search(s) is not None or s in options or s in literals
+        named = named or (written and s.lower() not in question.lower())
+        if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words <= asked and not named):
             continue
         keep.append(s)
     return keep

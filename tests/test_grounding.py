@@ -42,6 +42,17 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     question = "Which format specifier gives the exit status of the timed command?"
     assert key_spans("The exit status is given by the option --exit [2].", question) == ["--exit"]
     assert key_spans("The --exit status is 0 [2].", "What is the --exit status?") == ["0"]
+    # a quoted literal is one span, new unless the question writes it (Node's querystring docs: every word of
+    # 'foo:bar;baz:qux' is in the question, the string is not); a bare symbol too ("`;`" starts an .npmrc
+    # comment) unless asked; a capitalised name keeps its dotted part ("Punycode.js" for "punycode")
+    question = "What does querystring.stringify({ foo: 'bar', baz: 'qux' }, ';', ':') return?"
+    assert key_spans("It returns 'foo:bar;baz:qux' [1].", question) == ["foo:bar;baz:qux"]
+    assert key_spans("It returns 'bar' with ';' [1].", question) == []
+    assert key_spans('It is "utf8" [1].', "Which encoding?") == ["utf8"]
+    assert key_spans("`;` or `#` [2].", "Which characters start a comment line in an .npmrc file?") == [";", "#"]
+    assert key_spans("Users' files and Node's own [1].", "") == ["Users", "Node"]  # apostrophes quote nothing
+    question = "Which userland module should users switch to instead of Node's bundled punycode module?"
+    assert key_spans("The userland [Punycode.js][] module [1].", question) == ["Punycode.js"]
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:

@@ -1,0 +1,92 @@
+"""Replay today's checks on the drafts of real-document trial runs and tally them with the hand labels.
+
+    python bench/replay_trials.py KB/runs/NAME [KB/runs/NAME ...] [--labels bench/data/trial_labels.jsonl]
+
+A change to the checks after generation (ragkit.withholding) moves drafts between "delivered" and "withheld".
+Each run's samples hold every draft and the sources the model saw, so this replays the current checks under
+the floors the run's generator and embedder get by default, prints each draft whose fate changed (with its
+hand label, when a person read it), and the trial figures before and after (bench/trial_tally.py).
+
+What the replay cannot redo: the relevance floor before generation (those refusals stay), the model's token
+confidence (a floor only SmolLM2 has; the run's recorded confidence is applied), and a second model's reading.
+Runs of a generator pair (a fallback draft) are replayed on the first model's draft only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from replay_checks import _replay
+from trial_tally import LABELS, load_labels, tally
+
+import ragkit
+from ragkit.answering import AnswerOptions, default_min_coverage, default_min_grounding
+from ragkit.confidence import default_min_confidence
+
+KEPT = {"unsure", "unverified"}  # reasons the replay cannot re-decide: the run's decision stands
+
+
+def replay_run(run: Path, labels: dict[tuple[str, str], str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run's samples as today's checks decide them, and one line per draft whose fate changed."""
+    config = json.loads((run / "config.json").read_text())["config"]
+    generator, embedder = config["generator"]["model"], config["embedder"]["model"]
+    options = AnswerOptions(min_coverage=default_min_coverage(generator), min_grounding=default_min_grounding(embedder))
+    kb = ragkit.open(run.parent.parent, create=False)
+    out, changes = [], []
+    for line in (run / "samples.jsonl").read_text().splitlines():
+        s = json.loads(line)
+        withheld = s.get("withheld") or {}
+        if s.get("status", "ok") != "ok" or (s["abstained"] and not withheld) or withheld.get("reason") in KEPT:
+            out.append(s)
+            continue
+        draft = withheld.get("draft") or s["answer"]
+        now = _replay(s, options, generator, kb.embedder.embed)
+        confidence = withheld.get("confidence")
+        if not now and confidence is not None and confidence < default_min_confidence(generator):
+            now = True
+        if now != s["abstained"]:
+            label = labels.get((s["id"], draft.strip()), "unlabelled")
+            verb = "withheld now" if now else "delivered now"
+            changes.append(f"  {verb} [{label}] {s['id']}: {draft[:110]!r}")
+            s = {**s, "abstained": now}
+            if now:
+                s["withheld"] = {"draft": draft, "reason": "replay"}
+            else:
+                s["answer"], s["withheld"] = draft, None
+        out.append(s)
+    kb.close()
+    return out, changes
+
+
+def _line(t: dict[str, Any]) -> str:
+    return (
+        f"right {t['right']} wrong {t['wrong']} right-withheld {t['right_withheld']} | on-topic abstained "
+        f"{t['abstained_on_topic']}/{t['on_topic']} inventions {t['inventions']} | score {t['score']}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", type=Path, nargs="+", help="eval run folders (KB/runs/NAME)")
+    ap.add_argument("--labels", type=Path, default=LABELS, help="hand labels, one JSON line per answer")
+    args = ap.parse_args()
+    labels = load_labels(args.labels)
+    total = [0, 0]
+    for run in args.runs:
+        before = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
+        after, changes = replay_run(run, labels)
+        t0, t1 = tally(before, labels), tally(after, labels)
+        total[0] += t0["score"]
+        total[1] += t1["score"]
+        print(f"{run.parent.parent.name}/{run.name}")
+        print(f"  before: {_line(t0)}")
+        print(f"  after:  {_line(t1)}")
+        print("\n".join(changes) if changes else "  no draft changed its fate")
+    print(f"total score: before {total[0]}, after {total[1]}")
+
+
+if __name__ == "__main__":
+    main()
