@@ -7,8 +7,9 @@ Each run's samples hold every draft and the sources the model saw, so this repla
 the floors the run's generator and embedder get by default, prints each draft whose fate changed (with its
 hand label, when a person read it), and the trial figures before and after (bench/trial_tally.py).
 
-What the replay cannot redo: the relevance floor before generation (those refusals stay), the model's token
-confidence (a floor only SmolLM2 has; the run's recorded confidence is applied), and a second model's reading.
+What the replay cannot redo: the relevance floor before generation and the citation check (those
+abstentions stay), the model's token confidence (a floor only SmolLM2 has; the run's recorded confidence is
+applied to a draft the replay would deliver), and a second model's reading.
 Runs of a generator pair (a fallback draft) are replayed on the first model's draft only.
 """
 
@@ -26,7 +27,9 @@ import ragkit
 from ragkit.answering import AnswerOptions, default_min_coverage, default_min_grounding
 from ragkit.confidence import default_min_confidence
 
-KEPT = {"unsure", "unverified"}  # reasons the replay cannot re-decide: the run's decision stands
+# the checks the replay re-decides; a draft withheld for another reason keeps the run's decision: the model's
+# confidence or a second model's reading, or no reason (every sentence failed the citation check before these)
+REPLAYED = {"restated", "ungrounded", "off_question"}
 
 
 def replay_run(run: Path, labels: dict[tuple[str, str], str]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -39,7 +42,8 @@ def replay_run(run: Path, labels: dict[tuple[str, str], str]) -> tuple[list[dict
     for line in (run / "samples.jsonl").read_text().splitlines():
         s = json.loads(line)
         withheld = s.get("withheld") or {}
-        if s.get("status", "ok") != "ok" or (s["abstained"] and not withheld) or withheld.get("reason") in KEPT:
+        kept = s["abstained"] and withheld.get("reason") not in REPLAYED
+        if s.get("status", "ok") != "ok" or kept:
             out.append(s)
             continue
         draft = withheld.get("draft") or s["answer"]
