@@ -12,10 +12,13 @@ _SENTENCE_END = re.compile(rf"(?<=[.!?]){_NOT_END}\s+|\n+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # what a text names only to rule it out: "it is `lockfileVersion: 3`, rather than `lockfileVersion: 2`" (npm's
-# docs) gives 2 no role but the rejected one; the alternative runs to the next comma, stop or line end
+# docs) gives 2 no role but the rejected one; the alternative runs to the next comma, stop or line end, or to a
+# word that starts another phrase: in "use standard allocation instead of memory pools by setting the variable
+# GLIBCXX_FORCE_NEW" (Valgrind's DRD manual) only "memory pools" is ruled out
+_PHRASE = r"by|when|whenever|if|because|since|unless|while|which|where|so|via|using|through|after|before|until"
 _REJECTED = re.compile(
     r"\b(?:rather\s+than|instead\s+of|as\s+opposed\s+to|in\s+place\s+of)\s+(?P<alt>[^,;!?\n]{1,80}?)"
-    r"(?=[,;!?\n]|\.(?:\s|$)|$)",
+    rf"(?=[,;!?\n]|\.(?:\s|$)|$|\s+(?:{_PHRASE})\b)",
     re.IGNORECASE,
 )
 

@@ -142,6 +142,9 @@ def test_an_alternative_the_source_rules_out_does_not_ground_an_answer() -> None
 
     assert without_rejected(HIDDEN).endswith("rather than .") and "`lockfileVersion: 3`" in without_rejected(HIDDEN)
     assert without_rejected("Use tabs instead of spaces, always.") == "Use tabs instead of , always."
+    # the alternative ends where another phrase starts: the variable that does it is no alternative
+    drd = "Use standard allocation instead of memory pools by setting the environment variable GLIBCXX_FORCE_NEW."
+    assert "memory pools" not in without_rejected(drd) and without_rejected(drd).endswith("variable GLIBCXX_FORCE_NEW.")
     assert rejected("2", HIDDEN) and not rejected("3", HIDDEN) and not rejected("7", HIDDEN)
     assert not rejected("2", HIDDEN + " Version 2 was used by npm v7.")  # named in a role of its own too
     question = "Which lockfileVersion does the hidden lockfile use?"
