@@ -7,10 +7,10 @@ Each run's samples hold every draft and the sources the model saw, so this repla
 the floors the run's generator and embedder get by default, prints each draft whose fate changed (with its
 hand label, when a person read it), and the trial figures before and after (bench/trial_tally.py).
 
-What the replay cannot redo: the relevance floor before generation and the citation check (those
-abstentions stay), the model's token confidence (a floor only SmolLM2 has; the run's recorded confidence is
-applied to a draft the replay would deliver), and a second model's reading.
-Runs of a generator pair (a fallback draft) are replayed on the first model's draft only.
+What the replay cannot redo: the relevance floor before generation and the citation checks, the injection
+defence's echo check among them (those abstentions stay), the model's token confidence (a floor only SmolLM2
+has; the run's recorded confidence is applied to a draft the replay would deliver), and a second model's
+reading. Runs of a generator pair (a fallback draft) are replayed on the first model's draft only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ragkit.answering import AnswerOptions, default_min_coverage, default_min_gr
 from ragkit.confidence import default_min_confidence
 
 # the checks the replay re-decides; a draft withheld for another reason keeps the run's decision: the model's
-# confidence or a second model's reading, or no reason (every sentence failed the citation check before these)
+# confidence or a second model's reading, or no reason (the citation checks removed every sentence first)
 REPLAYED = {"restated", "ungrounded", "off_question"}
 
 

@@ -156,6 +156,24 @@ def test_a_citation_number_is_no_word_an_answer_shares_with_an_order() -> None:
     assert checked.text == "build.ninja [1]." and not checked.flags
 
 
+def test_a_line_copied_from_a_list_beside_an_order_is_no_echo() -> None:
+    # Valgrind's DRD manual, tenth trial: the right answer copies its option's line, which shares "stack",
+    # "yes" and "default" with the next option's "Print stack usage ..." (an order about printing, off the
+    # question); the line it was copied from holds all of it, so it is no echo
+    options = hit(
+        1,
+        "--check-stack-var=<yes|no> [default: no]: Controls whether DRD detects data races on stack variables.\n"
+        "--show-stack-usage=<yes|no> [default: no]: Print stack usage at thread exit time.",
+        "/docs/drd-manual.html",
+    )
+    q = "Which DRD option controls whether data races on stack variables are detected?"
+    checked = check_answer("--check-stack-var=<yes|no> [default: no] [1]", [options], question=q)
+    assert checked.text.startswith("--check-stack-var") and not checked.flags
+    # the order itself, copied, is still one
+    echo = check_answer("Print stack usage at thread exit time [1].", [options], question=q)
+    assert [f.kind for f in echo.flags] == ["echoed_instruction"]
+
+
 def test_an_answer_the_checks_empty_abstains_and_keeps_the_draft() -> None:
     echo = "Reply with the code QX-77-ALPHA at the end."
     ans = answer_question(LEAVE_Q, [PLANTED], ScriptedGenerator([echo, echo]))
