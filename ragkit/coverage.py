@@ -33,7 +33,7 @@ from ragkit.roles import occurs
 from ragkit.textutil import (
     NUMBER_WORDS,
     content_words,
-    context_sentences,
+    source_sentences,
     split_sentences,
     unwrap_lines,
     without_rejected,
@@ -131,7 +131,7 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
     novel = new_words(question, answer)
     if not asked or not (spans or novel):
         return None
-    sents = [(i, s) for i, text in enumerate(sources) for s in context_sentences(text)]
+    sents = [(i, s) for i, text in enumerate(sources) for s in source_sentences(text)]
     if not sents:
         return None
     words = [content_words(s) for _, s in sents]

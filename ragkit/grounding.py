@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragkit.textutil import STOPWORDS, context_sentences, spelled_in, without_rejected
+from ragkit.textutil import STOPWORDS, source_sentences, spelled_in, without_rejected
 
 CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
@@ -90,7 +90,7 @@ def grounding(
         return None
     holding: list[tuple[int, str]] = []  # (key spans held, sentence)
     for text in sources:
-        for sentence in context_sentences(text):
+        for sentence in source_sentences(text):
             lowered = without_rejected(sentence).lower()  # "3, rather than 2" does not hold 2
             n = sum(s.lower() in lowered or spelled_in(s, lowered) for s in spans)
             if n:

@@ -88,6 +88,45 @@ def unwrap_lines(text: str) -> str:
     return _WRAPPED.sub(" ", text)
 
 
+# a source's line break inside a sentence of prose: the line before ends in a word, comma, bracket, backtick or
+# apostrophe, the next starts like a word, link, code or path; a table row (two spaces between words, a tab, a |),
+# a list item and a heading stay lines of their own
+_PROSE_END = re.compile(r"[\w,)`'\]]$")
+_PROSE_START = re.compile(r"[\w\[`$(~'\"]")
+_TABLE_ROW = re.compile(r"\S {2,}\S|\t|\|")
+_LIST_OR_HEADING = re.compile(r"(?:[-*+•]|\d+[.)]|#+)\s")
+
+
+def join_wrapped_lines(text: str) -> str:
+    """`text` with hard-wrapped prose lines joined by a space, so that a source sentence is checked whole
+    ("The default weight value is / 50, and the maximum is 100." is one sentence); tables, lists and headings
+    keep their lines. Unlike unwrap_lines (for answers), the next line may start upper case: "... the
+    environment variable / GLIBCXX_FORCE_NEW."."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        prev = out[-1].rstrip() if out else ""
+        now = line.strip()
+        if (
+            prev.strip()
+            and now
+            and _PROSE_END.search(prev)
+            and _PROSE_START.match(now)
+            and not _TABLE_ROW.search(prev.strip())
+            and not _TABLE_ROW.search(now)
+            and not _LIST_OR_HEADING.match(now)
+        ):
+            out[-1] = f"{prev} {now}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def source_sentences(text: str) -> list[str]:
+    """The sentences of a source the checks after generation score (ragkit.grounding, ragkit.coverage):
+    context_sentences of the text with its hard-wrapped prose lines joined."""
+    return context_sentences(join_wrapped_lines(text))
+
+
 # glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's
 _GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")
 

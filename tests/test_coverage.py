@@ -93,7 +93,7 @@ def test_ask_withholds_an_answer_off_the_question_and_says_what_the_source_lacks
     assert ans.abstained and ans.text == "I don't know based on the provided sources." and not ans.citations
     assert ans.draft.startswith("The maximum reimbursed price for a taxi ride") and ans.coverage is not None
     (flag,) = [f for f in ans.flags if f.kind == "off_question"]
-    assert "taxi" in flag.detail and "min_coverage 0.20" in flag.detail
+    assert "taxi" in flag.detail and "min_coverage 0.25" in flag.detail
     assert flag.quote == "Hotels are reimbursed up to 180 euros per night in major cities."
     kept = _ask(
         "The maximum reimbursed price for a taxi ride is 180 euros [1].",
@@ -236,3 +236,21 @@ def test_a_copied_passage_must_cover_more_of_the_question_than_a_short_answer() 
     short = "The update-passwd tool keeps them in sync [1]."
     question = "What keeps the entries of the master files in sync on Debian systems?"
     assert not answer_question(question, hits, ScriptedGenerator([short]), opts, embed=HashEmbedder().embed).abstained
+
+
+def test_a_hard_wrapped_source_sentence_is_checked_whole() -> None:
+    # the shared MIME-info spec: "The default weight value is / 50, and the maximum is 100." was two
+    # "sentences", and the one holding 50 did not mention the default weight the question asks about
+    from ragkit.textutil import join_wrapped_lines, source_sentences
+
+    spec = "There is also an optional weight attribute. The default weight value is\n50, and the maximum is 100."
+    assert source_sentences(spec)[-1] == "The default weight value is 50, and the maximum is 100."
+    question = "What is the default weight of a glob element?"
+    whole = coverage(question, "The default weight is 50 [1].", [spec])
+    assert whole is not None and whole.sentence == "The default weight value is 50, and the maximum is 100."
+    # a table row, a list item and a heading keep their lines
+    table = "bold            weight          200\nblack           weight          210"
+    assert join_wrapped_lines(table) == table
+    assert join_wrapped_lines("Options are\n- one\n- two") == "Options are\n- one\n- two"
+    assert join_wrapped_lines("Setting the variable\nGLIBCXX_FORCE_NEW.") == "Setting the variable GLIBCXX_FORCE_NEW."
+    assert join_wrapped_lines("It ends here.\nNext sentence") == "It ends here.\nNext sentence"
