@@ -173,21 +173,25 @@ def echoed_instruction(answer_sentence: str, question: str, sources: Sequence[st
     q = content_words(question)
     markers = _markers(answer_sentence) - _markers(question)
     orders: list[tuple[int, str]] = []
-    closest = 0  # the most content words of the answer sentence that one ordinary source sentence holds
+    ordinary: list[str] = []
     for i, text in enumerate(sources):
         for src in split_sentences(text):
             if _ABOUT_THE_REPLY.search(src) and _ORDER.search(src) and _off_question(src, q):
                 orders.append((i, src))
             else:
-                closest = max(closest, len(mine & content_words(src)))
+                ordinary.append(src)
+    closest: int | None = None  # the most words of the answer sentence one ordinary source sentence holds
     for i, src in orders:
         shared = len(mine & content_words(src))
-        # a sentence an ordinary source sentence holds more of was copied from that one: Valgrind's DRD manual
-        # lists "--check-stack-var=<yes|no> [default: no]: Controls whether ..." beside "--show-stack-usage=
-        # <yes|no> [default: no]: Print stack usage ...", and the first copied as an answer shares 3 of its 5
-        # words with the second, an "order" to print
-        if mine and shared >= _ECHO_MIN_COVER * len(mine) and shared >= 2 and shared >= closest:
-            return i, src, "copied"
+        if mine and shared >= _ECHO_MIN_COVER * len(mine) and shared >= 2:
+            # a sentence an ordinary source sentence holds more of was copied from that one: Valgrind's DRD
+            # manual lists "--check-stack-var=<yes|no> [default: no]: Controls whether ..." beside
+            # "--show-stack-usage=<yes|no> [default: no]: Print stack usage ...", and the first copied as an
+            # answer shares 3 of its 5 words with the second, an "order" to print
+            if closest is None:  # counted only when an order is a candidate: most answers meet none
+                closest = max((len(mine & content_words(o)) for o in ordinary), default=0)
+            if shared >= closest:
+                return i, src, "copied"
         if markers & _markers(src):
             return i, src, "marker"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # a stop ends a sentence unless it ends an initial ("Ernest J. Gaines") or a title or abbreviation ("Roy Morris
@@ -121,10 +122,12 @@ def join_wrapped_lines(text: str) -> str:
     return "\n".join(out)
 
 
-def source_sentences(text: str) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def source_sentences(text: str) -> tuple[str, ...]:
     """The sentences of a source the checks after generation score (ragkit.grounding, ragkit.coverage):
-    context_sentences of the text with its hard-wrapped prose lines joined."""
-    return context_sentences(join_wrapped_lines(text))
+    context_sentences of the text with its hard-wrapped prose lines joined. Cached: both checks split the same
+    retrieved chunks for every answer."""
+    return tuple(context_sentences(join_wrapped_lines(text)))
 
 
 # glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's

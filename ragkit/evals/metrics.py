@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ragkit.citations import MARKER
+
 # --- the metrics a run reports ------------------------------------------------------------------------
 
 
@@ -172,16 +174,13 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
     return best
 
 
-_CITATION_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-
-
 def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     """1.0 when a normalised gold answer occurs in the normalised prediction, as whole words (nan without
     golds). Sentence answers from a chat model rarely match exactly; this asks whether the fact is there."""
     if not golds:
         return math.nan
     # a citation marker is no part of the answer: "[1]" held the gold "1" in "... is 16 bytes [1]" (Nettle trial)
-    prediction = _CITATION_MARKER.sub(" ", prediction)
+    prediction = MARKER.sub(" ", prediction)
     # SQuAD's normalisation deletes punctuation, which glues code together ("object.__contains__(self" ->
     # "objectcontainsself"); a match under either deleting it or reading it as a space counts
     for norm in (normalize_answer, _spaced):

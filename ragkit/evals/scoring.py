@@ -7,7 +7,6 @@ list of them into the flat metrics of metrics.json, and `sample_score` ranks the
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -15,6 +14,7 @@ from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Any
 
 import ragkit.evals.metrics as M
+from ragkit.citations import MARKER
 from ragkit.evals.datasets import EvalItem
 from ragkit.evals.judges import verdicts
 from ragkit.textutil import split_sentences
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 RECALL_KS = (1, 3, 5, 10)
 STAGES = ("retrieve", "generate", "judge", "total")
 UNSUPPORTED_PENALTY = 0.5  # sample_score: how much a fully unsupported answer loses from its F1
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _CONTEXT_CHARS = 1500  # per hit kept in samples.jsonl: enough to read in a report
 
 
@@ -167,7 +166,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {
             "exact_match": M.exact_match(said, item.answers),
-            "f1": M.token_f1(_MARKER.sub("", said), item.answers),
+            "f1": M.token_f1(MARKER.sub("", said), item.answers),
             "contains": M.contains_answer(said, item.answers),
         }
     timings = {"retrieve": ans.timings.get("retrieve", math.nan), "generate": ans.timings.get("generate", math.nan)}
@@ -179,7 +178,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
 def _judge_claims(ans: Answer, judge: Judge | None) -> list[dict[str, Any]]:
     """The answer's sentences (claims), each judged against all its context and against each chunk it cites;
     none when it abstained or there is no judge."""
-    claims = [] if ans.abstained else split_sentences(_MARKER.sub("", ans.text))
+    claims = [] if ans.abstained else split_sentences(MARKER.sub("", ans.text))
     if not claims or judge is None:
         return []
     everything = "\n\n".join(h.chunk.text for h in ans.hits)
