@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,21 @@ CORPORA = ("sample", "pydocs", "halueval")
 def _replay(sample: dict[str, Any], options: AnswerOptions, generator: str, embed: Any) -> bool:
     """True when the current checks withhold this sample's draft."""
     draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]
-    hits = [make_hit(i + 1, c["text"], c.get("uri", "source")) for i, c in enumerate(sample["contexts"])]
+    hits = [
+        make_hit(i + 1, c["text"], c.get("uri", "source"), section=_section(c.get("location", "")))
+        for i, c in enumerate(sample["contexts"])
+    ]
     checked = CheckedAnswer(draft, (), (), False)
     held = withhold_unfounded(
         sample["question"], checked, Generation(draft, 0, 0, 0.0), hits, options, generator, embed
     )
     return held.checked.abstained
+
+
+def _section(location: str) -> str | None:
+    """The section title a recorded hit's location names ('file.md, section "Intro"'), or None."""
+    m = re.search(r'section "(.*)"$', location)
+    return m.group(1) if m else None
 
 
 def _newest(workdir: Path, corpus: str, split: str, generator: str) -> Path:

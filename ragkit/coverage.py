@@ -120,10 +120,13 @@ def restates(question: str, answer: str) -> bool:
     return not new_words(question, answer) and not key_spans(answer, question)
 
 
-def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | None:
+def coverage(
+    question: str, answer: str, sources: Sequence[str], headings: Sequence[str | None] = ()
+) -> Coverage | None:
     """The coverage of `question` by the sentence of `sources` (the texts the model saw) that holds the
-    answer's key fact; None when there is nothing to measure (a choice or yes/no question, an answer with no
-    new word, a question with no content word, no sources)."""
+    answer's key fact; headings[i], when given, is the section title above sources[i], whose words count as
+    near every sentence of that source. None when there is nothing to measure (a choice or yes/no question, an
+    answer with no new word, a question with no content word, no sources)."""
     if is_choice(question):
         return None
     asked = asked_words(question)
@@ -143,9 +146,12 @@ def coverage(question: str, answer: str, sources: Sequence[str]) -> Coverage | N
         return Coverage(0.0, _missing(question, asked), None)
     rarity = _rarity(asked, words)
     total = sum(rarity.values())
+    # the model sees each source under its section title ("### setTimeout(callback[, delay])" above a
+    # "**Default:** 1" line), so the title says what the sentences below it are about
+    titles = [content_words(h) if h else set[str]() for h in headings] + [set()] * (len(sources) - len(headings))
     best = (-1.0, set[str](), 0)
     for j in (j for j, n in enumerate(held) if n == most):
-        near: set[str] = set()
+        near: set[str] = set(titles[sents[j][0]])
         for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
             if sents[t][0] == sents[j][0]:
                 near |= words[t]

@@ -85,7 +85,7 @@ def withhold_unfounded(
         detail = f'the question asks "{how}" and the answer gives no number or amount'
         checked = _abstain(checked, Flag("off_question", draft, detail=detail), o)
     if not checked.abstained and o.min_coverage > 0:
-        covered = coverage(question, draft, sources)
+        covered = coverage(question, draft, sources, [h.chunk.section for h in hits])
         floor = coverage_floor(draft, o.min_coverage)
         if covered is not None and covered.score < floor:
             checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)

@@ -254,3 +254,31 @@ def test_a_hard_wrapped_source_sentence_is_checked_whole() -> None:
     assert join_wrapped_lines("Options are\n- one\n- two") == "Options are\n- one\n- two"
     assert join_wrapped_lines("Setting the variable\nGLIBCXX_FORCE_NEW.") == "Setting the variable GLIBCXX_FORCE_NEW."
     assert join_wrapped_lines("It ends here.\nNext sentence") == "It ends here.\nNext sentence"
+
+
+def test_the_section_title_above_a_source_counts_as_near_its_sentences() -> None:
+    # Node's timers.md: the default stands on a definition line, the function it belongs to in the heading
+    question = "What is the default delay of setTimeout?"
+    source = (
+        "* `callback` {Function} The function to call when the timer elapses.\n* `delay` {number}\n**Default:** `1`."
+    )
+    title = "setTimeout(callback[, delay[, ...args]])"
+    bare = coverage(question, "The default delay is `1` [1].", [source])
+    titled = coverage(question, "The default delay is `1` [1].", [source], [title])
+    assert bare is not None and titled is not None
+    assert "settimeout" in bare.missing and titled.missing == ()
+    assert titled.score > bare.score
+    # a title over another source does not count: headings[i] belongs to sources[i]
+    other = coverage(question, "The default delay is `1` [1].", [source, "Unrelated text."], [None, title])
+    assert other is not None and "settimeout" in other.missing
+
+
+def test_ask_reads_the_section_title_of_each_hit() -> None:
+    # the same definition line, once under the function's heading and once without one
+    line = "* `delay` {number} The number of milliseconds to wait.\n**Default:** `1`."
+    question, reply = "What is the default delay of setTimeout?", "The default delay is `1` [1]."
+    opts = AnswerOptions(min_grounding=0, min_coverage=0.45)
+    for section, withheld in (("setTimeout(callback[, delay[, ...args]])", False), (None, True)):
+        hits = [make_hit(1, line, "/kb/timers.md", dense=0.6, section=section)]
+        ans = answer_question(question, hits, ScriptedGenerator([reply]), opts, embed=HashEmbedder().embed)
+        assert ans.abstained is withheld, section
