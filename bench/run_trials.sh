@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Rebuild the real-document trial KBs from this machine's system docs and run every trial once.
+#
+#     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
+#
+# Each trial's documents are Debian/Node files (docs/devset.md lists them); a KB is built once per trial under
+# WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
+#     python bench/trial_tally.py WORKDIR/*-kb/runs/*
+#     python bench/replay_trials.py WORKDIR/*-kb/runs/*
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: bash bench/run_trials.sh WORKDIR [eval run options]" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$1; shift
+ragkit=${RAGKIT:-$root/.venv/bin/ragkit}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+D=/usr/share/doc N=/usr/share/doc/nodejs/api V=/usr/share/doc/valgrind/html
+NPM=/usr/lib/node_modules/npm
+mkdir -p "$work" && cd "$work"
+
+# name, trial file, then "source[:name in the KB]" for each document
+trials=(
+  "docs trial_docs /usr/share/common-licenses/Apache-2.0:apache-license.txt /usr/share/common-licenses/BSD:bsd-license.txt $D/libtasn1-doc/libtasn1.pdf"
+  "manuals trial_manuals $D/bzip2/manual.html:bzip2-manual.html $D/bc/bc.html $D/base-passwd/users-and-groups.html"
+  "heldout trial_heldout $D/ninja-build/manual.html:ninja-manual.html $D/zlib1g-dev/examples/zlib_how.html"
+  "npm trial_npm $NPM/docs/content/commands/npm-ci.md $NPM/docs/content/configuring-npm/npmrc.md $NPM/docs/content/configuring-npm/package-lock-json.md $NPM/docs/content/using-npm/scripts.md $NPM/docs/content/using-npm/workspaces.md"
+  "tools trial_tools $D/time/time.html $V/cg-manual.html $NPM/node_modules/semver/README.md:semver-README.md"
+  "mp trial_massif_path $V/ms-manual.html $N/path.md"
+  "mc trial_mime_corepack $D/shared-mime-info/shared-mime-info-spec.pdf $N/corepack.md"
+  "pw trial_pypolicy_wasi $D/python3/python-policy.html $N/wasi.md"
+  "ns trial_node_small $N/querystring.md $N/string_decoder.md $N/punycode.md"
+  "t10 trial_font_drd $D/fontconfig/fontconfig-user.html $V/drd-manual.html"
+  "t11 trial_nettle $D/nettle-dev/nettle.html"
+  "t12 trial_dhat_timers $V/dh-manual.html $N/timers.md"
+  "t13 trial_dgram_bbv $V/bbv-manual.html $N/dgram.md"
+  "t14 trial_lackey_tty $V/lk-manual.html $N/tty.md"
+)
+for line in "${trials[@]}"; do
+  read -r name trial docs <<<"$line"
+  if [ ! -d "$name-kb" ]; then
+    mkdir -p "$name"
+    for doc in $docs; do
+      src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
+      if [ ! -f "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
+      cp "$src" "$name/$dest"
+    done
+    "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || { echo "run_trials: ingest of $name failed" >&2; continue; }
+  fi
+  if "$ragkit" eval run "$root/bench/data/$trial.jsonl" --kb "$name-kb" "$@" --json > "$name-eval.json"; then
+    echo "run_trials: $name done $(date +%T)"
+  else
+    echo "run_trials: $name failed (see $work/$name-eval.json)" >&2
+  fi
+done
