@@ -33,6 +33,7 @@ trials=(
   "t12 trial_dhat_timers $V/dh-manual.html $N/timers.md"
   "t13 trial_dgram_bbv $V/bbv-manual.html $N/dgram.md"
   "t14 trial_lackey_tty $V/lk-manual.html $N/tty.md"
+  "t15 trial_console_intl $N/console.md $N/intl.md"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
