@@ -87,7 +87,7 @@ def test_the_fallback_gets_its_own_coverage_floor_unless_the_call_set_one() -> N
     cfg = load_config(
         None, {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.fallback": "Qwen2.5-Coder-1.5B-Instruct"}
     )
-    assert build.fallback_options(cfg, build.answer_options(cfg)).min_coverage == 0.40
+    assert build.fallback_options(cfg, build.answer_options(cfg)).min_coverage == 0.45
     assert build.fallback_options(cfg, build.answer_options(cfg, min_coverage=0.3)).min_coverage == 0.3
     # the fallback reads the first model's answers only when a floor is set, and never without a fallback
     assert build.answer_options(cfg).min_verified == 0.0

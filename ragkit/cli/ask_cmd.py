@@ -128,7 +128,7 @@ def ask(
             max=1.0,
             help="Abstain after generating when the answer only repeats the question, or when the source sentence "
             "holding its key fact mentions less than this share of what the question asks (a taxi price copied "
-            "from a sentence about hotels); 0 turns it off [default: config; 0.25, 0.40 for Qwen2.5-Coder-1.5B]",
+            "from a sentence about hotels); 0 turns it off [default: config; 0.25, 0.45 for Qwen2.5-Coder-1.5B]",
         ),
     ] = None,
     fallback: FallbackOpt = None,
