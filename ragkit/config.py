@@ -137,8 +137,8 @@ class GeneratorConfig(_Section):
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     # after generation: when the answer only repeats the question, or the source sentence holding its key fact
     # mentions less than this share of what the question asks (rarity-weighted words, e.g. a taxi price copied
-    # from a sentence about hotels), answer with the abstention phrase (draft kept). None = the floor measured on
-    # the real-document trials for the generator (0.45 for Qwen2.5-Coder-1.5B) or 0.25 for any other model
+    # from a sentence about hotels), answer with the abstention phrase (draft kept). None = the floor measured for
+    # the generator (0.45 for Qwen2.5-Coder-1.5B, on the abstention dev set) or 0.25 for any other model
     # (docs/benchmarks.md); 0 = off.
     min_coverage: float | None = Field(default=None, ge=0.0, le=1.0)
     support_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # share of a sentence's words its source holds

@@ -146,12 +146,12 @@ def coverage(
         return Coverage(0.0, _missing(question, asked), None)
     rarity = _rarity(asked, words)
     total = sum(rarity.values())
-    # the model sees each source under its section title ("### setTimeout(callback[, delay])" above a
-    # "**Default:** 1" line), so the title says what the sentences below it are about
-    titles = [content_words(h) if h else set[str]() for h in headings] + [set()] * (len(sources) - len(headings))
     best = (-1.0, set[str](), 0)
     for j in (j for j, n in enumerate(held) if n == most):
-        near: set[str] = set(titles[sents[j][0]])
+        # the model sees each source under its section title ("setTimeout(callback[, delay])" above a
+        # "**Default:** 1" line), so the title says what the sentences below it are about
+        i = sents[j][0]
+        near = content_words(headings[i] or "") if i < len(headings) else set[str]()
         for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
             if sents[t][0] == sents[j][0]:
                 near |= words[t]
