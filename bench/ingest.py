@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1, help="the corpus this many times over, lines marked")
     parser.add_argument("--json", type=Path, default=None, help="also write the medians here")
     parser.add_argument("--peers", action="store_true", help="also run LlamaIndex (bench/peers/setup.sh first)")
+    parser.add_argument(
+        "--probe-batch", type=int, default=0, help="also time a raw encode of the distinct texts at this batch size"
+    )
     args = parser.parse_args()
 
     import torch
@@ -37,6 +40,7 @@ def main() -> None:
     import ragkit
     from ragkit.chunking import chunk_document
     from ragkit.connectors.files import parse_file
+    from ragkit.ingest import parse_workers
 
     with tempfile.TemporaryDirectory() as tmp:
         files = build(Path(tmp) / "corpus", max_chars=args.chars, copies=args.copies)
@@ -54,12 +58,19 @@ def main() -> None:
         n_parsed_chunks *= max(1, args.copies)
 
         ragkit_rate, raw_rate, ratios, ingest_s, overhead = [], [], [], [], []
+        stages: list[dict] = []
+        real_embed = emb.embed
         for rep in range(args.repeats):
             kb = ragkit.open(Path(tmp) / f"kb{rep}")
             kb.embedder = emb  # the same loaded model for both sides; excluded: model load
+            busy = {"embed_s": 0.0, "write_s": 0.0, "embed_calls": 0}
+            emb.embed = _timed(real_embed, busy, "embed_s", "embed_calls")  # type: ignore[method-assign]
+            kb.store.write_documents = _timed(kb.store.write_documents, busy, "write_s")  # type: ignore[method-assign]
             t = time.perf_counter()
             report = kb.ingest([Path(tmp) / "corpus"])
             secs = time.perf_counter() - t
+            emb.embed = real_embed  # type: ignore[method-assign]
+            stages.append(busy)
             texts = [c.text for c in kb.store.chunks(kb.store.chunk_ids().tolist()).values()]
             kb.close()
             t = time.perf_counter()
@@ -76,11 +87,22 @@ def main() -> None:
             ratios.append(ragkit_rate[-1] / raw_rate[-1])
             ingest_s.append(secs)
             print(
+                f"repeat {rep}: busy seconds: embedding {busy['embed_s']:.1f} in {busy['embed_calls']} calls, "
+                f"SQL+FAISS writes {busy['write_s']:.1f}; whole ingest {secs:.1f}",
+                flush=True,
+            )
+            print(
                 f"repeat {rep}: {report.chunks_added} chunks ({len(unique)} distinct); ragkit "
                 f"{ragkit_rate[-1]:.1f}/s, raw encode {raw_rate[-1]:.1f}/s, ratio {ratios[-1]:.3f}; raw encode of "
                 f"the distinct texts / ragkit time {overhead[-1]:.3f}",
                 flush=True,
             )
+        probe = None
+        if args.probe_batch:
+            t = time.perf_counter()
+            emb.model.encode(unique, batch_size=args.probe_batch, normalize_embeddings=True, convert_to_numpy=True)
+            probe = len(unique) / (time.perf_counter() - t)
+            print(f"raw encode of the distinct texts at batch {args.probe_batch}: {probe:.1f} chunks/s", flush=True)
         peers = []
         if args.peers:
             warm.close()
@@ -105,6 +127,10 @@ def main() -> None:
     )
     print(f"| parse + chunk alone, s (sequential, once; one copy times --copies) | {parse_s:.1f} |")
     print(f"| whole ingest, s | {statistics.median(ingest_s):.1f} |")
+    print(f"| of which the embedder was busy, s | {statistics.median(b['embed_s'] for b in stages):.1f} |")
+    write_s = statistics.median(b["write_s"] for b in stages)
+    print(f"| of which SQL + FAISS writes (overlapping embedding), s | {write_s:.1f} |")
+    print(f"| parser processes | {parse_workers(None, len(files))} |")
     if args.json:
         import json
 
@@ -117,6 +143,14 @@ def main() -> None:
             "pipeline_efficiency": statistics.median(overhead),
             "parse_chunk_s_sequential": parse_s,
             "ingest_s": statistics.median(ingest_s),
+            "embed_busy_s": statistics.median(b["embed_s"] for b in stages),
+            "write_busy_s": statistics.median(b["write_s"] for b in stages),
+            "embed_calls": statistics.median(b["embed_calls"] for b in stages),
+            "batch_size": emb.batch_size,
+            "parse_workers": parse_workers(None, len(files)),
+            "probe_batch": args.probe_batch or None,
+            "probe_raw_chunks_per_s": probe,
+            "repeats": args.repeats,
         }
         args.json.write_text(json.dumps(medians, indent=1) + "\n", encoding="utf-8")
     for p in peers:
@@ -125,6 +159,21 @@ def main() -> None:
             f"{p['chunks_over_256_tokens']} over MiniLM's 256 tokens; chunks/s; ratio to raw encode | "
             f"{p['chunks_per_s']:.1f}; {p['ratio']:.3f} |"
         )
+
+
+def _timed(fn, busy: dict, key: str, calls: str | None = None):  # type: ignore[no-untyped-def]
+    """fn, adding its seconds to busy[key] (and 1 to busy[calls]) per call."""
+
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            busy[key] += time.perf_counter() - t
+            if calls:
+                busy[calls] += 1
+
+    return wrapper
 
 
 def _run_llamaindex(corpus: Path, chunk_size: int | None) -> dict:

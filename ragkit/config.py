@@ -44,7 +44,9 @@ class IngestConfig(_Section):
     max_file_mb: float = Field(default=100.0, gt=0)  # larger files are reported and skipped
     json_text_field: str = "text"  # the field of each JSON/JSONL record that holds its text
     url_timeout_s: float = Field(default=20.0, gt=0)  # per http(s) source
-    batch_chunks: int = Field(default=256, ge=1)  # chunks per embedding call, gathered across files
+    # chunks per embedding call (whole files, gathered across files); None = about a second of embedding at the
+    # speed measured during the run: ~32 on a CPU, thousands on a GPU (ragkit/ingest_embed.py)
+    batch_chunks: int | None = Field(default=None, ge=1)
     # parser processes for local files; None = one per core beyond two, at most 8, for runs of 64+ files
     parse_workers: int | None = Field(default=None, ge=0, le=64)
 

@@ -1,10 +1,10 @@
-"""The ingest pipeline: plan -> parse and chunk (a background thread) -> embed in batches -> commit.
+"""The ingest pipeline: plan -> parse and chunk (a background thread) -> embed in groups -> commit.
 
-Parsing and chunking of the next files overlap with the embedding of the current batch; batches span files
-so the embedder always gets full, length-sorted batches. Each document is written through the store
-(`ragkit.store`: SQL first, in one transaction, then FAISS), which is saved now and then and at the end; a
-crash at any point leaves a KB that `open` repairs, and the next run skips what was committed.
-"""
+Parsing and chunking of the next files overlap with embedding, and embedding (a thread of its own,
+`ragkit.ingest_embed`) overlaps with the writes: groups span files so the embedder gets full, length-sorted
+batches. Each group of documents is written through the store (`ragkit.store`: SQL first, in one transaction,
+then FAISS), which is saved now and then and at the end; a crash at any point leaves a KB that `open` repairs,
+and the next run skips what was committed."""
 
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ragkit.connectors import SourceItem, SourceOptions, open_source
 from ragkit.errors import Cancelled
 from ragkit.indexes.sql_store import DocState, text_hash
+from ragkit.ingest_embed import EmbedAhead, Group
 from ragkit.ingest_plan import Parsed as _Parsed
 from ragkit.ingest_plan import finish_ingest, plan_ingest
 from ragkit.ingest_plan import parse_item as _parse
@@ -45,9 +44,6 @@ _PUT_POLL_S = 0.2  # how often a blocked producer checks whether the run was sto
 # files in flight per parser process: keeps each busy without holding many parsed documents
 _INFLIGHT_PER_WORKER = 4
 _END = object()
-# Files are embedded and committed in groups of about this many chunks, so the progress bar moves per group and
-# Ctrl-C (which finishes the group in flight) stops within seconds; the embedder batches inside each call.
-_COMMIT_CHUNKS = 32
 
 
 @dataclass(frozen=True)
@@ -197,43 +193,49 @@ def run_ingest(
         finally:
             put(_END)  # even if a bug escaped _prepare, the consumer must not wait forever
 
-    in_flight: list[_Item] = []  # the group being embedded and committed: Ctrl-C finishes it
+    # the embedder works one group ahead, in its own thread (ragkit/ingest_embed.py); the store stays on this one
+    ahead = EmbedAhead(emb.embed, store.dim, settings.batch_chunks) if emb is not None else None
+    in_flight: list[Group] = []  # embedded or embedding; Ctrl-C finishes them
 
-    def commit(group: list[_Item]) -> None:
-        """Embed one group of files and write each; written items leave `group` (so a retry skips them)."""
-        texts = [sp.text for it in group for sp in it.parsed.spans]
+    def submit(files: list[_Item]) -> None:
+        assert ahead is not None
+        texts = [sp.text for it in files for sp in it.parsed.spans]
         hashes = [text_hash(t) for t in texts]
-        cached = store.cached_vectors(hashes)
-        fresh = [i for i, h in enumerate(hashes) if h not in cached]
-        vectors = np.empty((len(texts), store.dim), dtype=np.float32)  # (n_chunks, dim)
-        if fresh:
-            vectors[fresh] = emb.embed([texts[i] for i in fresh])  # type: ignore[union-attr]
-        for i, h in enumerate(hashes):
-            if h in cached:
-                vectors[i] = cached[h]
-        lo = 0
-        while group:
-            it = group[0]
-            p = it.parsed
-            vecs = vectors[lo : lo + len(p.spans)]
-            lo += len(p.spans)
-            assert p.doc is not None
-            doc = settings.stamp(p.doc)
-            new_ids = store.write_document(doc, p.spans, vecs)
-            group.pop(0)
-            tally.written(it.source.uri, it.source.name, len(new_ids), p.doc.notes, p.reread)
+        group = Group(files, texts, hashes, store.cached_vectors(hashes))
+        in_flight.append(group)  # before it is queued: a Ctrl-C from here on finds the group and finishes it
+        ahead.send(group)
 
-    def flush(batch: list[_Item]) -> None:
-        """Commit the batch in groups of about _COMMIT_CHUNKS chunks (whole files)."""
+    def write_oldest() -> None:
+        """Write the oldest group in flight, in one transaction, once its vectors are ready."""
+        assert ahead is not None
+        group = in_flight[0]
+        ahead.send(group)  # a no-op, unless a Ctrl-C fell between in_flight.append and the queueing
+        vectors = group.vectors.result()
+        docs, lo = [], 0
+        for it in group.items:
+            assert it.parsed.doc is not None
+            n = len(it.parsed.spans)
+            docs.append((settings.stamp(it.parsed.doc), it.parsed.spans, vectors[lo : lo + n]))
+            lo += n
+        written = store.write_documents(docs)
+        in_flight.pop(0)
+        for it, new_ids in zip(group.items, written, strict=True):
+            tally.written(it.source.uri, it.source.name, len(new_ids), it.parsed.doc.notes, it.parsed.reread)
+
+    def flush(batch: list[_Item], *, drain: bool = False) -> None:
+        """Send the batch to the embedder in groups of whole files; write all but the newest (drain: all)."""
         while batch:
-            n, size = 0, 0
-            while n < len(batch) and (size < _COMMIT_CHUNKS or n == 0):
-                size += len(batch[n].parsed.spans)
+            n, chunks = 0, 0
+            while n < len(batch) and (chunks < ahead.chunks or n == 0):  # type: ignore[union-attr]
+                chunks += len(batch[n].parsed.spans)
                 n += 1
             stop_if_cancelled(cancel)
-            in_flight[:] = batch[:n]
+            submit(batch[:n])
             del batch[:n]
-            commit(in_flight)
+            while len(in_flight) > 1:
+                write_oldest()
+        while drain and in_flight:
+            write_oldest()
 
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
     last_save = time.monotonic()
@@ -245,7 +247,7 @@ def run_ingest(
             item = items.get()
             stop_if_cancelled(cancel)
             if item is _END:
-                flush(batch)
+                flush(batch, drain=True)
                 break
             assert isinstance(item, _Item)
             src, p = item.source, item.parsed
@@ -257,8 +259,10 @@ def run_ingest(
                 tally.kept(src.uri, src.name)
             else:
                 batch.append(item)
-                if sum(len(it.parsed.spans) for it in batch) >= settings.batch_chunks:
+                if sum(len(it.parsed.spans) for it in batch) >= ahead.chunks:  # type: ignore[union-attr]
                     flush(batch)
+            if len(in_flight) == 1 and in_flight[0].vectors.done():
+                write_oldest()  # embedded while this thread waited for parsed files: write it now
             if time.monotonic() - last_save > settings.save_every_s:
                 store.save()
                 last_save = time.monotonic()
@@ -266,14 +270,17 @@ def run_ingest(
         restamped, deleted = finish_ingest(store, plan, settings, prune, tally.recorded)
     except (KeyboardInterrupt, Cancelled) as exc:
         stopped = exc
-        # committed documents stay; the group being embedded is finished (Ctrl-C; cancel stops between groups,
-        # so it finds none), the rest dropped
+        # committed documents stay; the groups in flight (one being written, one being embedded) are finished,
+        # the rest dropped
         stop.set()
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops at once (what is committed stays)
-            commit(in_flight)
+            while in_flight:
+                write_oldest()
     finally:
         stop.set()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if ahead is not None:
+            ahead.close(in_flight)  # a group mid-embedding finishes first
         store.save()
     return tally.end(stopped, restamped, deleted)

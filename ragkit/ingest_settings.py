@@ -34,7 +34,7 @@ class IngestSettings:
     parser: str = "auto"
     json_field: str = "text"
     url_timeout_s: float = 20.0
-    batch_chunks: int = 256  # chunks per embedding call, gathered across files
+    batch_chunks: int | None = None  # chunks per embedding call; None = sized by time (ragkit/ingest_embed.py)
     save_every_s: float = 30.0  # bounds the FAISS work a crash can lose (it is repaired from SQL anyway)
     meta: tuple[tuple[str, str], ...] = ()  # user metadata stamped on every document (tenant, team, ...)
     parse_workers: int | None = None  # parser processes; None = by core count (parse_workers()), 0/1 = a thread

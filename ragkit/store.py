@@ -228,17 +228,18 @@ class Store:
         """Stored vectors of chunks with these text hashes: unchanged text is never embedded twice."""
         return self.sql.cached_vectors(text_hashes, self.dim)
 
-    def write_document(self, doc: Document, spans: Sequence[ChunkSpan], vectors: np.ndarray) -> list[int]:
-        """Store a document, its chunks and their (len(spans), dim) vectors, replacing an earlier version.
-
-        Returns the new chunk ids.
-        """
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[ChunkSpan], np.ndarray]]) -> list[list[int]]:
+        """Replace documents with these chunks and (len(spans), dim) vectors: one SQL transaction, then FAISS."""
         index = self.index  # loaded (and synced) before the SQL write, or the sync would add the new ids twice
-        removed, new_ids = self.sql.replace_document(doc, spans, vectors)
+        results = self.sql.replace_documents(items)
+        removed = np.asarray([i for r, _ in results for i in r], dtype=np.int64)
+        added = np.asarray([i for _, n in results for i in n], dtype=np.int64)
+        vectors = [v for (_, n), (_, _, v) in zip(results, items, strict=True) if n]
+        keep = ~np.isin(added, removed)  # a uri written twice in one group: its first chunks are gone already
         with self._faiss.write():
-            index.remove(np.asarray(removed, dtype=np.int64))
-            index.add(np.asarray(new_ids, dtype=np.int64), vectors)
-        return new_ids
+            index.remove(removed)
+            index.add(added[keep], np.concatenate(vectors)[keep] if vectors else np.zeros((0, self.dim), "f4"))
+        return [n for _, n in results]
 
     def record_failure(
         self, uri: str, content_hash: str, reason: str, size: int = 0, mtime: float = 0.0, parser: int = 1

@@ -45,7 +45,7 @@ def test_overrides_reach_the_options_and_none_keeps_the_config() -> None:
 def test_ingest_settings_copy_every_setting_once() -> None:
     cfg = RagkitConfig()
     s = build.ingest_settings(cfg, {"tenant": "acme", "a": "b"})
-    assert (s.max_tokens, s.overlap, s.batch_chunks) == (cfg.chunking.max_tokens, cfg.chunking.overlap, 256)
+    assert (s.max_tokens, s.overlap, s.batch_chunks) == (cfg.chunking.max_tokens, cfg.chunking.overlap, None)
     assert s.max_file_bytes == int(cfg.ingest.max_file_mb * 1e6) and s.meta == (("a", "b"), ("tenant", "acme"))
     assert {f.name for f in dataclasses.fields(s)} >= {"parser", "json_field", "url_timeout_s", "parse_workers"}
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,12 +37,12 @@ def write_files(folder: Path, n: int, words: int = 12) -> list[Path]:
 
 
 class SpyEmbedder(HashEmbedder):
-    """Records, for each embed call, how many files the progress callback had reported done; can raise
-    KeyboardInterrupt (Ctrl-C) on chosen calls."""
+    """Records, for each embed call, how many files the progress callback had reported done; can press Ctrl-C
+    (SIGINT to the main thread, as a terminal does) during its first call."""
 
-    def __init__(self, interrupt_on: Sequence[int] = ()) -> None:
+    def __init__(self, ctrl_c: bool = False) -> None:
         super().__init__(64, name="hash")
-        self.interrupt_on = set(interrupt_on)
+        self.ctrl_c = ctrl_c
         self.done_at_call: list[int] = []
         self.done = 0
 
@@ -48,8 +51,10 @@ class SpyEmbedder(HashEmbedder):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.done_at_call.append(self.done)
-        if len(self.done_at_call) in self.interrupt_on:
-            raise KeyboardInterrupt
+        if self.ctrl_c and len(self.done_at_call) == 1:
+            # ingest embeds in a thread of its own; the signal reaches the main thread, waiting for these vectors
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+            time.sleep(0.2)
         return super().embed(texts)
 
 
@@ -59,7 +64,7 @@ class SpyEmbedder(HashEmbedder):
 def test_ctrl_c_commits_the_files_being_embedded(tmp_path: Path, hashed: None) -> None:
     write_files(tmp_path / "docs", 5)
     with ragkit.open(tmp_path / "kb") as kb:
-        spy = SpyEmbedder(interrupt_on=[1])  # Ctrl-C while the first (and only) group is being embedded
+        spy = SpyEmbedder(ctrl_c=True)  # Ctrl-C while the first (and only) group is being embedded
         kb.embedder = spy
         report = kb.ingest([tmp_path / "docs"], progress=spy.progress)
         assert report.interrupted
@@ -71,15 +76,21 @@ def test_ctrl_c_commits_the_files_being_embedded(tmp_path: Path, hashed: None) -
 def test_a_second_ctrl_c_stops_at_once_and_keeps_what_was_committed(tmp_path: Path, hashed: None) -> None:
     write_files(tmp_path / "docs", 5)
     with ragkit.open(tmp_path / "kb") as kb:
-        kb.embedder = SpyEmbedder(interrupt_on=[1, 2])
+        kb.embedder = SpyEmbedder(ctrl_c=True)
+
+        def second_ctrl_c(items: object) -> list[list[int]]:  # pressed again while the group in flight is written
+            raise KeyboardInterrupt
+
+        kb.store.write_documents = second_ctrl_c  # type: ignore[method-assign, assignment]
         report = kb.ingest([tmp_path / "docs"])
+        del kb.store.write_documents
         assert report.interrupted and report.ingested == 0 and kb.store.counts()["documents"] == 0
         assert kb.ingest([tmp_path / "docs"]).ingested == 5
 
 
 def test_progress_moves_per_group_of_files_not_once_at_the_end(tmp_path: Path, hashed: None) -> None:
-    write_files(tmp_path / "docs", 40, words=400)  # ~3 chunks each: one 256-chunk batch, committed in groups
-    with ragkit.open(tmp_path / "kb") as kb:
+    write_files(tmp_path / "docs", 40, words=400)  # ~3 chunks each, embedded and committed in groups of ~32
+    with ragkit.open(tmp_path / "kb", **{"ingest.batch_chunks": 32}) as kb:
         spy = SpyEmbedder()
         kb.embedder = spy
         report = kb.ingest([tmp_path / "docs"], progress=spy.progress)

@@ -39,23 +39,24 @@ def test_a_cancelled_ingest_keeps_what_it_committed_and_the_rerun_finishes(tmp_p
             kb.ingest([docs], progress=progress, cancel=cancel)  # type: ignore[arg-type]
         assert isinstance(stopped.value, IngestCancelled)
         report = stopped.value.report
-        assert report.interrupted and report.ingested == 3 and not report.failed
-        assert kb.store.counts()["documents"] == 3
+        # the file already embedded when the hook fired (the embedder works one group ahead) is written too
+        assert report.interrupted and report.ingested in (3, 4) and not report.failed
+        assert kb.store.counts()["documents"] == report.ingested
         assert kb.check(repair=False).ok
     result = run("check", "--kb", root, "--no-repair", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["ok"] is True
-    assert consistent(root) == (3, report.chunks_added)  # reopens, SQL and FAISS agree
+    assert consistent(root) == (report.ingested, report.chunks_added)  # reopens, SQL and FAISS agree
     with ragkit.open(root, create=False) as kb:
         again = kb.ingest([docs])
-        assert again.unchanged == 3 and again.ingested == 5 and not again.interrupted
+        assert again.unchanged == report.ingested and again.ingested == 8 - report.ingested and not again.interrupted
 
 
-def test_cancel_stops_between_the_embedding_batches_of_one_large_batch(tmp_path: Path) -> None:
+def test_cancel_stops_between_embedding_groups(tmp_path: Path) -> None:
     docs, root = tmp_path / "docs", tmp_path / "kb"
     write_topics(docs, 60)
     cancel, progress = cancel_after(1)  # set while the first commit group is being written
-    with ragkit.open(root, **{"ingest.batch_chunks": 100_000}) as kb:  # every file in one batch, flushed at the end
+    with ragkit.open(root, **{"ingest.batch_chunks": 32}) as kb:  # embedding calls of ~32 chunks (whole files)
         with pytest.raises(IngestCancelled) as stopped:
             kb.ingest([docs], progress=progress, cancel=cancel)  # type: ignore[arg-type]
         report = stopped.value.report

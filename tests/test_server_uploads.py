@@ -54,7 +54,8 @@ def test_a_50_mb_upload_is_accepted_within_a_second(tmp_path: Path) -> None:
 
 
 def test_searches_succeed_during_an_ingest_job_which_can_be_cancelled(tmp_path: Path) -> None:
-    kb = make_kb(tmp_path / "kb", [SAMPLE_CORPUS])
+    # groups of 32 chunks: the hashing embedder is so fast that groups sized by time would take all 30 at once
+    kb = make_kb(tmp_path / "kb", [SAMPLE_CORPUS], **{"ingest.batch_chunks": 32})
     server = LiveServer(create_app(kb, require_keys=False, settings=ServerSettings(rate_per_minute=0)))
     try:
         files = [("files", (f"memo-{i:02d}.md", text_of(60_000, i), "text/markdown")) for i in range(30)]

@@ -35,10 +35,15 @@ if [ "$QUICK" != 1 ] && [ ! -f /tmp/rk/installed ]; then
   touch /tmp/rk/installed
 fi
 if [ "$QUICK" != 1 ]; then
-  cublas13=$(find / -name 'libcublas.so.13*' -not -path '/proc/*' 2>/dev/null | head -1)
+  # torch's own cuBLAS 13 (a wheel under the image's Python); the whole disk only if it is not there
+  cublas13=$(find /opt /usr/local /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -1)
+  [ -n "$cublas13" ] || cublas13=$(find / -name 'libcublas.so.13*' -not -path '/proc/*' 2>/dev/null | head -1)
   export RAGKIT_CUBLAS13="$cublas13" _FAISS_WHEEL_DISABLE_CUDA_PRELOAD=1
   export LD_LIBRARY_PATH="/tmp/shim:/tmp/site/nvidia/cuda_runtime/lib:${LD_LIBRARY_PATH:-}"
   export PYTHONPATH="/tmp/site:$PWD"
+  # FAISS's wheel has machine code up to sm_89 and PTX for sm_80: the driver compiles the kernels it uses for
+  # the H200 (sm_90) on first use, once per machine if its cache is big enough to keep them
+  export CUDA_MODULE_LOADING=LAZY CUDA_CACHE_MAXSIZE=4294967296
   nvidia-smi > "$OUT/machine.txt" 2>&1
   lscpu | grep -E 'Model name|^CPU\(s\)' >> "$OUT/machine.txt"
 fi
@@ -47,24 +52,32 @@ $PY -c "import faiss, torch; print('faiss', faiss.__version__, 'GPUs', faiss.get
 torch.__version__, 'CUDA', torch.cuda.is_available())" 2>&1 | tee -a "$OUT/run.log"
 
 if [ "$QUICK" = 1 ]; then COPIES=1 CHARS=200000 SIZES=20000 SPECS=Flat,IVF64,Flat QUERIES=20 BATCH=200; fi
+# each step has its own time limit, so one that hangs (a kernel compile, say) leaves time for the others
+limit() { if [ "$QUICK" = 1 ]; then echo 100000; else echo "$1"; fi; }
 for step in $STEPS; do
   case $step in
     tests)
       log "pytest -m gpu"
-      $PY -m pytest -m gpu tests/test_gpu.py -v -p no:cacheprovider 2>&1 | tee "$OUT/pytest.log" | tail -15 ;;
+      timeout "$(limit "${TESTS_S:-150}")" $PY -m pytest -m gpu tests/test_gpu.py -v -p no:cacheprovider 2>&1 | tee "$OUT/pytest.log" | tail -15 ;;
     ingest)
       log "ingest: ragkit vs raw encode"
-      $PY bench/ingest.py --copies "${COPIES:-40}" --chars "${CHARS:-2000000}" --repeats "${REPEATS:-3}" \
-        --json "$OUT/ingest.json" 2>&1 | tee -a "$OUT/run.log" | tail -12 ;;
+      # the GPU's load twice a second while ingest runs: is the GPU or the parsing the bound?
+      if [ "$QUICK" != 1 ]; then
+        nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -lms 500 > "$OUT/gpu_util.csv" &
+        smi=$!
+      fi
+      timeout "$(limit "${INGEST_S:-240}")" $PY bench/ingest.py --copies "${COPIES:-40}" --chars "${CHARS:-2000000}" --repeats "${REPEATS:-3}" \
+        --probe-batch "${PROBE:-256}" --json "$OUT/ingest.json" 2>&1 | tee -a "$OUT/run.log" | tail -12
+      [ "$QUICK" = 1 ] || kill "$smi" ;;
     faiss)
       log "FAISS: CPU and GPU"
-      $PY bench/retrieval.py scale --sizes "${SIZES:-1000000}" --specs "${SPECS:-Flat,IVF4096,Flat}" \
+      timeout "$(limit "${FAISS_S:-180}")" $PY bench/retrieval.py scale --sizes "${SIZES:-1000000}" --specs "${SPECS:-Flat,IVF4096}" \
         --devices cpu,cuda --queries "${QUERIES:-200}" --batch "${BATCH:-10000}" 2>&1 | tee "$OUT/faiss.jsonl" ;;
     finetune)
       log "finetune: run S2 of docs/benchmarks.md on this device"
       args=(--chunks 200 --heldout 0.25 --model-questions 8 --epochs 2 --name S2-gpu)
       [ "$QUICK" = 1 ] && args=(--chunks 8 --heldout 0.25 --model-questions 0 --steps 1 --max-chars 20000 --name quick)
-      $PY bench/finetune.py --workdir /tmp/ft stdlib "${args[@]}" 2>&1 | tail -30 | tee -a "$OUT/run.log"
+      timeout "$(limit "${FINETUNE_S:-360}")" $PY bench/finetune.py --workdir /tmp/ft stdlib "${args[@]}" 2>&1 | tail -30 | tee -a "$OUT/run.log"
       cp /tmp/ft/results.jsonl "$OUT/finetune.jsonl" 2>/dev/null ;;
     *) log "unknown step $step"; exit 2 ;;
   esac

@@ -8,7 +8,6 @@ identity sequence): a FAISS file that is one write behind SQL can then always be
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     select,
     update,
 )
@@ -45,7 +45,7 @@ from ragkit.indexes.engine import (  # noqa: F401 - make_engine and friends live
     parse_database_url,
 )
 from ragkit.indexes.idempotent import unchanged
-from ragkit.indexes.values import _json_safe, _text
+from ragkit.indexes.values import _json_safe, _text, chunk_values, text_hash  # noqa: F401 - text_hash is imported from here
 from ragkit.types import PARSER_META, Chunk, ChunkSpan, Document
 
 
@@ -69,11 +69,6 @@ def _parser(meta: dict[str, Any] | None) -> int:
     """The parser version a document's meta records; 1 when none (read before versions were recorded)."""
     value = (meta or {}).get(PARSER_META, 1)
     return value if isinstance(value, int) else 1
-
-
-def text_hash(text: str) -> str:
-    """sha256 hex of a chunk's text: the embedding cache key."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # 64-bit ids (FAISS ids are int64). On SQLite the column must stay INTEGER to be the rowid alias that
@@ -254,45 +249,53 @@ class SqlStore:
 
         vectors: (len(spans), dim) float32. Returns (removed chunk ids, new chunk ids); ([], []) for a no-op.
         """
-        assert len(spans) == len(vectors)
+        return self.replace_documents([(doc, spans, vectors)])[0]
+
+    def replace_documents(
+        self, items: Sequence[tuple[Document, Sequence[ChunkSpan], np.ndarray]]
+    ) -> list[tuple[list[int], list[int]]]:
+        """replace_document for several documents in one transaction: all of them are stored, or none.
+
+        One transaction per group rather than per file: a commit, a generation bump and a session cost more than
+        the rows of a small file (docs/benchmarks.md "GPU"). Returns (removed, new chunk ids) per item."""
+        out: list[tuple[list[int], list[int]]] = []
         with Session(self.engine) as s, s.begin():
-            if unchanged(s, doc.uri, doc.content_hash, len(spans), _json_safe(doc.meta), doc.grants):
-                return [], []  # a retried write of what is stored, complete: a no-op (ragkit/indexes/idempotent.py)
-            grants = doc.grants if doc.grants is not None else self._grants_of(s, doc.uri)
-            bump_generation(s)
-            removed = self._delete_document(s, doc.uri)
-            row = DocumentRow(
-                uri=doc.uri,
-                content_hash=doc.content_hash,
-                size=int(doc.meta.get("size", 0)),
-                mtime=float(doc.meta.get("mtime", 0.0)),
-                status="ok",
-                chunk_count=len(spans),
-                meta=_json_safe(doc.meta),
-                ingested_at=datetime.now(UTC),
-            )
-            s.add(row)
-            s.flush()
-            chunk_rows = [
-                ChunkRow(
-                    doc_id=row.id,
-                    ord=i,
-                    text=_text(sp.text),
-                    text_hash=text_hash(sp.text),
-                    start=sp.start,
-                    end=sp.end,
-                    token_count=sp.token_count,
-                    page=sp.page,
-                    section=None if sp.section is None else _text(sp.section),
-                    kinds=",".join(sp.kinds),
-                    vector=np.asarray(vec, dtype="<f4").tobytes(),
-                )
-                for i, (sp, vec) in enumerate(zip(spans, vectors, strict=True))
-            ]
-            s.add_all(chunk_rows)
-            s.add_all(GrantRow(doc_id=row.id, principal=g) for g in grants)
-            s.flush()
-            new_ids = [c.id for c in chunk_rows]
+            bumped = False
+            for doc, spans, vectors in items:
+                assert len(spans) == len(vectors)
+                if unchanged(s, doc.uri, doc.content_hash, len(spans), _json_safe(doc.meta), doc.grants):
+                    out.append(([], []))  # a retried write of what is stored, complete (ragkit/indexes/idempotent.py)
+                    continue
+                if not bumped:
+                    bump_generation(s)
+                    bumped = True
+                out.append(self._replace_one(s, doc, spans, vectors))
+        return out
+
+    def _replace_one(
+        self, s: Session, doc: Document, spans: Sequence[ChunkSpan], vectors: np.ndarray
+    ) -> tuple[list[int], list[int]]:
+        grants = doc.grants if doc.grants is not None else self._grants_of(s, doc.uri)
+        removed = self._delete_document(s, doc.uri)
+        row = DocumentRow(
+            uri=doc.uri,
+            content_hash=doc.content_hash,
+            size=int(doc.meta.get("size", 0)),
+            mtime=float(doc.meta.get("mtime", 0.0)),
+            status="ok",
+            chunk_count=len(spans),
+            meta=_json_safe(doc.meta),
+            ingested_at=datetime.now(UTC),
+        )
+        s.add(row)
+        s.flush()
+        # multi-row INSERTs of plain rows (ORM objects per chunk cost more than SQLite's insert), RETURNING in any
+        # order and matched by `ord`: asking for parameter order makes SQLite insert row by row
+        stmt = insert(ChunkRow).returning(ChunkRow.ord, ChunkRow.id)
+        by_ord = dict(tuple(r) for r in s.execute(stmt, chunk_values(row.id, spans, vectors))) if spans else {}
+        new_ids = [by_ord[i] for i in range(len(spans))]
+        s.add_all(GrantRow(doc_id=row.id, principal=g) for g in grants)
+        s.flush()
         return removed, new_ids
 
     def record_failure(

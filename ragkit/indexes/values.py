@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+
+from ragkit.types import ChunkSpan
 
 
 def _text(value: str) -> str:
@@ -24,3 +30,28 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return _text(str(value))  # Decimal, datetime, ... from SQL sources
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex of a chunk's text: the embedding cache key."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_values(doc_id: int, spans: Sequence[ChunkSpan], vectors: np.ndarray) -> list[dict[str, Any]]:
+    """The `chunks` table's columns for a document's spans and their (len(spans), dim) float32 vectors."""
+    return [
+        {
+            "doc_id": doc_id,
+            "ord": i,
+            "text": _text(sp.text),
+            "text_hash": text_hash(sp.text),
+            "start": sp.start,
+            "end": sp.end,
+            "token_count": sp.token_count,
+            "page": sp.page,
+            "section": None if sp.section is None else _text(sp.section),
+            "kinds": ",".join(sp.kinds),
+            "vector": np.asarray(vec, dtype="<f4").tobytes(),
+        }
+        for i, (sp, vec) in enumerate(zip(spans, vectors, strict=True))
+    ]
