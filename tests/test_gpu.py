@@ -14,11 +14,20 @@ pytestmark = [
 ]
 
 
-def test_faiss_gpu_index_matches_cpu() -> None:
-    from ragkit.indexes.faiss_index import FaissIndex, gpu_count
+def faiss_gpu_or_skip() -> None:
+    from ragkit.indexes.faiss_index import gpu_count
+    from ragkit.indexes.gpu_probe import faiss_gpu_problem
 
     if gpu_count() == 0:
         pytest.skip("FAISS has no GPU support here: install ragkit[gpu] (faiss-gpu) instead of ragkit[cpu]")
+    if (problem := faiss_gpu_problem()) is not None:
+        pytest.skip(f"this FAISS build cannot run on this GPU: {problem}")
+
+
+def test_faiss_gpu_index_matches_cpu() -> None:
+    from ragkit.indexes.faiss_index import FaissIndex
+
+    faiss_gpu_or_skip()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -62,10 +71,9 @@ def test_kb_on_cuda_answers_with_citations(tmp_path: Path) -> None:
 @pytest.mark.parametrize("spec", ["IVF16,Flat", "HNSW16"])
 def test_faiss_gpu_ivf_hnsw_and_filters(spec: str) -> None:
     """IVF runs on the GPU with nprobe; HNSW has no GPU version and stays on the CPU; filters use the CPU copy."""
-    from ragkit.indexes.faiss_index import FaissIndex, gpu_count
+    from ragkit.indexes.faiss_index import FaissIndex
 
-    if gpu_count() == 0:
-        pytest.skip("FAISS has no GPU support here: install ragkit[gpu] (faiss-gpu) instead of ragkit[cpu]")
+    faiss_gpu_or_skip()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4000, 32)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)

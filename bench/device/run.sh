@@ -75,7 +75,8 @@ for step in $STEPS; do
         --devices cpu,cuda --queries "${QUERIES:-200}" --batch "${BATCH:-10000}" 2>&1 | tee "$OUT/faiss.jsonl" ;;
     finetune)
       log "finetune: run S2 of docs/benchmarks.md on this device"
-      args=(--chunks 200 --heldout 0.25 --model-questions 8 --epochs 2 --name S2-gpu)
+      # FT_ARGS: another run's options, e.g. "--chunks 64 --heldout 0.2 --model-questions 8 --epochs 2 --name S1-gpu"
+      read -r -a args <<< "${FT_ARGS:---chunks 200 --heldout 0.25 --model-questions 8 --epochs 2 --name S2-gpu}"
       [ "$QUICK" = 1 ] && args=(--chunks 8 --heldout 0.25 --model-questions 0 --steps 1 --max-chars 20000 --name quick)
       timeout "$(limit "${FINETUNE_S:-360}")" $PY bench/finetune.py --workdir /tmp/ft stdlib "${args[@]}" 2>&1 | tail -30 | tee -a "$OUT/run.log"
       cp /tmp/ft/results.jsonl "$OUT/finetune.jsonl" 2>/dev/null ;;

@@ -12,6 +12,7 @@ import numpy as np
 
 from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
 from ragkit.fsutil import atomic_write_path
+from ragkit.indexes.gpu_probe import faiss_gpu_problem
 from ragkit.indexes.ivf import numbering_ok, remove_renumbered
 from ragkit.indexes.selectors import SelectorCache
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
@@ -81,7 +82,11 @@ class FaissIndex:
         self.dim = dim
         if device == "cuda" and gpu_count() == 0:
             raise ConfigError("index.device is 'cuda' but FAISS sees no GPU (is faiss-gpu installed?)")
-        self.device = "cuda" if device in ("auto", "cuda") and gpu_count() > 0 else "cpu"
+        problem = faiss_gpu_problem() if device in ("auto", "cuda") and gpu_count() > 0 else "no GPU"
+        if device == "cuda" and problem is not None:
+            raise ConfigError(f"index.device is 'cuda' but this FAISS build cannot use the GPU: {problem}")
+        self.device = "cuda" if problem is None else "cpu"
+        self.gpu_problem = problem if device == "auto" and problem != "no GPU" else None  # why `auto` chose the CPU
         self._gpu: Any = None  # GPU copy of the inner index, dropped after every write
         self._gpu_ids = np.zeros(0, dtype=np.int64)
         self._gpu_resources: Any = None
