@@ -42,13 +42,20 @@ def main() -> None:
     from ragkit.connectors.files import parse_file
     from ragkit.ingest import parse_workers
 
+    t_start = time.perf_counter()
+
+    def mark(what: str) -> None:  # where the time goes, as it goes: a run cut off by a time limit still tells
+        print(f"[{time.perf_counter() - t_start:7.1f} s] {what}", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         files = build(Path(tmp) / "corpus", max_chars=args.chars, copies=args.copies)
         chars = sum(len(f.read_text(encoding="utf-8")) for f in files)
+        mark(f"corpus written: {len(files)} files, {chars / 1e6:.1f} M chars")
         warm = ragkit.open(Path(tmp) / "warm")
         emb = warm.embedder
         emb.embed(["warm up"] * 8)
         device = emb.device
+        mark(f"embedder loaded on {device}")
         t = time.perf_counter()
         n_parsed_chunks = 0
         for f in files[: len(files) // max(1, args.copies)]:  # one copy: the others parse alike
@@ -56,6 +63,7 @@ def main() -> None:
             n_parsed_chunks += len(chunk_document(doc, emb.count_tokens, emb.token_offsets, 200, 32))
         parse_s = (time.perf_counter() - t) * max(1, args.copies)
         n_parsed_chunks *= max(1, args.copies)
+        mark(f"one copy parsed and chunked in one process: {parse_s / max(1, args.copies):.1f} s")
 
         ragkit_rate, raw_rate, ratios, ingest_s, overhead = [], [], [], [], []
         stages: list[dict] = []
@@ -67,7 +75,14 @@ def main() -> None:
             emb.embed = _timed(real_embed, busy, "embed_s", "embed_calls")  # type: ignore[method-assign]
             kb.store.write_documents = _timed(kb.store.write_documents, busy, "write_s")  # type: ignore[method-assign]
             t = time.perf_counter()
-            report = kb.ingest([Path(tmp) / "corpus"])
+            last = [t]
+
+            def progress(done: int, total: int, current: str) -> None:
+                if time.perf_counter() - last[0] > 10:  # noqa: B023 - read within this repeat
+                    last[0] = time.perf_counter()  # noqa: B023
+                    mark(f"repeat {rep} (ragkit ingest): {done}/{total} files")  # noqa: B023
+
+            report = kb.ingest([Path(tmp) / "corpus"], progress=progress)
             secs = time.perf_counter() - t
             emb.embed = real_embed  # type: ignore[method-assign]
             stages.append(busy)

@@ -32,6 +32,12 @@ if [ "$QUICK" != 1 ] && [ ! -f /tmp/rk/installed ]; then
     -o /tmp/shim/libcublas.so.12 bench/device/cublas12_shim.c -ldl || exit 2
   gcc -O2 -shared -fPIC -Wl,-soname,libcublasLt.so.12 -Wl,--version-script=/tmp/shim/cublaslt.map \
     -o /tmp/shim/libcublasLt.so.12 /tmp/shim/lt.c || exit 2
+  # faiss-gpu preloads libcudart.so.12, libcublas(Lt).so.12 and libcurand.so.10 from the nvidia.cuda_runtime,
+  # nvidia.cublas and nvidia.curand packages: cuBLAS 12 is the shim, cuRAND (soname 10 in CUDA 12 and 13) the image's
+  mkdir -p /tmp/site/nvidia/cublas/lib /tmp/site/nvidia/curand/lib
+  cp /tmp/shim/libcublas.so.12 /tmp/shim/libcublasLt.so.12 /tmp/site/nvidia/cublas/lib/
+  curand=$(find /opt /usr/local /usr/lib -name 'libcurand.so.10*' 2>/dev/null | head -1)
+  [ -n "$curand" ] && ln -sf "$curand" /tmp/site/nvidia/curand/lib/libcurand.so.10
   touch /tmp/rk/installed
 fi
 if [ "$QUICK" != 1 ]; then
