@@ -314,6 +314,7 @@ class KnowledgeBase:
             "fallback": self.config.generator.fallback,  # asked when the checks withhold the generator's draft
             "index": self.config.index.spec,
             "index_resolved": self.manifest.get("index", {}).get("resolved"),
+            **FaissIndex.device_report(self.config.index.device),
             "database": self.store.url,  # password hidden
             "failures": [{"uri": u, "reason": r} for u, r in self.store.failures(who)],
             "access_control": self.acl.enabled,

@@ -183,7 +183,7 @@ def test_without_json_stdout_stays_empty_on_error(kb: Path) -> None:
 
 def test_info_text_shows_the_resolved_index(kb: Path) -> None:
     result = run("info", "--kb", kb)
-    assert result.exit_code == 0 and "index: auto (Flat)" in result.output
+    assert result.exit_code == 0 and "index: auto (Flat; searches on the CPU)" in result.output
 
 
 # -- 11 and 23: help rendering -----------------------------------------------------------------------------------

@@ -96,7 +96,11 @@ def info(
     second = f" (fallback {stats['fallback']})" if stats.get("fallback") else ""
     out.print(f"embedder: {emb.get('name')} ({emb.get('dim')}-d)  generator: {stats['generator']}{second}")
     resolved = stats.get("index_resolved")
-    out.print(f"index: {stats['index']}" + (f" ({resolved})" if resolved and resolved != stats["index"] else ""))
+    where = f"; searches on the {'GPU' if stats['index_device'] == 'cuda' else 'CPU'}"
+    if stats["index_gpu_problem"]:
+        where += f": FAISS cannot use the GPU here ({stats['index_gpu_problem']})"
+    shown = f" ({resolved}{where})" if resolved and resolved != stats["index"] else f" ({where[2:]})"
+    out.print(f"index: {stats['index']}{shown}", markup=False)
     out.print(f"database: {stats['database']}")
     if stats.get("access_control"):
         out.print(f"access control: on (deny by default); counts as read by {principal}", markup=False)

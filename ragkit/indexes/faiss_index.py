@@ -10,30 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ragkit.errors import ConfigError, DependencyError, KnowledgeBaseError
+from ragkit.errors import ConfigError, KnowledgeBaseError
 from ragkit.fsutil import atomic_write_path
-from ragkit.indexes.gpu_probe import faiss_gpu_problem
+from ragkit.indexes.gpu_probe import device_report, gpu_count, import_faiss, resolve_device  # noqa: F401
 from ragkit.indexes.ivf import numbering_ok, remove_renumbered
 from ragkit.indexes.selectors import SelectorCache
 from ragkit.protocols import VectorIndex as VectorIndex  # the protocol lived here before ragkit.protocols
-
-
-def import_faiss() -> Any:
-    """Import faiss lazily, with an error that names the extras that provide it."""
-    try:
-        import faiss
-    except ImportError as exc:
-        raise DependencyError(
-            "FAISS is not installed: pip install 'ragkit[cpu]' (or 'ragkit[gpu]' on an NVIDIA machine; never both)"
-        ) from exc
-    return faiss
-
-
-def gpu_count() -> int:
-    """GPUs FAISS can use: 0 on faiss-cpu, and on faiss-gpu without a visible GPU."""
-    faiss = import_faiss()
-    return int(getattr(faiss, "get_num_gpus", lambda: 0)())
-
 
 SMALL_BATCH = 16  # fewer queries than this search on one thread
 AUTO_FLAT_LIMIT = 50_000  # below this many vectors `auto` is exact search: fast enough and never wrong
@@ -76,17 +58,13 @@ class FaissIndex:
       compacted when tombstones pass 10% of the index.
     """
 
+    device_report = staticmethod(device_report)  # what `index.device` resolves to here, for `ragkit kb info`
+
     def __init__(self, index: Any, dim: int, device: str = "auto") -> None:
         self._faiss = import_faiss()
         self._cpu = index
         self.dim = dim
-        if device == "cuda" and gpu_count() == 0:
-            raise ConfigError("index.device is 'cuda' but FAISS sees no GPU (is faiss-gpu installed?)")
-        problem = faiss_gpu_problem() if device in ("auto", "cuda") and gpu_count() > 0 else "no GPU"
-        if device == "cuda" and problem is not None:
-            raise ConfigError(f"index.device is 'cuda' but this FAISS build cannot use the GPU: {problem}")
-        self.device = "cuda" if problem is None else "cpu"
-        self.gpu_problem = problem if device == "auto" and problem != "no GPU" else None  # why `auto` chose the CPU
+        self.device, self.gpu_problem = resolve_device(device)
         self._gpu: Any = None  # GPU copy of the inner index, dropped after every write
         self._gpu_ids = np.zeros(0, dtype=np.int64)
         self._gpu_resources: Any = None

@@ -3,7 +3,8 @@
 A faiss-gpu wheel without kernels for the GPU's architecture (faiss-gpu-cu12 1.14 on an H200, compute capability
 9.0: "CUDA error 209 no kernel image is available") does not raise: FAISS's assertion aborts the whole process,
 which no Python code can catch. So before `index.device = auto` picks the GPU, a tiny search runs in a child
-process; if that dies, ragkit searches on the CPU and says why.
+process; if that dies, ragkit searches on the CPU and says why. FAISS's import and GPU count live here too, so
+`faiss_index` (which imports this module) is the only user of the rest of FAISS.
 """
 
 from __future__ import annotations
@@ -12,6 +13,27 @@ import functools
 import os
 import subprocess
 import sys
+from typing import Any
+
+from ragkit.errors import ConfigError, DependencyError
+
+
+def import_faiss() -> Any:
+    """Import faiss lazily, with an error that names the extras that provide it."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise DependencyError(
+            "FAISS is not installed: pip install 'ragkit[cpu]' (or 'ragkit[gpu]' on an NVIDIA machine; never both)"
+        ) from exc
+    return faiss
+
+
+def gpu_count() -> int:
+    """GPUs FAISS can use: 0 on faiss-cpu, and on faiss-gpu without a visible GPU."""
+    faiss = import_faiss()
+    return int(getattr(faiss, "get_num_gpus", lambda: 0)())
+
 
 _PROBE = """
 import numpy as np, faiss
@@ -43,3 +65,26 @@ def faiss_gpu_problem() -> str | None:
     lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
     detail = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
     return f"a test search on the GPU failed (exit {done.returncode}): {detail.strip()[:300]}"
+
+
+def resolve_device(device: str) -> tuple[str, str | None]:
+    """index.device -> ("cuda" | "cpu", why `auto` stayed on the CPU although FAISS sees a GPU, else None).
+
+    Raises ConfigError for "cuda" where FAISS sees no GPU or cannot run on it."""
+    if device == "cuda" and gpu_count() == 0:
+        raise ConfigError("index.device is 'cuda' but FAISS sees no GPU (is faiss-gpu installed?)")
+    if device not in ("auto", "cuda") or gpu_count() == 0:
+        return "cpu", None
+    problem = faiss_gpu_problem()
+    if problem is not None and device == "cuda":
+        raise ConfigError(f"index.device is 'cuda' but this FAISS build cannot use the GPU: {problem}")
+    return ("cuda", None) if problem is None else ("cpu", problem)
+
+
+def device_report(device: str) -> dict[str, Any]:
+    """{"index_device": where searches run, "index_gpu_problem": why not on the GPU, or None}."""
+    try:
+        where, problem = resolve_device(device)
+    except ConfigError as exc:
+        where, problem = device, str(exc)
+    return {"index_device": where, "index_gpu_problem": problem}
