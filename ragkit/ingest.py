@@ -240,6 +240,7 @@ def run_ingest(
     parser = threading.Thread(target=produce, name="ragkit-parse", daemon=True)
     last_save = time.monotonic()
     batch: list[_Item] = []
+    batched = 0  # chunks in `batch`: a running count, since a group can be thousands of one-chunk files
     try:
         if todo:
             parser.start()
@@ -259,8 +260,10 @@ def run_ingest(
                 tally.kept(src.uri, src.name)
             else:
                 batch.append(item)
-                if sum(len(it.parsed.spans) for it in batch) >= ahead.chunks:  # type: ignore[union-attr]
-                    flush(batch)
+                batched += len(p.spans)
+                if batched >= ahead.chunks:  # type: ignore[union-attr]
+                    flush(batch)  # empties it
+                    batched = 0
             if len(in_flight) == 1 and in_flight[0].vectors.done():
                 write_oldest()  # embedded while this thread waited for parsed files: write it now
             if time.monotonic() - last_save > settings.save_every_s:
