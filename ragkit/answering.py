@@ -13,8 +13,8 @@ from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majorit
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
-from ragkit.verification import default_own_min_verified
-from ragkit.withholding import withhold_unfounded
+from ragkit.verification import default_own_min_verified, default_release_min_verified
+from ragkit.withholding import release, withhold_unfounded
 
 if TYPE_CHECKING:
     from ragkit.config import GeneratorConfig
@@ -98,6 +98,9 @@ class AnswerOptions:
     # withhold the generator's own answer when its P(yes) that the sources state it is below this; 0 = off (and
     # always off with a fallback, which has the two floors above)
     own_min_verified: float = 0.0
+    # deliver a draft withheld by a coverage check alone when the generator's own P(yes) that the sources state it
+    # reaches this (ragkit.withholding.release); 0 = off (and always off with a fallback)
+    release_min_verified: float = 0.0
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -122,6 +125,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         min_verified=cfg.min_verified if cfg.fallback else 0.0,
         fallback_min_verified=_own_floor(cfg),
         own_min_verified=_self_floor(cfg),
+        release_min_verified=_release_floor(cfg),
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -132,6 +136,15 @@ def _own_floor(cfg: GeneratorConfig) -> float:
         return 0.0
     own = cfg.fallback_min_verified
     return default_own_min_verified(cfg.fallback) if own is None else own
+
+
+def _release_floor(cfg: GeneratorConfig) -> float:
+    """generator.release_min_verified resolved: off with a fallback (which answers withheld drafts itself), else
+    the config's, else the floor measured for the generator (0: off)."""
+    if cfg.fallback:
+        return 0.0
+    given = cfg.release_min_verified
+    return default_release_min_verified(cfg.model) if given is None else given
 
 
 def _self_floor(cfg: GeneratorConfig) -> float:
@@ -341,6 +354,8 @@ def answer_question(
             out = replace(again, completion_tokens=out.completion_tokens + again.completion_tokens)
     t = time.perf_counter()
     held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
+    if o.schema is None:  # a draft withheld by a word-level check alone may be read by the model itself
+        held = release(question, checked, held, packed.hits, generator, o.release_min_verified)
     checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(
         question=question,
@@ -365,4 +380,5 @@ def answer_question(
         grounding=held.grounding,
         confidence=held.confidence,
         coverage=held.coverage,
+        verified=held.verified,
     )

@@ -180,6 +180,9 @@ class Flag:
                          first model's (min_verified; then it answered itself) or its own (fallback_min_verified),
                          or a model without a fallback its own (own_min_verified), so ragkit withheld it
                          (text = the withheld answer, detail = P(yes) and the floor's name).
+    "released"         - a coverage check (restated, off_question) withheld the draft, and the generator, reading it,
+                         gave at least generator.release_min_verified that the sources state it, so it was delivered
+                         (text = the answer, detail = the check's reason and the P(yes), quote = the check's sentence).
     "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a
                          hedge): ragkit delivers the abstention phrase (text = the model's reply).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too

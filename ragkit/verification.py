@@ -42,6 +42,16 @@ SYSTEM = "You check whether an answer is stated in the sources. Reply yes or no 
 SOURCE_CHARS = 1500  # of each source, as the floor was measured (bench/self_verify.py)
 
 
+# the floor at which a generator's reading of its own draft overrules a coverage check (generator.release_min_verified
+# unset; ragkit.withholding.release), per model, on its own P(yes) scale; unmeasured models get none
+RELEASE_MIN_VERIFIED: dict[str, float] = {}
+
+
+def default_release_min_verified(model: str) -> float:
+    """The release floor measured for a bundled model; 0.0 (off) for any other model."""
+    return RELEASE_MIN_VERIFIED.get(model, 0.0)
+
+
 def default_own_min_verified(model: str) -> float:
     """The floor measured for a bundled model reading its own answers; 0.0 (off) for any other model."""
     return OWN_MIN_VERIFIED.get(model, 0.0)

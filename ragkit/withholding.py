@@ -9,10 +9,17 @@ In order, the first that fails replaces the answer with the abstention phrase an
   year" question, or the sentence holding its key fact does not mention what the question asks (a copied
   passage of several sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
+
+The coverage checks (restated, off_question) are word-level: a right answer whose source sentence says "..." where
+the question says "three dots" fails them as a copied neighbour does. So a draft withheld by them alone may be
+read by the generator itself (`release`, generator.release_min_verified): when it finds its draft stated in the
+sources with high probability, the draft is delivered with a "released" flag. The factual checks (ungrounded,
+unsure) are never overruled.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -23,9 +30,12 @@ from ragkit.coverage import Coverage, coverage, coverage_floor, restates, unname
 from ragkit.grounding import Grounding, grounding
 from ragkit.roles import rejected_spans
 from ragkit.types import Flag, Generation, Hit
+from ragkit.verification import verified
 
 # the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
 WITHHOLDING_FLAGS = ("restated", "ungrounded", "off_question", "unsure", "unverified")
+# the checks a reading by the generator may overrule (`release`): word-level ones, not whether the fact is there
+RELEASABLE = ("restated", "off_question")
 
 if TYPE_CHECKING:
     from ragkit.answering import AnswerOptions
@@ -41,6 +51,8 @@ class Withholding:
     grounding: float | None = None
     coverage: float | None = None
     confidence: float | None = None
+    verified: float | None = None  # the generator's P(yes) that the sources state the draft (`release`)
+    seconds: float = 0.0  # spent reading it
 
 
 def withhold_unfounded(
@@ -136,3 +148,26 @@ def _abstain(checked: CheckedAnswer, flag: Flag, o: AnswerOptions) -> CheckedAns
     return replace(
         checked, text=o.template.abstain, citations=(), abstained=True, unsupported=(), flags=(*checked.flags, flag)
     )
+
+
+def release(
+    question: str, before: CheckedAnswer, held: Withholding, hits: Sequence[Hit], reader: object, floor: float
+) -> Withholding:
+    """`held` (the checks' verdict on `before`, the answer as checked before them), or, when only a coverage check
+    (RELEASABLE) withheld the draft and `reader` (the generator, if it reads its own probabilities) gives P(yes)
+    >= floor that `hits` state it, `before` delivered with a "released" flag. Every other verdict passes as it
+    is; the reading is kept (Withholding.verified) either way, so a run records it for drafts left withheld."""
+    why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
+    if floor <= 0 or not held.draft or why is None or why.kind not in RELEASABLE:
+        return held
+    t0 = time.perf_counter()
+    p = verified(question, held.draft, hits, reader)
+    spent = time.perf_counter() - t0
+    if p is None:  # a backend that cannot read its own probabilities releases nothing
+        return held
+    if p < floor:
+        return replace(held, verified=round(p, 4), seconds=spent)
+    detail = f"{why.detail}; but the model gave {p:.2f} that the sources state it (release_min_verified {floor:.2f})"
+    flag = Flag("released", held.draft, detail=detail, quote=why.quote)
+    delivered = replace(before, flags=(*before.flags, flag))
+    return replace(held, checked=delivered, draft="", verified=round(p, 4), seconds=spent)

@@ -159,6 +159,9 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         fields_.update({k: v for k, v in measured.items() if v is not None})
     if any(f.kind == "hedged" for f in ans.flags):  # the model said it does not know, then guessed (raw_answer)
         fields_["hedged"] = True
+    freed = next((f for f in ans.flags if f.kind == "released"), None)
+    if freed is not None:  # a coverage check withheld it and the model's reading delivered it (ragkit.withholding)
+        fields_["released"] = {"detail": freed.detail}
     second = next((f for f in ans.flags if f.kind == "fallback"), None)
     if second is not None:  # generator.fallback was asked too (ragkit.fallback): the draft not delivered, and why
         fields_["fallback"] = {"draft": second.text, "detail": second.detail}
