@@ -6,8 +6,11 @@ model's readings are measured in docs/benchmarks.md ("Twentieth round")."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from test_fallback import QUESTION, RIGHT, WRONG, ScriptedVerifier, _hits
+from conftest import run
+from test_fallback import QUESTION, RIGHT, SOURCES, WRONG, ScriptedVerifier, _hits
 
 from ragkit.answering import AnswerOptions, answer_question
 from ragkit.testing import HashEmbedder, ScriptedGenerator
@@ -91,3 +94,47 @@ def test_a_refusal_is_not_read(reply: str) -> None:
     model = ScriptedVerifier([reply], p=0.99, name="alone")
     ans = _ask(reply, model, release_min_verified=0.5)
     assert ans.abstained and model.read == [] and ans.draft == ""
+
+
+@pytest.fixture
+def kb(tmp_path: Path, hashed: None) -> Path:
+    import ragkit
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "backups.md").write_text("# Backups\n\n" + " ".join(SOURCES) + "\n")
+    with ragkit.open(tmp_path / "kb", **{"generator.model": "SmolLM2-135M-Instruct"}) as base:
+        base.ingest([docs])
+    return tmp_path / "kb"
+
+
+def test_ask_through_the_kb_and_the_cli_says_why_a_withheld_draft_was_delivered(
+    kb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import ragkit
+    from ragkit import build
+
+    models: list[ScriptedVerifier] = []
+
+    def reading(cfg, root):  # type: ignore[no-untyped-def]
+        models.append(ScriptedVerifier(lambda _: RIGHT, p=0.9, name="alone"))
+        return models[-1]
+
+    monkeypatch.setattr(build, "generator_from", reading)
+    monkeypatch.setattr(build, "check_generator", lambda cfg, root: None)
+    floors = {"generator.min_coverage": 0.45, "generator.release_min_verified": 0.85}
+    with ragkit.open(kb, create=False, **floors) as base:
+        ans = base.ask(PARAPHRASE, min_relevance=0)
+    assert not ans.abstained and ans.text == RIGHT and ans.verified == 0.9
+    assert [f.kind for f in ans.flags] == ["released"]
+    common = ("ask", PARAPHRASE, "--kb", kb, "--min-relevance", "0", "--min-coverage", "0.45")
+    data = json.loads(run(*common, "--json", "--release-min-verified", "0.85").output)
+    assert not data["abstained"] and data["verified"] == 0.9 and [f["kind"] for f in data["flags"]] == ["released"]
+    res = run(*common, "--no-stream", "--release-min-verified", "0.85")
+    assert res.exit_code == 0 and res.output.startswith(RIGHT)
+    assert "Delivered after a second look: the source sentence holding it does not mention" in res.output
+    assert "--release-min-verified 0 withholds it" in res.output
+    res = run(*common, "--no-stream", "--release-min-verified", "0")
+    assert res.output.startswith("I don't know based on the provided sources.") and models[-1].read == []

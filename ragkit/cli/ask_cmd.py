@@ -25,6 +25,7 @@ from ragkit.cli.common import (
     MinVerifiedOpt,
     ModelOpt,
     OwnMinVerifiedOpt,
+    ReleaseMinVerifiedOpt,
     check_model_option,
     check_reader,
     db_override,
@@ -135,6 +136,7 @@ def ask(
     min_verified: MinVerifiedOpt = None,
     fallback_min_verified: FallbackMinVerifiedOpt = None,
     own_min_verified: OwnMinVerifiedOpt = None,
+    release_min_verified: ReleaseMinVerifiedOpt = None,
     generator: GeneratorOpt = None,
     dtype: DtypeOpt = None,
     model: ModelOpt = None,
@@ -162,7 +164,7 @@ def ask(
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
         overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
-        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
+        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified, release_min_verified)
         overrides |= {"generator.dtype": dtype} if dtype else {}
         if template:
             overrides["generator.template_file"] = str(template)
@@ -250,6 +252,11 @@ def ask(
             "--min-relevance 0 asks it anyway.[/dim]"
         )
     withheld = next((f for f in answer.flags if f.kind in _WITHHELD), None)
+    freed = next((f for f in answer.flags if f.kind == "released"), None)
+    if freed is not None:  # a word-level check withheld it and the model's own reading overruled it
+        err.print(
+            f"[dim]Delivered after a second look: {escape(freed.detail)}; --release-min-verified 0 withholds it.[/dim]"
+        )
     second = next((f for f in answer.flags if f.kind == "fallback"), None)
     if second is not None and not answer.abstained:
         err.print(f"[dim]{escape(second.detail)} (--fallback none asks one model only).[/dim]")

@@ -295,14 +295,33 @@ OwnMinVerifiedOpt = Annotated[
 ]
 
 
+ReleaseMinVerifiedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--release-min-verified",
+        min=0.0,
+        max=1.0,
+        help="Without a fallback: when only the coverage check withheld the answer (its source sentence does not "
+        "repeat the question's words), the generator reads it and delivers it when its probability that the "
+        "sources state it reaches this; 0 turns it off [default: config; the floor measured for the generator]",
+        rich_help_panel=FALLBACK_PANEL,
+    ),
+]
+
+
 def fallback_overrides(
-    min_verified: float | None, fallback_min_verified: float | None, own_min_verified: float | None = None
+    min_verified: float | None,
+    fallback_min_verified: float | None,
+    own_min_verified: float | None = None,
+    release_min_verified: float | None = None,
 ) -> dict[str, float]:
-    """Config overrides for --min-verified / --fallback-min-verified / --own-min-verified (None: the config's)."""
+    """Config overrides for --min-verified / --fallback-min-verified / --own-min-verified /
+    --release-min-verified (None: the config's)."""
     given = {
         "generator.min_verified": min_verified,
         "generator.fallback_min_verified": fallback_min_verified,
         "generator.own_min_verified": own_min_verified,
+        "generator.release_min_verified": release_min_verified,
     }
     return {k: v for k, v in given.items() if v is not None}
 

@@ -28,6 +28,7 @@ from ragkit.cli.common import (
     MinVerifiedOpt,
     ModelOpt,
     OwnMinVerifiedOpt,
+    ReleaseMinVerifiedOpt,
     check_model_option,
     check_reader,
     db_override,
@@ -120,6 +121,7 @@ def run(
     min_verified: MinVerifiedOpt = None,
     fallback_min_verified: FallbackMinVerifiedOpt = None,
     own_min_verified: OwnMinVerifiedOpt = None,
+    release_min_verified: ReleaseMinVerifiedOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a new run even if an interrupted one with this name exists.")
     ] = False,
@@ -147,7 +149,7 @@ def run(
     with user_errors():
         principal = reader(as_user, groups, admin)
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
-        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified)
+        overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified, release_min_verified)
         overrides |= {"generator.dtype": dtype} if dtype else {}
     with (
         user_errors(),
