@@ -208,6 +208,29 @@ def test_a_withheld_draft_answered_by_the_fallback_model_says_so_on_the_page(ser
     shot(page, tmp_path, "fallback")
 
 
+class ReadingGenerator(SlowGenerator):
+    """A scripted model that also reads its drafts (the transformers backend's P(yes)): it finds them stated."""
+
+    def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
+        return 0.9
+
+
+@pytest.mark.slow
+def test_a_draft_released_by_the_models_reading_says_why_on_the_page(serve, page) -> None:  # type: ignore[no-untyped-def]
+    # the source sentence says "Production API keys must be rotated every 90 days", not the question's words, so
+    # the coverage check withholds the draft; the model's own reading (generator.release_min_verified) frees it
+    url, _, _ = serve(
+        ReadingGenerator("Production API keys must be rotated every 90 days [1]."),
+        **{"generator.release_min_verified": 0.85},
+    )
+    page.goto(url)
+    ask(page, "How frequently do we renew credentials for the live environment?")
+    page.locator("#answer-text").wait_for()
+    assert "90 days" in page.text_content("#answer-text") and page.locator("#notice").is_hidden()
+    note = page.locator("ul.notes li").filter(has_text="Delivered after a second look").text_content()
+    assert "does not mention" in note and "(release_min_verified 0.85)" in note
+
+
 @pytest.mark.slow
 def test_an_off_topic_question_shows_the_abstention_notice_and_no_model_runs(serve, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url, _, gen = serve(**{"generator.min_relevance": 0.4})

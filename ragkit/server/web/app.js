@@ -281,7 +281,7 @@ function showAnswer(a) {
     const n = a.unsupported.length;
     box.append(el("p", { class: "warn small", text: `${n} sentence${n > 1 ? "s are" : " is"} supported by no source (marked "no source"): check before relying on ${n > 1 ? "them" : "it"}.` }));
   }
-  const notes = (a.flags || []).filter((f) => ["injection", "echoed_instruction", "truncated", "invalid_citation", "fallback"].includes(f.kind));
+  const notes = (a.flags || []).filter((f) => ["injection", "echoed_instruction", "truncated", "invalid_citation", "fallback", "released"].includes(f.kind));
   if (notes.length) box.append(el("ul", { class: "notes small" }, notes.map((f) => el("li", { text: flagNote(f) }))));
   const t = a.timings || {};
   const parts = a.generator && a.completion_tokens ? [`Answered by ${a.generator}`] : ["No model ran"];
@@ -300,6 +300,7 @@ function flagNote(f) {
   if (f.kind === "echoed_instruction") return `A sentence copied from an instruction in a source, which does not answer the question, was removed${where}.`;
   if (f.kind === "truncated") return "The answer hit the token limit; its unfinished last sentence was dropped.";
   if (f.kind === "fallback") return `A second model was asked: ${f.detail}.`;
+  if (f.kind === "released") return `Delivered after a second look: ${f.detail}.`;
   return `The model cited a source that does not exist${where}; the marker was dropped.`;
 }
 
