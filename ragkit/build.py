@@ -64,12 +64,12 @@ def search_options(
 
 
 def answer_options(cfg: RagkitConfig, **overrides: Any) -> AnswerOptions:
-    """The generator config as AnswerOptions, min_relevance resolved for the KB's embedder.
+    """The generator config as AnswerOptions, min_relevance resolved for the KB's embedder and generator.
 
     None-valued overrides keep the config's value.
     """
     if overrides.get("min_relevance") is None and cfg.generator.min_relevance is None:
-        overrides["min_relevance"] = default_min_relevance(cfg.embedder.model)
+        overrides["min_relevance"] = default_min_relevance(cfg.embedder.model, cfg.generator.model)
     if overrides.get("min_grounding") is None and cfg.generator.min_grounding is None:
         overrides["min_grounding"] = default_min_grounding(cfg.embedder.model)
     return options_from_config(cfg.generator, **overrides)
