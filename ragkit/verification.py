@@ -112,4 +112,6 @@ def read_own(answer: Answer, generator: Generator, options: AnswerOptions) -> An
     Schema answer is not read)."""
     if answer.abstained or options.own_min_verified <= 0 or options.schema is not None:
         return answer
-    return read(answer, generator, options.own_min_verified, "own_min_verified", options.template.abstain)
+    # a released draft was read already, by the same model, with the same sources: its score stands
+    known = answer.verified if any(f.kind == "released" for f in answer.flags) else None
+    return read(answer, generator, options.own_min_verified, "own_min_verified", options.template.abstain, known)

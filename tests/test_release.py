@@ -160,3 +160,15 @@ def test_the_real_generator_reads_a_withheld_draft_and_releases_it_above_the_flo
     assert not freed["abstained"] and freed["text"] == held["draft"] and freed["verified"] == held["verified"]
     (flag,) = [f for f in freed["flags"] if f["kind"] == "released"]
     assert f"gave {held['verified']:.2f} that the sources state it (release_min_verified 0.01)" in flag["detail"]
+
+
+def test_a_released_answer_is_not_read_twice_by_own_min_verified() -> None:
+    from ragkit.verification import read_own
+
+    model = ScriptedVerifier([RIGHT], p=0.9, name="alone")
+    opts = AnswerOptions(min_coverage=0.45, release_min_verified=0.85, own_min_verified=0.95)
+    first = answer_question(PARAPHRASE, _hits(), model, opts, embed=HashEmbedder().embed)
+    assert not first.abstained and len(model.read) == 1
+    ans = read_own(first, model, opts)  # its own floor (0.95) is above the reading: withheld, with one reading
+    assert ans.abstained and ans.verified == 0.9 and len(model.read) == 1
+    assert [f.kind for f in ans.flags] == ["released", "unverified"]

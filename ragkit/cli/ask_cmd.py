@@ -253,7 +253,7 @@ def ask(
         )
     withheld = next((f for f in answer.flags if f.kind in _WITHHELD), None)
     freed = next((f for f in answer.flags if f.kind == "released"), None)
-    if freed is not None:  # a word-level check withheld it and the model's own reading overruled it
+    if freed is not None and not answer.abstained:  # a word-level check withheld it, the model's reading overruled it
         err.print(
             f"[dim]Delivered after a second look: {escape(freed.detail)}; --release-min-verified 0 withholds it.[/dim]"
         )

@@ -281,7 +281,7 @@ function showAnswer(a) {
     const n = a.unsupported.length;
     box.append(el("p", { class: "warn small", text: `${n} sentence${n > 1 ? "s are" : " is"} supported by no source (marked "no source"): check before relying on ${n > 1 ? "them" : "it"}.` }));
   }
-  const notes = (a.flags || []).filter((f) => ["injection", "echoed_instruction", "truncated", "invalid_citation", "fallback", "released"].includes(f.kind));
+  const notes = (a.flags || []).filter((f) => ["injection", "echoed_instruction", "truncated", "invalid_citation", "fallback"].includes(f.kind) || (f.kind === "released" && !a.abstained));
   if (notes.length) box.append(el("ul", { class: "notes small" }, notes.map((f) => el("li", { text: flagNote(f) }))));
   const t = a.timings || {};
   const parts = a.generator && a.completion_tokens ? [`Answered by ${a.generator}`] : ["No model ran"];
