@@ -13,7 +13,9 @@ claims, 9 unsupported), so one claim moves balanced accuracy by 0.02-0.06.
 
 bench/data/delivered_claims_heldout_15b.jsonl is the same for Qwen2.5-Coder-1.5B (eighth round): every sentence
 it delivers on the held-out split at its own coverage floor (0.45), 48 claims, 6 unsupported, labelled by the
-same rule.
+same rule. bench/data/delivered_claims_heldout_15b_r20.jsonl: the same model's 53 claims on the held-out split
+with the twentieth round's defaults (46 of them labelled in the eighth round, 7 new; 9 unsupported), each with
+the context that run judged it against.
 """
 
 from __future__ import annotations
