@@ -19,7 +19,6 @@ unsure) are never overruled.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -52,7 +51,6 @@ class Withholding:
     coverage: float | None = None
     confidence: float | None = None
     verified: float | None = None  # the generator's P(yes) that the sources state the draft (`release`)
-    seconds: float = 0.0  # spent reading it
 
 
 def withhold_unfounded(
@@ -160,14 +158,12 @@ def release(
     why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
     if floor <= 0 or not held.draft or why is None or why.kind not in RELEASABLE:
         return held
-    t0 = time.perf_counter()
-    p = verified(question, held.draft, hits, reader)
-    spent = time.perf_counter() - t0
+    p = verified(question, held.draft, hits, reader)  # its seconds count as the answer's "check" time
     if p is None:  # a backend that cannot read its own probabilities releases nothing
         return held
     if p < floor:
-        return replace(held, verified=round(p, 4), seconds=spent)
+        return replace(held, verified=round(p, 4))
     detail = f"{why.detail}; but the model gave {p:.2f} that the sources state it (release_min_verified {floor:.2f})"
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
     delivered = replace(before, flags=(*before.flags, flag))
-    return replace(held, checked=delivered, draft="", verified=round(p, 4), seconds=spent)
+    return replace(held, checked=delivered, draft="", verified=round(p, 4))
