@@ -54,13 +54,17 @@ _QUANTITY_ASKED = re.compile(r"\bhow\s+(?:many|much|often|old|long)\b|\b(?:what|
 _NUMBER_WORDS = r"""hundreds? thousands? millions? billions? trillions? dozens? half halves quarters? twice thrice
     once single double triple second fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth
     \w+tieth hundredth thousandth"""
-_AMOUNT_WORDS = r"""none no nothing zero free unlimited infinite indefinite(?:ly)? forever permanent(?:ly)? arbitrary
+_AMOUNT_WORDS = r"""none nothing zero free unlimited infinite indefinite(?:ly)? forever permanent(?:ly)? arbitrary
     all several many few multiple numerous countless always never limit(?:s|ed)? until till lifetime life
     perpetual(?:ly)? perpetuity daily weekly monthly yearly annual(?:ly)? hourly nightly quarterly fortnightly biweekly
     seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
 _NUMBER = re.compile(r"\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
 _AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
+# "no" bounds an amount only when it governs what was counted or a bound ("no timers", "no fixed limit"): in
+# "there is no need to ..." it counts nothing (a copied introduction for "How many timers can Node schedule?")
+_NO = re.compile(r"\bno\s+(\w+)(?:\s+(\w+))?", re.I)
+_BOUNDS = {"limit", "limits", "maximum", "max", "minimum", "min", "cap", "ceiling"}
 # an answer of this many sentences is a copied passage, which needs this much coverage: on the dev and trial
 # drafts, right passages covered 0.50-0.77 of their questions, copied non-answers 0.25-0.46
 PASSAGE_SENTENCES = 3
@@ -178,9 +182,19 @@ def unquantified(question: str, answer: str) -> str | None:
     # a unit or other amount word the question names does not answer it ("How much is paid for a week on
     # call?" answered "... is paid for a week on call")
     amounts = {m.group().lower() for m in _AMOUNT.finditer(text)}
-    if amounts - {m.group().lower() for m in _AMOUNT.finditer(question)}:
+    if amounts - {m.group().lower() for m in _AMOUNT.finditer(question)} or _counts_none(question, text):
         return None
     return " ".join(asked.group().lower().split())
+
+
+def _counts_none(question: str, text: str) -> bool:
+    """True when the answer says "no" of what the question counts or of a bound ("No timers ...", "no limit")."""
+    asked = content_words(question)
+    for m in _NO.finditer(text):
+        after = [w.lower() for w in m.groups() if w]
+        if any(w in _BOUNDS or content_words(w) & asked for w in after):
+            return True
+    return False
 
 
 def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple[str, ...]:

@@ -157,6 +157,13 @@ def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
     assert unquantified("How many studio albums had he released?", "His seventh [1].") is None
     assert unquantified("Which king reigned longest?", "Louis XIV [1].") is None  # asks no amount
     assert unquantified("How old was the king?", "The king was crowned in Reims [1].") == "how old"
+    # "no" is an amount only of what was counted or of a bound: Node's timers introduction, copied, is not
+    timers = "How many timers can Node.js schedule at most?"
+    intro = "The timer functions are global, so there is no need to import node:timers to use the API [1]."
+    assert unquantified(timers, intro) == "how many"
+    assert unquantified(timers, "There is no fixed limit on the number of timers [1].") is None
+    assert unquantified(timers, "No timers are scheduled until the event loop starts [1].") is None
+    assert unquantified("How many weak keys does BLOWFISH have?", "There are none [1].") is None
     # "which year" asks for a year, in digits (pyenv's docs: a copied sentence about version files)
     copied = "The first `.python-version` file found (if any) by searching each parent directory, until reaching root."
     assert unquantified("In which year was pyenv first released?", copied) == "which year"
