@@ -31,24 +31,31 @@ from ragkit.answering import AnswerOptions
 from ragkit.citations import CheckedAnswer
 from ragkit.evals.metrics import contains_answer
 from ragkit.testing import make_hit
-from ragkit.types import Generation
-from ragkit.withholding import withhold_unfounded
+from ragkit.types import Generation, Hit
+from ragkit.withholding import Withholding, withhold_unfounded
 
 CORPORA = ("sample", "pydocs", "halueval")
 
 
 def _replay(sample: dict[str, Any], options: AnswerOptions, generator: str, embed: Any) -> bool:
     """True when the current checks withhold this sample's draft."""
-    draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]
-    hits = [
+    return replay_held(sample, options, generator, embed).checked.abstained
+
+
+def sample_hits(sample: dict[str, Any]) -> list[Hit]:
+    """The sources a recorded sample's model saw, as hits numbered from 1."""
+    return [
         make_hit(i + 1, c["text"], c.get("uri", "source"), section=_section(c.get("location", "")))
         for i, c in enumerate(sample["contexts"])
     ]
+
+
+def replay_held(sample: dict[str, Any], options: AnswerOptions, generator: str, embed: Any) -> Withholding:
+    """The current checks' verdict on this sample's draft (the withheld draft, or the answer delivered)."""
+    draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]
     checked = CheckedAnswer(draft, (), (), False)
-    held = withhold_unfounded(
-        sample["question"], checked, Generation(draft, 0, 0, 0.0), hits, options, generator, embed
-    )
-    return held.checked.abstained
+    out = Generation(draft, 0, 0, 0.0)
+    return withhold_unfounded(sample["question"], checked, out, sample_hits(sample), options, generator, embed)
 
 
 def _section(location: str) -> str | None:
