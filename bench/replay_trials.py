@@ -87,8 +87,9 @@ def replay_run(
 def _reading(sample: dict[str, Any], kb: Any, read: bool) -> float | None:
     """The run's generator's P(yes) that the sources state the draft: recorded by the run, else read now (with
     `read`), else None."""
-    if sample.get("verified") is not None:
-        return float(sample["verified"])
+    recorded = sample.get("verified") or (sample.get("withheld") or {}).get("verified")  # released, or withheld
+    if recorded is not None:
+        return float(recorded)
     if not read:
         return None
     draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]

@@ -34,6 +34,7 @@ trials=(
   "t13 trial_dgram_bbv $V/bbv-manual.html $N/dgram.md"
   "t14 trial_lackey_tty $V/lk-manual.html $N/tty.md"
   "t15 trial_console_intl $N/console.md $N/intl.md"
+  "t16 trial_os_xslt $N/os.md $D/libxslt1-dev/html/internals.html:libxslt-internals.html"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
