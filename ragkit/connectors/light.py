@@ -10,6 +10,7 @@ unstructured instead. docs/benchmarks.md has the measurement behind the default.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 RawElement = tuple[str, str, int | None]  # (text, kind, page)
@@ -101,9 +102,12 @@ _HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
 
 def html_elements(html: str) -> list[RawElement]:
     """Block elements of an HTML page in document order; scripts, styles and navigation are dropped."""
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 
-    soup = BeautifulSoup(html, "lxml")
+    with warnings.catch_warnings():
+        # an XHTML page (an <?xml ...?> line first, as libxslt's docs) is HTML to us; bs4 would print a page of advice
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(html, "lxml")
     for tag in soup(_HTML_SKIP):
         tag.decompose()
     out: list[RawElement] = []
