@@ -22,6 +22,9 @@ from ragkit.types import Citation, Flag, Hit
 SUPPORT_THRESHOLD = 0.5
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+# an inline code span is quoted text, never a marker: "always `[0, 0, 0]` on Windows" (Node's os.loadavg())
+# lost its array to the marker stripper and was delivered as "always ``"
+_CODE_OR_MARKER = re.compile(r"(`[^`\n]*`)|" + MARKER.pattern)
 _ABSTAIN = re.compile(
     r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|"
     # "the (provided) sources do not mention": said of the sources, not an order copied from one ("Don't include")
@@ -61,7 +64,7 @@ def should_stop(generated: str) -> bool:
     """Stop decoding once the answer invents a new turn or a finished sentence restates an earlier one."""
     if _RUNAWAY.search(generated):
         return True
-    done = split_sentences(MARKER.sub("", generated))
+    done = split_sentences(strip_markers(generated))
     if generated and generated[-1] not in ".!?\n":
         done = done[:-1]  # the last piece is still being written
     return len(done) > 1 and repeats(done[-1], done[:-1])
@@ -76,9 +79,19 @@ def is_abstention(text: str, phrase: str | None = None) -> bool:
     if _ABSTAIN.search(text):
         return True
     if phrase and text.strip():
-        first = split_sentences(MARKER.sub("", text))[:1]
+        first = split_sentences(strip_markers(text))[:1]
         return bool(first) and _similar(first[0], phrase) >= ABSTAIN_SIMILARITY
     return False
+
+
+def strip_markers(text: str, repl: str = "") -> str:
+    """`text` with its [n] / [n, m] citation markers replaced by `repl`; inline `code` keeps its brackets."""
+    return _CODE_OR_MARKER.sub(lambda m: m.group(1) or repl, text)
+
+
+def marker_numbers(text: str) -> list[int]:
+    """The source numbers `text`'s citation markers name, in order (repeats kept); inline `code` is skipped."""
+    return [int(n) for m in _CODE_OR_MARKER.finditer(text) if m.group(2) for n in m.group(2).split(",")]
 
 
 def markers_before_stop(text: str) -> str:
@@ -110,7 +123,7 @@ def _abstained(said: str, phrase: str | None) -> CheckedAnswer:
     """
     if not phrase:
         return CheckedAnswer(text=said, citations=(), unsupported=(), abstained=True)
-    pieces = [p for p in split_sentences(MARKER.sub("", said)) if content_words(p)]
+    pieces = [p for p in split_sentences(strip_markers(said)) if content_words(p)]
     more = [p for p in pieces if not is_abstention(p, phrase)]
     flags = (Flag("hedged", said, None, "the model said the sources lack the answer, then went on"),) if more else ()
     return CheckedAnswer(text=phrase, citations=(), unsupported=(), abstained=True, flags=flags)
@@ -155,7 +168,7 @@ def check_answer(
     # boilerplate notice")
     pieces = split_sentences(markers_before_stop(unwrap_lines(raw)))
     flags: list[Flag] = []
-    if not complete and pieces and MARKER.sub("", pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
+    if not complete and pieces and strip_markers(pieces[-1]).rstrip()[-1:] not in {".", "!", "?"}:
         flags.append(Flag("truncated", pieces[-1].strip(), None, "the answer hit the token limit"))
         pieces = pieces[:-1] if len(pieces) > 1 else [pieces[0].rstrip() + "..."]
     citations: list[Citation] = []
@@ -163,8 +176,8 @@ def check_answer(
     rebuilt: list[str] = []
     kept: list[str] = []
     for piece in pieces:
-        cited = [int(n) for m in MARKER.finditer(piece) for n in m.group(1).split(",")]
-        sentence = MARKER.sub("", piece).strip()
+        cited = marker_numbers(piece)
+        sentence = strip_markers(piece).strip()
         if not sentence or not content_words(sentence):
             if sentence:
                 rebuilt.append(sentence)
@@ -221,7 +234,7 @@ def _answer_key(answer: CheckedAnswer) -> frozenset[str]:
     """What an answer says, for voting: its content words (numbers included), or one key for abstentions."""
     if answer.abstained:
         return frozenset({"\x00abstain"})
-    return frozenset(content_words(MARKER.sub("", answer.text)))
+    return frozenset(content_words(strip_markers(answer.text)))
 
 
 def majority(answers: Sequence[CheckedAnswer], *, min_overlap: float = 0.5) -> tuple[int, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragkit.answering import AnswerOptions, answer_question
-from ragkit.citations import check_answer, is_abstention, majority, should_stop
+from ragkit.citations import check_answer, is_abstention, majority, marker_numbers, should_stop, strip_markers
 from ragkit.prompts import ABSTAIN
 from ragkit.testing import ScriptedGenerator, make_hit
 from ragkit.types import Hit
@@ -28,6 +28,19 @@ def test_citations_of_missing_sources_are_dropped_and_flagged() -> None:
     checked = check_answer("Keys are rotated every 90 days [7].", HITS)
     assert [(c.n, c.kind) for c in checked.citations] == [(1, "corrected")] and "[7]" not in checked.text
     assert [(f.kind, f.source) for f in checked.flags] == [("invalid_citation", 7)]
+
+
+def test_brackets_inside_inline_code_are_quoted_text_not_markers() -> None:
+    # Node's os.loadavg(): "always `[0, 0, 0]`" was delivered as "always ``", the array taken for markers
+    source = [
+        hit(1, "The load average is a Unix-specific concept. On Windows, the return value is always `[0, 0, 0]`.")
+    ]
+    checked = check_answer("The load average is always `[0, 0, 0]` on Windows [1].", source)
+    assert checked.text == "The load average is always `[0, 0, 0]` on Windows [1]."
+    assert [(c.n, c.kind) for c in checked.citations] == [(1, "cited")] and not checked.flags
+    assert check_answer("Use `argv[1]` for the first argument.", HITS).text.startswith("Use `argv[1]`")
+    assert strip_markers("`a[2]` and b [2], c [1, 2].") == "`a[2]` and b, c."
+    assert marker_numbers("`a[2]` and b [3], c [1, 2].") == [3, 1, 2]
 
 
 def test_self_check_flags_and_strict_removes_unsupported_sentences() -> None:

@@ -208,6 +208,17 @@ def test_a_withheld_draft_answered_by_the_fallback_model_says_so_on_the_page(ser
     shot(page, tmp_path, "fallback")
 
 
+def test_brackets_inside_inline_code_stay_text_and_only_markers_become_citation_buttons(serve, page) -> None:  # type: ignore[no-untyped-def]
+    said = "Production API keys must be rotated every 90 days [1]. Read the key with `keys[1]`."
+    url, _, _ = serve(SlowGenerator(said, delay=0.01))
+    page.goto(url)
+    ask(page, QUESTION)
+    page.locator("#answer-text").wait_for()
+    answer = page.locator("#answer-text")
+    assert "`keys[1]`" in answer.text_content()
+    assert [b.text_content() for b in answer.locator("button.cite").all()] == ["[1]"]
+
+
 class ReadingGenerator(SlowGenerator):
     """A scripted model that also reads its drafts (the transformers backend's P(yes)): it finds them stated."""
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ragkit.citations import MARKER
+from ragkit.citations import strip_markers
 
 # --- the metrics a run reports ------------------------------------------------------------------------
 
@@ -180,7 +180,7 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     if not golds:
         return math.nan
     # a citation marker is no part of the answer: "[1]" held the gold "1" in "... is 16 bytes [1]" (Nettle trial)
-    prediction = MARKER.sub(" ", prediction)
+    prediction = strip_markers(prediction, " ")
     # SQuAD's normalisation deletes punctuation, which glues code together ("object.__contains__(self" ->
     # "objectcontainsself"); a match under either deleting it or reading it as a space counts
     for norm in (normalize_answer, _spaced):

@@ -14,7 +14,7 @@ from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Any
 
 import ragkit.evals.metrics as M
-from ragkit.citations import MARKER
+from ragkit.citations import strip_markers
 from ragkit.evals.datasets import EvalItem
 from ragkit.evals.judges import verdicts
 from ragkit.textutil import split_sentences
@@ -169,7 +169,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
         said = "" if ans.abstained else ans.text
         fields_["scores"] = {
             "exact_match": M.exact_match(said, item.answers),
-            "f1": M.token_f1(MARKER.sub("", said), item.answers),
+            "f1": M.token_f1(strip_markers(said), item.answers),
             "contains": M.contains_answer(said, item.answers),
         }
     timings = {"retrieve": ans.timings.get("retrieve", math.nan), "generate": ans.timings.get("generate", math.nan)}
@@ -181,7 +181,7 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
 def _judge_claims(ans: Answer, judge: Judge | None) -> list[dict[str, Any]]:
     """The answer's sentences (claims), each judged against all its context and against each chunk it cites;
     none when it abstained or there is no judge."""
-    claims = [] if ans.abstained else split_sentences(MARKER.sub("", ans.text))
+    claims = [] if ans.abstained else split_sentences(strip_markers(ans.text))
     if not claims or judge is None:
         return []
     everything = "\n\n".join(h.chunk.text for h in ans.hits)

@@ -332,12 +332,14 @@ function renderAnswer(parent, a) {
 }
 
 function appendWithMarkers(parent, text, a, counter) {
-  const marker = /\[(\d+)\]/g;
+  // inline `code` is quoted text, never a marker (ragkit.citations.strip_markers): `arr[1]` stays as written
+  const marker = /(`[^`\n]*`)|\[(\d+)\]/g;
   let pos = 0;
   let m;
   while ((m = marker.exec(text))) {
+    if (m[1]) continue;
     parent.append(text.slice(pos, m.index));
-    const n = Number(m[1]);
+    const n = Number(m[2]);
     const exact = a.citations[counter.k];
     const citation = exact && exact.n === n ? exact : a.citations.find((c) => c.n === n);
     counter.k += 1;
