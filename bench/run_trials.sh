@@ -35,6 +35,7 @@ trials=(
   "t14 trial_lackey_tty $V/lk-manual.html $N/tty.md"
   "t15 trial_console_intl $N/console.md $N/intl.md"
   "t16 trial_os_xslt $N/os.md $D/libxslt1-dev/html/internals.html:libxslt-internals.html"
+  "t17 trial_cmake_presets /usr/share/cmake-3.25/Help/manual/cmake-presets.7.rst"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
