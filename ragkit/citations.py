@@ -24,7 +24,7 @@ SUPPORT_THRESHOLD = 0.5
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 # an inline code span is quoted text, never a marker: "always `[0, 0, 0]` on Windows" (Node's os.loadavg())
 # lost its array to the marker stripper and was delivered as "always ``"
-_CODE_OR_MARKER = re.compile(r"(`[^`\n]*`)|" + MARKER.pattern)
+_CODE_OR_MARKER = re.compile(r"(``[^\n]*?``|`[^`\n]*`)|" + MARKER.pattern)  # ``rst literal`` too
 _ABSTAIN = re.compile(
     r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|"
     # "the (provided) sources do not mention": said of the sources, not an order copied from one ("Don't include")

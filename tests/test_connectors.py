@@ -261,6 +261,20 @@ def test_office_mail_and_data_formats(tmp_path: Path) -> None:
         ("Title", "Install"),
         ("NarrativeText", "Install"),
     ]
+    # CMake's cmake-presets(7): directives are markup, not headings, and comments and link targets are dropped
+    (tmp_path / "presets.rst").write_text(
+        ".. cmake-manual-description: CMakePresets.json\n\nIntroduction\n============\n\n.. versionadded:: 3.19\n\n"
+        "One problem users face is sharing settings.\n\n.. _`Workflow Preset`:\n\nWorkflow Preset\n^^^^^^^^^^^^^^^\n\n"
+        "``steps``\n  A required array.\n"
+    )
+    presets = parse_file(tmp_path / "presets.rst")
+    assert [(e.kind, e.section, e.text) for e in presets.elements] == [
+        ("Title", "Introduction", "Introduction"),
+        ("NarrativeText", "Introduction", ".. versionadded:: 3.19"),
+        ("NarrativeText", "Introduction", "One problem users face is sharing settings."),
+        ("Title", "Workflow Preset", "Workflow Preset"),
+        ("NarrativeText", "Workflow Preset", "``steps``\n  A required array."),
+    ]
 
 
 def test_parsing_a_damaged_pdf_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

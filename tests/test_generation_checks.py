@@ -41,6 +41,7 @@ def test_brackets_inside_inline_code_are_quoted_text_not_markers() -> None:
     assert check_answer("Use `argv[1]` for the first argument.", HITS).text.startswith("Use `argv[1]`")
     assert strip_markers("`a[2]` and b [2], c [1, 2].") == "`a[2]` and b, c."
     assert marker_numbers("`a[2]` and b [3], c [1, 2].") == [3, 1, 2]
+    assert strip_markers("``keys[1]`` (reStructuredText) [1].") == "``keys[1]`` (reStructuredText)."
 
 
 def test_self_check_flags_and_strict_removes_unsupported_sentences() -> None:

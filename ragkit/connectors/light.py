@@ -19,11 +19,16 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 _RST_UNDERLINE = re.compile(r"^([=\-~^*#+`'\".:_])\1{2,}$")
+# an RST comment or link target: ".. " then no "word::" directive on the first line (".. _`Workflow Preset`:")
+_RST_COMMENT = re.compile(r"\.\.(?:\s|$)(?!\s*[\w:.+-]+::)")
 
 
-def text_elements(text: str) -> list[RawElement]:
-    """Paragraphs split on blank lines. A Title is a short single line without closing punctuation, or an
-    RST heading (a line underlined, optionally overlined, with one repeated punctuation character)."""
+def text_elements(text: str, rst: bool = False) -> list[RawElement]:
+    """Paragraphs split on blank lines. A Title is an RST heading (a line underlined, optionally overlined, with
+    one repeated punctuation character) or, in plain text, a short single line without closing punctuation.
+    rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
+    (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
+    dropped, and other directives stay as text (the version a feature was added in is worth finding)."""
     out: list[RawElement] = []
     for para in _BLANK_LINES.split(text):
         lines = [ln.rstrip() for ln in para.strip().splitlines()]
@@ -35,8 +40,10 @@ def text_elements(text: str) -> list[RawElement]:
                 out.append((body[0].strip(), "Title", None))
                 continue
         para = "\n".join(lines)
+        if rst and _RST_COMMENT.match(para):
+            continue
         closed = para[-1] in ".,;:!?。！？；：，"  # a CJK sentence has no spaces to count words by, but its own stops
-        is_title = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
+        is_title = not rst and len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
 

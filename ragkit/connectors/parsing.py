@@ -59,7 +59,7 @@ _TEXT_KINDS = {
     ".xht": "html",
     ".txt": "text",
     ".text": "text",
-    ".rst": "text",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
+    ".rst": "rst",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
 }
 # office and mail formats: always unstructured
 _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
@@ -70,7 +70,8 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # (ingest re-parses a stored document read by an older version, even when the file is unchanged; the embedding
 # cache keeps that to parsing). html 2: a definition list's term and definition are one element, and a <dd><p>
 # paragraph is read once, not twice. Markdown and text 2: base64 data URIs are left out of the text, and text
-# files with a UTF-16 or UTF-32 byte-order mark are read (they were "binary content")
+# files with a UTF-16 or UTF-32 byte-order mark are read (they were "binary content"). rst 3: only underlined
+# headings are titles (".. versionadded:: 3.19" was one), comments and link targets are left out
 _PARSER_VERSIONS = {
     ".html": 2,
     ".htm": 2,
@@ -80,7 +81,7 @@ _PARSER_VERSIONS = {
     ".markdown": 2,
     ".txt": 2,
     ".text": 2,
-    ".rst": 2,
+    ".rst": 3,
 }
 
 
@@ -187,7 +188,7 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
         return markdown_elements(text)
     if kind == "html":
         return html_elements(text)
-    return text_elements(text)
+    return text_elements(text, rst=kind == "rst")
 
 
 def _partitioner(kind: str):  # type: ignore[no-untyped-def]
@@ -203,6 +204,7 @@ def _partitioner(kind: str):  # type: ignore[no-untyped-def]
         "md": ("md", "partition_md"),
         "html": ("html", "partition_html"),
         "text": ("text", "partition_text"),
+        "rst": ("text", "partition_text"),
     }[kind]
     return getattr(importlib.import_module(f"unstructured.partition.{module}"), func)
 
@@ -210,7 +212,7 @@ def _partitioner(kind: str):  # type: ignore[no-untyped-def]
 def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
     ensure_offline_unstructured()
     partition = _partitioner(kind)
-    text_kind = kind in ("md", "html", "text")  # decoded by ragkit, so mis-encoded files get the same handling
+    text_kind = kind in ("md", "html", "text", "rst")  # decoded by ragkit, so mis-encoded files get the same handling
     elements = partition(text=decode_text(data, name)) if text_kind else partition(file=io.BytesIO(data))
     out: list[RawElement] = []
     if kind == "eml":

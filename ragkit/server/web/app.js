@@ -333,7 +333,7 @@ function renderAnswer(parent, a) {
 
 function appendWithMarkers(parent, text, a, counter) {
   // inline `code` is quoted text, never a marker (ragkit.citations.strip_markers): `arr[1]` stays as written
-  const marker = /(`[^`\n]*`)|\[(\d+)\]/g;
+  const marker = /(``[^\n]*?``|`[^`\n]*`)|\[(\d+)\]/g;
   let pos = 0;
   let m;
   while ((m = marker.exec(text))) {
