@@ -43,6 +43,7 @@ from ragkit.textutil import (
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
+_SOURCE_TERM = re.compile(r"\bsource\s+(?!\[)[a-z]", re.I)  # "source directory", not "the source [1]"
 _PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
 # what answers "how many/much/often/old/long": a figure, a number word, an ordinal or a roman numeral ("Louis
@@ -113,7 +114,10 @@ def new_words(question: str, answer: str) -> set[str]:
     # a word the question holds only inside a path or file name is new on its own: "shadow" answers "Which group
     # can read /etc/shadow?"
     plain = content_words(_PATHLIKE.sub(" ", text)) - content_words(_PATHLIKE.sub(" ", question))
-    return (content_words(text) - content_words(question)) | plain | (code_words(text) - code_words(question))
+    # "source" is a stopword for the meta talk about the sources ("according to the source"), but before a noun it
+    # is a term: "relative to the source directory" answers "Relative to which directory ...?" (CMake's presets)
+    term = {"source"} if _SOURCE_TERM.search(text) and not _SOURCE_TERM.search(question) else set()
+    return (content_words(text) - content_words(question)) | plain | (code_words(text) - code_words(question)) | term
 
 
 def restates(question: str, answer: str) -> bool:

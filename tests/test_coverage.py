@@ -36,6 +36,10 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     # a word the question holds only inside a path is new on its own (Debian's users-and-groups guide)
     assert not restates("Which group can read /etc/shadow?", "The group that can read /etc/shadow is shadow [2].")
     assert restates("Which group can read /etc/shadow?", "The group can read /etc/shadow [2].")
+    # "source" before a noun is a term, not the meta talk about the sources (CMake's presets manual)
+    binary_dir = "Relative to which directory is a relative binaryDir calculated?"
+    assert not restates(binary_dir, "The binaryDir is calculated relative to the source directory [2].")
+    assert restates(binary_dir, "According to the source [2], the binaryDir is calculated relative to a directory.")
     # a choice or yes/no question is answered with its own words
     assert is_choice("Which opera has more acts, Les Huguenots or Eugene Onegin?")
     assert is_choice("Are Cynara and Piptanthus both flowering plants?")

@@ -55,7 +55,7 @@ _TEXT_KINDS = {
     ".markdown": "md",
     ".html": "html",
     ".htm": "html",
-    ".xhtml": "html",  # XHTML is HTML to lxml's HTML parser (no XMLParsedAsHTMLWarning: it has an <html> root)
+    ".xhtml": "html",  # XHTML is HTML to lxml's HTML parser (html_elements silences bs4's XMLParsedAsHTMLWarning)
     ".xht": "html",
     ".txt": "text",
     ".text": "text",
