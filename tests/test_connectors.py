@@ -277,6 +277,27 @@ def test_office_mail_and_data_formats(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-256"])
+def test_a_pdf_with_only_an_owner_password_is_read_and_one_with_a_user_password_says_so(
+    tmp_path: Path, algorithm: str
+) -> None:
+    # pypdf's own test files: an owner password alone (restrictions on printing or copying) opens for everyone
+    from pypdf import PdfReader, PdfWriter
+
+    source = PdfReader(SAMPLE_CORPUS / "expenses.pdf")
+    for name, user in (("restricted.pdf", ""), ("locked.pdf", "s3cret")):
+        writer = PdfWriter()
+        for page in source.pages:
+            writer.add_page(page)
+        writer.encrypt(user_password=user, owner_password="owner-only", algorithm=algorithm)
+        with (tmp_path / name).open("wb") as f:
+            writer.write(f)
+    doc = parse_file(tmp_path / "restricted.pdf")
+    assert doc.text == parse_file(SAMPLE_CORPUS / "expenses.pdf").text and doc.text
+    with pytest.raises(ParseError, match=r"locked.pdf: the PDF needs a password to open; decrypt it first \(qpdf"):
+        parse_file(tmp_path / "locked.pdf")
+
+
 def test_parsing_a_damaged_pdf_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.pdf"
     path.write_bytes(b"%PDF-1.4 junk")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
+from ragkit.connectors.pdf import pdf_elements
 from ragkit.errors import ParseError
 from ragkit.types import PARSER_META, Document, Element
 
@@ -274,32 +275,6 @@ def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawE
     return out
 
 
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-
-
-def _pdf_elements(name: str, data: bytes) -> list[RawElement]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise ParseError(f"{name}: the PDF is encrypted; decrypt it first")
-        out: list[RawElement] = []
-        for page_no, page in enumerate(reader.pages, start=1):
-            text = page.extract_text() or ""
-            for para in _PARAGRAPH_BREAK.split(text):
-                if para.strip():
-                    out.append((para.strip(), "NarrativeText", page_no))
-    except ParseError:
-        raise
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise ParseError(f"{name}: not a readable PDF ({exc})") from exc
-    if not out:
-        raise ParseError(f"{name}: the PDF has no extractable text (a scan? OCR is not supported yet)")
-    return out
-
-
 # terminal escape sequences (CSI such as colours, OSC such as a window title), then any other C0 or C1 control
 # character but tab and newline (a form feed, a page break in text files, becomes a newline): none is text,
 # and a document's ESC would otherwise reach a terminal that prints its chunks
@@ -359,7 +334,7 @@ def parse_bytes(
         raise ParseError(f"{name}: empty file")
     parser: Callable[[], list[RawElement]]
     if suffix == ".pdf":
-        parser = lambda: _pdf_elements(name, data)  # noqa: E731
+        parser = lambda: pdf_elements(name, data)  # noqa: E731
     elif suffix in (".json", ".jsonl"):
         parser = lambda: _json_elements(name, suffix, data, options.json_field)  # noqa: E731
     elif suffix in _UNSTRUCTURED_KINDS or options.engine == "unstructured":
