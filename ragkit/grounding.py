@@ -73,7 +73,8 @@ def key_spans(answer: str, question: str) -> list[str]:
         # (no option of GNU time) answers "Which format specifier gives the exit status?"
         named = "_" in s and s.lower() not in asked_code
         written = _PATH.search(s) is not None or s in options or s in literals
-        named = named or (written and s.lower() not in question.lower())
+        # as is means with its case: `TIMEOUT` names the option "Which option ... sets the timeout?" asks for
+        named = named or (written and s not in question)
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words <= asked and not named):
             continue
         keep.append(s)

@@ -50,6 +50,11 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     assert key_spans("It returns 'bar' with ';' [1].", question) == []
     assert key_spans('It is "utf8" [1].', "Which encoding?") == ["utf8"]
     assert key_spans("`;` or `#` [2].", "Which characters start a comment line in an .npmrc file?") == [";", "#"]
+    # a literal the question holds only in another case is new: `TIMEOUT` names the option (CMake's file())
+    download = "Which option of the file(DOWNLOAD) command sets the timeout?"
+    assert key_spans("The `TIMEOUT` option of the `file(DOWNLOAD)` command sets the timeout [1].", download) == [
+        "TIMEOUT"
+    ]
     assert key_spans("Users' files and Node's own [1].", "") == ["Users", "Node"]  # apostrophes quote nothing
     question = "Which userland module should users switch to instead of Node's bundled punycode module?"
     assert key_spans("The userland [Punycode.js][] module [1].", question) == ["Punycode.js"]
