@@ -3,12 +3,15 @@
 Library errors become one red line and exit code 1.
 
 Exit codes: 0 success; 1 error (bad input, missing KB, missing model, a read of an access-controlled KB
-without --as); 2 usage error; 3 ingest finished but some files failed (partial); 130 interrupted by Ctrl-C.
+without --as); 2 usage error; 3 ingest finished but some files failed (partial); 130 interrupted by Ctrl-C
+or SIGTERM (`timeout`, `docker stop` and systemd stop a command with it; a second one ends it at once).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -67,8 +70,20 @@ app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop a command as Ctrl-C does: an ingest keeps the files in flight and says how to finish, an
+    eval run can be resumed. A second SIGTERM ends the process at once. Main thread only."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Console-script entry point."""
+    stop_on_sigterm()
     # OpenMP threads that spin while idle (torch's default) starve the other threads on a busy or small machine:
     # the bundled GPT ran 3-5x slower on two shared cores (docs/benchmarks.md, Server). Set before torch loads;
     # an OMP_WAIT_POLICY in the environment wins.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -208,6 +209,25 @@ def progress_bar(label: str, quiet: bool = False) -> Progress:
         disable=quiet or not err.is_terminal,
         transient=True,
     )
+
+
+def plain_progress(label: str, quiet: bool = False, every_s: float = 30.0) -> Callable[[int, int | None], None]:
+    """Where the progress bar does not show (stderr is a log, a pipe, CI, nohup), a plain line on stderr at most
+    every `every_s` seconds, so a long run is seen to move: "Ingesting: 120 of 1,030 (4 min 10 s)". A no-op on a
+    terminal or with --json. Call it with (done, total)."""
+    start = last = time.monotonic()
+
+    def report(done: int, total: int | None) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if quiet or err.is_terminal or now - last < every_s:
+            return
+        last = now
+        minutes, seconds = divmod(int(now - start), 60)
+        of = f" of {total:,}" if total else ""
+        err.print(f"{label}: {done:,}{of} ({minutes} min {seconds} s)", markup=False, highlight=False)
+
+    return report
 
 
 GeneratorOpt = Annotated[

@@ -36,6 +36,7 @@ from ragkit.cli.common import (
     fallback_overrides,
     first_use_of_models,
     out,
+    plain_progress,
     progress_bar,
     reader,
     user_errors,
@@ -162,9 +163,11 @@ def run(
         check_ray_database(kb, db, ray, ray_address)
         on_ray(base, ray, ray_address)  # questions in a Ray actor pool; the same run folder
         task = bar.add_task("", total=None)
+        in_log = plain_progress("Evaluating (questions)", quiet=as_json)
 
         def on_sample(done: int, total: int, question: str) -> None:
             bar.update(task, completed=done, total=total, description=question[:PROGRESS_QUESTION_CHARS])
+            in_log(done, total)
 
         result = base.evaluate(
             dataset,

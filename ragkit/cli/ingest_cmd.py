@@ -22,6 +22,7 @@ from ragkit.cli.common import (
     failure_reason,
     grants,
     out,
+    plain_progress,
     plural,
     print_json,
     progress_bar,
@@ -142,9 +143,11 @@ def ingest(
                 )
             on_ray(base, ray, ray_address)
             task = progress.add_task("", total=None)
+            in_log = plain_progress("Ingesting (files)", quiet=as_json)
 
             def on_file(done: int, total: int, current: str) -> None:
                 progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
+                in_log(done, total)
 
             report = base.ingest(
                 all_sources,
