@@ -38,6 +38,25 @@ def test_discover_errors(tmp_path: Path) -> None:
 ENGINES = pytest.mark.parametrize("engine", ["auto", "unstructured"])
 
 
+def test_a_headings_permalink_is_not_part_of_its_section_title(tmp_path: Path) -> None:
+    # Node's API pages end each heading in a "#" link, Sphinx pages in a "¶" one: "os.tmpdir()#" named the section
+    page = tmp_path / "os.html"
+    page.write_text(
+        '<html><body><h2>os.tmpdir()<span><a class="mark" href="#os_tmpdir">#</a></span></h2>'
+        "<p>Returns the default directory for temporary files.</p>"
+        '<h1>Abstract<a class="headerlink" href="#abstract">¶</a></h1><p>See <a href="#x">the policy</a>.</p>'
+        "</body></html>",
+        encoding="utf-8",
+    )
+    doc = parse_file(page)
+    assert [(e.kind, e.section, e.text) for e in doc.elements] == [
+        ("Title", "os.tmpdir()", "os.tmpdir()"),
+        ("NarrativeText", "os.tmpdir()", "Returns the default directory for temporary files."),
+        ("Title", "Abstract", "Abstract"),
+        ("NarrativeText", "Abstract", "See the policy."),
+    ]
+
+
 def test_an_xhtml_page_parses_without_a_warning(tmp_path: Path) -> None:
     # libxslt's docs are XHTML (an <?xml ...?> line first): bs4 warned a page of advice onto ingest's output
     page = tmp_path / "internals.html"

@@ -105,6 +105,7 @@ _HTML_BLOCKS = {
 }
 _CONTAINERS = ("blockquote", "dd", "dt", "figcaption")  # blocks that may hold other blocks
 _HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
+_PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
 
 
 def html_elements(html: str) -> list[RawElement]:
@@ -117,6 +118,10 @@ def html_elements(html: str) -> list[RawElement]:
         soup = BeautifulSoup(html, "lxml")
     for tag in soup(_HTML_SKIP):
         tag.decompose()
+    for link in soup.find_all("a"):
+        # a heading's permalink ("os.tmpdir()#" in Node's docs, "Abstract¶" in Sphinx's) is not part of its title
+        if link.get_text(strip=True) in _PERMALINKS:
+            link.decompose()
     out: list[RawElement] = []
     for tag in soup.find_all([*_HTML_BLOCKS, "dl"]):
         if tag.find_parent(["table", "pre", "li", "dl"]) is not None:
