@@ -106,6 +106,7 @@ _HTML_BLOCKS = {
 _CONTAINERS = ("blockquote", "dd", "dt", "figcaption")  # blocks that may hold other blocks
 _HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
 _PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 
 
 def html_elements(html: str) -> list[RawElement]:
@@ -118,10 +119,11 @@ def html_elements(html: str) -> list[RawElement]:
         soup = BeautifulSoup(html, "lxml")
     for tag in soup(_HTML_SKIP):
         tag.decompose()
-    for link in soup.find_all("a"):
+    for heading in soup.find_all(_HEADINGS):
         # a heading's permalink ("os.tmpdir()#" in Node's docs, "Abstract¶" in Sphinx's) is not part of its title
-        if link.get_text(strip=True) in _PERMALINKS:
-            link.decompose()
+        for link in heading.find_all("a"):
+            if link.get_text(strip=True) in _PERMALINKS:
+                link.decompose()
     out: list[RawElement] = []
     for tag in soup.find_all([*_HTML_BLOCKS, "dl"]):
         if tag.find_parent(["table", "pre", "li", "dl"]) is not None:
