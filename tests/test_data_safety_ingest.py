@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,15 @@ class SpyEmbedder(HashEmbedder):
 
 
 # -- 16: Ctrl-C and progress -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own Ctrl-C handler, as in a terminal: a shell starts a background job (`pytest ... &`) with SIGINT
+    ignored, and Python then leaves it ignored, so the Ctrl-C these tests press would do nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_commits_the_files_being_embedded(tmp_path: Path, hashed: None) -> None:
