@@ -99,7 +99,7 @@ class GeneratorConfig(_Section):
     # floor, and on top of its own, and not adopted, docs/benchmarks.md "Thirteenth round", "Sixteenth
     # round"); 0.5 is the floor measured for Qwen 1.5B
     own_min_verified: float = Field(default=0.0, ge=0.0, le=1.0)
-    # when only a coverage check (restated, off_question) withheld the draft, the generator reads it ("Do the
+    # when only the coverage check (off_question) withheld the draft, the generator reads it ("Do the
     # sources state this answer?") and delivers it at P(yes) >= this. None = the floor measured for the generator
     # (ragkit.verification.RELEASE_MIN_VERIFIED; off for other models); 0 = off; always off with a fallback
     release_min_verified: float | None = Field(default=None, ge=0.0, le=1.0)

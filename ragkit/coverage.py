@@ -52,6 +52,17 @@ _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequ
 # "what/which year" asks for a figure too: "In which year was pyenv first released?" was answered with a copied
 # sentence about version files (pyenv's docs, twelfth session)
 _QUANTITY_ASKED = re.compile(r"\bhow\s+(?:many|much|often|old|long)\b|\b(?:what|which)\s+year\b", re.I)
+# a version, a numeric value or an amount in a unit is a figure too: "In which Node.js version will X be removed?"
+# answered "in a future major version", "What is the default interval, in seconds, ...?" answered with a
+# sentence about an <int> element (trials 12 and 7). A version or a value is written in digits
+_VERSION_ASKED = re.compile(
+    r"\b(?:what|which)(?:\s+[\w.'-]+){0,3}?\s+versions?\b(?!\s+control)|\bnumeric(?:al)?\s+value\b", re.I
+)
+_UNIT_ASKED = re.compile(
+    r"\bin\s+(?:(?:milli|micro|nano|kilo|mega|giga)?(?:seconds|bytes|bits)|minutes|hours|days|weeks|octets|"
+    r"characters|columns|lines|pixels|percent|KiB|MiB|GiB|KB|MB|GB|ms)\b",
+    re.I,
+)
 _NUMBER_WORDS = r"""hundreds? thousands? millions? billions? trillions? dozens? half halves quarters? twice thrice
     once single double triple second fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth
     \w+tieth hundredth thousandth"""
@@ -61,6 +72,7 @@ _AMOUNT_WORDS = r"""none nothing zero free unlimited infinite indefinite(?:ly)? 
     seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
 _NUMBER = re.compile(r"\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
 _AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
+_DIGIT = re.compile(r"\d")
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
 # "no" bounds an amount only when it governs what was counted or a bound ("no timers", "no fixed limit"): in
 # "there is no need to ..." it counts nothing (a copied introduction for "How many timers can Node schedule?")
@@ -125,6 +137,8 @@ def restates(question: str, answer: str) -> bool:
     yes/no questions excepted)."""
     if not answer.strip() or is_choice(question):
         return False
+    if not _WORD.search(CITATION.sub("", answer)):  # "#" answers "Which character begins a comment?"
+        return False
     return not new_words(question, answer) and not key_spans(answer, question)
 
 
@@ -171,16 +185,23 @@ def coverage(
 
 
 def unquantified(question: str, answer: str) -> str | None:
-    """For a question asking "how many/much/often/old/long" or "what/which year", that phrase when the answer
-    holds no figure, number word, or word bounding an amount or a time that the question does not hold already:
-    it does not answer what was asked, whatever its source says (a copied passage, "How many days notice ...?"
-    answered with the licence's appendix). None otherwise."""
+    """The phrase of the question that asks for a figure, when the answer gives none: it does not answer what was
+    asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the licence's
+    appendix). "how many/much/often/old/long" needs a figure, a number word, or a word bounding an amount or a
+    time that the question does not hold already; an amount "in <unit>" a figure or a number word; "which year",
+    "which version" and a "numeric value" a digit. None otherwise."""
     asked = _QUANTITY_ASKED.search(question)
-    if asked is None or not answer.strip():
+    written = _VERSION_ASKED.search(question)  # answered in digits
+    unit = _UNIT_ASKED.search(question)  # answered in digits or number words
+    if (asked is None and written is None and unit is None) or not answer.strip():
         return None
     text = CITATION.sub("", answer)
-    if asked.group().lower().endswith("year"):  # a year is written in digits; "until" bounds no year
-        return None if re.search(r"\d", text) else " ".join(asked.group().lower().split())
+    if asked is not None and asked.group().lower().endswith("year"):
+        written = asked  # "until" bounds no year
+    if written is not None or asked is None:
+        # "in a future version" names no version, and "all of the files" is no amount of seconds
+        phrase, needed = (written, _DIGIT) if written is not None else (unit, _NUMBER)
+        return None if phrase is None or needed.search(text) else " ".join(phrase.group().lower().split())
     if _NUMBER.search(text) or _ROMAN.search(text):
         return None
     # a unit or other amount word the question names does not answer it ("How much is paid for a week on

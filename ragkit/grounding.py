@@ -32,6 +32,7 @@ _KEY = re.compile(
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")  # a word, or a number with its dots
 _CODE = re.compile(r"\w*_\w*")
+_STRING_VALUE = re.compile(r"`(['\"])[^`]+\1`")
 _PATH = re.compile(r"[/\\~]|^\.\w")  # a `code` span that is a path or a dotfile: ~/.pyenv, /etc/shadow, .bashrc
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
@@ -65,6 +66,9 @@ def key_spans(answer: str, question: str) -> list[str]:
     # a literal, quoted or `code`, without spaces: new unless the question writes it as is ("`;`" answers
     # "Which characters start a comment line in an .npmrc file?")
     literals = {m.strip("`'\"") for m in found if m[0] in "`'\"" and not re.search(r"\s", m)}
+    # a string value in code is new unless the question quotes it: `'default'` answers "What is the default label
+    # of console.count()?" (Node's console docs)
+    values = {m[2:-2] for m in found if _STRING_VALUE.fullmatch(m) and m[1:-1] not in question}
     for s in dict.fromkeys(m.strip("`'\"") for m in found):
         # a number is one token here: "0.3.0" in "`>=0.2.3 <0.3.0-0`" is new to "What does ^0.2.3 desugar to?"
         words = {w.lower() for w in _TOKEN.findall(s)}
@@ -74,7 +78,7 @@ def key_spans(answer: str, question: str) -> list[str]:
         named = "_" in s and s.lower() not in asked_code
         written = _PATH.search(s) is not None or s in options or s in literals
         # as is means with its case: `TIMEOUT` names the option "Which option ... sets the timeout?" asks for
-        named = named or (written and s not in question)
+        named = named or (written and s not in question) or s in values
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words <= asked and not named):
             continue
         keep.append(s)

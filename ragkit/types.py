@@ -173,6 +173,9 @@ class Flag:
                          detail = the key spans and their probability).
     "restated"         - the answer only repeated the question (min_coverage), so ragkit abstained after
                          generation (text = the withheld answer).
+    "unquantified"     - the question asks for a figure (how many, which year or version, an amount in a unit)
+                         and the answer gives none (min_coverage), so ragkit abstained after generation
+                         (text = the withheld answer, detail = the question's phrase).
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).
@@ -180,7 +183,7 @@ class Flag:
                          first model's (min_verified; then it answered itself) or its own (fallback_min_verified),
                          or a model without a fallback its own (own_min_verified), so ragkit withheld it
                          (text = the withheld answer, detail = P(yes) and the floor's name).
-    "released"         - a coverage check (restated, off_question) withheld the draft, and the generator, reading it,
+    "released"         - the coverage check (off_question) withheld the draft, and the generator, reading it,
                          gave at least generator.release_min_verified that the sources state it, so it was delivered
                          (text = the answer, detail = the check's reason and the P(yes), quote = the check's sentence).
     "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a

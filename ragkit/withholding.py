@@ -5,16 +5,18 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
   sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles);
-- off_question (ragkit.coverage): the answer gives no amount for a "how many/much/long/often/old" or "which
-  year" question, or the sentence holding its key fact does not mention what the question asks (a copied
-  passage of several sentences needs more of the question than a short answer);
+- unquantified (ragkit.coverage): the question asks for a figure ("how many/much/long/often/old", "which year",
+  "which version", a "numeric value", an amount "in seconds") and the answer gives none;
+- off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks (a
+  copied passage of several sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
 
-The coverage checks (restated, off_question) are word-level: a right answer whose source sentence says "..." where
-the question says "three dots" fails them as a copied neighbour does. So a draft withheld by them alone may be
-read by the generator itself (`release`, generator.release_min_verified): when it finds its draft stated in the
-sources with high probability, the draft is delivered with a "released" flag. The factual checks (ungrounded,
-unsure) are never overruled.
+The coverage check (off_question) is word-level: a right answer whose source sentence says "..." where the
+question says "three dots" fails it as a copied neighbour does. So a draft withheld by it alone may be read by the
+generator itself (`release`, generator.release_min_verified): when it finds its draft stated in the sources with
+high probability, the draft is delivered with a "released" flag. The other checks are never overruled: the
+factual ones (ungrounded, unsure), and the two that ask whether the draft answers at all (restated,
+unquantified), which a reading of whether the sources state it cannot judge: a copied sentence is always stated.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from ragkit.types import Flag, Generation, Hit
 from ragkit.verification import verified
 
 # the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
-WITHHOLDING_FLAGS = ("restated", "ungrounded", "off_question", "unsure", "unverified")
-# the checks a reading by the generator may overrule (`release`): word-level ones, not whether the fact is there
-RELEASABLE = ("restated", "off_question")
+WITHHOLDING_FLAGS = ("restated", "ungrounded", "unquantified", "off_question", "unsure", "unverified")
+# the checks a reading by the generator may overrule (`release`): the word-level one, not whether the fact is
+# there. Not a restatement nor a missing figure: a copied sentence is always "stated" by the sources, and the
+# reading cannot tell whether it answers (two of the four restatements released over seventeen trials were wrong)
+RELEASABLE = ("off_question",)
 
 if TYPE_CHECKING:
     from ragkit.answering import AnswerOptions
@@ -93,7 +97,7 @@ def withhold_unfounded(
     how = unquantified(question, draft) if not checked.abstained and o.min_coverage > 0 else None
     if how is not None:
         detail = f'the question asks "{how}" and the answer gives no number or amount'
-        checked = _abstain(checked, Flag("off_question", draft, detail=detail), o)
+        checked = _abstain(checked, Flag("unquantified", draft, detail=detail), o)
     if not checked.abstained and o.min_coverage > 0:
         covered = coverage(question, draft, sources, [h.chunk.section for h in hits])
         floor = coverage_floor(draft, o.min_coverage)

@@ -283,6 +283,7 @@ def ask(
 _WITHHELD = {
     "restated": ("The model's answer only repeats the question", "--min-coverage 0"),
     "ungrounded": ("The sources do not hold the model's answer", "--min-grounding 0"),
+    "unquantified": ("The question asks for a number and the model's answer gives none", "--min-coverage 0"),
     "off_question": ("The sources do not back the model's answer to this question", "--min-coverage 0"),
     "unsure": ("The model was guessing", "--min-confidence 0"),
     "unverified": ("The fallback model does not find the answer in the sources", "--min-verified 0"),

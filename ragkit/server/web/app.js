@@ -244,6 +244,9 @@ function abstention(a) {
   if (flag("restated")) {
     return ["Answer withheld: the model only repeated the question.", flag("restated").detail];
   }
+  if (flag("unquantified")) {
+    return ["Answer withheld: the question asks for a number and the model's answer gives none.", flag("unquantified").detail];
+  }
   if (flag("off_question")) {
     return ["Answer withheld: the sources do not back the model's answer to this question.", flag("off_question").detail];
   }
