@@ -240,7 +240,7 @@ def test_qwen_on_a_real_licence_answers_what_it_says_and_not_what_it_does_not(tm
         notice = kb.ask("How many days notice must be given before the Apache license terminates?")
         patents = kb.ask("When do the patent licenses granted to you under the Apache License terminate?")
     assert notice.abstained and notice.text == "I don't know based on the provided sources." and notice.draft
-    assert notice.flags[-1].kind in {"off_question", "ungrounded", "restated"}, notice.flags
+    assert notice.flags[-1].kind in {"unquantified", "off_question", "ungrounded", "restated"}, notice.flags
     assert not patents.abstained and "litigation is filed" in patents.text and patents.citations
     assert re.search(r"\[\d+\]\s+[a-z]", patents.text) is None, patents.text  # no marker inside a sentence
 
