@@ -2,6 +2,7 @@
 # Rebuild the real-document trial KBs from this machine's system docs and run every trial once.
 #
 #     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
+#     ONLY="t18" bash bench/run_trials.sh WORKDIR     # one trial (or several, by name)
 #
 # Each trial's documents are Debian/Node files (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
@@ -40,6 +41,8 @@ trials=(
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
+  # ONLY="t17 t18" runs those trials alone
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   if [ ! -d "$name-kb" ]; then
     mkdir -p "$name"
     for doc in $docs; do
