@@ -57,6 +57,30 @@ def test_a_headings_permalink_is_not_part_of_its_section_title(tmp_path: Path) -
     ]
 
 
+def test_a_manuals_navigation_and_a_defined_terms_permalink_are_left_out(tmp_path: Path) -> None:
+    # Texinfo's header (rel links) and footer (labelled links), a term's "¶" (libffi's and GNU time's manuals), and
+    # the navigation Node's and Sphinx's pages mark with role="navigation"
+    page = tmp_path / "The-Basics.html"
+    page.write_text(
+        '<html><body><div role="navigation"><ul><li><a href="fs.html">File system</a></li></ul></div>'
+        '<div class="header"><p>Next: <a href="Simple-Example.html" rel="next">Simple Example</a>, Up: '
+        '<a href="Using-libffi.html" rel="up">Using libffi</a> [<a href="Index.html" rel="index">Index</a>]</p></div>'
+        "<h3>2.1 The Basics</h3><p>See <a href='Types.html'>Types</a> and <a href='Index.html'>the index</a>.</p>"
+        "<dl><dt>Function: <em>ffi_call (ffi_cif *cif)</em><a href='#index-void' class='copiable-anchor'> &para;</a>"
+        "</dt><dd><p>This calls the function.</p></dd></dl>"
+        '<div class="header"><p>Next: <a href="Simple-Example.html">Simple Example</a>, Up: '
+        '<a href="Using-libffi.html">Using libffi</a> [<a href="Index.html" rel="index">Index</a>]</p></div>'
+        "</body></html>",
+        encoding="utf-8",
+    )
+    doc = parse_file(page)
+    assert [e.text for e in doc.elements] == [
+        "2.1 The Basics",
+        "See Types and the index.",  # a paragraph of links that says something is kept
+        "Function: ffi_call (ffi_cif *cif): This calls the function.",
+    ]
+
+
 def test_an_xhtml_page_parses_without_a_warning(tmp_path: Path) -> None:
     # libxslt's docs are XHTML (an <?xml ...?> line first): bs4 warned a page of advice onto ingest's output
     page = tmp_path / "internals.html"
@@ -136,6 +160,15 @@ def test_light_parsers_keep_structure() -> None:
         ("会議の予定", "Title", None),
         ("東京の会議は午後三時に始まります。", "NarrativeText", None),
     ]
+    # an indented line is a quoted command, not a title; and where headings are underlined (dpkg's triggers
+    # spec), a short line of its own is a table row or a code line
+    assert text_elements('Heading\n\n   postinst triggered "<name>"\n\nby passing a list.')[1] == (
+        'postinst triggered "<name>"',
+        "NarrativeText",
+        None,
+    )
+    spec = "Concepts\n--------\n\nEach trigger is named.\n\nStatus   Pending\n\nMore text."
+    assert [kind for _, kind, _ in text_elements(spec)] == ["Title", "NarrativeText", "NarrativeText", "NarrativeText"]
 
 
 def test_pdf_keeps_page_numbers() -> None:

@@ -28,24 +28,38 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
     one repeated punctuation character) or, in plain text, a short single line without closing punctuation.
     rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
     (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
-    dropped, and other directives stay as text (the version a feature was added in is worth finding)."""
+    dropped, and other directives stay as text (the version a feature was added in is worth finding). Plain text
+    that underlines its headings is read the same way, and an indented line is never a title: dpkg's triggers
+    spec put the section's text under an indented command, `postinst triggered "<trigger-name> ..."`."""
+    paras = _BLANK_LINES.split(text)
+    underlined = rst or any(_underlined_title(p.strip().splitlines()) for p in paras)
     out: list[RawElement] = []
-    for para in _BLANK_LINES.split(text):
+    for para in paras:
+        indented = para.lstrip("\n")[:1].isspace()
         lines = [ln.rstrip() for ln in para.strip().splitlines()]
         if not lines:
             continue
-        if len(lines) >= 2 and _RST_UNDERLINE.match(lines[-1]):
-            body = [ln for ln in lines if not _RST_UNDERLINE.match(ln)]
-            if len(body) == 1:
-                out.append((body[0].strip(), "Title", None))
-                continue
+        title = _underlined_title(lines)
+        if title is not None:
+            out.append((title, "Title", None))
+            continue
         para = "\n".join(lines)
         if rst and _RST_COMMENT.match(para):
             continue
         closed = para[-1] in ".,;:!?。！？；：，"  # a CJK sentence has no spaces to count words by, but its own stops
-        is_title = not rst and len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
+        short = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
+        is_title = short and not underlined and not indented
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
+
+
+def _underlined_title(lines: list[str]) -> str | None:
+    """The title of an RST-style heading (one line underlined, optionally overlined), else None."""
+    if len(lines) >= 2 and _RST_UNDERLINE.match(lines[-1].strip()):
+        body = [ln for ln in lines if not _RST_UNDERLINE.match(ln.strip())]
+        if len(body) == 1:
+            return body[0].strip()
+    return None
 
 
 def markdown_elements(text: str) -> list[RawElement]:
@@ -106,7 +120,10 @@ _HTML_BLOCKS = {
 _CONTAINERS = ("blockquote", "dd", "dt", "figcaption")  # blocks that may hold other blocks
 _HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
 _PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
-_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+# a heading's or a defined term's own link: "os.tmpdir()#" (Node), "Abstract¶" (Sphinx), "ffi_call (...) ¶" (Texinfo)
+_TITLED = ["h1", "h2", "h3", "h4", "h5", "h6", "dt"]
+# links between the pages of a manual: Texinfo's "Next: Simple Example, Up: Using libffi [Index]" header and footer
+_NAV_RELS = {"next", "prev", "previous", "up", "index", "start", "top", "contents", "home", "first", "last"}
 
 
 def html_elements(html: str) -> list[RawElement]:
@@ -119,9 +136,15 @@ def html_elements(html: str) -> list[RawElement]:
         soup = BeautifulSoup(html, "lxml")
     for tag in soup(_HTML_SKIP):
         tag.decompose()
-    for heading in soup.find_all(_HEADINGS):
-        # a heading's permalink ("os.tmpdir()#" in Node's docs, "Abstract¶" in Sphinx's) is not part of its title
-        for link in heading.find_all("a"):
+    # a manual's navigation is on every page and answers no question: Node's module list and page contents, Sphinx's
+    # sidebar, Texinfo's next/up links. Each was a chunk of its own, or ran into a page's first paragraph
+    for tag in [*soup.find_all(attrs={"role": "navigation"}), *soup.find_all(["p", "div"])]:
+        if tag.decomposed:
+            continue
+        if tag.get("role") == "navigation" or _links_between_pages(tag):
+            tag.decompose()
+    for titled in soup.find_all(_TITLED):
+        for link in titled.find_all("a"):
             if link.get_text(strip=True) in _PERMALINKS:
                 link.decompose()
     out: list[RawElement] = []
@@ -146,6 +169,22 @@ def html_elements(html: str) -> list[RawElement]:
         body = soup.get_text("\n", strip=True)
         out = text_elements(body) if body else []
     return out
+
+
+def _links_between_pages(tag: Any) -> bool:
+    """True for a block of two or more links to a manual's other pages and nothing else: links marked so
+    (rel="next", "up", ...) or labelled so ("Next: Simple Example, Up: Using libffi [Index]", Texinfo's footer,
+    whose links have no rel)."""
+    links = tag.find_all("a")
+    if len(links) < 2:
+        return False
+    rest = tag.get_text(" ", strip=True)
+    for link in links:
+        rest = rest.replace(link.get_text(" ", strip=True), " ", 1)
+    labels = [w for w in re.findall(r"\w+", rest.lower())]
+    if all(_NAV_RELS & set(link.get("rel") or ()) for link in links):
+        return len(labels) <= 2 * len(links)
+    return bool(labels) and all(w in _NAV_RELS for w in labels)
 
 
 def _definitions(dl: Any) -> list[RawElement]:

@@ -69,20 +69,24 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 
 # the light parsers' output version per suffix, for formats whose output changed since a KB may have read them
 # (ingest re-parses a stored document read by an older version, even when the file is unchanged; the embedding
-# cache keeps that to parsing). html 2: a definition list's term and definition are one element, and a <dd><p>
-# paragraph is read once, not twice; html 3: a heading's permalink ("#", "¶") is not part of its title. Markdown
-# and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32 byte-order mark
-# are read (they were "binary content"). rst 3: only underlined headings are titles (".. versionadded:: 3.19"
-# was one), comments and link targets are left out
+# cache keeps that to parsing).
+# - html 2: a definition list's term and definition are one element, and a <dd><p> paragraph is read once, not
+#   twice; html 3: a heading's permalink ("#", "¶") is not part of its title; html 4: nor is a defined term's, and
+#   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out.
+# - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
+#   byte-order mark are read (they were "binary content"); text 3: in a text file that underlines its headings,
+#   only those are titles, and an indented line never is.
+# - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
+#   left out.
 _PARSER_VERSIONS = {
-    ".html": 3,
-    ".htm": 3,
-    ".xhtml": 3,
-    ".xht": 3,
+    ".html": 4,
+    ".htm": 4,
+    ".xhtml": 4,
+    ".xht": 4,
     ".md": 2,
     ".markdown": 2,
-    ".txt": 2,
-    ".text": 2,
+    ".txt": 3,
+    ".text": 3,
     ".rst": 3,
 }
 
