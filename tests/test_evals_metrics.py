@@ -47,6 +47,10 @@ def test_squad_normalisation_em_f1() -> None:
     assert M.contains_answer("object.__contains__(self, item) [3].", ["__contains__"]) == 1.0
     assert M.contains_answer("object.__contained__(self)", ["__contains__"]) == 0.0
     assert M.contains_answer("It costs 1,000 euros.", ["1000"]) == 1.0
+    # Unicode punctuation is punctuation: dpkg's spec writes its states in curly quotes
+    quoted = "There are two new dpkg status values, ‘triggers-pending’ and ‘triggers-awaited’ [1]."
+    assert M.contains_answer(quoted, ["triggers-pending"]) == 1.0
+    assert M.contains_answer(quoted, ["triggers-installed"]) == 0.0
     # a citation marker holds no answer: the minimum key size is 1, not "16 bytes [1]"
     assert M.contains_answer("The minimum key size is 16 bytes [1].", ["1"]) == 0.0
     assert M.contains_answer("The minimum key size is 1 [1][2].", ["1"]) == 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -139,12 +140,19 @@ def passage_matches(passage: str, chunk_text: str, threshold: float = 0.6) -> bo
 # --- answers (SQuAD v1.1 evaluation script's normalisation) -------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
+_ASCII_PUNCT = frozenset(string.punctuation)
+
+
+def _is_punct(ch: str) -> bool:
+    """ASCII punctuation as SQuAD has it, and Unicode's too: dpkg's spec quotes its states in curly quotes
+    (‘triggers-pending’), which kept the gold "triggers-pending" out of a right answer."""
+    return ch in _ASCII_PUNCT or (ch > "\x7f" and unicodedata.category(ch).startswith("P"))
 
 
 def normalize_answer(text: str) -> str:
-    """Lower case, drop punctuation and articles, squeeze whitespace (SQuAD's normalize_answer)."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    """Lower case, drop punctuation and articles, squeeze whitespace (SQuAD's normalize_answer, with Unicode
+    punctuation)."""
+    text = "".join(ch for ch in text.lower() if not _is_punct(ch))
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
@@ -191,7 +199,7 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
 
 
 def _spaced(text: str) -> str:
-    return normalize_answer("".join(" " if ch in _PUNCT else ch for ch in text))
+    return normalize_answer("".join(" " if _is_punct(ch) else ch for ch in text))
 
 
 # --- claims, citations, abstention --------------------------------------------------------------------
