@@ -43,6 +43,7 @@ from ragkit.textutil import (
 _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
+_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now
 _SOURCE_TERM = re.compile(r"\bsource\s+(?!\[)[a-z]", re.I)  # "source directory", not "the source [1]"
 _PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
@@ -137,9 +138,13 @@ def restates(question: str, answer: str) -> bool:
     yes/no questions excepted)."""
     if not answer.strip() or is_choice(question):
         return False
-    if not _WORD.search(CITATION.sub("", answer)):  # "#" answers "Which character begins a comment?"
+    text = CITATION.sub("", answer)
+    if not _WORD.search(text):  # "#" answers "Which character begins a comment?"
         return False
-    return not new_words(question, answer) and not key_spans(answer, question)
+    # a compound of the question's words is a name of its own: "dpkg-trigger" answers "Which program activates an
+    # explicit dpkg trigger?" (dpkg's triggers spec)
+    compounds = {c.lower() for c in _COMPOUND.findall(text)} - {c.lower() for c in _COMPOUND.findall(question)}
+    return not compounds and not new_words(question, answer) and not key_spans(answer, question)
 
 
 def coverage(
