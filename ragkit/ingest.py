@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ragkit.connectors import SourceItem, SourceOptions, open_source
 from ragkit.errors import Cancelled
 from ragkit.indexes.sql_store import DocState, text_hash
-from ragkit.ingest_embed import EmbedAhead, Group
+from ragkit.ingest_embed import Abandoned, EmbedAhead, Group
 from ragkit.ingest_plan import Parsed as _Parsed
 from ragkit.ingest_plan import finish_ingest, plan_ingest
 from ragkit.ingest_plan import parse_item as _parse
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 # parsed documents do not pile up in memory.
 _QUEUE_ITEMS = 16
 _PUT_POLL_S = 0.2  # how often a blocked producer checks whether the run was stopped
+# how often the main thread's waits wake up: a Ctrl-C that lands just before a blocking wait starts is handled only
+# when the wait ends (CPython runs signal handlers between bytecodes), which could be after a whole large file
+_WAIT_POLL_S = 0.1
+T = TypeVar("T")
 # files in flight per parser process: keeps each busy without holding many parsed documents
 _INFLIGHT_PER_WORKER = 4
 _END = object()
@@ -62,6 +66,13 @@ def _prepare(source: SourceItem, state: DocState | None, counter: CountsTokens, 
 # -- parser processes: parsing is pure Python (GIL-bound), so more cores need more processes ----------------
 
 _worker_counter: CountsTokens | None = None
+
+
+def _polled(wait_once: Callable[[], T], timed_out: type[Exception]) -> T:
+    """wait_once() again until it returns instead of raising `timed_out`, so that signals are handled meanwhile."""
+    while True:
+        with contextlib.suppress(timed_out):
+            return wait_once()
 
 
 def _worker_init(counter: CountsTokens) -> None:
@@ -210,7 +221,7 @@ def run_ingest(
         assert ahead is not None
         group = in_flight[0]
         ahead.send(group)  # a no-op, unless a Ctrl-C fell between in_flight.append and the queueing
-        vectors = group.vectors.result()
+        vectors = _polled(lambda: group.vectors.result(timeout=_WAIT_POLL_S), TimeoutError)
         docs, lo = [], 0
         for it in group.items:
             assert it.parsed.doc is not None
@@ -245,7 +256,7 @@ def run_ingest(
         if todo:
             parser.start()
         while todo:
-            item = items.get()
+            item = _polled(lambda: items.get(timeout=_WAIT_POLL_S), queue.Empty)
             stop_if_cancelled(cancel)
             if item is _END:
                 flush(batch, drain=True)
@@ -276,9 +287,14 @@ def run_ingest(
         # committed documents stay; the groups in flight (one being written, one being embedded) are finished,
         # the rest dropped
         stop.set()
+        if ahead is not None:
+            ahead.stop()  # a large file mid-embedding is dropped after the call in progress, not finished
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C stops at once (what is committed stays)
             while in_flight:
-                write_oldest()
+                try:
+                    write_oldest()
+                except Abandoned:
+                    break  # it and the groups after it are dropped (`close` cancels those not started)
     finally:
         stop.set()
         if pool is not None:

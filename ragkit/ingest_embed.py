@@ -6,7 +6,9 @@ without the overlap the SQL writes, not the GPU, would set ingest's speed (docs/
 
 Groups are sized by time: about GROUP_S seconds of embedding at the speed last measured, so a GPU gets calls of
 thousands of chunks (a call of 32 leaves it idle between calls) and a CPU keeps groups small enough that Ctrl-C,
-which finishes the groups in flight, stops within seconds.
+which finishes the groups in flight, stops within seconds. A file's chunks go together, so one large file makes a
+large group (Node's all.html, 8,969 chunks, about two minutes on two cores): it is embedded in calls of a group's
+size, and a stop (`EmbedAhead.stop`) drops it after the call in progress rather than waiting for all of it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ import numpy as np
 GROUP_S = 1.0
 MIN_GROUP = 32
 MAX_GROUP = 4096
+
+
+class Abandoned(Exception):
+    """A group's embedding stopped part-way (EmbedAhead.stop): its files are not written."""
 
 
 @dataclass(eq=False)
@@ -49,6 +55,7 @@ class EmbedAhead:
         self._embed = embed
         self._dim = dim
         self._jobs: queue.SimpleQueue[Group | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._last: dict[str, np.ndarray] = {}  # the previous group's vectors: not in SQL yet when the next is read
         self._thread = threading.Thread(target=self._run, name="ragkit-embed", daemon=True)
         self._thread.start()
@@ -58,6 +65,11 @@ class EmbedAhead:
         if not group.queued:
             self._jobs.put(group)
             group.queued = True
+
+    def stop(self) -> None:
+        """End the group being embedded after the call in progress (its future raises Abandoned) unless that call
+        is its last; the groups after it are dropped by `close`."""
+        self._stop.set()
 
     def close(self, pending: Sequence[Group]) -> None:
         """Drop the pending groups not yet started and wait for the one being embedded, if any."""
@@ -85,7 +97,13 @@ class EmbedAhead:
         if fresh:
             text_of = dict(zip(group.hashes, group.texts, strict=True))
             t0 = time.perf_counter()
-            got = self._embed([text_of[h] for h in fresh])
+            step = max(self.chunks, MIN_GROUP)  # calls of a group's size: a GPU's stay large
+            parts = []
+            for lo in range(0, len(fresh), step):
+                if lo and self._stop.is_set():
+                    raise Abandoned(f"stopped after {lo} of {len(fresh)} chunks")
+                parts.append(self._embed([text_of[h] for h in fresh[lo : lo + step]]))
+            got = parts[0] if len(parts) == 1 else np.concatenate(parts)
             seconds = time.perf_counter() - t0
             known.update(zip(fresh, got, strict=True))
             if self._fixed is None and len(fresh) >= 8 and seconds > 0:

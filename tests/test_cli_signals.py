@@ -53,6 +53,7 @@ def test_sigterm_during_ingest_keeps_the_files_in_flight_and_says_how_to_finish(
     result = run("ingest", docs, "--kb", tmp_path / "kb")
     assert result.exit_code == EXIT_INTERRUPTED, result.output
     assert "Interrupted after 5 files were saved; run the same command to finish." in result.output
+    assert "Stopping: saving the files already embedded" in result.output  # said at once, before the wait
     assert "Traceback" not in result.output
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM ends the process at once
     with ragkit.open(tmp_path / "kb", create=False) as kb:

@@ -82,6 +82,21 @@ def test_ctrl_c_commits_the_files_being_embedded(tmp_path: Path, hashed: None) -
         assert kb.ingest([tmp_path / "docs"]).unchanged == 5
 
 
+def test_ctrl_c_drops_a_large_file_mid_embedding_instead_of_waiting_for_all_of_it(tmp_path: Path, hashed: None) -> None:
+    # a file's chunks go together, so one large file is one large group: Node's all.html took two minutes to stop
+    write_files(tmp_path / "docs", 1, words=20000)
+    with ragkit.open(tmp_path / "kb", **{"ingest.batch_chunks": 32}) as kb:
+        spy = SpyEmbedder(ctrl_c=True)  # Ctrl-C during the first call of 32 chunks
+        kb.embedder = spy
+        report = kb.ingest([tmp_path / "docs"], progress=spy.progress)
+        assert report.interrupted and report.ingested == 0 and kb.store.counts()["documents"] == 0
+        assert len(spy.done_at_call) == 1  # the rest of the file was not embedded
+        assert kb.index.ids().tolist() == kb.store.chunk_ids().tolist() == []
+        kb.embedder = SpyEmbedder()
+        again = kb.ingest([tmp_path / "docs"])
+        assert again.ingested == 1 and again.chunks_added > 64  # it was more than two calls' worth
+
+
 def test_a_second_ctrl_c_stops_at_once_and_keeps_what_was_committed(tmp_path: Path, hashed: None) -> None:
     write_files(tmp_path / "docs", 5)
     with ragkit.open(tmp_path / "kb") as kb:

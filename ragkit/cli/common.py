@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -209,6 +211,38 @@ def progress_bar(label: str, quiet: bool = False) -> Progress:
         disable=quiet or not err.is_terminal,
         transient=True,
     )
+
+
+@contextmanager
+def announce_stop(message: str) -> Iterator[None]:
+    """While the block runs, the first Ctrl-C or SIGTERM prints `message` on stderr and stops the work as Ctrl-C
+    does: stopping can take seconds while the work in flight is saved, and a silent wait reads as a hang. A second
+    Ctrl-C stops at once; a second SIGTERM ends the process. A signal the shell ignores (a background job's
+    SIGINT) stays ignored. Main thread only (elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    told = False
+
+    def stopping(signum: int, frame: object) -> None:
+        nonlocal told
+        if signum == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if not told:
+            told = True
+            err.print(message, style="yellow", markup=False)
+        raise KeyboardInterrupt
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in saved.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, stopping)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if signal.getsignal(sig) is stopping and handler is not None:
+                signal.signal(sig, handler)
 
 
 def plain_progress(label: str, quiet: bool = False, every_s: float = 30.0) -> Callable[[int, int | None], None]:

@@ -16,6 +16,7 @@ from ragkit.cli.common import (
     DbOpt,
     JsonOpt,
     KbOpt,
+    announce_stop,
     db_override,
     display,
     err,
@@ -30,6 +31,8 @@ from ragkit.cli.common import (
 )
 from ragkit.cli.scale import RayAddressOpt, RayOpt, check_ray_database, on_ray
 from ragkit.errors import SourceError, UsageError
+
+_STOPPING = "Stopping: saving the files already embedded (Ctrl-C again stops at once; what is saved stays)."
 
 
 def ingest(
@@ -149,16 +152,17 @@ def ingest(
                 progress.update(task, completed=done, total=total, description=Path(current).name if current else "")
                 in_log(done, total)
 
-            report = base.ingest(
-                all_sources,
-                include=include or (),
-                exclude=exclude or (),
-                prune=prune,
-                progress=on_file,
-                meta=stamp,
-                allow=allowed,
-                acl_rules=acl,
-            )
+            with announce_stop(_STOPPING):
+                report = base.ingest(
+                    all_sources,
+                    include=include or (),
+                    exclude=exclude or (),
+                    prune=prune,
+                    progress=on_file,
+                    meta=stamp,
+                    allow=allowed,
+                    acl_rules=acl,
+                )
             enforced = base.acl.enabled
             ungranted = base.acl.ungranted() if enforced else 0
     if as_json:
