@@ -96,9 +96,43 @@ def markdown_elements(text: str) -> list[RawElement]:
                 i += 1
             out.append(("\n".join(rows), "Table", None))
         elif tok.type == "html_block" and tok.content.strip():
-            out.extend(html_elements(tok.content))
+            history = _yaml_history(tok.content)
+            if history is None:
+                out.extend(html_elements(tok.content))
+            elif history:
+                out.append((history, "NarrativeText", None))
         i += 1
     return out
+
+
+_YAML_COMMENT = re.compile(r"\s*<!--\s*YAML\s*\n(.*?)-->\s*", re.S)
+_HISTORY_KEYS = (("added", "Added in"), ("deprecated", "Deprecated since"), ("removed", "Removed in"))
+
+
+def _yaml_history(block: str) -> str | None:
+    """The version history of an API in a `<!-- YAML ... -->` comment, as the docs' site shows it ("Added in:
+    v20.17.0."; Node's API docs: nodejs.org renders it, the Markdown hides it, and "In which version was X
+    added?" had no answer in the KB); "" for such a comment with none; None for any other HTML block."""
+    m = _YAML_COMMENT.fullmatch(block)
+    if m is None:
+        return None
+    import yaml
+
+    try:
+        meta = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return ""
+    if not isinstance(meta, dict):
+        return ""
+
+    def versions(value: object) -> str:
+        return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+    lines = [f"{label}: {versions(meta[key])}." for key, label in _HISTORY_KEYS if meta.get(key)]
+    for change in meta.get("changes") or []:
+        if isinstance(change, dict) and change.get("version") and change.get("description"):
+            lines.append(f"Changed in {versions(change['version'])}: {' '.join(str(change['description']).split())}")
+    return "\n".join(lines)
 
 
 _HTML_BLOCKS = {
@@ -148,9 +182,17 @@ def html_elements(html: str) -> list[RawElement]:
             if link.get_text(strip=True) in _PERMALINKS:
                 link.decompose()
     out: list[RawElement] = []
-    for tag in soup.find_all([*_HTML_BLOCKS, "dl"]):
-        if tag.find_parent(["table", "pre", "li", "dl"]) is not None:
+    for tag in soup.find_all([*_HTML_BLOCKS, "dl", "div"]):
+        if tag.find_parent(["table", "pre", "li", "dl", "p"]) is not None:
             continue  # its text is part of the enclosing block
+        if tag.name == "div":
+            # text straight in a <div> is a block too: "Added in: v20.17.0" and "Stability: 1 - Experimental" are
+            # divs in Node's API pages; a div that holds blocks leaves them their own turn
+            if tag.find([*_HTML_BLOCKS, "dl", "div", "ul", "ol", "section", "article", "details"]) is None:
+                text = " ".join(tag.get_text().split())
+                if text:
+                    out.append((text, "NarrativeText", None))
+            continue
         if tag.name == "dl":
             out.extend(_definitions(tag))
             continue

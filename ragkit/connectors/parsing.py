@@ -72,19 +72,21 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # cache keeps that to parsing).
 # - html 2: a definition list's term and definition are one element, and a <dd><p> paragraph is read once, not
 #   twice; html 3: a heading's permalink ("#", "¶") is not part of its title; html 4: nor is a defined term's, and
-#   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out.
+#   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out; html 5: text
+#   straight in a <div> is read ("Added in: v20.17.0" in Node's pages was lost).
 # - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
 #   byte-order mark are read (they were "binary content"); text 3: in a text file that underlines its headings,
-#   only those are titles, and an indented line never is.
+#   only those are titles, and an indented line never is. Markdown 3: a `<!-- YAML -->` comment's version history
+#   is read ("Added in: v20.17.0.", Node's API docs).
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
 #   left out.
 _PARSER_VERSIONS = {
-    ".html": 4,
-    ".htm": 4,
-    ".xhtml": 4,
-    ".xht": 4,
-    ".md": 2,
-    ".markdown": 2,
+    ".html": 5,
+    ".htm": 5,
+    ".xhtml": 5,
+    ".xht": 5,
+    ".md": 3,
+    ".markdown": 3,
     ".txt": 3,
     ".text": 3,
     ".rst": 3,
