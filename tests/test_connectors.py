@@ -81,27 +81,29 @@ def test_a_manuals_navigation_and_a_defined_terms_permalink_are_left_out(tmp_pat
     ]
 
 
+def _texts(path: Path, content: str) -> list[str]:
+    """The element texts ingest reads from `content` saved as `path`."""
+    path.write_text(content, encoding="utf-8")
+    return [e.text for e in parse_file(path).elements]
+
+
 def test_text_straight_in_a_div_and_a_markdown_apis_version_history_are_read(tmp_path: Path) -> None:
     # Node's API docs: the HTML page keeps "Added in" in a <div>, the Markdown in a <!-- YAML --> comment
-    page = tmp_path / "path.html"
-    page.write_text(
+    html = (
         "<html><body><h3>path.matchesGlob(path, pattern)</h3><div class='api_metadata'><span>Added in: v20.17.0"
-        "</span></div><div class='note'><p>A paragraph in a div.</p></div></body></html>",
-        encoding="utf-8",
+        "</span></div><div class='note'><p>A paragraph in a div.</p></div></body></html>"
     )
-    assert [e.text for e in parse_file(page).elements] == [
+    assert _texts(tmp_path / "path.html", html) == [
         "path.matchesGlob(path, pattern)",
         "Added in: v20.17.0",
         "A paragraph in a div.",  # once: a div that holds blocks leaves them their own turn
     ]
-    md = tmp_path / "path.md"
-    md.write_text(
+    md = (
         "## `path.matchesGlob(path, pattern)`\n\n<!-- YAML\nadded:\n  - v20.17.0\n  - v22.5.0\nchanges:\n"
         "  - version: v22.6.0\n    pr-url: https://github.com/nodejs/node/pull/1\n    description: Marked as stable.\n"
-        "-->\n\nThe method matches.\n\n<!-- source_link=lib/path.js -->\n\n<!-- YAML\n: not yaml [\n-->\n",
-        encoding="utf-8",
+        "-->\n\nThe method matches.\n\n<!-- source_link=lib/path.js -->\n\n<!-- YAML\n: not yaml [\n-->\n"
     )
-    assert [e.text for e in parse_file(md).elements] == [
+    assert _texts(tmp_path / "path.md", md) == [
         "`path.matchesGlob(path, pattern)`",
         "Added in: v20.17.0, v22.5.0.\nChanged in v22.6.0: Marked as stable.",
         "The method matches.",

@@ -58,14 +58,14 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     # a symbol is an answer, and so is a string value in code whose word the question holds (Ninja's manual,
     # Node's console docs); a plain word in code is not
     assert not restates("Which character begins a comment in a Ninja file?", "# [1]")
-    # a compound of the question's words is a name of its own (dpkg's triggers spec), unless the question has it
-    assert not restates("Which program activates an explicit dpkg trigger?", "dpkg-trigger [1].")
-    assert not restates("What is scrollkeeper-update renamed to?", "scrollkeeper-update-now [3].")
-    assert restates("What does scrollkeeper-update do?", "The scrollkeeper-update does it [3].")
     label = "What is the default label of console.count()?"
     assert not restates(label, "The default label of console.count() is `'default'` [1].")
     assert not restates(label, 'The default label of console.count() is `"default"` [1].')
     assert restates(label, "The default label of console.count() is `default` [1].")
+    # a compound of the question's words is a name of its own (dpkg's triggers spec), unless the question has it
+    assert not restates("Which program activates an explicit dpkg trigger?", "dpkg-trigger [1].")
+    assert not restates("What is scrollkeeper-update renamed to?", "scrollkeeper-update-now [3].")
+    assert restates("What does scrollkeeper-update do?", "The scrollkeeper-update does it [3].")
     assert restates("What is the 'default' label of console.count()?", "The label is `'default'` [1].")
 
 
