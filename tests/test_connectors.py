@@ -105,8 +105,7 @@ def test_text_straight_in_a_div_and_a_markdown_apis_version_history_are_read(tmp
     )
     assert _texts(tmp_path / "path.md", md) == [
         "`path.matchesGlob(path, pattern)`",
-        "`path.matchesGlob(path, pattern)` was added in v20.17.0, v22.5.0.\n"
-        "`path.matchesGlob(path, pattern)` changed in v22.6.0: Marked as stable.",
+        "Added in: v20.17.0, v22.5.0.\nChanged in v22.6.0: Marked as stable.",
         "The method matches.",
     ]
 

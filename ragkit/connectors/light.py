@@ -96,8 +96,7 @@ def markdown_elements(text: str) -> list[RawElement]:
                 i += 1
             out.append(("\n".join(rows), "Table", None))
         elif tok.type == "html_block" and tok.content.strip():
-            title = next((text for text, kind, _ in reversed(out) if kind == "Title"), None)
-            history = _yaml_history(tok.content, title)
+            history = _yaml_history(tok.content)
             if history is None:
                 out.extend(html_elements(tok.content))
             elif history:
@@ -107,15 +106,13 @@ def markdown_elements(text: str) -> list[RawElement]:
 
 
 _YAML_COMMENT = re.compile(r"\s*<!--\s*YAML\s*\n(.*?)-->\s*", re.S)
-_HISTORY_KEYS = (("added", "added in"), ("deprecated", "deprecated in"), ("removed", "removed in"))
+_HISTORY_KEYS = (("added", "Added in"), ("deprecated", "Deprecated since"), ("removed", "Removed in"))
 
 
-def _yaml_history(block: str, title: str | None = None) -> str | None:
-    """The version history of an API in a `<!-- YAML ... -->` comment, as the docs' site shows it (Node's API docs:
-    nodejs.org renders it, the Markdown hides it, and "In which version was X added?" had no answer in the KB),
-    naming the API of the section `title` it stands under ("`path.matchesGlob(path, pattern)` was added in
-    v20.17.0."): a bare "Added in: v20.17.0." was about nothing a check or a search could see. "" for such a
-    comment with no history; None for any other HTML block."""
+def _yaml_history(block: str) -> str | None:
+    """The version history of an API in a `<!-- YAML ... -->` comment, as the docs' site shows it ("Added in:
+    v20.17.0."; Node's API docs: nodejs.org renders it, the Markdown hides it, and "In which version was X
+    added?" had no answer in the KB); "" for such a comment with none; None for any other HTML block."""
     m = _YAML_COMMENT.fullmatch(block)
     if m is None:
         return None
@@ -131,12 +128,10 @@ def _yaml_history(block: str, title: str | None = None) -> str | None:
     def versions(value: object) -> str:
         return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
-    subject = title.strip() if title and title.strip() else "It"
-    lines = [f"{subject} was {verb} {versions(meta[key])}." for key, verb in _HISTORY_KEYS if meta.get(key)]
+    lines = [f"{label}: {versions(meta[key])}." for key, label in _HISTORY_KEYS if meta.get(key)]
     for change in meta.get("changes") or []:
         if isinstance(change, dict) and change.get("version") and change.get("description"):
-            what = " ".join(str(change["description"]).split())
-            lines.append(f"{subject} changed in {versions(change['version'])}: {what}")
+            lines.append(f"Changed in {versions(change['version'])}: {' '.join(str(change['description']).split())}")
     return "\n".join(lines)
 
 

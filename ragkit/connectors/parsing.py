@@ -77,8 +77,8 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
 #   byte-order mark are read (they were "binary content"); text 3: in a text file that underlines its headings,
 #   only those are titles, and an indented line never is. Markdown 3: a `<!-- YAML -->` comment's version history
-#   is read ("Added in: v20.17.0.", Node's API docs); md 4: it names its API ("`path.matchesGlob(path, pattern)`
-#   was added in v20.17.0.").
+#   is read ("Added in: v20.17.0.", Node's API docs); md 5: after md 4 named the API in that line for a
+#   while, back to Node's own words.
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
 #   left out.
 _PARSER_VERSIONS = {
@@ -86,8 +86,8 @@ _PARSER_VERSIONS = {
     ".htm": 5,
     ".xhtml": 5,
     ".xht": 5,
-    ".md": 4,
-    ".markdown": 4,
+    ".md": 5,
+    ".markdown": 5,
     ".txt": 3,
     ".text": 3,
     ".rst": 3,
