@@ -38,6 +38,7 @@ trials=(
   "t16 trial_os_xslt $N/os.md $D/libxslt1-dev/html/internals.html:libxslt-internals.html"
   "t17 trial_cmake_presets /usr/share/cmake-3.25/Help/manual/cmake-presets.7.rst"
   "t18 trial_triggers_ffi $D/dpkg/spec/triggers.txt:dpkg-triggers.txt $D/libffi8/html/The-Basics.html $D/libffi8/html/Primitive-Types.html $D/libffi8/html/Structures.html $D/libffi8/html/Size-and-Alignment.html $D/libffi8/html/Multiple-ABIs.html $D/libffi8/html/The-Closure-API.html $D/libffi8/html/Memory-Usage.html $D/libffi8/html/Thread-Safety.html $D/libffi8/html/Missing-Features.html $D/libffi8/html/Introduction.html"
+  "t19 trial_git_relnotes $D/git/RelNotes/2.36.0.txt:git-2.36.0-relnotes.txt"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
