@@ -189,15 +189,17 @@ def test_light_parsers_keep_structure() -> None:
         ("会議の予定", "Title", None),
         ("東京の会議は午後三時に始まります。", "NarrativeText", None),
     ]
-    # an indented line is a quoted command, not a title; and where headings are underlined (dpkg's triggers
-    # spec), a short line of its own is a table row or a code line
+    # an indented line is a quoted command or a table row, not a title (dpkg's triggers spec); an unadorned line
+    # under an underlined heading still is one (Git's release notes), and a parenthesised sentence is not
     assert text_elements('Heading\n\n   postinst triggered "<name>"\n\nby passing a list.')[1] == (
         'postinst triggered "<name>"',
         "NarrativeText",
         None,
     )
-    spec = "Concepts\n--------\n\nEach trigger is named.\n\nStatus   Pending\n\nMore text."
-    assert [kind for _, kind, _ in text_elements(spec)] == ["Title", "NarrativeText", "NarrativeText", "NarrativeText"]
+    spec = "Concepts\n--------\n\nEach trigger is named.\n\n  Status   Pending\n\n(See Processing above.)\n\nMore."
+    assert [kind for _, kind, _ in text_elements(spec)] == ["Title"] + ["NarrativeText"] * 4
+    notes = "Updates since Git 2.35\n----------------------\n\nUI, Workflows & Features\n\n * git branch learned it."
+    assert [kind for _, kind, _ in text_elements(notes)] == ["Title", "Title", "NarrativeText"]
 
 
 def test_pdf_keeps_page_numbers() -> None:

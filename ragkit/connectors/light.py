@@ -28,11 +28,10 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
     one repeated punctuation character) or, in plain text, a short single line without closing punctuation.
     rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
     (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
-    dropped, and other directives stay as text (the version a feature was added in is worth finding). Plain text
-    that underlines its headings is read the same way, and an indented line is never a title: dpkg's triggers
-    spec put the section's text under an indented command, `postinst triggered "<trigger-name> ..."`."""
+    dropped, and other directives stay as text (the version a feature was added in is worth finding). In plain
+    text an indented line is never a title: dpkg's triggers spec put three paragraphs under an indented command,
+    `postinst triggered "<trigger-name> ..."`, and its tables and diagrams are indented too."""
     paras = _BLANK_LINES.split(text)
-    underlined = rst or any(_underlined_title(p.strip().splitlines()) for p in paras)
     out: list[RawElement] = []
     for para in paras:
         indented = para.lstrip("\n")[:1].isspace()
@@ -46,9 +45,10 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
         para = "\n".join(lines)
         if rst and _RST_COMMENT.match(para):
             continue
-        closed = para[-1] in ".,;:!?。！？；：，"  # a CJK sentence has no spaces to count words by, but its own stops
+        # a CJK sentence has no spaces to count words by, but its own stops; "(See ... above.)" is a sentence too
+        closed = para[-1] in ".,;:!?。！？；：，" or para.endswith((".)", "?)", "!)"))
         short = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
-        is_title = short and not underlined and not indented
+        is_title = short and not rst and not indented
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
 

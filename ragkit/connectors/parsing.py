@@ -75,8 +75,9 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 #   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out; html 5: text
 #   straight in a <div> is read ("Added in: v20.17.0" in Node's pages was lost).
 # - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
-#   byte-order mark are read (they were "binary content"); text 3: in a text file that underlines its headings,
-#   only those are titles, and an indented line never is. Markdown 3: a `<!-- YAML -->` comment's version history
+#   byte-order mark are read (they were "binary content"); text 3: an indented line is never a title (nor, for a
+#   while, an unadorned line in a file that underlines its headings; text 4 undoes that: Git's release notes
+#   head their lists with unadorned lines). Markdown 3: a `<!-- YAML -->` comment's version history
 #   is read ("Added in: v20.17.0.", Node's API docs); md 5: after md 4 named the API in that line for a
 #   while, back to Node's own words.
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
@@ -88,8 +89,8 @@ _PARSER_VERSIONS = {
     ".xht": 5,
     ".md": 5,
     ".markdown": 5,
-    ".txt": 3,
-    ".text": 3,
+    ".txt": 4,
+    ".text": 4,
     ".rst": 3,
 }
 
