@@ -44,6 +44,7 @@ _CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|co
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now
+_IDENTIFIER = re.compile(r"\b[a-z]+[A-Z]\w*|\b\w+(?:\.\w+)+\b")  # fsyncMethod, core.fsync, Node.js, 2.31
 _SOURCE_TERM = re.compile(r"\bsource\s+(?!\[)[a-z]", re.I)  # "source directory", not "the source [1]"
 _PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
@@ -144,6 +145,9 @@ def restates(question: str, answer: str) -> bool:
     # a compound of the question's words is a name of its own: "dpkg-trigger" answers "Which program activates an
     # explicit dpkg trigger?" (dpkg's triggers spec)
     compounds = {c.lower() for c in _COMPOUND.findall(text)} - {c.lower() for c in _COMPOUND.findall(question)}
+    # so is an identifier the five-letter stem would merge with the question's: "core.fsyncMethod" is not the
+    # "core.fsyncObjectFiles" it replaces (Git's release notes)
+    compounds |= set(_IDENTIFIER.findall(text)) - set(_IDENTIFIER.findall(question))
     return not compounds and not new_words(question, answer) and not key_spans(answer, question)
 
 

@@ -66,6 +66,10 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     assert not restates("Which program activates an explicit dpkg trigger?", "dpkg-trigger [1].")
     assert not restates("What is scrollkeeper-update renamed to?", "scrollkeeper-update-now [3].")
     assert restates("What does scrollkeeper-update do?", "The scrollkeeper-update does it [3].")
+    # so is an identifier the crude stem would merge with the question's (Git's release notes)
+    fsync = "Which two configuration variables replace core.fsyncObjectFiles?"
+    assert not restates(fsync, "core.fsync and core.fsyncMethod [1].")
+    assert restates("What does core.fsync do?", "The core.fsync does it [1].")
     assert restates("What is the 'default' label of console.count()?", "The label is `'default'` [1].")
 
 
