@@ -157,6 +157,7 @@ _PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
 # a heading's or a defined term's own link: "os.tmpdir()#" (Node), "Abstract¶" (Sphinx), "ffi_call (...) ¶" (Texinfo)
 _TITLED = ["h1", "h2", "h3", "h4", "h5", "h6", "dt"]
 # links between the pages of a manual: Texinfo's "Next: Simple Example, Up: Using libffi [Index]" header and footer
+_NAV_MAX_LINKS, _NAV_MAX_CHARS = 8, 300
 _NAV_RELS = {"next", "prev", "previous", "up", "index", "start", "top", "contents", "home", "first", "last"}
 
 
@@ -217,13 +218,17 @@ def _links_between_pages(tag: Any) -> bool:
     """True for a block of two or more links to a manual's other pages and nothing else: links marked so
     (rel="next", "up", ...) or labelled so ("Next: Simple Example, Up: Using libffi [Index]", Texinfo's footer,
     whose links have no rel)."""
-    links = tag.find_all("a")
-    if len(links) < 2:
+    # a navigation bar is a few short links: anything longer is content, and is not searched link by link (a
+    # page-wide <div> of Node's all.html took two minutes that way)
+    links = tag.find_all("a", limit=_NAV_MAX_LINKS + 1)
+    if not 2 <= len(links) <= _NAV_MAX_LINKS:
         return False
     rest = tag.get_text(" ", strip=True)
+    if len(rest) > _NAV_MAX_CHARS:
+        return False
     for link in links:
         rest = rest.replace(link.get_text(" ", strip=True), " ", 1)
-    labels = [w for w in re.findall(r"\w+", rest.lower())]
+    labels = re.findall(r"\w+", rest.lower())
     if all(_NAV_RELS & set(link.get("rel") or ()) for link in links):
         return len(labels) <= 2 * len(links)
     return bool(labels) and all(w in _NAV_RELS for w in labels)
