@@ -25,8 +25,9 @@ CITATION = re.compile(r"\[\d+\]")
 # number 1 made an answer that only repeats the question look as if it added a fact. A capitalised name keeps
 # its dotted parts ("Punycode.js" is new to "Node's bundled punycode module"), and a quoted literal without
 # spaces is one span ('foo:bar;baz:qux', every word of it in the question that asks what stringify returns).
+# A word with a digit keeps its dotted numeric parts: "v10" alone does not stand in "Added in: v10.2.0."
 _KEY = re.compile(
-    r"(?<![\w-])--?[A-Za-z][\w-]*|(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*|\b[A-Z][\w-]*(?:\.\w+)*\b|\b\w*_\w*\b"
+    r"(?<![\w-])--?[A-Za-z][\w-]*|(?<![\w.])\d+(?:[.,:]\d+)*|\b[a-z]\w*\d\w*(?:\.\d+)*|\b[A-Z][\w-]*(?:\.\w+)*\b|\b\w*_\w*\b"
     r"|\b\w+\(\)|`[^`]+`|(?<![\w'])'[^'\s]+'(?![\w'])|(?<![\w\"])\"[^\"\s]+\"(?![\w\"])"
 )
 _WORD = re.compile(r"[^\W_]+")
