@@ -4,7 +4,7 @@
 #     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
 #     ONLY="t18" bash bench/run_trials.sh WORKDIR     # one trial (or several, by name)
 #
-# Each trial's documents are Debian/Node files (docs/devset.md lists them); a KB is built once per trial under
+# Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
 #     python bench/trial_tally.py WORKDIR/*-kb/runs/*
 #     python bench/replay_trials.py WORKDIR/*-kb/runs/*
@@ -39,6 +39,7 @@ trials=(
   "t17 trial_cmake_presets /usr/share/cmake-3.25/Help/manual/cmake-presets.7.rst"
   "t18 trial_triggers_ffi $D/dpkg/spec/triggers.txt:dpkg-triggers.txt $D/libffi8/html/The-Basics.html $D/libffi8/html/Primitive-Types.html $D/libffi8/html/Structures.html $D/libffi8/html/Size-and-Alignment.html $D/libffi8/html/Multiple-ABIs.html $D/libffi8/html/The-Closure-API.html $D/libffi8/html/Memory-Usage.html $D/libffi8/html/Thread-Safety.html $D/libffi8/html/Missing-Features.html $D/libffi8/html/Introduction.html"
   "t19 trial_git_relnotes $D/git/RelNotes/2.36.0.txt:git-2.36.0-relnotes.txt"
+  "t20 trial_faq_policies $V/faq.html:valgrind-faq.html /usr/share/cmake-3.25/Help/policy:cmake-policy"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
@@ -48,8 +49,8 @@ for line in "${trials[@]}"; do
     mkdir -p "$name"
     for doc in $docs; do
       src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
-      if [ ! -f "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
-      cp "$src" "$name/$dest"
+      if [ ! -e "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
+      cp -r "$src" "$name/$dest"  # a folder (CMake's policy pages) is copied whole
     done
     "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || { echo "run_trials: ingest of $name failed" >&2; continue; }
   fi
