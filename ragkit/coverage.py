@@ -75,6 +75,7 @@ _AMOUNT_WORDS = r"""none nothing zero free unlimited infinite indefinite(?:ly)? 
 _NUMBER = re.compile(r"\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
 _AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
 _DIGIT = re.compile(r"\d")
+_TOKEN_RUN = re.compile(r"\w+(?:[.,:]\w+)*")  # a word or a number with its dots: CMP0135, 3.24, v10.2.0
 _ROMAN = re.compile(r"\b[IVXLC]{2,}\b")  # upper case only: "ill" is no numeral
 # "no" bounds an amount only when it governs what was counted or a bound ("no timers", "no fixed limit"): in
 # "there is no need to ..." it counts nothing (a copied introduction for "How many timers can Node schedule?")
@@ -204,7 +205,10 @@ def unquantified(question: str, answer: str) -> str | None:
     unit = _UNIT_ASKED.search(question)  # answered in digits or number words
     if (asked is None and written is None and unit is None) or not answer.strip():
         return None
-    text = CITATION.sub("", answer)
+    # a figure the question writes is not the one it asks for: the digits of "CMP0135" in "In which CMake version will
+    # ... CMP0135 be removed?" do not make "... in a future version of CMake." a version
+    held = {t.lower() for t in _TOKEN_RUN.findall(question)}
+    text = " ".join(t for t in _TOKEN_RUN.findall(CITATION.sub("", answer)) if t.lower() not in held)
     if asked is not None and asked.group().lower().endswith("year"):
         written = asked  # "until" bounds no year
     if written is not None or asked is None:

@@ -31,6 +31,7 @@ _KEY = re.compile(
     r"|\b\w+\(\)|`[^`]+`|(?<![\w'])'[^'\s]+'(?![\w'])|(?<![\w\"])\"[^\"\s]+\"(?![\w\"])"
 )
 _WORD = re.compile(r"[^\W_]+")
+_DOTTED = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)+")  # 3.24, 10:00, 1,000: one number, not its pieces
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")  # a word, or a number with its dots
 _CODE = re.compile(r"\w*_\w*")
 _STRING_VALUE = re.compile(r"`(['\"])[^`]+\1`")
@@ -59,7 +60,9 @@ def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
     # the question's own numbers are asked too when they are part of a word ("166" of "the 166th year")
-    asked = {w.lower() for w in _WORD.findall(question)} | {m.group().lower() for m in _KEY.finditer(question)}
+    # a number with dots is one number: "3.24" does not ask "3" ("How many policies were introduced in CMake 3.24?")
+    asked = {w.lower() for w in _WORD.findall(_DOTTED.sub(" ", question))}
+    asked |= {m.group().lower() for m in _KEY.finditer(question)}
     asked_code = code_words(question)
     found = [m.group() for m in _KEY.finditer(text)]
     options = {m for m in found if m.startswith("-")}  # command-line options, as the answer writes them
@@ -69,6 +72,7 @@ def key_spans(answer: str, question: str) -> list[str]:
     literals = {m.strip("`'\"") for m in found if m[0] in "`'\"" and not re.search(r"\s", m)}
     # a string value in code is new unless the question quotes it: `'default'` answers "What is the default label
     # of console.count()?" (Node's console docs)
+    code = {m.strip("`") for m in found if m[0] == "`" and not re.search(r"\s", m)}
     values = {m[2:-2] for m in found if _STRING_VALUE.fullmatch(m) and m[1:-1] not in question}
     for s in dict.fromkeys(m.strip("`'\"") for m in found):
         # a number is one token here: "0.3.0" in "`>=0.2.3 <0.3.0-0`" is new to "What does ^0.2.3 desugar to?"
@@ -80,6 +84,11 @@ def key_spans(answer: str, question: str) -> list[str]:
         written = _PATH.search(s) is not None or s in options or s in literals
         # as is means with its case: `TIMEOUT` names the option "Which option ... sets the timeout?" asks for
         named = named or (written and s not in question) or s in values
+        # a code literal is new whatever its word: `BOTH` (a registry view) and `while` (a command) answer CMake
+        # questions, and read as the stopwords "both" and "while" the answers looked like restatements
+        if s in code and s not in question:
+            keep.append(s)
+            continue
         if s.lower() in _NOT_KEY or s.lower() in STOPWORDS or (words <= asked and not named):
             continue
         keep.append(s)

@@ -212,6 +212,13 @@ def test_a_version_a_numeric_value_or_an_amount_in_a_unit_needs_a_figure() -> No
         unquantified(removed, "It will be removed in a future major version of Node.js [1].") == "which node.js version"
     )
     assert unquantified(removed, "It will be removed in Node.js 22 [1].") is None
+    # the figure asked for is not one the question writes: the digits of CMP0135 give no version (CMake's policies)
+    cmp = "In which CMake version will the OLD behavior of policy CMP0135 be removed?"
+    assert unquantified(cmp, "The OLD behavior of policy CMP0135 will be removed in a future version.") == (
+        "which cmake version"
+    )
+    assert unquantified(cmp, "Policy CMP0135 will be removed in CMake 4.0 [1].") is None
+    assert unquantified("How many policies came in CMake 3.24?", "Policies came in CMake 3.24 [1].") == "how many"
     assert unquantified("Which WASI versions does the WASI class support?", "`preview1` [2].") is None
     assert unquantified("What version of Python does it need?", "A recent version of Python [1].") == "what version"
     assert unquantified("Which version control system is used?", "Git [1].") is None  # no version asked

@@ -58,6 +58,18 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     assert key_spans("Users' files and Node's own [1].", "") == ["Users", "Node"]  # apostrophes quote nothing
     question = "Which userland module should users switch to instead of Node's bundled punycode module?"
     assert key_spans("The userland [Punycode.js][] module [1].", question) == ["Punycode.js"]
+    # a word with a digit keeps its dotted parts: "v10" alone stands in no "Added in: v10.2.0." (Node's timers)
+    question = "In which Node.js version was timeout.refresh() added?"
+    assert key_spans("timeout.refresh() was added in v10.2.0 [1].", question) == ["v10.2.0"]
+    # a number the question writes with dots is one number: its "3" is not the answer's (CMake's policies)
+    question = "How many policies were introduced in CMake 3.24?"
+    assert key_spans("3 policies were introduced in CMake 3.24.", question) == ["3"]
+    assert key_spans("Policies were introduced in CMake 3.24.", question) == []
+    # a code literal is new even when its word is a stopword: `BOTH` is a registry view, `while` a command
+    question = "What is the default registry view of the find_program command?"
+    assert key_spans("The default registry view of the find_program command is ``BOTH`` [1].", question) == ["BOTH"]
+    assert key_spans("The :command:`while` diagnoses errors [1].", "Which command diagnoses errors?") == ["while"]
+    assert key_spans("It is both [1].", "Which views?") == []
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:
