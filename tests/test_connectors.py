@@ -81,6 +81,38 @@ def test_a_manuals_navigation_and_a_defined_terms_permalink_are_left_out(tmp_pat
     ]
 
 
+def test_docbook_navigation_contents_and_questions_are_read_as_a_reader_sees_them(tmp_path: Path) -> None:
+    # Valgrind's FAQ: a navigation table of image links, a numbered table of contents, and the questions and
+    # answers laid out in a table (a data table beside it stays a table)
+    page = tmp_path / "faq.html"
+    page.write_text(
+        '<html><body><table class="nav" summary="Navigation header"><tr><td><a href="FAQ.html"><img alt="Prev">'
+        "</a></td><th>Valgrind FAQ</th></tr></table><h1>Valgrind Frequently Asked Questions</h1>"
+        '<dl><dt>1. <a href="faq.html#bg">Background</a></dt><dd>1.1. <a href="faq.html#name">Where does the name '
+        'come from?</a></dd></dl><ul><li><a href="#a">assert.equal()</a></li><li><a href="#b">assert.ok()</a></li>'
+        '</ul><table summary="Q and A Div"><tr class="qandadiv"><td colspan="2"><h3>1. Background</h3></td></tr>'
+        '<tr class="toc"><td>1.1. <a href="faq.html#name">Where does the name come from?</a><br>1.2. '
+        '<a href="faq.html#x">How?</a></td></tr><tr class="question"><td><b>1.1.</b></td><td><b>Where does the '
+        'name come from?</b><pre>make: error</pre></td></tr><tr class="answer"><td><a name="a-name"></a></td><td>'
+        "<p>From Nordic mythology.</p><p>It was named Heimdall.</p></td></tr></table>"
+        "<table><tr><td>query</td><td><p>dump the inputs</p><pre>ninja -t query</pre></td></tr></table>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    doc = parse_file(page)
+    assert [(e.kind, e.section, e.text) for e in doc.elements] == [
+        ("Title", "Valgrind Frequently Asked Questions", "Valgrind Frequently Asked Questions"),
+        ("ListItem", "Valgrind Frequently Asked Questions", "assert.equal()"),  # a flat list of links says something
+        ("ListItem", "Valgrind Frequently Asked Questions", "assert.ok()"),
+        ("Title", "1. Background", "1. Background"),
+        ("Title", "1.1. Where does the name come from?", "1.1. Where does the name come from?"),
+        ("CodeSnippet", "1.1. Where does the name come from?", "make: error"),
+        ("NarrativeText", "1.1. Where does the name come from?", "From Nordic mythology."),
+        ("NarrativeText", "1.1. Where does the name come from?", "It was named Heimdall."),
+        ("Table", "1.1. Where does the name come from?", "query | dump the inputs ninja -t query"),
+    ]
+
+
 def _texts(path: Path, content: str) -> list[str]:
     """The element texts ingest reads from `content` saved as `path`."""
     path.write_text(content, encoding="utf-8")

@@ -158,6 +158,8 @@ _PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
 _TITLED = ["h1", "h2", "h3", "h4", "h5", "h6", "dt"]
 # links between the pages of a manual: Texinfo's "Next: Simple Example, Up: Using libffi [Index]" header and footer
 _NAV_MAX_LINKS, _NAV_MAX_CHARS = 8, 300
+_NAV_SUMMARY = re.compile(r"\bnavigation\b", re.I)  # <table summary="Navigation header"> (DocBook)
+_NUMBERING = re.compile(r"[\d.\s:;,()\[\]-]*")  # what a table of contents holds beside its links: "1.2.", "10.2.1"
 _NAV_RELS = {"next", "prev", "previous", "up", "index", "start", "top", "contents", "home", "first", "last"}
 
 
@@ -173,19 +175,36 @@ def html_elements(html: str) -> list[RawElement]:
         tag.decompose()
     # a manual's navigation is on every page and answers no question: Node's module list and page contents, Sphinx's
     # sidebar, Texinfo's next/up links. Each was a chunk of its own, or ran into a page's first paragraph
-    for tag in [*soup.find_all(attrs={"role": "navigation"}), *soup.find_all(["p", "div"])]:
+    # DocBook's header and footer are tables of image links, marked by their summary ("Navigation header")
+    marked = [*soup.find_all(attrs={"role": "navigation"}), *soup.find_all("table", summary=_NAV_SUMMARY)]
+    for tag in [*marked, *soup.find_all(["p", "div"])]:
         if tag.decomposed:
             continue
-        if tag.get("role") == "navigation" or _links_between_pages(tag):
+        if tag.get("role") == "navigation" or tag.name == "table" or _links_between_pages(tag):
             tag.decompose()
+    # a table of contents repeats the page's headings (the FAQ's list of its questions) without what they head, and
+    # was the best match for every question about the page
+    for tag in soup.find_all(["ul", "ol", "dl"]):
+        if not tag.decomposed and _contents_list(tag):
+            tag.decompose()
+    layout = {id(t) for t in soup.find_all("table") if _layout(t)}
+    for table in [t for t in soup.find_all("table") if id(t) in layout]:
+        for cell in table.find_all(["td", "th"]):
+            if not cell.decomposed and cell.find_parent("table") is table and _contents_list(cell):
+                cell.decompose()
     for titled in soup.find_all(_TITLED):
         for link in titled.find_all("a"):
             if link.get_text(strip=True) in _PERMALINKS:
                 link.decompose()
     out: list[RawElement] = []
-    for tag in soup.find_all([*_HTML_BLOCKS, "dl", "div"]):
-        if tag.find_parent(["table", "pre", "li", "dl", "p"]) is not None:
+    for tag in soup.find_all([*_HTML_BLOCKS, "dl", "div", "tr", "td", "th"]):
+        if _enclosed(tag, layout):
             continue  # its text is part of the enclosing block
+        if tag.name in ("tr", "td", "th"):
+            out.extend(_layout_cell(tag, layout))
+            continue
+        if tag.name == "table" and id(tag) in layout:
+            continue  # a layout table's blocks and cells come on their own
         if tag.name == "div":
             # text straight in a <div> is a block too: "Added in: v20.17.0" and "Stability: 1 - Experimental" are
             # divs in Node's API pages; a div that holds blocks leaves them their own turn
@@ -212,6 +231,68 @@ def html_elements(html: str) -> list[RawElement]:
         body = soup.get_text("\n", strip=True)
         out = text_elements(body) if body else []
     return out
+
+
+def _enclosed(tag: Any, layout: set[int]) -> bool:
+    """True when the tag's text is read as part of a block around it: a paragraph, list item, definition list,
+    preformatted block or data table (a layout table, in `layout`, encloses nothing)."""
+    for parent in tag.parents:
+        if parent.name in ("pre", "li", "dl", "p") or (parent.name == "table" and id(parent) not in layout):
+            return True
+    return False
+
+
+def _layout(table: Any) -> bool:
+    """A table used to lay a page out rather than to hold data: one that holds headings or other tables (an old
+    site's whole page, DocBook's Q and A sections), or rows marked as questions (DocBook's Q and A)."""
+    if table.find(["h1", "h2", "h3", "h4", "h5", "h6", "table"]) is not None:
+        return True
+    return table.find("tr", class_="question") is not None
+
+
+def _layout_cell(tag: Any, layout: set[int]) -> list[RawElement]:
+    """A row or cell of a layout table as a block: a row marked as a question (DocBook's `class="question"`) is a
+    title, so that its answer's section is the question; text straight in any other cell is a block, as in a div.
+    Nothing for the rows and cells of data tables, for cells of a question row, and for cells holding blocks (those
+    come on their own)."""
+    table = tag.find_parent("table")
+    if table is None or id(table) not in layout:
+        return []
+    row = tag if tag.name == "tr" else tag.find_parent("tr")
+    question = row is not None and "question" in (row.get("class") or [])
+    if tag.name == "tr":
+        # without its example (a <pre>, read on its own): "2.2. When building Valgrind, 'make' fails with this:"
+        text = " ".join(" ".join(t for t in tag.find_all(string=True) if t.find_parent("pre") is None).split())
+        text = text if question else ""
+        return [(text, "Title", None)] if text else []
+    if question or tag.find([*_HTML_BLOCKS, "dl", "div", "ul", "ol"]) is not None:
+        return []
+    text = " ".join(tag.get_text().split())
+    return [(text, "NarrativeText", None)] if text else []
+
+
+def _contents_list(tag: Any) -> bool:
+    """True for a table of contents: two or more links to anchors of the page ("#...") and nothing else but their
+    numbering ("1.2.", "10.2.1"), laid out as one: nested, numbered, or marked "toc" (DocBook's class). A flat list
+    of links to the page's own sections says something ("the following methods: assert.deepEqual(), ..." in Node's
+    docs) and is kept. Stops at the first other text or link, so a long list costs little."""
+    from bs4 import Comment
+
+    marked = any("toc" in (t.get("class") or []) for t in (tag, tag.parent) if t is not None)
+    laid_out = marked or tag.find(["ul", "ol", "dl"]) is not None
+    links = 0
+    for node in tag.descendants:
+        if getattr(node, "name", None) == "a":
+            if "#" not in (node.get("href") or ""):
+                return False
+            links += 1
+        elif node.name is None and not isinstance(node, Comment):
+            text = node.strip()
+            if text and node.find_parent("a") is None:
+                if not _NUMBERING.fullmatch(text):
+                    return False
+                laid_out = True  # numbered entries ("1.1. <a>How do you pronounce ...</a>")
+    return links >= 2 and laid_out
 
 
 def _links_between_pages(tag: Any) -> bool:

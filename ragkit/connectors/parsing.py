@@ -73,7 +73,9 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # - html 2: a definition list's term and definition are one element, and a <dd><p> paragraph is read once, not
 #   twice; html 3: a heading's permalink ("#", "¶") is not part of its title; html 4: nor is a defined term's, and
 #   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out; html 5: text
-#   straight in a <div> is read ("Added in: v20.17.0" in Node's pages was lost).
+#   straight in a <div> is read ("Added in: v20.17.0" in Node's pages was lost); html 6: DocBook's navigation
+#   tables and tables of contents are left out, and a layout table (an old site's page, DocBook's Q and A) is read
+#   as the page's blocks, a question row as a title.
 # - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
 #   byte-order mark are read (they were "binary content"); text 3: an indented line is never a title (nor, for a
 #   while, an unadorned line in a file that underlines its headings; text 4 undoes that: Git's release notes
@@ -83,10 +85,10 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
 #   left out.
 _PARSER_VERSIONS = {
-    ".html": 5,
-    ".htm": 5,
-    ".xhtml": 5,
-    ".xht": 5,
+    ".html": 6,
+    ".htm": 6,
+    ".xhtml": 6,
+    ".xht": 6,
     ".md": 5,
     ".markdown": 5,
     ".txt": 4,
