@@ -194,6 +194,16 @@ def coverage(
     return Coverage(score, _missing(question, asked - near), sents[j][1])
 
 
+_DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b", re.I)
+
+
+def unsaid_default(question: str, covered: Coverage | None) -> bool:
+    """True when the question asks for a default ("default", "by default", "defaults to") and the answer's evidence
+    (the sentence holding its key fact, the sentences beside it and its section title: Coverage.missing) never
+    says "default": a value the sources give in an example ("sent to port 12345") is not the default."""
+    return covered is not None and _DEFAULT.search(question) is not None and "default" in covered.missing
+
+
 def unquantified(question: str, answer: str) -> str | None:
     """The phrase of the question that asks for a figure, when the answer gives none: it does not answer what was
     asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the licence's

@@ -176,6 +176,9 @@ class Flag:
     "unquantified"     - the question asks for a figure (how many, which year or version, an amount in a unit)
                          and the answer gives none (min_coverage), so ragkit abstained after generation
                          (text = the withheld answer, detail = the question's phrase).
+    "no_default"       - the question asks for a default and the source sentence holding the answer (with the
+                         ones beside it and its section title) never says "default" (min_coverage), so ragkit
+                         abstained after generation (text = the withheld answer, quote = that sentence).
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).

@@ -7,6 +7,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
   sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles);
 - unquantified (ragkit.coverage): the question asks for a figure ("how many/much/long/often/old", "which year",
   "which version", a "numeric value", an amount "in seconds") and the answer gives none;
+- no_default (ragkit.coverage): the question asks for a default and the sentence holding the answer, the ones
+  beside it and its section title never say "default" (a value from an example is not the default);
 - off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks (a
   copied passage of several sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
@@ -15,8 +17,9 @@ The coverage check (off_question) is word-level: a right answer whose source sen
 question says "three dots" fails it as a copied neighbour does. So a draft withheld by it alone may be read by the
 generator itself (`release`, generator.release_min_verified): when it finds its draft stated in the sources with
 high probability, the draft is delivered with a "released" flag. The other checks are never overruled: the
-factual ones (ungrounded, unsure), and the two that ask whether the draft answers at all (restated,
-unquantified), which a reading of whether the sources state it cannot judge: a copied sentence is always stated.
+factual ones (ungrounded, unsure), and the three that ask whether the draft answers at all (restated,
+unquantified, no_default), which a reading of whether the sources state it cannot judge: a copied sentence is
+always stated.
 """
 
 from __future__ import annotations
@@ -27,14 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
-from ragkit.coverage import Coverage, coverage, coverage_floor, restates, unnamed_options, unquantified
+from ragkit.coverage import (
+    Coverage,
+    coverage,
+    coverage_floor,
+    restates,
+    unnamed_options,
+    unquantified,
+    unsaid_default,
+)
 from ragkit.grounding import Grounding, grounding
 from ragkit.roles import rejected_spans
 from ragkit.types import Flag, Generation, Hit
 from ragkit.verification import verified
 
 # the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
-WITHHOLDING_FLAGS = ("restated", "ungrounded", "unquantified", "off_question", "unsure", "unverified")
+WITHHOLDING_FLAGS = ("restated", "ungrounded", "unquantified", "no_default", "off_question", "unsure", "unverified")
 # the checks a reading by the generator may overrule (`release`): the word-level one, not whether the fact is
 # there. Not a restatement nor a missing figure: a copied sentence is always "stated" by the sources, and the
 # reading cannot tell whether it answers (two of the four restatements released over seventeen trials were wrong)
@@ -101,7 +112,11 @@ def withhold_unfounded(
     if not checked.abstained and o.min_coverage > 0:
         covered = coverage(question, draft, sources, [h.chunk.section for h in hits])
         floor = coverage_floor(draft, o.min_coverage)
-        if covered is not None and covered.score < floor:
+        if covered is not None and unsaid_default(question, covered):
+            # before the coverage floor, whose verdict the model's reading may overrule: this one it may not
+            detail = 'the question asks for a default, and the source sentence holding the answer never says "default"'
+            checked = _abstain(checked, Flag("no_default", draft, detail=detail, quote=covered.sentence or ""), o)
+        elif covered is not None and covered.score < floor:
             checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)
     if out.tokens:
         floor = default_min_confidence(generator) if o.min_confidence is None else o.min_confidence

@@ -18,6 +18,7 @@ from ragkit.coverage import (
     sentences,
     unnamed_options,
     unquantified,
+    unsaid_default,
 )
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
 
@@ -350,3 +351,26 @@ def test_ask_reads_the_section_title_of_each_hit() -> None:
         hits = [make_hit(1, line, "/kb/timers.md", dense=0.6, section=section)]
         ans = answer_question(question, hits, ScriptedGenerator([reply]), opts, embed=HashEmbedder().embed)
         assert ans.abstained is withheld, section
+
+
+def test_a_default_no_source_calls_one_is_withheld_and_not_released() -> None:
+    # Valgrind's FAQ gives port 12345 in an example; asked for valgrind-listener's default port, the model copied it
+    faq = (
+        "Give Valgrind the option --log-socket=127.0.0.1:12345 (if you want logging output sent to port 12345 on "
+        "localhost). You can use the valgrind-listener program to listen on that port."
+    )
+    said = "Valgrind-listener listens on port 12345 by default [1]."
+    question = "Which port does valgrind-listener listen on by default?"
+    covered = coverage(question, said, [faq])
+    assert covered is not None and unsaid_default(question, covered)
+    assert not unsaid_default(question, coverage(question, said, [faq + " The default port is 12345."]))
+    assert not unsaid_default("Which port does valgrind-listener use?", coverage(question, said, [faq]))
+    hits = [make_hit(1, faq, "/kb/faq.html", dense=0.6)]
+    ans = answer_question(question, hits, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
+    assert ans.abstained and ans.draft == said
+    (flag,) = [f for f in ans.flags if f.kind == "no_default"]
+    assert 'never says "default"' in flag.detail and flag.quote.startswith("Give Valgrind the option")
+    # a section titled with the default counts, as the model sees it ("**Default:** 100" under the option)
+    titled = [make_hit(1, "It listens on port 12345.", "/kb/faq.html", dense=0.6, section="Default port")]
+    kept = answer_question(question, titled, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
+    assert not any(f.kind == "no_default" for f in kept.flags)

@@ -247,6 +247,9 @@ function abstention(a) {
   if (flag("unquantified")) {
     return ["Answer withheld: the question asks for a number and the model's answer gives none.", flag("unquantified").detail];
   }
+  if (flag("no_default")) {
+    return ["Answer withheld: the question asks for a default, and no source calls the model's answer one.", flag("no_default").detail];
+  }
   if (flag("off_question")) {
     return ["Answer withheld: the sources do not back the model's answer to this question.", flag("off_question").detail];
   }
