@@ -113,6 +113,23 @@ def test_docbook_navigation_contents_and_questions_are_read_as_a_reader_sees_the
     ]
 
 
+def test_restructuredtext_is_read_as_sphinx_shows_it(tmp_path: Path) -> None:
+    # CMake's policy pages: roles, literals and directives were read as written (":command:`while`", "``BOTH``")
+    rst = (
+        "CMP0130\n-------\n\n.. versionadded:: 3.24\n\n:command:`while` diagnoses errors; see\n"
+        ":manual:`a toolchain file <cmake-toolchains(7)>` and :variable:`CMAKE_<LANG>_FLAGS`.\n\n"
+        "The ``OLD`` behavior is :func:`~os.path.join`.\n\n.. note::\n\n  Once set, it stays.\n\n"
+        ".. include:: DEPRECATED.txt\n"
+    )
+    assert _texts(tmp_path / "CMP0130.rst", rst) == [
+        "CMP0130",
+        "Added in version 3.24.",
+        "`while` diagnoses errors; see\na toolchain file and `CMAKE_<LANG>_FLAGS`.",
+        "The `OLD` behavior is `os.path.join`.",
+        "Once set, it stays.",
+    ]
+
+
 def _texts(path: Path, content: str) -> list[str]:
     """The element texts ingest reads from `content` saved as `path`."""
     path.write_text(content, encoding="utf-8")

@@ -23,12 +23,52 @@ _RST_UNDERLINE = re.compile(r"^([=\-~^*#+`'\".:_])\1{2,}$")
 _RST_COMMENT = re.compile(r"\.\.(?:\s|$)(?!\s*[\w:.+-]+::)")
 
 
+# Sphinx's markup as its pages show it: a role with a title is its title, one without is its target as code
+_RST_ROLE = re.compile(r":[\w:+-]+:`([^`]+)`")
+_RST_TITLED = re.compile(r"^(.*?)\s+<([^<>]+)>$", re.S)  # "a toolchain file <cmake-toolchains(7)>"
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+# directives whose line says something, as Sphinx writes it; the others' lines go ("include", "note", "code-block")
+_RST_VERSIONED = {
+    "versionadded": "Added in version",
+    "versionchanged": "Changed in version",
+    "deprecated": "Deprecated since version",
+}
+_RST_DIRECTIVE = re.compile(r"^\.\.\s+([\w-]+)::[ \t]*(.*)$", re.M)
+
+
+def _role(m: re.Match[str]) -> str:
+    content = m.group(1).strip()
+    titled = _RST_TITLED.match(content)
+    if titled is not None:
+        return " ".join(titled.group(1).split())
+    name = content.lstrip("~!")
+    return f"`{name}`" if name else ""
+
+
+def rst_inline(text: str) -> str:
+    """The text of a reStructuredText paragraph as Sphinx shows it: ":command:`while`" -> "`while`",
+    ":manual:`a toolchain file <cmake-toolchains(7)>`" -> "a toolchain file", "``BOTH``" -> "`BOTH`", ".. versionadded::
+    3.24" -> "Added in version 3.24.", and the lines of directives that say nothing themselves (".. include::
+    DEPRECATED.txt", ".. note::") left out."""
+
+    def directive(m: re.Match[str]) -> str:
+        label = _RST_VERSIONED.get(m.group(1).lower())
+        if label is None:
+            return ""
+        arg = m.group(2).strip()
+        return f"{label} {arg}." if arg else ""
+
+    text = _RST_DIRECTIVE.sub(directive, text)
+    return _RST_LITERAL.sub(r"`\1`", _RST_ROLE.sub(_role, text)).strip()
+
+
 def text_elements(text: str, rst: bool = False) -> list[RawElement]:
     """Paragraphs split on blank lines. A Title is an RST heading (a line underlined, optionally overlined, with
     one repeated punctuation character) or, in plain text, a short single line without closing punctuation.
     rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
     (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
-    dropped, and other directives stay as text (the version a feature was added in is worth finding). In plain
+    dropped, and the text is read as Sphinx shows it (rst_inline: "Added in version 3.19.", roles and literals
+    as code). In plain
     text an indented line is never a title: dpkg's triggers spec put three paragraphs under an indented command,
     `postinst triggered "<trigger-name> ..."`, and its tables and diagrams are indented too."""
     paras = _BLANK_LINES.split(text)
@@ -40,11 +80,16 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
             continue
         title = _underlined_title(lines)
         if title is not None:
-            out.append((title, "Title", None))
+            out.append((rst_inline(title) if rst else title, "Title", None))
             continue
         para = "\n".join(lines)
         if rst and _RST_COMMENT.match(para):
             continue
+        if rst:
+            para = rst_inline(para)
+            if not para:
+                continue  # a directive that says nothing itself (".. include:: DEPRECATED.txt")
+            lines = para.splitlines()
         # a CJK sentence has no spaces to count words by, but its own stops; "(See ... above.)" is a sentence too
         closed = para[-1] in ".,;:!?。！？；：，" or para.endswith((".)", "?)", "!)"))
         short = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12

@@ -83,7 +83,8 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 #   is read ("Added in: v20.17.0.", Node's API docs); md 5: after md 4 named the API in that line for a
 #   while, back to Node's own words.
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
-#   left out.
+#   left out; rst 4: roles, literals and version directives read as Sphinx shows them (":command:`while`" ->
+#   "`while`", ".. versionadded:: 3.24" -> "Added in version 3.24."), "include" and admonition lines left out.
 _PARSER_VERSIONS = {
     ".html": 6,
     ".htm": 6,
@@ -93,7 +94,7 @@ _PARSER_VERSIONS = {
     ".markdown": 5,
     ".txt": 4,
     ".text": 4,
-    ".rst": 3,
+    ".rst": 4,
 }
 
 
