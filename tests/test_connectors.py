@@ -404,10 +404,10 @@ def test_office_mail_and_data_formats(tmp_path: Path) -> None:
     presets = parse_file(tmp_path / "presets.rst")
     assert [(e.kind, e.section, e.text) for e in presets.elements] == [
         ("Title", "Introduction", "Introduction"),
-        ("NarrativeText", "Introduction", ".. versionadded:: 3.19"),
+        ("NarrativeText", "Introduction", "Added in version 3.19."),
         ("NarrativeText", "Introduction", "One problem users face is sharing settings."),
         ("Title", "Workflow Preset", "Workflow Preset"),
-        ("NarrativeText", "Workflow Preset", "``steps``\n  A required array."),
+        ("NarrativeText", "Workflow Preset", "`steps`\n  A required array."),
     ]
 
 
