@@ -37,6 +37,7 @@ _ABSTAIN = re.compile(
     r"i\s+(have|had)\s+no\s+(information|idea)|there\s+is\s+no\s+(mention|information))",
     re.IGNORECASE,
 )
+_QUOTED = re.compile(r'"[^"\n]*"|\u201c[^\u201d\n]*\u201d|`[^`\n]*`')  # "...", “...”, `...`
 # markers the model wrote after a sentence's stop ("... NFKC. [3].") and words joining markers ("[1] and [2]"):
 # split as they stand, the markers became a sentence of their own (". ") and their sentence lost its citation
 _AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)(?:[ \t]*[.!?])?")
@@ -76,7 +77,8 @@ def is_abstention(text: str, phrase: str | None = None) -> bool:
     Close variants: a known way of saying so (regex), or a reply whose first sentence is at least 80% similar to
     `phrase` (character-level, case-insensitive), which catches small models' misspellings of it.
     """
-    if _ABSTAIN.search(text):
+    # a quotation is not the model speaking: "... fails with "cannot find -lc"" quotes an error message
+    if _ABSTAIN.search(_QUOTED.sub(" ", text)):
         return True
     if phrase and text.strip():
         first = split_sentences(strip_markers(text))[:1]

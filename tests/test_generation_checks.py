@@ -80,6 +80,11 @@ def test_answers_are_not_mistaken_for_abstentions() -> None:
     assert not is_abstention(copied, ABSTAIN) and not check_answer(copied, HITS, abstain_phrase=ABSTAIN).abstained
     assert is_abstention("It does not say how long.", ABSTAIN)
     assert is_abstention("The sources provided do not mention it.", ABSTAIN)
+    # a quotation is not the model speaking: the error message Valgrind's FAQ asks about
+    quoted = 'The glibc-static-devel package must be installed when building fails with "cannot find -lc" [1].'
+    assert not is_abstention(quoted, ABSTAIN)
+    assert not is_abstention("It fails with `cannot find -lc` [1].", ABSTAIN)
+    assert is_abstention('I cannot find "libc" in the sources.', ABSTAIN)
 
 
 def test_majority_vote_and_agreement() -> None:
