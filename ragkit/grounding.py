@@ -56,6 +56,11 @@ def code_words(text: str) -> set[str]:
     return {w.lower() for w in _CODE.findall(text)}
 
 
+def _written_in(span: str, text: str) -> bool:
+    """True when `text` holds `span` as is, any case, not inside a longer word ("sys_path" is not in "sys_paths")."""
+    return re.search(r"(?<!\w)" + re.escape(span) + r"(?!\w)", text, re.IGNORECASE) is not None
+
+
 def key_spans(answer: str, question: str) -> list[str]:
     """What the answer states beyond the question: its numbers, names and code words, in order, once each."""
     text = CITATION.sub("", answer)
@@ -80,7 +85,9 @@ def key_spans(answer: str, question: str) -> list[str]:
         # an identifier, a path or an option is new unless the question writes it as is: "__len__" answers
         # "which method implements len()?", "~/.pyenv" answers "What is the default of PYENV_ROOT?", and "--exit"
         # (no option of GNU time) answers "Which format specifier gives the exit status?"
-        named = "_" in s and s.lower() not in asked_code
+        # ... unless the question writes it as is: `<LANG>_EXTENSIONS` answers nothing in "how <LANG>_EXTENSIONS is
+        # initialized?" although the word pattern finds only "_EXTENSIONS" there (CMake's policies)
+        named = "_" in s and s.lower() not in asked_code and not _written_in(s, question)
         written = _PATH.search(s) is not None or s in options or s in literals
         # as is means with its case: `TIMEOUT` names the option "Which option ... sets the timeout?" asks for
         named = named or (written and s not in question) or s in values

@@ -70,6 +70,10 @@ def test_key_spans_are_what_the_answer_adds_to_the_question() -> None:
     assert key_spans("The default registry view of the find_program command is ``BOTH`` [1].", question) == ["BOTH"]
     assert key_spans("The :command:`while` diagnoses errors [1].", "Which command diagnoses errors?") == ["while"]
     assert key_spans("It is both [1].", "Which views?") == []
+    # an identifier the question writes as is is the question's, in backticks or not (CMake's <LANG>_EXTENSIONS)
+    question = "Which policy changes how <LANG>_EXTENSIONS is initialized?"
+    assert key_spans("The policy changes how `<LANG>_EXTENSIONS` is initialized [1].", question) == []
+    assert key_spans("It is sys_path_hooks [1].", "What does sys_path do?") == ["sys_path_hooks"]
 
 
 def test_a_span_from_a_sentence_about_something_else_scores_below_one_about_the_question() -> None:
