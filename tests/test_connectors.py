@@ -40,16 +40,13 @@ ENGINES = pytest.mark.parametrize("engine", ["auto", "unstructured"])
 
 def test_a_headings_permalink_is_not_part_of_its_section_title(tmp_path: Path) -> None:
     # Node's API pages end each heading in a "#" link, Sphinx pages in a "¶" one: "os.tmpdir()#" named the section
-    page = tmp_path / "os.html"
-    page.write_text(
+    assert _parsed(
+        tmp_path / "os.html",
         '<html><body><h2>os.tmpdir()<span><a class="mark" href="#os_tmpdir">#</a></span></h2>'
         "<p>Returns the default directory for temporary files.</p>"
         '<h1>Abstract<a class="headerlink" href="#abstract">¶</a></h1><p>See <a href="#x">the policy</a>.</p>'
         "</body></html>",
-        encoding="utf-8",
-    )
-    doc = parse_file(page)
-    assert [(e.kind, e.section, e.text) for e in doc.elements] == [
+    ) == [
         ("Title", "os.tmpdir()", "os.tmpdir()"),
         ("NarrativeText", "os.tmpdir()", "Returns the default directory for temporary files."),
         ("Title", "Abstract", "Abstract"),
@@ -84,8 +81,8 @@ def test_a_manuals_navigation_and_a_defined_terms_permalink_are_left_out(tmp_pat
 def test_docbook_navigation_contents_and_questions_are_read_as_a_reader_sees_them(tmp_path: Path) -> None:
     # Valgrind's FAQ: a navigation table of image links, a numbered table of contents, and the questions and
     # answers laid out in a table (a data table beside it stays a table)
-    page = tmp_path / "faq.html"
-    page.write_text(
+    assert _parsed(
+        tmp_path / "faq.html",
         '<html><body><table class="nav" summary="Navigation header"><tr><td><a href="FAQ.html"><img alt="Prev">'
         "</a></td><th>Valgrind FAQ</th></tr></table><h1>Valgrind Frequently Asked Questions</h1>"
         '<dl><dt>1. <a href="faq.html#bg">Background</a></dt><dd>1.1. <a href="faq.html#name">Where does the name '
@@ -97,10 +94,7 @@ def test_docbook_navigation_contents_and_questions_are_read_as_a_reader_sees_the
         "<p>From Nordic mythology.</p><p>It was named Heimdall.</p></td></tr></table>"
         "<table><tr><td>query</td><td><p>dump the inputs</p><pre>ninja -t query</pre></td></tr></table>"
         "</body></html>",
-        encoding="utf-8",
-    )
-    doc = parse_file(page)
-    assert [(e.kind, e.section, e.text) for e in doc.elements] == [
+    ) == [
         ("Title", "Valgrind Frequently Asked Questions", "Valgrind Frequently Asked Questions"),
         ("ListItem", "Valgrind Frequently Asked Questions", "assert.equal()"),  # a flat list of links says something
         ("ListItem", "Valgrind Frequently Asked Questions", "assert.ok()"),
@@ -128,6 +122,12 @@ def test_restructuredtext_is_read_as_sphinx_shows_it(tmp_path: Path) -> None:
         "The `OLD` behavior is `os.path.join`.",
         "Once set, it stays.",
     ]
+
+
+def _parsed(path: Path, content: str) -> list[tuple[str, str | None, str]]:
+    """(kind, section, text) of each element ingest reads from `content` saved as `path`."""
+    path.write_text(content, encoding="utf-8")
+    return [(e.kind, e.section, e.text) for e in parse_file(path).elements]
 
 
 def _texts(path: Path, content: str) -> list[str]:
