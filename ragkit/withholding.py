@@ -114,7 +114,7 @@ def withhold_unfounded(
         floor = coverage_floor(draft, o.min_coverage)
         if covered is not None and unsaid_default(question, covered):
             # before the coverage floor, whose verdict the model's reading may overrule: this one it may not
-            detail = 'the question asks for a default, and the source sentence holding the answer never says "default"'
+            detail = 'the source sentence holding the answer, and the ones beside it, never say "default"'
             checked = _abstain(checked, Flag("no_default", draft, detail=detail, quote=covered.sentence or ""), o)
         elif covered is not None and covered.score < floor:
             checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)
