@@ -369,7 +369,7 @@ def test_a_default_no_source_calls_one_is_withheld_and_not_released() -> None:
     ans = answer_question(question, hits, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
     assert ans.abstained and ans.draft == said
     (flag,) = [f for f in ans.flags if f.kind == "no_default"]
-    assert 'never says "default"' in flag.detail and flag.quote.startswith("Give Valgrind the option")
+    assert 'never say "default"' in flag.detail and flag.quote.startswith("Give Valgrind the option")
     # a section titled with the default counts, as the model sees it ("**Default:** 100" under the option)
     titled = [make_hit(1, "It listens on port 12345.", "/kb/faq.html", dense=0.6, section="Default port")]
     kept = answer_question(question, titled, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
