@@ -201,7 +201,9 @@ def unsaid_default(question: str, covered: Coverage | None) -> bool:
     """True when the question asks for a default ("default", "by default", "defaults to") and the answer's evidence
     (the sentence holding its key fact, the sentences beside it and its section title: Coverage.missing) never
     says "default": a value the sources give in an example ("sent to port 12345") is not the default."""
-    return covered is not None and _DEFAULT.search(question) is not None and "default" in covered.missing
+    if covered is None or _DEFAULT.search(question) is None:
+        return False
+    return any(_DEFAULT.fullmatch(w) for w in covered.missing)  # "defaults to" leaves "defaults" missing
 
 
 def unquantified(question: str, answer: str) -> str | None:

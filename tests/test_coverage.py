@@ -365,6 +365,8 @@ def test_a_default_no_source_calls_one_is_withheld_and_not_released() -> None:
     assert covered is not None and unsaid_default(question, covered)
     assert not unsaid_default(question, coverage(question, said, [faq + " The default port is 12345."]))
     assert not unsaid_default("Which port does valgrind-listener use?", coverage(question, said, [faq]))
+    defaults = "Which port does valgrind-listener listen on if it defaults to one?"
+    assert unsaid_default(defaults, coverage(defaults, said, [faq]))
     hits = [make_hit(1, faq, "/kb/faq.html", dense=0.6)]
     ans = answer_question(question, hits, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
     assert ans.abstained and ans.draft == said

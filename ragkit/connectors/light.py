@@ -68,9 +68,8 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
     rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
     (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
     dropped, and the text is read as Sphinx shows it (rst_inline: "Added in version 3.19.", roles and literals
-    as code). In plain
-    text an indented line is never a title: dpkg's triggers spec put three paragraphs under an indented command,
-    `postinst triggered "<trigger-name> ..."`, and its tables and diagrams are indented too."""
+    as code). In plain text an indented line is never a title: dpkg's triggers spec put three paragraphs under an
+    indented command, `postinst triggered "<trigger-name> ..."`, and its tables and diagrams are indented too."""
     paras = _BLANK_LINES.split(text)
     out: list[RawElement] = []
     for para in paras:
@@ -232,8 +231,9 @@ def html_elements(html: str) -> list[RawElement]:
     for tag in soup.find_all(["ul", "ol", "dl"]):
         if not tag.decomposed and _contents_list(tag):
             tag.decompose()
-    layout = {id(t) for t in soup.find_all("table") if _layout(t)}
-    for table in [t for t in soup.find_all("table") if id(t) in layout]:
+    tables = soup.find_all("table")
+    layout = {id(t) for t in tables if _layout(t)}
+    for table in (t for t in tables if id(t) in layout):
         for cell in table.find_all(["td", "th"]):
             if not cell.decomposed and cell.find_parent("table") is table and _contents_list(cell):
                 cell.decompose()
