@@ -110,7 +110,7 @@ def withhold_unfounded(
         detail = f'the question asks "{how}" and the answer gives no number or amount'
         checked = _abstain(checked, Flag("unquantified", draft, detail=detail), o)
     if not checked.abstained and o.min_coverage > 0:
-        covered = coverage(question, draft, sources, [h.chunk.section for h in hits])
+        covered = coverage(question, draft, sources, [_shown_title(h) for h in hits])
         floor = coverage_floor(draft, o.min_coverage)
         if covered is not None and unsaid_default(question, covered):
             # before the coverage floor, whose verdict the model's reading may overrule: this one it may not
@@ -130,6 +130,14 @@ def withhold_unfounded(
         coverage=_rounded(covered),
         confidence=_rounded(sure),
     )
+
+
+def _shown_title(hit: Hit) -> str:
+    """The file name and section title the model reads above a source ('dgram.md, section "Intro"', no page):
+    "dgram" of "according to Node's dgram docs" is before its eyes, so the coverage check counts it as near."""
+    c = hit.chunk
+    name = c.uri.rsplit("/", 1)[-1] if c.uri.startswith("/") else c.uri
+    return f"{name} {c.section or ''}".strip()
 
 
 def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None:

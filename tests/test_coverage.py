@@ -353,6 +353,17 @@ def test_ask_reads_the_section_title_of_each_hit() -> None:
         assert ans.abstained is withheld, section
 
 
+def test_ask_reads_the_file_name_above_each_hit_too() -> None:
+    # the model reads "dgram.md, section ..." above the source; the question names the file, not the sentence
+    line = "For IPv6, the minimum `MTU` is 1280 octets."
+    question, reply = "What is the minimum MTU for IPv6, according to the dgram docs?", "1280 octets [1]."
+    opts = AnswerOptions(min_grounding=0, min_coverage=0.45)
+    for uri, withheld in (("/kb/dgram.md", False), ("/kb/net.md", True)):
+        hits = [make_hit(1, line, uri, dense=0.6, section="Notes")]
+        ans = answer_question(question, hits, ScriptedGenerator([reply]), opts, embed=HashEmbedder().embed)
+        assert ans.abstained is withheld, uri
+
+
 def test_a_default_no_source_calls_one_is_withheld_and_not_released() -> None:
     # Valgrind's FAQ gives port 12345 in an example; asked for valgrind-listener's default port, the model copied it
     faq = (
