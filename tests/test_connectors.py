@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 import warnings
@@ -326,6 +327,32 @@ def test_bad_files_raise_parse_error_with_reason(tmp_path: Path, name: str, cont
     path.write_bytes(content)
     with pytest.raises(ParseError, match=reason):
         parse_file(path)
+
+
+def test_a_gzipped_document_is_read_as_the_file_inside(tmp_path: Path) -> None:
+    # Debian ships its docs gzipped: "caching.md.gz" is Markdown, "archive.tar.gz" is no document
+    (tmp_path / "caching.md.gz").write_bytes(gzip.compress(b"# Caching\n\npip keeps an HTTP cache.\n"))
+    (tmp_path / "archive.tar.gz").write_bytes(gzip.compress(b"not a document"))
+    files, unsupported = discover_files([tmp_path, tmp_path / "archive.tar.gz"])
+    assert [p.name for p in files] == ["caching.md.gz"] and [p.name for p in unsupported] == ["archive.tar.gz"]
+    doc = parse_file(files[0])
+    assert doc.text.startswith("Caching") and doc.elements[-1].section == "Caching"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x1f\x8b\x08\x00 not deflate data", "not a readable gzip file"),
+        (gzip.compress(" ".join(map(str, range(5000))).encode())[:2000], "ends before its data does"),
+        (gzip.compress(b"\0" * 3_000_000), "over the 2 MB limit once decompressed"),  # 3 KB on disk
+        (gzip.compress(b"  \n"), "empty file"),
+    ],
+)
+def test_a_bad_gzip_file_is_reported(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "notes.txt.gz"
+    path.write_bytes(content)
+    with pytest.raises(ParseError, match=reason):
+        parse_file(path, options=SourceOptions(max_bytes=2_000_000))
 
 
 def test_docx_without_text_is_reported(tmp_path: Path) -> None:

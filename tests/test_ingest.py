@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import signal
@@ -167,6 +168,8 @@ def test_folder_of_bad_files_is_reported_and_the_rest_ingested(tmp_path: Path, w
     with open(docs / "huge.txt", "wb") as fh:
         fh.truncate(200 * 1024 * 1024)  # a 200 MB file (sparse: instant to make)
     (docs / "vanishing.md").write_text("# Soon gone\n\nThis file is deleted before it is read.", encoding="utf-8")
+    (docs / "bomb.txt.gz").write_bytes(gzip.compress(bytes(120 * 1024 * 1024)))  # 120 MB inside 120 KB
+    (docs / "caching.md.gz").write_bytes(gzip.compress(b"# Caching\n\npip keeps an HTTP cache of downloads."))
 
     def vanish(done: int, total: int, current: str) -> None:
         (docs / "vanishing.md").unlink(missing_ok=True)  # after discovery, before the parser reads it
@@ -179,13 +182,14 @@ def test_folder_of_bad_files_is_reported_and_the_rest_ingested(tmp_path: Path, w
             kb2.ingest([docs])
             assert texts == sorted(c.text for c in kb2.store.chunks(kb2.store.chunk_ids().tolist()).values())
     reasons = {Path(f.uri).name: f.reason for f in report.failed}
-    assert set(reasons) == {"empty.txt", "corrupt.pdf", "junk.docx", "huge.txt", "vanishing.md"}
+    assert set(reasons) == {"empty.txt", "corrupt.pdf", "junk.docx", "huge.txt", "vanishing.md", "bomb.txt.gz"}
+    assert "over the 100 MB limit once decompressed" in reasons["bomb.txt.gz"]
     assert "empty file" in reasons["empty.txt"]
     assert "not a readable PDF" in reasons["corrupt.pdf"]
     assert "cannot parse" in reasons["junk.docx"]
     assert "over the 100 MB limit" in reasons["huge.txt"]
     assert "cannot read" in reasons["vanishing.md"]
-    assert report.ingested == len(good) + 1 and report.partial  # latin1.txt decoded and ingested
+    assert report.ingested == len(good) + 2 and report.partial  # latin1.txt decoded, caching.md.gz read
 
 
 def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

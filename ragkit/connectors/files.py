@@ -9,7 +9,14 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ragkit.connectors.base import SourceItem
-from ragkit.connectors.parsing import SUPPORTED_SUFFIXES, SourceOptions, parse_bytes, parser_version
+from ragkit.connectors.parsing import (
+    SUPPORTED_SUFFIXES,
+    SourceOptions,
+    is_supported,
+    parse_bytes,
+    parser_version,
+    source_suffix,
+)
 from ragkit.errors import ParseError, SourceError
 from ragkit.types import Document
 
@@ -50,7 +57,7 @@ def discover(
         if not path.exists():
             raise SourceError(f"{raw}: {_why_missing(path)}")
         if path.is_file():
-            (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path.resolve())
+            (supported if is_supported(source_suffix(path.name)) else unsupported).append(path.resolve())
             continue
         found, problems = _walk(path, include, exclude)
         if not found:
@@ -100,11 +107,7 @@ def _walk(folder: Path, include: Sequence[str], exclude: Sequence[str]) -> tuple
         for name in sorted(filenames):
             p = here / name
             rel = p.relative_to(root).as_posix()
-            if (
-                name.startswith(".")
-                or p.suffix.lower() not in SUPPORTED_SUFFIXES
-                or not _selected(rel, include, exclude)
-            ):
+            if name.startswith(".") or not is_supported(source_suffix(name)) or not _selected(rel, include, exclude):
                 continue
             if p.is_file():
                 found.append(p.resolve())
@@ -130,7 +133,12 @@ def parse_file(path: Path, data: bytes | None = None, options: SourceOptions | N
     except OSError:
         meta = {"size": len(data), "mtime": 0.0}
     return parse_bytes(
-        data, uri=str(path), name=path.name, suffix=path.suffix, options=options or SourceOptions(), meta=meta
+        data,
+        uri=str(path),
+        name=path.name,
+        suffix=source_suffix(path.name),
+        options=options or SourceOptions(),
+        meta=meta,
     )
 
 
@@ -162,5 +170,5 @@ class FileConnector:
                 read=lambda p=path: read_file(p),  # type: ignore[misc]
                 parse=lambda data, p=path: parse_file(p, data, self.options),  # type: ignore[misc]
                 local=(path, self.options),
-                parser=parser_version(path.suffix, self.options),
+                parser=parser_version(source_suffix(path.name), self.options),
             )

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
+from ragkit.connectors.compressed import GZIP, gunzip
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
 from ragkit.errors import ParseError
@@ -67,6 +68,22 @@ _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv"
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
 
 
+def source_suffix(name: str) -> str:
+    """The suffix that picks a file's parser, lower-cased: ".md" for "news.md", ".md.gz" for "news.md.gz" (a
+    gzipped Markdown file), "" for none. Supported when in SUPPORTED_SUFFIXES or a supported suffix + ".gz"."""
+    parts = name.lower().rsplit("/", 1)[-1].split(".")
+    suffix = f".{parts[-1]}" if len(parts) > 1 else ""
+    if suffix == GZIP and len(parts) > 2:
+        return f".{parts[-2]}{GZIP}"
+    return suffix
+
+
+def is_supported(suffix: str) -> bool:
+    """True when source_suffix's `suffix` names a format ragkit reads, gzipped or not."""
+    suffix = suffix.lower()
+    return suffix.removesuffix(GZIP) in SUPPORTED_SUFFIXES if suffix.endswith(GZIP) else suffix in SUPPORTED_SUFFIXES
+
+
 # the light parsers' output version per suffix, for formats whose output changed since a KB may have read them
 # (ingest re-parses a stored document read by an older version, even when the file is unchanged; the embedding
 # cache keeps that to parsing).
@@ -102,7 +119,7 @@ def parser_version(suffix: str, options: SourceOptions) -> int:
     """The version of the parser that reads files ending in `suffix` under `options` (1 for most)."""
     if options.engine == "unstructured":
         return 1
-    return _PARSER_VERSIONS.get(suffix.lower(), 1)
+    return _PARSER_VERSIONS.get(suffix.lower().removesuffix(GZIP), 1)
 
 
 # what parsing the current document noticed but did not fail on (a guessed encoding, records without text);
@@ -340,10 +357,14 @@ def parse_bytes(
     name is used in messages. Raises ParseError with a reason for anything unreadable.
     """
     suffix = suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if not is_supported(suffix):
         raise ParseError(f"{name}: unsupported file type {suffix or '(none)'}")
     if not data.strip():
         raise ParseError(f"{name}: empty file")
+    if suffix.endswith(GZIP):
+        data, suffix = gunzip(name, data, options.max_bytes), suffix.removesuffix(GZIP)
+        if not data.strip():
+            raise ParseError(f"{name}: empty file (once decompressed)")
     parser: Callable[[], list[RawElement]]
     if suffix == ".pdf":
         parser = lambda: pdf_elements(name, data)  # noqa: E731
