@@ -40,6 +40,7 @@ trials=(
   "t18 trial_triggers_ffi $D/dpkg/spec/triggers.txt:dpkg-triggers.txt $D/libffi8/html/The-Basics.html $D/libffi8/html/Primitive-Types.html $D/libffi8/html/Structures.html $D/libffi8/html/Size-and-Alignment.html $D/libffi8/html/Multiple-ABIs.html $D/libffi8/html/The-Closure-API.html $D/libffi8/html/Memory-Usage.html $D/libffi8/html/Thread-Safety.html $D/libffi8/html/Missing-Features.html $D/libffi8/html/Introduction.html"
   "t19 trial_git_relnotes $D/git/RelNotes/2.36.0.txt:git-2.36.0-relnotes.txt"
   "t20 trial_faq_policies $V/faq.html:valgrind-faq.html /usr/share/cmake-3.25/Help/policy:cmake-policy"
+  "t21 trial_pip_utillinux $D/python3-pip/html:pip-docs $D/util-linux:util-linux-docs"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
