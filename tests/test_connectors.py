@@ -125,6 +125,40 @@ def test_restructuredtext_is_read_as_sphinx_shows_it(tmp_path: Path) -> None:
     ]
 
 
+def test_myst_markdown_is_read_as_sphinx_shows_it(tmp_path: Path) -> None:
+    # pip's docs: the version a feature came in and which path is Linux's stood only in MyST directives
+    md = (
+        "(caching)=\n\n# Caching\n\n```{versionadded} 6.0\n\n```\n\nSee {ref}`the cache <wheel-caching>` and "
+        "{any}`--no-cache-dir`.\n\n```{versionchanged} 20.0\npip now caches wheels from a Git\ncommit.\n```\n\n"
+        "````{tab} Linux\n```\n~/.cache/pip\n```\n````\n\n```{note}\n:class: dropdown\nIt is **safe**.\n```\n\n"
+        "```{toctree}\n:hidden:\ncaching\n```\n\n```{pip-cli}\n$ pip cache purge\n```\n"
+    )
+    assert _parsed(tmp_path / "caching.md", md) == [
+        ("Title", "Caching", "Caching"),
+        ("NarrativeText", "Caching", "Added in version 6.0."),
+        ("NarrativeText", "Caching", "See the cache and `--no-cache-dir`."),
+        ("NarrativeText", "Caching", "Changed in version 20.0: pip now caches wheels from a Git commit."),
+        ("NarrativeText", "Caching", "Linux:"),
+        ("CodeSnippet", "Caching", "~/.cache/pip"),
+        ("NarrativeText", "Caching", "It is **safe**."),
+        ("CodeSnippet", "Caching", "$ pip cache purge"),
+    ]
+    # and the same page in reStructuredText keeps its tab's label
+    rst = "Usage\n=====\n\n.. tab:: Unix/macOS\n\n   .. code-block:: console\n\n      $ python -m pip check\n"
+    assert _texts(tmp_path / "check.rst", rst)[:2] == ["Usage", "Unix/macOS:"]
+
+
+def test_a_rule_between_records_is_not_a_section_title(tmp_path: Path) -> None:
+    # util-linux's deprecated.txt: every record sat under a section titled "-----"
+    text = "Deprecated\n\nwhat:  hwclock --debug\nwhy:   renamed to --verbose\n\n----------\n\n"
+    text += "what:  mkfs\nwhy:   use mkfs.<type>\n"
+    assert _parsed(tmp_path / "deprecated.txt", text) == [
+        ("Title", "Deprecated", "Deprecated"),
+        ("NarrativeText", "Deprecated", "what:  hwclock --debug\nwhy:   renamed to --verbose"),
+        ("NarrativeText", "Deprecated", "what:  mkfs\nwhy:   use mkfs.<type>"),
+    ]
+
+
 def _parsed(path: Path, content: str) -> list[tuple[str, str | None, str]]:
     """(kind, section, text) of each element ingest reads from `content` saved as `path`."""
     path.write_text(content, encoding="utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import partial
 from typing import Any
 
 RawElement = tuple[str, str, int | None]  # (text, kind, page)
@@ -52,10 +53,12 @@ def rst_inline(text: str) -> str:
     DEPRECATED.txt", ".. note::") left out."""
 
     def directive(m: re.Match[str]) -> str:
-        label = _RST_VERSIONED.get(m.group(1).lower())
+        name, arg = m.group(1).lower(), m.group(2).strip()
+        if name == "tab" and arg:  # ".. tab:: Unix/macOS": the tab's label, above its body
+            return f"{arg}:"
+        label = _RST_VERSIONED.get(name)
         if label is None:
             return ""
-        arg = m.group(2).strip()
         return f"{label} {arg}." if arg else ""
 
     text = _RST_DIRECTIVE.sub(directive, text)
@@ -77,6 +80,8 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
         lines = [ln.rstrip() for ln in para.strip().splitlines()]
         if not lines:
             continue
+        if all(_RST_UNDERLINE.match(ln.strip()) for ln in lines):
+            continue  # a rule between records ("-----" in util-linux's deprecated.txt) is no title
         title = _underlined_title(lines)
         if title is not None:
             out.append((rst_inline(title) if rst else title, "Title", None))
@@ -97,6 +102,9 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
     return out
 
 
+_RST_READER = partial(text_elements, rst=True)
+
+
 def _underlined_title(lines: list[str]) -> str | None:
     """The title of an RST-style heading (one line underlined, optionally overlined), else None."""
     if len(lines) >= 2 and _RST_UNDERLINE.match(lines[-1].strip()):
@@ -107,8 +115,10 @@ def _underlined_title(lines: list[str]) -> str | None:
 
 
 def markdown_elements(text: str) -> list[RawElement]:
-    """Headings, paragraphs, list items, tables and code blocks of a Markdown document."""
+    """Headings, paragraphs, list items, tables and code blocks of Markdown; MyST as Sphinx shows it (myst.py)."""
     from markdown_it import MarkdownIt
+
+    from ragkit.connectors.myst import directive_elements, is_directive, myst_inline
 
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     out: list[RawElement] = []
@@ -121,10 +131,12 @@ def markdown_elements(text: str) -> list[RawElement]:
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
             in_list -= 1
         elif tok.type == "heading_open":
-            out.append((tokens[i + 1].content, "Title", None))
+            out.append((myst_inline(tokens[i + 1].content, _role), "Title", None))
             i += 2
-        elif tok.type == "inline" and tok.content.strip():
-            out.append((tok.content, "ListItem" if in_list else "NarrativeText", None))
+        elif tok.type == "inline" and (content := myst_inline(tok.content, _role)).strip():
+            out.append((content, "ListItem" if in_list else "NarrativeText", None))
+        elif tok.type == "fence" and is_directive(tok.info):
+            out.extend(directive_elements(tok.info, tok.content, markdown_elements, _RST_READER))
         elif tok.type in ("fence", "code_block") and tok.content.strip():
             out.append((tok.content.rstrip("\n"), "CodeSnippet", None))
         elif tok.type == "table_open":

@@ -102,16 +102,20 @@ def is_supported(suffix: str) -> bool:
 # - rst 3: only underlined headings are titles (".. versionadded:: 3.19" was one), comments and link targets are
 #   left out; rst 4: roles, literals and version directives read as Sphinx shows them (":command:`while`" ->
 #   "`while`", ".. versionadded:: 3.24" -> "Added in version 3.24."), "include" and admonition lines left out.
+# - md 6: MyST (Sphinx's Markdown): "```{versionadded} 6.0```" -> "Added in version 6.0.", a "{tab}" block's label
+#   above its body, roles as their title or target, "(target)=" lines left out; rst 5: ".. tab:: Unix/macOS"
+#   keeps its label too; text 5: a line of one repeated punctuation mark ("-----") is a rule between records,
+#   not a section title.
 _PARSER_VERSIONS = {
     ".html": 6,
     ".htm": 6,
     ".xhtml": 6,
     ".xht": 6,
-    ".md": 5,
-    ".markdown": 5,
-    ".txt": 4,
-    ".text": 4,
-    ".rst": 4,
+    ".md": 6,
+    ".markdown": 6,
+    ".txt": 5,
+    ".text": 5,
+    ".rst": 5,
 }
 
 
