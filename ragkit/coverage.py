@@ -97,6 +97,7 @@ class Coverage:
     score: float
     missing: tuple[str, ...]
     sentence: str | None
+    context: str = ""  # the evidence as the check read it: section title, then the sentence and its neighbours
 
 
 def is_choice(question: str) -> bool:
@@ -178,23 +179,28 @@ def coverage(
         return Coverage(0.0, _missing(question, asked), None)
     rarity = _rarity(asked, words)
     total = sum(rarity.values())
-    best = (-1.0, set[str](), 0)
+    best = (-1.0, set[str](), 0, "")
     for j in (j for j, n in enumerate(held) if n == most):
         # the model sees each source under its section title ("setTimeout(callback[, delay])" above a
         # "**Default:** 1" line), so the title says what the sentences below it are about
         i = sents[j][0]
-        near = content_words(headings[i] or "") if i < len(headings) else set[str]()
+        title = (headings[i] or "") if i < len(headings) else ""
+        near, context = content_words(title), [title]
         for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
             if sents[t][0] == sents[j][0]:
                 near |= words[t]
+                context.append(sents[t][1])
         score = sum(rarity[w] for w in asked & near) / total
         if score > best[0]:
-            best = (score, near, j)
-    score, near, j = best
-    return Coverage(score, _missing(question, asked - near), sents[j][1])
+            best = (score, near, j, "\n".join(context))
+    score, near, j, text = best
+    return Coverage(score, _missing(question, asked - near), sents[j][1], text)
 
 
 _DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b", re.I)
+# "default" as a word of its own: inside a name ("--default-timeout", "PIP_DEFAULT_TIMEOUT") it calls nothing
+# the default ("set the HTTP timeout (`--default-timeout`) to 60 seconds" gives an example's value, pip's docs)
+_DEFAULT_SAID = re.compile(r"(?<![\w-])default(?:s|ed)?(?![\w-])", re.I)
 
 
 def unsaid_default(question: str, covered: Coverage | None) -> bool:
@@ -203,7 +209,9 @@ def unsaid_default(question: str, covered: Coverage | None) -> bool:
     says "default": a value the sources give in an example ("sent to port 12345") is not the default."""
     if covered is None or _DEFAULT.search(question) is None:
         return False
-    return any(_DEFAULT.fullmatch(w) for w in covered.missing)  # "defaults to" leaves "defaults" missing
+    if any(_DEFAULT.fullmatch(w) for w in covered.missing):  # "defaults to" leaves "defaults" missing
+        return True
+    return bool(covered.context) and _DEFAULT_SAID.search(covered.context) is None
 
 
 def unquantified(question: str, answer: str) -> str | None:

@@ -353,6 +353,15 @@ def test_ask_reads_the_section_title_of_each_hit() -> None:
         assert ans.abstained is withheld, section
 
 
+def test_a_default_inside_a_name_calls_nothing_the_default() -> None:
+    # pip's docs set the timeout to 60 in an example; the option's name, --default-timeout, is no default value
+    source = "Set the HTTP timeout (`--default-timeout`) to 60 seconds. Use `PIP_DEFAULT_TIMEOUT=60` too."
+    question, said = "What is pip's default HTTP timeout in seconds?", "The default HTTP timeout is 60 seconds [1]."
+    assert unsaid_default(question, coverage(question, said, [source]))
+    stated = "The default is 60 seconds. " + source
+    assert not unsaid_default(question, coverage(question, said, [stated]))
+
+
 def test_ask_reads_the_file_name_above_each_hit_too() -> None:
     # the model reads "dgram.md, section ..." above the source; the question names the file, not the sentence
     line = "For IPv6, the minimum `MTU` is 1280 octets."
