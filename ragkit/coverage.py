@@ -150,7 +150,14 @@ def restates(question: str, answer: str) -> bool:
     # so is an identifier the five-letter stem would merge with the question's: "core.fsyncMethod" is not the
     # "core.fsyncObjectFiles" it replaces (Git's release notes)
     compounds |= set(_IDENTIFIER.findall(text)) - set(_IDENTIFIER.findall(question))
+    # and a path: "~/.cache/pip" answers "Where does pip store its cache?" with the question's words (pip's docs)
+    compounds |= _paths(text) - _paths(question)
     return not compounds and not new_words(question, answer) and not key_spans(answer, question)
+
+
+def _paths(text: str) -> set[str]:
+    """The paths in `text` ("~/.cache/pip", "/etc/shadow"), lower-cased, without a closing "?" or full stop."""
+    return {p.lower().rstrip("?.!") for p in _PATHLIKE.findall(text) if "/" in p or "\\" in p}
 
 
 def coverage(

@@ -216,7 +216,9 @@ def _neighbours(text: str, span: str, spans: list[str]) -> set[str]:
 def span_pattern(span: str) -> re.Pattern[str]:
     """The span as a whole token run, case-insensitive: not inside a word or a decimal ("30" in "3.30"), but
     found after a glued full stop ("Nevada.Mount")."""
-    return re.compile(r"(?<!\w)(?<!\d\.)" + re.escape(span) + r"(?![\w]|\.\d)", re.IGNORECASE)
+    # a version stands after its "v" too: "2.30" is in "since: v2.30" (util-linux's deprecated.txt)
+    start = r"(?:(?<!\w)|(?<=\b[vV]))" if span[:1].isdigit() else r"(?<!\w)"
+    return re.compile(start + r"(?<!\d\.)" + re.escape(span) + r"(?![\w]|\.\d)", re.IGNORECASE)
 
 
 def _rarity(unit_words: list[set[str]]) -> dict[str, float]:

@@ -37,6 +37,9 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     # a word the question holds only inside a path is new on its own (Debian's users-and-groups guide)
     assert not restates("Which group can read /etc/shadow?", "The group that can read /etc/shadow is shadow [2].")
     assert restates("Which group can read /etc/shadow?", "The group can read /etc/shadow [2].")
+    # a path the question does not write is what the answer adds, whatever its words (pip's docs)
+    assert not restates("Where does pip store its cache on Linux?", "~/.cache/pip [1]")
+    assert restates("Where does pip store its cache on Linux?", "pip stores its cache on Linux [1].")
     # "source" before a noun is a term, not the meta talk about the sources (CMake's presets manual)
     binary_dir = "Relative to which directory is a relative binaryDir calculated?"
     assert not restates(binary_dir, "The binaryDir is calculated relative to the source directory [2].")

@@ -24,6 +24,8 @@ def test_clauses_and_whole_token_occurrences() -> None:
     assert clauses("Logs are kept for 400 days, after which they are deleted.")[1].startswith("after which")
     assert occurs("30", "after 30 days") and not occurs("30", "after 300 days") and not occurs("3", "3.30")
     assert occurs("vault", "the Vault command")
+    # a version after its "v" (util-linux's "since: v2.30"), but not inside another word or number
+    assert occurs("2.30", "since: v2.30") and not occurs("2.30", "dev2.30") and not occurs("30", "v2.30")
     assert [span_kind(s) for s in ("90", "10:00", "__len__", "id()", "Frankfurt")] == [
         "number",
         "number",
