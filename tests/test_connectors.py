@@ -159,6 +159,31 @@ def test_a_rule_between_records_is_not_a_section_title(tmp_path: Path) -> None:
     ]
 
 
+INFO = (
+    "This is tool.info, produced by makeinfo version 6.8.\n\nINFO-DIR-SECTION Utilities\nSTART-INFO-DIR-ENTRY\n"
+    "* tool: (tool).  A tool.\nEND-INFO-DIR-ENTRY\n\n\x1f\nFile: tool.info,  Node: Top,  Next: Options,  Up: (dir)\n\n"
+    "The Tool\n********\n\nThis manual documents the tool.\n\n* Menu:\n\n* Options::   What it takes.\n\n"
+    "\x1f\nFile: tool.info,  Node: Options,  Prev: Top,  Up: Top\n\n1 Options\n*********\n\n"
+    "The '--fast' option skips the checks.\n\n\x1f\nTag Table:\nNode: Top\x7f93\n\x1f\nEnd Tag Table\n"
+)
+
+
+def test_a_gnu_info_manual_is_read_as_an_info_reader_shows_it(tmp_path: Path) -> None:
+    # /usr/share/info: navigation lines, menus, the tag table and directory entries are no text of the manual
+    assert _parsed(tmp_path / "tool.info", INFO) == [
+        ("NarrativeText", None, "This is tool.info, produced by makeinfo version 6.8."),
+        ("Title", "The Tool", "The Tool"),
+        ("NarrativeText", "The Tool", "This manual documents the tool."),
+        ("Title", "1 Options", "1 Options"),
+        ("NarrativeText", "1 Options", "The '--fast' option skips the checks."),
+    ]
+    # a split manual's parts ("find.info-2") are Info too, gzipped or not
+    (tmp_path / "tool.info-2.gz").write_bytes(gzip.compress(INFO.encode()))
+    files, _ = discover_files([tmp_path])
+    assert sorted(p.name for p in files) == ["tool.info", "tool.info-2.gz"]
+    assert parse_file(tmp_path / "tool.info-2.gz").text == parse_file(tmp_path / "tool.info").text
+
+
 def _parsed(path: Path, content: str) -> list[tuple[str, str | None, str]]:
     """(kind, section, text) of each element ingest reads from `content` saved as `path`."""
     path.write_text(content, encoding="utf-8")

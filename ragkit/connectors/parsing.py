@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import re
 import unicodedata
@@ -25,8 +24,10 @@ from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.compressed import GZIP, gunzip
+from ragkit.connectors.info import SPLIT_PART, info_text
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
+from ragkit.connectors.records import json_elements
 from ragkit.errors import ParseError
 from ragkit.types import PARSER_META, Document, Element
 
@@ -62,6 +63,7 @@ _TEXT_KINDS = {
     ".txt": "text",
     ".text": "text",
     ".rst": "rst",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
+    ".info": "info",  # GNU Info manuals: plain text once their navigation is left out (connectors/info.py)
 }
 # office and mail formats: always unstructured
 _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
@@ -74,8 +76,8 @@ def source_suffix(name: str) -> str:
     parts = name.lower().rsplit("/", 1)[-1].split(".")
     suffix = f".{parts[-1]}" if len(parts) > 1 else ""
     if suffix == GZIP and len(parts) > 2:
-        return f".{parts[-2]}{GZIP}"
-    return suffix
+        return SPLIT_PART.sub(r"\1", f".{parts[-2]}") + GZIP
+    return SPLIT_PART.sub(r"\1", suffix)  # "find.info-2", a part of a split Info manual, is Info
 
 
 def is_supported(suffix: str) -> bool:
@@ -222,7 +224,7 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
         return markdown_elements(text)
     if kind == "html":
         return html_elements(text)
-    return text_elements(text, rst=kind == "rst")
+    return text_elements(info_text(text) if kind == "info" else text, rst=kind == "rst")
 
 
 def _partitioner(kind: str):  # type: ignore[no-untyped-def]
@@ -239,6 +241,7 @@ def _partitioner(kind: str):  # type: ignore[no-untyped-def]
         "html": ("html", "partition_html"),
         "text": ("text", "partition_text"),
         "rst": ("text", "partition_text"),
+        "info": ("text", "partition_text"),
     }[kind]
     return getattr(importlib.import_module(f"unstructured.partition.{module}"), func)
 
@@ -246,8 +249,9 @@ def _partitioner(kind: str):  # type: ignore[no-untyped-def]
 def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
     ensure_offline_unstructured()
     partition = _partitioner(kind)
-    text_kind = kind in ("md", "html", "text", "rst")  # decoded by ragkit, so mis-encoded files get the same handling
-    elements = partition(text=decode_text(data, name)) if text_kind else partition(file=io.BytesIO(data))
+    text_kind = kind in ("md", "html", "text", "rst", "info")  # decoded by ragkit: mis-encoded files are handled alike
+    text = info_text(decode_text(data, name)) if kind == "info" else decode_text(data, name) if text_kind else ""
+    elements = partition(text=text) if text_kind else partition(file=io.BytesIO(data))
     out: list[RawElement] = []
     if kind == "eml":
         from email.parser import BytesParser
@@ -269,42 +273,6 @@ def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement
             text = "\n".join(t for t, _, _ in html_elements(html)) or text
         if e.category != "PageBreak":
             out.append((text, e.category, page))
-    return out
-
-
-def _json_elements(name: str, suffix: str, data: bytes, field: str) -> list[RawElement]:
-    """One element per record that has `field` (JSON: an object or a list of objects; JSONL: one per line)."""
-    text = decode_text(data, name)
-    lineno = 0
-    try:
-        if suffix == ".jsonl":
-            records = []
-            for lineno, line in enumerate(text.splitlines(), start=1):  # noqa: B007 - the error names it
-                if line.strip():
-                    records.append(json.loads(line))
-        else:
-            loaded = json.loads(text)
-            records = loaded if isinstance(loaded, list) else [loaded]
-    except json.JSONDecodeError as exc:
-        line = lineno or exc.lineno  # JSONL: each line is parsed alone, so exc.lineno is always 1
-        raise ParseError(f"{name}: invalid JSON at line {line} ({exc.msg}); fix or remove that line") from exc
-    out: list[RawElement] = []
-    without = 0
-    for record in records:
-        value = record.get(field) if isinstance(record, dict) else None
-        if isinstance(value, str) and value.strip():
-            title = record.get("title") or record.get("id")
-            if isinstance(title, (str, int)):
-                out.append((str(title), "Title", None))
-            out.append((value, "NarrativeText", None))
-        else:
-            without += 1
-    if not out:
-        raise ParseError(
-            f"{name}: no record has a text field {field!r} (choose another with --json-field or ingest.json_text_field)"
-        )
-    if without:
-        _note(f"{without} of {len(records)} records have no text field {field!r} and were left out")
     return out
 
 
@@ -373,7 +341,7 @@ def parse_bytes(
     if suffix == ".pdf":
         parser = lambda: pdf_elements(name, data)  # noqa: E731
     elif suffix in (".json", ".jsonl"):
-        parser = lambda: _json_elements(name, suffix, data, options.json_field)  # noqa: E731
+        parser = lambda: json_elements(name, suffix, decode_text(data, name), options.json_field, _note)  # noqa: E731
     elif suffix in _UNSTRUCTURED_KINDS or options.engine == "unstructured":
         kind = _UNSTRUCTURED_KINDS.get(suffix) or _TEXT_KINDS[suffix]
         parser = lambda: _unstructured_elements(name, kind, data)  # noqa: E731
