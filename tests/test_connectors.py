@@ -164,7 +164,8 @@ INFO = (
     "* tool: (tool).  A tool.\nEND-INFO-DIR-ENTRY\n\n\x1f\nFile: tool.info,  Node: Top,  Next: Options,  Up: (dir)\n\n"
     "The Tool\n********\n\nThis manual documents the tool.\n\n* Menu:\n\n* Options::   What it takes.\n\n"
     "\x1f\nFile: tool.info,  Node: Options,  Prev: Top,  Up: Top\n\n1 Options\n*********\n\n"
-    "The '--fast' option skips the checks.\n\n\x1f\nTag Table:\nNode: Top\x7f93\n\x1f\nEnd Tag Table\n"
+    "The '--fast' option skips the checks.\n\n\x00\x08[index\x00\x08]\n* Menu:\n\n* fast:  Options.  (line 6)\n\n"
+    "\x1f\nTag Table:\nNode: Top\x7f93\n\x1f\nEnd Tag Table\n"
 )
 
 
