@@ -17,14 +17,20 @@ _NODE = re.compile(r"^File: [^,\n]+,\s+Node: [^\n]*$")
 _TABLES = ("Tag Table:", "End Tag Table", "Indirect:", "Local Variables:")
 _DIR_ENTRY = re.compile(r"^START-INFO-DIR-ENTRY$.*?^END-INFO-DIR-ENTRY$\n?|^INFO-DIR-SECTION .*$\n?", re.M | re.S)
 _MENU = re.compile(r"^\* Menu:", re.M)
-_MARKER = re.compile(r"\x00\x08\[[^\x00]*\x00\x08\]")  # "\0\b[index\0\b]", "\0\b[image src=...\0\b]": for the reader
+# "\0\b[index\0\b]", "\0\b[image src=...\0\b]": markup for the reader, whose NUL bytes would read as binary
+_MARKER = re.compile(rb"\x00\x08\[[^\x00]*\x00\x08\]")
+
+
+def without_markers(data: bytes) -> bytes:
+    """An Info file's bytes without the reader's markers, so the rest decodes as text."""
+    return _MARKER.sub(b"", data)
 
 
 def info_text(text: str) -> str:
     """The readable text of an Info file: each node without its navigation line and its closing menu, and without
     the tag table, the indirect table and the Info directory entries."""
     nodes = []
-    for node in _MARKER.sub("", text.replace("\r\n", "\n")).split("\x1f"):
+    for node in text.replace("\r\n", "\n").split("\x1f"):
         node = node.strip("\n")
         if not node or node.startswith(_TABLES):
             continue

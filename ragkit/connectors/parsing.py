@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.compressed import GZIP, gunzip
-from ragkit.connectors.info import SPLIT_PART, info_text
+from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
 from ragkit.connectors.records import json_elements
@@ -219,7 +219,7 @@ def _as_western(data: bytes) -> str | None:
 
 
 def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
-    text = decode_text(data, name)
+    text = decode_text(without_markers(data) if kind == "info" else data, name)
     if kind == "md":
         return markdown_elements(text)
     if kind == "html":
@@ -250,6 +250,8 @@ def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement
     ensure_offline_unstructured()
     partition = _partitioner(kind)
     text_kind = kind in ("md", "html", "text", "rst", "info")  # decoded by ragkit: mis-encoded files are handled alike
+    if kind == "info":
+        data = without_markers(data)
     text = info_text(decode_text(data, name)) if kind == "info" else decode_text(data, name) if text_kind else ""
     elements = partition(text=text) if text_kind else partition(file=io.BytesIO(data))
     out: list[RawElement] = []
