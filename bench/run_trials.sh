@@ -41,6 +41,7 @@ trials=(
   "t19 trial_git_relnotes $D/git/RelNotes/2.36.0.txt:git-2.36.0-relnotes.txt"
   "t20 trial_faq_policies $V/faq.html:valgrind-faq.html /usr/share/cmake-3.25/Help/policy:cmake-policy"
   "t21 trial_pip_utillinux $D/python3-pip/html:pip-docs $D/util-linux:util-linux-docs"
+  "t22 trial_info_manuals /usr/share/info/gzip.info.gz /usr/share/info/sed.info.gz /usr/share/info/wget.info.gz"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
