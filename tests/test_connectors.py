@@ -164,7 +164,7 @@ INFO = (
     "* tool: (tool).  A tool.\nEND-INFO-DIR-ENTRY\n\n\x1f\nFile: tool.info,  Node: Top,  Next: Options,  Up: (dir)\n\n"
     "The Tool\n********\n\nThis manual documents the tool.\n\n* Menu:\n\n* Options::   What it takes.\n\n"
     "\x1f\nFile: tool.info,  Node: Options,  Prev: Top,  Up: Top\n\n1 Options\n*********\n\n"
-    "The '--fast' option skips the checks.\n\n\x00\x08[index\x00\x08]\n* Menu:\n\n* fast:  Options.  (line 6)\n\n"
+    "The '--fast' option skips the checks.\n\nThen\n\n     tool -c foo\n     ...\n\n\x00\x08[index\x00\x08]\n* Menu:\n\n* fast:  Options.  (line 6)\n\n"
     "\x1f\nTag Table:\nNode: Top\x7f93\n\x1f\nEnd Tag Table\n"
 )
 
@@ -177,6 +177,8 @@ def test_a_gnu_info_manual_is_read_as_an_info_reader_shows_it(tmp_path: Path) ->
         ("NarrativeText", "The Tool", "This manual documents the tool."),
         ("Title", "1 Options", "1 Options"),
         ("NarrativeText", "1 Options", "The '--fast' option skips the checks."),
+        ("NarrativeText", "1 Options", "Then"),  # a short line is text: makeinfo underlines its headings
+        ("NarrativeText", "1 Options", "tool -c foo\n     ..."),  # and never indents them
     ]
     # a split manual's parts ("find.info-2") are Info too, gzipped or not
     (tmp_path / "tool.info-2.gz").write_bytes(gzip.compress(INFO.encode()))

@@ -14,6 +14,8 @@ import warnings
 from functools import partial
 from typing import Any
 
+from ragkit.connectors.sphinx import role, rst_inline
+
 RawElement = tuple[str, str, int | None]  # (text, kind, page)
 
 _BLANK_LINES = re.compile(r"\n\s*\n")
@@ -24,50 +26,10 @@ _RST_UNDERLINE = re.compile(r"^([=\-~^*#+`'\".:_])\1{2,}$")
 _RST_COMMENT = re.compile(r"\.\.(?:\s|$)(?!\s*[\w:.+-]+::)")
 
 
-# Sphinx's markup as its pages show it: a role with a title is its title, one without is its target as code
-_RST_ROLE = re.compile(r":[\w:+-]+:`([^`]+)`")
-_RST_TITLED = re.compile(r"^(.*?)\s+<([^<>]+)>$", re.S)  # "a toolchain file <cmake-toolchains(7)>"
-_RST_LITERAL = re.compile(r"``([^`]+)``")
-# directives whose line says something, as Sphinx writes it; the others' lines go ("include", "note", "code-block")
-_RST_VERSIONED = {
-    "versionadded": "Added in version",
-    "versionchanged": "Changed in version",
-    "deprecated": "Deprecated since version",
-}
-_RST_DIRECTIVE = re.compile(r"^\.\.\s+([\w-]+)::[ \t]*(.*)$", re.M)
-
-
-def _role(m: re.Match[str]) -> str:
-    content = m.group(1).strip()
-    titled = _RST_TITLED.match(content)
-    if titled is not None:
-        return " ".join(titled.group(1).split())
-    name = content.lstrip("~!")
-    return f"`{name}`" if name else ""
-
-
-def rst_inline(text: str) -> str:
-    """The text of a reStructuredText paragraph as Sphinx shows it: ":command:`while`" -> "`while`",
-    ":manual:`a toolchain file <cmake-toolchains(7)>`" -> "a toolchain file", "``BOTH``" -> "`BOTH`", ".. versionadded::
-    3.24" -> "Added in version 3.24.", and the lines of directives that say nothing themselves (".. include::
-    DEPRECATED.txt", ".. note::") left out."""
-
-    def directive(m: re.Match[str]) -> str:
-        name, arg = m.group(1).lower(), m.group(2).strip()
-        if name == "tab" and arg:  # ".. tab:: Unix/macOS": the tab's label, above its body
-            return f"{arg}:"
-        label = _RST_VERSIONED.get(name)
-        if label is None:
-            return ""
-        return f"{label} {arg}." if arg else ""
-
-    text = _RST_DIRECTIVE.sub(directive, text)
-    return _RST_LITERAL.sub(r"`\1`", _RST_ROLE.sub(_role, text)).strip()
-
-
-def text_elements(text: str, rst: bool = False) -> list[RawElement]:
+def text_elements(text: str, rst: bool = False, underlined: bool = False) -> list[RawElement]:
     """Paragraphs split on blank lines. A Title is an RST heading (a line underlined, optionally overlined, with
-    one repeated punctuation character) or, in plain text, a short single line without closing punctuation.
+    one repeated punctuation character) or, in plain text, a short single line without closing punctuation
+    (underlined=True: GNU Info, whose headings makeinfo underlines, has only the first, never indented).
     rst=True (a .rst file): only underlined headings are titles, since a short line there is markup
     (".. versionadded:: 3.19", ".. only:: html"); comments and link targets (".. name: ...", ".. _target:") are
     dropped, and the text is read as Sphinx shows it (rst_inline: "Added in version 3.19.", roles and literals
@@ -80,9 +42,9 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
         lines = [ln.rstrip() for ln in para.strip().splitlines()]
         if not lines:
             continue
-        if all(_RST_UNDERLINE.match(ln.strip()) for ln in lines):
-            continue  # a rule between records ("-----" in util-linux's deprecated.txt) is no title
-        title = _underlined_title(lines)
+        if all(_RST_UNDERLINE.match(ln.strip()) for ln in lines):  # a rule between records (util-linux's "-----")
+            continue
+        title = None if underlined and indented else _underlined_title(lines)  # Info indents examples only
         if title is not None:
             out.append((rst_inline(title) if rst else title, "Title", None))
             continue
@@ -97,7 +59,7 @@ def text_elements(text: str, rst: bool = False) -> list[RawElement]:
         # a CJK sentence has no spaces to count words by, but its own stops; "(See ... above.)" is a sentence too
         closed = para[-1] in ".,;:!?。！？；：，" or para.endswith((".)", "?)", "!)"))
         short = len(lines) == 1 and len(para) <= 100 and not closed and len(para.split()) <= 12
-        is_title = short and not rst and not indented
+        is_title = short and not (rst or underlined or indented)
         out.append((para, "Title" if is_title else "NarrativeText", None))
     return out
 
@@ -115,7 +77,7 @@ def _underlined_title(lines: list[str]) -> str | None:
 
 
 def markdown_elements(text: str) -> list[RawElement]:
-    """Headings, paragraphs, list items, tables and code blocks of Markdown; MyST as Sphinx shows it (myst.py)."""
+    """Headings, paragraphs, lists, tables and code of Markdown; MyST as Sphinx shows it (myst.py)."""
     from markdown_it import MarkdownIt
 
     from ragkit.connectors.myst import directive_elements, is_directive, myst_inline
@@ -131,9 +93,9 @@ def markdown_elements(text: str) -> list[RawElement]:
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
             in_list -= 1
         elif tok.type == "heading_open":
-            out.append((myst_inline(tokens[i + 1].content, _role), "Title", None))
+            out.append((myst_inline(tokens[i + 1].content, role), "Title", None))
             i += 2
-        elif tok.type == "inline" and (content := myst_inline(tok.content, _role)).strip():
+        elif tok.type == "inline" and (content := myst_inline(tok.content, role)).strip():
             out.append((content, "ListItem" if in_list else "NarrativeText", None))
         elif tok.type == "fence" and is_directive(tok.info):
             out.extend(directive_elements(tok.info, tok.content, markdown_elements, _RST_READER))

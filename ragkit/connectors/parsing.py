@@ -224,7 +224,9 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
         return markdown_elements(text)
     if kind == "html":
         return html_elements(text)
-    return text_elements(info_text(text) if kind == "info" else text, rst=kind == "rst")
+    if kind == "info":  # makeinfo underlines every heading: a short line alone is text ("Then", "'--unlink'")
+        return text_elements(info_text(text), underlined=True)
+    return text_elements(text, rst=kind == "rst")
 
 
 def _partitioner(kind: str):  # type: ignore[no-untyped-def]
