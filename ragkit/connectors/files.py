@@ -67,7 +67,7 @@ def discover(
                 shown = " ".join(f"--include '{p}'" for p in include)
                 raise SourceError(f"{raw}: no file in this folder matches {shown}")
             kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
-            raise SourceError(f"{raw}: no supported files in this folder (looked for {kinds})")
+            raise SourceError(f"{raw}: no supported files in this folder (looked for {kinds}, each also gzipped)")
         supported.extend(found)
         skipped.extend(problems)
     # the same file named twice (or via two folders) is ingested once
