@@ -143,6 +143,9 @@ def test_myst_markdown_is_read_as_sphinx_shows_it(tmp_path: Path) -> None:
         ("NarrativeText", "Caching", "It is **safe**."),
         ("CodeSnippet", "Caching", "$ pip cache purge"),
     ]
+    # a shell variable in a code span is no role (npm's npmrc.md)
+    npm = "Variables are replaced using `${VARIABLE_NAME}`.\nBy adding `?` after it, ..."
+    assert _texts(tmp_path / "npmrc.md", npm) == [npm]
     # and the same page in reStructuredText keeps its tab's label
     rst = "Usage\n=====\n\n.. tab:: Unix/macOS\n\n   .. code-block:: console\n\n      $ python -m pip check\n"
     assert _texts(tmp_path / "check.rst", rst)[:2] == ["Usage", "Unix/macOS:"]
@@ -164,7 +167,8 @@ INFO = (
     "* tool: (tool).  A tool.\nEND-INFO-DIR-ENTRY\n\n\x1f\nFile: tool.info,  Node: Top,  Next: Options,  Up: (dir)\n\n"
     "The Tool\n********\n\nThis manual documents the tool.\n\n* Menu:\n\n* Options::   What it takes.\n\n"
     "\x1f\nFile: tool.info,  Node: Options,  Prev: Top,  Up: Top\n\n1 Options\n*********\n\n"
-    "The '--fast' option skips the checks.\n\nThen\n\n     tool -c foo\n     ...\n\n\x00\x08[index\x00\x08]\n* Menu:\n\n* fast:  Options.  (line 6)\n\n"
+    "The '--fast' option skips the checks.\n\nThen\n\n     tool -c foo\n     ...\n\n"
+    "\x00\x08[index\x00\x08]\n* Menu:\n\n* fast:  Options.  (line 6)\n\n"
     "\x1f\nTag Table:\nNode: Top\x7f93\n\x1f\nEnd Tag Table\n"
 )
 
