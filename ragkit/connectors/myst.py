@@ -17,7 +17,7 @@ RawElement = tuple[str, str, int | None]  # (text, kind, page), as in ragkit.con
 _DIRECTIVE = re.compile(r"^\{([\w:-]+)\}\s*(.*)$")
 # {ref}`text <target>`, {any}`--require-hashes`, {pypi}`certifi`
 # not inside code: npm's "`${VARIABLE_NAME}`" is a shell variable in a code span, no role
-_ROLE = re.compile(r"(?<![\w$`{])\{[\w:+-]+\}`([^`\n]+)`")
+_ROLE = re.compile(r"(?<![$`{])\{[\w:+-]+\}`([^`\n]+)`")
 _TARGET = re.compile(r"^\(\s*[^()\s][^()]*\)=$")  # "(wheel-caching)=", a link target on its own line
 _OPTION = re.compile(r"^:[\w-]+:.*$")  # ":caption: Example", a directive's option line
 _VERSIONED = {
