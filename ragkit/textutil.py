@@ -94,7 +94,7 @@ def unwrap_lines(text: str) -> str:
 # a list item and a heading stay lines of their own
 _PROSE_END = re.compile(r"[\w,)`'\]]$")
 _PROSE_START = re.compile(r"[\w\[`$(~'\"]")
-_TABLE_ROW = re.compile(r"\S {2,}\S|\t|\|")
+_TABLE_ROW = re.compile(r"[^\s.!?] {2,}\S|\t|\|")  # "form.  Default": a sentence gap, not a column
 _LIST_OR_HEADING = re.compile(r"(?:[-*+•]|\d+[.)]|#+)\s")
 
 
