@@ -326,6 +326,9 @@ def test_a_hard_wrapped_source_sentence_is_checked_whole() -> None:
     assert join_wrapped_lines("Options are\n- one\n- two") == "Options are\n- one\n- two"
     assert join_wrapped_lines("Setting the variable\nGLIBCXX_FORCE_NEW.") == "Setting the variable GLIBCXX_FORCE_NEW."
     assert join_wrapped_lines("It ends here.\nNext sentence") == "It ends here.\nNext sentence"
+    # two spaces after a full stop (GNU manuals) are a sentence gap, not a table's column gap
+    gnu = "     Size of deflate blocks in\n     bytes in decimal form.  Default value is '1048576'\n     (1 megabyte)."
+    assert source_sentences(gnu)[-1] == "Default value is '1048576' (1 megabyte)."
 
 
 def test_the_section_title_above_a_source_counts_as_near_its_sentences() -> None:
