@@ -42,6 +42,7 @@ class Plan:
     done: int  # items settled by planning
     files_seen: int
     reread: int = 0  # unchanged files in `todo` because an older parser read them
+    notes: list[FileFailure] = field(default_factory=list)  # per folder: files of types ragkit does not read
 
     @property
     def total(self) -> int:
@@ -103,7 +104,8 @@ def plan_ingest(
         else:
             todo.append(source_item)
     files_seen = len(listed) + len(unsupported)
-    return Plan(connectors, listed, states, todo, failed, kept, unchanged, done, files_seen, reread)
+    notes = [FileFailure(u, note) for c in connectors for u, note in getattr(c, "left_out", ())]
+    return Plan(connectors, listed, states, todo, failed, kept, unchanged, done, files_seen, reread, notes)
 
 
 @dataclass

@@ -55,6 +55,7 @@ class Tally:
     def start(cls, plan: Plan, progress: ProgressFn | None, started: float) -> Tally:
         """The tally of a planned run (what planning settled counts as done), reported to `progress` at once."""
         tally = cls(plan, progress, started, plan.done, plan.unchanged, list(plan.failed))
+        tally.notes.extend(plan.notes)
         tally.tick()
         return tally
 

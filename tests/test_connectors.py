@@ -29,6 +29,20 @@ def test_discover_walks_folders_and_skips_hidden(tmp_path: Path) -> None:
     assert [p.name for p in unsupported] == ["image.png"]
 
 
+def test_a_folders_files_of_other_types_are_counted_in_one_note(tmp_path: Path) -> None:
+    # util-linux's docs: release notes gzipped with no type inside, a README.Debian, a copyright file
+    from ragkit.connectors.files import FileConnector
+
+    (tmp_path / "notes.txt").write_text("Notes\n\nSome text.", encoding="utf-8")
+    for name in ("v2.38-ReleaseNotes.gz", "v2.39-ReleaseNotes.gz", "README.Debian", "copyright", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"x")
+    connector = FileConnector(tmp_path, SourceOptions())
+    assert [item.name for item in connector.items()] == ["notes.txt"]
+    assert connector.left_out == [
+        (str(tmp_path), "left out 4 files of types ragkit does not read (2 .gz, 1 .debian, 1 without a suffix)")
+    ]
+
+
 def test_discover_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         discover_files([tmp_path / "missing"])

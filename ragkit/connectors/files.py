@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -45,7 +47,10 @@ def discover_files(
 
 
 def discover(
-    paths: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    paths: Sequence[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    others: Counter[str] | None = None,
 ) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
     """discover_files, plus (path, why) for each entry inside the folders that was skipped: an unreadable
     folder, a broken link, a link loop, a link to a folder (not followed, so no cycle)."""
@@ -59,7 +64,7 @@ def discover(
         if path.is_file():
             (supported if is_supported(source_suffix(path.name)) else unsupported).append(path.resolve())
             continue
-        found, problems = _walk(path, include, exclude)
+        found, problems = _walk(path, include, exclude, others)
         if not found:
             if problems and problems[0][0] == str(path.absolute()):
                 raise SourceError(f"{raw}: {problems[0][1]}")
@@ -89,8 +94,11 @@ def _why_missing(path: Path) -> str:
     return "no such file or folder"
 
 
-def _walk(folder: Path, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Supported files under a folder (sorted), and what was skipped with why. Hidden entries are skipped quietly."""
+def _walk(
+    folder: Path, include: Sequence[str], exclude: Sequence[str], others: Counter[str] | None = None
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Supported files under a folder (sorted), and what was skipped with why; `others` counts the files of
+    types ragkit does not read by suffix. Hidden entries are skipped quietly."""
     found: list[Path] = []
     problems: list[tuple[str, str]] = []
     root = folder.absolute()
@@ -107,13 +115,34 @@ def _walk(folder: Path, include: Sequence[str], exclude: Sequence[str]) -> tuple
         for name in sorted(filenames):
             p = here / name
             rel = p.relative_to(root).as_posix()
-            if name.startswith(".") or not is_supported(source_suffix(name)) or not _selected(rel, include, exclude):
+            if name.startswith(".") or not _selected(rel, include, exclude):
+                continue
+            if not is_supported(suffix := source_suffix(name)):
+                if others is not None:
+                    others[_kind(suffix)] += 1
                 continue
             if p.is_file():
                 found.append(p.resolve())
             elif p.is_symlink():
                 problems.append((str(p), _why_missing(p)))
     return sorted(found), problems
+
+
+def _kind(suffix: str) -> str:
+    """A suffix as the left-out note names it: any .gz as ".gz", a name's last dotted part that is no file type
+    ("v2.38-ReleaseNotes") as none."""
+    if suffix.endswith(".gz"):
+        return ".gz"
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+
+
+def left_out(others: Counter[str]) -> str:
+    """The note for a folder's files of types ragkit does not read: "left out 57 files of types ragkit does not
+    read (54 .gz, 2 .png, 1 without a suffix)"; a gzipped file counts as .gz when its inner type is unknown."""
+    kinds = [f"{n} {suffix or 'without a suffix'}" for suffix, n in others.most_common(5)]
+    more = " and more" if len(others) > 5 else ""
+    total = sum(others.values())
+    return f"left out {total} file{'s' * (total != 1)} of types ragkit does not read ({', '.join(kinds)}{more})"
 
 
 def read_file(path: Path) -> bytes:
@@ -152,11 +181,14 @@ class FileConnector:
         self.scope = str(self.path.resolve()).rstrip("/") + "/" if self.path.is_dir() else None
         self.unsupported: list[str] = []
         self.skipped: list[tuple[str, str]] = []  # (path, why): unreadable folders, broken links, link loops
+        self.left_out: list[tuple[str, str]] = []  # (folder, note): files inside of types ragkit does not read
 
     def items(self) -> Iterator[SourceItem]:
-        files, unsupported, skipped = discover([self.path], self.include, self.exclude)
+        others: Counter[str] = Counter()
+        files, unsupported, skipped = discover([self.path], self.include, self.exclude, others)
         self.unsupported = [str(p) for p in unsupported]
         self.skipped = skipped
+        self.left_out = [(str(self.path), left_out(others))] if others else []
         for path in files:
             try:
                 st = path.stat()
