@@ -205,6 +205,51 @@ def test_a_gnu_info_manual_is_read_as_an_info_reader_shows_it(tmp_path: Path) ->
     assert parse_file(tmp_path / "tool.info-2.gz").text == parse_file(tmp_path / "tool.info").text
 
 
+MAN = r""".\" a comment
+.de XX
+.ft B
+..
+.TH TOOL 1 "2024" "tool 1.0"
+.SH NAME
+tool \- make things \fBfast\fR
+.SH OPTIONS
+.TP
+.BR \-f ", " \-\-fast
+Skip the checks
+(the default is
+.I off ).
+.IP "\fB\-t\fR \fIn\fR" 4
+.PD 0
+.IP "\fB\-\-tries=\fR\fIn\fR" 4
+.PD
+Try \fIn\fR times \(em 20 by default. \" not shown
+.SS Examples
+.nf
+tool \-f a
+tool \-t 3 b
+.fi
+"""
+
+
+def test_a_manual_page_is_read_as_man_shows_it(tmp_path: Path) -> None:
+    # /usr/share/man: sections are titles, an option's tag heads its entry, fonts and escapes are read
+    assert _parsed(tmp_path / "tool.1", MAN) == [
+        ("Title", "NAME", "NAME"),
+        ("NarrativeText", "NAME", "tool - make things fast"),
+        ("Title", "OPTIONS", "OPTIONS"),
+        ("ListItem", "OPTIONS", "-f, --fast\nSkip the checks (the default is off )."),
+        ("ListItem", "OPTIONS", "-t n, --tries=n\nTry n times — 20 by default."),
+        ("Title", "Examples", "Examples"),
+        ("NarrativeText", "Examples", "tool -f a\ntool -t 3 b"),
+    ]
+    # gzipped, and in any section ("openssl.1ssl"); a BSD mdoc page is reported, not read as garbage
+    (tmp_path / "tool.1ssl.gz").write_bytes(gzip.compress(MAN.encode()))
+    assert parse_file(tmp_path / "tool.1ssl.gz").text == parse_file(tmp_path / "tool.1").text
+    (tmp_path / "ssh.1").write_text(".Dd July 2023\n.Dt SSH 1\n.Sh NAME\n.Nm ssh\n", encoding="utf-8")
+    with pytest.raises(ParseError, match="mdoc manual page"):
+        parse_file(tmp_path / "ssh.1")
+
+
 def _parsed(path: Path, content: str) -> list[tuple[str, str | None, str]]:
     """(kind, section, text) of each element ingest reads from `content` saved as `path`."""
     path.write_text(content, encoding="utf-8")

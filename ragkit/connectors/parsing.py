@@ -28,6 +28,7 @@ from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
 from ragkit.connectors.records import json_elements
+from ragkit.connectors.roff import MAN_SECTION, man_elements
 from ragkit.errors import ParseError
 from ragkit.types import PARSER_META, Document, Element
 
@@ -64,6 +65,7 @@ _TEXT_KINDS = {
     ".text": "text",
     ".rst": "rst",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
     ".info": "info",  # GNU Info manuals: plain text once their navigation is left out (connectors/info.py)
+    ".man": "man",  # manual pages, "tar.1" (connectors/roff.py); source_suffix names every section ".man"
 }
 # office and mail formats: always unstructured
 _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
@@ -76,8 +78,13 @@ def source_suffix(name: str) -> str:
     parts = name.lower().rsplit("/", 1)[-1].split(".")
     suffix = f".{parts[-1]}" if len(parts) > 1 else ""
     if suffix == GZIP and len(parts) > 2:
-        return SPLIT_PART.sub(r"\1", f".{parts[-2]}") + GZIP
-    return SPLIT_PART.sub(r"\1", suffix)  # "find.info-2", a part of a split Info manual, is Info
+        return _normal(f".{parts[-2]}") + GZIP
+    return _normal(suffix)
+
+
+def _normal(suffix: str) -> str:
+    """ "find.info-2" (a part of a split Info manual) is Info; "tar.1", "openssl.1ssl" are manual pages."""
+    return ".man" if MAN_SECTION.match(suffix) else SPLIT_PART.sub(r"\1", suffix)
 
 
 def is_supported(suffix: str) -> bool:
@@ -222,6 +229,8 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
     text = decode_text(without_markers(data) if kind == "info" else data, name)
     if kind == "md":
         return markdown_elements(text)
+    if kind == "man":
+        return man_elements(text, name)
     if kind == "html":
         return html_elements(text)
     if kind == "info":  # makeinfo underlines every heading: a short line alone is text ("Then", "'--unlink'")
@@ -346,7 +355,7 @@ def parse_bytes(
         parser = lambda: pdf_elements(name, data)  # noqa: E731
     elif suffix in (".json", ".jsonl"):
         parser = lambda: json_elements(name, suffix, decode_text(data, name), options.json_field, _note)  # noqa: E731
-    elif suffix in _UNSTRUCTURED_KINDS or options.engine == "unstructured":
+    elif suffix in _UNSTRUCTURED_KINDS or (options.engine == "unstructured" and suffix != ".man"):
         kind = _UNSTRUCTURED_KINDS.get(suffix) or _TEXT_KINDS[suffix]
         parser = lambda: _unstructured_elements(name, kind, data)  # noqa: E731
     else:

@@ -1,0 +1,126 @@
+"""Manual pages (`/usr/share/man/man1/tar.1.gz`): roff source with the man(7) macros, read as `man` shows it.
+
+A line that starts with "." or "'" is a request: ".SH"/".SS" open a section, ".PP"/".TP"/".IP" a paragraph (a
+".TP" paragraph's first line is its tag: an option), ".B"/".BR"/".IR" print their arguments in a font, and the
+rest (".ll +8", ".nf", ".de ... ..", ".if ...") only lay text out. Inline escapes are fonts ("\\fB"), sizes and
+special characters ("\\-", "\\(em"). A page written with BSD's mdoc macros (".Dd", ".Sh") is another language:
+it is reported, not read as garbage.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ragkit.errors import ParseError
+
+RawElement = tuple[str, str, int | None]  # (text, kind, page), as in ragkit.connectors.light
+
+MAN_SECTION = re.compile(r"^\.[1-9][a-z]{0,4}$")  # ".1", ".8", ".3pm", ".1ssl": a manual page
+_REQUEST = re.compile(r"^[.'][ \t]*([A-Za-z]{1,3}|\\\")(?:[ \t]+(.*))?$")
+_HEADINGS = {"SH", "SS"}
+_BREAKS = {"PP", "LP", "P", "sp", "HP", "RS", "RE", "EX", "EE", "nf", "fi", "ne", "in", "TH", "UE", "ME"}
+_ITEMS = {"TP", "IP", "TQ"}
+_FONTS = {"B", "I", "SM", "SB"}  # arguments joined by spaces
+_ALTERNATING = {"BR", "RB", "BI", "IB", "IR", "RI"}  # arguments joined without spaces, fonts alternating
+_LINKS = {"UR", "MT"}  # a URL or an address, printed as is
+_COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
+_MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
+_SPECIAL = {
+    "em": "—", "en": "–", "aq": "'", "dq": '"', "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "bu": "•",
+    "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
+    "mu": "×", "<=": "≤", ">=": "≥", "->": "→", "<-": "←", "Fo": "«", "Fc": "»", "rs": "\\", "ga": "`",
+}  # fmt: skip
+_ESCAPE = re.compile(r"\\(?:f(?:\[[^\]]*\]|\(..|.)|s[-+]?\d+|\*(?:\[[^\]]*\]|\(..|.)|\((..)|\[([^\]]+)\]|(.))")
+
+
+def man_elements(text: str, name: str = "page") -> list[RawElement]:
+    """The sections (Title), paragraphs (NarrativeText) and option entries (ListItem, tag first) of a man(7)
+    page. Raises ParseError for an mdoc page."""
+    if _MDOC.search(text):
+        raise ParseError(f"{name}: a BSD mdoc manual page; ragkit reads man(7) pages (convert it: mandoc -T man)")
+    out: list[RawElement] = []
+    lines: list[str] = []
+    kind = "NarrativeText"
+    heading_next = skipping = nofill = False
+
+    tagged = False  # the paragraph's first line is an item's tag (".TP": an option), on a line of its own
+
+    carried: list[str] = []  # tags stacked over one entry (".IP -t / .PD 0 / .IP --tries=number")
+
+    def flush(next_kind: str = "NarrativeText", tag: bool = False) -> None:
+        nonlocal lines, kind, tagged, carried
+        kept = [ln.strip() for ln in lines if ln.strip()]
+        head, body = (kept[:1], kept[1:]) if tagged else ([], kept)
+        if tagged and head and not body and next_kind == "ListItem" and tag:
+            carried, lines, tagged = [*carried, *head], [], tag
+            return
+        head, carried = ([", ".join([*carried, *head])] if carried and (head or body) else head), []
+        # filled text is one paragraph however its source lines fall; ".nf" keeps an example's lines
+        para = "\n".join([*head, ("\n" if nofill else " ").join(body)]).strip()
+        if para:
+            out.append((para, kind, None))
+        lines, kind, tagged = [], next_kind, tag
+
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if skipping:  # a macro definition, ".de NAME" ... ".."
+            skipping = raw.strip() != ".."
+            continue
+        m = _REQUEST.match(raw)
+        if m is None:
+            if raw.startswith((".", "'")):
+                continue  # a request with a longer name or odd spacing: layout
+            if heading_next:
+                flush()
+                out.append((_inline(raw).strip(), "Title", None))
+                heading_next = False
+            else:
+                lines.append(_inline(raw))
+            continue
+        name, args = m.group(1), _args(m.group(2) or "")
+        if name == '\\"':
+            continue
+        if name == "de":
+            skipping = True
+        elif name in _HEADINGS:
+            flush()
+            title = " ".join(_inline(a) for a in args).strip()
+            if title:
+                out.append((title, "Title", None))
+            else:
+                heading_next = True
+        elif name in _ITEMS:
+            flush("ListItem", tag=name != "IP" or bool(args))
+            if name == "IP" and args:
+                lines.append(_inline(args[0]))  # ".IP tag indent"
+        elif name in _BREAKS:
+            flush()
+            nofill = name in ("nf", "EX") or (nofill and name not in ("fi", "EE"))
+        elif name in _FONTS:
+            lines.append(" ".join(_inline(a) for a in args))
+        elif name in _ALTERNATING:
+            lines.append("".join(_inline(a) for a in args))
+        elif name in _LINKS and args:
+            lines.append(args[0])
+        elif name == "br":
+            lines.append("")
+    flush()
+    return out
+
+
+def _args(text: str) -> list[str]:
+    """A request's arguments: words, or "quoted strings" with spaces ("" is a quote inside one)."""
+    return [q.replace('""', '"') if q else w for q, w in re.findall(r'"((?:[^"]|"")*)"|(\S+)', text)]
+
+
+def _inline(text: str) -> str:
+    """Text with its escapes read: fonts and sizes dropped, "\\-" as "-", "\\(em" as "—", "\\&" as nothing."""
+
+    def escape(m: re.Match[str]) -> str:
+        two, named, one = m.group(1), m.group(2), m.group(3)
+        if two or named:
+            return _SPECIAL.get(two or named, "")
+        if one is None:
+            return ""  # a font, a size or a string
+        return {"-": "-", "e": "\\", "~": " ", " ": " ", "0": " ", "\\": "\\", "'": "'", "`": "`"}.get(one, "")
+
+    return _ESCAPE.sub(escape, _COMMENT.sub("", text))
