@@ -42,6 +42,7 @@ trials=(
   "t20 trial_faq_policies $V/faq.html:valgrind-faq.html /usr/share/cmake-3.25/Help/policy:cmake-policy"
   "t21 trial_pip_utillinux $D/python3-pip/html:pip-docs $D/util-linux:util-linux-docs"
   "t22 trial_info_manuals /usr/share/info/gzip.info.gz /usr/share/info/sed.info.gz /usr/share/info/wget.info.gz"
+  "t23 trial_man_pages /usr/share/man/man1/tar.1.gz /usr/share/man/man1/grep.1.gz /usr/share/man/man1/make.1.gz"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
