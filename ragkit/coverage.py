@@ -40,7 +40,11 @@ from ragkit.textutil import (
 )
 
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
-_CHOICE = re.compile(r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b", re.I)
+# and "In which order does grep examine LC_ALL, LC_foo and LANG?" arranges the question's own names (rule J)
+_CHOICE = re.compile(
+    r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
+    re.I,
+)
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now

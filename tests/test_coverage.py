@@ -37,6 +37,8 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     # a word the question holds only inside a path is new on its own (Debian's users-and-groups guide)
     assert not restates("Which group can read /etc/shadow?", "The group that can read /etc/shadow is shadow [2].")
     assert restates("Which group can read /etc/shadow?", "The group can read /etc/shadow [2].")
+    # an order question is answered by arranging its own words (grep's man page)
+    assert not restates("In which order does grep examine LC_ALL, LC_foo and LANG?", "LC_ALL, LC_foo, LANG [1].")
     # a path the question does not write is what the answer adds, whatever its words (pip's docs)
     assert not restates("Where does pip store its cache on Linux?", "~/.cache/pip [1]")
     assert restates("Where does pip store its cache on Linux?", "pip stores its cache on Linux [1].")
