@@ -223,6 +223,15 @@ Skip the checks
 .IP "\fB\-\-tries=\fR\fIn\fR" 4
 .PD
 Try \fIn\fR times \(em 20 by default. \" not shown
+.RS 4
+.ie n \{\
+\h'-04' 1.\h'+01'\c
+.\}
+.el \{\
+.IP "  1." 4.2
+.\}
+by using git\-add(1)
+.RE
 .SS Examples
 .nf
 tool \-f a
@@ -239,6 +248,7 @@ def test_a_manual_page_is_read_as_man_shows_it(tmp_path: Path) -> None:
         ("Title", "OPTIONS", "OPTIONS"),
         ("ListItem", "OPTIONS", "-f, --fast\nSkip the checks (the default is off )."),
         ("ListItem", "OPTIONS", "-t n, --tries=n\nTry n times — 20 by default."),
+        ("NarrativeText", "OPTIONS", "1. by using git-add(1)"),  # DocBook's list: the terminal's branch
         ("Title", "Examples", "Examples"),
         ("NarrativeText", "Examples", "tool -f a\ntool -t 3 b"),
     ]

@@ -30,7 +30,11 @@ _SPECIAL = {
     "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
     "mu": "×", "<=": "≤", ">=": "≥", "->": "→", "<-": "←", "Fo": "«", "Fc": "»", "rs": "\\", "ga": "`",
 }  # fmt: skip
-_ESCAPE = re.compile(r"\\(?:f(?:\[[^\]]*\]|\(..|.)|s[-+]?\d+|\*(?:\[[^\]]*\]|\(..|.)|\((..)|\[([^\]]+)\]|(.))")
+# fonts, sizes, strings, motions and marks with a quoted argument (\h'-04': DocBook's list numbers), then
+# special characters by two-letter or bracketed name, then one-character escapes
+_ESCAPE = re.compile(
+    r"\\(?:f(?:\[[^\]]*\]|\(..|.)|s[-+]?\d+|\*(?:\[[^\]]*\]|\(..|.)|[hvwlLDXoZbxkn]'[^']*'|\((..)|\[([^\]]+)\]|(.))"
+)
 
 
 def man_elements(text: str, name: str = "page") -> list[RawElement]:
@@ -61,9 +65,13 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             out.append((para, kind, None))
         lines, kind, tagged = [], next_kind, tag
 
+    troff_only = 0  # depth inside a "\{ ... \}" block that only troff (typesetting) prints
     for raw in text.replace("\r\n", "\n").split("\n"):
         if skipping:  # a macro definition, ".de NAME" ... ".."
             skipping = raw.strip() != ".."
+            continue
+        if troff_only:
+            troff_only += raw.count("\\{") - raw.count("\\}")
             continue
         m = _REQUEST.match(raw)
         if m is None:
@@ -81,6 +89,12 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             continue
         if name == "de":
             skipping = True
+        elif name in ("ie", "if", "el"):
+            # ".ie n \{ ... \}" prints in a terminal, as `man` does; ".el \{" and ".if t \{" only when typeset
+            condition = (m.group(2) or "").split(maxsplit=1)[:1]
+            opens = "\\{" in (m.group(2) or "")
+            if opens and (name == "el" or condition != ["n"]):
+                troff_only = (m.group(2) or "").count("\\{") - (m.group(2) or "").count("\\}")
         elif name in _HEADINGS:
             flush()
             title = " ".join(_inline(a) for a in args).strip()
