@@ -30,16 +30,20 @@ def test_discover_walks_folders_and_skips_hidden(tmp_path: Path) -> None:
 
 
 def test_a_folders_files_of_other_types_are_counted_in_one_note(tmp_path: Path) -> None:
-    # util-linux's docs: release notes gzipped with no type inside, a README.Debian, a copyright file
+    # util-linux's docs: a copyright file, a binary gzipped, a picture
     from ragkit.connectors.files import FileConnector
 
     (tmp_path / "notes.txt").write_text("Notes\n\nSome text.", encoding="utf-8")
-    for name in ("v2.38-ReleaseNotes.gz", "v2.39-ReleaseNotes.gz", "README.Debian", "copyright", ".hidden.png"):
+    for name in ("data.bin.gz", "logo.png", "pkg.deb", "copyright", ".hidden.png"):
         (tmp_path / name).write_bytes(b"x")
+    # the plain text a project ships without a suffix is read: README, NEWS.gz, changelog.Debian.gz, release notes
+    (tmp_path / "README.Debian").write_text("Debian notes\n\nBuilt with the defaults.", encoding="utf-8")
+    (tmp_path / "v2.38-ReleaseNotes.gz").write_bytes(gzip.compress(b"util-linux 2.38\n\nNew: lsfd."))
     connector = FileConnector(tmp_path, SourceOptions())
-    assert [item.name for item in connector.items()] == ["notes.txt"]
+    assert [item.name for item in connector.items()] == ["README.Debian", "notes.txt", "v2.38-ReleaseNotes.gz"]
+    assert "New: lsfd." in parse_file(tmp_path / "v2.38-ReleaseNotes.gz").text
     assert connector.left_out == [
-        (str(tmp_path), "left out 4 files of types ragkit does not read (2 .gz, 1 .debian, 1 without a suffix)")
+        (str(tmp_path), "left out 4 files of types ragkit does not read (1 .deb, 1 .gz, 1 .png, 1 without a suffix)")
     ]
 
 

@@ -139,7 +139,8 @@ def _kind(suffix: str) -> str:
 def left_out(others: Counter[str]) -> str:
     """The note for a folder's files of types ragkit does not read: "left out 57 files of types ragkit does not
     read (54 .gz, 2 .png, 1 without a suffix)"; a gzipped file counts as .gz when its inner type is unknown."""
-    kinds = [f"{n} {suffix or 'without a suffix'}" for suffix, n in others.most_common(5)]
+    ranked = sorted(others.items(), key=lambda kv: (-kv[1], kv[0] == "", kv[0]))[:5]  # ties: by name, "" last
+    kinds = [f"{n} {suffix or 'without a suffix'}" for suffix, n in ranked]
     more = " and more" if len(others) > 5 else ""
     total = sum(others.values())
     return f"left out {total} file{'s' * (total != 1)} of types ragkit does not read ({', '.join(kinds)}{more})"

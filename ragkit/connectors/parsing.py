@@ -72,10 +72,23 @@ _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv"
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
 
 
+# the plain-text files a project or a distribution ships without a suffix: "README", "NEWS.gz",
+# "changelog.Debian.gz", util-linux's "v2.38-ReleaseNotes.gz"
+_NAMED_TEXT = re.compile(
+    r"(?:readme|news|changes|changelog|history|todo|authors|install|thanks|hacking|faq|bugs|notice|contributing"
+    r"|(?:.*[-_.])?release-?notes)(?:\.(?:debian|source|txt))?"
+)
+
+
 def source_suffix(name: str) -> str:
     """The suffix that picks a file's parser, lower-cased: ".md" for "news.md", ".md.gz" for "news.md.gz" (a
-    gzipped Markdown file), "" for none. Supported when in SUPPORTED_SUFFIXES or a supported suffix + ".gz"."""
-    parts = name.lower().rsplit("/", 1)[-1].split(".")
+    gzipped Markdown file), ".txt" for a plain-text file known by its name ("README", "NEWS.Debian"), "" for none.
+    Supported when in SUPPORTED_SUFFIXES or a supported suffix + ".gz"."""
+    base = name.lower().rsplit("/", 1)[-1]
+    plain = base.removesuffix(GZIP)
+    if _NAMED_TEXT.fullmatch(plain):
+        return ".txt" + (GZIP if plain != base else "")
+    parts = base.split(".")
     suffix = f".{parts[-1]}" if len(parts) > 1 else ""
     if suffix == GZIP and len(parts) > 2:
         return _normal(f".{parts[-2]}") + GZIP
