@@ -89,9 +89,14 @@ class Chunk:
     kinds: tuple[str, ...] = ()  # element kinds inside the chunk
 
     @property
+    def source_name(self) -> str:
+        """The source as its location names it: a file's name without its folders, a URL or table as given."""
+        return self.uri.rsplit("/", 1)[-1] if self.uri.startswith("/") else self.uri
+
+    @property
     def location(self) -> str:
         """Short place of the chunk in its source: 'file.pdf, page 2, section "Intro"' (file name, not path)."""
-        parts = [self.uri.rsplit("/", 1)[-1] if self.uri.startswith("/") else self.uri]
+        parts = [self.source_name]
         if self.page is not None:
             parts.append(f"page {self.page}")
         if self.section:

@@ -135,9 +135,7 @@ def withhold_unfounded(
 def _shown_title(hit: Hit) -> str:
     """The file name and section title the model reads above a source ('dgram.md, section "Intro"', no page):
     "dgram" of "according to Node's dgram docs" is before its eyes, so the coverage check counts it as near."""
-    c = hit.chunk
-    name = c.uri.rsplit("/", 1)[-1] if c.uri.startswith("/") else c.uri
-    return f"{name} {c.section or ''}".strip()
+    return f"{hit.chunk.source_name} {hit.chunk.section or ''}".strip()
 
 
 def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None:

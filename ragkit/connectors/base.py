@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from ragkit.types import Document
 
+RawElement = tuple[str, str, int | None]  # what a parser yields: (text, kind, page), kind "Title", "ListItem", ...
+
 
 @dataclass(frozen=True)
 class SourceItem:

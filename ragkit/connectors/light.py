@@ -14,9 +14,8 @@ import warnings
 from functools import partial
 from typing import Any
 
+from ragkit.connectors.base import RawElement
 from ragkit.connectors.sphinx import role, rst_inline
-
-RawElement = tuple[str, str, int | None]  # (text, kind, page)
 
 _BLANK_LINES = re.compile(r"\n\s*\n")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-RawElement = tuple[str, str, int | None]  # (text, kind, page), as in ragkit.connectors.light
+from ragkit.connectors.base import RawElement
 
 _DIRECTIVE = re.compile(r"^\{([\w:-]+)\}\s*(.*)$")
 # {ref}`text <target>`, {any}`--require-hashes`, {pypi}`certifi`

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from ragkit.connectors.base import RawElement
 from ragkit.errors import ParseError
-
-RawElement = tuple[str, str, int | None]  # (text, kind, page), as in ragkit.connectors.light
 
 
 def json_elements(name: str, suffix: str, text: str, field: str, note: Callable[[str], None]) -> list[RawElement]:

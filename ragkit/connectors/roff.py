@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ragkit.connectors.base import RawElement
 from ragkit.errors import ParseError
-
-RawElement = tuple[str, str, int | None]  # (text, kind, page), as in ragkit.connectors.light
 
 MAN_SECTION = re.compile(r"^\.[1-9][a-z]{0,4}$")  # ".1", ".8", ".3pm", ".1ssl": a manual page
 _REQUEST = re.compile(r"^[.'][ \t]*([A-Za-z]{1,3}|\\\")(?:[ \t]+(.*))?$")
