@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragkit.grounding import CITATION, code_words, key_spans
+from ragkit.grounding import CITATION, DOTTED_NUMBER, code_words, key_spans
 from ragkit.roles import occurs
 from ragkit.textutil import (
     NUMBER_WORDS,
@@ -123,8 +123,15 @@ def coverage_floor(answer: str, floor: float) -> float:
 
 def asked_words(question: str) -> set[str]:
     """The question's content words (stemmed) without the word that completes "how" ("how much", "how long"):
-    it says what kind of answer is wanted, not what the answer is about."""
-    return content_words(_HOW.sub("", question))
+    it says what kind of answer is wanted, not what the answer is about. A dotted number is one word ("1.12",
+    not "1" and "12", which "1.3.12" also holds)."""
+    text = _HOW.sub("", question)
+    return content_words(DOTTED_NUMBER.sub(" ", text)) | set(DOTTED_NUMBER.findall(text))
+
+
+def _holds(text: str, dotted: set[str]) -> set[str]:
+    """The content words of `text`, with each of the question's dotted numbers it holds whole."""
+    return content_words(text) | {d for d in dotted if occurs(d, text)}
 
 
 def new_words(question: str, answer: str) -> set[str]:
@@ -181,7 +188,8 @@ def coverage(
     sents = [(i, s) for i, text in enumerate(sources) for s in source_sentences(text)]
     if not sents:
         return None
-    words = [content_words(s) for _, s in sents]
+    dotted = {w for w in asked if "." in w or "," in w or ":" in w}
+    words = [_holds(s, dotted) for _, s in sents]
     # the evidence: sentences holding most key spans (or, with none, most of the answer's new words)
     kept = [without_rejected(s) for _, s in sents]  # an alternative a sentence rules out is not held there
     held = [sum(occurs(span, s) for span in spans) for s in kept] if spans else [len(novel & w) for w in words]
@@ -196,7 +204,7 @@ def coverage(
         # "**Default:** 1" line), so the title says what the sentences below it are about
         i = sents[j][0]
         title = (headings[i] or "") if i < len(headings) else ""
-        near, context = content_words(title), [title]
+        near, context = _holds(title, dotted), [title]
         for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
             if sents[t][0] == sents[j][0]:
                 near |= words[t]
@@ -300,4 +308,5 @@ def _rarity(asked: set[str], words: list[set[str]]) -> dict[str, float]:
 def _missing(question: str, stems: set[str]) -> tuple[str, ...]:
     """The question's words (as written, once each, in order) whose stems are in `stems`."""
     out = [w for w in _WORD.findall(question) if content_words(w) & stems]
+    out += [d for d in DOTTED_NUMBER.findall(question) if d in stems]  # "1.12", asked whole
     return tuple(dict.fromkeys(w.lower() for w in out))

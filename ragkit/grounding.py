@@ -32,6 +32,7 @@ _KEY = re.compile(
 )
 _WORD = re.compile(r"[^\W_]+")
 _DOTTED = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)+")  # 3.24, 10:00, 1,000: one number, not its pieces
+DOTTED_NUMBER = _DOTTED  # shared with the coverage check
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W_]+")  # a word, or a number with its dots
 _CODE = re.compile(r"\w*_\w*")
 _STRING_VALUE = re.compile(r"`(['\"])[^`]+\1`")

@@ -361,6 +361,16 @@ def test_ask_reads_the_section_title_of_each_hit() -> None:
         assert ans.abstained is withheld, section
 
 
+def test_a_dotted_number_in_the_question_is_one_word_the_evidence_must_hold() -> None:
+    # gzip's NEWS: "1.3.12" holds the pieces "1" and "12" of the "1.12" asked about, not the version
+    question, said = "What changed in gzip 1.12?", "Gzip 1.3.12 changed how it handles suffixes [1]."
+    other = coverage(question, said, ["Major changes in Gzip 1.3.12: it changed how it handles suffixes."])
+    assert other is not None and other.score < 0.45 and "1.12" in other.missing
+    right = "Gzip 1.12 changed how it handles suffixes [1]."
+    same = coverage(question, right, ["Changes in release 1.12: gzip changed how it handles suffixes."])
+    assert same is not None and same.score == 1.0
+
+
 def test_a_default_inside_a_name_calls_nothing_the_default() -> None:
     # pip's docs set the timeout to 60 in an example; the option's name, --default-timeout, is no default value
     source = "Set the HTTP timeout (`--default-timeout`) to 60 seconds. Use `PIP_DEFAULT_TIMEOUT=60` too."
