@@ -27,6 +27,7 @@ from ragkit.connectors.compressed import GZIP, gunzip
 from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
+from ragkit.connectors.pod import pod_elements, pod_text
 from ragkit.connectors.records import json_elements
 from ragkit.connectors.roff import MAN_SECTION, man_elements
 from ragkit.errors import ParseError
@@ -66,7 +67,11 @@ _TEXT_KINDS = {
     ".rst": "rst",  # unstructured's rst partitioner needs pandoc; the text parser knows RST headings
     ".info": "info",  # GNU Info manuals: plain text once their navigation is left out (connectors/info.py)
     ".man": "man",  # manual pages, "tar.1" (connectors/roff.py); source_suffix names every section ".man"
+    ".pod": "pod",  # Perl's documentation (connectors/pod.py)
+    ".pm": "pod",  # a Perl module: the POD inside it, not its code
 }
+# formats only ragkit reads (unstructured would read their markup as text)
+_OWN_READERS = frozenset({".man", ".pod", ".pm"})
 # office and mail formats: always unstructured
 _UNSTRUCTURED_KINDS = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv", ".eml": "eml"}
 SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".json", ".jsonl"})
@@ -239,6 +244,8 @@ def _as_western(data: bytes) -> str | None:
 
 
 def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
+    if kind == "pod":
+        return pod_elements(pod_text(data, lambda raw: decode_text(raw, name)), name)
     text = decode_text(without_markers(data) if kind == "info" else data, name)
     if kind == "md":
         return markdown_elements(text)
@@ -368,7 +375,7 @@ def parse_bytes(
         parser = lambda: pdf_elements(name, data)  # noqa: E731
     elif suffix in (".json", ".jsonl"):
         parser = lambda: json_elements(name, suffix, decode_text(data, name), options.json_field, _note)  # noqa: E731
-    elif suffix in _UNSTRUCTURED_KINDS or (options.engine == "unstructured" and suffix != ".man"):
+    elif suffix in _UNSTRUCTURED_KINDS or (options.engine == "unstructured" and suffix not in _OWN_READERS):
         kind = _UNSTRUCTURED_KINDS.get(suffix) or _TEXT_KINDS[suffix]
         parser = lambda: _unstructured_elements(name, kind, data)  # noqa: E731
     else:
