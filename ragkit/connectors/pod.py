@@ -46,8 +46,9 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
     in_pod = False
     skip_to: str | None = None  # the "=end FORMAT" that closes a block for another formatter
     tag: str | None = None  # the "=item" tags waiting for their paragraph, one per line (perldiag stacks them)
-    seen_pod = False
+    seen_pod = after_verbatim = False
     for para in _paragraphs(text):
+        follows_verbatim, after_verbatim = after_verbatim, False
         cmd = _COMMAND.match(para)
         if not in_pod:
             if cmd is None:
@@ -61,7 +62,11 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
             if para[:1] in " \t":
                 out.extend(_pending(tag))
                 tag = None
-                out.append((textwrap.dedent(para.expandtabs(8)).strip("\n"), "CodeSnippet", None))
+                code = textwrap.dedent(para.expandtabs(8)).strip("\n")
+                if follows_verbatim:  # one example over blank lines
+                    code = out.pop()[0] + "\n\n" + code
+                out.append((code, "CodeSnippet", None))
+                after_verbatim = True
             else:
                 body = _inline(" ".join(line.strip() for line in para.split("\n")))
                 kind = "ListItem" if tag is not None else "NarrativeText"
@@ -104,7 +109,7 @@ def _pending(tag: str | None) -> list[RawElement]:
 
 def _item_tag(arg: str) -> str:
     """An item's tag as printed: "•" for "*", "1." for "1", the text otherwise."""
-    if arg in ("", "*", "o"):
+    if arg in ("", "*"):  # not "o": Getopt::Long's "=item o" is its type letter
         return "•"
     if arg.rstrip(".").isdigit():
         return arg.rstrip(".") + "."
