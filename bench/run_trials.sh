@@ -16,6 +16,7 @@ ragkit=${RAGKIT:-$root/.venv/bin/ragkit}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 D=/usr/share/doc N=/usr/share/doc/nodejs/api V=/usr/share/doc/valgrind/html
 NPM=/usr/lib/node_modules/npm
+P=/usr/share/perl/5.36.0
 mkdir -p "$work" && cd "$work"
 
 # name, trial file, then "source[:name in the KB]" for each document
@@ -43,6 +44,7 @@ trials=(
   "t21 trial_pip_utillinux $D/python3-pip/html:pip-docs $D/util-linux:util-linux-docs"
   "t22 trial_info_manuals /usr/share/info/gzip.info.gz /usr/share/info/sed.info.gz /usr/share/info/wget.info.gz"
   "t23 trial_man_pages /usr/share/man/man1/tar.1.gz /usr/share/man/man1/grep.1.gz /usr/share/man/man1/make.1.gz"
+  "t24 trial_perl_pod $P/Getopt/Long.pm:Getopt-Long.pm $P/pod/perldiag.pod $P/ExtUtils/MakeMaker/FAQ.pod:MakeMaker-FAQ.pod"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
