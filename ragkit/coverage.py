@@ -209,11 +209,50 @@ def coverage(
             if sents[t][0] == sents[j][0]:
                 near |= words[t]
                 context.append(sents[t][1])
+        near |= _kinds_shown(question, answer, "\n".join(context))
         score = sum(rarity[w] for w in asked & near) / total
         if score > best[0]:
             best = (score, near, j, "\n".join(context))
     score, near, j, text = best
     return Coverage(score, _missing(question, asked - near), sents[j][1], text)
+
+
+# rule M: the noun naming the kind of thing asked ("Which environment variable ...") is covered by an answer of that
+# kind's shape the evidence holds ("LIBMOUNT_DEBUG"): the evidence need not say "variable". Rule G, the noun as a
+# bonus word, released copied text whose kind was nowhere; the shape tells the two apart. Kinds a digit shows
+# (version, year, value) are left out: a copied sentence almost always holds some number (rule L)
+_KIND_PHRASE = re.compile(r"\b(?:which|what)((?:\s+[^\s?]+){1,3})", re.I)
+_CALLABLE = re.compile(r".*(?:\w\(|::|[a-z][A-Z])")  # open(), Getopt::Long, GetOptionsFromString
+_KIND_SHAPES = (
+    ({"option", "options", "flag", "flags", "switch", "switches"}, re.compile(r"[-+]{1,2}[^\W_]")),
+    ({"variable", "variables"}, re.compile(r"\$\w|[A-Z][A-Z0-9_]{2,}(?:=|$)")),
+    ({"file", "files", "directory", "directories", "folder", "folders", "path", "paths"}, re.compile(r".*\w/|/\w")),
+    ({"function", "functions", "method", "methods", "subroutine", "subroutines"}, _CALLABLE),
+    ({"module", "modules"}, re.compile(r".*\w::\w")),
+)
+_ANSWER_TOKEN = re.compile(r"[^\s`'\"“”‘’,;]+")
+_EDGES = re.compile(r"^[^\w$~/.+-]+|[^\w)/]+$")
+
+
+def _kinds_shown(question: str, answer: str, evidence: str) -> set[str]:
+    """The stems of the kind nouns in the question's "which/what" phrase that an answer token of the kind's shape,
+    new to the question and held by the evidence, stands for (rule M)."""
+    phrase = _KIND_PHRASE.search(question)
+    if phrase is None:
+        return set()
+    nouns = {w.lower().strip(",.:") for w in phrase.group(1).split()}
+    kinds = [(names & nouns, shape) for names, shape in _KIND_SHAPES if names & nouns]
+    if not kinds:
+        return set()
+    shown: set[str] = set()
+    for token in (_EDGES.sub("", t) for t in _ANSWER_TOKEN.findall(CITATION.sub("", answer))):
+        core = re.sub(r"^[-+$~]+|\(\)$", "", token).rstrip("=")
+        if not core or occurs(core, question) or not occurs(core, evidence):
+            continue
+        for names, shape in kinds:
+            if shape.match(token):
+                shown |= content_words(" ".join(names))
+    return shown
 
 
 _DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b", re.I)

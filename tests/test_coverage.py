@@ -414,3 +414,19 @@ def test_a_default_no_source_calls_one_is_withheld_and_not_released() -> None:
     titled = [make_hit(1, "It listens on port 12345.", "/kb/faq.html", dense=0.6, section="Default port")]
     kept = answer_question(question, titled, ScriptedGenerator([said]), AnswerOptions(min_grounding=0), embed=None)
     assert not any(f.kind == "no_default" for f in kept.flags)
+
+
+def test_an_answer_of_the_asked_kinds_shape_covers_the_kinds_noun() -> None:
+    # rule M: npm's docs never say "option" beside --foreground-scripts; the flag's shape says it is one
+    source = "By default, npm runs scripts in the background. To see the output, run with: `--foreground-scripts`."
+    question = "Which npm option shows the output of lifecycle scripts?"
+    flag = coverage(question, "--foreground-scripts [1]", [source])
+    assert flag is not None and "option" not in flag.missing
+    # a word of no option's shape, and a flag the evidence does not hold, cover nothing
+    word = coverage(question, "Run scripts in the foreground [1].", [source])
+    assert word is not None and "option" in word.missing
+    other = coverage(question, "--quiet [1]", [source])
+    assert other is None or other.score == 0.0
+    # kinds a digit shows are not credited: a copied sentence almost always holds some number (rule L)
+    version = coverage("In which npm version did scripts change?", "In 7.0 [1].", ["Scripts run in 7.0 quietly."])
+    assert version is not None and "version" in version.missing
