@@ -27,11 +27,17 @@ Getopt::Tiny - parse C<@ARGV> E<mdash> B<fast>X<options>
 
 Print more; see L<perlrun/"Command Switches"> and L<the FAQ|Getopt::Tiny::FAQ>.
 
+=over 2
+
 =item *
 
 A bullet about C<< $a <=> $b >> and E<lt>fileE<gt>.
 
 =back
+
+=back
+
+Back in the options.
 
 =head2 Example
 
@@ -65,9 +71,11 @@ def test_a_pod_document_is_read_as_perldoc_shows_it(tmp_path: Path) -> None:
         ("Title", "NAME", "NAME"),
         ("NarrativeText", "NAME", "Getopt::Tiny - parse @ARGV — fast"),  # X<> is an index entry
         ("Title", "OPTIONS", "OPTIONS"),
-        # stacked tags head one entry; a link prints its text, or the section and the page
-        ("ListItem", "OPTIONS", '--verbose\n-v\nPrint more; see "Command Switches" in perlrun and the FAQ.'),
-        ("ListItem", "OPTIONS", "•\nA bullet about $a <=> $b and <file>."),
+        # an item's text heads its entry, stacked tags one title; a link prints its text, or the section and the page
+        ("Title", "--verbose, -v", "--verbose, -v"),
+        ("NarrativeText", "--verbose, -v", 'Print more; see "Command Switches" in perlrun and the FAQ.'),
+        ("ListItem", "--verbose, -v", "•\nA bullet about $a <=> $b and <file>."),
+        ("NarrativeText", "OPTIONS", "Back in the options."),  # the list's end returns to the heading above it
         ("Title", "Example", "Example"),
         ("CodeSnippet", "Example", "use Getopt::Tiny;\n  GetOptions(\\%h);"),  # verbatim: lines and indents kept
         ("NarrativeText", "Example", "Only for text."),  # other formatters' blocks are left out
@@ -103,4 +111,18 @@ def test_unclosed_and_nested_codes_keep_their_text(tmp_path: Path) -> None:
     pod = "=pod\n\nB<bold I<and italic>> then C<a > b> and C<open and L</Section> to the end.\n"
     assert [t for _, _, t in _parsed(tmp_path / "codes.pod", pod)] == [
         'bold and italic then a  b> and C<open and "Section" to the end.'
+    ]
+
+
+def test_a_bullets_text_may_stand_on_its_item_line(tmp_path: Path) -> None:
+    pod = (
+        "=head1 Why\n\n=over\n\n=item * pure perl\n\n=item * less cruft\n\n=back\n\n"
+        "=over\n\n=item 500 Server error\n\nSee the log.\n\n=back\n"
+    )
+    assert _parsed(tmp_path / "why.pod", pod) == [
+        ("Title", "Why", "Why"),
+        ("ListItem", "Why", "• pure perl"),
+        ("ListItem", "Why", "• less cruft"),
+        ("Title", "500 Server error", "500 Server error"),  # perldiag's message, not item 500
+        ("NarrativeText", "500 Server error", "See the log."),
     ]

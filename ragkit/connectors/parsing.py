@@ -13,17 +13,16 @@ Parser per format, with engine="auto" (the default):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import re
-import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.compressed import GZIP, gunzip
+from ragkit.connectors.document import build_document, content_hash
 from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
 from ragkit.connectors.pdf import pdf_elements
@@ -31,7 +30,7 @@ from ragkit.connectors.pod import pod_elements, pod_text
 from ragkit.connectors.records import json_elements
 from ragkit.connectors.roff import MAN_SECTION, man_elements
 from ragkit.errors import ParseError
-from ragkit.types import PARSER_META, Document, Element
+from ragkit.types import PARSER_META, Document
 
 # pypdf logs warnings about damaged files ("EOF marker not found"); with no handler configured, Python would
 # print them to stderr. The reason reaches the user through ParseError instead; an application that sets up
@@ -307,51 +306,6 @@ def _unstructured_elements(name: str, kind: str, data: bytes) -> list[RawElement
         if e.category != "PageBreak":
             out.append((text, e.category, page))
     return out
-
-
-# terminal escape sequences (CSI such as colours, OSC such as a window title), then any other C0 or C1 control
-# character but tab and newline (a form feed, a page break in text files, becomes a newline): none is text,
-# and a document's ESC would otherwise reach a terminal that prints its chunks
-_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-
-
-# typographic ligatures (a PDF's "ﬁle", "deﬁne") as their letters: neither keyword search nor the embedder's
-# tokenizer reads "ﬁle" as "file"
-_LIGATURES = str.maketrans({chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)})
-
-
-def _printable(text: str) -> str:
-    text = text.translate(_LIGATURES)
-    if not _CONTROL.search(text) and "\x0c" not in text:
-        return text
-    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)).replace("\x0c", "\n")
-
-
-def build_document(uri: str, raw: Iterable[RawElement], content_hash: str, meta: dict) -> Document:
-    """Join raw elements into one text (paragraphs separated by a blank line) with offsets and sections.
-    Control characters are dropped (a form feed becomes a newline) and ligatures become their letters."""
-    parts: list[str] = []
-    elements: list[Element] = []
-    section: str | None = None
-    pos = 0
-    for text, kind, page in raw:
-        text = _printable(text).strip()
-        if not text:
-            continue
-        if kind == "Title":
-            section = text[:200]
-        if parts:
-            pos += 2
-        elements.append(Element(text=text, kind=kind, start=pos, end=pos + len(text), page=page, section=section))
-        parts.append(text)
-        pos += len(text)
-    return Document(uri=uri, text="\n\n".join(parts), elements=tuple(elements), content_hash=content_hash, meta=meta)
-
-
-def content_hash(data: bytes) -> str:
-    """sha256 hex digest of a source's raw bytes."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def parse_bytes(

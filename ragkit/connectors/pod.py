@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable
 
 from ragkit.connectors.base import RawElement
+from ragkit.connectors.document import SECTION
 from ragkit.errors import ParseError
 
 POD_SUFFIXES = (".pod", ".pm")
@@ -40,13 +41,28 @@ def pod_text(data: bytes, decode: Callable[[bytes], str]) -> str:
 
 
 def pod_elements(text: str, name: str = "document") -> list[RawElement]:
-    """The sections (Title), paragraphs (NarrativeText), examples (CodeSnippet) and list entries (ListItem, an
-    "=item" tag above its first paragraph) of the POD in `text`. Raises ParseError when there is none."""
+    """The sections (Title), paragraphs (NarrativeText), examples (CodeSnippet) and bullets (ListItem) of the POD
+    in `text`. An "=item" with a text tag heads its entry, as POD's links treat it (`L<perldiag/"Misplaced _ in
+    number">`): the tag is a title, stacked tags one title ("-v, --verbose"), and the list's "=back" returns to
+    the section above it. Raises ParseError when there is no POD."""
     out: list[RawElement] = []
-    in_pod = False
+    in_pod = seen_pod = after_verbatim = False
     skip_to: str | None = None  # the "=end FORMAT" that closes a block for another formatter
-    tag: str | None = None  # the "=item" tags waiting for their paragraph, one per line (perldiag stacks them)
-    seen_pod = after_verbatim = False
+    bullet: str | None = None  # "•" or "1." waiting for its paragraph
+    heads: list[str] = []  # an entry's text tags waiting for its first paragraph
+    section: str | None = None
+    enclosing: list[str | None] = []  # the section at each open "=over"
+
+    def settle() -> None:
+        nonlocal bullet, heads, section
+        if heads:
+            section = ", ".join(heads)
+            out.append((section, "Title", None))
+            heads = []
+        if bullet is not None:
+            out.append((bullet, "ListItem", None))
+            bullet = None
+
     for para in _paragraphs(text):
         follows_verbatim, after_verbatim = after_verbatim, False
         cmd = _COMMAND.match(para)
@@ -60,8 +76,7 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
             continue
         if cmd is None:
             if para[:1] in " \t":
-                out.extend(_pending(tag))
-                tag = None
+                settle()
                 code = textwrap.dedent(para.expandtabs(8)).strip("\n")
                 if follows_verbatim:  # one example over blank lines
                     code = out.pop()[0] + "\n\n" + code
@@ -69,20 +84,37 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
                 after_verbatim = True
             else:
                 body = _inline(" ".join(line.strip() for line in para.split("\n")))
-                kind = "ListItem" if tag is not None else "NarrativeText"
-                out.append(("\n".join(filter(None, [tag, body])), kind, None))
-                tag = None
+                mark, bullet = bullet, None
+                settle()
+                out.append((f"{mark}\n{body}" if mark else body, "ListItem" if mark else "NarrativeText", None))
             continue
         command, arg = cmd.group(1), " ".join(cmd.group(2).split())
-        if command != "item":
-            out.extend(_pending(tag))
-            tag = None
+        if command == "item":
+            mark, rest = _mark(arg)
+            if mark is not None:
+                settle()
+                bullet = mark
+                if rest:  # "=item * pure perl": the bullet's text on its line
+                    out.append((f"{mark} {_inline(rest)}", "ListItem", None))
+                    bullet = None
+            else:
+                if bullet is not None:
+                    settle()
+                heads.append(_inline(arg))
+            continue
+        settle()
         if command == "cut":
             in_pod = False
         elif command.startswith("head") and arg:
-            out.append((_inline(arg), "Title", None))
-        elif command == "item":
-            tag = f"{tag}\n{_item_tag(arg)}" if tag else _item_tag(arg)
+            section = _inline(arg)
+            out.append((section, "Title", None))
+        elif command == "over":
+            enclosing.append(section)
+        elif command == "back" and enclosing:
+            above = enclosing.pop()
+            if above != section:
+                out.append((above or "", SECTION, None))
+                section = above
         elif command == "begin":
             fmt = arg.split()[:1]
             if fmt and fmt[0] not in _TEXT_FORMATS:
@@ -91,7 +123,7 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
             fmt, _, rest = arg.partition(" ")
             if fmt in _TEXT_FORMATS and rest:
                 out.append((_inline(rest), "NarrativeText", None))
-    out.extend(_pending(tag))
+    settle()
     if not seen_pod:
         raise ParseError(f"{name}: no POD documentation found (a Perl file without =head1 ... =cut)")
     return out
@@ -102,18 +134,18 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip("\n") for p in _BLANK.split(text.replace("\r\n", "\n")) if p.strip()]
 
 
-def _pending(tag: str | None) -> list[RawElement]:
-    """ "=item" tags that got no paragraph of their own (a list's last items, or items before an example)."""
-    return [(tag, "ListItem", None)] if tag else []
+_MARK = re.compile(r"(\*|\d+\.)\s+(.*)|(\*?|\d+\.?)", re.S)
 
 
-def _item_tag(arg: str) -> str:
-    """An item's tag as printed: "•" for "*", "1." for "1", the text otherwise."""
-    if arg in ("", "*"):  # not "o": Getopt::Long's "=item o" is its type letter
-        return "•"
-    if arg.rstrip(".").isdigit():
-        return arg.rstrip(".") + "."
-    return _inline(arg)
+def _mark(arg: str) -> tuple[str | None, str]:
+    """A bullet's or a numbered item's mark as printed ("•" for "*", "1." for "1") and any text after it on the
+    item's line ("=item * pure perl"); (None, "") for a text tag: "=item 500 Server error" is perldiag's message
+    and Getopt::Long's "=item o" its type letter."""
+    m = _MARK.fullmatch(arg)
+    if m is None:
+        return None, ""
+    mark = m.group(1) or m.group(3)
+    return ("•" if mark in ("", "*") else mark.rstrip(".") + "."), m.group(2) or ""
 
 
 def _inline(text: str) -> str:
