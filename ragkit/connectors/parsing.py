@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from ragkit.connectors._unstructured import ensure_offline_unstructured
 from ragkit.connectors.compressed import GZIP, gunzip
+from ragkit.connectors.debcopyright import dep5_elements, is_dep5
 from ragkit.connectors.document import build_document, content_hash
 from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
@@ -80,6 +81,7 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 # "changelog.Debian.gz", util-linux's "v2.38-ReleaseNotes.gz"
 _NAMED_TEXT = re.compile(
     r"(?:readme|news|changes|changelog|history|todo|authors|install|thanks|hacking|faq|bugs|notice|contributing"
+    r"|copyright|copying|licen[cs]e"
     r"|(?:.*[-_.])?release-?notes)(?:\.(?:debian|source|txt))?"
 )
 
@@ -131,7 +133,8 @@ def is_supported(suffix: str) -> bool:
 # - md 6: MyST (Sphinx's Markdown): "```{versionadded} 6.0```" -> "Added in version 6.0.", a "{tab}" block's label
 #   above its body, roles as their title or target, "(target)=" lines left out; rst 5: ".. tab:: Unix/macOS"
 #   keeps its label too; text 5: a line of one repeated punctuation mark ("-----") is a rule between records,
-#   not a section title.
+#   not a section title; text 6: a Debian machine-readable copyright file is read by its stanzas
+#   (connectors/debcopyright.py).
 _PARSER_VERSIONS = {
     ".html": 6,
     ".htm": 6,
@@ -139,8 +142,8 @@ _PARSER_VERSIONS = {
     ".xht": 6,
     ".md": 6,
     ".markdown": 6,
-    ".txt": 5,
-    ".text": 5,
+    ".txt": 6,
+    ".text": 6,
     ".rst": 5,
 }
 
@@ -254,6 +257,8 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
         return html_elements(text)
     if kind == "info":  # makeinfo underlines every heading: a short line alone is text ("Then", "'--unlink'")
         return text_elements(info_text(text), underlined=True)
+    if kind == "text" and is_dep5(text):
+        return dep5_elements(text)
     return text_elements(text, rst=kind == "rst")
 
 
