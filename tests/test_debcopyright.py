@@ -29,6 +29,12 @@ Files: contrib/minizip/*
 Copyright: 1998-2010 Gilles Vollant
            2007-2008 Even Rouault
 License: Zlib
+
+Files: debian/*
+Copyright:
+ 2006-     Laszlo Boszormenyi (GCS) <gcs@debian.org>
+License: GPL-2+
+ This program is free software.
 """
 
 
@@ -57,6 +63,13 @@ def test_a_debian_copyright_file_is_read_by_its_stanzas(tmp_path: Path) -> None:
             None,
             "Files: contrib/minizip/*\nCopyright: 1998-2010 Gilles Vollant\n2007-2008 Even Rouault\nLicense: Zlib",
         ),
+        # a licence's text inside a Files stanza follows it, its short name in the stanza
+        (
+            "NarrativeText",
+            None,
+            "Files: debian/*\nCopyright: 2006-     Laszlo Boszormenyi (GCS) <gcs@debian.org>\nLicense: GPL-2+",
+        ),
+        ("NarrativeText", None, "This program is free software."),
     ]
 
 

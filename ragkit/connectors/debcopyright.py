@@ -60,6 +60,10 @@ def dep5_elements(text: str) -> list[RawElement]:
                 lines.append(f"{name}: " + "\n".join(ln.strip() for ln in value.strip().split("\n") if ln.strip()))
             elif "\n" not in value:
                 lines.append(f"{name}: {value}")
+            elif key == "license":  # its short name, then the licence's text ("License: GPL-2+" over the GPL's words)
+                head, body = _first_line(value)
+                lines.append(f"{name}: {head}")
+                texts.extend(_paragraphs(body))
             else:  # formatted text: "Comment: ..." over paragraphs
                 paras = _paragraphs(value)
                 texts.extend([f"{name}: {paras[0]}", *paras[1:]] if paras else [])
