@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -11,6 +12,14 @@ Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 DTYPES: tuple[str, ...] = get_args(Dtype)
 
 Message = dict[str, str]  # a chat message: {"role": "system" | "user" | "assistant", "content": ...}
+
+
+# file names that say nothing of which document they are: one per package or folder ("/usr/share/doc/*/copyright")
+_GENERIC_NAME = re.compile(
+    r"(?:readme|news|changes|changelog|history|copyright|copying|licen[cs]e|notice|authors|thanks|todo|install"
+    r"|contributing|bugs|index)(?:\.[\w.-]+)?",
+    re.I,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +99,13 @@ class Chunk:
 
     @property
     def source_name(self) -> str:
-        """The source as its location names it: a file's name without its folders, a URL or table as given."""
-        return self.uri.rsplit("/", 1)[-1] if self.uri.startswith("/") else self.uri
+        """The source as its location names it: a file's name without its folders ("its folder/name" for a name
+        that names no document: "zlib1g/copyright", "api/index.html"), a URL or table as given."""
+        if not self.uri.startswith("/"):
+            return self.uri
+        folders, _, name = self.uri.rpartition("/")
+        folder = folders.rsplit("/", 1)[-1]
+        return f"{folder}/{name}" if folder and _GENERIC_NAME.fullmatch(name) else name
 
     @property
     def location(self) -> str:

@@ -30,11 +30,11 @@ def test_discover_walks_folders_and_skips_hidden(tmp_path: Path) -> None:
 
 
 def test_a_folders_files_of_other_types_are_counted_in_one_note(tmp_path: Path) -> None:
-    # util-linux's docs: a copyright file, a binary gzipped, a picture
+    # util-linux's docs: a Makefile, a binary gzipped, a picture
     from ragkit.connectors.files import FileConnector
 
     (tmp_path / "notes.txt").write_text("Notes\n\nSome text.", encoding="utf-8")
-    for name in ("data.bin.gz", "logo.png", "pkg.deb", "copyright", ".hidden.png"):
+    for name in ("data.bin.gz", "logo.png", "pkg.deb", "Makefile", ".hidden.png"):
         (tmp_path / name).write_bytes(b"x")
     # the plain text a project ships without a suffix is read: README, NEWS.gz, changelog.Debian.gz, release notes
     (tmp_path / "README.Debian").write_text("Debian notes\n\nBuilt with the defaults.", encoding="utf-8")

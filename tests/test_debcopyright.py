@@ -85,3 +85,18 @@ def test_licence_files_without_a_suffix_are_plain_text(tmp_path: Path) -> None:
         "It is GPL.",
     ]
     assert "Permission is hereby granted." in parse_file(tmp_path / "LICENSE.gz").text
+
+
+def test_a_file_whose_name_names_no_document_is_shown_with_its_folder() -> None:
+    from ragkit.types import Chunk
+
+    def name(uri: str) -> str:
+        return Chunk(id=1, doc_id=1, uri=uri, ord=0, text="t", start=0, end=1, token_count=1).source_name
+
+    assert name("/usr/share/doc/zlib1g/copyright") == "zlib1g/copyright"
+    assert name("/usr/share/doc/git/changelog.Debian.gz") == "git/changelog.Debian.gz"
+    assert name("/srv/docs/api/index.html") == "api/index.html"
+    assert name("/srv/docs/api/Getopt-Long.pm") == "Getopt-Long.pm"  # a name that says which document stays alone
+    assert name("https://example.org/README") == "https://example.org/README"
+    loc = Chunk(id=1, doc_id=1, uri="/d/zlib1g/copyright", ord=0, text="t", start=0, end=1, token_count=1).location
+    assert loc == "zlib1g/copyright"
