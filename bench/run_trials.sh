@@ -45,6 +45,7 @@ trials=(
   "t22 trial_info_manuals /usr/share/info/gzip.info.gz /usr/share/info/sed.info.gz /usr/share/info/wget.info.gz"
   "t23 trial_man_pages /usr/share/man/man1/tar.1.gz /usr/share/man/man1/grep.1.gz /usr/share/man/man1/make.1.gz"
   "t24 trial_perl_pod $P/Getopt/Long.pm:Getopt-Long.pm $P/pod/perldiag.pod $P/ExtUtils/MakeMaker/FAQ.pod:MakeMaker-FAQ.pod"
+  "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
@@ -55,6 +56,7 @@ for line in "${trials[@]}"; do
     for doc in $docs; do
       src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
       if [ ! -e "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
+      mkdir -p "$(dirname "$name/$dest")"  # "zlib1g/copyright": a package's file in its package's folder
       cp -r "$src" "$name/$dest"  # a folder (CMake's policy pages) is copied whole
     done
     # exit code 3: some files were skipped (each with its reason in the JSON), the rest ingested
