@@ -5,8 +5,7 @@ The format (https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/) 
 stanza names the work ("Upstream-Name: zlib"), each "Files:" stanza says who holds the copyright of which files
 under which licence, and a stanza with only "License: Zlib" and its text gives that licence once for all. Read as
 plain text, a licence came out as one paragraph of indented lines with " ." between them; here each stanza is one
-element under the title of the work the file is about ("Upstream-Name: zlib" makes it "zlib"), a standalone
-licence is a section ("zlib, License: Zlib"), and its text reads as paragraphs.
+element, a standalone licence is a section titled "License: Zlib", and its text reads as paragraphs.
 """
 
 from __future__ import annotations
@@ -31,28 +30,23 @@ def dep5_elements(text: str) -> list[RawElement]:
     """One element per stanza ("Files: *\\nCopyright: 1995-2022 Jean-loup Gailly\\nLicense: Zlib"), a standalone
     licence as a title ("License: Zlib") over its text's paragraphs, and any stanza's comment as paragraphs."""
     out: list[RawElement] = []
-    work: str | None = None  # the header's "Upstream-Name": what the whole file is about, its title
     section: str | None = None
     for stanza in _STANZAS.split(text.replace("\r\n", "\n").lstrip("\ufeff")):
         fields = _fields(stanza)
         if not fields:
             continue
         names = {name.lower() for name, _ in fields}
-        if work is None and section is None and not out and "upstream-name" in names:
-            work = section = dict((n.lower(), v) for n, v in fields)["upstream-name"].strip() or None
-            if work:
-                out.append((work, "Title", None))
         standalone = "license" in names and not names & {"files", "format", "upstream-name"}
         if standalone:
             name, body = _first_line(dict((n.lower(), v) for n, v in fields)["license"])
-            section = f"{work}, License: {name}" if work else f"License: {name}"
+            section = f"License: {name}"
             out.append((section, "Title", None))
             out.extend((p, "NarrativeText", None) for p in _paragraphs(body))
             rest = [(n, v) for n, v in fields if n.lower() != "license"]
         else:
-            if section != work:  # a Files stanza after a licence's text is not part of that licence
-                out.append((work or "", SECTION, None))
-                section = work
+            if section is not None:  # a Files stanza after a licence's text is not part of that licence
+                out.append(("", SECTION, None))
+                section = None
             rest = fields
         lines: list[str] = []
         texts: list[str] = []
