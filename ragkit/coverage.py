@@ -76,7 +76,8 @@ _AMOUNT_WORDS = r"""none nothing zero free unlimited infinite indefinite(?:ly)? 
     all several many few multiple numerous countless always never limit(?:s|ed)? until till lifetime life
     perpetual(?:ly)? perpetuity daily weekly monthly yearly annual(?:ly)? hourly nightly quarterly fortnightly biweekly
     seconds? minutes? hours? days? nights? weeks? months? years? decades? century centuries"""
-_NUMBER = re.compile(r"\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
+# a figure starts with its digit: "sqlite3", "libxml2" are names (rule O)
+_NUMBER = re.compile(r"(?<![^\W\d_])\d|\b(?:" + "|".join((*NUMBER_WORDS, *_NUMBER_WORDS.split())) + r")\b", re.I)
 _AMOUNT = re.compile(r"\b(?:" + "|".join(_AMOUNT_WORDS.split()) + r")\b", re.I)
 _DIGIT = re.compile(r"\d")
 _TOKEN_RUN = re.compile(r"\w+(?:[.,:]\w+)*")  # a word or a number with its dots: CMP0135, 3.24, v10.2.0

@@ -430,3 +430,13 @@ def test_an_answer_of_the_asked_kinds_shape_covers_the_kinds_noun() -> None:
     # kinds a digit shows are not credited: a copied sentence almost always holds some number (rule L)
     version = coverage("In which npm version did scripts change?", "In 7.0 [1].", ["Scripts run in 7.0 quietly."])
     assert version is not None and "version" in version.missing
+
+
+def test_a_digit_inside_a_name_is_no_figure() -> None:
+    # rule O: "sqlite3" gave a copied sentence a figure for "How many contributors ...?" (trial 25)
+    question = "How many contributors does SQLite have?"
+    copied = "The files listed have been put on the public domain by the sqlite3 contributors [3]."
+    assert unquantified(question, copied) == "how many"
+    assert unquantified(question, "There are 3 contributors [3].") is None
+    assert unquantified("How long is the timeout?", "It is 100ms [1].") is None
+    assert unquantified("In which version was it added?", "In v20.17.0 [1].") is None  # a version keeps its "v"
