@@ -16,7 +16,7 @@ ragkit=${RAGKIT:-$root/.venv/bin/ragkit}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 D=/usr/share/doc N=/usr/share/doc/nodejs/api V=/usr/share/doc/valgrind/html
 NPM=/usr/lib/node_modules/npm
-P=/usr/share/perl/5.36.0
+P=/usr/share/perl/5.36.0 VIM=/usr/share/vim/vim90/doc
 mkdir -p "$work" && cd "$work"
 
 # name, trial file, then "source[:name in the KB]" for each document
@@ -45,6 +45,7 @@ trials=(
   "t22 trial_info_manuals /usr/share/info/gzip.info.gz /usr/share/info/sed.info.gz /usr/share/info/wget.info.gz"
   "t23 trial_man_pages /usr/share/man/man1/tar.1.gz /usr/share/man/man1/grep.1.gz /usr/share/man/man1/make.1.gz"
   "t24 trial_perl_pod $P/Getopt/Long.pm:Getopt-Long.pm $P/pod/perldiag.pod $P/ExtUtils/MakeMaker/FAQ.pod:MakeMaker-FAQ.pod"
+  "t26 trial_heldout_vim $VIM/undo.txt $VIM/fold.txt $VIM/recover.txt"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 for line in "${trials[@]}"; do

@@ -61,3 +61,16 @@ def test_the_tally_follows_the_labels_before_the_gold_strings() -> None:
     assert (t["on_topic"], t["abstained_on_topic"], t["inventions"]) == (3, 1, 1)
     assert t["score"] == 1 - 1 - 1 and t["median_s"] == 2.0
     assert [u[0] for u in t["unlabelled"]] == ["a2", "m2"]
+
+
+def test_trial_question_ids_are_unique_across_trials() -> None:
+    # the labels are keyed by (id, answer): a second trial reusing an id would inherit the first one's labels
+    seen: dict[str, str] = {}
+    for path in sorted(trial_tally.LABELS.parent.glob("trial_*.jsonl")):
+        if path == trial_tally.LABELS:
+            continue
+        for line in path.read_text().splitlines():
+            qid = json.loads(line)["id"]
+            assert qid not in seen, f"{qid} in {path.name} and {seen[qid]}"
+            seen[qid] = path.name
+    assert len(seen) > 500
