@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
 from ragkit.connectors import discover_files, parse_file
 
 DEP5 = """\
@@ -100,3 +102,13 @@ def test_a_file_whose_name_names_no_document_is_shown_with_its_folder() -> None:
     assert name("https://example.org/README") == "https://example.org/README"
     loc = Chunk(id=1, doc_id=1, uri="/d/zlib1g/copyright", ord=0, text="t", start=0, end=1, token_count=1).location
     assert loc == "zlib1g/copyright"
+
+
+ZLIB = Path("/usr/share/doc/zlib1g/copyright")
+
+
+@pytest.mark.skipif(not ZLIB.exists(), reason="needs zlib1g's copyright file as Debian ships it")
+def test_a_real_debian_copyright_file() -> None:
+    texts = [e.text for e in parse_file(ZLIB).elements]
+    assert any(t.startswith("Files: *\nCopyright:") and "Jean-loup Gailly" in t for t in texts)
+    assert "License: Zlib" in texts and not any(line.strip() == "." for t in texts for line in t.split("\n"))

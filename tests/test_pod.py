@@ -126,3 +126,15 @@ def test_a_bullets_text_may_stand_on_its_item_line(tmp_path: Path) -> None:
         ("Title", "500 Server error", "500 Server error"),  # perldiag's message, not item 500
         ("NarrativeText", "500 Server error", "See the log."),
     ]
+
+
+GETOPT = Path("/usr/share/perl/5.36.0/Getopt/Long.pm")
+
+
+@pytest.mark.skipif(not GETOPT.exists(), reason="needs Perl's Getopt::Long as Debian ships it")
+def test_a_real_perl_modules_documentation() -> None:
+    doc = parse_file(GETOPT)
+    entry = [e for e in doc.elements if e.section and e.section.startswith("bundling_override")]
+    assert entry[0].kind == "Title" and "long option names override option bundles" in entry[1].text
+    assert not any("sub GetOptions" in e.text for e in doc.elements)  # the module's code is not read
+    assert all(e.section for e in doc.elements)
