@@ -25,6 +25,16 @@ class ParseError(RagkitError):
     """One document could not be parsed; ingest reports it and goes on with the rest."""
 
 
+# the words of a NoDocumentation message: ingest tells it from a failure by them, also when a later run finds the
+# stored failure of an untouched file
+NO_DOCUMENTATION = "holds no documentation"
+
+
+class NoDocumentation(ParseError):
+    """A file of a kind ragkit reads that holds no text to read (a Perl module without POD): ingest leaves it out
+    with one note for all such files, not as a failure. The message is "NAME: holds no documentation (WHY)"."""
+
+
 class KnowledgeBaseError(RagkitError):
     """The knowledge base is missing, locked, or does not match the configuration."""
 

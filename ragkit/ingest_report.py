@@ -3,13 +3,14 @@ which feeds the progress callback and becomes the IngestReport, and the cancel h
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragkit.errors import Cancelled
+from ragkit.errors import NO_DOCUMENTATION, Cancelled
 from ragkit.types import FileFailure, IngestReport
 
 if TYPE_CHECKING:
@@ -50,11 +51,15 @@ class Tally:
     chunks_added: int = 0
     notes: list[FileFailure] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # uris whose failure this run stored (they take its grants)
+    # files that hold no documentation (errors.NoDocumentation): one note for all, not failures
+    left_out: list[FileFailure] = field(default_factory=list)
 
     @classmethod
     def start(cls, plan: Plan, progress: ProgressFn | None, started: float) -> Tally:
         """The tally of a planned run (what planning settled counts as done), reported to `progress` at once."""
-        tally = cls(plan, progress, started, plan.done, plan.unchanged, list(plan.failed))
+        failed = [f for f in plan.failed if NO_DOCUMENTATION not in f.reason]
+        tally = cls(plan, progress, started, plan.done, plan.unchanged, failed)
+        tally.left_out = [f for f in plan.failed if NO_DOCUMENTATION in f.reason]  # untouched since an earlier run
         tally.notes.extend(plan.notes)
         tally.tick()
         return tally
@@ -80,8 +85,9 @@ class Tally:
         self._settled(name)
 
     def failure(self, uri: str, name: str, reason: str) -> None:
-        """A file that could not be read or parsed (its failure is stored as a document)."""
-        self.failed.append(FileFailure(uri, reason))
+        """A file that could not be read or parsed (its failure is stored as a document); one that holds no
+        documentation (a Perl module without POD) is left out with a note instead."""
+        (self.left_out if NO_DOCUMENTATION in reason else self.failed).append(FileFailure(uri, reason))
         self.recorded.append(uri)
         self._settled(name)
 
@@ -103,8 +109,21 @@ class Tally:
             deleted=deleted,
             restamped=restamped,
             reread=self.plan.reread,
-            notes=tuple(self.notes),
+            notes=tuple(self.notes) + _left_out_note(self.left_out),
         )
         if isinstance(stopped, Cancelled):
             raise IngestCancelled(report)
         return report
+
+
+def _left_out_note(left_out: Sequence[FileFailure]) -> tuple[FileFailure, ...]:
+    """One note for the files that hold no documentation: "left out 8 files that hold no documentation (Perl code
+    without POD)", on the folder they share."""
+    if not left_out:
+        return ()
+    uris = [f.uri for f in left_out]
+    where = os.path.commonpath(uris) if all(u.startswith("/") for u in uris) else uris[0]
+    why = sorted({f.reason.rpartition(NO_DOCUMENTATION)[2].strip(" ()") for f in left_out} - {""})
+    n = len(left_out)
+    text = f"left out {n} file{'s' if n != 1 else ''} that hold{'s' if n == 1 else ''} no documentation"
+    return (FileFailure(where, text + (f" ({'; '.join(why)})" if why else "")),)

@@ -306,3 +306,20 @@ def test_sigkill_mid_ingest_leaves_a_consistent_kb_that_the_rerun_completes(tmp_
         sa = [h.score for h in a.search("string formatting", k=5)]
         sb = [h.score for h in b.search("string formatting", k=5)]
     np.testing.assert_allclose(sa, sb, rtol=1e-5)
+
+
+def test_perl_modules_without_pod_are_left_out_with_one_note(tmp_path: Path) -> None:
+    # a folder of Perl code: each module without POD is no document to read, not a failure (exit code 0)
+    docs = tmp_path / "lib"
+    docs.mkdir()
+    (docs / "Tiny.pm").write_text("package Tiny;\n1;\n__END__\n\n=head1 NAME\n\nTiny - a module\n", encoding="utf-8")
+    for name in ("Bare.pm", "Other.pm"):
+        (docs / name).write_text(f"package {name[:-3]};\nsub x {{ 1 }}\n1;\n", encoding="utf-8")
+    note = "left out 2 files that hold no documentation (Perl code without POD)"
+    with ragkit.open(tmp_path / "kb") as kb:
+        report = kb.ingest([docs])
+        assert (report.ingested, report.failed) == (1, ())
+        assert [(n.uri, n.reason) for n in report.notes] == [(str(docs), note)]
+        again = kb.ingest([docs])  # untouched: not parsed again, still a note
+        assert (again.unchanged, again.failed) == (1, ())
+        assert [(n.uri, n.reason) for n in again.notes] == [(str(docs), note)]
