@@ -32,7 +32,18 @@ NO_DOCUMENTATION = "holds no documentation"
 
 class NoDocumentation(ParseError):
     """A file of a kind ragkit reads that holds no text to read (a Perl module without POD): ingest leaves it out
-    with one note for all such files, not as a failure. The message is "NAME: holds no documentation (WHY)"."""
+    with one note for all such files, not as a failure. Make it with `for_file`."""
+
+    @classmethod
+    def for_file(cls, name: str, why: str) -> NoDocumentation:
+        """ "NAME: holds no documentation (WHY)", the message `why_undocumented` reads back."""
+        return cls(f"{name}: {NO_DOCUMENTATION} ({why})")
+
+
+def why_undocumented(reason: str) -> str | None:
+    """WHY of a stored NoDocumentation message ("Perl code without POD"); None for any other failure."""
+    _, found, why = reason.rpartition(f": {NO_DOCUMENTATION} (")
+    return why.removesuffix(")") if found else None
 
 
 class KnowledgeBaseError(RagkitError):

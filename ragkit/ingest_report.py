@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragkit.errors import NO_DOCUMENTATION, Cancelled
+from ragkit.errors import Cancelled, why_undocumented
 from ragkit.types import FileFailure, IngestReport
 
 if TYPE_CHECKING:
@@ -57,9 +57,10 @@ class Tally:
     @classmethod
     def start(cls, plan: Plan, progress: ProgressFn | None, started: float) -> Tally:
         """The tally of a planned run (what planning settled counts as done), reported to `progress` at once."""
-        failed = [f for f in plan.failed if NO_DOCUMENTATION not in f.reason]
+        failed = [f for f in plan.failed if why_undocumented(f.reason) is None]
         tally = cls(plan, progress, started, plan.done, plan.unchanged, failed)
-        tally.left_out = [f for f in plan.failed if NO_DOCUMENTATION in f.reason]  # untouched since an earlier run
+        # an undocumented file untouched since an earlier run is left out again, not failed
+        tally.left_out = [f for f in plan.failed if why_undocumented(f.reason) is not None]
         tally.notes.extend(plan.notes)
         tally.tick()
         return tally
@@ -87,7 +88,7 @@ class Tally:
     def failure(self, uri: str, name: str, reason: str) -> None:
         """A file that could not be read or parsed (its failure is stored as a document); one that holds no
         documentation (a Perl module without POD) is left out with a note instead."""
-        (self.left_out if NO_DOCUMENTATION in reason else self.failed).append(FileFailure(uri, reason))
+        (self.failed if why_undocumented(reason) is None else self.left_out).append(FileFailure(uri, reason))
         self.recorded.append(uri)
         self._settled(name)
 
@@ -123,7 +124,7 @@ def _left_out_note(left_out: Sequence[FileFailure]) -> tuple[FileFailure, ...]:
         return ()
     uris = [f.uri for f in left_out]
     where = os.path.commonpath(uris) if all(u.startswith("/") for u in uris) else uris[0]
-    why = sorted({f.reason.rpartition(NO_DOCUMENTATION)[2].strip(" ()") for f in left_out} - {""})
+    why = sorted({why_undocumented(f.reason) or "" for f in left_out} - {""})
     n = len(left_out)
     text = f"left out {n} file{'s' if n != 1 else ''} that hold{'s' if n == 1 else ''} no documentation"
     return (FileFailure(where, text + (f" ({'; '.join(why)})" if why else "")),)

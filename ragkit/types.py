@@ -14,12 +14,14 @@ DTYPES: tuple[str, ...] = get_args(Dtype)
 Message = dict[str, str]  # a chat message: {"role": "system" | "user" | "assistant", "content": ...}
 
 
-# file names that say nothing of which document they are: one per package or folder ("/usr/share/doc/*/copyright")
-_GENERIC_NAME = re.compile(
-    r"(?:readme|news|changes|changelog|history|copyright|copying|licen[cs]e|notice|authors|thanks|todo|install"
-    r"|contributing|bugs|index)(?:\.[\w.-]+)?",
-    re.I,
+# the names a project or a distribution gives its plain-text files ("README", "NEWS.gz", "/usr/share/doc/*/copyright"):
+# connectors read such a file as text, and the same name says nothing of which document it is, so a location
+# shows it with its folder
+GENERIC_TEXT_NAMES = (
+    "readme|news|changes|changelog|history|todo|authors|install|thanks|hacking|faq|bugs|notice|contributing"
+    "|copyright|copying|licen[cs]e"
 )
+_GENERIC_NAME = re.compile(rf"(?:{GENERIC_TEXT_NAMES}|index)(?:\.[\w.-]+)?", re.I)
 
 
 @dataclass(frozen=True, slots=True)

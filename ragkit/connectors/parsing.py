@@ -31,7 +31,7 @@ from ragkit.connectors.pod import pod_elements, pod_text
 from ragkit.connectors.records import json_elements
 from ragkit.connectors.roff import MAN_SECTION, man_elements
 from ragkit.errors import ParseError
-from ragkit.types import PARSER_META, Document
+from ragkit.types import GENERIC_TEXT_NAMES, PARSER_META, Document
 
 # pypdf logs warnings about damaged files ("EOF marker not found"); with no handler configured, Python would
 # print them to stderr. The reason reaches the user through ParseError instead; an application that sets up
@@ -79,11 +79,7 @@ SUPPORTED_SUFFIXES = frozenset({*_TEXT_KINDS, *_UNSTRUCTURED_KINDS, ".pdf", ".js
 
 # the plain-text files a project or a distribution ships without a suffix: "README", "NEWS.gz",
 # "changelog.Debian.gz", util-linux's "v2.38-ReleaseNotes.gz"
-_NAMED_TEXT = re.compile(
-    r"(?:readme|news|changes|changelog|history|todo|authors|install|thanks|hacking|faq|bugs|notice|contributing"
-    r"|copyright|copying|licen[cs]e"
-    r"|(?:.*[-_.])?release-?notes)(?:\.(?:debian|source|txt))?"
-)
+_NAMED_TEXT = re.compile(rf"(?:{GENERIC_TEXT_NAMES}|(?:.*[-_.])?release-?notes)(?:\.(?:debian|source|txt))?")
 
 
 def source_suffix(name: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ragkit.connectors.base import RawElement
 from ragkit.connectors.document import SECTION
-from ragkit.errors import NO_DOCUMENTATION, NoDocumentation
+from ragkit.errors import NoDocumentation
 
 POD_SUFFIXES = (".pod", ".pm")
 _COMMAND = re.compile(r"^=([a-zA-Z]\w*)[ \t]*(.*)$", re.S)
@@ -125,7 +125,7 @@ def pod_elements(text: str, name: str = "document") -> list[RawElement]:
                 out.append((_inline(rest), "NarrativeText", None))
     settle()
     if not seen_pod:
-        raise NoDocumentation(f"{name}: {NO_DOCUMENTATION} (Perl code without POD)")
+        raise NoDocumentation.for_file(name, "Perl code without POD")
     return out
 
 
