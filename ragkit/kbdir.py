@@ -58,6 +58,10 @@ class KbPaths:
         """kb/uploads: documents uploaded through ragkit serve (the only documents kept inside a KB)."""
         return self.root / "uploads"
 
+    def is_kb(self) -> bool:
+        """Whether root is a knowledge base folder (its manifest and config are there)."""
+        return self.manifest.is_file() and self.config.is_file()
+
     def holds_own_file(self, uri: str) -> bool:
         """Whether uri is a file ragkit keeps in this KB (manifest, database, runs, models), not an upload."""
         root = str(self.root).rstrip("/") + "/"

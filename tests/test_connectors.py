@@ -47,6 +47,23 @@ def test_a_folders_files_of_other_types_are_counted_in_one_note(tmp_path: Path) 
     ]
 
 
+def test_a_knowledge_base_inside_the_folder_is_no_source_but_its_uploads_are(tmp_path: Path) -> None:
+    # `ragkit ingest . --kb ./kb`: the KB's database, config and runs are neither read nor counted as left out
+    from ragkit.connectors.files import FileConnector
+
+    (tmp_path / "guide.md").write_text("# Guide\n\nText.", encoding="utf-8")
+    kb = tmp_path / "kb"
+    (kb / "runs" / "r1").mkdir(parents=True)
+    (kb / "uploads").mkdir()
+    for name, text in (("manifest.json", "{}"), ("ragkit.toml", ""), ("ragkit.db", "x"), ("index.faiss", "x")):
+        (kb / name).write_text(text, encoding="utf-8")
+    (kb / "runs" / "r1" / "samples.jsonl").write_text('{"text": "a sample"}\n', encoding="utf-8")
+    (kb / "uploads" / "memo.md").write_text("# Memo\n\nUploaded.", encoding="utf-8")
+    connector = FileConnector(tmp_path, SourceOptions())
+    assert sorted(item.name for item in connector.items()) == ["guide.md", "memo.md"]
+    assert connector.left_out == []
+
+
 def test_discover_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         discover_files([tmp_path / "missing"])

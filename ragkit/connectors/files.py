@@ -20,6 +20,7 @@ from ragkit.connectors.parsing import (
     source_suffix,
 )
 from ragkit.errors import ParseError, SourceError
+from ragkit.kbdir import KbPaths
 from ragkit.types import Document
 
 
@@ -109,6 +110,9 @@ def _walk(
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if KbPaths(here).is_kb():  # `ingest . --kb ./kb`: a KB's own files are no sources; its uploads are
+            dirnames[:] = [d for d in dirnames if here / d == KbPaths(here).uploads]
+            continue
         for d in dirnames:
             if (here / d).is_symlink():  # os.walk lists it but does not enter it
                 problems.append((str(here / d), "a link to a folder, not followed (give its target as a source)"))
