@@ -152,11 +152,11 @@ def _off_question(draft: str, c: Coverage, floor: float, passage: bool = False) 
     lacks = ", ".join(c.missing)
     if passage and c.sentence is not None:
         detail = f"the answer copies a passage, and the source sentence at its heart does not mention {lacks} (it "
-        detail += f"covers {c.score:.0%} of the question; a passage needs {floor:.0%})"
+        detail += f"covers {c.score:.1%} of the question; a passage needs {floor:.0%})"
     elif c.sentence is None:
         detail = f"no source holds what the answer adds to the question (min_coverage {floor:.2f})"
     else:
-        detail = f"the source sentence holding it does not mention {lacks} (it covers {c.score:.0%} of the question; "
+        detail = f"the source sentence holding it does not mention {lacks} (it covers {c.score:.1%} of the question; "
         detail += f"min_coverage {floor:.2f})"
     return Flag("off_question", draft, detail=detail, quote=c.sentence or "")
 

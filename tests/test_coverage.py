@@ -440,3 +440,12 @@ def test_a_digit_inside_a_name_is_no_figure() -> None:
     assert unquantified(question, "There are 3 contributors [3].") is None
     assert unquantified("How long is the timeout?", "It is 100ms [1].") is None
     assert unquantified("In which version was it added?", "In v20.17.0 [1].") is None  # a version keeps its "v"
+
+
+def test_a_share_just_under_the_floor_is_not_shown_as_reaching_it() -> None:
+    # "it covers 45% of the question; min_coverage 0.45" read as a pass; one decimal tells 44.7% from the floor
+    from ragkit.coverage import Coverage
+    from ragkit.withholding import _off_question
+
+    flag = _off_question("no_ignore_case [3].", Coverage(0.4466, ("unknown", "argv"), "A sentence."), 0.45)
+    assert "covers 44.7% of the question; min_coverage 0.45" in flag.detail
