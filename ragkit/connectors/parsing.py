@@ -131,6 +131,9 @@ def is_supported(suffix: str) -> bool:
 #   keeps its label too; text 5: a line of one repeated punctuation mark ("-----") is a rule between records,
 #   not a section title; text 6: a Debian machine-readable copyright file is read by its stanzas
 #   (connectors/debcopyright.py).
+# - man 2: a bullet (".IP \\(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\\." is a
+#   full stop (ronn's pages), tbl tables are read as rows, not as their layout lines.
+_MAN_VERSION = 2
 _PARSER_VERSIONS = {
     ".html": 6,
     ".htm": 6,
@@ -148,7 +151,8 @@ def parser_version(suffix: str, options: SourceOptions) -> int:
     """The version of the parser that reads files ending in `suffix` under `options` (1 for most)."""
     if options.engine == "unstructured":
         return 1
-    return _PARSER_VERSIONS.get(suffix.lower().removesuffix(GZIP), 1)
+    plain = suffix.lower().removesuffix(GZIP)
+    return _MAN_VERSION if MAN_SECTION.match(plain) else _PARSER_VERSIONS.get(plain, 1)
 
 
 # what parsing the current document noticed but did not fail on (a guessed encoding, records without text);

@@ -28,11 +28,18 @@ _SPECIAL = {
     "em": "—", "en": "–", "aq": "'", "dq": '"', "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "bu": "•",
     "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
     "mu": "×", "<=": "≤", ">=": "≥", "->": "→", "<-": "←", "Fo": "«", "Fc": "»", "rs": "\\", "ga": "`",
+    "ci": "○", "sq": "□", "pc": "·", "bv": "|", "sl": "/", "lB": "[", "rB": "]", "lC": "{", "rC": "}",
 }  # fmt: skip
-# fonts, sizes, strings, motions and marks with a quoted argument (\h'-04': DocBook's list numbers), then
-# special characters by two-letter or bracketed name, then one-character escapes
+# a one-character escape prints its character ("\." a full stop, ronn's pages write every one so) unless it is
+# one of these: zero-width marks, motions, hyphenation points and line continuation print nothing
+_SILENT = set("&)/,|^%cdupratz{}!")
+_ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
+_BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
+_TBL_FORMAT = re.compile(r"^[lcrnasLCRNAS^_=|\s.tTbBiIfFwWeEpPvVxXzZ0-9()-]+$")  # "lB lB.": a table's layout
+# fonts, registers, colours, sizes, strings, motions and marks with a quoted argument (\h'-04': DocBook's list
+# numbers), then special characters by two-letter or bracketed name, then one-character escapes
 _ESCAPE = re.compile(
-    r"\\(?:f(?:\[[^\]]*\]|\(..|.)|s[-+]?\d+|\*(?:\[[^\]]*\]|\(..|.)|[hvwlLDXoZbxkn]'[^']*'|\((..)|\[([^\]]+)\]|(.))"
+    r"\\(?:[fnmMgYVF](?:\[[^\]]*\]|\(..|.)|s[-+]?\d+|\*(?:\[[^\]]*\]|\(..|.)|[hvwlLDXoZbxkn]'[^']*'|\((..)|\[([^\]]+)\]|(.))"
 )
 
 
@@ -44,7 +51,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     out: list[RawElement] = []
     lines: list[str] = []
     kind = "NarrativeText"
-    heading_next = skipping = nofill = False
+    heading_next = skipping = nofill = nofill_outside = False
 
     tagged = False  # the paragraph's first line is an item's tag (".TP": an option), on a line of its own
 
@@ -57,7 +64,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         if tagged and head and not body and next_kind == "ListItem" and tag:
             carried, lines, tagged = [*carried, *head], [], tag
             return
-        head, carried = ([", ".join([*carried, *head])] if carried and (head or body) else head), []
+        # tags stacked with no entry under them (ronn's one-line bullets) are text, not lost
+        head, carried = ([", ".join([*carried, *head])] if carried else head), []
         # filled text is one paragraph however its source lines fall; ".nf" keeps an example's lines
         para = "\n".join([*head, ("\n" if nofill else " ").join(body)]).strip()
         if para:
@@ -65,12 +73,33 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         lines, kind, tagged = [], next_kind, tag
 
     troff_only = 0  # depth inside a "\{ ... \}" block that only troff (typesetting) prints
+    table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
     for raw in text.replace("\r\n", "\n").split("\n"):
         if skipping:  # a macro definition, ".de NAME" ... ".."
             skipping = raw.strip() != ".."
             continue
         if troff_only:
             troff_only += raw.count("\\{") - raw.count("\\}")
+            continue
+        if table and raw.strip() == ".T&":  # the layout changes for the rows below
+            table = "layout"
+            continue
+        if table == "layout" and not raw.startswith("."):
+            if raw.rstrip().endswith(";"):  # "allbox tab(:);": the table's options
+                found = re.search(r"tab\s*\((.)\)", raw)
+                cell = found.group(1) if found else cell
+                continue
+            if _TBL_FORMAT.match(raw.strip()):  # "lB lB lB", "^ l l", ... "l l.": the layout, one line a row
+                table = "layout" if not raw.rstrip().endswith(".") else "rows"
+                continue
+            table = "rows"  # ronn writes no layout: its first line is a row
+        if table == "rows" and not raw.startswith("."):
+            row = f"{row}\n{raw}" if row else raw
+            if row.count("T{") > row.count("T}"):  # "T{ ... T}": a cell's text over lines
+                continue
+            cells = [re.sub(r"^T\{\s*|\s*T\}$", "", c.strip()).strip() for c in row.split(cell)]
+            lines.append(" | ".join(_inline(" ".join(c.split())) for c in cells if c))
+            row = ""
             continue
         m = _REQUEST.match(raw)
         if m is None:
@@ -102,9 +131,14 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             else:
                 heading_next = True
         elif name in _ITEMS:
-            flush("ListItem", tag=name != "IP" or bool(args))
-            if name == "IP" and args:
+            bullet = name == "IP" and (not args or _inline(args[0]).strip() in _BULLETS)
+            flush("ListItem", tag=not bullet)
+            if name == "IP" and not bullet:
                 lines.append(_inline(args[0]))  # ".IP tag indent"
+        elif name in ("TS", "TE"):
+            flush()
+            table, cell = ("layout" if name == "TS" else ""), "\t"
+            nofill_outside, nofill = (nofill, True) if name == "TS" else (nofill_outside, nofill_outside)
         elif name in _BREAKS:
             flush()
             nofill = name in ("nf", "EX") or (nofill and name not in ("fi", "EE"))
@@ -121,8 +155,9 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
 
 
 def _args(text: str) -> list[str]:
-    """A request's arguments: words, or "quoted strings" with spaces ("" is a quote inside one)."""
-    return [q.replace('""', '"') if q else w for q, w in re.findall(r'"((?:[^"]|"")*)"|(\S+)', text)]
+    """A request's arguments: words ("\\ " is a space inside one), or "quoted strings" with spaces ("" is a quote
+    inside one)."""
+    return [q.replace('""', '"') if q else w for q, w in re.findall(r'"((?:[^"]|"")*)"|((?:\\\s|\S)+)', text)]
 
 
 def _inline(text: str) -> str:
@@ -134,6 +169,6 @@ def _inline(text: str) -> str:
             return _SPECIAL.get(two or named, "")
         if one is None:
             return ""  # a font, a size or a string
-        return {"-": "-", "e": "\\", "~": " ", " ": " ", "0": " ", "\\": "\\", "'": "'", "`": "`"}.get(one, "")
+        return "" if one in _SILENT else _ONE.get(one, one)
 
     return _ESCAPE.sub(escape, _COMMENT.sub("", text))

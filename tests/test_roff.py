@@ -1,0 +1,78 @@
+"""Manual pages written by generators (ronn, pod2man, DocBook): bullets, tables and escaped characters read as
+`man` shows them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkit.connectors import parse_file
+
+# ronn's output (zstd.1): every full stop escaped, bullets as ".IP" with a circle, a tbl table with no layout
+RONN = r""".TH "TOOL" "1" "2023" "tool 1.5" "User Commands"
+.SH "SYNOPSIS"
+.TS
+allbox;
+\fBtool\fR [\fIOPTIONS\fR] [\-	\fIINPUT\-FILE\fR]
+.TE
+.P
+\fBtool\fR differs from gzip:
+.IP "\[ci]" 4
+Source files are kept\. It\'s possible to remove them\.
+.IP "\[ci]" 4
+Progress is shown by default\.
+.IP "" 0
+.SS "Modifiers"
+.IP "\(bu" 4
+\fB\-#\fR: selects \fB#\fR compression level [1\-19] (default: 3)
+.IP "\(bu" 4
+\fB\-\-ultra\fR: unlocks high levels 20+ (maximum 22)\.
+.IP
+Note 1: uses more memory\.
+.P
+.B Table\ \&1.\ \&Escapes
+.TS
+allbox tab(:);
+lt lt.
+T{
+NULL
+T}:T{
+\e0
+T}
+.T&
+l l.
+<tab>:\et
+.TE
+"""
+
+
+def test_a_generated_pages_bullets_tables_and_escaped_stops_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "tool.1"
+    path.write_text(RONN, encoding="utf-8")
+    got = [(e.kind, e.section, e.text) for e in parse_file(path).elements]
+    assert got == [
+        ("Title", "SYNOPSIS", "SYNOPSIS"),
+        ("NarrativeText", "SYNOPSIS", "tool [OPTIONS] [- | INPUT-FILE]"),  # the layout line "allbox;" is no text
+        ("NarrativeText", "SYNOPSIS", "tool differs from gzip:"),
+        # a bullet is no tag: each item is its own entry, none lost ("\." is a full stop, "\'" an apostrophe)
+        ("ListItem", "SYNOPSIS", "Source files are kept. It's possible to remove them."),
+        ("ListItem", "SYNOPSIS", "Progress is shown by default."),
+        ("Title", "Modifiers", "Modifiers"),
+        ("ListItem", "Modifiers", "-#: selects # compression level [1-19] (default: 3)"),
+        ("ListItem", "Modifiers", "--ultra: unlocks high levels 20+ (maximum 22)."),
+        ("ListItem", "Modifiers", "Note 1: uses more memory."),
+        ("NarrativeText", "Modifiers", "Table 1. Escapes"),  # "\ " is a space inside a request's argument
+        ("NarrativeText", "Modifiers", "NULL | \\0\n<tab> | \\t"),  # "T{ ... T}" cells, a layout changed by ".T&"
+    ]
+
+
+ZSTD = Path("/usr/share/man/man1/zstd.1.gz")
+
+
+@pytest.mark.skipif(not ZSTD.exists(), reason="zstd's manual page is not installed")
+def test_zstds_real_manual_page_keeps_its_sentences_and_options() -> None:
+    text = parse_file(ZSTD).text
+    assert "Source files are preserved by default. It's possible to remove them" in text
+    assert "-#: selects # compression level [1-19] (default: 3)" in text
+    assert "allbox" not in text and "\\." not in text
