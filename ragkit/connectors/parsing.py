@@ -131,7 +131,7 @@ def is_supported(suffix: str) -> bool:
 #   keeps its label too; text 5: a line of one repeated punctuation mark ("-----") is a rule between records,
 #   not a section title; text 6: a Debian machine-readable copyright file is read by its stanzas
 #   (connectors/debcopyright.py).
-# - man 2: a bullet (".IP \\(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\\." is a
+# - man 2: a bullet (".IP \(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\." is a
 #   full stop (ronn's pages), tbl tables are read as rows, not as their layout lines.
 _MAN_VERSION = 2
 _PARSER_VERSIONS = {
