@@ -60,8 +60,8 @@ def test_a_generated_pages_bullets_tables_and_escaped_stops_are_read(tmp_path: P
         ("ListItem", "SYNOPSIS", "Progress is shown by default."),
         ("Title", "Modifiers", "Modifiers"),
         ("ListItem", "Modifiers", "-#: selects # compression level [1-19] (default: 3)"),
-        ("ListItem", "Modifiers", "--ultra: unlocks high levels 20+ (maximum 22)."),
-        ("ListItem", "Modifiers", "Note 1: uses more memory."),
+        # ".IP" alone goes on the item above: the note stays with its option
+        ("ListItem", "Modifiers", "--ultra: unlocks high levels 20+ (maximum 22).\nNote 1: uses more memory."),
         ("NarrativeText", "Modifiers", "Table 1. Escapes"),  # "\ " is a space inside a request's argument
         ("NarrativeText", "Modifiers", "NULL | \\0\n<tab> | \\t"),  # "T{ ... T}" cells, a layout changed by ".T&"
     ]

@@ -55,10 +55,11 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
 
     tagged = False  # the paragraph's first line is an item's tag (".TP": an option), on a line of its own
 
+    continues = False  # the paragraph goes on the item above it
     carried: list[str] = []  # tags stacked over one entry (".IP -t / .PD 0 / .IP --tries=number")
 
     def flush(next_kind: str = "NarrativeText", tag: bool = False) -> None:
-        nonlocal lines, kind, tagged, carried
+        nonlocal lines, kind, tagged, carried, continues
         kept = [ln.strip() for ln in lines if ln.strip()]
         head, body = (kept[:1], kept[1:]) if tagged else ([], kept)
         if tagged and head and not body and next_kind == "ListItem" and tag:
@@ -68,9 +69,11 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         head, carried = ([", ".join([*carried, *head])] if carried else head), []
         # filled text is one paragraph however its source lines fall; ".nf" keeps an example's lines
         para = "\n".join([*head, ("\n" if nofill else " ").join(body)]).strip()
-        if para:
+        if para and continues:
+            out[-1] = (f"{out[-1][0]}\n{para}", out[-1][1], None)
+        elif para:
             out.append((para, kind, None))
-        lines, kind, tagged = [], next_kind, tag
+        lines, kind, tagged, continues = [], next_kind, tag, False
 
     troff_only = 0  # depth inside a "\{ ... \}" block that only troff (typesetting) prints
     table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
@@ -131,7 +134,12 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             else:
                 heading_next = True
         elif name in _ITEMS:
-            bullet = name == "IP" and (not args or _inline(args[0]).strip() in _BULLETS)
+            mark = _inline(args[0]).strip() if name == "IP" and args else ""
+            if name == "IP" and not mark:  # ".IP" alone: the item above goes on ("Note: ..." under an option)
+                flush("ListItem")
+                continues = bool(out) and out[-1][1] == "ListItem"
+                continue
+            bullet = name == "IP" and mark in _BULLETS
             flush("ListItem", tag=not bullet)
             if name == "IP" and not bullet:
                 lines.append(_inline(args[0]))  # ".IP tag indent"
