@@ -33,6 +33,7 @@ from ragkit.roles import occurs
 from ragkit.textutil import (
     NUMBER_WORDS,
     content_words,
+    entry_tags,
     source_sentences,
     split_sentences,
     unwrap_lines,
@@ -190,6 +191,9 @@ def coverage(
     if not sents:
         return None
     dotted = {w for w in asked if "." in w or "," in w or ":" in w}
+    # the entry tag above each sentence (rule P'): "Valid values for METHOD are seek and raw." is about the
+    # "--hole-detection=METHOD" above it, as the model reads it
+    tags = [tag for text in sources for tag in entry_tags(text)]
     words = [_holds(s, dotted) for _, s in sents]
     # the evidence: sentences holding most key spans (or, with none, most of the answer's new words)
     kept = [without_rejected(s) for _, s in sents]  # an alternative a sentence rules out is not held there
@@ -205,7 +209,8 @@ def coverage(
         # "**Default:** 1" line), so the title says what the sentences below it are about
         i = sents[j][0]
         title = (headings[i] or "") if i < len(headings) else ""
-        near, context = _holds(title, dotted), [title]
+        tag = tags[j]
+        near, context = _holds(f"{title}\n{tag}", dotted), [title, tag] if tag else [title]
         for t in range(max(0, j - WINDOW), min(len(sents), j + WINDOW + 1)):
             if sents[t][0] == sents[j][0]:
                 near |= words[t]

@@ -130,6 +130,67 @@ def source_sentences(text: str) -> tuple[str, ...]:
     return tuple(context_sentences(join_wrapped_lines(text)))
 
 
+# an entry's tag: a short line of its own above the entry's text ("--hole-detection=METHOD", "'bell-style'",
+# "Files: *"), ending in no sentence stop; a table's row ("Constant  Property  Value") is none (rule P')
+_TAG_WORDS, _TAG_CHARS = 6, 60
+_TAG_END = re.compile(r"[.!?;,]$")
+
+
+def _is_tag(line: str) -> bool:
+    text = line.strip()
+    short = len(text) <= _TAG_CHARS and len(text.split()) <= _TAG_WORDS
+    return short and bool(_WORD.search(text)) and not _TAG_END.search(text) and not _TABLE_ROW.search(text)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _entries(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, tag) character ranges of the entries in `text`: a paragraph whose first line is a tag with
+    more lines under it (a manual page's option over its text), or, inside a paragraph, a tag line followed by a
+    more-indented line (an Info table: "'C-b'" over "     Move back one character."), whose entry ends at the
+    next line indented no deeper than the tag, or at the next tag."""
+    out: list[tuple[int, int, str]] = []
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    open_at, tag, depth = -1, "", -1
+    for i, line in enumerate(lines):
+        first = i == 0 or not lines[i - 1].strip()
+        below = lines[i + 1] if i + 1 < len(lines) else ""
+        deeper = bool(below.strip()) and _indent(below) > _indent(line)
+        begins = bool(line.strip()) and bool(below.strip()) and _is_tag(line) and (first or deeper)
+        ends = not line.strip() or (depth >= 0 and _indent(line) <= depth)
+        if open_at >= 0 and (begins or ends):
+            out.append((open_at, starts[i], tag))
+            open_at = -1
+        if begins:
+            open_at, tag, depth = starts[i], line.strip(), _indent(line) if deeper else -1
+    if open_at >= 0:
+        out.append((open_at, len(text), tag))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def entry_tags(text: str) -> tuple[str, ...]:
+    """The entry tag above each of source_sentences(text), "" for a sentence in no entry (rule P'). The
+    sentences are found in `text` in order by their first words (joining wrapped lines only changed spaces)."""
+    entries = _entries(text)
+    tags: list[str] = []
+    cursor = 0
+    for sentence in source_sentences(text):
+        words = sentence.split()[:4]
+        found = re.compile(r"\s+".join(map(re.escape, words))).search(text, cursor) if words else None
+        if found is None:
+            tags.append("")
+            continue
+        cursor = found.start() + 1
+        tags.append(next((tag for a, b, tag in entries if a <= found.start() < b), ""))
+    return tuple(tags)
+
+
 # glued sentences ("...19th century.First for Women is...") are common in scraped text such as HaluEval's
 _GLUED = re.compile(r"(?<=[a-z0-9)][.!?])(?=[A-Z])")
 

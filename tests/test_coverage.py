@@ -21,6 +21,7 @@ from ragkit.coverage import (
     unsaid_default,
 )
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
+from ragkit.textutil import entry_tags
 
 TRAVEL = (
     "Travel and expenses\n\nTrain travel is preferred for trips under four hours. Flights shorter than six hours "
@@ -449,3 +450,28 @@ def test_a_share_just_under_the_floor_is_not_shown_as_reaching_it() -> None:
 
     flag = _off_question("no_ignore_case [3].", Coverage(0.4466, ("unknown", "argv"), "A sentence."), 0.45)
     assert "covers 44.7% of the question; min_coverage 0.45" in flag.detail
+
+
+def test_an_entrys_tag_counts_as_near_the_sentences_of_its_entry() -> None:
+    # rule P' (tar's page, trial 23): the option is the tag above the sentence that answers
+    question = "Which methods are valid for tar's --hole-detection option?"
+    entry = (
+        "--hole-detection=METHOD\nUse METHOD to detect holes in sparse files.  This option implies --sparse.  "
+        "Valid values for METHOD are seek and raw.  Default is seek with fallback to raw when not applicable."
+    )
+    tagged = coverage(question, "seek and raw [1].", [entry])
+    assert tagged is not None and tagged.sentence == "Valid values for METHOD are seek and raw."
+    assert "hole" not in tagged.missing and "--hole-detection=METHOD" in tagged.context
+    # the same sentences with no tag above them do not mention the option
+    untagged = coverage(question, "seek and raw [1].", [entry.split("\n", 1)[1]])
+    assert untagged is not None and "hole" in untagged.missing and untagged.score < tagged.score
+
+
+def test_an_info_tables_item_is_a_tag_and_a_tables_header_row_is_not() -> None:
+    table = "'C-b'\n     Move back one character.\n'C-f'\n     Move forward one character.\nText after it."
+    assert entry_tags(table) == ("'C-b'", "'C-f'", "")
+    header = "Constant        Property        Value\nbold            weight          200"
+    assert entry_tags(header) == ("", "")
+    # a sentence that wraps onto the next line keeps one tag
+    man = "-t, --test\nTest the integrity of\ncompressed files.  No files are created."
+    assert entry_tags(man) == ("-t, --test", "-t, --test")
