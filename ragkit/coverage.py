@@ -165,7 +165,25 @@ def restates(question: str, answer: str) -> bool:
     compounds |= set(_IDENTIFIER.findall(text)) - set(_IDENTIFIER.findall(question))
     # and a path: "~/.cache/pip" answers "Where does pip store its cache?" with the question's words (pip's docs)
     compounds |= _paths(text) - _paths(question)
-    return not compounds and not new_words(question, answer) and not key_spans(answer, question)
+    if compounds or new_words(question, answer) or key_spans(answer, question):
+        return False
+    return not _written_as_names(question, text)
+
+
+def _written_as_names(question: str, text: str) -> set[str]:
+    """The question's words the answer writes as names (rule S): in capitals where the question writes them in
+    lower case ("WGETRC" for "wgetrc") or with a capital inside a sentence where the question has none ("Makefile"
+    for "makefile"). Backticks are not enough: the model puts the question's own words in code ("`pyenv root`")."""
+    asked = {w.lower() for w in _WORD.findall(question)}
+    written = set(_WORD.findall(question))
+    names: set[str] = set()
+    for sentence in split_sentences(text):
+        for k, word in enumerate(_WORD.findall(sentence)):
+            if word in written or word.islower() or word.lower() not in asked:
+                continue
+            if (len(word) > 1 and word.isupper()) or (k > 0 and word[:1].isupper()):
+                names.add(word.lower())
+    return names
 
 
 def _paths(text: str) -> set[str]:

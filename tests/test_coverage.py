@@ -475,3 +475,17 @@ def test_an_info_tables_item_is_a_tag_and_a_tables_header_row_is_not() -> None:
     # a sentence that wraps onto the next line keeps one tag
     man = "-t, --test\nTest the integrity of\ncompressed files.  No files are created."
     assert entry_tags(man) == ("-t, --test", "-t, --test")
+
+
+def test_a_question_word_the_answer_writes_as_a_name_is_not_a_restatement() -> None:
+    # rule S': capitals, or a capital inside the sentence, that the question does not use name a thing
+    q = "Which environment variable names the user's wgetrc file?"
+    assert not restates(q, "The environment variable that names the user's wgetrc file is WGETRC [1].")
+    assert not restates("Which makefile name does the make manual recommend?", "The manual recommends Makefile [2].")
+    # the question's words written as the question writes them still restate it; so do a capital that only
+    # starts the sentence and the question's word in backticks
+    assert restates(
+        "Which shell runs package scripts on POSIX systems?", "The shell runs package scripts on POSIX [1]."
+    )
+    assert restates("which makefile does make read?", "Makefile make does read [1].")
+    assert restates("Which library stores credentials in a keyring?", "The `keyring` library stores credentials [1].")
