@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragkit.textutil import STOPWORDS, source_sentences, spelled_in, without_rejected
+from ragkit.textutil import STOPWORDS, entry_tags, source_sentences, spelled_in, without_rejected
 
 CITATION = re.compile(r"\[\d+\]")
 # numbers (90, 3.11, 10:00) but not the digits inside a word, words holding a digit (libtasn1, asn1Parser),
@@ -38,6 +38,7 @@ _CODE = re.compile(r"\w*_\w*")
 _STRING_VALUE = re.compile(r"`(['\"])[^`]+\1`")
 _PATH = re.compile(r"[/\\~]|^\.\w")  # a `code` span that is a path or a dotfile: ~/.pyenv, /etc/shadow, .bashrc
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
+WINDOW = 1  # sentences either side of the evidence sentence read with it, as the coverage check reads them
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
 
 
@@ -111,20 +112,23 @@ def grounding(
     spans = key_spans(answer, question)
     if not spans:
         return None
-    holding: list[tuple[int, str]] = []  # (key spans held, sentence)
+    holding: list[tuple[int, str, str]] = []  # (key spans held, sentence, the sentence where it stands)
     for text in sources:
-        for sentence in source_sentences(text):
+        sentences, tags = source_sentences(text), entry_tags(text)
+        for k, sentence in enumerate(sentences):
             lowered = without_rejected(sentence).lower()  # "3, rather than 2" does not hold 2
             n = sum(s.lower() in lowered or spelled_in(s, lowered) for s in spans)
             if n:
-                holding.append((n, sentence))
+                # read as the model read it (rule U): under its entry's tag, after the sentence before it
+                near = sentences[max(0, k - WINDOW) : k + WINDOW + 1]
+                holding.append((n, sentence, "\n".join([tags[k], *near] if tags[k] else near)))
     if not holding:
         return Grounding(0.0, tuple(spans), None)
-    most = max(n for n, _ in holding)
+    most = max(n for n, _, _ in holding)
     # of the sentences holding the most key spans, the one closest to the question: a common token ("None",
     # "2") stands in many sentences, and only one about the question grounds the answer
-    candidates = list(dict.fromkeys(s for n, s in holding if n == most))[:MAX_CANDIDATES]
-    vecs = embed([question, *candidates])
+    candidates = list(dict.fromkeys((s, read) for n, s, read in holding if n == most))[:MAX_CANDIDATES]
+    vecs = embed([question, *(read for _, read in candidates)])
     sims = vecs[1:] @ vecs[0]
     best = int(np.argmax(sims))
-    return Grounding(float(sims[best]), tuple(spans), candidates[best])
+    return Grounding(float(sims[best]), tuple(spans), candidates[best][0])

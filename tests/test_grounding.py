@@ -188,3 +188,21 @@ def test_an_alternative_the_source_rules_out_does_not_ground_an_answer() -> None
     assert '"2"' in flag.detail and "rule out" in flag.detail
     right = ask("The hidden lockfile uses `lockfileVersion: 3` [1].")
     assert not right.abstained and "lockfileVersion: 3" in right.text
+
+
+def test_the_evidence_sentence_is_read_where_it_stands() -> None:
+    # rule U (bzip2's manual): "The relevant flag is -s." alone says nothing of memory; the model read it under
+    # its entry's tag and after the sentence before it, and so does the grounding check
+    source = "Saving memory\nReduce memory usage, for decompression. The relevant flag is -s. It is slower."
+    seen: list[str] = []
+
+    def embed(texts: list[str]):  # type: ignore[no-untyped-def]
+        seen.extend(texts)
+        return HashEmbedder().embed(texts)
+
+    question = "Which bzip2 option reduces memory usage when decompressing?"
+    got = grounding(question, "The option is -s [1].", [source], embed)
+    assert got is not None and got.sentence == "The relevant flag is -s."  # the sentence shown is the lone one
+    read = seen[1:]
+    assert any("Saving memory" in t and "Reduce memory usage" in t and "The relevant flag is -s." in t for t in read)
+    assert not any(t == "The relevant flag is -s." for t in read)
