@@ -1,0 +1,55 @@
+"""Retrieval recall on the real-document trials: is a chunk holding the gold answer among the top k?
+
+    python bench/trial_recall.py KB/runs/NAME [KB/runs/NAME ...] [--k 3 5 10] [--modes hybrid dense keyword]
+
+For each run's answerable questions (a trial's run names its KB: KB/runs/NAME), it searches the KB again with
+each retrieval mode and counts the questions whose gold answer (any of them, case-insensitive, as text) stands
+in one of the first k chunks. No generation: it measures what the model can be given, so a retrieval change
+can be judged here before it is run live. A question that several runs of one KB share counts once. Gold
+strings are short ("1", "-s"), so a chunk may hold one by chance: read the figures as a ceiling, compared
+between modes on the same questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import ragkit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories, KB/runs/NAME")
+    ap.add_argument("--k", nargs="+", type=int, default=[3, 5, 10])
+    ap.add_argument("--modes", nargs="+", default=["hybrid", "dense", "keyword"])
+    args = ap.parse_args()
+    found: Counter[tuple[str, int]] = Counter()
+    seen: set[tuple[Path, str]] = set()
+    for run in args.runs:
+        kb_path = run.parent.parent
+        kb = ragkit.open(kb_path, create=False)
+        try:
+            for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines():
+                s = json.loads(line)
+                if not s["answerable"] or s.get("status", "ok") != "ok" or (kb_path, s["id"]) in seen:
+                    continue
+                seen.add((kb_path, s["id"]))
+                gold = [g.lower() for g in s.get("gold_answers") or []]
+                for mode in args.modes:
+                    hits = kb.search(s["question"], k=max(args.k), mode=mode)
+                    rank = next((i for i, h in enumerate(hits, 1) if any(g in h.chunk.text.lower() for g in gold)), 0)
+                    for k in args.k:
+                        found[(mode, k)] += 0 < rank <= k
+        finally:
+            kb.close()
+    n = len(seen)
+    print(f"{n} answerable questions")
+    for mode in args.modes:
+        print(f"{mode:8}", "  ".join(f"@{k}: {found[(mode, k)]} ({found[(mode, k)] / max(n, 1):.3f})" for k in args.k))
+
+
+if __name__ == "__main__":
+    main()
