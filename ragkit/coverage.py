@@ -28,7 +28,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragkit.grounding import CITATION, DOTTED_NUMBER, code_words, key_spans
+# WINDOW: the sentences either side of the evidence sentence, in the same source, that also count (one value for
+# both checks: they read the evidence where it stands)
+from ragkit.grounding import CITATION, DOTTED_NUMBER, WINDOW, code_words, key_spans
 from ragkit.roles import occurs
 from ragkit.textutil import (
     NUMBER_WORDS,
@@ -91,7 +93,6 @@ _BOUNDS = {"limit", "limits", "maximum", "max", "minimum", "min", "cap", "ceilin
 # drafts, right passages covered 0.50-0.77 of their questions, copied non-answers 0.25-0.46
 PASSAGE_SENTENCES = 3
 PASSAGE_MIN_COVERAGE = 0.5
-WINDOW = 1  # sentences either side of the evidence sentence, in the same source, that also count
 
 
 @dataclass(frozen=True, slots=True)

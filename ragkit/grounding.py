@@ -38,7 +38,7 @@ _CODE = re.compile(r"\w*_\w*")
 _STRING_VALUE = re.compile(r"`(['\"])[^`]+\1`")
 _PATH = re.compile(r"[/\\~]|^\.\w")  # a `code` span that is a path or a dotfile: ~/.pyenv, /etc/shadow, .bashrc
 MAX_CANDIDATES = 32  # sentences embedded per answer at most (one embedding call)
-WINDOW = 1  # sentences either side of the evidence sentence read with it, as the coverage check reads them
+WINDOW = 1  # sentences either side of the evidence sentence read with it, here and in the coverage check
 _NOT_KEY = {"i", "the", "a", "an", "it", "this", "that", "these", "those", "there", "they", "we", "you", "yes", "no"}
 
 

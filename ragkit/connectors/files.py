@@ -110,8 +110,9 @@ def _walk(
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if KbPaths(here).is_kb():  # `ingest . --kb ./kb`: a KB's own files are no sources; its uploads are
-            dirnames[:] = [d for d in dirnames if here / d == KbPaths(here).uploads]
+        kb = KbPaths(here)
+        if kb.is_kb():  # `ingest . --kb ./kb`: a KB's own files are no sources; its uploads are
+            dirnames[:] = [d for d in dirnames if here / d == kb.uploads]
             continue
         for d in dirnames:
             if (here / d).is_symlink():  # os.walk lists it but does not enter it
