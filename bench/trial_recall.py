@@ -1,13 +1,13 @@
 """Retrieval recall on the real-document trials: is a chunk holding the gold answer among the top k?
 
-    python bench/trial_recall.py KB/runs/NAME [KB/runs/NAME ...] [--k 3 5 10] [--modes hybrid dense keyword]
+    python bench/trial_recall.py KB/runs/NAME [KB/runs/NAME ...] [--k 3 5 10] [--modes hybrid dense keyword hybrid@8]
 
 For each run's answerable questions (a trial's run names its KB: KB/runs/NAME), it searches the KB again with
 each retrieval mode and counts the questions whose gold answer (any of them, case-insensitive, as text) stands
 in one of the first k chunks. No generation: it measures what the model can be given, so a retrieval change
 can be judged here before it is run live. A question that several runs of one KB share counts once. Gold
 strings are short ("1", "-s"), so a chunk may hold one by chance: read the figures as a ceiling, compared
-between modes on the same questions.
+between modes on the same questions. "hybrid@W" is the fusion with the keyword list weighted W (dense 1).
 """
 
 from __future__ import annotations
@@ -30,21 +30,23 @@ def main() -> None:
     seen: set[tuple[Path, str]] = set()
     for run in args.runs:
         kb_path = run.parent.parent
-        kb = ragkit.open(kb_path, create=False)
-        try:
-            for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines():
-                s = json.loads(line)
-                if not s["answerable"] or s.get("status", "ok") != "ok" or (kb_path, s["id"]) in seen:
-                    continue
-                seen.add((kb_path, s["id"]))
-                gold = [g.lower() for g in s.get("gold_answers") or []]
-                for mode in args.modes:
+        samples = [json.loads(line) for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+        samples = [s for s in samples if s["answerable"] and s.get("status", "ok") == "ok"]
+        samples = [s for s in samples if (kb_path, s["id"]) not in seen]
+        seen.update((kb_path, s["id"]) for s in samples)
+        for spec in args.modes:
+            mode, _, weight = spec.partition("@")
+            overrides = {"retrieval.keyword_weight": float(weight)} if weight else {}
+            kb = ragkit.open(kb_path, create=False, **overrides)
+            try:
+                for s in samples:
+                    gold = [g.lower() for g in s.get("gold_answers") or []]
                     hits = kb.search(s["question"], k=max(args.k), mode=mode)
                     rank = next((i for i, h in enumerate(hits, 1) if any(g in h.chunk.text.lower() for g in gold)), 0)
                     for k in args.k:
-                        found[(mode, k)] += 0 < rank <= k
-        finally:
-            kb.close()
+                        found[(spec, k)] += 0 < rank <= k
+            finally:
+                kb.close()
     n = len(seen)
     print(f"{n} answerable questions")
     for mode in args.modes:
