@@ -203,3 +203,31 @@ def test_cli_run_takes_another_generator_without_editing_the_config(built_kb: Pa
     used = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["config"]["generator"]
     assert (used["backend"], used["url"], used["model"]) == ("openai", "http://127.0.0.1:9/v1", "served-model")
     assert (kb / "ragkit.toml").read_text(encoding="utf-8") == toml_before
+
+
+@pytest.mark.slow
+def test_cli_run_takes_another_retrieval_mode_without_editing_the_config(built_kb: Path, tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    shutil.copytree(built_kb, kb)
+    toml_before = (kb / "ragkit.toml").read_text(encoding="utf-8")
+    base = ["eval", "run", str(QUESTIONS), "--kb", str(kb), "--retrieval-only", "--limit", "3", "--json", "--fresh"]
+    runs = {}
+    for mode in ("dense", "KEYWORD"):
+        res = CliRunner().invoke(app, [*base, "--mode", mode, "--name", mode.lower()])
+        assert res.exit_code == 0, res.output
+        runs[mode.lower()] = Path(json.loads(res.output)["run_dir"])
+    for mode, run_dir in runs.items():
+        assert json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["config"]["retrieval"]["mode"] == mode
+    # each run retrieved as its mode does, and the two modes rank differently here (else this proves nothing)
+    lists = {
+        m: [[h["chunk_id"] for h in s["retrieved"]] for s in read_samples(d / "samples.jsonl")] for m, d in runs.items()
+    }
+    assert lists["dense"] != lists["keyword"]
+    with ragkit.open(kb) as opened:
+        question = read_samples(runs["dense"] / "samples.jsonl")[0]["question"]
+        for mode, run_dir in runs.items():
+            got = [h["chunk_id"] for h in read_samples(run_dir / "samples.jsonl")[0]["retrieved"]]
+            assert got == [h.chunk.id for h in opened.search(question, k=len(got), mode=mode)]
+    res = CliRunner().invoke(app, [*base, "--mode", "fuzzy"])
+    assert res.exit_code != 0 and "--mode takes hybrid, dense or keyword" in res.output
+    assert (kb / "ragkit.toml").read_text(encoding="utf-8") == toml_before

@@ -24,6 +24,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    ModeOpt,
     OwnMinVerifiedOpt,
     ReleaseMinVerifiedOpt,
     check_model_option,
@@ -56,13 +57,6 @@ FilterOpt = Annotated[
         "-f",
         help="Only chunks matching FIELD OP VALUE (repeatable, ANDed): source=docs/*.md, doc in 3,4, page>=2, "
         "section=Intro*, kind=Table, ingested>=2026-01-01, modified<2026-06-01, tenant=acme, meta.KEY=VALUE.",
-    ),
-]
-ModeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--mode",
-        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml, hybrid]",
     ),
 ]
 

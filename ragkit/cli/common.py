@@ -104,6 +104,15 @@ def parse_device(device: str) -> str:
     return value
 
 
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml]",
+    ),
+]
+
+
 def parse_mode(mode: str | None) -> str | None:
     """--mode: hybrid | dense | keyword, any case; None keeps the configured one."""
     if mode is None:

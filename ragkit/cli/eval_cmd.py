@@ -27,6 +27,7 @@ from ragkit.cli.common import (
     KbOpt,
     MinVerifiedOpt,
     ModelOpt,
+    ModeOpt,
     OwnMinVerifiedOpt,
     ReleaseMinVerifiedOpt,
     check_model_option,
@@ -36,6 +37,7 @@ from ragkit.cli.common import (
     fallback_overrides,
     first_use_of_models,
     out,
+    parse_mode,
     plain_progress,
     progress_bar,
     reader,
@@ -108,6 +110,7 @@ def run(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Questions asked in parallel.")] = 1,
     k: Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks given to the GPT")] = None,
+    mode: ModeOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer length limit [default: config]")
     ] = None,
@@ -138,8 +141,8 @@ def run(
 
     An interrupted run (Ctrl-C, a kill) is continued by running the same command again.
 
-    --generator and --model compare generators on one KB without editing ragkit.toml (each run records the
-    config it used in config.json).
+    --generator, --model and --mode compare generators and retrieval modes on one KB without editing
+    ragkit.toml (each run records the config it used in config.json).
 
     On an access-controlled KB the run reads as --as (or --admin): its samples and reports hold only the chunks
     that reader may read.
@@ -152,6 +155,7 @@ def run(
         overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
         overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified, release_min_verified)
         overrides |= {"generator.dtype": dtype} if dtype else {}
+        overrides |= {"retrieval.mode": m} if (m := parse_mode(mode)) else {}
     with (
         user_errors(),
         ragkit.open(kb, create=False, principal=principal, **overrides) as base,
