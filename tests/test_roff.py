@@ -76,3 +76,11 @@ def test_zstds_real_manual_page_keeps_its_sentences_and_options() -> None:
     assert "Source files are preserved by default. It's possible to remove them" in text
     assert "-#: selects # compression level [1-19] (default: 3)" in text
     assert "allbox" not in text and "\\." not in text
+
+
+def test_an_escaped_tab_separates_words_in_a_tag_and_in_text(tmp_path: Path) -> None:
+    path = tmp_path / "x.1"
+    path.write_text('.TH X 1\n.SH VERSIONS\n.IP "v6.0\\t20 Apr 09" 8\nInfo-ZIP\n.PP\nName\\tDate\n', encoding="utf-8")
+    got = [(e.kind, e.text) for e in parse_file(path).elements]
+    # "\t" was dropped as a motion: "v6.020 Apr 09", a version glued to its day
+    assert got == [("Title", "VERSIONS"), ("ListItem", "v6.0\t20 Apr 09\nInfo-ZIP"), ("NarrativeText", "Name\tDate")]

@@ -133,7 +133,8 @@ def is_supported(suffix: str) -> bool:
 #   (connectors/debcopyright.py).
 # - man 2: a bullet (".IP \(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\." is a
 #   full stop (ronn's pages), tbl tables are read as rows, not as their layout lines.
-_MAN_VERSION = 2
+# - man 3: "\t" is a tab, not nothing (unzip's "v6.0\t20 Apr 09" read "v6.020 Apr 09").
+_MAN_VERSION = 3
 _PARSER_VERSIONS = {
     ".html": 6,
     ".htm": 6,

@@ -31,8 +31,8 @@ _SPECIAL = {
     "ci": "○", "sq": "□", "pc": "·", "bv": "|", "sl": "/", "lB": "[", "rB": "]", "lC": "{", "rC": "}",
 }  # fmt: skip
 # a one-character escape prints its character ("\." a full stop, ronn's pages write every one so) unless it is
-# one of these: zero-width marks, motions, hyphenation points and line continuation print nothing
-_SILENT = set("&)/,|^%cdupratz{}!")
+# one of these: zero-width marks, motions, hyphenation points and line continuation print nothing ("\t" is a tab)
+_SILENT = set("&)/,|^%cdupraz{}!")
 _ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
 _BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
 _TBL_FORMAT = re.compile(r"^[lcrnasLCRNAS^_=|\s.tTbBiIfFwWeEpPvVxXzZ0-9()-]+$")  # "lB lB.": a table's layout
