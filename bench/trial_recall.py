@@ -1,6 +1,7 @@
 """Retrieval recall on the real-document trials: is a chunk holding the gold answer among the top k?
 
     python bench/trial_recall.py KB/runs/NAME [KB/runs/NAME ...] [--k 3 5 10] [--modes hybrid dense keyword hybrid@8]
+    python bench/trial_recall.py KB/runs/NAME ... --questions bench/data/trial_paraphrase.jsonl
 
 For each run's answerable questions (a trial's run names its KB: KB/runs/NAME), it searches the KB again with
 each retrieval mode and counts the questions whose gold answer (any of them, case-insensitive, as text) stands
@@ -8,6 +9,8 @@ in one of the first k chunks. No generation: it measures what the model can be g
 can be judged here before it is run live. A question that several runs of one KB share counts once. Gold
 strings are short ("1", "-s"), so a chunk may hold one by chance: read the figures as a ceiling, compared
 between modes on the same questions. "hybrid@W" is the fusion with the keyword list weighted W (dense 1).
+--questions searches, instead of each run's questions, the file's items whose "of" names one of them (reworded
+questions, asked of the KB their original was asked of).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="run directories, KB/runs/NAME")
     ap.add_argument("--k", nargs="+", type=int, default=[3, 5, 10])
     ap.add_argument("--modes", nargs="+", default=["hybrid", "dense", "keyword"])
+    ap.add_argument("--questions", type=Path, help="a .jsonl of reworded questions, each naming its original in 'of'")
     args = ap.parse_args()
     found: Counter[tuple[str, int]] = Counter()
     seen: set[tuple[Path, str]] = set()
@@ -32,6 +36,10 @@ def main() -> None:
         kb_path = run.parent.parent
         samples = [json.loads(line) for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
         samples = [s for s in samples if s["answerable"] and s.get("status", "ok") == "ok"]
+        if args.questions:
+            ids = {s["id"] for s in samples}
+            items = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines()]
+            samples = [{**i, "gold_answers": i["answers"]} for i in items if i.get("of") in ids]
         samples = [s for s in samples if (kb_path, s["id"]) not in seen]
         seen.update((kb_path, s["id"]) for s in samples)
         for spec in args.modes:
