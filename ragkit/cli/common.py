@@ -108,7 +108,7 @@ ModeOpt = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml]",
+        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml, hybrid]",
     ),
 ]
 

@@ -141,8 +141,10 @@ def run(
 
     An interrupted run (Ctrl-C, a kill) is continued by running the same command again.
 
-    --generator, --model and --mode compare generators and retrieval modes on one KB without editing
-    ragkit.toml (each run records the config it used in config.json).
+    --generator and --model compare generators on one KB without editing ragkit.toml (each run records the
+    config it used in config.json).
+
+    --mode compares retrieval modes (hybrid, dense, keyword) the same way.
 
     On an access-controlled KB the run reads as --as (or --admin): its samples and reports hold only the chunks
     that reader may read.
