@@ -8,7 +8,8 @@ each retrieval mode and counts the questions whose gold answer (any of them, cas
 in one of the first k chunks. No generation: it measures what the model can be given, so a retrieval change
 can be judged here before it is run live. A question that several runs of one KB share counts once. Gold
 strings are short ("1", "-s"), so a chunk may hold one by chance: read the figures as a ceiling, compared
-between modes on the same questions. "hybrid@W" is the fusion with the keyword list weighted W (dense 1).
+between modes on the same questions. "hybrid@W" is the fusion with the keyword list weighted W (dense 1);
+"combsum" fuses by score instead of rank: each list's 20 candidates min-max normalised, a chunk's two summed.
 --questions searches, instead of each run's questions, the file's items whose "of" names one of them (reworded
 questions, asked of the KB their original was asked of).
 """
@@ -21,6 +22,21 @@ from collections import Counter
 from pathlib import Path
 
 import ragkit
+
+
+def combsum(kb: ragkit.KnowledgeBase, question: str, depth: int = 20) -> list:
+    """Hits fused by score: each list's scores min-max normalised over its candidates, summed per chunk."""
+    fused: dict[int, float] = {}
+    chunks = {}
+    for mode in ("dense", "keyword"):
+        hits = kb.search(question, depth, mode=mode)
+        if not hits:
+            continue
+        lo, hi = min(h.score for h in hits), max(h.score for h in hits)
+        for h in hits:
+            fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + ((h.score - lo) / (hi - lo) if hi > lo else 1.0)
+            chunks[h.chunk.id] = h
+    return [chunks[i] for i in sorted(fused, key=lambda i: -fused[i])]
 
 
 def main() -> None:
@@ -49,7 +65,11 @@ def main() -> None:
             try:
                 for s in samples:
                     gold = [g.lower() for g in s.get("gold_answers") or []]
-                    hits = kb.search(s["question"], k=max(args.k), mode=mode)
+                    hits = (
+                        combsum(kb, s["question"])
+                        if mode == "combsum"
+                        else kb.search(s["question"], max(args.k), mode=mode)
+                    )
                     rank = next((i for i, h in enumerate(hits, 1) if any(g in h.chunk.text.lower() for g in gold)), 0)
                     for k in args.k:
                         found[(spec, k)] += 0 < rank <= k
