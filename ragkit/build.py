@@ -53,6 +53,7 @@ def search_options(
         filters=filters,
         candidates=cfg.candidates,
         rrf_k=cfg.rrf_k,
+        fusion=cfg.fusion,
         dense_weight=cfg.dense_weight,
         keyword_weight=cfg.keyword_weight,
         nprobe=nprobe or cfg.nprobe,

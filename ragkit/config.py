@@ -65,6 +65,9 @@ class RetrievalConfig(_Section):
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     candidates: int = Field(default=20, ge=1, le=1000)  # per retriever, before fusion / rerank / MMR
     rrf_k: int = Field(default=60, ge=1)  # the reciprocal-rank constant: 1 / (rrf_k + rank)
+    # how hybrid fuses its lists: "rank" (reciprocal rank, rrf_k) or "score" (each list's scores min-max normalised
+    # over its candidates, then summed with the weights below); "score" is on trial (docs/design-notes.md, rule W)
+    fusion: Literal["rank", "score"] = "rank"
     # keyword counts double: on HaluEval-QA (entity-heavy questions) BM25 beats dense retrieval, and 1:2 beat both
     # single retrievers on the held-out half (docs/benchmarks.md, "Retrieval quality")
     dense_weight: float = Field(default=1.0, ge=0.0)

@@ -14,7 +14,7 @@ from ragkit.connectors.parsing import build_document
 from ragkit.errors import ConfigError
 from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
 from ragkit.indexes.filters import compile_filters, parse_filter
-from ragkit.indexes.hybrid import mmr, rrf
+from ragkit.indexes.hybrid import mmr, rrf, score_fusion
 from ragkit.indexes.keyword import SqliteFts5, cjk_grams, keyword_index, query_terms
 from ragkit.indexes.retriever import Retriever, SearchOptions
 from ragkit.indexes.sql_store import SqlStore, make_engine
@@ -232,6 +232,19 @@ def test_rrf_matches_hand_computed_scores() -> None:
     assert fused[2] == pytest.approx(1 / 62)
     assert fused[3] == pytest.approx(1 / 63 + 0.5 / 61)
     assert [i for i, _ in rrf([[1, 2, 3], [3, 1]], [1.0, 0.5], k=60)] == [1, 3, 2]
+
+
+def test_score_fusion_matches_hand_computed_scores() -> None:
+    dense = [(1, 0.9), (2, 0.6), (3, 0.5)]  # cosine
+    keyword = [(3, 12.0), (4, 4.0), (1, 2.0)]  # BM25, another scale
+    fused = dict(score_fusion([dense, keyword], [1.0, 2.0]))
+    assert fused[1] == pytest.approx(1.0 + 0.0)
+    assert fused[2] == pytest.approx(0.25)
+    assert fused[3] == pytest.approx(0.0 + 2.0)
+    assert fused[4] == pytest.approx(2.0 * 0.2)
+    assert [i for i, _ in score_fusion([dense, keyword], [1.0, 2.0])] == [3, 1, 4, 2]
+    # a strong keyword hit outranks a weak one the rank fusion would tie with it
+    assert score_fusion([[(7, 5.0)], []], [1.0, 1.0]) == [(7, 1.0)]
 
 
 def test_mmr_prefers_a_novel_candidate_over_a_near_duplicate() -> None:

@@ -14,7 +14,7 @@ from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import FilterSpec, compile_filters, normalise
-from ragkit.indexes.hybrid import mmr, rrf
+from ragkit.indexes.hybrid import mmr, rrf, score_fusion
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.types import Hit
@@ -31,6 +31,7 @@ class SearchOptions:
     filters: FilterSpec = None
     candidates: int = 20
     rrf_k: int = 60
+    fusion: str = "rank"  # hybrid: rank (reciprocal-rank fusion) | score (min-max normalised scores summed)
     dense_weight: float = 1.0
     keyword_weight: float = 2.0
     nprobe: int | None = None
@@ -130,7 +131,9 @@ class Retriever:
         results: list[list[Hit]] = []
         for qi, text in enumerate(queries):
             dense_of, kw_of = dict(dense[qi]), dict(keyword[qi])
-            if o.mode == "hybrid":
+            if o.mode == "hybrid" and o.fusion == "score":
+                ranked = score_fusion([dense[qi], keyword[qi]], [o.dense_weight, o.keyword_weight])
+            elif o.mode == "hybrid":
                 ranked = rrf(
                     [[i for i, _ in dense[qi]], [i for i, _ in keyword[qi]]],
                     [o.dense_weight, o.keyword_weight],
