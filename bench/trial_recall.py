@@ -9,7 +9,7 @@ in one of the first k chunks. No generation: it measures what the model can be g
 can be judged here before it is run live. A question that several runs of one KB share counts once. Gold
 strings are short ("1", "-s"), so a chunk may hold one by chance: read the figures as a ceiling, compared
 between modes on the same questions. "hybrid@W" is the fusion with the keyword list weighted W (dense 1);
-"combsum" fuses by score instead of rank: each list's 20 candidates min-max normalised, a chunk's two summed.
+"combsum" is the fusion by score instead of rank (`retrieval.fusion = "score"`, keyword weight 1).
 --questions searches, instead of each run's questions, the file's items whose "of" names one of them (reworded
 questions, asked of the KB their original was asked of).
 """
@@ -24,21 +24,6 @@ from pathlib import Path
 import ragkit
 
 
-def combsum(kb: ragkit.KnowledgeBase, question: str, depth: int = 20) -> list:
-    """Hits fused by score: each list's scores min-max normalised over its candidates, summed per chunk."""
-    fused: dict[int, float] = {}
-    chunks = {}
-    for mode in ("dense", "keyword"):
-        hits = kb.search(question, depth, mode=mode)
-        if not hits:
-            continue
-        lo, hi = min(h.score for h in hits), max(h.score for h in hits)
-        for h in hits:
-            fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + ((h.score - lo) / (hi - lo) if hi > lo else 1.0)
-            chunks[h.chunk.id] = h
-    return [chunks[i] for i in sorted(fused, key=lambda i: -fused[i])]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run directories, KB/runs/NAME")
@@ -48,28 +33,28 @@ def main() -> None:
     args = ap.parse_args()
     found: Counter[tuple[str, int]] = Counter()
     seen: set[tuple[Path, str]] = set()
+    reworded = []
+    if args.questions:
+        reworded = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines()]
     for run in args.runs:
         kb_path = run.parent.parent
         samples = [json.loads(line) for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
         samples = [s for s in samples if s["answerable"] and s.get("status", "ok") == "ok"]
         if args.questions:
             ids = {s["id"] for s in samples}
-            items = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines()]
-            samples = [{**i, "gold_answers": i["answers"]} for i in items if i.get("of") in ids]
+            samples = [{**i, "gold_answers": i["answers"]} for i in reworded if i.get("of") in ids]
         samples = [s for s in samples if (kb_path, s["id"]) not in seen]
         seen.update((kb_path, s["id"]) for s in samples)
         for spec in args.modes:
             mode, _, weight = spec.partition("@")
             overrides = {"retrieval.keyword_weight": float(weight)} if weight else {}
+            if mode == "combsum":
+                mode, overrides = "hybrid", {"retrieval.fusion": "score", "retrieval.keyword_weight": 1.0}
             kb = ragkit.open(kb_path, create=False, **overrides)
             try:
                 for s in samples:
                     gold = [g.lower() for g in s.get("gold_answers") or []]
-                    hits = (
-                        combsum(kb, s["question"])
-                        if mode == "combsum"
-                        else kb.search(s["question"], max(args.k), mode=mode)
-                    )
+                    hits = kb.search(s["question"], max(args.k), mode=mode)
                     rank = next((i for i, h in enumerate(hits, 1) if any(g in h.chunk.text.lower() for g in gold)), 0)
                     for k in args.k:
                         found[(spec, k)] += 0 < rank <= k
