@@ -15,7 +15,6 @@ from ragkit.cli.app import app
 from ragkit.evals.datasets import Dataset, EvalItem, load_dataset
 from ragkit.evals.rundir import read_samples
 from ragkit.evals.runner import EvalOptions, run_eval
-from ragkit.indexes.hybrid import score_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "examples" / "sample_questions.jsonl"
@@ -232,16 +231,3 @@ def test_cli_run_takes_another_retrieval_mode_without_editing_the_config(built_k
     res = CliRunner().invoke(app, [*base, "--mode", "fuzzy"])
     assert res.exit_code != 0 and "--mode takes hybrid, dense or keyword" in res.output
     assert (kb / "ragkit.toml").read_text(encoding="utf-8") == toml_before
-
-
-@pytest.mark.slow
-def test_score_fusion_ranks_the_real_lists_by_their_normalised_scores(built_kb: Path) -> None:
-    question = "How often must keys be rotated?"
-    with ragkit.open(built_kb) as kb:
-        lists = [[(h.chunk.id, h.score) for h in kb.search(question, 20, mode=m)] for m in ("dense", "keyword")]
-    with ragkit.open(built_kb, **{"retrieval.fusion": "score", "retrieval.keyword_weight": 1.0}) as kb:
-        got = kb.search(question, 5, mode="hybrid")
-    best = [(cid, s) for cid, s in score_fusion(lists, [1.0, 1.0])][:5]
-    assert [h.chunk.id for h in got] == [cid for cid, _ in best]
-    assert [h.score for h in got] == pytest.approx([s for _, s in best])
-    assert got[0].dense is not None and got[0].keyword is not None  # both lists' scores stay on the hit

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+import ragkit
 from ragkit.connectors.parsing import build_document
 from ragkit.errors import ConfigError
 from ragkit.indexes.faiss_index import FaissIndex, resolve_spec
@@ -245,6 +246,19 @@ def test_score_fusion_matches_hand_computed_scores() -> None:
     assert [i for i, _ in score_fusion([dense, keyword], [1.0, 2.0])] == [3, 1, 4, 2]
     # a strong keyword hit outranks a weak one the rank fusion would tie with it
     assert score_fusion([[(7, 5.0)], []], [1.0, 1.0]) == [(7, 1.0)]
+
+
+@pytest.mark.slow
+def test_score_fusion_ranks_the_real_lists_by_their_normalised_scores(built_kb: Path) -> None:
+    question = "How often must keys be rotated?"
+    with ragkit.open(built_kb) as kb:
+        lists = [[(h.chunk.id, h.score) for h in kb.search(question, 20, mode=m)] for m in ("dense", "keyword")]
+    with ragkit.open(built_kb, **{"retrieval.fusion": "score", "retrieval.keyword_weight": 1.0}) as kb:
+        got = kb.search(question, 5, mode="hybrid")
+    best = [(cid, s) for cid, s in score_fusion(lists, [1.0, 1.0])][:5]
+    assert [h.chunk.id for h in got] == [cid for cid, _ in best]
+    assert [h.score for h in got] == pytest.approx([s for _, s in best])
+    assert got[0].dense is not None and got[0].keyword is not None  # both lists' scores stay on the hit
 
 
 def test_mmr_prefers_a_novel_candidate_over_a_near_duplicate() -> None:
