@@ -66,7 +66,8 @@ class RetrievalConfig(_Section):
     candidates: int = Field(default=20, ge=1, le=1000)  # per retriever, before fusion / rerank / MMR
     rrf_k: int = Field(default=60, ge=1)  # the reciprocal-rank constant: 1 / (rrf_k + rank)
     # how hybrid fuses its lists: "rank" (reciprocal rank, rrf_k) or "score" (each list's scores min-max normalised
-    # over its candidates, then summed with the weights below); "score" is on trial (docs/design-notes.md, rule W)
+    # over its candidates, then summed with the weights below). "score" with keyword_weight 1 helps the 1.5B generator
+    # a little and costs the 0.5B one more wrong answers (docs/design-notes.md, rule W), so "rank" stays
     fusion: Literal["rank", "score"] = "rank"
     # keyword counts double: on HaluEval-QA (entity-heavy questions) BM25 beats dense retrieval, and 1:2 beat both
     # single retrievers on the held-out half (docs/benchmarks.md, "Retrieval quality")
