@@ -72,6 +72,13 @@ _UNIT_ASKED = re.compile(
     r"characters|columns|lines|pixels|percent|KiB|MiB|GiB|KB|MB|GB|ms)\b",
     re.I,
 )
+# ...unless the question asks for a named thing: "Which mawk function returns the time of day in seconds ...?" wants
+# a function (rule U, docs/design-notes.md)
+_NAMED_ASKED = re.compile(
+    r"^\W*(?:which|what)\s+(?:[\w.'-]+\s+){0,3}?(?:functions?|options?|commands?|variables?|files?|programs?|flags?|"
+    r"settings?|signals?|macros?|keys?|fields?|formats?|methods?|tools?|modes?|units?)\b",
+    re.I,
+)
 _NUMBER_WORDS = r"""hundreds? thousands? millions? billions? trillions? dozens? half halves quarters? twice thrice
     once single double triple second fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \w+teenth
     \w+tieth hundredth thousandth"""
@@ -305,7 +312,7 @@ def unquantified(question: str, answer: str) -> str | None:
     "which version" and a "numeric value" a digit. None otherwise."""
     asked = _QUANTITY_ASKED.search(question)
     written = _VERSION_ASKED.search(question)  # answered in digits
-    unit = _UNIT_ASKED.search(question)  # answered in digits or number words
+    unit = _UNIT_ASKED.search(question) if not _NAMED_ASKED.search(question) else None  # digits or number words
     if (asked is None and written is None and unit is None) or not answer.strip():
         return None
     # a figure the question writes is not the one it asks for: the digits of "CMP0135" in "In which CMake version will

