@@ -419,3 +419,41 @@ def test_dtype_is_an_option_of_ask_and_eval_run(kb: Path, tmp_path: Path, monkey
     assert seen == ["bfloat16"] and config["config"]["generator"]["dtype"] == "bfloat16"
     assert config["models"]["generator"]["dtype"] == "bfloat16"  # what ran, "auto" resolved
     assert "bfloat16" not in (kb / "ragkit.toml").read_text()  # the KB's own file is not edited
+
+
+# -- --set: any setting for one command -----------------------------------------------------------------------
+
+
+def test_set_changes_a_setting_for_one_command_only(kb: Path, tmp_path: Path) -> None:
+    """`--set retrieval.fusion=score` fuses by score in that search (a hit can score up to 1 + 2, the weights),
+    an eval run records it in config.json, and the KB's ragkit.toml is not edited."""
+    toml_before = (kb / "ragkit.toml").read_text(encoding="utf-8")
+    by_rank = json.loads(run("search", "hotel euros", "--kb", kb, "--json").output)["hits"]
+    res = run("search", "hotel euros", "--kb", kb, "--json", "--set", "retrieval.fusion=score")
+    assert res.exit_code == 0, res.output
+    by_score = json.loads(res.output)["hits"]
+    assert max(h["score"] for h in by_rank) < 0.1 < max(h["score"] for h in by_score) <= 3.0
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "How often are keys rotated?", "answers": ["ninety days"]}) + "\n")
+    sets = ("--set", "retrieval.fusion=score", "--set", "retrieval.keyword_weight=1", "--set", "retrieval.top_k=2")
+    res = run("eval", "run", questions, "--kb", kb, "--name", "fused", "--retrieval-only", *sets)
+    assert res.exit_code == 0, res.output
+    used = json.loads(next((kb / "runs").glob("*-fused")).joinpath("config.json").read_text())["config"]["retrieval"]
+    assert (used["fusion"], used["keyword_weight"], used["top_k"]) == ("score", 1, 2)
+    assert (kb / "ragkit.toml").read_text(encoding="utf-8") == toml_before
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "message"),
+    [
+        ("fusion=score", 2, "--set takes SECTION.KEY=VALUE"),  # no section
+        ("retrieval.fusion", 2, "--set takes SECTION.KEY=VALUE"),  # no value
+        ("retrieval.fusio=score", 1, "unknown key retrieval.fusio (did you mean fusion?)"),
+        ("retrieval.fusion=borda", 1, "retrieval.fusion: Input should be 'rank' or 'score'"),
+        ("retrieval.top_k=many", 1, "retrieval.top_k: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_set_is_one_red_line(kb: Path, value: str, code: int, message: str) -> None:
+    result = run("search", "hotel", "--kb", kb, "--set", value)
+    assert result.exit_code == code, result.output
+    assert message in one_red_line(result)

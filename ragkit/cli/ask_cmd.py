@@ -44,6 +44,7 @@ from ragkit.cli.common import (
     reader,
     user_errors,
 )
+from ragkit.cli.overrides import SetOpt, parse_sets
 
 KOpt = Annotated[
     int | None,
@@ -138,6 +139,7 @@ def ask(
         Path | None,
         typer.Option("--template", exists=True, dir_okay=False, help="Prompt template file (TOML or JSON)."),
     ] = None,
+    sets: SetOpt = None,
     as_user: AsOpt = None,
     groups: GroupsOpt = None,
     admin: AdminOpt = False,
@@ -157,7 +159,8 @@ def ask(
         non_empty(question, "question")
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
-        overrides: dict[str, Any] = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
+        overrides: dict[str, Any] = parse_sets(sets) | db_override(db)
+        overrides |= generator_overrides(kb, generator, model, fallback)
         overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified, release_min_verified)
         overrides |= {"generator.dtype": dtype} if dtype else {}
         if template:
@@ -331,6 +334,7 @@ def search(
     ] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the configured reranker.")] = False,
     device: DeviceOpt = None,
+    sets: SetOpt = None,
     as_user: AsOpt = None,
     groups: GroupsOpt = None,
     admin: AdminOpt = False,
@@ -346,7 +350,7 @@ def search(
         non_empty(query, "query")
         mode = parse_mode(mode)
         principal = reader(as_user, groups, admin)
-        over = db_override(db) | device_override(device)
+        over = parse_sets(sets) | db_override(db) | device_override(device)
         with ragkit.open(kb, create=False, principal=principal, **over) as base:
             check_reader(base, principal, as_json)
             hits = base.search(

@@ -43,6 +43,7 @@ from ragkit.cli.common import (
     reader,
     user_errors,
 )
+from ragkit.cli.overrides import SetOpt, parse_sets
 from ragkit.cli.scale import RayAddressOpt, RayOpt, check_ray_database, on_ray
 
 EXIT_REGRESSION = 4
@@ -111,6 +112,7 @@ def run(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Questions asked in parallel.")] = 1,
     k: Annotated[int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks given to the GPT")] = None,
     mode: ModeOpt = None,
+    sets: SetOpt = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer length limit [default: config]")
     ] = None,
@@ -146,6 +148,8 @@ def run(
 
     --mode compares retrieval modes (hybrid, dense, keyword) the same way.
 
+    --set compares any other setting: --set retrieval.fusion=score --set retrieval.keyword_weight=1.
+
     On an access-controlled KB the run reads as --as (or --admin): its samples and reports hold only the chunks
     that reader may read.
     """
@@ -154,7 +158,7 @@ def run(
 
     with user_errors():
         principal = reader(as_user, groups, admin)
-        overrides = dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
+        overrides = parse_sets(sets) | dict(db_override(db)) | generator_overrides(kb, generator, model, fallback)
         overrides |= fallback_overrides(min_verified, fallback_min_verified, own_min_verified, release_min_verified)
         overrides |= {"generator.dtype": dtype} if dtype else {}
         overrides |= {"retrieval.mode": m} if (m := parse_mode(mode)) else {}
