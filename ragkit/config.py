@@ -222,6 +222,12 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return RagkitConfig.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
+        given = set(overrides or {})
+        if given and all(".".join(str(p) for p in e["loc"]) in given for e in exc.errors()):
+            # a bad `--set` (or ragkit.open keyword) must not send the user to a file that is fine
+            where = " in the settings given with this call (--set on the command line)" + (
+                f", not in {path}" if path and path.exists() else ""
+            )
         problems = "; ".join(_problem(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc
 
