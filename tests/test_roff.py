@@ -84,3 +84,48 @@ def test_an_escaped_tab_separates_words_in_a_tag_and_in_text(tmp_path: Path) -> 
     got = [(e.kind, e.text) for e in parse_file(path).elements]
     # "\t" was dropped as a motion: "v6.020 Apr 09", a version glued to its day
     assert got == [("Title", "VERSIONS"), ("ListItem", "v6.0\t20 Apr 09\nInfo-ZIP"), ("NarrativeText", "Name\tDate")]
+
+
+def test_strings_defined_by_ds_are_read_where_they_are_used(tmp_path: Path) -> None:
+    # mawk's page: ".ds n mawk", then "\fB\*n\fP" for every "mawk" (each one was dropped: "If this is set,  uses")
+    path = tmp_path / "mawk.1"
+    path.write_text(
+        ".ds N Mawk\n.ds n mawk\n.TH MAWK 1\n.SH DESCRIPTION\n\\fB\\*n\\fP is an interpreter.\n.TP\nerror\n"
+        "\\fB\\*N\\fP prints an error message and exits. This is the default.\n"
+        '.PP\n.ds X "  two\n.as X  more\nSay \\*[X], \\*(lqquoted\\*(rq and \\*Q.\n',
+        encoding="utf-8",
+    )
+    got = [(e.kind, e.text) for e in parse_file(path).elements]
+    assert got == [
+        ("Title", "DESCRIPTION"),
+        ("NarrativeText", "mawk is an interpreter."),
+        ("ListItem", "error\nMawk prints an error message and exits. This is the default."),
+        ("NarrativeText", "Say   two more, “quoted” and ."),  # an undefined string is empty, as in troff
+    ]
+
+
+def test_pod2man_strings_read_as_a_terminal_shows_them(tmp_path: Path) -> None:
+    # pod2man defines its quotes twice, for nroff (".ie n \{") and for troff (".el\{", no space): the terminal's
+    # are kept; its apostrophe "\*(Aq" is defined under ".ie \n(.g", which is not read, so it is built in; a text
+    # line opening with it stays text (it was read as a "'" request and lost: perf's pages)
+    path = tmp_path / "x.1"
+    path.write_text(
+        '.ie n \\{\\\n.    ds L" ""\n.    ds R" ""\n\'br\\}\n.el\\{\\\n.    ds L" ``\n.    ds R" \'\'\n\'br\\}\n'
+        ".ie \\n(.g .ds Aq \\(aq\n.el       .ds Aq '\n.TH X 1\n.SH DESCRIPTION\n"
+        'See \\*(L"Options\\*(R" (it doesn\\*(Aqt matter).\n\\*(Aqperf kvm top\\*(Aq shows it.\n'
+        ".PP\nzip -d foo \\\\*.o\n",
+        encoding="utf-8",
+    )
+    got = [e.text for e in parse_file(path).elements]
+    # "\\*" is a backslash and a star, not a string
+    assert got == ["DESCRIPTION", "See \"Options\" (it doesn't matter). 'perf kvm top' shows it.", "zip -d foo \\*.o"]
+
+
+MAWK = Path("/usr/share/man/man1/mawk.1.gz")
+
+
+@pytest.mark.skipif(not MAWK.exists(), reason="mawk's manual page is not installed")
+def test_mawks_real_manual_page_names_mawk() -> None:
+    text = parse_file(MAWK).text
+    assert "mawk is an interpreter for the AWK Programming Language" in text
+    assert "error\nMawk prints an error message and exits. This is the default." in text

@@ -16,6 +16,7 @@ from ragkit.errors import ParseError
 
 MAN_SECTION = re.compile(r"^\.[1-9][a-z]{0,4}$")  # ".1", ".8", ".3pm", ".1ssl": a manual page
 _REQUEST = re.compile(r"^[.'][ \t]*([A-Za-z]{1,3}|\\\")(?:[ \t]+(.*))?$")
+_BRACED_ELSE = re.compile(r"^[.'][ \t]*el\\\{")  # ".el\{\": pod2man's troff branch, with no space before its brace
 _HEADINGS = {"SH", "SS"}
 _BREAKS = {"PP", "LP", "P", "sp", "HP", "RS", "RE", "EX", "EE", "nf", "fi", "ne", "in", "TH", "UE", "ME"}
 _ITEMS = {"TP", "IP", "TQ"}
@@ -35,6 +36,11 @@ _SPECIAL = {
 _SILENT = set("&)/,|^%cdupraz{}!")
 _ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
 _BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
+# strings ("\*N", "\*(Aq", "\*[name]"), defined by ".ds" (mawk's page: ".ds n mawk", then "\fB\*n\fP" for every
+# "mawk"); the ones pages use without defining them in a way read here: pod2man's apostrophe "\*(Aq" (defined
+# under ".ie \n(.g"), man(7)'s quotes, registered and trade marks
+_STRING = re.compile(r"\\\\|\\\*(?:\[([^\]]*)\]|\((..)|(.))")  # "\\*" is a backslash and a star
+_STRINGS = {"Aq": "'", "AQ": "'", "lq": "“", "rq": "”", "R": "®", "Tm": "™", "S": ""}
 _TBL_FORMAT = re.compile(r"^[lcrnasLCRNAS^_=|\s.tTbBiIfFwWeEpPvVxXzZ0-9()-]+$")  # "lB lB.": a table's layout
 # fonts, registers, colours, sizes, strings, motions and marks with a quoted argument (\h'-04': DocBook's list
 # numbers), then special characters by two-letter or bracketed name, then one-character escapes
@@ -77,6 +83,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
 
     troff_only = 0  # depth inside a "\{ ... \}" block that only troff (typesetting) prints
     table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
+    strings = dict(_STRINGS)
     for raw in text.replace("\r\n", "\n").split("\n"):
         if skipping:  # a macro definition, ".de NAME" ... ".."
             skipping = raw.strip() != ".."
@@ -84,6 +91,11 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         if troff_only:
             troff_only += raw.count("\\{") - raw.count("\\}")
             continue
+        if "\\*" in raw:
+            # a request's arguments are read with their strings; a text line stays text even when its first
+            # string is "'" (pod2man's "\*(Aqperf kvm ...\*(Aq"), as in troff, which reads strings after requests
+            control = raw.startswith((".", "'"))
+            raw = raw[:1] + _strings(raw[1:], strings) if control else "\\&" + _strings(raw, strings)
         if table and raw.strip() == ".T&":  # the layout changes for the rows below
             table = "layout"
             continue
@@ -104,6 +116,9 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append(" | ".join(_inline(" ".join(c.split())) for c in cells if c))
             row = ""
             continue
+        if _BRACED_ELSE.match(raw):
+            troff_only = raw.count("\\{") - raw.count("\\}")
+            continue
         m = _REQUEST.match(raw)
         if m is None:
             if raw.startswith((".", "'")):
@@ -120,6 +135,11 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             continue
         if name == "de":
             skipping = True
+        elif name in ("ds", "as") and args:
+            # ".ds N Mawk": the rest of the line after the name (a leading '"' keeps leading spaces), read at use
+            value = re.sub(r"^\s*\S+\s?", "", m.group(2) or "", count=1)
+            value = value[1:] if value.startswith('"') else value
+            strings[args[0]] = (strings.get(args[0], "") if name == "as" else "") + value
         elif name in ("ie", "if", "el"):
             # ".ie n \{ ... \}" prints in a terminal, as `man` does; ".el \{" and ".if t \{" only when typeset
             condition = (m.group(2) or "").split(maxsplit=1)[:1]
@@ -160,6 +180,25 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append("")
     flush()
     return out
+
+
+def _strings(line: str, strings: dict[str, str]) -> str:
+    """The line with its string escapes replaced by their values (an undefined string is empty); a value may
+    itself name strings, read to a depth of three."""
+    for _ in range(3):
+        named = 0
+
+        def value(m: re.Match[str]) -> str:
+            nonlocal named
+            if m.group() == "\\\\":
+                return m.group()
+            named += 1
+            return strings.get(m.group(1) or m.group(2) or m.group(3), "")
+
+        line = _STRING.sub(value, line)
+        if not named:
+            break
+    return line
 
 
 def _args(text: str) -> list[str]:
