@@ -7,6 +7,7 @@
 # Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
 #     python bench/trial_tally.py WORKDIR/*-kb/runs/*
+#     python bench/trial_label.py WORKDIR/t36-kb/runs/NAME [ID=LABEL ...]   # read a run; add hand labels
 #     python bench/replay_trials.py WORKDIR/*-kb/runs/*
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash bench/run_trials.sh WORKDIR [eval run options]" >&2; exit 2; }

@@ -11,7 +11,8 @@ A delivered answer is looked up by (question id, answer text) in the labels file
 sources do support although the question was written as unanswerable). A withheld draft counts as a right
 draft withheld when it (or the second model's draft) holds a gold answer, unless the labels say otherwise.
 Answers no one labelled are scored automatically (gold contained; any on-topic answer an invention) and
-listed, so the next reader knows what to read: the labels file grows by hand, one JSON line per answer.
+listed, so the next reader knows what to read: the labels file grows by hand, one JSON line per answer
+(`bench/trial_label.py RUN` shows a run beside its labels; `bench/trial_label.py RUN ID=LABEL ...` adds some).
 """
 
 from __future__ import annotations

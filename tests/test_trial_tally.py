@@ -74,3 +74,43 @@ def test_trial_question_ids_are_unique_across_trials() -> None:
             assert qid not in seen, f"{qid} in {path.name} and {seen[qid]}"
             seen[qid] = path.name
     assert len(seen) > 500
+
+
+_label_spec = importlib.util.spec_from_file_location("trial_label", ROOT / "bench" / "trial_label.py")
+assert _label_spec and _label_spec.loader
+
+
+def test_trial_label_shows_a_run_and_appends_labels(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # trial_label imports trial_tally as a sibling script
+    trial_label = importlib.util.module_from_spec(_label_spec)
+    _label_spec.loader.exec_module(trial_label)
+    run = tmp_path / "kb" / "runs" / "20261205-000000-trial_x"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"dataset": {"source": "/repo/bench/data/trial_x.jsonl"}}))
+    samples = [
+        {"id": "x-a1", "question": "Which option?", "answer": "-F [1].", "answerable": True, "abstained": False},
+        {"id": "x-a2", "question": "Which flag?", "answer": "I don't know.", "answerable": True, "abstained": True,
+         "withheld": {"draft": "-q [2]. "}},
+        {"id": "x-u1", "question": "Who wrote it?", "answer": "Ann [1].", "answerable": False, "abstained": False},
+    ]  # fmt: skip
+    (run / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    labels = tmp_path / "labels.jsonl"
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-a1=right", "x-a2=wrong", "--file", str(labels)])
+    trial_label.main()
+    rows = [json.loads(line) for line in labels.read_text().splitlines()]
+    assert [(r["trial"], r["id"], r["answer"], r["label"]) for r in rows] == [
+        ("trial_x.jsonl", "x-a1", "-F [1].", "right"),
+        ("trial_x.jsonl", "x-a2", "-q [2].", "wrong"),  # an abstention's withheld draft, stripped
+    ]
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-u1=right", "--file", str(labels)])
+    try:
+        trial_label.main()
+        raise AssertionError("an answerable label on an unanswerable question was accepted")
+    except SystemExit as exc:
+        assert "label it invention or supported" in str(exc)
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "--file", str(labels)])
+    trial_label.main()
+    shown = capsys.readouterr().out
+    assert "[right] '-F [1].'" in shown and "[wrong] '-q [2].'" in shown and "[?] 'Ann [1].'" in shown
