@@ -222,14 +222,22 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return RagkitConfig.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        given = set(overrides or {})
-        if given and all(".".join(str(p) for p in e["loc"]) in given for e in exc.errors()):
+        if overrides and _file_is_valid(path):
             # a bad `--set` (or ragkit.open keyword) must not send the user to a file that is fine
             where = " in the settings given with this call (--set on the command line)" + (
                 f", not in {path}" if path and path.exists() else ""
             )
         problems = "; ".join(_problem(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+
+
+def _file_is_valid(path: Path | None) -> bool:
+    """True when the TOML file (or no file) alone makes a valid config: a failure then came from the overrides."""
+    try:
+        load_config(path)
+    except ConfigError:
+        return False
+    return True
 
 
 def _problem(error: Any) -> str:

@@ -451,6 +451,7 @@ def test_set_changes_a_setting_for_one_command_only(kb: Path, tmp_path: Path) ->
         ("retrieval.fusio=score", 1, "unknown key retrieval.fusio (did you mean fusion?)"),
         ("retrieval.fusion=borda", 1, "retrieval.fusion: Input should be 'rank' or 'score'"),
         ("retrieval.top_k=many", 1, "retrieval.top_k: Input should be a valid integer"),
+        ("chunking.max_tokens=50", 1, "chunking.overlap (32) must be below half of max_tokens (50)"),  # a rule
     ],
 )
 def test_a_bad_set_is_one_red_line(kb: Path, value: str, code: int, message: str) -> None:
@@ -460,3 +461,10 @@ def test_a_bad_set_is_one_red_line(kb: Path, value: str, code: int, message: str
     assert message in line
     # the KB's ragkit.toml is fine: the error must not send the user there
     assert code == 2 or "in the settings given with this call (--set on the command line), not in" in line
+
+
+def test_a_broken_file_is_still_blamed_when_a_set_is_given(kb: Path) -> None:
+    with (kb / "ragkit.toml").open("a", encoding="utf-8") as f:
+        f.write("\n[retrieval_extra]\nx = 1\n")
+    line = one_red_line(run("search", "hotel", "--kb", kb, "--set", "retrieval.fusion=score"))
+    assert f"invalid configuration in {kb / 'ragkit.toml'}" in line and "--set" not in line
