@@ -127,3 +127,12 @@ def test_pod2man_strings_read_as_a_terminal_shows_them(tmp_path: Path) -> None:
     got = [e.text for e in parse_file(path).elements]
     # "\\*" is a backslash and a star, not a string
     assert got == ["DESCRIPTION", "See \"Options\" (it doesn't matter). 'perf kvm top' shows it.", "zip -d foo \\*.o"]
+
+
+def test_a_manual_page_records_the_man_parsers_version() -> None:
+    # source_suffix names every page ".man", which parser_version did not know: pages read by man 1-3 were never
+    # read again after an upgrade (mawk's page kept its missing "mawk")
+    from ragkit.connectors.parsing import _MAN_VERSION, SourceOptions, parser_version, source_suffix
+
+    for name in ("mawk.1.gz", "tar.1", "openssl.1ssl.gz"):
+        assert parser_version(source_suffix(name), SourceOptions()) == _MAN_VERSION > 1

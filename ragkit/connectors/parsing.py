@@ -137,6 +137,7 @@ def is_supported(suffix: str) -> bool:
 # - man 4: strings are read: ".ds n mawk" then "\*n" (every "mawk" of mawk's page was dropped), pod2man's "\*(Aq"
 #   apostrophe ("doesnt") and terminal quotes; a text line opening with a string stays text (perf's pages lost
 #   such lines); pod2man's ".el\{" troff branch is skipped. 297 of the 17,581 pages of man1 read differently.
+#   Versions 2 and 3 never reached a KB's stored pages (parser_version did not know ".man"); 4 does.
 _MAN_VERSION = 4
 _PARSER_VERSIONS = {
     ".html": 6,
@@ -156,7 +157,8 @@ def parser_version(suffix: str, options: SourceOptions) -> int:
     if options.engine == "unstructured":
         return 1
     plain = suffix.lower().removesuffix(GZIP)
-    return _MAN_VERSION if MAN_SECTION.match(plain) else _PARSER_VERSIONS.get(plain, 1)
+    # source_suffix names every manual page ".man" ("tar.1" -> ".man"): without it, man 2-4 never re-read a page
+    return _MAN_VERSION if plain == ".man" or MAN_SECTION.match(plain) else _PARSER_VERSIONS.get(plain, 1)
 
 
 # what parsing the current document noticed but did not fail on (a guessed encoding, records without text);
