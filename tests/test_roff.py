@@ -136,3 +136,6 @@ def test_a_manual_page_records_the_man_parsers_version() -> None:
 
     for name in ("mawk.1.gz", "tar.1", "openssl.1ssl.gz"):
         assert parser_version(source_suffix(name), SourceOptions()) == _MAN_VERSION > 1
+    # Info manuals and POD changed their reading unversioned too
+    for name in ("sed.info.gz", "find.info-2.gz", "perldiag.pod", "Long.pm"):
+        assert parser_version(source_suffix(name), SourceOptions()) >= 2
