@@ -15,8 +15,8 @@ from ragkit.connectors.base import RawElement
 from ragkit.errors import ParseError
 
 MAN_SECTION = re.compile(r"^\.[1-9][a-z]{0,4}$")  # ".1", ".8", ".3pm", ".1ssl": a manual page
-_REQUEST = re.compile(r"^[.'][ \t]*([A-Za-z]{1,3}|\\\")(?:[ \t]+(.*))?$")
-_BRACED_ELSE = re.compile(r"^[.'][ \t]*el\\\{")  # ".el\{\": pod2man's troff branch, with no space before its brace
+# a request's arguments follow a space, or directly a brace: pod2man's troff branch ".el\{\"
+_REQUEST = re.compile(r"^[.'][ \t]*([A-Za-z]{1,3}|\\\")(?:(?:[ \t]+|(?=\\\{))(.*))?$")
 _HEADINGS = {"SH", "SS"}
 _BREAKS = {"PP", "LP", "P", "sp", "HP", "RS", "RE", "EX", "EE", "nf", "fi", "ne", "in", "TH", "UE", "ME"}
 _ITEMS = {"TP", "IP", "TQ"}
@@ -116,9 +116,6 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append(" | ".join(_inline(" ".join(c.split())) for c in cells if c))
             row = ""
             continue
-        if _BRACED_ELSE.match(raw):
-            troff_only = raw.count("\\{") - raw.count("\\}")
-            continue
         m = _REQUEST.match(raw)
         if m is None:
             if raw.startswith((".", "'")):
@@ -186,18 +183,13 @@ def _strings(line: str, strings: dict[str, str]) -> str:
     """The line with its string escapes replaced by their values (an undefined string is empty); a value may
     itself name strings, read to a depth of three."""
     for _ in range(3):
-        named = 0
-
-        def value(m: re.Match[str]) -> str:
-            nonlocal named
-            if m.group() == "\\\\":
-                return m.group()
-            named += 1
-            return strings.get(m.group(1) or m.group(2) or m.group(3), "")
-
-        line = _STRING.sub(value, line)
-        if not named:
+        read = _STRING.sub(
+            lambda m: m.group() if m.group() == "\\\\" else strings.get(m.group(1) or m.group(2) or m.group(3), ""),
+            line,
+        )
+        if read == line:
             break
+        line = read
     return line
 
 
