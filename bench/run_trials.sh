@@ -3,6 +3,7 @@
 #
 #     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
 #     ONLY="t18" bash bench/run_trials.sh WORKDIR     # one trial (or several, by name)
+#     NOEVAL=1 bash bench/run_trials.sh WORKDIR       # build the KBs only (for bench/trial_recall.py KB=TRIAL)
 #
 # Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
@@ -76,6 +77,7 @@ for line in "${trials[@]}"; do
     rc=0; "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of $name failed" >&2; continue; fi
   fi
+  [ -n "${NOEVAL:-}" ] && continue
   if "$ragkit" eval run "$root/bench/data/$trial.jsonl" --kb "$name-kb" "$@" --json > "$name-eval.json"; then
     echo "run_trials: $name done $(date +%T)"
   else

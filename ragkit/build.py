@@ -60,6 +60,7 @@ def search_options(
         ef_search=ef_search or cfg.ef_search,
         rerank=rerank,
         rerank_depth=cfg.rerank_depth,
+        rescore=cfg.rescore,
         mmr_lambda=cfg.mmr_lambda if mmr is None else mmr,
     )
 

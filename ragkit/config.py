@@ -76,7 +76,10 @@ class RetrievalConfig(_Section):
     nprobe: int | None = Field(default=None, ge=1)  # IVF lists visited per query; None = max(16, nlist / 64)
     ef_search: int | None = Field(default=None, ge=1)  # HNSW search breadth; None = max(64, 2 k)
     reranker: str | None = None  # a local sentence-transformers CrossEncoder directory; None = no rerank
-    rerank_depth: int = Field(default=20, ge=1, le=1000)  # fused candidates the reranker rescores
+    rerank_depth: int = Field(default=20, ge=1, le=1000)  # fused candidates the reranker (and `rescore`) reorders
+    # "sentences": the fused head is reordered by fusing its order with each chunk's best sentence's cosine to the
+    # question (a chunk of a manual holds several entries; its one vector averages them). Rule R, design notes
+    rescore: Literal["none", "sentences"] = "none"
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
 
 

@@ -30,6 +30,7 @@ from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.index_build import IVF_TRAIN_SAMPLE, Fill, build_index  # noqa: F401 - the sample size lived here
 from ragkit.indexes.keyword import keyword_index
 from ragkit.indexes.retriever import Retriever, SearchOptions
+from ragkit.indexes.sentences import SentenceVectors
 from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
 from ragkit.lazy import Lazy, ReadWriteLock
@@ -66,7 +67,7 @@ class Store:
         self._embedder = embedder
         self._reranker = reranker
         self._index: Lazy[FaissIndex] = Lazy(self._open_index, threading.RLock())
-        self._allowed = AllowedIds(sql.engine)  # a reader's allowed chunk ids, until the next write
+        self._allowed, self._sentences = AllowedIds(sql.engine), SentenceVectors()  # caches: ids until a write; rescore
         self._faiss = ReadWriteLock()  # searches share the index; writes to it are exclusive (a server's threads)
         self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
@@ -390,10 +391,9 @@ class Store:
         scope = readable(principal)
         tokens = principal.tokens if principal is not None and not principal.admin else None  # RLS reads too
         parts = (self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker)
-        retriever = Retriever(*parts, scope, cache=self._allowed, reader=tokens)
+        retriever = Retriever(*parts, scope, cache=self._allowed, reader=tokens, sentences=self._sentences)
         # FAISS's GPU copy is built lazily inside a search and is not thread-safe: searches on a GPU take turns
-        exclusive = self.index.device == "cuda"
-        with self._faiss.write() if exclusive else self._faiss.read(), reading_as(principal):
+        with self._faiss.write() if self.index.device == "cuda" else self._faiss.read(), reading_as(principal):
             return retriever.search_batch(list(queries), options)
 
     def close(self) -> None:

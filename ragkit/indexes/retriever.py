@@ -1,4 +1,5 @@
-"""Retrieval: filters -> dense (FAISS) and keyword (SQL BM25) candidates -> RRF fusion -> rerank -> MMR -> hits."""
+"""Retrieval: filters -> dense (FAISS) and keyword (SQL BM25) candidates -> fusion -> best-sentence rescoring ->
+rerank -> MMR -> hits."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import FilterSpec, compile_filters, normalise
 from ragkit.indexes.hybrid import mmr, rrf, score_fusion
+from ragkit.indexes.sentences import SentenceVectors, best_sentence, rescore_head
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
 from ragkit.types import Hit
@@ -36,8 +38,9 @@ class SearchOptions:
     keyword_weight: float = 2.0
     nprobe: int | None = None
     ef_search: int | None = None
-    rerank: bool = True  # when a reranker is configured
+    rerank: bool = True  # False: neither the best-sentence rescoring nor a configured reranker
     rerank_depth: int = 20
+    rescore: str = "none"  # "sentences": reorder the fused head by best sentence (ragkit.indexes.sentences)
     mmr_lambda: float | None = None
 
 
@@ -54,6 +57,7 @@ class Retriever:
         readable: Select[Any] | None = None,
         cache: AllowedIds | None = None,
         reader: Hashable = None,
+        sentences: SentenceVectors | None = None,
     ) -> None:
         self.store = store
         self.readable = readable  # the reader's documents (ragkit/indexes/acl.py); None = every document
@@ -63,6 +67,7 @@ class Retriever:
         self._embedder = embedder  # callables: each part loads on first use
         self._keyword = keyword
         self._reranker = reranker
+        self._sentences = sentences or SentenceVectors()  # the store's, so it lasts beyond one search
 
     def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
         """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
@@ -108,12 +113,13 @@ class Retriever:
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in queries]
         reranker = self._reranker() if o.rerank else None
-        widen = o.mode == "hybrid" or reranker is not None or o.mmr_lambda is not None
-        depth = max(o.k, o.candidates, o.rerank_depth if reranker else 0) if widen else o.k
+        rescore = o.rerank and o.rescore == "sentences"
+        widen = o.mode == "hybrid" or reranker is not None or rescore or o.mmr_lambda is not None
+        depth = max(o.k, o.candidates, o.rerank_depth if reranker or rescore else 0) if widen else o.k
 
         q: np.ndarray | None = None
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
-        if o.mode in ("dense", "hybrid") or o.mmr_lambda is not None:
+        if o.mode in ("dense", "hybrid") or rescore or o.mmr_lambda is not None:
             q = self._embedder().embed(list(queries))  # (nq, dim)
         if o.mode in ("dense", "hybrid"):
             assert q is not None
@@ -143,6 +149,11 @@ class Retriever:
                 ranked = dense[qi] if o.mode == "dense" else keyword[qi]
             chunks = self.store.chunks([i for i, _ in ranked], self.readable)
             ranked = [(i, s) for i, s in ranked if i in chunks]  # a FAISS id one write behind SQL
+            if rescore and ranked:
+                assert q is not None
+                head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
+                vectors = self._sentences.of(head, self._embedder().embed)
+                ranked = rescore_head(ranked, best_sentence(q[qi], vectors), o.rerank_depth, o.rrf_k)
             if reranker is not None and ranked:
                 head = ranked[: o.rerank_depth]
                 rs = reranker.score(text, [chunks[i].text for i, _ in head])
