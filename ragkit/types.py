@@ -186,6 +186,9 @@ class Flag:
                          dropped from the answer unless it is the only one). Raise max_new_tokens.
     "low_relevance"    - no source was similar enough to the question (min_relevance), so ragkit abstained
                          without asking the model (detail = the best similarity and the floor).
+    "unsourced"        - no sentence of the answer was supported by any source (the citation check kept no
+                         citation), so ragkit abstained after generation (text = the withheld answer, detail =
+                         the best support found and support_threshold). Off with min_grounding 0.
     "ungrounded"       - the answer's key fact was in no source, or only in a sentence about something else
                          (min_grounding), so ragkit abstained after generation (text = the withheld answer,
                          quote = the source sentence, if any; detail = the key spans and the similarity).

@@ -1,6 +1,8 @@
 """The checks after generation that withhold an answer the sources do not found, keeping it as the draft.
 
 In order, the first that fails replaces the answer with the abstention phrase and adds a flag saying why:
+- unsourced: no sentence of the answer is supported by any source (the citation check kept no citation; rule C
+  in docs/design-notes.md: it was how inventions without a [n] were delivered);
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
@@ -45,7 +47,16 @@ from ragkit.types import Flag, Generation, Hit
 from ragkit.verification import verified
 
 # the flags of these checks, in the order they run; then the fallback model's reading (ragkit.verification)
-WITHHOLDING_FLAGS = ("restated", "ungrounded", "unquantified", "no_default", "off_question", "unsure", "unverified")
+WITHHOLDING_FLAGS = (
+    "unsourced",
+    "restated",
+    "ungrounded",
+    "unquantified",
+    "no_default",
+    "off_question",
+    "unsure",
+    "unverified",
+)
 # the checks a reading by the generator may overrule (`release`): the word-level one, not whether the fact is
 # there. Not a restatement nor a missing figure: a copied sentence is always "stated" by the sources, and the
 # reading cannot tell whether it answers (two of the four restatements released over seventeen trials were wrong)
@@ -90,7 +101,9 @@ def withhold_unfounded(
     grounded: Grounding | None = None
     covered: Coverage | None = None
     sure: Confidence | None = None
-    if o.min_coverage > 0 and restates(question, draft):
+    if o.min_grounding > 0 and not checked.citations:
+        checked = _abstain(checked, _unsourced(draft, checked, o.threshold), o)
+    if not checked.abstained and o.min_coverage > 0 and restates(question, draft):
         checked = _abstain(checked, Flag("restated", draft, detail="it adds no word or fact to the question"), o)
     unnamed = unnamed_options(question, draft, sources) if not checked.abstained and o.min_grounding > 0 else ()
     if unnamed:
@@ -140,6 +153,21 @@ def _shown_title(hit: Hit) -> str:
 
 def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None:
     return None if measured is None else round(measured.score, 4)
+
+
+def _unsourced(draft: str, checked: CheckedAnswer, threshold: float) -> Flag:
+    best = max((_support_of(f.detail) for f in checked.flags if f.kind == "unsupported"), default=None)
+    held = "" if best is None else f": best support {best:.2f}"
+    detail = f"no source holds any of its sentences{held} (support_threshold {threshold:.2f})"
+    return Flag("unsourced", draft, detail=detail)
+
+
+def _support_of(detail: str | None) -> float:
+    """0.1 from an "unsupported" flag's detail "best support 0.10" (0 when it says none)."""
+    try:
+        return float((detail or "").rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0.0
 
 
 def _ungrounded(draft: str, g: Grounding, floor: float) -> Flag:

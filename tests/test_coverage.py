@@ -160,7 +160,8 @@ def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> N
     # an initial may be spelled out in the source
     gaines = ["Ernest James Gaines was an American author."]
     assert unnamed_options("Is Ernest J. Gaines an American?", "Yes, Ernest J. Gaines is American.", gaines) == ()
-    ans = _ask("The Zeppelin [1].", question, min_grounding=0.2)
+    # (a sentence a source supports word for word, so that no-source-at-all (`unsourced`) is not what withholds it)
+    ans = _ask("The Zeppelin is preferred for trips under four hours [1].", question, min_grounding=0.2)
     assert ans.abstained and ans.draft.startswith("The Zeppelin")
     (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
     assert flag.detail == "the answer names Zeppelin, which no source mentions"

@@ -21,7 +21,7 @@ SOURCES = [
     "Secrets are stored in the vault and rotated every 90 days.",
 ]
 QUESTION = "How long are nightly backups kept?"
-WRONG = "The company was founded by Ada Lovelace in 1901 [1]."  # a key fact in no source: withheld
+WRONG = "Nightly backups are kept by Ada Lovelace in the secondary region [1]."  # a key fact in no source: withheld
 RIGHT = "Nightly backups are kept for 35 days [1]."
 
 
@@ -42,7 +42,10 @@ def test_a_withheld_draft_gets_the_fallback_models_answer() -> None:
     assert not ans.abstained and "35 days" in ans.text and ans.generator == "big" and ans.draft == ""
     assert [c.n for c in ans.citations] == [1] and len(big.calls) == 1
     (flag,) = [f for f in ans.flags if f.kind == "fallback"]
-    assert flag.text.startswith("The company was founded") and "small's answer was withheld (key fact" in flag.detail
+    assert (
+        flag.text.startswith("Nightly backups are kept by Ada")
+        and "small's answer was withheld (key fact" in flag.detail
+    )
     assert "big answered instead" in flag.detail
     # the cost of both generations is reported
     assert ans.completion_tokens == len(WRONG.split()) + len(RIGHT.split())
@@ -53,9 +56,9 @@ def test_when_both_drafts_are_withheld_ragkit_abstains_with_both_reasons() -> No
     big = ScriptedGenerator(["It was founded by Charles Babbage in 1822 [2]."], name="big")
     ans = _ask(WRONG, big)
     assert ans.abstained and ans.text == "I don't know based on the provided sources." and ans.generator == "small"
-    assert ans.draft.startswith("The company was founded by Ada")  # the first model's draft, as without a fallback
+    assert ans.draft.startswith("Nightly backups are kept by Ada")  # the first model's draft, as without a fallback
     (flag,) = [f for f in ans.flags if f.kind == "fallback"]
-    assert "Babbage" in flag.text and "big was asked too, and its answer was withheld (key fact" in flag.detail
+    assert "Babbage" in flag.text and "big was asked too, and its answer was withheld (no source holds" in flag.detail
     assert [f.kind for f in ans.flags if f.kind == "ungrounded"] == ["ungrounded"]  # the first model's, once
 
 
@@ -256,7 +259,7 @@ def test_the_fallback_reads_its_own_answer_and_withholds_it_when_it_says_no() ->
 
     doubting = ScriptedVerifier([RIGHT], p=0.3)
     ans = _ask(WRONG, doubting, fallback_min_verified=0.5)
-    assert ans.abstained and ans.generator == "small" and ans.draft.startswith("The company was founded")
+    assert ans.abstained and ans.generator == "small" and ans.draft.startswith("Nightly backups are kept by Ada")
     (flag,) = [f for f in ans.flags if f.kind == "fallback"]
     assert flag.text == RIGHT
     assert "big was asked too, and its answer was withheld (big gave 0.30 that the sources state it " in flag.detail

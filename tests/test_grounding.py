@@ -100,18 +100,33 @@ def _answer(reply: str, question: str, **options: float):  # type: ignore[no-unt
 
 
 def test_an_answer_whose_key_fact_is_in_no_source_is_withheld() -> None:
-    ans = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?")
+    # most of its words are in a source (so its [1] stands), but not its key fact
+    ans = _answer("It is encrypted and stored by Ada Lovelace [1].", "Who founded the company?")
     assert ans.abstained and ans.text == "I don't know based on the provided sources."
-    assert ans.draft.startswith("The company was founded by Ada Lovelace") and ans.grounding == 0.0
+    assert ans.draft.startswith("It is encrypted and stored by Ada Lovelace") and ans.grounding == 0.0
     (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
     assert "in no source" in flag.detail and "Ada" in flag.detail and not ans.citations
     kept = _answer(
-        "The company was founded by Ada Lovelace in 1901 [1].",
-        "Who founded the company?",
-        min_grounding=0,
-        min_coverage=0,
+        "It is encrypted and stored by Ada Lovelace [1].", "Who founded the company?", min_grounding=0, min_coverage=0
     )
     assert not kept.abstained and kept.draft == "" and kept.grounding is None
+
+
+def test_an_answer_no_source_supports_at_all_is_withheld_as_unsourced() -> None:
+    """Rule C: the citation check kept no citation (its [1] was dropped), so no source holds the answer; held-out
+    trial 37 delivered "The largest file size diff can compare is 2^32 bytes (4GB)." that way."""
+    ans = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?")
+    assert ans.abstained and ans.draft == "The company was founded by Ada Lovelace in 1901." and not ans.citations
+    assert [f.kind for f in ans.flags] == ["unsupported", "unsourced"]  # the first check after generation
+    assert ans.flags[1].detail == ("no source holds any of its sentences: best support 0.00 (support_threshold 0.50)")
+    assert ans.grounding is None and ans.coverage is None  # the later checks did not run
+    # one supported sentence is enough: the answer goes on to the other checks (here: delivered)
+    ok = _answer(
+        "Nightly backups are kept for 35 days [1]. They were founded by Ada Lovelace.", "How long are backups kept?"
+    )
+    assert [f.kind for f in ok.flags if f.kind in ("unsourced", "ungrounded")] == [] and not ok.abstained
+    off = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?", min_grounding=0)
+    assert "unsourced" not in [f.kind for f in off.flags]  # min_grounding 0 turns it off with grounding
 
 
 def test_a_grounded_answer_is_kept_with_its_grounding() -> None:

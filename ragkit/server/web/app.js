@@ -241,6 +241,9 @@ function abstention(a) {
     return ["No answer: nothing in the documents is relevant enough to this question, so the model was not asked.",
       flag("low_relevance").detail];
   }
+  if (flag("unsourced")) {
+    return ["Answer withheld: no source holds the model's answer.", flag("unsourced").detail];
+  }
   if (flag("restated")) {
     return ["Answer withheld: the model only repeated the question.", flag("restated").detail];
   }
