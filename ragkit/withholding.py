@@ -157,8 +157,8 @@ def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None
 
 def _unsourced(draft: str, checked: CheckedAnswer, threshold: float) -> Flag:
     best = max((_support_of(f.detail) for f in checked.flags if f.kind == "unsupported"), default=None)
-    held = "" if best is None else f": best support {best:.2f}"
-    detail = f"no source holds any of its sentences{held} (support_threshold {threshold:.2f})"
+    held = "" if best is None else f"best support {best:.2f}, "
+    detail = f"none of its sentences is in a source ({held}support_threshold {threshold:.2f})"
     return Flag("unsourced", draft, detail=detail)
 
 

@@ -118,7 +118,7 @@ def test_an_answer_no_source_supports_at_all_is_withheld_as_unsourced() -> None:
     ans = _answer("The company was founded by Ada Lovelace in 1901 [1].", "Who founded the company?")
     assert ans.abstained and ans.draft == "The company was founded by Ada Lovelace in 1901." and not ans.citations
     assert [f.kind for f in ans.flags] == ["unsupported", "unsourced"]  # the first check after generation
-    assert ans.flags[1].detail == ("no source holds any of its sentences: best support 0.00 (support_threshold 0.50)")
+    assert ans.flags[1].detail == ("none of its sentences is in a source (best support 0.00, support_threshold 0.50)")
     assert ans.grounding is None and ans.coverage is None  # the later checks did not run
     # one supported sentence is enough: the answer goes on to the other checks (here: delivered)
     ok = _answer(

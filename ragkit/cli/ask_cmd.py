@@ -278,7 +278,7 @@ def ask(
 
 # why ragkit withheld a generated answer (ragkit.withholding's flags) and the option that keeps it
 _WITHHELD = {
-    "unsourced": ("No source holds the model's answer", "--min-grounding 0"),
+    "unsourced": ("No source supports the model's answer", "--min-grounding 0"),
     "restated": ("The model's answer only repeats the question", "--min-coverage 0"),
     "ungrounded": ("The sources do not hold the model's answer", "--min-grounding 0"),
     "unquantified": ("The question asks for a number and the model's answer gives none", "--min-coverage 0"),

@@ -242,7 +242,7 @@ function abstention(a) {
       flag("low_relevance").detail];
   }
   if (flag("unsourced")) {
-    return ["Answer withheld: no source holds the model's answer.", flag("unsourced").detail];
+    return ["Answer withheld: no source supports the model's answer.", flag("unsourced").detail];
   }
   if (flag("restated")) {
     return ["Answer withheld: the model only repeated the question.", flag("restated").detail];
