@@ -154,6 +154,8 @@ def _answer_fields(item: EvalItem, ans: Answer) -> tuple[dict[str, Any], dict[st
     measured["verified"] = ans.verified
     if ans.draft:  # ragkit abstained after generating: what it withheld, and why (the check's flag)
         why = next((f.kind for f in ans.flags if f.kind in WITHHOLDING_FLAGS), None)
+        if why is None and any(f.kind == "echoed_instruction" for f in ans.flags):
+            why = "echoed_instruction"  # all it said was removed as a copied instruction, and so was its retry
         fields_["withheld"] = {"draft": ans.draft, "reason": why, **measured}
     else:
         fields_.update({k: v for k, v in measured.items() if v is not None})
