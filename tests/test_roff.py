@@ -74,6 +74,8 @@ REAL_PAGES = [
     # mawk's names itself with a string (".ds n mawk", "\\*n")
     ("mawk.1.gz", ["mawk is an interpreter for the AWK Programming Language",
                    "error\nMawk prints an error message and exits. This is the default."], ["  uses its value"]),
+    # find's writes "\\.B" at a line's start, which groff reads as the request ".B"
+    ("find.1.gz", ["The syntax -perm +MODE was removed in findutils-4.5.12, in favour of -perm /MODE."], [".B -perm"]),
 ]  # fmt: skip
 
 
@@ -127,6 +129,15 @@ def test_pod2man_strings_read_as_a_terminal_shows_them(tmp_path: Path) -> None:
     got = [e.text for e in parse_file(path).elements]
     # "\\*" is a backslash and a star, not a string
     assert got == ["DESCRIPTION", "See \"Options\" (it doesn't matter). 'perf kvm top' shows it.", "zip -d foo \\*.o"]
+
+
+def test_a_line_opening_with_an_escaped_dot_and_a_macro_is_a_request(tmp_path: Path) -> None:
+    # find's page writes "\\.B \\-perm +MODE"; groff reads it as ".B", and the parser gave ".B -perm +MODE" as text
+    path = tmp_path / "find.1"
+    path.write_text(
+        ".TH FIND 1\n.SH HISTORY\nThe syntax\n\\.B \\-perm +MODE\nwas removed.\n\\. alone\n", encoding="utf-8"
+    )
+    assert [e.text for e in parse_file(path).elements] == ["HISTORY", "The syntax -perm +MODE was removed. . alone"]
 
 
 def test_a_manual_page_records_the_man_parsers_version() -> None:

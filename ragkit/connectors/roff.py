@@ -91,6 +91,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         if troff_only:
             troff_only += raw.count("\\{") - raw.count("\\}")
             continue
+        if raw.startswith("\\.") and raw[2:3].isalpha():
+            raw = raw[1:]  # groff reads "\.B -perm" at a line's start as the request ".B" (find's page)
         if "\\*" in raw:
             # a request's arguments are read with their strings; a text line stays text even when its first
             # string is "'" (pod2man's "\*(Aqperf kvm ...\*(Aq"), as in troff, which reads strings after requests
