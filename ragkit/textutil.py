@@ -207,9 +207,14 @@ def _stem(word: str) -> str:
     return word[:5]
 
 
+# a possessive is no word: "find's" is "find", not "find" and "s" (rule P); an option "-s" stays
+_POSSESSIVE = re.compile(r"(?<=[^\W_])['’]s\b")
+
+
 def content_words(text: str) -> set[str]:
-    """Lower-cased, crudely stemmed content words (numbers included)."""
-    return {_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
+    """Lower-cased, crudely stemmed content words (numbers included), possessives dropped."""
+    words = (m.group().lower() for m in _WORD.finditer(_POSSESSIVE.sub("", text)))
+    return {_stem(w) for w in words if w not in _STOPWORDS}
 
 
 def template(text: str) -> set[str]:
