@@ -76,6 +76,7 @@ REAL_PAGES = [
                    "error\nMawk prints an error message and exits. This is the default."], ["  uses its value"]),
     # find's writes "\\.B" at a line's start, which groff reads as the request ".B"
     ("find.1.gz", ["The syntax -perm +MODE was removed in findutils-4.5.12, in favour of -perm /MODE."], [".B -perm"]),
+    ("patch.1.gz", ["Andreas Grünbacher added support for merging."], ["Grnbacher"]),
 ]  # fmt: skip
 
 
@@ -138,6 +139,15 @@ def test_a_line_opening_with_an_escaped_dot_and_a_macro_is_a_request(tmp_path: P
         ".TH FIND 1\n.SH HISTORY\nThe syntax\n\\.B \\-perm +MODE\nwas removed.\n\\. alone\n", encoding="utf-8"
     )
     assert [e.text for e in parse_file(path).elements] == ["HISTORY", "The syntax -perm +MODE was removed. . alone"]
+
+
+def test_accented_letters_and_unicode_glyphs_print_as_groff_prints_them(tmp_path: Path) -> None:
+    # patch's page: "Andreas Gr\\[:u]nbacher" read "Grnbacher"; git-format-patch's "Kleine-K\\[:o]nig" likewise
+    path = tmp_path / "patch.1"
+    text = ".TH PATCH 1\n.SH AUTHORS\n"
+    text += "Andreas Gr\\[:u]nbacher, Fran\\(,cois, caf\\['e], \\[u00DF], \\[u0065_0301], \\[xyz].\n"
+    path.write_text(text, encoding="utf-8")
+    assert [e.text for e in parse_file(path).elements] == ["AUTHORS", "Andreas Grünbacher, François, café, ß, é, ."]
 
 
 def test_a_manual_page_records_the_man_parsers_version() -> None:

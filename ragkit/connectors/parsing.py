@@ -138,7 +138,8 @@ def is_supported(suffix: str) -> bool:
 #   apostrophe ("doesnt") and terminal quotes; a text line opening with a string stays text (perf's pages lost
 #   such lines); pod2man's ".el\{" troff branch is skipped. 297 of the 17,581 pages of man1 read differently.
 #   Versions 2 and 3 never reached a KB's stored pages (parser_version did not know ".man"); 4 does.
-# - man 5: a line opening with "\.B" is the request ".B", as groff reads it (find's page showed ".B -perm +MODE").
+# - man 5: a line opening with "\.B" is the request ".B", as groff reads it (find's page showed ".B -perm +MODE");
+#   accented letters and Unicode glyphs ("\[:u]", "\[u00FC]") print as groff prints them (patch's "Grnbacher").
 _MAN_VERSION = 5
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old

@@ -10,6 +10,7 @@ it is reported, not read as garbage.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ragkit.connectors.base import RawElement
 from ragkit.errors import ParseError
@@ -201,13 +202,39 @@ def _args(text: str) -> list[str]:
     return [q.replace('""', '"') if q else w for q, w in re.findall(r'"((?:[^"]|"")*)"|((?:\\\s|\S)+)', text)]
 
 
+# groff's accented letters ("\[:u]" ü, "\('e" é, "\[,c]" ç) and Unicode glyphs ("\[u00FC]", "\[u0065_0301]"):
+# patch's page credits "Andreas Gr\[:u]nbacher", which read "Grnbacher"
+_ACCENTS = {":": "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303", ",": "\u0327", "o": "\u030a"}
+_LETTERS = {
+    "ss": "ß", "/o": "ø", "/O": "Ø", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "-D": "Ð", "Sd": "ð", "TP": "Þ",
+    "Tp": "þ",
+}  # fmt: skip
+_UNICODE = re.compile(r"u([0-9A-Fa-f]{4,6}(?:_[0-9A-Fa-f]{4,6})*)")
+
+
+def _glyph(name: str) -> str:
+    """The character groff prints for a glyph name the table above lacks: an accented letter or "uXXXX"; ""
+    for a name it does not know (a box-drawing piece, a typesetter's symbol)."""
+    if name in _LETTERS:
+        return _LETTERS[name]
+    if len(name) == 2 and name[0] in _ACCENTS and name[1].isalpha():
+        composed = unicodedata.normalize("NFC", name[1] + _ACCENTS[name[0]])
+        return composed if len(composed) == 1 else ""
+    code = _UNICODE.fullmatch(name)
+    if code:
+        points = [int(h, 16) for h in code.group(1).split("_")]
+        if all(p <= 0x10FFFF and not 0xD800 <= p <= 0xDFFF for p in points):
+            return unicodedata.normalize("NFC", "".join(map(chr, points)))
+    return ""
+
+
 def _inline(text: str) -> str:
     """Text with its escapes read: fonts and sizes dropped, "\\-" as "-", "\\(em" as "—", "\\&" as nothing."""
 
     def escape(m: re.Match[str]) -> str:
         two, named, one = m.group(1), m.group(2), m.group(3)
         if two or named:
-            return _SPECIAL.get(two or named, "")
+            return _SPECIAL.get(two or named) or _glyph(two or named)
         if one is None:
             return ""  # a font, a size or a string
         return "" if one in _SILENT else _ONE.get(one, one)
