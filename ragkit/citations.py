@@ -202,7 +202,7 @@ def check_answer(
         else:
             chosen, kind = [], ""
             unsupported.append(sentence)
-            flags.append(Flag("unsupported", sentence, None, f"best support {max(scores, default=0.0):.2f}"))
+            flags.append(Flag("unsupported", sentence, None, f"{_BEST_SUPPORT}{max(scores, default=0.0):.2f}"))
             if strict:
                 continue
         if kind == "inferred":
@@ -230,6 +230,16 @@ def check_answer(
     if strict and not citations and abstain_phrase:
         return CheckedAnswer(abstain_phrase, (), tuple(unsupported), True, tuple(flags))
     return CheckedAnswer(text, tuple(citations), tuple(unsupported), False, tuple(flags))
+
+
+_BEST_SUPPORT = "best support "  # an "unsupported" flag's detail: "best support 0.10"
+
+
+def best_support(checked: CheckedAnswer) -> float | None:
+    """The highest support any unsupported sentence of `checked` found in a source (the share of its words a
+    source holds), read back from its "unsupported" flags; None when it has none."""
+    found = [f.detail for f in checked.flags if f.kind == "unsupported" and (f.detail or "").startswith(_BEST_SUPPORT)]
+    return max((float(d.removeprefix(_BEST_SUPPORT)) for d in found), default=None)
 
 
 def _answer_key(answer: CheckedAnswer) -> frozenset[str]:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ragkit.citations import CheckedAnswer
+from ragkit.citations import CheckedAnswer, best_support
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.coverage import (
     Coverage,
@@ -156,18 +156,10 @@ def _rounded(measured: Grounding | Coverage | Confidence | None) -> float | None
 
 
 def _unsourced(draft: str, checked: CheckedAnswer, threshold: float) -> Flag:
-    best = max((_support_of(f.detail) for f in checked.flags if f.kind == "unsupported"), default=None)
+    best = best_support(checked)
     held = "" if best is None else f"best support {best:.2f}, "
     detail = f"none of its sentences is in a source ({held}support_threshold {threshold:.2f})"
     return Flag("unsourced", draft, detail=detail)
-
-
-def _support_of(detail: str | None) -> float:
-    """0.1 from an "unsupported" flag's detail "best support 0.10" (0 when it says none)."""
-    try:
-        return float((detail or "").rsplit(" ", 1)[-1])
-    except ValueError:
-        return 0.0
 
 
 def _ungrounded(draft: str, g: Grounding, floor: float) -> Flag:

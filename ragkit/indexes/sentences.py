@@ -21,8 +21,6 @@ import numpy as np
 from ragkit.indexes.hybrid import rrf
 from ragkit.textutil import source_sentences
 
-RESCORE_MODES = ("none", "sentences")
-
 
 class SentenceVectors:
     """Unit vectors of each chunk text's sentences, cached by text (least recently used dropped first): the same
