@@ -309,10 +309,14 @@ def unquantified(question: str, answer: str) -> str | None:
     asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the licence's
     appendix). "how many/much/often/old/long" needs a figure, a number word, or a word bounding an amount or a
     time that the question does not hold already; an amount "in <unit>" a figure or a number word; "which year",
-    "which version" and a "numeric value" a digit. None otherwise."""
+    "which version" and a "numeric value" a digit. None otherwise, and for an amount or a "how ..." inside a
+    question that asks which option, command, variable, ... (a name is asked for)."""
+    named = _NAMED_ASKED.search(question) is not None
     asked = _QUANTITY_ASKED.search(question)
+    if named and asked is not None and asked.group().lower().startswith("how"):
+        asked = None  # rule H: "Which option shows ... how much RAM xz thinks the system has?" asks for an option
     written = _VERSION_ASKED.search(question)  # answered in digits
-    unit = _UNIT_ASKED.search(question) if not _NAMED_ASKED.search(question) else None  # digits or number words
+    unit = _UNIT_ASKED.search(question) if not named else None  # digits or number words
     if (asked is None and written is None and unit is None) or not answer.strip():
         return None
     # a figure the question writes is not the one it asks for: the digits of "CMP0135" in "In which CMake version will

@@ -186,6 +186,11 @@ def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
     assert unquantified("How many studio albums had he released?", "His seventh [1].") is None
     assert unquantified("Which king reigned longest?", "Louis XIV [1].") is None  # asks no amount
     assert unquantified("How old was the king?", "The king was crowned in Reims [1].") == "how old"
+    # rule H: a question that asks which option asks for a name; "how much" describes what the option shows
+    # (held-out trial 42, xz's page: the right "--info-memory" was withheld)
+    info = "Which xz option shows the memory usage limits and how much RAM xz thinks the system has?"
+    assert unquantified(info, "The option is --info-memory [2].") is None
+    assert unquantified("How much RAM does the xz option -9 need?", "It needs a lot [1].") == "how much"
     # "no" is an amount only of what was counted or of a bound: Node's timers introduction, copied, is not
     timers = "How many timers can Node.js schedule at most?"
     intro = "The timer functions are global, so there is no need to import node:timers to use the API [1]."
