@@ -97,8 +97,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object per run")
     args = ap.parse_args()
     labels = load_labels(args.labels)
+    tallies = []
     for run in args.runs:
         t = tally(_samples(run), labels)
+        tallies.append(t)
         if args.json:
             print(json.dumps({"run": str(run), **t}))
             continue
@@ -109,6 +111,28 @@ def main() -> None:
         )
         for qid, label, answer in t["unlabelled"]:
             print(f"  not labelled, scored {label}: {qid} {answer[:100]!r}")
+    if len(tallies) > 1 and not args.json:
+        print(_total(tallies))
+
+
+def _total(tallies: list[dict[str, Any]]) -> str:
+    """The runs' figures summed, with the rates the issue's targets are stated in."""
+    keys = ("answerable", "on_topic", "right", "wrong", "right_withheld", "abstained_on_topic", "inventions")
+    s = {k: sum(t[k] for t in tallies) for k in keys}
+    abstained = s["answerable"] - s["right"] - s["wrong"]
+    delivered = s["right"] + s["wrong"] + s["on_topic"] - s["abstained_on_topic"]
+    bad = s["wrong"] + s["inventions"]
+
+    def rate(n: int, d: int) -> str:
+        return f"{n / d:.3f}" if d else "-"
+
+    return (
+        f"all {len(tallies)} runs: right {s['right']} / wrong {s['wrong']}; answerable abstained {abstained} of "
+        f"{s['answerable']} ({rate(abstained, s['answerable'])}; right drafts withheld {s['right_withheld']}, "
+        f"{rate(s['right_withheld'], s['answerable'])}); on-topic abstained {s['abstained_on_topic']} of "
+        f"{s['on_topic']} ({rate(s['abstained_on_topic'], s['on_topic'])}); inventions {s['inventions']}; wrong or "
+        f"invented {bad} of {delivered} delivered ({rate(bad, delivered)}); score {s['right'] - bad}"
+    )
 
 
 if __name__ == "__main__":

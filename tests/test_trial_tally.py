@@ -114,3 +114,13 @@ def test_trial_label_shows_a_run_and_appends_labels(tmp_path: Path, monkeypatch,
     trial_label.main()
     shown = capsys.readouterr().out
     assert "[right] '-F [1].'" in shown and "[wrong] '-q [2].'" in shown and "[?] 'Ann [1].'" in shown
+
+
+def test_runs_are_summed_with_the_rates_of_the_issues_targets() -> None:
+    # two runs' tallies (as `tally` returns them) give the totals docs/benchmarks.md reports for the trials
+    a = {"answerable": 19, "on_topic": 7, "right": 16, "wrong": 1, "right_withheld": 1, "abstained_on_topic": 6}
+    b = {"answerable": 19, "on_topic": 7, "right": 15, "wrong": 3, "right_withheld": 1, "abstained_on_topic": 5}
+    line = trial_tally._total([a | {"inventions": 1}, b | {"inventions": 2}])
+    assert "answerable abstained 3 of 38 (0.079; right drafts withheld 2, 0.053)" in line
+    assert "on-topic abstained 11 of 14 (0.786)" in line
+    assert "wrong or invented 7 of 38 delivered (0.184); score 24" in line
