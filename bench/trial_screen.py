@@ -22,6 +22,8 @@ import re
 import time
 from pathlib import Path
 
+from trial_tally import LABELS, load_labels
+
 import ragkit
 from ragkit.evals.metrics import contains_answer
 
@@ -35,14 +37,9 @@ def _trials() -> dict[str, str]:
     return dict(re.findall(r'^\s+"(\w+) (trial_\w+) ', text, re.M))
 
 
-def _labels() -> dict[tuple[str, str], str]:
-    rows = (json.loads(line) for line in (DATA / "trial_labels.jsonl").read_text().splitlines() if line.strip())
-    return {(r["id"], r["answer"].strip()): r["label"] for r in rows}
-
-
 def select(work: Path, out: Path, n_right: int, seed: int) -> None:
     latest: dict[str, str] = {}
-    for line in (DATA / "trial_labels.jsonl").read_text().splitlines():
+    for line in LABELS.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
             latest[r["id"]] = r["label"]
@@ -99,7 +96,7 @@ def _right(row: dict, labels: dict[tuple[str, str], str]) -> tuple[bool, bool]:
 
 
 def compare(base: Path, other: Path) -> None:
-    labels = _labels()
+    labels = load_labels(LABELS)
     a = {r["id"]: r for r in map(json.loads, base.read_text().splitlines())}
     b = {r["id"]: r for r in map(json.loads, other.read_text().splitlines())}
     gained = lost = 0
