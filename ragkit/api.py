@@ -231,9 +231,9 @@ class KnowledgeBase:
         """Hits for each query: (nq,) queries -> nq ranked lists of at most k hits.
 
         filters: 'FIELD OP VALUE' strings or a {field: value} mapping (ragkit/indexes/filters.py), applied
-        inside the search, so k hits come back whenever k chunks match. mode: hybrid (default), dense or
-        keyword. nprobe / ef_search: IVF / HNSW speed-recall knobs for this call. rerank: use the configured
-        cross-encoder. mmr: MMR lambda in [0, 1] for diverse hits (None = config).
+        inside the search, so k hits come back whenever k chunks match. mode: hybrid, dense or keyword (None =
+        retrieval.mode). nprobe / ef_search: IVF / HNSW speed-recall knobs for this call. rerank: use the
+        configured cross-encoder. mmr: MMR lambda in [0, 1] for diverse hits (None = config).
         """
         if not queries or not all(q.strip() for q in queries):
             raise KnowledgeBaseError("the query is empty; ask something")

@@ -116,6 +116,12 @@ GENERATORS = {
 # it where the CPU has bf16 units, which halve both: docs/benchmarks.md "Seventeenth round").
 PREFERRED_GENERATORS = ("Qwen2.5-Coder-1.5B-Instruct", "Qwen2.5-Coder-0.5B-Instruct", "SmolLM2-135M-Instruct")
 
+# the generators a new KB retrieves for with keyword search alone (docs/design-notes.md, rule V'''): on real
+# manuals it handed Qwen 1.5B the chunk holding the answer more often (score +15 on four trials), while the 0.5B
+# model answered from the gold entry's neighbours that keyword search brings (score -10 on two), so the others
+# keep hybrid
+KEYWORD_GENERATORS = frozenset({"Qwen2.5-Coder-1.5B-Instruct"})
+
 
 def default_generator() -> str:
     """The bundled generator a new KB records: $RAGKIT_DEFAULT_GENERATOR when set, else the best one installed
@@ -125,6 +131,11 @@ def default_generator() -> str:
     if chosen:
         return chosen
     return next((name for name in PREFERRED_GENERATORS if is_installed(GENERATORS[name])), PREFERRED_GENERATORS[-1])
+
+
+def default_retrieval_mode(generator: str) -> str:
+    """The `retrieval.mode` a new KB made for `generator` records: "keyword" for KEYWORD_GENERATORS, else "hybrid"."""
+    return "keyword" if generator in KEYWORD_GENERATORS else "hybrid"
 
 
 def _package_dir(package: str) -> Path | None:

@@ -61,7 +61,8 @@ class IndexConfig(_Section):
 class RetrievalConfig(_Section):
     # 3: the bundled 135M GPT answers better from fewer, better sources (docs/benchmarks.md)
     top_k: int = Field(default=3, ge=1, le=100)
-    # hybrid = dense (FAISS) + keyword (BM25 in SQL) fused by reciprocal rank; docs/benchmarks.md has the comparison
+    # hybrid = dense (FAISS) + keyword (BM25 in SQL) fused by reciprocal rank; keyword = BM25 alone. A new KB made for
+    # Qwen 1.5B records "keyword" (opening.py): it answered manuals better so, the 0.5B model worse (design notes V''')
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     candidates: int = Field(default=20, ge=1, le=1000)  # per retriever, before fusion / rerank / MMR
     rrf_k: int = Field(default=60, ge=1)  # the reciprocal-rank constant: 1 / (rrf_k + rank)

@@ -9,7 +9,7 @@ from ragkit import kbdir
 from ragkit._version import __version__
 from ragkit.access import Principal
 from ragkit.api import KnowledgeBase
-from ragkit.assets import default_generator
+from ragkit.assets import default_generator, default_retrieval_mode
 from ragkit.config import dump_config, load_config
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fsutil import atomic_write
@@ -43,7 +43,7 @@ def open_kb(
     if not create:
         why = " (its creation was interrupted)" if interrupted else ""
         raise KnowledgeBaseError(f"no knowledge base at {path}{why}; create one with: ragkit ingest PATH --kb {path}")
-    config = load_config(None, _with_default_generator(overrides or {}))
+    config = load_config(None, _with_default_retrieval(_with_default_generator(overrides or {})))
     root.mkdir(parents=True, exist_ok=True)
     # held until manifest.json exists: another process sees a creation under way, not a foreign folder, and a
     # creation killed before the end (Ctrl-C while the embedder loads) is recognised and redone by the next run
@@ -91,3 +91,22 @@ def _with_default_generator(overrides: dict[str, Any]) -> dict[str, Any]:
     if named or (isinstance(nested, dict) and ("model" in nested or "backend" in nested)):
         return overrides
     return {**overrides, "generator.model": default_generator()}
+
+
+def _named(overrides: dict[str, Any], section: str, key: str) -> Any:
+    """The value overrides give SECTION.KEY, dotted or nested; None when they give none."""
+    nested = overrides.get(section)
+    return overrides.get(f"{section}.{key}", nested.get(key) if isinstance(nested, dict) else None)
+
+
+def _with_default_retrieval(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A new KB that names no retrieval mode gets the one measured for its generator (assets.default_retrieval_mode:
+    keyword search for Qwen 1.5B, hybrid otherwise), written to its ragkit.toml so search and ask agree on it."""
+    model = _named(overrides, "generator", "model")
+    if _named(overrides, "retrieval", "mode") is not None or not isinstance(model, str):
+        return overrides
+    mode = default_retrieval_mode(model)
+    nested = overrides.get("retrieval")
+    if isinstance(nested, dict):  # one form per section: a dotted key beside a nested table would depend on order
+        return {**overrides, "retrieval": {**nested, "mode": mode}}
+    return {**overrides, "retrieval.mode": mode}

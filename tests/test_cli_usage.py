@@ -219,7 +219,7 @@ def test_flags_show_no_type_and_h_is_help(command: str) -> None:
 def test_search_help_shows_the_defaults_of_k_and_mode() -> None:
     text = flat(help_of("search"))
     assert "[default: retrieval.top_k of ragkit.toml, 3]" in text
-    assert "[default: retrieval.mode of ragkit.toml, hybrid]" in text
+    assert "[default: retrieval.mode of ragkit.toml: keyword for a KB made for Qwen2.5-Coder-1.5B, else hybrid]" in text
     assert "{QUERY}" in text and "SOURCES" in help_of("ingest")
 
 

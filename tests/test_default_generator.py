@@ -8,7 +8,7 @@ import pytest
 
 import ragkit
 from ragkit.assets import GENERATORS, PREFERRED_GENERATORS, default_generator, is_installed
-from ragkit.opening import _with_default_generator
+from ragkit.opening import _with_default_generator, _with_default_retrieval
 
 LARGE = "Qwen2.5-Coder-1.5B-Instruct"
 QWEN = "Qwen2.5-Coder-0.5B-Instruct"
@@ -44,6 +44,40 @@ def test_a_named_generator_or_backend_is_kept(monkeypatch: pytest.MonkeyPatch) -
     assert _with_default_generator({"generator.model": SMOL}) == {"generator.model": SMOL}
     assert _with_default_generator({"generator": {"backend": "openai"}}) == {"generator": {"backend": "openai"}}
     assert _with_default_generator({"generator.max_new_tokens": 8})["generator.model"] == QWEN
+
+
+def test_the_retrieval_a_new_kb_records_follows_its_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyword search for Qwen 1.5B, hybrid for the others; a mode named at creation wins (design notes V''')."""
+    monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", LARGE)
+    assert _with_default_retrieval(_with_default_generator({}))["retrieval.mode"] == "keyword"
+    for name in (QWEN, SMOL, "/models/my-gpt"):
+        assert _with_default_retrieval({"generator.model": name})["retrieval.mode"] == "hybrid"
+    assert _with_default_retrieval({"generator": {"model": LARGE}, "retrieval": {"top_k": 5}}) == {
+        "generator": {"model": LARGE},
+        "retrieval": {"top_k": 5, "mode": "keyword"},
+    }
+    named = {"generator.model": LARGE, "retrieval.mode": "dense"}
+    assert _with_default_retrieval(named) == named
+    assert _with_default_retrieval({"generator.backend": "openai"}) == {"generator.backend": "openai"}
+
+
+@pytest.mark.usefixtures("hashed")
+def test_a_kb_made_for_the_large_generator_searches_by_keyword_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("Keys rotate every 90 days.\n\nBackups are kept for 35 days.\n")
+    monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", LARGE)
+    with ragkit.open(tmp_path / "kb") as kb:
+        kb.ingest([tmp_path / "docs"])
+        hits = kb.search("how often do keys rotate", k=3)
+        assert hits and all(h.dense is None and h.keyword is not None for h in hits)
+    assert 'mode = "keyword"' in (tmp_path / "kb" / "ragkit.toml").read_text()
+    monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", QWEN)  # the default moving later does not move the KB
+    with ragkit.open(tmp_path / "kb", create=False) as kb:
+        assert kb.config.retrieval.mode == "keyword"
+    with ragkit.open(tmp_path / "small") as kb:
+        assert kb.config.retrieval.mode == "hybrid"
 
 
 @pytest.mark.slow

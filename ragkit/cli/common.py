@@ -108,7 +108,8 @@ ModeOpt = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml, hybrid]",
+        help="Retrieval: hybrid (dense + keyword), dense or keyword [default: retrieval.mode of ragkit.toml: keyword "
+        "for a KB made for Qwen2.5-Coder-1.5B, else hybrid]",
     ),
 ]
 
