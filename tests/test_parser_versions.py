@@ -24,6 +24,11 @@ MAN = r""".ds n mawk
 .TP
 \fB\-W\fP \fIinteractive\fP
 sets unbuffered writes; \fB\*n\fP doesn\*(Aqt wait.
+.PP
+\-v
+.RS 4
+a DocBook entry's text
+.RE
 .IP \(bu 4
 a bullet\tafter a tab
 .TS

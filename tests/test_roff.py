@@ -164,6 +164,31 @@ def test_break_points_print_nothing_and_a_links_address_has_its_escapes_read(tmp
     assert got == ["AUTHOR", "ps was written by lankeste@fwi.uva.nl Branko Lankester", "ps -eo pid,user,args"]
 
 
+def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path) -> None:
+    # DocBook writes ".PP / term / .br / term / .RS 4 / text / .RE" where groff pages write ".TP": read as two
+    # paragraphs, a chunk could end on "scissors" with its text in the next chunk (git commit's page, trial 45)
+    path = tmp_path / "git-commit.1"
+    path.write_text(
+        ".TH GIT 1\n.SH OPTIONS\n.PP\n\\fB\\-A \\fR\\fIauthmethod\\fR\n.br\n"
+        "\\fB\\-\\-auth=\\fR\\fIauthmethod\\fR\n.RS 4\n"
+        "Sets the method\\&.\n.RE\n.PP\n\\-\\-cleanup=<mode>\n.RS 4\nHow to clean\\&.\n.PP\nverbatim\n.RS 4\n"
+        "Do not change the message at all\\&.\n.RE\n.RE\n.PP\nAn example follows this sentence.\n.RS 4\n.nf\n"
+        "$ git commit\n.fi\n.RE\n.PP\nOther options:\n.RS 4\nStill a paragraph.\n.RE\n",
+        encoding="utf-8",
+    )
+    got = [(e.kind, e.text) for e in parse_file(path).elements]
+    assert got == [
+        ("Title", "OPTIONS"),
+        ("ListItem", "-A authmethod, --auth=authmethod\nSets the method."),  # stacked terms, one tag
+        ("ListItem", "--cleanup=<mode>\nHow to clean."),
+        ("ListItem", "verbatim\nDo not change the message at all."),  # a nested entry is an entry too
+        ("NarrativeText", "An example follows this sentence."),  # a sentence is no term: a break, as before
+        ("NarrativeText", "$ git commit"),
+        ("NarrativeText", "Other options:"),  # nor is a lead-in ending in a colon
+        ("NarrativeText", "Still a paragraph."),
+    ]
+
+
 def test_a_manual_page_records_the_man_parsers_version() -> None:
     # source_suffix names every page ".man", which parser_version did not know: pages read by man 1-3 were never
     # read again after an upgrade (mawk's page kept its missing "mawk")

@@ -38,6 +38,10 @@ _SPECIAL = {
 _SILENT = set("&)/,|^%cdupraz{}!:")
 _ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
 _BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
+_PARAGRAPHS = {"PP", "LP", "P"}
+# a DocBook term ("--cleanup=<mode>", "-D directory"): short, with no sentence stop or colon at its end
+_TERM_CHARS, _TERM_WORDS = 60, 6
+_TERM_END = re.compile(r"[.!?;,:]$")
 # strings ("\*N", "\*(Aq", "\*[name]"), defined by ".ds" (mawk's page: ".ds n mawk", then "\fB\*n\fP" for every
 # "mawk"); the ones pages use without defining them in a way read here: pod2man's apostrophe "\*(Aq" (defined
 # under ".ie \n(.g"), man(7)'s quotes, registered and trade marks
@@ -64,6 +68,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     tagged = False  # the paragraph's first line is an item's tag (".TP": an option), on a line of its own
 
     continues = False  # the paragraph goes on the item above it
+    plain = False  # the paragraph was opened by ".PP": its lines may be a DocBook entry's terms
     carried: list[str] = []  # tags stacked over one entry (".IP -t / .PD 0 / .IP --tries=number")
 
     def flush(next_kind: str = "NarrativeText", tag: bool = False) -> None:
@@ -134,6 +139,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         name, args = m.group(1), _args(m.group(2) or "")
         if name == '\\"':
             continue
+        breaks = name in _BREAKS or name in _ITEMS or name in _HEADINGS
+        was_plain, plain = plain, (name in _PARAGRAPHS if breaks else plain)
         if name == "de":
             skipping = True
         elif name in ("ds", "as") and args:
@@ -168,6 +175,10 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             flush()
             table, cell = ("layout" if name == "TS" else ""), "\t"
             nofill_outside, nofill = (nofill, True) if name == "TS" else (nofill_outside, nofill_outside)
+        elif name == "RS" and was_plain and not (tagged or continues or nofill) and (terms := _terms(lines)):
+            # DocBook's definition list, ".PP / term / .br / term / .RS 4 / text / .RE", is ".TP" spelled
+            # otherwise: the terms head an entry over the text that follows, as a ".TP" tag does
+            lines, tagged, kind = [terms], True, "ListItem"
         elif name in _BREAKS:
             flush()
             nofill = name in ("nf", "EX") or (nofill and name not in ("fi", "EE"))
@@ -181,6 +192,19 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append("")
     flush()
     return out
+
+
+def _terms(lines: list[str]) -> str:
+    """A DocBook entry's terms, joined with ", " ("-A authmethod, --auth=authmethod"), when every line group of
+    the paragraph (groups are split by ".br") is a term; "" when one is not, or there is none."""
+    groups = " ".join(line.strip() if line.strip() else "\n" for line in lines).split("\n")
+    terms = [" ".join(g.split()) for g in groups if g.strip()]
+    if not terms or any(
+        len(t) > _TERM_CHARS or len(t.split()) > _TERM_WORDS or _TERM_END.search(t) or not re.search(r"\w", t)
+        for t in terms
+    ):
+        return ""
+    return ", ".join(terms)
 
 
 def _strings(line: str, strings: dict[str, str]) -> str:
