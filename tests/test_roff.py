@@ -173,7 +173,8 @@ def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path
         "\\fB\\-\\-auth=\\fR\\fIauthmethod\\fR\n.RS 4\n"
         "Sets the method\\&.\n.RE\n.PP\n\\-\\-cleanup=<mode>\n.RS 4\nHow to clean\\&.\n.PP\nverbatim\n.RS 4\n"
         "Do not change the message at all\\&.\n.RE\n.RE\n.PP\nAn example follows this sentence.\n.RS 4\n.nf\n"
-        "$ git commit\n.fi\n.RE\n.PP\nOther options:\n.RS 4\nStill a paragraph.\n.RE\n",
+        "$ git commit\n.fi\n.RE\n.PP\nOther options:\n.RS 4\nStill a paragraph.\n.RE\n"
+        ".PP\nAn OR list has the form\n.RS\n.PP\ncmd1 || cmd2\n.RE\n",
         encoding="utf-8",
     )
     got = [(e.kind, e.text) for e in parse_file(path).elements]
@@ -186,6 +187,8 @@ def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path
         ("NarrativeText", "$ git commit"),
         ("NarrativeText", "Other options:"),  # nor is a lead-in ending in a colon
         ("NarrativeText", "Still a paragraph."),
+        ("NarrativeText", "An OR list has the form"),  # no text right under it: the paragraph it was
+        ("NarrativeText", "cmd1 || cmd2"),
     ]
 
 

@@ -69,12 +69,16 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
 
     continues = False  # the paragraph goes on the item above it
     plain = False  # the paragraph was opened by ".PP": its lines may be a DocBook entry's terms
+    termed: list[str] = []  # the lines a DocBook entry's terms were made of, until text comes under them
     carried: list[str] = []  # tags stacked over one entry (".IP -t / .PD 0 / .IP --tries=number")
 
     def flush(next_kind: str = "NarrativeText", tag: bool = False) -> None:
-        nonlocal lines, kind, tagged, carried, continues
+        nonlocal lines, kind, tagged, carried, continues, termed
         kept = [ln.strip() for ln in lines if ln.strip()]
         head, body = (kept[:1], kept[1:]) if tagged else ([], kept)
+        if termed and not body:  # no text came under the "terms" (bash: "An OR list has the form", .RS, .PP)
+            head, body, tagged, kind = [], [ln.strip() for ln in termed if ln.strip()], False, "NarrativeText"
+        termed = []
         if tagged and head and not body and next_kind == "ListItem" and tag:
             carried, lines, tagged = [*carried, *head], [], tag
             return
@@ -178,7 +182,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
         elif name == "RS" and was_plain and not (tagged or continues or nofill) and (terms := _terms(lines)):
             # DocBook's definition list, ".PP / term / .br / term / .RS 4 / text / .RE", is ".TP" spelled
             # otherwise: the terms head an entry over the text that follows, as a ".TP" tag does
-            lines, tagged, kind = [terms], True, "ListItem"
+            lines, tagged, kind, termed = [terms], True, "ListItem", lines
         elif name in _BREAKS:
             flush()
             nofill = name in ("nf", "EX") or (nofill and name not in ("fi", "EE"))
