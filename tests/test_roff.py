@@ -79,6 +79,9 @@ REAL_PAGES = [
     ("patch.1.gz", ["Andreas Grünbacher added support for merging."], ["Grnbacher"]),
     # ps's writes break points ("pid,\\:user") and its author's address with them (".UR lankeste@\\:fwi...")
     ("ps.1.gz", ["lankeste@fwi.uva.nl Branko Lankester", "ps -eo pid,user,args --sort user"], ["\\:", ",:"]),
+    # git's (DocBook): a term over its text, nested ones too, as ".TP" entries read
+    ("git-commit.1.gz", ["verbatim\nDo not change the message at all.", "-n, --[no-]verify\nBy default, the"],
+     ["verbatim\n\nDo not change"]),
 ]  # fmt: skip
 
 
