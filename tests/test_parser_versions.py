@@ -29,6 +29,12 @@ sets unbuffered writes; \fB\*n\fP doesn\*(Aqt wait.
 .RS 4
 a DocBook entry's text
 .RE
+.sp
+\-q
+.RS 4
+an Asciidoctor entry's text, by
+.MTO "a\(atb.org" "A. Author" "."
+.RE
 .IP \(bu 4
 a bullet\tafter a tab
 .TS

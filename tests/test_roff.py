@@ -195,6 +195,27 @@ def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path
     ]
 
 
+def test_asciidoctors_entries_and_links_read_as_man_shows_them(tmp_path: Path) -> None:
+    # util-linux's pages (Asciidoctor): an entry opens with ".sp", and ".URL"/".MTO" are macros the page defines
+    # (groff's www.tmac): findmnt's author and bug tracker were lost (trial 48)
+    path = tmp_path / "findmnt.8"
+    path.write_text(
+        '.TH FINDMNT 8\n.de URL\n\\fI\\\\$2\\fP <\\\\$1>\\\\$3\n..\n.als MTO URL\n.SH "OPTIONS"\n.sp\n'
+        "\\fB\\-A\\fP, \\fB\\-\\-all\\fP\n.RS 4\nPrint all filesystems.\n.RE\n.SH AUTHORS\n.sp\n"
+        '.MTO "kzak\\(atredhat.com" "Karel Zak" ""\n.sp\nUse the issue tracker at\n'
+        '.URL "https://example.org/issues" "" "."\n',
+        encoding="utf-8",
+    )
+    got = [(e.kind, e.text) for e in parse_file(path).elements]
+    assert got == [
+        ("Title", "OPTIONS"),
+        ("ListItem", "-A, --all\nPrint all filesystems."),
+        ("Title", "AUTHORS"),
+        ("NarrativeText", "Karel Zak <kzak@redhat.com>"),
+        ("NarrativeText", "Use the issue tracker at https://example.org/issues."),
+    ]
+
+
 def test_a_manual_page_records_the_man_parsers_version() -> None:
     # source_suffix names every page ".man", which parser_version did not know: pages read by man 1-3 were never
     # read again after an upgrade (mawk's page kept its missing "mawk")

@@ -24,6 +24,9 @@ _ITEMS = {"TP", "IP", "TQ"}
 _FONTS = {"B", "I", "SM", "SB"}  # arguments joined by spaces
 _ALTERNATING = {"BR", "RB", "BI", "IB", "IR", "RI"}  # arguments joined without spaces, fonts alternating
 _LINKS = {"UR", "MT"}  # a URL or an address, printed with its escapes read
+# groff's www.tmac links, ".URL url text after" and ".MTO address text after" (Asciidoctor's pages define them),
+# printed as `man` shows them: "text <url>after"
+_WWW_LINKS = {"URL", "MTO"}
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
 _SPECIAL = {
@@ -31,6 +34,7 @@ _SPECIAL = {
     "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
     "mu": "×", "<=": "≤", ">=": "≥", "->": "→", "<-": "←", "Fo": "«", "Fc": "»", "rs": "\\", "ga": "`",
     "ci": "○", "sq": "□", "pc": "·", "bv": "|", "sl": "/", "lB": "[", "rB": "]", "lC": "{", "rC": "}",
+    "at": "@",
 }  # fmt: skip
 # a one-character escape prints its character ("\." a full stop, ronn's pages write every one so) unless it is
 # one of these: zero-width marks, motions, hyphenation and break points and line continuation print nothing ("\t"
@@ -38,7 +42,7 @@ _SPECIAL = {
 _SILENT = set("&)/,|^%cdupraz{}!:")
 _ONE = {"e": "\\", "~": " ", " ": " ", "0": " ", "t": "\t"}
 _BULLETS = {"", "•", "○", "·", "-", "*", "o", "+", "–", "—", "□"}  # ".IP \(bu 4": an item with no tag
-_PARAGRAPHS = {"PP", "LP", "P"}
+_PARAGRAPHS = {"PP", "LP", "P", "sp"}  # ".sp": Asciidoctor opens its definition list's entries so
 # a DocBook term ("--cleanup=<mode>", "-D directory"): short, with no sentence stop or colon at its end
 _TERM_CHARS, _TERM_WORDS = 60, 6
 _TERM_END = re.compile(r"[.!?;,:]$")
@@ -192,6 +196,9 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append("".join(_inline(a) for a in args))
         elif name in _LINKS and args:
             lines.append(_inline(args[0]))
+        elif name in _WWW_LINKS and args:
+            url, text, after = (_inline(a).strip() for a in [*args, "", ""][:3])
+            lines.append(f"{text} <{url}>{after}" if text else f"{url}{after}")
         elif name == "br":
             lines.append("")
     flush()
