@@ -35,6 +35,8 @@ a DocBook entry's text
 an Asciidoctor entry's text, by
 .MTO "a\(atb.org" "A. Author" "."
 .RE
+a line continued \
+here
 .IP \(bu 4
 a bullet\tafter a tab
 .TS

@@ -216,6 +216,21 @@ def test_asciidoctors_entries_and_links_read_as_man_shows_them(tmp_path: Path) -
     ]
 
 
+def test_a_backslash_ending_a_line_continues_it(tmp_path: Path) -> None:
+    # pod2man's preamble: ".if \\n(.H>23 .if \\n(.V>19 \\" then "\\{\\" on the next line: one request with a
+    # troff-only block, which printed "\\" as a paragraph and redefined "\\*o" for the page
+    path = tmp_path / "x.1"
+    path.write_text(
+        ".ds o o\n.if \\n(.H>23 .if \\n(.V>19 \\\n\\{\\\n.    ds o a\n.\\}\n.TH X 1\n.SH NAME\n"
+        "x \\- d\\*o it \\\nall, with a printed backslash \\\\\nat a line's end\n",
+        encoding="utf-8",
+    )
+    assert [e.text for e in parse_file(path).elements] == [
+        "NAME",
+        "x - do it all, with a printed backslash \\ at a line's end",
+    ]
+
+
 def test_a_manual_page_records_the_man_parsers_version() -> None:
     # source_suffix names every page ".man", which parser_version did not know: pages read by man 1-3 were never
     # read again after an upgrade (mawk's page kept its missing "mawk")

@@ -146,7 +146,8 @@ def is_supported(suffix: str) -> bool:
 #   is (git's, PostgreSQL's and D-Bus's pages: a chunk ended on a term whose text opened the next chunk).
 # - man 8: Asciidoctor's entries (DocBook's, opened by ".sp"), its ".URL"/".MTO" links and "\(at" are read
 #   (util-linux's pages lost their authors and bug trackers).
-_MAN_VERSION = 8
+# - man 9: a backslash ending a line continues it (pod2man's preamble printed "\" and ran troff-only requests).
+_MAN_VERSION = 9
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old
 #   reading; 2 re-reads them once (found in the twenty-ninth session with the ".man" gap above).

@@ -29,6 +29,10 @@ _LINKS = {"UR", "MT"}  # a URL or an address, printed with its escapes read
 _WWW_LINKS = {"URL", "MTO"}
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
+# a backslash ending a line (an odd number of them: an escaped "\\" prints one) joins it to the next, as in roff:
+# pod2man's ".if \n(.H>23 .if \n(.V>19 \" continues on the next line with its block, "\{\". A request on the next
+# line stays a line of its own: ".ie n \{\" opens a block whose requests the loop below reads one by one
+_ESCAPED_NEWLINE = re.compile(r"(?<!\\)((?:\\\\)*)\\\n(?![.'])")
 _SPECIAL = {
     "em": "—", "en": "–", "aq": "'", "dq": '"', "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "bu": "•",
     "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
@@ -99,7 +103,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     troff_only = 0  # depth inside a "\{ ... \}" block that only troff (typesetting) prints
     table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
     strings = dict(_STRINGS)
-    for raw in text.replace("\r\n", "\n").split("\n"):
+    for raw in _ESCAPED_NEWLINE.sub(r"\1", text.replace("\r\n", "\n")).split("\n"):
         if skipping:  # a macro definition, ".de NAME" ... ".."
             skipping = raw.strip() != ".."
             continue
