@@ -30,9 +30,10 @@ _WWW_LINKS = {"URL", "MTO"}
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
 # a backslash ending a line (an odd number of them: an escaped "\\" prints one) joins it to the next, as in roff:
-# pod2man's ".if \n(.H>23 .if \n(.V>19 \" continues on the next line with its block, "\{\". A request on the next
-# line stays a line of its own: ".ie n \{\" opens a block whose requests the loop below reads one by one
-_ESCAPED_NEWLINE = re.compile(r"(?<!\\)((?:\\\\)*)\\\n(?![.'])")
+# pod2man's ".if \n(.H>23 .if \n(.V>19 \" continues on the next line with its block, "\{\". A block opened at a
+# line's end ("\{\") and a request on the next line stay lines of their own: the loop below reads a block's lines
+# one by one (DocBook's bullets: ".ie n \{\", then "\(bu" on the next line)
+_ESCAPED_NEWLINE = re.compile(r"(?<!\\)(?<!\\\{)((?:\\\\)*)\\\n(?![.'])")
 _SPECIAL = {
     "em": "—", "en": "–", "aq": "'", "dq": '"', "lq": "“", "rq": "”", "oq": "‘", "cq": "’", "bu": "•",
     "co": "©", "rg": "®", "tm": "™", "mi": "-", "hy": "-", "ti": "~", "ha": "^", "dg": "†", "de": "°",
