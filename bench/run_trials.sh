@@ -70,6 +70,7 @@ trials=(
   "t46 trial_heldout_opensslreq /usr/share/man/man1/openssl-req.1ssl.gz"
   "t47 trial_heldout_initdb /usr/share/man/man1/initdb.1.gz"
   "t48 trial_heldout_findmnt /usr/share/man/man8/findmnt.8.gz"
+  "t49 trial_heldout_coreutils /usr/share/man/man1/sort.1.gz /usr/share/man/man1/date.1.gz /usr/share/man/man1/du.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 for line in "${trials[@]}"; do
