@@ -9,6 +9,19 @@ import pytest
 
 from ragkit.connectors import parse_file
 
+
+def _read(tmp_path: Path, name: str, source: str) -> list[tuple[str, str]]:
+    """(kind, text) of each element of the manual page `name` whose roff source is `source`."""
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    return [(e.kind, e.text) for e in parse_file(path).elements]
+
+
+def texts(tmp_path: Path, name: str, source: str) -> list[str]:
+    """The text of each element of the manual page `name` whose roff source is `source`."""
+    return [text for _, text in _read(tmp_path, name, source)]
+
+
 # ronn's output (zstd.1): every full stop escaped, bullets as ".IP" with a circle, a tbl table with no layout
 RONN = r""".TH "TOOL" "1" "2023" "tool 1.5" "User Commands"
 .SH "SYNOPSIS"
@@ -104,14 +117,13 @@ def test_an_escaped_tab_separates_words_in_a_tag_and_in_text(tmp_path: Path) -> 
 
 def test_strings_defined_by_ds_are_read_where_they_are_used(tmp_path: Path) -> None:
     # mawk's page: ".ds n mawk", then "\fB\*n\fP" for every "mawk" (each one was dropped: "If this is set,  uses")
-    path = tmp_path / "mawk.1"
-    path.write_text(
+    got = _read(
+        tmp_path,
+        "mawk.1",
         ".ds N Mawk\n.ds n mawk\n.TH MAWK 1\n.SH DESCRIPTION\n\\fB\\*n\\fP is an interpreter.\n.TP\nerror\n"
         "\\fB\\*N\\fP prints an error message and exits. This is the default.\n"
         '.PP\n.ds X "  two\n.as X  more\nSay \\*[X], \\*(lqquoted\\*(rq and \\*Q.\n',
-        encoding="utf-8",
     )
-    got = [(e.kind, e.text) for e in parse_file(path).elements]
     assert got == [
         ("Title", "DESCRIPTION"),
         ("NarrativeText", "mawk is an interpreter."),
@@ -124,15 +136,14 @@ def test_pod2man_strings_read_as_a_terminal_shows_them(tmp_path: Path) -> None:
     # pod2man defines its quotes twice, for nroff (".ie n \{") and for troff (".el\{", no space): the terminal's
     # are kept; its apostrophe "\*(Aq" is defined under ".ie \n(.g", which is not read, so it is built in; a text
     # line opening with it stays text (it was read as a "'" request and lost: perf's pages)
-    path = tmp_path / "x.1"
-    path.write_text(
+    got = texts(
+        tmp_path,
+        "x.1",
         '.ie n \\{\\\n.    ds L" ""\n.    ds R" ""\n\'br\\}\n.el\\{\\\n.    ds L" ``\n.    ds R" \'\'\n\'br\\}\n'
         ".ie \\n(.g .ds Aq \\(aq\n.el       .ds Aq '\n.TH X 1\n.SH DESCRIPTION\n"
         'See \\*(L"Options\\*(R" (it doesn\\*(Aqt matter).\n\\*(Aqperf kvm top\\*(Aq shows it.\n'
         ".PP\nzip -d foo \\\\*.o\n",
-        encoding="utf-8",
     )
-    got = [e.text for e in parse_file(path).elements]
     # "\\*" is a backslash and a star, not a string
     assert got == ["DESCRIPTION", "See \"Options\" (it doesn't matter). 'perf kvm top' shows it.", "zip -d foo \\*.o"]
 
@@ -157,30 +168,28 @@ def test_accented_letters_and_unicode_glyphs_print_as_groff_prints_them(tmp_path
 
 def test_break_points_print_nothing_and_a_links_address_has_its_escapes_read(tmp_path: Path) -> None:
     # ps's page: ".UR lankeste@\\:fwi.\\:uva.\\:nl" printed its escapes, which a held-out answer then quoted
-    path = tmp_path / "ps.1"
-    path.write_text(
+    got = texts(
+        tmp_path,
+        "ps.1",
         ".TH PS 1\n.SH AUTHOR\nps was written by\n.UR lankeste@\\:fwi.\\:uva.\\:nl\nBranko Lankester\n.UE .\n"
         ".PP\n.B ps \\-eo pid,\\:user,\\:args\n",
-        encoding="utf-8",
     )
-    got = [e.text for e in parse_file(path).elements]
     assert got == ["AUTHOR", "ps was written by lankeste@fwi.uva.nl Branko Lankester", "ps -eo pid,user,args"]
 
 
 def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path) -> None:
     # DocBook writes ".PP / term / .br / term / .RS 4 / text / .RE" where groff pages write ".TP": read as two
     # paragraphs, a chunk could end on "scissors" with its text in the next chunk (git commit's page, trial 45)
-    path = tmp_path / "git-commit.1"
-    path.write_text(
+    got = _read(
+        tmp_path,
+        "git-commit.1",
         ".TH GIT 1\n.SH OPTIONS\n.PP\n\\fB\\-A \\fR\\fIauthmethod\\fR\n.br\n"
         "\\fB\\-\\-auth=\\fR\\fIauthmethod\\fR\n.RS 4\n"
         "Sets the method\\&.\n.RE\n.PP\n\\-\\-cleanup=<mode>\n.RS 4\nHow to clean\\&.\n.PP\nverbatim\n.RS 4\n"
         "Do not change the message at all\\&.\n.RE\n.RE\n.PP\nAn example follows this sentence.\n.RS 4\n.nf\n"
         "$ git commit\n.fi\n.RE\n.PP\nOther options:\n.RS 4\nStill a paragraph.\n.RE\n"
         ".PP\nAn OR list has the form\n.RS\n.PP\ncmd1 || cmd2\n.RE\n",
-        encoding="utf-8",
     )
-    got = [(e.kind, e.text) for e in parse_file(path).elements]
     assert got == [
         ("Title", "OPTIONS"),
         ("ListItem", "-A authmethod, --auth=authmethod\nSets the method."),  # stacked terms, one tag
@@ -198,15 +207,14 @@ def test_a_docbook_definition_list_reads_as_entries_tag_over_text(tmp_path: Path
 def test_asciidoctors_entries_and_links_read_as_man_shows_them(tmp_path: Path) -> None:
     # util-linux's pages (Asciidoctor): an entry opens with ".sp", and ".URL"/".MTO" are macros the page defines
     # (groff's www.tmac): findmnt's author and bug tracker were lost (trial 48)
-    path = tmp_path / "findmnt.8"
-    path.write_text(
+    got = _read(
+        tmp_path,
+        "findmnt.8",
         '.TH FINDMNT 8\n.de URL\n\\fI\\\\$2\\fP <\\\\$1>\\\\$3\n..\n.als MTO URL\n.SH "OPTIONS"\n.sp\n'
         "\\fB\\-A\\fP, \\fB\\-\\-all\\fP\n.RS 4\nPrint all filesystems.\n.RE\n.SH AUTHORS\n.sp\n"
         '.MTO "kzak\\(atredhat.com" "Karel Zak" ""\n.sp\nUse the issue tracker at\n'
         '.URL "https://example.org/issues" "" "."\n',
-        encoding="utf-8",
     )
-    got = [(e.kind, e.text) for e in parse_file(path).elements]
     assert got == [
         ("Title", "OPTIONS"),
         ("ListItem", "-A, --all\nPrint all filesystems."),
@@ -219,13 +227,12 @@ def test_asciidoctors_entries_and_links_read_as_man_shows_them(tmp_path: Path) -
 def test_a_backslash_ending_a_line_continues_it(tmp_path: Path) -> None:
     # pod2man's preamble: ".if \\n(.H>23 .if \\n(.V>19 \\" then "\\{\\" on the next line: one request with a
     # troff-only block, which printed "\\" as a paragraph and redefined "\\*o" for the page
-    path = tmp_path / "x.1"
-    path.write_text(
+    assert texts(
+        tmp_path,
+        "x.1",
         ".ds o o\n.if \\n(.H>23 .if \\n(.V>19 \\\n\\{\\\n.    ds o a\n.\\}\n.TH X 1\n.SH NAME\n"
         "x \\- d\\*o it \\\nall, with a printed backslash \\\\\nat a line's end\n",
-        encoding="utf-8",
-    )
-    assert [e.text for e in parse_file(path).elements] == [
+    ) == [
         "NAME",
         "x - do it all, with a printed backslash \\ at a line's end",
     ]
