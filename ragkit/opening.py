@@ -86,9 +86,7 @@ def _interrupted_creation(paths: KbPaths) -> list[str]:
 def _with_default_generator(overrides: dict[str, Any]) -> dict[str, Any]:
     """A new KB that names no generator gets the best bundled one installed (assets.default_generator); the
     choice is written to its ragkit.toml, so installing another model later does not change an existing KB."""
-    nested = overrides.get("generator")
-    named = "generator.model" in overrides or "generator.backend" in overrides
-    if named or (isinstance(nested, dict) and ("model" in nested or "backend" in nested)):
+    if _named(overrides, "generator", "model") is not None or _named(overrides, "generator", "backend") is not None:
         return overrides
     return {**overrides, "generator.model": default_generator()}
 
