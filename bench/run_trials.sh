@@ -71,8 +71,14 @@ trials=(
   "t47 trial_heldout_initdb /usr/share/man/man1/initdb.1.gz"
   "t48 trial_heldout_findmnt /usr/share/man/man8/findmnt.8.gz"
   "t49 trial_heldout_coreutils /usr/share/man/man1/sort.1.gz /usr/share/man/man1/date.1.gz /usr/share/man/man1/du.1.gz"
+  "t50 trial_heldout_sshconfig /usr/share/man/man5/ssh_config.5.gz"
+  # the same page as a user saves it to read it without an mdoc reader: `man ssh_config > ssh_config.txt`
+  "t50r trial_heldout_sshconfig rendered/ssh_config.txt"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
+if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
+  mkdir -p rendered && MANWIDTH=80 man ssh_config > rendered/ssh_config.txt 2> /dev/null || rm -f rendered/ssh_config.txt
+fi
 for line in "${trials[@]}"; do
   read -r name trial docs <<<"$line"
   # ONLY="t17 t18" runs those trials alone
