@@ -273,12 +273,11 @@ def test_a_manual_page_is_read_as_man_shows_it(tmp_path: Path) -> None:
         ("Title", "Examples", "Examples"),
         ("NarrativeText", "Examples", "tool -f a\ntool -t 3 b"),
     ]
-    # gzipped, and in any section ("openssl.1ssl"); a BSD mdoc page is reported, not read as garbage
+    # gzipped, and in any section ("openssl.1ssl"); a BSD mdoc page is read by its own reader (tests/test_mdoc.py)
     (tmp_path / "tool.1ssl.gz").write_bytes(gzip.compress(MAN.encode()))
     assert parse_file(tmp_path / "tool.1ssl.gz").text == parse_file(tmp_path / "tool.1").text
-    (tmp_path / "ssh.1").write_text(".Dd July 2023\n.Dt SSH 1\n.Sh NAME\n.Nm ssh\n", encoding="utf-8")
-    with pytest.raises(ParseError, match="mdoc manual page"):
-        parse_file(tmp_path / "ssh.1")
+    (tmp_path / "ssh.1").write_text(".Dd July 2023\n.Dt SSH 1\n.Sh NAME\n.Nm ssh\n.Nd a client\n", encoding="utf-8")
+    assert [e.text for e in parse_file(tmp_path / "ssh.1").elements] == ["NAME", "ssh — a client"]
 
 
 def _parsed(path: Path, content: str) -> list[tuple[str, str | None, str]]:

@@ -39,6 +39,9 @@ a line continued \
 here
 .IP \(bu 4
 a bullet\tafter a tab
+.ig
+text roff ignores
+..
 .TS
 l l.
 0	normal

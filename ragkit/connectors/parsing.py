@@ -26,6 +26,7 @@ from ragkit.connectors.debcopyright import dep5_elements, is_dep5
 from ragkit.connectors.document import build_document, content_hash
 from ragkit.connectors.info import SPLIT_PART, info_text, without_markers
 from ragkit.connectors.light import RawElement, html_elements, markdown_elements, text_elements
+from ragkit.connectors.mdoc import is_mdoc, mdoc_elements
 from ragkit.connectors.pdf import pdf_elements
 from ragkit.connectors.pod import pod_elements, pod_text
 from ragkit.connectors.records import json_elements
@@ -147,7 +148,9 @@ def is_supported(suffix: str) -> bool:
 # - man 8: Asciidoctor's entries (DocBook's, opened by ".sp"), its ".URL"/".MTO" links and "\(at" are read
 #   (util-linux's pages lost their authors and bug trackers).
 # - man 9: a backslash ending a line continues it (pod2man's preamble printed "\" and ran troff-only requests).
-_MAN_VERSION = 9
+# - man 10: BSD mdoc pages are read (connectors/mdoc.py: OpenSSH's, tmux's, dash's were skipped), and text between
+#   ".ig" and ".." is left out, as roff ignores it (gzip's pages printed their licence notes).
+_MAN_VERSION = 10
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old
 #   reading; 2 re-reads them once (found in the twenty-ninth session with the ".man" gap above).
@@ -273,7 +276,7 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
     if kind == "md":
         return markdown_elements(text)
     if kind == "man":
-        return man_elements(text, name)
+        return mdoc_elements(text, name) if is_mdoc(text) else man_elements(text, name)
     if kind == "html":
         return html_elements(text)
     if kind == "info":  # makeinfo underlines every heading: a short line alone is text ("Then", "'--unlink'")

@@ -3,8 +3,8 @@
 A line that starts with "." or "'" is a request: ".SH"/".SS" open a section, ".PP"/".TP"/".IP" a paragraph (a
 ".TP" paragraph's first line is its tag: an option), ".B"/".BR"/".IR" print their arguments in a font, and the
 rest (".ll +8", ".nf", ".de ... ..", ".if ...") only lay text out. Inline escapes are fonts ("\\fB"), sizes and
-special characters ("\\-", "\\(em"). A page written with BSD's mdoc macros (".Dd", ".Sh") is another language:
-it is reported, not read as garbage.
+special characters ("\\-", "\\(em"). A page written with BSD's mdoc macros (".Dd", ".Sh") is another language,
+read by connectors/mdoc.py; given one, this reader reports it rather than read it as garbage.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             continue
         breaks = name in _BREAKS or name in _ITEMS or name in _HEADINGS
         was_plain, plain = plain, (name in _PARAGRAPHS if breaks else plain)
-        if name == "de":
+        if name in ("de", "ig"):  # a macro's definition, or text roff ignores (gzip's licence notes)
             skipping = True
         elif name in ("ds", "as") and args:
             # ".ds N Mawk": the rest of the line after the name (a leading '"' keeps leading spaces), read at use
