@@ -42,6 +42,9 @@ a bullet\tafter a tab
 .ig
 text roff ignores
 ..
+.de1 M
+a macro rst2man defines
+..
 .TS
 l l.
 0	normal

@@ -248,3 +248,16 @@ def test_a_manual_page_records_the_man_parsers_version() -> None:
     # Info manuals and POD changed their reading unversioned too
     for name in ("sed.info.gz", "find.info-2.gz", "perldiag.pod", "Long.pm"):
         assert parser_version(source_suffix(name), SourceOptions()) >= 2
+
+
+def test_macro_definitions_and_ignored_text_are_no_text(tmp_path: Path) -> None:
+    # rst2man (Sphinx's and docutils' pages: LLVM's, CMake's, ctags') defines its macros with groff's ".de1",
+    # which was read as a paragraph of "\\$1 \\n[an-margin] level ..."; Asciidoctor appends to a macro with ".am"
+    # and ends it with ".  ."; gzip's pages hide a licence note in ".ig", whose argument may be a comment
+    source = (
+        ".de1 rstReportMargin\n\\\\$1 \\\\n[an-margin]\nlevel \\\\n[rst2man-indent-level]\n..\n"
+        ".if \\n[.g] \\{\\\n.  am URL\n.    ad l\n.  .\n.\\}\n"
+        '.ig \\" -*- nroff -*-\nCopyright notice\n..\n.ig END\nmore ignored\n.END\n'
+        ".TH X 1\n.SH NAME\nx \\- a tool\n"
+    )
+    assert texts(tmp_path, "x.1", source) == ["NAME", "x - a tool"]

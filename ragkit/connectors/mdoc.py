@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ragkit.connectors.base import RawElement
-from ragkit.connectors.roff import _ESCAPED_NEWLINE, _MDOC, _STRINGS, _args, _inline, _strings
+from ragkit.connectors.roff import _ESCAPED_NEWLINE, _MDOC, _STRINGS, _args, _inline, _strings, block_end, ends_block
 
 _TAGGED = {"-tag", "-hang", "-ohang", "-inset", "-diag"}  # lists whose ".It" line is the entry's tag
 # a punctuation word given alone sticks to the word before it ("ssh(1) ,") or after it ("( text")
@@ -174,10 +174,10 @@ def mdoc_elements(text: str, name: str = "page") -> list[RawElement]:
     page = _page_name(text) or name.split(".")[0]
     reader = _Reader(page)
     strings = {**_STRINGS, **_MDOC_STRINGS}
-    skipping = False
+    until = ""  # inside a macro definition or ignored text: the line that ends it
     for raw in _ESCAPED_NEWLINE.sub(r"\1", text.replace("\r\n", "\n")).split("\n"):
-        if skipping:  # a macro definition, ".de NAME" ... ".."
-            skipping = raw.strip() != ".."
+        if until or (until := block_end(raw)):
+            until = "" if ends_block(raw, until) else until
             continue
         if "\\*" in raw:
             raw = _strings(raw, strings)
@@ -188,9 +188,6 @@ def mdoc_elements(text: str, name: str = "page") -> list[RawElement]:
         if body.startswith('\\"') or not body:
             continue
         macro, _, rest = body.partition(" ")
-        if macro in ("de", "ig"):  # a macro's definition, or text roff ignores (ssh-copy-id's licence)
-            skipping = True
-            continue
         reader.macro(macro, rest)
     return reader.finish()
 

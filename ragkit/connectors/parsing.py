@@ -149,7 +149,9 @@ def is_supported(suffix: str) -> bool:
 #   (util-linux's pages lost their authors and bug trackers).
 # - man 9: a backslash ending a line continues it (pod2man's preamble printed "\" and ran troff-only requests).
 # - man 10: BSD mdoc pages are read (connectors/mdoc.py: OpenSSH's, tmux's, dash's were skipped), and text between
-#   ".ig" and ".." is left out, as roff ignores it (gzip's pages printed their licence notes).
+#   ".ig" and ".." is left out, as roff ignores it (gzip's pages printed their licence notes), and so are macros
+#   defined with ".de1" or appended to with ".am" (rst2man's preamble printed "\$1 \n[an-margin] level ..." on
+#   Sphinx's and docutils' pages: LLVM's, CMake's, ctags').
 _MAN_VERSION = 10
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old

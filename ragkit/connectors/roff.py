@@ -27,6 +27,9 @@ _LINKS = {"UR", "MT"}  # a URL or an address, printed with its escapes read
 # groff's www.tmac links, ".URL url text after" and ".MTO address text after" (Asciidoctor's pages define them),
 # printed as `man` shows them: "text <url>after"
 _WWW_LINKS = {"URL", "MTO"}
+# requests whose lines up to ".." are no text: macro definitions and appends (rst2man's preamble, on Sphinx's and
+# docutils' pages, defines its macros with groff's ".de1"; they were read as a paragraph) and ".ig"
+_DEFINE = re.compile(r"^[.'][ \t]*(de|de1|dei|am|am1|ami|ig)(?:[ \t]+(\S+))?(?:[ \t]+(\S+))?")
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
 # a backslash ending a line (an odd number of them: an escaped "\\" prints one) joins it to the next, as in roff:
@@ -72,7 +75,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     out: list[RawElement] = []
     lines: list[str] = []
     kind = "NarrativeText"
-    heading_next = skipping = nofill = nofill_outside = False
+    heading_next = nofill = nofill_outside = False
+    until = ""  # inside a macro definition or ignored text: the line that ends it
 
     tagged = False  # the paragraph's first line is an item's tag (".TP": an option), on a line of its own
 
@@ -105,8 +109,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
     strings = dict(_STRINGS)
     for raw in _ESCAPED_NEWLINE.sub(r"\1", text.replace("\r\n", "\n")).split("\n"):
-        if skipping:  # a macro definition, ".de NAME" ... ".."
-            skipping = raw.strip() != ".."
+        if until or (until := block_end(raw)):
+            until = "" if ends_block(raw, until) else until
             continue
         if troff_only:
             troff_only += raw.count("\\{") - raw.count("\\}")
@@ -154,9 +158,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             continue
         breaks = name in _BREAKS or name in _ITEMS or name in _HEADINGS
         was_plain, plain = plain, (name in _PARAGRAPHS if breaks else plain)
-        if name in ("de", "ig"):  # a macro's definition, or text roff ignores (gzip's licence notes)
-            skipping = True
-        elif name in ("ds", "as") and args:
+        if name in ("ds", "as") and args:
             # ".ds N Mawk": the rest of the line after the name (a leading '"' keeps leading spaces), read at use
             value = re.sub(r"^\s*\S+\s?", "", m.group(2) or "", count=1)
             value = value[1:] if value.startswith('"') else value
@@ -208,6 +210,23 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
             lines.append("")
     flush()
     return out
+
+
+def block_end(raw: str) -> str:
+    """The line that ends the block `raw` opens when it opens a macro's definition or text roff ignores (".." or
+    the end macro it names: ".de NAME END", ".ig END"), "" when it opens none."""
+    found = _DEFINE.match(_COMMENT.sub("", raw))  # ".ig \\" -*- nroff -*-": a comment names no end macro
+    if found is None:
+        return ""
+    end = found.group(2) if found.group(1) == "ig" else found.group(3)
+    return f".{end}" if end else ".."
+
+
+def ends_block(raw: str, until: str) -> bool:
+    """Whether `raw` is the line `until` that ends a definition or ignored text: "..", ".  ." (spaces may follow
+    the control character, as in Asciidoctor's ".  am URL" block), ".. \\" end"."""
+    line = re.sub(r"^\.[ \t]*", ".", raw.strip())
+    return line == until or line.startswith((until + " ", until + "\t"))
 
 
 def _terms(lines: list[str]) -> str:
