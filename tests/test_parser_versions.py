@@ -45,6 +45,9 @@ text roff ignores
 .de1 M
 a macro rst2man defines
 ..
+.ie n .IP "\-A[\fIsymspec\fP]" 4
+.el .IP "\f(CW\-A[\f(CIsymspec\f(CW]\fR" 4
+an item pod2man names in code
 .TS
 l l.
 0	normal

@@ -261,3 +261,18 @@ def test_macro_definitions_and_ignored_text_are_no_text(tmp_path: Path) -> None:
         ".TH X 1\n.SH NAME\nx \\- a tool\n"
     )
     assert texts(tmp_path, "x.1", source) == ["NAME", "x - a tool"]
+
+
+def test_a_terminals_one_line_conditional_runs_its_request(tmp_path: Path) -> None:
+    # pod2man writes an item named in code for the terminal, ".ie n .IP", and for the typesetter, ".el .IP": both
+    # were dropped, so half of objdump's option entries lost their tags and ran into the paragraph before them
+    source = (
+        ".TH GPROF 1\n.SH OPTIONS\nThese options take a symspec.\n"
+        '.ie n .IP """\\-A[\\fIsymspec\\fP]""" 4\n.el .IP "\\f(CW\\-A[\\f(CIsymspec\\f(CW]\\fR" 4\n'
+        '.IX Item "-A[symspec]"\nPrints annotated source.\n.ie n .ds Pi pi\n.el .ds Pi \\(*p\nbetween \\*(Pi and 2\n'
+    )
+    assert _read(tmp_path, "gprof.1", source) == [
+        ("Title", "OPTIONS"),
+        ("NarrativeText", "These options take a symspec."),
+        ("ListItem", '"-A[symspec]"\nPrints annotated source. between pi and 2'),
+    ]

@@ -152,7 +152,9 @@ def is_supported(suffix: str) -> bool:
 #   ".ig" and ".." is left out, as roff ignores it (gzip's pages printed their licence notes), and so are macros
 #   defined with ".de1" or appended to with ".am" (rst2man's preamble printed "\$1 \n[an-margin] level ..." on
 #   Sphinx's and docutils' pages: LLVM's, CMake's, ctags').
-_MAN_VERSION = 10
+# - man 11: ".ie n .IP tag" runs its request, the terminal's branch (pod2man's items named in code: half of
+#   objdump's option entries lost their tags and were glued to the paragraph before them).
+_MAN_VERSION = 11
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old
 #   reading; 2 re-reads them once (found in the twenty-ninth session with the ".man" gap above).

@@ -30,6 +30,9 @@ _WWW_LINKS = {"URL", "MTO"}
 # requests whose lines up to ".." are no text: macro definitions and appends (rst2man's preamble, on Sphinx's and
 # docutils' pages, defines its macros with groff's ".de1"; they were read as a paragraph) and ".ig"
 _DEFINE = re.compile(r"^[.'][ \t]*(de|de1|dei|am|am1|ami|ig)(?:[ \t]+(\S+))?(?:[ \t]+(\S+))?")
+# ".ie n .IP "tag" 4": a request for the terminal on the conditional's own line is that request, as `man` prints it
+# (pod2man writes an item named in code so, then ".el .IP" for the typesetter, which stays unread)
+_TERMINAL_REQUEST = re.compile(r"^[.'][ \t]*ie[ \t]+n[ \t]+(?=[.'])")
 _COMMENT = re.compile(r'\\".*$')  # text \" a comment to the end of the line
 _MDOC = re.compile(r"^\.(?:Dd|Sh)\b", re.M)
 # a backslash ending a line (an odd number of them: an escaped "\\" prints one) joins it to the next, as in roff:
@@ -109,6 +112,7 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
     table, cell, row = "", "\t", ""  # inside ".TS ... .TE": "layout" before the data rows, then "rows"
     strings = dict(_STRINGS)
     for raw in _ESCAPED_NEWLINE.sub(r"\1", text.replace("\r\n", "\n")).split("\n"):
+        raw = _TERMINAL_REQUEST.sub("", raw)
         if until or (until := block_end(raw)):
             until = "" if ends_block(raw, until) else until
             continue
