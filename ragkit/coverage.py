@@ -48,6 +48,10 @@ _CHOICE = re.compile(
     r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
     re.I,
 )
+_WH = re.compile(r"\s*(?:which|what|who|where|when|how)\b", re.I)
+_CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or grep -E?"
+_CHOICE_WORDS = re.compile(r"\bboth\b|\b(?:which|what)\s+order\b", re.I)
+_QUOTED_SYMBOL = re.compile(r"[\"'`“‘]([^\w\s\"'`“”‘’]{1,3})[\"'`”’]")  # "?", `@@`, '#'
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now
@@ -115,7 +119,12 @@ class Coverage:
 
 
 def is_choice(question: str) -> bool:
-    """True for a question answered from its own words: a choice ("A or B?", "both") or a yes/no question."""
+    """True for a question answered from its own words: a choice ("A or B?", "both") or a yes/no question. A
+    which/what/... question is a choice only when its alternatives close it after a comma ("Which is faster, grep
+    -F or grep -E?"): an "or" inside a clause ("... when the type is unknown or specific to the format?") is not
+    one (rule C')."""
+    if _WH.match(question) and not _CHOICE_TAIL.search(question):
+        return bool(_CHOICE_WORDS.search(question))
     return bool(_CHOICE.search(question))
 
 
@@ -173,6 +182,8 @@ def restates(question: str, answer: str) -> bool:
     compounds |= set(_IDENTIFIER.findall(text)) - set(_IDENTIFIER.findall(question))
     # and a path: "~/.cache/pip" answers "Where does pip store its cache?" with the question's words (pip's docs)
     compounds |= _paths(text) - _paths(question)
+    # and a quoted symbol: 'nm shows "?"' answers which symbol type nm shows for an unknown one (rule C')
+    compounds |= set(_QUOTED_SYMBOL.findall(text)) - set(_QUOTED_SYMBOL.findall(question))
     if compounds or new_words(question, answer) or key_spans(answer, question):
         return False
     return not _written_as_names(question, text)

@@ -53,6 +53,11 @@ def test_an_answer_that_adds_nothing_to_the_question_restates_it() -> None:
     assert not restates("Which opera has more acts, Les Huguenots or Eugene Onegin?", "Les Huguenots [1].")
     assert not restates("Is the vault encrypted?", "Yes, the vault is encrypted [1].")
     assert not restates("Who wrote it?", "")
+    # rule C': a which-question whose "or" sits inside a clause is no choice (nm's page, trial 52)
+    nm = "Which symbol type does nm show when the type is unknown or specific to the object file format?"
+    assert not is_choice(nm) and restates(nm, "The symbol type is unknown, or object file format specific [2].")
+    assert not restates(nm, 'nm shows "?" [2].')
+    assert is_choice("What is the default, yes or no?") and is_choice("Does nm sort by name or by address?")
     # an identifier is new even when its letters are in the question ("len()" -> "__len__")
     assert not restates(
         "Which special method is called to implement the built-in function len()?",
