@@ -315,6 +315,23 @@ def test_text_straight_in_a_div_and_a_markdown_apis_version_history_are_read(tmp
     ]
 
 
+def test_node_s_history_spans_and_example_pairs_do_not_run_together(tmp_path: Path) -> None:
+    # html 7: "Added in: v0.7.5Deprecated since: v6.0.0", two examples in one <pre> glued, a "copy" button read
+    html = (
+        "<html><body><h3>util._extend(target, source)</h3><div class='api_metadata'><span>Added in: v0.7.5</span>"
+        "<span>Deprecated since: v6.0.0</span></div><pre><input type='checkbox'><code class='mjs'>import x;</code>"
+        "<code class='cjs'>const x = require('x');</code><button class='copy-button'>copy</button></pre>"
+        "<pre><code>define</code> <var>name</var> <code>(</code> <var>parameters</var> <code>)</code></pre>"
+        "</body></html>"
+    )
+    assert _texts(tmp_path / "util.html", html) == [
+        "util._extend(target, source)",
+        "Added in: v0.7.5\nDeprecated since: v6.0.0",
+        "import x;\n\nconst x = require('x');",
+        "define name ( parameters )",  # code and words mixed (bc's grammar) stay one run
+    ]
+
+
 def test_an_xhtml_page_parses_without_a_warning(tmp_path: Path) -> None:
     # libxslt's docs are XHTML (an <?xml ...?> line first): bs4 warned a page of advice onto ingest's output
     page = tmp_path / "internals.html"

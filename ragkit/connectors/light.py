@@ -169,7 +169,7 @@ _HTML_BLOCKS = {
     "figcaption": "NarrativeText",
 }
 _CONTAINERS = ("blockquote", "dd", "dt", "figcaption")  # blocks that may hold other blocks
-_HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head"]
+_HTML_SKIP = ["script", "style", "noscript", "template", "svg", "nav", "head", "button"]  # a "copy" button is no text
 _PERMALINKS = {"#", "¶", "§", "🔗", "¤"}
 # a heading's or a defined term's own link: "os.tmpdir()#" (Node), "Abstract¶" (Sphinx), "ffi_call (...) ¶" (Texinfo)
 _TITLED = ["h1", "h2", "h3", "h4", "h5", "h6", "dt"]
@@ -227,7 +227,7 @@ def html_elements(html: str) -> list[RawElement]:
             # text straight in a <div> is a block too: "Added in: v20.17.0" and "Stability: 1 - Experimental" are
             # divs in Node's API pages; a div that holds blocks leaves them their own turn
             if tag.find([*_HTML_BLOCKS, "dl", "div", "ul", "ol", "section", "article", "details"]) is None:
-                text = " ".join(tag.get_text().split())
+                text = _inline_div(tag)
                 if text:
                     out.append((text, "NarrativeText", None))
             continue
@@ -240,7 +240,12 @@ def html_elements(html: str) -> list[RawElement]:
             rows = [" | ".join(c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])) for tr in tag("tr")]
             text = "\n".join(r for r in rows if r.strip())
         elif tag.name == "pre":
-            text = tag.get_text()
+            # Node's pages hold an example twice, as ES module and CommonJS code, one <code> each: not one run
+            # (a <pre> of code, words and code mixed, bc's grammar, stays one run)
+            codes = tag.find_all("code", recursive=False)
+            rest = [c for c in tag.children if getattr(c, "name", None) != "code" and c.get_text().strip()]
+            alone = len(codes) > 1 and not rest
+            text = "\n\n".join(c.get_text().strip("\n") for c in codes) if alone else tag.get_text()
         else:
             text = " ".join(tag.get_text().split())  # inline tags join without a separator: "bold." not "bold ."
         if text.strip():
@@ -249,6 +254,15 @@ def html_elements(html: str) -> list[RawElement]:
         body = soup.get_text("\n", strip=True)
         out = text_elements(body) if body else []
     return out
+
+
+def _inline_div(tag: Any) -> str:
+    """The text of a div of inline content, spaces collapsed; spans side by side, each on a line ("Added in:
+    v0.7.5" over "Deprecated since: v6.0.0" in Node's pages, which ran together as "v0.7.5Deprecated")."""
+    children = [c for c in tag.children if getattr(c, "name", None) or str(c).strip()]
+    if len(children) > 1 and all(getattr(c, "name", None) == "span" for c in children):
+        return "\n".join(" ".join(c.get_text().split()) for c in children if c.get_text().strip())
+    return " ".join(tag.get_text().split())
 
 
 def _enclosed(tag: Any, layout: set[int]) -> bool:

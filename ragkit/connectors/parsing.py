@@ -117,7 +117,8 @@ def is_supported(suffix: str) -> bool:
 #   a manual's navigation (role="navigation", Texinfo's "Next: ..., Up: ..." links) is left out; html 5: text
 #   straight in a <div> is read ("Added in: v20.17.0" in Node's pages was lost); html 6: DocBook's navigation
 #   tables and tables of contents are left out, and a layout table (an old site's page, DocBook's Q and A) is read
-#   as the page's blocks, a question row as a title.
+#   as the page's blocks, a question row as a title; html 7: a button's label is no text, spans side by side in a
+#   div and code blocks side by side in a pre do not run together (Node's "v0.7.5Deprecated since: v6.0.0").
 # - Markdown and text 2: base64 data URIs are left out of the text, and text files with a UTF-16 or UTF-32
 #   byte-order mark are read (they were "binary content"); text 3: an indented line is never a title (nor, for a
 #   while, an unadorned line in a file that underlines its headings; text 4 undoes that: Git's release notes
@@ -162,10 +163,10 @@ _PARSER_VERSIONS = {
     ".info": 2,
     ".pod": 2,
     ".pm": 2,
-    ".html": 6,
-    ".htm": 6,
-    ".xhtml": 6,
-    ".xht": 6,
+    ".html": 7,
+    ".htm": 7,
+    ".xhtml": 7,
+    ".xht": 7,
     ".md": 6,
     ".markdown": 6,
     ".txt": 6,
