@@ -159,10 +159,11 @@ _MAN_VERSION = 11
 # - info 2, pod 2: their parsers' output changed after they were added (an index node's reader markers are no
 #   text; a POD text item heads its entry, "=item o" is a tag) without a version, so stored manuals kept the old
 #   reading; 2 re-reads them once (found in the twenty-ninth session with the ".man" gap above).
+# - pod 3: a link to a URL keeps its URL, "text <url>", as pod2text prints it (CPAN's Meta spec lost its addresses).
 _PARSER_VERSIONS = {
     ".info": 2,
-    ".pod": 2,
-    ".pm": 2,
+    ".pod": 3,
+    ".pm": 3,
     ".html": 7,
     ".htm": 7,
     ".xhtml": 7,

@@ -205,10 +205,11 @@ def _entity(name: str) -> str:
 
 
 def _link(content: str) -> str:
-    """L<text|target> prints text; L<perlfunc/open> '"open" in perlfunc'; L</Options> '"Options"'; a URL itself."""
+    """L<text|target> prints text, and a URL target after it, "text <url>" (as pod2text); L<perlfunc/open> '"open"
+    in perlfunc'; L</Options> '"Options"'; a URL itself."""
     text, bar, target = content.partition("|")
     if bar:
-        return text
+        return f"{text} <{target}>" if "://" in target else text
     if "://" in content:
         return content
     page, slash, section = content.partition("/")
