@@ -44,13 +44,14 @@ from ragkit.textutil import (
 
 # "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
 # and "In which order does grep examine LC_ALL, LC_foo and LANG?" arranges the question's own names (rule J)
+# (an "or" counts only outside a which/what/... question, or closing one after a comma: rule C')
 _CHOICE = re.compile(
-    r"\bor\b|\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
+    r"\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
     re.I,
 )
+_OR = re.compile(r"\bor\b", re.I)
 _WH = re.compile(r"\s*(?:which|what|who|where|when|how)\b", re.I)
 _CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or grep -E?"
-_CHOICE_WORDS = re.compile(r"\bboth\b|\b(?:which|what)\s+order\b", re.I)
 _QUOTED_SYMBOL = re.compile(r"[\"'`“‘]([^\w\s\"'`“”‘’]{1,3})[\"'`”’]")  # "?", `@@`, '#'
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
@@ -123,9 +124,9 @@ def is_choice(question: str) -> bool:
     which/what/... question is a choice only when its alternatives close it after a comma ("Which is faster, grep
     -F or grep -E?"): an "or" inside a clause ("... when the type is unknown or specific to the format?") is not
     one (rule C')."""
-    if _WH.match(question) and not _CHOICE_TAIL.search(question):
-        return bool(_CHOICE_WORDS.search(question))
-    return bool(_CHOICE.search(question))
+    if _CHOICE.search(question):
+        return True
+    return bool(_OR.search(question)) and (not _WH.match(question) or bool(_CHOICE_TAIL.search(question)))
 
 
 def sentences(answer: str) -> int:

@@ -151,3 +151,9 @@ def test_a_real_mdoc_page_reads_whole(page: str) -> None:
         tags = {t.split("\n")[0] for t, kind, _ in elements if kind == "ListItem"}
         assert {"Host", "Match", "StrictHostKeyChecking", "XAuthLocation", "%C"} <= tags
         assert "(the default is ask)" not in text and "If this flag is set to ask (the default)" in text
+
+
+def test_an_xo_tag_a_page_never_closes_ends_at_the_next_item() -> None:
+    # ".It Fl L Xo" with no ".Xc": the tag must not swallow the rest of the page
+    page = ".Dd x\n.Sh OPTIONS\n.Bl -tag\n.It Fl L Xo\n.Ar port\nForwards a port.\n.It Fl v\nVerbose.\n.El\n"
+    assert [t for t, _, _ in mdoc_elements(page, "x.1")] == ["OPTIONS", "-L port Forwards a port.", "-v\nVerbose."]

@@ -36,8 +36,8 @@ _PLAIN = {
 }  # fmt: skip
 _CALLABLE = _PLAIN | set(_QUOTES) | set(_OPENERS) | set(_CLOSERS) | set(_SYSTEMS)
 _CALLABLE |= {"Fl", "Xr", "Nm", "Ns", "Pf", "Ap", "Bx", "Fn", "Lk", "Sm", "Ta", "Xo", "Xc", "Eo", "Ec", "In"}
+_BLOCKS = {"It", "El", "Sh", "Ss", "Bl", "Pp"}  # macros that cannot sit inside an ".It ... Xo" tag
 _DEFAULTS = {"Fl": "-", "Nm": "", "Ar": "file ..."}  # "" : the page's name
-_SKIPPED = {"Dd", "Dt", "Os", "Tg", "Bk", "Ek", "Bf", "Ef", "Db", "Ud", "Bt", "Rs"}
 # mdoc's own strings ("\*(Lq", "\*(Ba"), beside man(7)'s
 _MDOC_STRINGS = {"Lq": "“", "Rq": "”", "Ba": "|", "Le": "≤", "Ge": "≥", "Lt": "<", "Gt": ">", "Ne": "≠",
                  "Pm": "±", "If": "∞", "Pi": "π", "Na": "NaN", "Am": "&", "q": '"'}  # fmt: skip
@@ -104,10 +104,9 @@ def _render(tokens: list[str], name: str, words: _Words | None = None) -> str:
             elif token in _CLOSERS:
                 out.add(_CLOSERS[token], glued=True)
             elif token in ("Ns", "Ap"):
-                out.glue = True
                 if token == "Ap":
                     out.add("'", glued=True)
-                    out.glue = True
+                out.glue = True
             elif token == "Pf" and i < len(tokens):
                 out.add(_inline(tokens[i]))
                 out.glue, i = True, i + 1
@@ -242,15 +241,14 @@ class _Reader:
         """A macro line: ".Sh NAME", ".It Cm Host", ".Op Fl v", ..."""
         if self.xo is not None:
             line = [macro, *_args(rest)]
-            if "Xc" not in line:
+            if "Xc" in line:
+                self._close_xo(line[: line.index("Xc")])
+                return
+            if macro not in _BLOCKS:
                 self.xo.append(line)
                 return
-            lines, self.xo = [*self.xo, line[: line.index("Xc")]], None
-            words = _Words()
-            for tokens in lines:
-                _render(tokens, self.name, words)
-            self._item_tag(words.text)
-            return
+            self._close_xo([])  # a tag left open by a page that never writes ".Xc": not the rest of the page
+            self.flush()  # an entry of its own, not stacked over the next item's tag
         args = _args(rest)
         if macro in ("Sh", "Ss"):
             self.flush()
@@ -259,8 +257,8 @@ class _Reader:
             self.out.append((self.section, "Title", None))
         elif macro in ("Pp", "Lp", "sp"):
             self.flush()
-        elif macro == "br":
-            self._line("") if self.lines else None
+        elif macro == "br" and self.lines:
+            self._line("")
         elif macro == "Bl":
             self.flush()
             kind = next((a for a in args if a.startswith("-") and a not in ("-compact",)), "-item")
@@ -304,6 +302,14 @@ class _Reader:
         elif macro in _CALLABLE or macro == "Nm":
             self._words(macro, args)
         # anything else (".Dd", ".Os", ".Bk", roff's ".nh", ".if") only lays text out
+
+    def _close_xo(self, last: list[str]) -> None:
+        """Ends an ".It ... Xo" tag: its lines read as one tag."""
+        words = _Words()
+        for tokens in [*(self.xo or []), last]:
+            _render(tokens, self.name, words)
+        self.xo = None
+        self._item_tag(words.text)
 
     def _words(self, macro: str, args: list[str]) -> None:
         words = _Words(self.spacing)

@@ -219,6 +219,8 @@ def man_elements(text: str, name: str = "page") -> list[RawElement]:
 def block_end(raw: str) -> str:
     """The line that ends the block `raw` opens when it opens a macro's definition or text roff ignores (".." or
     the end macro it names: ".de NAME END", ".ig END"), "" when it opens none."""
+    if not raw.startswith((".", "'")):
+        return ""  # most lines are text: no regex for them (this runs on every line of every page)
     found = _DEFINE.match(_COMMENT.sub("", raw))  # ".ig \\" -*- nroff -*-": a comment names no end macro
     if found is None:
         return ""
