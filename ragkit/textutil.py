@@ -146,7 +146,7 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def _entries(text: str) -> list[tuple[int, int, str]]:
+def entry_ranges(text: str) -> list[tuple[int, int, str]]:
     """(start, end, tag) character ranges of the entries in `text`: a paragraph whose first line is a tag with
     more lines under it (a manual page's option over its text), or, inside a paragraph, a tag line followed by a
     more-indented line (an Info table: "'C-b'" over "     Move back one character."), whose entry ends at the
@@ -177,7 +177,7 @@ def _entries(text: str) -> list[tuple[int, int, str]]:
 def entry_tags(text: str) -> tuple[str, ...]:
     """The entry tag above each of source_sentences(text), "" for a sentence in no entry (rule P'). The
     sentences are found in `text` in order by their first words (joining wrapped lines only changed spaces)."""
-    entries = _entries(text)
+    entries = entry_ranges(text)
     tags: list[str] = []
     cursor = 0
     for sentence in source_sentences(text):

@@ -6,7 +6,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
-  sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles);
+  sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles), or the option it
+  names heads an entry about something else while another entry matches the question (rule E, ragkit.entries);
 - unquantified (ragkit.coverage): the question asks for a figure ("how many/much/long/often/old", "which year",
   "which version", a "numeric value", an amount "in seconds") and the answer gives none;
 - no_default (ragkit.coverage): the question asks for a default and the sentence holding the answer, the ones
@@ -41,6 +42,7 @@ from ragkit.coverage import (
     unquantified,
     unsaid_default,
 )
+from ragkit.entries import Rival, rival_entry
 from ragkit.grounding import Grounding, grounding
 from ragkit.roles import rejected_spans
 from ragkit.types import Flag, Generation, Hit
@@ -114,6 +116,9 @@ def withhold_unfounded(
         what = " and ".join(f'"{s}"' for s in ruled_out)
         detail = f'the sources name {what} only as the alternative they rule out ("rather than ...")'
         checked = _abstain(checked, Flag("ungrounded", draft, detail=detail), o)
+    rival = rival_entry(question, draft, sources) if not checked.abstained and o.min_grounding > 0 else None
+    if rival is not None:
+        checked = _abstain(checked, _neighbour(draft, rival), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
         grounded = grounding(question, draft, sources, embed)
         if grounded is not None and grounded.score < o.min_grounding:
@@ -179,6 +184,12 @@ def _off_question(draft: str, c: Coverage, floor: float, passage: bool = False) 
         detail = f"the source sentence holding it does not mention {lacks} (it covers {c.score:.1%} of the question; "
         detail += f"min_coverage {floor:.2f})"
     return Flag("off_question", draft, detail=detail, quote=c.sentence or "")
+
+
+def _neighbour(draft: str, r: Rival) -> Flag:
+    detail = f"the answer names {r.named}, whose entry in the sources is about something else ({r.own:.2f} of the "
+    detail += f"question); the entry of {r.rival} matches it better ({r.score:.2f})"
+    return Flag("ungrounded", draft, detail=detail)
 
 
 def _unsure(draft: str, c: Confidence, floor: float) -> Flag:

@@ -1,0 +1,96 @@
+"""Rule E: an option the answer names is answered by its own entry in the sources (docs/design-notes.md).
+
+Asked "Which nm option prints symbols in the order encountered?", the model answered `-n`, copied from the entry
+beside the right one (`-p, --no-sort`). Every word of the answer stands in a source and the sentence holding `-n`
+speaks of sorting, so the checks on sentences pass it; what they cannot see is that a manual page says what an
+option does in the entry the option heads. So the entry the answer's option heads is scored against the question
+and compared with the other entries in view: when another one matches the question far better, the answer is
+withheld.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragkit.coverage import asked_words
+from ragkit.grounding import key_spans
+from ragkit.textutil import content_words, entry_ranges
+
+# the question asks for a named thing of the kinds a manual lists as entries
+_ASKS_FOR_ENTRY = re.compile(
+    r"\b(?:which|what)\b[^?]*\b(?:option|flag|switch|action|command|keyword|directive|primary|test|operator"
+    r"|variable|setting)s?\b",
+    re.I,
+)
+# a name in code shape: -n, --size-sort, NumberOfPasswordPrompts, PGDATA
+_CODE_NAME = re.compile(r"(?<![\w-])(?:--?[A-Za-z0-9][\w-]*|[A-Z][A-Za-z0-9]+[A-Z]\w*)")
+RIVAL_MIN_SCORE = 0.25  # a rival entry must hold at least this share of the question (rarity-weighted)
+OWN_MIN_SHARE = 0.5  # the answer's own entry must score at least this share of the best rival's
+
+
+@dataclass(frozen=True, slots=True)
+class Rival:
+    """The option the answer names (`named`, its own entry scoring `own`) and the tag of an entry in the sources
+    that matches the question better (`rival`, scoring `score`); scores are rarity-weighted shares in [0, 1]."""
+
+    named: str
+    own: float
+    rival: str
+    score: float
+
+
+def _names(tag: str) -> set[str]:
+    """The code-shaped names a tag line holds, without their arguments ("--radix=radix" -> "--radix")."""
+    return {name.split("=")[0] for name in _CODE_NAME.findall(tag)}
+
+
+def source_entries(text: str) -> list[tuple[str, str]]:
+    """(tag, text) of each entry of a source, its text holding its tag line. A tag line over another tag line
+    (Info's '-i[SUFFIX]' over '--in-place[=SUFFIX]') shares the entry below: both names head it."""
+    ranges = entry_ranges(text)
+    out: list[tuple[str, str]] = []
+    k = 0
+    while k < len(ranges):
+        start, end, tag = ranges[k]
+        while not text[start:end].strip()[len(tag) :].strip() and k + 1 < len(ranges) and ranges[k + 1][0] == end:
+            k += 1
+            end, tag = ranges[k][1], f"{tag} {ranges[k][2]}"
+        out.append((tag, text[start:end]))
+        k += 1
+    return out
+
+
+def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | None:
+    """The rival entry that makes the answer's option a neighbour's, or None (the question asks for no named thing,
+    the answer names none in code shape, no source has an entry it heads, or no rival matches far better)."""
+    if not _ASKS_FOR_ENTRY.search(question):
+        return None
+    spans = [s for s in key_spans(answer, question) if _CODE_NAME.fullmatch(s.strip("`"))]
+    asked = asked_words(question)
+    if not spans or not asked:
+        return None
+    named = spans[0].strip("`").split("=")[0]
+    entries = [entry for text in sources for entry in source_entries(text)]
+    own = [e for e in entries if named in _names(e[0])]
+    if not own:
+        return None
+    subjects = set(_CODE_NAME.findall(question))  # an entry the question names is its subject, not a rival
+    words = [content_words(body) for _, body in entries]
+    rarity = {w: math.log((len(entries) + 1) / (sum(w in ws for ws in words) + 0.5)) for w in asked}
+    total = sum(rarity.values()) or 1.0
+
+    def score(body: str) -> float:
+        return sum(rarity[w] for w in asked & content_words(body)) / total
+
+    mine = max(score(body) for _, body in own)
+    rivals = [(score(body), tag) for tag, body in entries if (tag, body) not in own and _names(tag)]
+    rivals = [(s, tag) for s, tag in rivals if not _names(tag) & subjects]
+    if not rivals:
+        return None
+    best, tag = max(rivals)
+    if best >= RIVAL_MIN_SCORE and mine < OWN_MIN_SHARE * best:
+        return Rival(named, round(mine, 4), tag, round(best, 4))
+    return None

@@ -1,0 +1,72 @@
+"""Rule E: an option the answer names is answered by its own entry in the sources (ragkit.entries)."""
+
+from __future__ import annotations
+
+from ragkit.answering import AnswerOptions, answer_question
+from ragkit.entries import rival_entry, source_entries
+from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
+
+# binutils' nm(1) as ragkit reads it: each option over its text
+NM = (
+    "-n, -v, --numeric-sort\n"
+    "Sort symbols numerically by their addresses, rather than alphabetically by their names.\n\n"
+    "-p, --no-sort\n"
+    "Do not bother to sort the symbols in any order; print them in the order encountered.\n\n"
+    "-P, --portability\n"
+    'Use the POSIX.2 standard output format instead of the default format. Equivalent to "-f posix".\n\n'
+    "-r, --reverse-sort\n"
+    "Reverse the order of the sort (whether numeric or alphabetic); let the last come first.\n"
+)
+ASKED = "Which nm option prints symbols in the order encountered, without sorting them?"
+
+
+def test_an_option_copied_from_the_entry_beside_the_right_one_has_a_rival() -> None:
+    rival = rival_entry(ASKED, "The nm option that prints symbols in the order encountered is `-n` [1].", [NM])
+    assert rival is not None and rival.named == "-n" and rival.rival == "-p, --no-sort"
+    assert rival.own < 0.5 * rival.score and rival.score >= 0.25
+    # the option whose entry says it, by either of its names, has none
+    assert rival_entry(ASKED, "The `-p` option [1].", [NM]) is None
+    assert rival_entry(ASKED, "--no-sort [1].", [NM]) is None
+
+
+def test_only_questions_asking_for_a_named_thing_and_answers_naming_one_are_read() -> None:
+    assert rival_entry("How does nm order the symbols it prints?", "-n [1].", [NM]) is None
+    assert rival_entry(ASKED, "In the order encountered [1].", [NM]) is None
+    # an option no entry heads (named only in a sentence) is left to the other checks
+    assert rival_entry(ASKED, "--defined-only [1].", [NM]) is None
+
+
+def test_an_entry_the_question_names_is_its_subject_not_a_rival() -> None:
+    initdb = (
+        "-D directory, --pgdata=directory\n"
+        "This option specifies the directory where the database cluster should be stored. This is the only "
+        "information required by initdb, but you can avoid writing it by setting the environment variable.\n\n"
+        "PGDATA\n"
+        "Specifies the directory where the database cluster is to be stored; can be overridden using the -D "
+        "option.\n"
+    )
+    question = "Which environment variable can take the place of initdb's -D option?"
+    assert rival_entry(question, "PGDATA [1].", [initdb]) is None
+
+
+def test_a_tag_line_over_another_shares_the_entry_below() -> None:
+    sed = (
+        "'-i[SUFFIX]'\n'--in-place[=SUFFIX]'\n     This option specifies that files are to be edited in-place.\n\n"
+        "'-n'\n'--quiet'\n     By default, sed prints out the pattern space at the end of each cycle.\n"
+    )
+    tag, text = source_entries(sed)[0]
+    assert "-i[SUFFIX]" in tag and "--in-place" in tag and "edited in-place" in text
+    assert rival_entry("Which sed option edits files in place?", "The `-i` option [1].", [sed]) is None
+
+
+def test_ask_withholds_a_neighbours_option_as_ungrounded_and_says_which_entry_fits() -> None:
+    hits = [make_hit(1, NM, "/usr/share/man/man1/nm.1.gz", dense=0.6)]
+    reply = "The nm option that prints symbols in the order encountered, without sorting them, is `-n` [1]."
+    ans = answer_question(ASKED, hits, ScriptedGenerator([reply]), AnswerOptions(), embed=HashEmbedder().embed)
+    assert ans.abstained and ans.draft == reply
+    (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
+    assert "-n" in flag.detail and "-p, --no-sort" in flag.detail
+    # the check is one of the grounding checks: off with them
+    off = AnswerOptions(min_grounding=0, min_coverage=0)
+    kept = answer_question(ASKED, hits, ScriptedGenerator([reply]), off, embed=HashEmbedder().embed)
+    assert not any(f.kind == "ungrounded" for f in kept.flags)
