@@ -1,4 +1,6 @@
-"""Rule E: an option the answer names is answered by its own entry in the sources (docs/design-notes.md).
+"""What a source says of a named thing: rules E and N (docs/design-notes.md).
+
+Rule E: an option the answer names is answered by its own entry in the sources.
 
 Asked "Which nm option prints symbols in the order encountered?", the model answered `-n`, copied from the entry
 beside the right one (`-p, --no-sort`). Every word of the answer stands in a source and the sentence holding `-n`
@@ -6,6 +8,9 @@ speaks of sorting, so the checks on sentences pass it; what they cannot see is t
 option does in the entry the option heads. So the entry the answer's option heads is scored against the question
 and compared with the other entries in view: when another one matches the question far better, the answer is
 withheld.
+
+Rule N: a version asked for a change to a named thing ("Which version added --color?") must stand in a sentence
+that names it: the page's own version in its footer dates nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass
 
 from ragkit.coverage import asked_words
 from ragkit.grounding import key_spans
-from ragkit.textutil import content_words, entry_ranges
+from ragkit.roles import occurs
+from ragkit.textutil import content_words, entry_ranges, entry_tags, source_sentences
 
 # the question asks for a named thing of the kinds a manual lists as entries
 _ASKS_FOR_ENTRY = re.compile(
@@ -94,3 +100,40 @@ def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | N
     if best >= RIVAL_MIN_SCORE and mine < OWN_MIN_SHARE * best:
         return Rival(named, round(mine, 4), tag, round(best, 4))
     return None
+
+
+# rule N: the question asks for the version of a change to a thing it names in code shape
+_VERSION_ASKED = re.compile(r"\b(?:version|release)\b", re.I)
+_CHANGE = re.compile(r"\b(?:add|introduc|remov|deprecat|first|became|support|fix|ship|bundl)\w*", re.I)
+_PRODUCT = (  # the product a version belongs to, not the changed thing: "version of GNU diffutils", "OpenSSH release"
+    re.compile(r"\b(?:versions?|releases?)\s+of\s+(?:the\s+)?(?:[^\s?]+\s+){0,1}[^\s?]+", re.I),
+    re.compile(r"[^\s?]+\s+(?:versions?|releases?)\b", re.I),
+)
+_NAMED_THING = re.compile(r"(?<![\w-])(?:--?[A-Za-z0-9][\w-]*|[A-Za-z]+[A-Z_]\w*|\w+\(\))")
+_CAPITALISED = re.compile(r"[A-Z][a-z]+")
+_VERSION = re.compile(r"v?\d+(?:\.\d+)+[a-z]?|\d+")
+
+
+def undated_change(question: str, answer: str, sources: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
+    """Rule N: (the answer's version, the things the question asks about) when the question asks for the version
+    of a change to a thing it names in code shape and every source sentence holding that version (with the ones
+    beside it and its entry's tag) never names any of them; None otherwise (also when no source holds it)."""
+    if not (_VERSION_ASKED.search(question) and _CHANGE.search(question)):
+        return None
+    rest = question
+    for product in _PRODUCT:
+        rest = product.sub("", rest)
+    things = tuple(m for m in _NAMED_THING.findall(rest) if not _CAPITALISED.fullmatch(m))
+    versions = [s for s in key_spans(answer, question) if _VERSION.fullmatch(s.strip("v"))]
+    if not things or not versions:
+        return None
+    version, held = versions[0], False
+    for text in sources:
+        sents, tags = source_sentences(text), entry_tags(text)
+        for i, sentence in enumerate(sents):
+            if occurs(version, sentence):
+                held = True
+                near = " ".join(sents[max(0, i - 1) : i + 2]) + " " + (tags[i] if i < len(tags) else "")
+                if any(thing in near for thing in things):
+                    return None
+    return (version, things) if held else None

@@ -7,7 +7,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
   (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
   sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles), or the option it
-  names heads an entry about something else while another entry matches the question (rule E, ragkit.entries);
+  names heads an entry about something else while another entry matches the question (rule E, ragkit.entries),
+  or the version asked for a named thing's change stands only in sentences that never name it (rule N);
 - unquantified (ragkit.coverage): the question asks for a figure ("how many/much/long/often/old", "which year",
   "which version", a "numeric value", an amount "in seconds") and the answer gives none;
 - no_default (ragkit.coverage): the question asks for a default and the sentence holding the answer, the ones
@@ -42,7 +43,7 @@ from ragkit.coverage import (
     unquantified,
     unsaid_default,
 )
-from ragkit.entries import Rival, rival_entry
+from ragkit.entries import Rival, rival_entry, undated_change
 from ragkit.grounding import Grounding, grounding
 from ragkit.roles import rejected_spans
 from ragkit.types import Flag, Generation, Hit
@@ -119,6 +120,10 @@ def withhold_unfounded(
     rival = rival_entry(question, draft, sources) if not checked.abstained and o.min_grounding > 0 else None
     if rival is not None:
         checked = _abstain(checked, _neighbour(draft, rival), o)
+    undated = undated_change(question, draft, sources) if not checked.abstained and o.min_grounding > 0 else None
+    if undated is not None:
+        detail = f"the sources give {undated[0]} only in sentences that never name {' or '.join(undated[1])}"
+        checked = _abstain(checked, Flag("ungrounded", draft, detail=detail), o)
     if not checked.abstained and embed is not None and o.min_grounding > 0:
         grounded = grounding(question, draft, sources, embed)
         if grounded is not None and grounded.score < o.min_grounding:

@@ -70,3 +70,37 @@ def test_ask_withholds_a_neighbours_option_as_ungrounded_and_says_which_entry_fi
     off = AnswerOptions(min_grounding=0, min_coverage=0)
     kept = answer_question(ASKED, hits, ScriptedGenerator([reply]), off, embed=HashEmbedder().embed)
     assert not any(f.kind == "ungrounded" for f in kept.flags)
+
+
+DIFF = (
+    "--color[=WHEN]\n"
+    "color output; WHEN is 'never', 'always', or 'auto'; plain --color means --color='auto'\n\n"
+    "AUTHOR\n\n"
+    "Written by Paul Eggert, Mike Haertel, David Hayes, Richard Stallman, and Len Tower.\n\n"
+    "GNU diffutils 3.8 is free software.\n"
+)
+FIND = "-files0-from file\nRead the starting points from file instead of the command line. Added in 4.9.0.\n"
+
+
+def test_a_version_from_a_sentence_that_never_names_the_changed_thing_is_undated() -> None:
+    from ragkit.entries import undated_change
+
+    question = "Which version of GNU diffutils added the --color option?"
+    assert undated_change(question, "The --color option was added in version 3.8 [1].", [DIFF]) == ("3.8", ("--color",))
+    # the version of a change stated beside its name, and a version no source holds (left to other checks)
+    asked = "In which findutils version was -files0-from added?"
+    assert undated_change(asked, "In findutils 4.9.0 [1].", [FIND]) is None
+    assert undated_change(question, "In version 3.4 [1].", [DIFF]) is None
+    # not a change asked for, or no named thing: not read
+    assert undated_change("Which version of diffutils is this page for?", "3.8 [1].", [DIFF]) is None
+    assert undated_change("Which version of GNU diffutils added colours?", "3.8 [1].", [DIFF]) is None
+
+
+def test_ask_withholds_an_undated_version_as_ungrounded() -> None:
+    hits = [make_hit(1, DIFF, "/usr/share/man/man1/diff.1.gz", dense=0.6)]
+    question = "Which version of GNU diffutils added the --color option?"
+    reply = "The --color option was added in GNU diffutils version 3.8 [1]."
+    ans = answer_question(question, hits, ScriptedGenerator([reply]), AnswerOptions(), embed=HashEmbedder().embed)
+    assert ans.abstained and ans.draft == reply
+    (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
+    assert flag.detail == "the sources give 3.8 only in sentences that never name --color"
