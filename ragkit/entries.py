@@ -54,19 +54,22 @@ def _names(tag: str) -> set[str]:
 
 
 def source_entries(text: str) -> list[tuple[str, str]]:
-    """(tag, text) of each entry of a source, its text holding its tag line. A tag line over another tag line
+    """(tag, text) of each entry of a source, its text holding its tag line and running on to the next entry's tag
+    (rule E'). A tag line over another tag line
     (Info's '-i[SUFFIX]' over '--in-place[=SUFFIX]') shares the entry below: both names head it."""
     ranges = entry_ranges(text)
-    out: list[tuple[str, str]] = []
+    out: list[tuple[int, int, str]] = []
     k = 0
     while k < len(ranges):
         start, end, tag = ranges[k]
         while not text[start:end].strip()[len(tag) :].strip() and k + 1 < len(ranges) and ranges[k + 1][0] == end:
             k += 1
             end, tag = ranges[k][1], f"{tag} {ranges[k][2]}"
-        out.append((tag, text[start:end]))
+        out.append((start, end, tag))
         k += 1
-    return out
+    # an entry runs on to the next tag: its text may hold a blank line before an example ("For example:\n\n
+    # dmesg --level=err,warn\n\nwill print error and warning messages only."), which ends a paragraph, not it
+    return [(tag, text[a : out[i + 1][0] if i + 1 < len(out) else len(text)]) for i, (a, _, tag) in enumerate(out)]
 
 
 def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | None:

@@ -104,3 +104,18 @@ def test_ask_withholds_an_undated_version_as_ungrounded() -> None:
     assert ans.abstained and ans.draft == reply
     (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
     assert flag.detail == "the sources give 3.8 only in sentences that never name --color"
+
+
+def test_an_entry_runs_on_past_a_blank_line_to_the_next_tag() -> None:
+    # dmesg(1): the example under -l, --level holds the question's words; rule E read the entry short (trial 54)
+    dmesg = (
+        "-k, --kernel\nPrint kernel messages.\n\n"
+        "-l, --level list\nRestrict output to the given (comma-separated) list of levels. For example:\n\n"
+        "dmesg --level=err,warn\n\nwill print error and warning messages only.\n\n"
+        "-J, --json\nUse JSON output format. The log priority level is not decoded by default.\n"
+    )
+    (_, kernel), (tag, level), (_, json_entry) = source_entries(dmesg)
+    assert tag == "-l, --level list" and "err,warn" in level and "warning messages only" in level
+    assert kernel.startswith("-k") and json_entry.startswith("-J")
+    question = "Which dmesg option limits output to chosen priority levels such as err and warn?"
+    assert rival_entry(question, "The dmesg option is --level [1].", [dmesg]) is None
