@@ -49,16 +49,16 @@ _CHOICE = re.compile(
     r"\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
     re.I,
 )
-_OR = re.compile(r"\bor\b", re.I)
+_OR = re.compile(r"\bor\b", re.I)  # also a choice answered by picking one of its options (not a yes/no)
 _WH = re.compile(r"\s*(?:which|what|who|where|when|how)\b", re.I)
 _CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or grep -E?"
 _QUOTED_SYMBOL = re.compile(r"[\"'`“‘]([^\w\s\"'`“”‘’]{1,3})[\"'`”’]")  # "?", `@@`, '#'
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
+_DOT_NAME = re.compile(r"(?<![\w.])\.[^\W\d][\w.-]*")  # .ctf, .symtab, .bashrc: a name, as a path is (rule D)
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now
 _IDENTIFIER = re.compile(r"\b[a-z]+[A-Z]\w*|\b\w+(?:\.\w+)+\b")  # fsyncMethod, core.fsync, Node.js, 2.31
 _SOURCE_TERM = re.compile(r"\bsource\s+(?!\[)[a-z]", re.I)  # "source directory", not "the source [1]"
-_PICK = re.compile(r"\bor\b", re.I)  # a choice between options, answered by picking one (not a yes/no)
 _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequently)\b", re.I)
 # what answers "how many/much/often/old/long": a figure, a number word, an ordinal or a roman numeral ("Louis
 # XIV"), or a word that bounds an amount or a time ("unlimited", "none", "weekly", "a day", "until ..."). "first"
@@ -207,8 +207,9 @@ def _written_as_names(question: str, text: str) -> set[str]:
 
 
 def _paths(text: str) -> set[str]:
-    """The paths in `text` ("~/.cache/pip", "/etc/shadow"), lower-cased, without a closing "?" or full stop."""
-    return {p.lower().rstrip("?.!") for p in _PATHLIKE.findall(text) if "/" in p or "\\" in p}
+    """The paths and dot-names in `text` ("/etc/shadow", ".ctf"), lower-cased, without a closing "?" or stop."""
+    found = [p for p in _PATHLIKE.findall(text) if "/" in p or "\\" in p] + _DOT_NAME.findall(text)
+    return {p.lower().rstrip("?.!") for p in found}
 
 
 def coverage(
@@ -371,7 +372,7 @@ def unnamed_options(question: str, answer: str, sources: Sequence[str]) -> tuple
         return ()
     asked = {w.lower() for w in _WORD.findall(question)}
     spans = [s for s in key_spans(answer, "") if len(s) > 1 and {w.lower() for w in _WORD.findall(s)} <= asked]
-    if _PICK.search(question):
+    if _OR.search(question):
         spans = _first_option(spans, question)
     return tuple(s for s in spans if not any(occurs(s, text) for text in sources))
 
