@@ -42,9 +42,8 @@ from ragkit.textutil import (
     without_rejected,
 )
 
-# "X or Y?" picks one of the question's own names; "Are/Is/Did ...?" is answered by yes or no
-# and "In which order does grep examine LC_ALL, LC_foo and LANG?" arranges the question's own names (rule J)
-# (an "or" counts only outside a which/what/... question, or closing one after a comma: rule C')
+# "X or Y?" picks one of the question's own names (in a which/what question, an "or" only after a comma: rule C');
+# "Are/Is/Did ...?" is answered yes or no; "In which order does grep examine LC_ALL and LANG?" arranges them (rule J)
 _CHOICE = re.compile(
     r"\bboth\b|^\s*(?:are|is|was|were|do|does|did|can|could|has|have|had|will)\b|\b(?:which|what)\s+order\b",
     re.I,
@@ -66,11 +65,12 @@ _HOW = re.compile(r"\bhow\s+(?:much|many|long|often|far|old|big|large|soon|frequ
 # "what/which year" asks for a figure too: "In which year was pyenv first released?" was answered with a copied
 # sentence about version files (pyenv's docs, twelfth session)
 _QUANTITY_ASKED = re.compile(r"\bhow\s+(?:many|much|often|old|long)\b|\b(?:what|which)\s+year\b", re.I)
-# a version, a numeric value or an amount in a unit is a figure too: "In which Node.js version will X be removed?"
-# answered "in a future major version", "What is the default interval, in seconds, ...?" answered with a
-# sentence about an <int> element (trials 12 and 7). A version or a value is written in digits
+# a version, a numeric value or an amount in a unit is a figure too ("In which Node.js version ...?" answered "in a
+# future major version"), in digits; "what marks the default version" asks for no version (rule A)
 _VERSION_ASKED = re.compile(
-    r"\b(?:what|which)(?:\s+[\w.'-]+){0,3}?\s+versions?\b(?!\s+control)|\bnumeric(?:al)?\s+value\b", re.I
+    r"\b(?:what|which)(?:\s+(?:is|was|are|were)\s+(?:the|an?))?(?:\s+(?!(?:the|an?)\b)[\w.'-]+){0,3}?\s+versions?\b"
+    r"(?!\s+control)|\bnumeric(?:al)?\s+value\b",
+    re.I,
 )
 _UNIT_ASKED = re.compile(
     r"\bin\s+(?:(?:milli|micro|nano|kilo|mega|giga)?(?:seconds|bytes|bits)|minutes|hours|days|weeks|octets|"

@@ -244,6 +244,10 @@ def test_a_version_a_numeric_value_or_an_amount_in_a_unit_needs_a_figure() -> No
     assert unquantified("Which WASI versions does the WASI class support?", "`preview1` [2].") is None
     assert unquantified("What version of Python does it need?", "A recent version of Python [1].") == "what version"
     assert unquantified("Which version control system is used?", "Git [1].") is None  # no version asked
+    # what marks a version asks for the mark (rule A, readelf's man page); "what is the ... version" still asks
+    marks = "In readelf's symbol listing, what marks the default version of a versioned symbol?"
+    assert unquantified(marks, "It is marked by two @ characters [3].") is None
+    assert unquantified("What is the minimum version of zlib?", "A recent one [1].") == "what is the minimum version"
     value = "What is the numeric value of ASN1_MAX_NAME_SIZE?"
     assert unquantified(value, "It is the maximum size of a name [1].") == "numeric value"
     assert unquantified(value, "64 [1].") is None
