@@ -28,7 +28,7 @@ from typing import Any
 
 import ragkit
 from ragkit.answering import AnswerOptions
-from ragkit.citations import CheckedAnswer
+from ragkit.citations import check_answer
 from ragkit.evals.metrics import contains_answer
 from ragkit.testing import make_hit
 from ragkit.types import Generation, Hit
@@ -53,9 +53,12 @@ def sample_hits(sample: dict[str, Any]) -> list[Hit]:
 def replay_held(sample: dict[str, Any], options: AnswerOptions, generator: str, embed: Any) -> Withholding:
     """The current checks' verdict on this sample's draft (the withheld draft, or the answer delivered)."""
     draft = (sample.get("withheld") or {}).get("draft") or sample["answer"]
-    checked = CheckedAnswer(draft, (), (), False)
+    hits = sample_hits(sample)
+    # the draft's citations, checked again against its sources: the first check (unsourced, rule C) withholds an
+    # answer that kept none, so a draft replayed without them was always withheld
+    checked = check_answer(draft, hits, threshold=options.threshold, abstain_phrase=options.template.abstain)
     out = Generation(draft, 0, 0, 0.0)
-    return withhold_unfounded(sample["question"], checked, out, sample_hits(sample), options, generator, embed)
+    return withhold_unfounded(sample["question"], checked, out, hits, options, generator, embed)
 
 
 def _section(location: str) -> str | None:
