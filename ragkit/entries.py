@@ -55,8 +55,8 @@ def _names(tag: str) -> set[str]:
 
 def source_entries(text: str) -> list[tuple[str, str]]:
     """(tag, text) of each entry of a source, its text holding its tag line and running on to the next entry's tag
-    (rule E'). A tag line over another tag line
-    (Info's '-i[SUFFIX]' over '--in-place[=SUFFIX]') shares the entry below: both names head it."""
+    (rule E'). A tag line over another tag line (Info's '-i[SUFFIX]' over '--in-place[=SUFFIX]') shares the entry
+    below: both names head it."""
     ranges = entry_ranges(text)
     out: list[tuple[int, int, str]] = []
     k = 0
