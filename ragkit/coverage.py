@@ -54,7 +54,6 @@ _CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or 
 _QUOTED_SYMBOL = re.compile(r"[\"'`“‘]([^\w\s\"'`“”‘’]{1,3})[\"'`”’]")  # "?", `@@`, '#'
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
-_DOT_NAME = re.compile(r"(?<![\w.])\.[^\W\d][\w.-]*")  # .ctf, .symtab, .bashrc: a name, as a path is (rule D)
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")  # dpkg-trigger, Triggers-Pending, scrollkeeper-update-now
 _IDENTIFIER = re.compile(r"\b[a-z]+[A-Z]\w*|\b\w+(?:\.\w+)+\b")  # fsyncMethod, core.fsync, Node.js, 2.31
 _SOURCE_TERM = re.compile(r"\bsource\s+(?!\[)[a-z]", re.I)  # "source directory", not "the source [1]"
@@ -207,9 +206,8 @@ def _written_as_names(question: str, text: str) -> set[str]:
 
 
 def _paths(text: str) -> set[str]:
-    """The paths and dot-names in `text` ("/etc/shadow", ".ctf"), lower-cased, without a closing "?" or stop."""
-    found = [p for p in _PATHLIKE.findall(text) if "/" in p or "\\" in p] + _DOT_NAME.findall(text)
-    return {p.lower().rstrip("?.!") for p in found}
+    """The paths in `text` ("~/.cache/pip", "/etc/shadow"), lower-cased, without a closing "?" or full stop."""
+    return {p.lower().rstrip("?.!") for p in _PATHLIKE.findall(text) if "/" in p or "\\" in p}
 
 
 def coverage(
