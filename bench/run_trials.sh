@@ -83,6 +83,9 @@ trials=(
   "t57 trial_heldout_aptget /usr/share/man/man8/apt-get.8.gz"
   "t58 trial_heldout_tune2fs /usr/share/man/man8/tune2fs.8.gz"
   "t59 trial_heldout_journalctl /usr/share/man/man1/journalctl.1.gz"
+  "t60 trial_heldout_curl /usr/share/man/man1/curl.1.gz"
+  "t61 trial_heldout_e2fsck /usr/share/man/man8/e2fsck.8.gz"
+  "t62 trial_heldout_aptcache /usr/share/man/man8/apt-cache.8.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
