@@ -80,7 +80,9 @@ class RetrievalConfig(_Section):
     rerank_depth: int = Field(default=20, ge=1, le=1000)  # fused candidates the reranker (and `rescore`) reorders
     # "sentences": the fused head is reordered by fusing its order with each chunk's best sentence's cosine to the
     # question (a chunk of a manual holds several entries; its one vector averages them). Rule R, design notes
-    rescore: Literal["none", "sentences"] = "none"
+    # "entries": for a "which option/variable/..." question, the head is reordered by each chunk's best-matching
+    # entry (an option over its text; rule O, design notes)
+    rescore: Literal["none", "sentences", "entries"] = "none"
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
 
 

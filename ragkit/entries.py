@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ragkit.coverage import asked_words
@@ -72,6 +72,26 @@ def source_entries(text: str) -> list[tuple[str, str]]:
     return [(tag, text[a : out[i + 1][0] if i + 1 < len(out) else len(text)]) for i, (a, _, tag) in enumerate(out)]
 
 
+def _scorer(question: str, entries: Sequence[tuple[str, str]]) -> Callable[[str], float]:
+    """The rarity-weighted share of the question's words an entry's text holds, rarity over `entries`."""
+    asked = asked_words(question)
+    words = [content_words(body) for _, body in entries]
+    rarity = {w: math.log((len(entries) + 1) / (sum(w in ws for ws in words) + 0.5)) for w in asked}
+    total = sum(rarity.values()) or 1.0
+    return lambda body: sum(rarity[w] for w in asked & content_words(body)) / total
+
+
+def entry_order(question: str, texts: Sequence[str]) -> list[int] | None:
+    """Rule O: for a question asking for a named thing, the indices of `texts` (chunks, best first) ordered by the
+    best score any entry of each holds (ties and chunks without an entry keep their order); None otherwise."""
+    if not _ASKS_FOR_ENTRY.search(question) or not asked_words(question):
+        return None
+    per_text = [source_entries(text) for text in texts]
+    score = _scorer(question, [e for entries in per_text for e in entries])
+    best = [max((score(body) for _, body in entries), default=0.0) for entries in per_text]
+    return sorted(range(len(texts)), key=lambda i: (-best[i], i))
+
+
 def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | None:
     """The rival entry that makes the answer's option a neighbour's, or None (the question asks for no named thing,
     the answer names none in code shape, no source has an entry it heads, or no rival matches far better)."""
@@ -87,13 +107,7 @@ def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | N
     if not own:
         return None
     subjects = set(_CODE_NAME.findall(question))  # an entry the question names is its subject, not a rival
-    words = [content_words(body) for _, body in entries]
-    rarity = {w: math.log((len(entries) + 1) / (sum(w in ws for ws in words) + 0.5)) for w in asked}
-    total = sum(rarity.values()) or 1.0
-
-    def score(body: str) -> float:
-        return sum(rarity[w] for w in asked & content_words(body)) / total
-
+    score = _scorer(question, entries)
     mine = max(score(body) for _, body in own)
     rivals = [(score(body), tag) for tag, body in entries if (tag, body) not in own and _names(tag)]
     rivals = [(s, tag) for s, tag in rivals if not _names(tag) & subjects]

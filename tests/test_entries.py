@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ragkit.answering import AnswerOptions, answer_question
 from ragkit.entries import rival_entry, source_entries
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
@@ -119,3 +121,48 @@ def test_an_entry_runs_on_past_a_blank_line_to_the_next_tag() -> None:
     assert kernel.startswith("-k") and json_entry.startswith("-J")
     question = "Which dmesg option limits output to chosen priority levels such as err and warn?"
     assert rival_entry(question, "The dmesg option is --level [1].", [dmesg]) is None
+
+
+def test_entry_order_puts_the_chunk_whose_entry_matches_the_question_first() -> None:
+    from ragkit.entries import entry_order
+
+    numeric, no_sort = NM.split("-p, --no-sort")
+    chunks = ["SYNOPSIS\nnm [-n] [-p] [-r]", numeric, "-p, --no-sort" + no_sort]
+    assert entry_order(ASKED, chunks)[0] == 2  # -p's entry holds every word asked
+    assert entry_order("How does nm order symbols?", chunks) is None  # not a question asking for a named thing
+
+
+ZAP = (
+    "-a, --all\nPrint every symbol in the file, debugging symbols included.\n\n"
+    "-n, --numeric-sort\nSymbols: order encountered, order encountered, order encountered, order encountered.\n\n"
+    "-p, --no-sort\nPrint the symbols in the order encountered, without sorting them. This is useful when the "
+    "input is large and sorting would otherwise dominate the run time of the whole listing.\n"
+)
+
+
+def test_search_with_entries_rescoring_reorders_a_which_option_questions_head(tmp_path: Path, hashed: None) -> None:
+    """Rule O through a KB: retrieval.rescore = "entries" reorders the head by entry_order; rerank=False and other
+    questions keep the plain order."""
+    import ragkit
+    from ragkit.entries import entry_order
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "zap.txt").write_text(ZAP, encoding="utf-8")
+    question = "Which zap option prints the symbols in the order encountered?"
+    settings = {"chunking.max_tokens": 40, "chunking.overlap": 0}  # words, with the hashed fixture
+    with ragkit.open(tmp_path / "kb", **settings) as kb:
+        kb.ingest([tmp_path / "docs"])
+        plain = kb.search(question, 20, mode="keyword")
+    # keyword search puts the chunk of -a and -n first ("order encountered" four times); -p's entry holds the question
+    assert "--numeric-sort" in plain[0].chunk.text and "--no-sort" in plain[1].chunk.text
+    order = entry_order(question, [h.chunk.text for h in plain])
+    assert order == [1, 0]
+    expected = [plain[j].chunk.id for j in order]
+    with ragkit.open(tmp_path / "kb", **settings, **{"retrieval.rescore": "entries"}) as kb:
+        assert [h.chunk.id for h in kb.search(question, 2, mode="keyword")] == expected
+        unranked = kb.search(question, 2, mode="keyword", rerank=False)
+        assert [h.chunk.id for h in unranked] == [h.chunk.id for h in plain]
+        other = "How does zap print symbols in the order encountered?"  # asks for no named thing: order kept
+        assert [h.chunk.id for h in kb.search(other, 2, mode="keyword")] == [
+            h.chunk.id for h in kb.search(other, 2, mode="keyword", rerank=False)
+        ]
