@@ -99,12 +99,15 @@ def _named(overrides: dict[str, Any], section: str, key: str) -> Any:
 
 def _with_default_retrieval(overrides: dict[str, Any]) -> dict[str, Any]:
     """A new KB that names no retrieval mode gets the one measured for its generator (assets.default_retrieval_mode:
-    keyword search for Qwen 1.5B, hybrid otherwise), written to its ragkit.toml so search and ask agree on it."""
+    keyword search for Qwen 1.5B, hybrid otherwise), written to its ragkit.toml so search and ask agree on it. With
+    keyword search it also gets `rescore = "entries"` unless it names a rescore (rule O, measured with the two)."""
     model = _named(overrides, "generator", "model")
     if _named(overrides, "retrieval", "mode") is not None or not isinstance(model, str):
         return overrides
-    mode = default_retrieval_mode(model)
+    chosen = {"mode": default_retrieval_mode(model)}
+    if chosen["mode"] == "keyword" and _named(overrides, "retrieval", "rescore") is None:
+        chosen["rescore"] = "entries"
     nested = overrides.get("retrieval")
     if isinstance(nested, dict):  # one form per section: a dotted key beside a nested table would depend on order
-        return {**overrides, "retrieval": {**nested, "mode": mode}}
-    return {**overrides, "retrieval.mode": mode}
+        return {**overrides, "retrieval": {**nested, **chosen}}
+    return {**overrides, **{f"retrieval.{key}": value for key, value in chosen.items()}}

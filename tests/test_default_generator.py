@@ -47,15 +47,20 @@ def test_a_named_generator_or_backend_is_kept(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_retrieval_a_new_kb_records_follows_its_generator(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keyword search for Qwen 1.5B, hybrid for the others; a mode named at creation wins (design notes V''')."""
+    """Keyword search for Qwen 1.5B, hybrid for the others; a mode named at creation wins (design notes V''').
+    Keyword search comes with the entries rescoring it was measured with (rule O), unless a rescore is named."""
     monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", LARGE)
-    assert _with_default_retrieval(_with_default_generator({}))["retrieval.mode"] == "keyword"
+    made = _with_default_retrieval(_with_default_generator({}))
+    assert made["retrieval.mode"] == "keyword" and made["retrieval.rescore"] == "entries"
     for name in (QWEN, SMOL, "/models/my-gpt"):
         assert _with_default_retrieval({"generator.model": name})["retrieval.mode"] == "hybrid"
+        assert "retrieval.rescore" not in _with_default_retrieval({"generator.model": name})
     assert _with_default_retrieval({"generator": {"model": LARGE}, "retrieval": {"top_k": 5}}) == {
         "generator": {"model": LARGE},
-        "retrieval": {"top_k": 5, "mode": "keyword"},
+        "retrieval": {"top_k": 5, "mode": "keyword", "rescore": "entries"},
     }
+    kept = {"generator.model": LARGE, "retrieval.rescore": "none"}
+    assert _with_default_retrieval(kept) == {**kept, "retrieval.mode": "keyword"}
     named = {"generator.model": LARGE, "retrieval.mode": "dense"}
     assert _with_default_retrieval(named) == named
     assert _with_default_retrieval({"generator.backend": "openai"}) == {"generator.backend": "openai"}
@@ -72,12 +77,13 @@ def test_a_kb_made_for_the_large_generator_searches_by_keyword_and_keeps_it(
         kb.ingest([tmp_path / "docs"])
         hits = kb.search("how often do keys rotate", k=3)
         assert hits and all(h.dense is None and h.keyword is not None for h in hits)
-    assert 'mode = "keyword"' in (tmp_path / "kb" / "ragkit.toml").read_text()
+    recorded = (tmp_path / "kb" / "ragkit.toml").read_text()
+    assert 'mode = "keyword"' in recorded and 'rescore = "entries"' in recorded
     monkeypatch.setenv("RAGKIT_DEFAULT_GENERATOR", QWEN)  # the default moving later does not move the KB
     with ragkit.open(tmp_path / "kb", create=False) as kb:
-        assert kb.config.retrieval.mode == "keyword"
+        assert kb.config.retrieval.mode == "keyword" and kb.config.retrieval.rescore == "entries"
     with ragkit.open(tmp_path / "small") as kb:
-        assert kb.config.retrieval.mode == "hybrid"
+        assert kb.config.retrieval.mode == "hybrid" and kb.config.retrieval.rescore == "none"
 
 
 @pytest.mark.slow
