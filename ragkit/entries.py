@@ -150,7 +150,20 @@ def undated_change(question: str, answer: str, sources: Sequence[str]) -> tuple[
         for i, sentence in enumerate(sents):
             if occurs(version, sentence):
                 held = True
-                near = " ".join(sents[max(0, i - 1) : i + 2]) + " " + (tags[i] if i < len(tags) else "")
+                tag = tags[i] if i < len(tags) else ""
+                beside = range(max(0, i - 1), min(len(sents), i + 2))
+                near = " ".join(sents[j] for j in beside if _same_entry(j, i, sents, tags))
+                near = f"{near} {tag}"
                 if any(thing in near for thing in things):
                     return None
     return (version, things) if held else None
+
+
+def _same_entry(j: int, i: int, sents: Sequence[str], tags: Sequence[str]) -> bool:
+    """Rule N': whether sentence j, beside the version's sentence i, speaks of the same entry. Inside an entry, only
+    its own sentences; outside any, any sentence but another entry's tag line ("Added in 7.52.0." closes
+    `--retry-connrefused`'s text; the `--retry-delay <seconds>` line below it heads the next entry)."""
+    tag, other = (tags[k] if k < len(tags) else "" for k in (i, j))
+    if j == i or tag:
+        return j == i or other == tag
+    return not (other and sents[j].strip() == other.strip())
