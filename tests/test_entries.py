@@ -166,3 +166,17 @@ def test_search_with_entries_rescoring_reorders_a_which_option_questions_head(tm
         assert [h.chunk.id for h in kb.search(other, 2, mode="keyword")] == [
             h.chunk.id for h in kb.search(other, 2, mode="keyword", rerank=False)
         ]
+
+
+def test_a_version_closing_one_entry_does_not_date_the_next_entrys_option() -> None:
+    # curl(1) (trial 60): "Added in 7.52.0." ends --retry-connrefused's text, just above --retry-delay's tag (rule N')
+    from ragkit.entries import undated_change
+
+    curl = (
+        "--retry-connrefused\nIn addition to the other conditions, consider ECONNREFUSED as a transient error too.\n\n"
+        "See also --retry and --retry-all-errors. Added in 7.52.0.\n\n"
+        "--retry-delay <seconds>\nMake curl sleep this amount of time before each retry. Added in 7.12.3.\n"
+    )
+    question = "Which curl version added the --retry-delay option?"
+    assert undated_change(question, "It was added in curl 7.52.0 [1].", [curl]) == ("7.52.0", ("--retry-delay",))
+    assert undated_change(question, "It was added in curl 7.12.3 [1].", [curl]) is None
