@@ -120,7 +120,7 @@ def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | N
 
 
 # rule N: the question asks for the version of a change to a thing it names in code shape
-_VERSION_ASKED = re.compile(r"\b(?:version|release)\b", re.I)
+_VERSION_WORD = re.compile(r"\b(?:version|release)\b", re.I)  # not coverage._VERSION_ASKED: any mention
 _CHANGE = re.compile(r"\b(?:add|introduc|remov|deprecat|first|became|support|fix|ship|bundl)\w*", re.I)
 _PRODUCT = (  # the product a version belongs to, not the changed thing: "version of GNU diffutils", "OpenSSH release"
     re.compile(r"\b(?:versions?|releases?)\s+of\s+(?:the\s+)?(?:[^\s?]+\s+){0,1}[^\s?]+", re.I),
@@ -135,7 +135,7 @@ def undated_change(question: str, answer: str, sources: Sequence[str]) -> tuple[
     """Rule N: (the answer's version, the things the question asks about) when the question asks for the version
     of a change to a thing it names in code shape and every source sentence holding that version (with the ones
     beside it and its entry's tag) never names any of them; None otherwise (also when no source holds it)."""
-    if not (_VERSION_ASKED.search(question) and _CHANGE.search(question)):
+    if not (_VERSION_WORD.search(question) and _CHANGE.search(question)):
         return None
     rest = question
     for product in _PRODUCT:
@@ -163,7 +163,9 @@ def _same_entry(j: int, i: int, sents: Sequence[str], tags: Sequence[str]) -> bo
     """Rule N': whether sentence j, beside the version's sentence i, speaks of the same entry. Inside an entry, only
     its own sentences; outside any, any sentence but another entry's tag line ("Added in 7.52.0." closes
     `--retry-connrefused`'s text; the `--retry-delay <seconds>` line below it heads the next entry)."""
+    if j == i:
+        return True
     tag, other = (tags[k] if k < len(tags) else "" for k in (i, j))
-    if j == i or tag:
-        return j == i or other == tag
+    if tag:
+        return other == tag
     return not (other and sents[j].strip() == other.strip())
