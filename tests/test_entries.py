@@ -169,7 +169,8 @@ def test_search_with_entries_rescoring_reorders_a_which_option_questions_head(tm
 
 
 def test_a_version_closing_one_entry_does_not_date_the_next_entrys_option() -> None:
-    # curl(1) (trial 60): "Added in 7.52.0." ends --retry-connrefused's text, just above --retry-delay's tag (rule N')
+    # curl(1) (trial 60): "Added in 7.52.0." ends --retry-connrefused's text, just above --retry-delay's tag (rule N');
+    # the page gives --retry-delay no version: the "Added in 7.12.3." below is made up, a version its own entry states
     from ragkit.entries import undated_change
 
     curl = (
