@@ -86,6 +86,10 @@ trials=(
   "t60 trial_heldout_curl /usr/share/man/man1/curl.1.gz"
   "t61 trial_heldout_e2fsck /usr/share/man/man8/e2fsck.8.gz"
   "t62 trial_heldout_aptcache /usr/share/man/man8/apt-cache.8.gz"
+  "t63 trial_heldout_useradd /usr/share/man/man8/useradd.8.gz"
+  "t64 trial_heldout_dpkgquery /usr/share/man/man1/dpkg-query.1.gz"
+  "t65 trial_heldout_lsblk /usr/share/man/man8/lsblk.8.gz"
+  "t66 trial_heldout_pgdump /usr/share/postgresql/15/man/man1/pg_dump.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
