@@ -90,6 +90,10 @@ trials=(
   "t64 trial_heldout_dpkgquery /usr/share/man/man1/dpkg-query.1.gz"
   "t65 trial_heldout_lsblk /usr/share/man/man8/lsblk.8.gz"
   "t66 trial_heldout_pgdump /usr/share/postgresql/15/man/man1/pg_dump.1.gz"
+  "t67 trial_heldout_ss /usr/share/man/man8/ss.8.gz"
+  "t68 trial_heldout_usermod /usr/share/man/man8/usermod.8.gz"
+  "t69 trial_heldout_pgrestore /usr/share/postgresql/15/man/man1/pg_restore.1.gz"
+  "t70 trial_heldout_file /usr/share/man/man1/file.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
