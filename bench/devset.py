@@ -6,6 +6,7 @@ quality of `ragkit eval` on three corpora, for one generator.
         [--fallback Qwen2.5-Coder-1.5B-Instruct [--min-verified 0.72] [--fallback-min-verified 0.5]]  # a second model
         [--own-min-verified 0.5]  # a model alone reads its own answers
         [--dtype float32|bfloat16]  # generator.dtype for the runs (default: the KB's, auto)
+        [--set generator.template_file=bench/data/manual_example.toml]  # any other setting, as `eval run --set`
 
 Builds (once, under --workdir) a KB of the sample corpus, one of the Python reference topics (pydoc_data) and
 one of HaluEval-QA passages (answerable items' own passages, answer-removed items' passages without the
@@ -209,6 +210,7 @@ def main() -> None:
         "--fallback-min-verified", type=float, default=None, help="as `ragkit eval run --fallback-min-verified`"
     )
     ap.add_argument("--own-min-verified", type=float, default=None, help="as `ragkit eval run --own-min-verified`")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as `ragkit eval run --set`")
     ap.add_argument("--parts", default="sample,pydocs,halueval")
     ap.add_argument("--rescore", type=Path, default=None, help="print the table of an earlier results file again")
     ap.add_argument("--min-relevance", type=float, default=0.0, help="--rescore: as if the floor had been this")
@@ -244,6 +246,7 @@ def main() -> None:
     gen += f"-own-{args.fallback_min_verified}" if args.fallback_min_verified is not None else ""
     gen += f"-self-{args.own_min_verified}" if args.own_min_verified else ""
     gen += f"-{args.dtype}" if args.dtype else ""
+    gen += "".join(f"-{Path(kv.partition('=')[2]).stem}" for kv in args.set)  # "-manual_example"
     results: dict[str, object] = {
         "split": args.split,
         "generator": gen,
@@ -272,6 +275,8 @@ def main() -> None:
             cmd += ["--fallback-min-verified", str(args.fallback_min_verified)]
         if args.own_min_verified is not None:
             cmd += ["--own-min-verified", str(args.own_min_verified)]
+        for kv in args.set:
+            cmd += ["--set", kv]
         res = _ragkit(*cmd)
         if res.returncode != 0:
             raise SystemExit(f"eval {name} failed: {res.stderr.strip() or res.stdout.strip()}")
