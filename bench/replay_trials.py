@@ -35,7 +35,7 @@ from ragkit.withholding import RELEASABLE
 
 # the checks the replay re-decides; a draft withheld for another reason keeps the run's decision: the model's
 # confidence or a second model's reading, or no reason (the citation checks removed every sentence first)
-REPLAYED = {"restated", "ungrounded", "unquantified", "no_default", "off_question"}
+REPLAYED = {"restated", "ungrounded", "unquantified", "no_default", "no_limit", "off_question"}
 
 
 def replay_run(

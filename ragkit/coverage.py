@@ -78,7 +78,7 @@ _UNIT_ASKED = re.compile(
 )
 # ...unless the question asks for a named thing: "Which mawk function returns the time of day in seconds ...?" wants
 # a function (rule U, docs/design-notes.md)
-_NAMED_ASKED = re.compile(
+NAMED_ASKED = re.compile(
     r"^\W*(?:which|what)\s+(?:[\w.'-]+\s+){0,3}?(?:functions?|options?|commands?|variables?|files?|programs?|flags?|"
     r"settings?|signals?|macros?|keys?|fields?|formats?|methods?|tools?|modes?|units?)\b",
     re.I,
@@ -322,7 +322,7 @@ def unquantified(question: str, answer: str) -> str | None:
     time that the question does not hold already; an amount "in <unit>" a figure or a number word; "which year",
     "which version" and a "numeric value" a digit. None otherwise, and for an amount or a "how ..." inside a
     question that asks which option, command, variable, ... (a name is asked for)."""
-    named = _NAMED_ASKED.search(question) is not None
+    named = NAMED_ASKED.search(question) is not None
     asked = _QUANTITY_ASKED.search(question)
     if named and asked is not None and asked.group().lower().startswith("how"):
         asked = None  # rule H: "Which option shows ... how much RAM xz thinks the system has?" asks for an option

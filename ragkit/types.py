@@ -203,6 +203,10 @@ class Flag:
     "no_default"       - the question asks for a default and the source sentence holding the answer (with the
                          ones beside it and its section title) never says "default" (min_coverage), so ragkit
                          abstained after generation (text = the withheld answer, quote = that sentence).
+    "no_limit"         - the question asks for a bound (largest, maximum, at most) and the source sentence
+                         holding the answer (with the ones beside it, its entry tag and section title) states none
+                         (min_coverage; rule X), so ragkit abstained after generation (text = the withheld answer,
+                         quote = that sentence, detail = the question's bound words).
     "off_question"     - the source sentence holding the answer's key fact does not mention what the question
                          asks (min_coverage), so ragkit abstained after generation (text = the withheld answer,
                          quote = that sentence, detail = the question's words it lacks and the coverage).

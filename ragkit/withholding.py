@@ -13,6 +13,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
   "which version", a "numeric value", an amount "in seconds") and the answer gives none;
 - no_default (ragkit.coverage): the question asks for a default and the sentence holding the answer, the ones
   beside it and its section title never say "default" (a value from an example is not the default);
+- no_limit (ragkit.bounds, rule X): the question asks for a bound ("largest", "at most") and that evidence never
+  states one ("5%" copied from "The default percentage is 5%");
 - off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks (a
   copied passage of several sentences needs more of the question than a short answer);
 - unsure (ragkit.confidence): the model itself put little probability on the key fact.
@@ -21,9 +23,9 @@ The coverage check (off_question) is word-level: a right answer whose source sen
 question says "three dots" fails it as a copied neighbour does. So a draft withheld by it alone may be read by the
 generator itself (`release`, generator.release_min_verified): when it finds its draft stated in the sources with
 high probability, the draft is delivered with a "released" flag. The other checks are never overruled: the
-factual ones (ungrounded, unsure), and the three that ask whether the draft answers at all (restated,
-unquantified, no_default), which a reading of whether the sources state it cannot judge: a copied sentence is
-always stated.
+factual ones (ungrounded, unsure), and the four that ask whether the draft answers at all (restated,
+unquantified, no_default, no_limit), which a reading of whether the sources state it cannot judge: a copied
+sentence is always stated.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ragkit.bounds import unsaid_bound
 from ragkit.citations import CheckedAnswer, best_support
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.coverage import (
@@ -56,6 +59,7 @@ WITHHOLDING_FLAGS = (
     "ungrounded",
     "unquantified",
     "no_default",
+    "no_limit",
     "off_question",
     "unsure",
     "unverified",
@@ -139,6 +143,10 @@ def withhold_unfounded(
             # before the coverage floor, whose verdict the model's reading may overrule: this one it may not
             detail = 'the source sentence holding the answer, and the ones beside it, never say "default"'
             checked = _abstain(checked, Flag("no_default", draft, detail=detail, quote=covered.sentence or ""), o)
+        elif covered is not None and (bound := unsaid_bound(question, covered)) is not None:
+            detail = f'the question asks for a limit ("{bound}"); the source sentence holding the answer, and the ones '
+            detail += "beside it, state none"
+            checked = _abstain(checked, Flag("no_limit", draft, detail=detail, quote=covered.sentence or ""), o)
         elif covered is not None and covered.score < floor:
             checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)
     if out.tokens:

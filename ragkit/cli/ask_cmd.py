@@ -284,6 +284,7 @@ _WITHHELD = {
     "unquantified": ("The question asks for a number and the model's answer gives none", "--min-coverage 0"),
     "off_question": ("The sources do not back the model's answer to this question", "--min-coverage 0"),
     "no_default": ("The question asks for a default and no source calls the model's answer one", "--min-coverage 0"),
+    "no_limit": ("The question asks for a limit and no source states the model's answer as one", "--min-coverage 0"),
     "unsure": ("The model was guessing", "--min-confidence 0"),
     "unverified": ("The fallback model does not find the answer in the sources", "--min-verified 0"),
 }

@@ -253,6 +253,9 @@ function abstention(a) {
   if (flag("no_default")) {
     return ["Answer withheld: the question asks for a default, and no source calls the model's answer one.", flag("no_default").detail];
   }
+  if (flag("no_limit")) {
+    return ["Answer withheld: the question asks for a limit, and no source states the model's answer as one.", flag("no_limit").detail];
+  }
   if (flag("off_question")) {
     return ["Answer withheld: the sources do not back the model's answer to this question.", flag("off_question").detail];
   }
