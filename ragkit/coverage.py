@@ -298,23 +298,6 @@ def _kinds_shown(question: str, answer: str, evidence: str) -> set[str]:
     return shown
 
 
-_DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b", re.I)
-# "default" as a word of its own: inside a name ("--default-timeout", "PIP_DEFAULT_TIMEOUT") it calls nothing
-# the default ("set the HTTP timeout (`--default-timeout`) to 60 seconds" gives an example's value, pip's docs)
-_DEFAULT_SAID = re.compile(r"(?<![\w-])default(?:s|ed)?(?![\w-])", re.I)
-
-
-def unsaid_default(question: str, covered: Coverage | None) -> bool:
-    """True when the question asks for a default ("default", "by default", "defaults to") and the answer's evidence
-    (the sentence holding its key fact, the sentences beside it and its section title: Coverage.missing) never
-    says "default": a value the sources give in an example ("sent to port 12345") is not the default."""
-    if covered is None or _DEFAULT.search(question) is None:
-        return False
-    if any(_DEFAULT.fullmatch(w) for w in covered.missing):  # "defaults to" leaves "defaults" missing
-        return True
-    return bool(covered.context) and _DEFAULT_SAID.search(covered.context) is None
-
-
 def unquantified(question: str, answer: str) -> str | None:
     """The phrase of the question that asks for a figure, when the answer gives none: it does not answer what was
     asked, whatever its source says (a copied passage, "How many days notice ...?" answered with the licence's

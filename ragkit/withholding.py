@@ -11,9 +11,9 @@ In order, the first that fails replaces the answer with the abstention phrase an
   or the version asked for a named thing's change stands only in sentences that never name it (rule N);
 - unquantified (ragkit.coverage): the question asks for a figure ("how many/much/long/often/old", "which year",
   "which version", a "numeric value", an amount "in seconds") and the answer gives none;
-- no_default (ragkit.coverage): the question asks for a default and the sentence holding the answer, the ones
+- no_default (ragkit.stated): the question asks for a default and the sentence holding the answer, the ones
   beside it and its section title never say "default" (a value from an example is not the default);
-- no_limit (ragkit.bounds, rule X): the question asks for a bound ("largest", "at most") and that evidence never
+- no_limit (ragkit.stated, rule X): the question asks for a bound ("largest", "at most") and that evidence never
   states one ("5%" copied from "The default percentage is 5%");
 - off_question (ragkit.coverage): the sentence holding its key fact does not mention what the question asks (a
   copied passage of several sentences needs more of the question than a short answer);
@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ragkit.bounds import unsaid_bound
 from ragkit.citations import CheckedAnswer, best_support
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.coverage import (
@@ -44,11 +43,11 @@ from ragkit.coverage import (
     restates,
     unnamed_options,
     unquantified,
-    unsaid_default,
 )
 from ragkit.entries import Rival, rival_entry, undated_change
 from ragkit.grounding import Grounding, grounding
 from ragkit.roles import rejected_spans
+from ragkit.stated import unsaid_bound, unsaid_default
 from ragkit.types import Flag, Generation, Hit
 from ragkit.verification import verified
 

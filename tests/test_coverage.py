@@ -18,8 +18,8 @@ from ragkit.coverage import (
     sentences,
     unnamed_options,
     unquantified,
-    unsaid_default,
 )
+from ragkit.stated import unsaid_default
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
 from ragkit.textutil import entry_tags
 

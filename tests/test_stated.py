@@ -1,4 +1,4 @@
-"""Rule X: an answer to a question asking for a limit must come from evidence that states one."""
+"""A default or a limit asked for must be stated as one: rule X (limits) and rule DF (what asks for a default)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from test_fallback import ScriptedVerifier
 
 from ragkit.answering import AnswerOptions, answer_question
-from ragkit.bounds import bound_asked, unsaid_bound
 from ragkit.coverage import coverage
+from ragkit.stated import bound_asked, default_asked, unsaid_bound
 from ragkit.testing import ScriptedGenerator, make_hit
 
 # tune2fs(8), trimmed: the page gives the default percentage of reserved blocks and no largest one
@@ -69,3 +69,22 @@ def test_an_answer_stating_no_limit_is_withheld_and_not_released() -> None:
     # off, the same draft is delivered
     kept = answer_question(LARGEST, hits, ScriptedGenerator([said]), AnswerOptions(min_grounding=0, min_coverage=0))
     assert not kept.abstained
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("Which port does valgrind-listener listen on by default?", True),
+        ("What is the default value of UID_MIN?", True),
+        ("Which port does it use if it defaults to one?", True),
+        # rule DF: the default as what to depart from (useradd's -k, trial 63)
+        ("Which option lets me use a different skeleton directory than the default?", False),
+        ("Which environment variable overrides the default display width of ps?", False),
+        ("Which configuration variable changes the default of git commit's --cleanup option?", False),
+        ("How do I use another format instead of the default format?", False),
+        # one "default" asked for is enough
+        ("What is the default width, and which variable overrides the default?", True),
+    ],
+)
+def test_the_questions_that_ask_for_a_default(question: str, asked: bool) -> None:
+    assert default_asked(question) is asked
