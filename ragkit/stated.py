@@ -7,8 +7,8 @@ to a question asking for a default must say "default".
 A limit (rule X, docs/design-notes.md): asked "What is the largest reserved-blocks percentage that tune2fs -m will
 accept?", the model answered "5%", copied from "The default percentage is 5%". A manual rarely states a bound, so
 questions asking for one are mostly unanswerable, and the answers the model gives them come from sentences that
-say nothing of a bound. Where the sources do state one, the sentence says so ("The maximum length of the volume label is 16 bytes", "up to a
-maximum of 2", "until it reaches 10 minutes").
+say nothing of a bound. Where the sources do state one, the sentence says so ("The maximum length of the volume
+label is 16 bytes", "up to a maximum of 2", "until it reaches 10 minutes").
 """
 
 from __future__ import annotations
