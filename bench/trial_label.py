@@ -31,7 +31,10 @@ def show(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> N
 
 
 def label(samples: list[dict[str, Any]], trial: str, wanted: dict[str, str], path: Path) -> list[str]:
-    """Append one label line per ID=LABEL; returns the ids not found in the run."""
+    """Append one label line per ID=LABEL; returns the ids not found in the run. An answer labelled before (a
+    second run often repeats one word for word) keeps its label: the same label is not written twice, another one
+    is refused."""
+    known = load_labels(path)
     with path.open("a", encoding="utf-8") as out:
         for s in samples:
             if s["id"] not in wanted:
@@ -41,7 +44,11 @@ def label(samples: list[dict[str, Any]], trial: str, wanted: dict[str, str], pat
                 raise SystemExit(f"{s['id']}: label it {' or '.join(sorted(fits))}, not {wanted[s['id']]}")
             drafts = _drafts(s)
             text = (drafts[0] if drafts else "").strip() if s["abstained"] else s["answer"].strip()
-            if text:
+            if text and (s["id"], text) in known:
+                if known[(s["id"], text)] != wanted[s["id"]]:
+                    raise SystemExit(f"{s['id']}: this answer is labelled {known[(s['id'], text)]} already")
+                wanted.pop(s["id"])
+            elif text:
                 row = {"trial": trial, "id": s["id"], "answer": text, "label": wanted.pop(s["id"])}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return sorted(wanted)

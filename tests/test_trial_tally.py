@@ -110,6 +110,16 @@ def test_trial_label_shows_a_run_and_appends_labels(tmp_path: Path, monkeypatch,
         raise AssertionError("an answerable label on an unanswerable question was accepted")
     except SystemExit as exc:
         assert "label it invention or supported" in str(exc)
+    # the same answer in a second run keeps its one label line; another label for it is refused
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-a1=right", "--file", str(labels)])
+    trial_label.main()
+    assert len(labels.read_text().splitlines()) == 2
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-a1=wrong", "--file", str(labels)])
+    try:
+        trial_label.main()
+        raise AssertionError("a second, different label for one answer was accepted")
+    except SystemExit as exc:
+        assert "labelled right already" in str(exc)
     monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "--file", str(labels)])
     trial_label.main()
     shown = capsys.readouterr().out
