@@ -143,8 +143,7 @@ def withhold_unfounded(
             detail = 'the source sentence holding the answer, and the ones beside it, never say "default"'
             checked = _abstain(checked, Flag("no_default", draft, detail=detail, quote=covered.sentence or ""), o)
         elif covered is not None and (bound := unsaid_bound(question, covered)) is not None:
-            detail = f'the question asks for a limit ("{bound}"); the source sentence holding the answer, and the ones '
-            detail += "beside it, state none"
+            detail = f'the source sentence holding the answer, and the ones beside it, state no limit ("{bound}")'
             checked = _abstain(checked, Flag("no_limit", draft, detail=detail, quote=covered.sentence or ""), o)
         elif covered is not None and covered.score < floor:
             checked = _abstain(checked, _off_question(draft, covered, floor, passage=floor > o.min_coverage), o)
