@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("trial_tally", ROOT / "bench" / "trial_tally.py")
 assert _spec and _spec.loader
@@ -104,24 +106,19 @@ def test_trial_label_shows_a_run_and_appends_labels(tmp_path: Path, monkeypatch,
         ("trial_x.jsonl", "x-a1", "-F [1].", "right"),
         ("trial_x.jsonl", "x-a2", "-q [2].", "wrong"),  # an abstention's withheld draft, stripped
     ]
-    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-u1=right", "--file", str(labels)])
-    try:
+
+    def label(*pairs: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), *pairs, "--file", str(labels)])
         trial_label.main()
-        raise AssertionError("an answerable label on an unanswerable question was accepted")
-    except SystemExit as exc:
-        assert "label it invention or supported" in str(exc)
+
+    with pytest.raises(SystemExit, match="label it invention or supported"):  # answerable label, unanswerable question
+        label("x-u1=right")
     # the same answer in a second run keeps its one label line; another label for it is refused
-    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-a1=right", "--file", str(labels)])
-    trial_label.main()
+    label("x-a1=right")
     assert len(labels.read_text().splitlines()) == 2
-    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "x-a1=wrong", "--file", str(labels)])
-    try:
-        trial_label.main()
-        raise AssertionError("a second, different label for one answer was accepted")
-    except SystemExit as exc:
-        assert "labelled right already" in str(exc)
-    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "--file", str(labels)])
-    trial_label.main()
+    with pytest.raises(SystemExit, match="labelled right already"):
+        label("x-a1=wrong")
+    label()
     shown = capsys.readouterr().out
     assert "[right] '-F [1].'" in shown and "[wrong] '-q [2].'" in shown and "[?] 'Ann [1].'" in shown
 
