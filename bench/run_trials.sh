@@ -94,6 +94,10 @@ trials=(
   "t68 trial_heldout_usermod /usr/share/man/man8/usermod.8.gz"
   "t69 trial_heldout_pgrestore /usr/share/postgresql/15/man/man1/pg_restore.1.gz"
   "t70 trial_heldout_file /usr/share/man/man1/file.1.gz"
+  "t71 trial_heldout_sshkeygen /usr/share/man/man1/ssh-keygen.1.gz"
+  "t72 trial_heldout_losetup /usr/share/man/man8/losetup.8.gz"
+  "t73 trial_heldout_pgctl /usr/share/postgresql/15/man/man1/pg_ctl.1.gz"
+  "t74 trial_heldout_xxd /usr/share/man/man1/xxd.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
