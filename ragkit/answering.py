@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
+from ragkit.entry_reading import default_entry_release_min, release_by_entry
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
@@ -107,6 +108,9 @@ class AnswerOptions:
     # deliver a draft withheld by a coverage check alone when the generator's own P(yes) that the sources state it
     # reaches this (ragkit.withholding.release); 0 = off (and always off with a fallback)
     release_min_verified: float = 0.0
+    # deliver a draft withheld by a coverage check alone when the generator reads the draft's own manual entry as
+    # the answer at this P(yes) and better than the entries beside it (ragkit.entry_reading, rule R); 0 = off
+    entry_release_min: float = 0.0
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -131,7 +135,8 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         min_verified=cfg.min_verified if cfg.fallback else 0.0,
         fallback_min_verified=_own_floor(cfg),
         own_min_verified=_self_floor(cfg),
-        release_min_verified=_release_floor(cfg),
+        release_min_verified=_release_floor(cfg, cfg.release_min_verified, default_release_min_verified),
+        entry_release_min=_release_floor(cfg, cfg.entry_release_min, default_entry_release_min),
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -144,13 +149,12 @@ def _own_floor(cfg: GeneratorConfig) -> float:
     return default_own_min_verified(cfg.fallback) if own is None else own
 
 
-def _release_floor(cfg: GeneratorConfig) -> float:
-    """generator.release_min_verified resolved: off with a fallback (which answers withheld drafts itself), else
-    the config's, else the floor measured for the generator (0: off)."""
+def _release_floor(cfg: GeneratorConfig, given: float | None, measured: Callable[[str], float]) -> float:
+    """A release floor (generator.release_min_verified, generator.entry_release_min) resolved: off with a fallback
+    (which answers withheld drafts itself), else the config's, else the floor measured for the generator (0: off)."""
     if cfg.fallback:
         return 0.0
-    given = cfg.release_min_verified
-    return default_release_min_verified(cfg.model) if given is None else given
+    return measured(cfg.model) if given is None else given
 
 
 def _self_floor(cfg: GeneratorConfig) -> float:
@@ -362,6 +366,7 @@ def answer_question(
     held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
     if o.schema is None:  # a draft withheld by a word-level check alone may be read by the model itself
         held = release(question, checked, held, packed.hits, generator, o.release_min_verified)
+        held = release_by_entry(question, checked, held, packed.hits, generator, embed, o.entry_release_min)
     checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(
         question=question,

@@ -92,6 +92,44 @@ def entry_order(question: str, texts: Sequence[str]) -> list[int] | None:
     return sorted(range(len(texts)), key=lambda i: (-best[i], i))
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The option an answer names (`named`), the text of the entry it heads (`own`) and the texts of the other
+    entries in the sources that head a code-shaped name, in source order (`others`)."""
+
+    named: str
+    own: str
+    others: tuple[str, ...]
+
+
+# a question asking how to get something done with a program: its answer is an option as much as "which option"'s
+# ("How do I make pg_ctl hang on longer?"); only rule R reads it so (rules E and O keep to _ASKS_FOR_ENTRY)
+_HOW_TO = re.compile(
+    r"\bhow (?:do|can|would|should|could) (?:i|you|we)\b|\bwhat (?:should|do|can|must) (?:i|you|we) (?:add|pass|use"
+    r"|give|type|put|run|set)\b|\bis there (?:an?|some) (?:way|flag|option|switch)\b",
+    re.I,
+)
+
+
+def answer_entries(question: str, answer: str, sources: Sequence[str]) -> Candidates | None:
+    """For a question asking for an option, or how to get something done, whose answer names an option in code
+    shape heading an entry of `sources`: that entry and the others (not those the question itself names); else
+    None."""
+    if not (_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question)):
+        return None
+    spans = [s for s in key_spans(answer, question) if _CODE_NAME.fullmatch(s.strip("`"))]
+    if not spans:
+        return None
+    named = spans[0].strip("`").split("=")[0]
+    entries = [entry for text in sources for entry in source_entries(text) if _names(entry[0])]
+    own = [body for tag, body in entries if named in _names(tag)]
+    if not own:
+        return None
+    subjects = set(_CODE_NAME.findall(question)) - {named}
+    others = tuple(body for tag, body in entries if named not in _names(tag) and not _names(tag) & subjects)
+    return Candidates(named, own[0], others)
+
+
 def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | None:
     """The rival entry that makes the answer's option a neighbour's, or None (the question asks for no named thing,
     the answer names none in code shape, no source has an entry it heads, or no rival matches far better)."""

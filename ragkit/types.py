@@ -215,8 +215,10 @@ class Flag:
                          or a model without a fallback its own (own_min_verified), so ragkit withheld it
                          (text = the withheld answer, detail = P(yes) and the floor's name).
     "released"         - the coverage check (off_question) withheld the draft, and the generator, reading it,
-                         gave at least generator.release_min_verified that the sources state it, so it was delivered
-                         (text = the answer, detail = the check's reason and the P(yes), quote = the check's sentence).
+                         gave at least generator.release_min_verified that the sources state it, or read the
+                         draft's own manual entry as the answer (generator.entry_release_min, rule R), so it was
+                         delivered (text = the answer, detail = the check's reason and the reading, quote = the
+                         check's sentence).
     "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a
                          hedge): ragkit delivers the abstention phrase (text = the model's reply).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too

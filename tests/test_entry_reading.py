@@ -1,0 +1,134 @@
+"""Rule R: a draft the coverage check withheld is delivered when the generator reads the draft's own manual entry,
+alone, as the answer, and better than the entries beside it (ragkit.entry_reading).
+
+The scripted reader stands in for the GPT and answers by the entry it is shown; the checks around it are real.
+The real model's readings are measured in docs/design-notes.md (rule R) and the slow test below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkit.answering import AnswerOptions, answer_question
+from ragkit.entries import answer_entries
+from ragkit.entry_reading import ENTRY_RELEASE_MIN, default_entry_release_min, entry_messages, read_entries
+from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
+
+# shadow's useradd(8) as ragkit reads it: each option over its text
+USERADD = (
+    "-m, --create-home\n"
+    "Create the user's home directory if it does not exist.\n\n"
+    "-r, --system\n"
+    "Create a system account. System users will be created with no aging information in /etc/shadow.\n\n"
+    "-s, --shell SHELL\n"
+    "The path of the user's login shell.\n"
+)
+# in the user's words: "system" and "account" are nowhere in it, so the coverage check withholds `-r`
+ASKED = "I need a login for a background service daemon, not a real person. Which useradd option makes that?"
+RIGHT = "`-r`: Create a system account [1]."
+NEIGHBOUR = "`-m`: Create the user's home directory if it does not exist [1]."
+
+
+class EntryReader(ScriptedGenerator):
+    """Replies with `reply`; yes_probability gives each entry the P(yes) of the first option it heads in `p`."""
+
+    def __init__(self, reply: str, p: dict[str, float]):
+        super().__init__([reply], name="reader")
+        self.p = p
+        self.read: list[str] = []
+
+    def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
+        chat = messages[-1]["content"]
+        self.read.append(chat)
+        entry = chat.split("Manual entry:\n")[1]
+        return next((p for option, p in self.p.items() if entry.startswith(option)), 0.1)
+
+
+def _ask(reply: str, p: dict[str, float], question: str = ASKED, **options: float):  # type: ignore[no-untyped-def]
+    reader = EntryReader(reply, p)
+    opts = AnswerOptions(**{"min_coverage": 0.45, "entry_release_min": 0.5, **options})
+    hits = [make_hit(1, USERADD, "/kb/useradd.txt", dense=0.6)]
+    return answer_question(question, hits, reader, opts, embed=HashEmbedder().embed), reader
+
+
+def test_a_withheld_draft_whose_own_entry_reads_as_the_answer_is_delivered() -> None:
+    ans, reader = _ask(RIGHT, {"-r": 0.8, "-m": 0.4, "-s": 0.2})
+    assert not ans.abstained and ans.text == RIGHT and ans.draft == ""
+    (flag,) = [f for f in ans.flags if f.kind == "released"]
+    assert "the model read the entry of -r as the answer (0.80; the best other entry 0.40)" in flag.detail
+    assert "does not mention" in flag.detail  # the overruled check's reason
+    assert len(reader.read) == 3  # its own entry, then each other entry once
+    assert reader.read[0].startswith("Manual entry:\n-r, --system\nCreate a system account.")
+    assert f"Question: {ASKED}" in reader.read[0]
+
+
+@pytest.mark.parametrize(
+    ("reply", "p", "why"),
+    [
+        (RIGHT, {"-r": 0.45, "-m": 0.1}, "under the floor"),
+        (RIGHT, {"-r": 0.8, "-m": 0.75}, "not 0.1 above a neighbour"),
+        (NEIGHBOUR, {"-r": 0.8, "-m": 0.6}, "a neighbour copied, the right entry reads better"),
+    ],
+)
+def test_the_draft_stays_withheld_unless_its_entry_reads_best_by_the_margin(reply: str, p: dict, why: str) -> None:
+    ans, _ = _ask(reply, p, min_grounding=0.0)  # the coverage check alone, as for a neighbour the others pass
+    assert ans.abstained and ans.draft == reply, why
+    assert [f.kind for f in ans.flags] == ["off_question"]
+
+
+def test_nothing_is_read_off_for_other_checks_or_for_questions_asking_for_no_option() -> None:
+    ans, reader = _ask(RIGHT, {"-r": 0.9}, entry_release_min=0.0)
+    assert ans.abstained and reader.read == []
+    invented = "`--daemon`: Create a system account [1]."  # no entry of the sources is headed by it: none to read
+    ans, reader = _ask(invented, {"--daemon": 0.9})
+    assert ans.abstained and reader.read == []
+    ans, reader = _ask(NEIGHBOUR, {"-m": 0.9})  # withheld by the grounding check: a factual one, never overruled
+    assert ans.abstained and [f.kind for f in ans.flags] == ["ungrounded"] and reader.read == []
+    assert answer_entries("Who wrote useradd?", RIGHT, [USERADD]) is None
+    assert answer_entries(ASKED, "It creates a system account [1].", [USERADD]) is None  # names no option
+    how = answer_entries("How do I make a login for a daemon with useradd?", RIGHT, [USERADD])
+    assert how is not None and how.named == "-r" and len(how.others) == 2
+    plain = ScriptedGenerator([RIGHT], name="plain")  # a backend without probabilities releases nothing
+    opts = AnswerOptions(min_coverage=0.45, entry_release_min=0.5)
+    assert answer_question(ASKED, [make_hit(1, USERADD)], plain, opts, embed=HashEmbedder().embed).abstained
+
+
+def test_the_floor_is_the_one_measured_for_the_generator_and_off_with_a_fallback() -> None:
+    from ragkit import build
+    from ragkit.config import load_config
+
+    for model, floor in ENTRY_RELEASE_MIN.items():
+        cfg = load_config(None, {"generator.model": model})
+        assert build.answer_options(cfg).entry_release_min == floor == default_entry_release_min(model)
+        with_fallback = load_config(None, {"generator.model": model, "generator.fallback": "x"})
+        assert build.answer_options(with_fallback).entry_release_min == 0.0
+    assert default_entry_release_min("some/other-model") == 0.0
+    given = load_config(None, {"generator.model": "x", "generator.entry_release_min": 0.7})
+    assert build.answer_options(given).entry_release_min == 0.7
+
+
+def test_competing_entries_are_the_ones_most_like_the_question() -> None:
+    many = "".join(f"--opt{i}\nUnrelated entry number {i} about colours.\n\n" for i in range(8)) + USERADD
+    reader = EntryReader(RIGHT, {"-r": 0.8})
+    read = read_entries(ASKED, RIGHT, [many], reader, HashEmbedder().embed)
+    assert read is not None and read.named == "-r" and read.own == 0.8 and read.rival == 0.1
+    assert len(reader.read) == 6  # its own entry and five others, not all ten
+    assert entry_messages(ASKED, "x" * 2000)[1]["content"].count("x") == 800
+
+
+@pytest.mark.slow
+def test_the_real_generator_reads_the_entry_that_answers_higher(tmp_path: Path) -> None:
+    """Through the real Qwen 0.5B (the 1.5B one, whose floor is measured, is too large for the suite): it reads the
+    entry that does what the question asks higher than the ones that do not."""
+    from ragkit import build
+    from ragkit.assets import GENERATORS, is_installed
+    from ragkit.config import load_config
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-0.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-0.5B-Instruct is not installed (pip install 'ragkit[qwen]')")
+    cfg = load_config(None, {"generator.model": "Qwen2.5-Coder-0.5B-Instruct", "generator.device": "cpu"})
+    gen = build.generator_from(cfg, tmp_path)
+    question = "Which useradd option sets the user's login shell?"
+    read = read_entries(question, "`-s` [1].", [USERADD], gen, None)
+    assert read is not None and read.rival is not None and read.own > read.rival
