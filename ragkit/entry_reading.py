@@ -12,6 +12,14 @@ own entry as the answer (P(yes) >= the floor) and better than every competing en
 neighbour copied into a wrong draft is then out-read by the entry that does answer, and an invented answer to an
 unanswerable question finds no entry that reads as the answer. It reads at most ENTRY_RIVALS + 1 short prompts
 (one forward pass each, nothing generated), and only for a draft the coverage check alone withheld.
+
+Rule R2 reads the same way a draft withheld as `unsourced` (the model wrote no [n] and no source sentence holds
+the answer's words: "The option that makes losetup tell you which loop device it picked is --show.") or as
+`ungrounded` by the grounding score or rule E's word-level rival entry. The option heads an entry of the sources,
+so it is not invented; whether it answers is what the reading judges. Not the ungrounded verdicts that the
+sources never name the option picked, or name it only as the alternative ruled out, or a version of a change
+(ragkit.coverage.unnamed_options, ragkit.roles.rejected_spans, rule N). An unsourced draft is delivered citing the
+source that holds the entry (citation kind "entry").
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ragkit.citations import CheckedAnswer
-from ragkit.entries import answer_entries
+from ragkit.citations import CheckedAnswer, support, with_marker
+from ragkit.coverage import unnamed_options
+from ragkit.entries import Candidates, answer_entries, undated_change
 from ragkit.protocols import YesNoScorer
-from ragkit.types import Flag, Hit, Message
+from ragkit.roles import rejected_spans
+from ragkit.types import Citation, Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
 
 SYSTEM = "You decide whether a manual entry answers a user's question. Reply yes or no only."
@@ -37,6 +47,9 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # unset), per model, on its own P(yes) scale; unmeasured models get none (docs/design-notes.md, rule R)
 ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
 ENTRY_MARGIN = 0.1
+# the checks rule R may overrule: the word-level coverage check (R), and (R2) no citation, and the grounding
+# checks that ask whether the option answers (a source names it: its entry is read)
+ENTRY_RELEASABLE = (*RELEASABLE, "unsourced", "ungrounded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +84,12 @@ def read_entries(
     for no option or the answer names none heading an entry (ragkit.entries.answer_entries). Competitors are the
     ENTRY_RIVALS entries most similar to the question by `embed` (source order without it)."""
     found = answer_entries(question, answer, sources)
-    if found is None:
-        return None
+    return None if found is None else _read(question, found, reader, embed)
+
+
+def _read(
+    question: str, found: Candidates, reader: YesNoScorer, embed: Callable[[list[str]], Any] | None
+) -> EntryReading:
     others = list(found.others)
     if embed is not None and len(others) > ENTRY_RIVALS:
         vectors = np.asarray(embed([question, *(o[:1000] for o in others)]), dtype=float)
@@ -93,18 +110,51 @@ def release_by_entry(
     embed: Callable[[list[str]], Any] | None,
     floor: float,
 ) -> Withholding:
-    """`held`, or, when only a coverage check (RELEASABLE) withheld the draft and the reader reads the draft's own
-    entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every competing entry), `before` delivered with a
-    "released" flag saying so. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
+    """`held`, or, when a check rule R may overrule (ENTRY_RELEASABLE) withheld the draft and the reader reads the
+    draft's own entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every competing entry), `before`
+    delivered with a "released" flag saying so. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
     why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
-    if floor <= 0 or not held.draft or why is None or why.kind not in RELEASABLE:
+    if floor <= 0 or not held.draft or why is None or why.kind not in ENTRY_RELEASABLE:
         return held
-    if not isinstance(reader, YesNoScorer):
+    sources = [h.chunk.text for h in hits]
+    if not isinstance(reader, YesNoScorer) or (why.kind == "ungrounded" and _names_no_entry(question, held, sources)):
         return held
-    read = read_entries(question, held.draft, [h.chunk.text for h in hits], reader, embed)
-    if read is None or read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
+    found = answer_entries(question, held.draft, sources)
+    if found is None:
+        return held
+    read = _read(question, found, reader, embed)
+    if read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
     detail = f"{why.detail}; but the model read the entry of {read.named} as the answer ({read.own:.2f}; {rival})"
+    if why.kind != "off_question":
+        detail = f"{why.kind}: {detail}"
+    delivered = _cited(before, found, hits) if not before.citations else before
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
-    return replace(held, checked=replace(before, flags=(*before.flags, flag)), draft="")
+    return replace(held, checked=replace(delivered, flags=(*delivered.flags, flag)), draft="")
+
+
+def _names_no_entry(question: str, held: Withholding, sources: list[str]) -> bool:
+    """Whether the draft was withheld as ungrounded for what no reading of an entry can answer: an option no source
+    names, one the sources rule out, or a version of a change (rule N)."""
+    draft = held.draft
+    return bool(
+        unnamed_options(question, draft, sources)
+        or rejected_spans(draft, question, sources)
+        or undated_change(question, draft, sources) is not None
+    )
+
+
+def _cited(before: CheckedAnswer, found: Candidates, hits: Sequence[Hit]) -> CheckedAnswer:
+    """`before` (no citation kept) with the first sentence naming the option citing the source holding its entry."""
+    sentence = next((s for s in before.unsupported if found.named in s), None)
+    if sentence is None or sentence not in before.text:
+        return before
+    c, n = hits[found.source].chunk, found.source + 1
+    cite = Citation(
+        n, c.id, c.uri, c.page, c.section, c.start, c.end, "entry", sentence, round(support(sentence, c.text), 3)
+    )
+    text = before.text.replace(sentence, with_marker(sentence, [n]), 1)
+    left = tuple(s for s in before.unsupported if s != sentence)
+    flags = tuple(f for f in before.flags if not (f.kind == "unsupported" and f.text == sentence))
+    return replace(before, text=text, citations=(cite,), unsupported=left, flags=flags)
