@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,21 @@ def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> 
     return t
 
 
-def _samples(run: Path) -> list[dict[str, Any]]:
+def _samples(run: Path, unrelease: str | None = None) -> list[dict[str, Any]]:
     path = run / "samples.jsonl"
     if not path.is_file():
         raise SystemExit(f"{run}: not an eval run folder (no samples.jsonl); give KB/runs/NAME of a `ragkit eval run`")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [_unreleased(s, unrelease) for s in samples] if unrelease else samples
+
+
+def _unreleased(s: dict[str, Any], pattern: str) -> dict[str, Any]:
+    """The sample as it would be without the release its "released" detail shows (matching `pattern`): a release
+    comes after every check and changes nothing else, so one run gives both arms of a release rule."""
+    freed = s.get("released") or {}
+    if s.get("abstained") or not re.search(pattern, freed.get("detail", "")):
+        return s
+    return {**s, "abstained": True, "withheld": {"draft": s["answer"], "reason": "released"}}
 
 
 def main() -> None:
@@ -95,11 +106,17 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+", help="eval run folders (KB/runs/NAME)")
     ap.add_argument("--labels", type=Path, default=LABELS, help="hand labels, one JSON line per answer")
     ap.add_argument("--json", action="store_true", help="one JSON object per run")
+    ap.add_argument(
+        "--unrelease",
+        metavar="REGEX",
+        help="count answers delivered by a release whose detail matches as withheld (the arm without that release "
+        'rule: "read the entry of" for rules R and R2, "^(unsourced|ungrounded): " for R2 alone)',
+    )
     args = ap.parse_args()
     labels = load_labels(args.labels)
     tallies = []
     for run in args.runs:
-        t = tally(_samples(run), labels)
+        t = tally(_samples(run, args.unrelease), labels)
         tallies.append(t)
         if args.json:
             print(json.dumps({"run": str(run), **t}))

@@ -131,3 +131,15 @@ def test_runs_are_summed_with_the_rates_of_the_issues_targets() -> None:
     assert "answerable abstained 3 of 38 (0.079; right drafts withheld 2, 0.053)" in line
     assert "on-topic abstained 11 of 14 (0.786)" in line
     assert "wrong or invented 7 of 38 delivered (0.184); score 24" in line
+
+
+def test_unrelease_gives_the_arm_without_a_release_rule() -> None:
+    freed = _sample("a1", "It is -r [1].", True, False) | {
+        "released": {"detail": "unsourced: x; but the model read the entry of -r as the answer"}
+    }
+    other = _sample("a2", "It is -s [1].", True, False) | {"released": {"detail": "x; but the model gave 0.90"}}
+    kept = trial_tally._unreleased(other, "read the entry of")
+    assert kept is other
+    held = trial_tally._unreleased(freed, "^(unsourced|ungrounded): ")
+    assert held["abstained"] and held["withheld"]["draft"] == "It is -r [1]." and not freed["abstained"]
+    assert trial_tally._unreleased(freed, "^off_question") is freed
