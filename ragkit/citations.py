@@ -131,8 +131,7 @@ def _abstained(said: str, phrase: str | None) -> CheckedAnswer:
     return CheckedAnswer(text=phrase, citations=(), unsupported=(), abstained=True, flags=flags)
 
 
-def with_marker(sentence: str, numbers: Sequence[int]) -> str:
-    """`sentence` with [n] markers for `numbers` before its closing punctuation."""
+def _with_marker(sentence: str, numbers: Sequence[int]) -> str:
     if not numbers:
         return sentence
     marks = "".join(f"[{n}]" for n in numbers)
@@ -224,7 +223,7 @@ def check_answer(
                     support=round(scores[n - 1], 3),
                 )
             )
-        rebuilt.append(with_marker(sentence, chosen))
+        rebuilt.append(_with_marker(sentence, chosen))
     text = " ".join(rebuilt)
     if not text and any(f.kind == "echoed_instruction" for f in flags):
         return CheckedAnswer("", (), tuple(unsupported), False, tuple(flags))

@@ -94,13 +94,12 @@ def entry_order(question: str, texts: Sequence[str]) -> list[int] | None:
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """The option an answer names (`named`), the text of the entry it heads (`own`, in sources[`source`]) and the
-    texts of the other entries in the sources that head a code-shaped name, in source order (`others`)."""
+    """The option an answer names (`named`), the text of the entry it heads (`own`) and the texts of the other
+    entries in the sources that head a code-shaped name, in source order (`others`)."""
 
     named: str
     own: str
     others: tuple[str, ...]
-    source: int = 0
 
 
 # a question asking how to get something done with a program: its answer is an option as much as "which option"'s
@@ -122,13 +121,13 @@ def answer_entries(question: str, answer: str, sources: Sequence[str]) -> Candid
     if not spans:
         return None
     named = spans[0].strip("`").split("=")[0]
-    entries = [(i, tag, body) for i, text in enumerate(sources) for tag, body in source_entries(text) if _names(tag)]
-    own = [(i, body) for i, tag, body in entries if named in _names(tag)]
+    entries = [entry for text in sources for entry in source_entries(text) if _names(entry[0])]
+    own = [body for tag, body in entries if named in _names(tag)]
     if not own:
         return None
     subjects = set(_CODE_NAME.findall(question)) - {named}
-    others = tuple(body for _, tag, body in entries if named not in _names(tag) and not _names(tag) & subjects)
-    return Candidates(named, own[0][1], others, source=own[0][0])
+    others = tuple(body for tag, body in entries if named not in _names(tag) and not _names(tag) & subjects)
+    return Candidates(named, own[0], others)
 
 
 def rival_entry(question: str, answer: str, sources: Sequence[str]) -> Rival | None:

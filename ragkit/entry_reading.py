@@ -13,13 +13,8 @@ neighbour copied into a wrong draft is then out-read by the entry that does answ
 unanswerable question finds no entry that reads as the answer. It reads at most ENTRY_RIVALS + 1 short prompts
 (one forward pass each, nothing generated), and only for a draft the coverage check alone withheld.
 
-Rule R2 reads the same way a draft withheld as `unsourced` (the model wrote no [n] and no source sentence holds
-the answer's words: "The option that makes losetup tell you which loop device it picked is --show.") or as
-`ungrounded` by the grounding score or rule E's word-level rival entry. The option heads an entry of the sources,
-so it is not invented; whether it answers is what the reading judges. Not the ungrounded verdicts that the
-sources never name the option picked, or name it only as the alternative ruled out, or a version of a change
-(ragkit.coverage.unnamed_options, ragkit.roles.rejected_spans, rule N). An unsourced draft is delivered citing the
-source that holds the entry (citation kind "entry").
+Off unless generator.entry_release_min is set: on the labelled runs it was written from it separated right drafts
+from wrong ones well, on eight held-out trials asked in the user's own words it did not (docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -30,12 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ragkit.citations import CheckedAnswer, support, with_marker
-from ragkit.coverage import unnamed_options
-from ragkit.entries import Candidates, answer_entries, undated_change
+from ragkit.citations import CheckedAnswer
+from ragkit.entries import answer_entries
 from ragkit.protocols import YesNoScorer
-from ragkit.roles import rejected_spans
-from ragkit.types import Citation, Flag, Hit, Message
+from ragkit.types import Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
 
 SYSTEM = "You decide whether a manual entry answers a user's question. Reply yes or no only."
@@ -43,13 +36,12 @@ ASK = "Is the option in this entry the answer to the question? Reply yes or no."
 ENTRY_CHARS = 800  # of each entry: its tag line and first paragraphs say what the option does
 ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (embedder) first
 
-# the floor on the own entry's P(yes) and the margin over the best competing entry (generator.entry_release_min
-# unset), per model, on its own P(yes) scale; unmeasured models get none (docs/design-notes.md, rule R)
-ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
+# the floor on the own entry's P(yes) (generator.entry_release_min unset), per model, on its own P(yes) scale:
+# none. 0.5 for Qwen 1.5B separated right drafts from wrong ones on the labelled runs it was written from (AUROC
+# 0.95), but not on eight held-out trials in the user's own words (0.56): it released 2 right drafts and 1 wrong
+# one there, so it is an option (docs/design-notes.md, rule R)
+ENTRY_RELEASE_MIN: dict[str, float] = {}
 ENTRY_MARGIN = 0.1
-# the checks rule R may overrule: the word-level coverage check (R), and (R2) no citation, and the grounding
-# checks that ask whether the option answers (a source names it: its entry is read)
-ENTRY_RELEASABLE = (*RELEASABLE, "unsourced", "ungrounded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +76,8 @@ def read_entries(
     for no option or the answer names none heading an entry (ragkit.entries.answer_entries). Competitors are the
     ENTRY_RIVALS entries most similar to the question by `embed` (source order without it)."""
     found = answer_entries(question, answer, sources)
-    return None if found is None else _read(question, found, reader, embed)
-
-
-def _read(
-    question: str, found: Candidates, reader: YesNoScorer, embed: Callable[[list[str]], Any] | None
-) -> EntryReading:
+    if found is None:
+        return None
     others = list(found.others)
     if embed is not None and len(others) > ENTRY_RIVALS:
         vectors = np.asarray(embed([question, *(o[:1000] for o in others)]), dtype=float)
@@ -110,51 +98,18 @@ def release_by_entry(
     embed: Callable[[list[str]], Any] | None,
     floor: float,
 ) -> Withholding:
-    """`held`, or, when a check rule R may overrule (ENTRY_RELEASABLE) withheld the draft and the reader reads the
-    draft's own entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every competing entry), `before`
-    delivered with a "released" flag saying so. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
+    """`held`, or, when only a coverage check (RELEASABLE) withheld the draft and the reader reads the draft's own
+    entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every competing entry), `before` delivered with a
+    "released" flag saying so. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
     why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
-    if floor <= 0 or not held.draft or why is None or why.kind not in ENTRY_RELEASABLE:
+    if floor <= 0 or not held.draft or why is None or why.kind not in RELEASABLE:
         return held
-    sources = [h.chunk.text for h in hits]
-    if not isinstance(reader, YesNoScorer) or (why.kind == "ungrounded" and _names_no_entry(question, held, sources)):
+    if not isinstance(reader, YesNoScorer):
         return held
-    found = answer_entries(question, held.draft, sources)
-    if found is None:
-        return held
-    read = _read(question, found, reader, embed)
-    if read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
+    read = read_entries(question, held.draft, [h.chunk.text for h in hits], reader, embed)
+    if read is None or read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
     detail = f"{why.detail}; but the model read the entry of {read.named} as the answer ({read.own:.2f}; {rival})"
-    if why.kind != "off_question":
-        detail = f"{why.kind}: {detail}"
-    delivered = _cited(before, found, hits) if not before.citations else before
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
-    return replace(held, checked=replace(delivered, flags=(*delivered.flags, flag)), draft="")
-
-
-def _names_no_entry(question: str, held: Withholding, sources: list[str]) -> bool:
-    """Whether the draft was withheld as ungrounded for what no reading of an entry can answer: an option no source
-    names, one the sources rule out, or a version of a change (rule N)."""
-    draft = held.draft
-    return bool(
-        unnamed_options(question, draft, sources)
-        or rejected_spans(draft, question, sources)
-        or undated_change(question, draft, sources) is not None
-    )
-
-
-def _cited(before: CheckedAnswer, found: Candidates, hits: Sequence[Hit]) -> CheckedAnswer:
-    """`before` (no citation kept) with the first sentence naming the option citing the source holding its entry."""
-    sentence = next((s for s in before.unsupported if found.named in s), None)
-    if sentence is None or sentence not in before.text:
-        return before
-    c, n = hits[found.source].chunk, found.source + 1
-    cite = Citation(
-        n, c.id, c.uri, c.page, c.section, c.start, c.end, "entry", sentence, round(support(sentence, c.text), 3)
-    )
-    text = before.text.replace(sentence, with_marker(sentence, [n]), 1)
-    left = tuple(s for s in before.unsupported if s != sentence)
-    flags = tuple(f for f in before.flags if not (f.kind == "unsupported" and f.text == sentence))
-    return replace(before, text=text, citations=(cite,), unsupported=left, flags=flags)
+    return replace(held, checked=replace(before, flags=(*before.flags, flag)), draft="")

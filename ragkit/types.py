@@ -143,8 +143,6 @@ class Citation:
     "cited"     - the model wrote [n] and the source supports the sentence;
     "corrected" - the model cited a source that does not support the sentence, another one does;
     "inferred"  - the model wrote no marker; the best-supporting source is attributed.
-    "entry"     - no source sentence supports it, but it names an option whose manual entry (in source n) the
-                  model read as the answer (rule R, ragkit.entry_reading).
     """
 
     n: int

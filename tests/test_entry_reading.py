@@ -83,8 +83,8 @@ def test_nothing_is_read_off_for_other_checks_or_for_questions_asking_for_no_opt
     invented = "`--daemon`: Create a system account [1]."  # no entry of the sources is headed by it: none to read
     ans, reader = _ask(invented, {"--daemon": 0.9})
     assert ans.abstained and reader.read == []
-    ans, reader = _ask(NEIGHBOUR, {"-m": 0.6, "-r": 0.8})  # withheld by the grounding score; -r's entry reads better
-    assert ans.abstained and [f.kind for f in ans.flags] == ["ungrounded"] and len(reader.read) == 3
+    ans, reader = _ask(NEIGHBOUR, {"-m": 0.9})  # withheld by the grounding check: a factual one, never overruled
+    assert ans.abstained and [f.kind for f in ans.flags] == ["ungrounded"] and reader.read == []
     assert answer_entries("Who wrote useradd?", RIGHT, [USERADD]) is None
     assert answer_entries(ASKED, "It creates a system account [1].", [USERADD]) is None  # names no option
     how = answer_entries("How do I make a login for a daemon with useradd?", RIGHT, [USERADD])
@@ -94,46 +94,17 @@ def test_nothing_is_read_off_for_other_checks_or_for_questions_asking_for_no_opt
     assert answer_question(ASKED, [make_hit(1, USERADD)], plain, opts, embed=HashEmbedder().embed).abstained
 
 
-def test_an_unsourced_draft_naming_an_option_is_delivered_citing_its_entry() -> None:
-    """Rule R2: no [n] and no source sentence with the answer's words, but the option heads an entry."""
-    unsourced = "The useradd option that makes a login for a background daemon is -r."
-    ans, _ = _ask(unsourced, {"-r": 0.8, "-m": 0.3})
-    assert not ans.abstained and ans.text == "The useradd option that makes a login for a background daemon is -r [1]."
-    (cite,) = ans.citations
-    assert cite.kind == "entry" and cite.n == 1 and cite.uri == "/kb/useradd.txt" and ans.unsupported == ()
-    (flag,) = [f for f in ans.flags if f.kind == "released"]
-    assert flag.detail.startswith("unsourced: none of its sentences is in a source")
-    assert not any(f.kind == "unsupported" for f in ans.flags)
-    held, _ = _ask(unsourced, {"-r": 0.45})  # read under the floor: withheld as before
-    assert held.abstained and [f.kind for f in held.flags if f.kind != "unsupported"] == ["unsourced"]
-
-
-def test_an_ungrounded_draft_is_read_only_when_a_source_names_what_it_picks() -> None:
-    from ragkit.citations import CheckedAnswer
-    from ragkit.entry_reading import _names_no_entry
-    from ragkit.withholding import Withholding
-
-    choice = "Which useradd option makes a system account, -r or --daemon?"
-    checked = CheckedAnswer("x", (), (), True)
-    assert _names_no_entry(choice, Withholding(checked, draft="--daemon [1]."), [USERADD])  # no source names it
-    assert not _names_no_entry(choice, Withholding(checked, draft="`-r` [1]."), [USERADD])
-    ans, reader = _ask(NEIGHBOUR, {"-m": 0.9, "-r": 0.3})  # ungrounded by its score alone: R2 reads and releases it
-    assert not ans.abstained and len(reader.read) == 3
-    assert next(f for f in ans.flags if f.kind == "released").detail.startswith("ungrounded: key fact")
-
-
-def test_the_floor_is_the_one_measured_for_the_generator_and_off_with_a_fallback() -> None:
+def test_it_is_off_unless_set_and_always_off_with_a_fallback() -> None:
     from ragkit import build
     from ragkit.config import load_config
 
-    for model, floor in ENTRY_RELEASE_MIN.items():
-        cfg = load_config(None, {"generator.model": model})
-        assert build.answer_options(cfg).entry_release_min == floor == default_entry_release_min(model)
-        with_fallback = load_config(None, {"generator.model": model, "generator.fallback": "x"})
-        assert build.answer_options(with_fallback).entry_release_min == 0.0
-    assert default_entry_release_min("some/other-model") == 0.0
-    given = load_config(None, {"generator.model": "x", "generator.entry_release_min": 0.7})
-    assert build.answer_options(given).entry_release_min == 0.7
+    qwen = "Qwen2.5-Coder-1.5B-Instruct"
+    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_release_min == 0.0
+    assert default_entry_release_min(qwen) == 0.0 and ENTRY_RELEASE_MIN == {}  # not the default: held-out trials
+    given = load_config(None, {"generator.model": qwen, "generator.entry_release_min": 0.5})
+    assert build.answer_options(given).entry_release_min == 0.5
+    with_fallback = load_config(None, {"generator.entry_release_min": 0.5, "generator.fallback": "x"})
+    assert build.answer_options(with_fallback).entry_release_min == 0.0
 
 
 def test_competing_entries_are_the_ones_most_like_the_question() -> None:
