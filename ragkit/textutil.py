@@ -136,9 +136,17 @@ _TAG_WORDS, _TAG_CHARS = 6, 60
 _TAG_END = re.compile(r"[.!?;,]$")
 
 
+# an option's tag listing its spellings or arguments as alternatives: "-v | -version", "-t dsa | ecdsa | rsa",
+# "-R hostname | [hostname]:port" (mdoc's and Vim's pages); the bars are not a table's columns
+_ALTERNATIVES = re.compile(r"^--?[A-Za-z0-9][^|\s]*(?:\s+[^|\s]+)*(?:\s+\|\s+[^|\s]+(?:\s+[^|\s]+)*)+$")
+_BAR = re.compile(r"\s+\|\s+")
+
+
 def _is_tag(line: str) -> bool:
-    text = line.strip()
-    short = len(text) <= _TAG_CHARS and len(text.split()) <= _TAG_WORDS
+    text, words = line.strip(), _TAG_WORDS
+    if _ALTERNATIVES.match(text):
+        text, words = _BAR.sub(" ", text), 2 * _TAG_WORDS  # one list of spellings, each a word or two
+    short = len(text) <= _TAG_CHARS and len(text.split()) <= words
     return short and bool(_WORD.search(text)) and not _TAG_END.search(text) and not _TABLE_ROW.search(text)
 
 

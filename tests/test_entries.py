@@ -181,3 +181,23 @@ def test_a_version_closing_one_entry_does_not_date_the_next_entrys_option() -> N
     question = "Which curl version added the --retry-delay option?"
     assert undated_change(question, "It was added in curl 7.52.0 [1].", [curl]) == ("7.52.0", ("--retry-delay",))
     assert undated_change(question, "It was added in curl 7.12.3 [1].", [curl]) is None
+
+
+def test_a_tag_listing_spellings_between_bars_heads_its_own_entry() -> None:
+    """xxd(1) and ssh-keygen(1) list an option's spellings or arguments between bars; the bars are not columns."""
+    xxd = (
+        "-u\nUse upper case hex letters. Default is lower case.\n\n"
+        "-v | -version\nShow version string.\n\n"
+        "-n name  |  -name name\nOverride the variable name output when -i is used.\n\n"
+        "-t dsa | ecdsa | ecdsa-sk | ed25519 | ed25519-sk | rsa\nSpecifies the type of key to create.\n"
+    )
+    entries = source_entries(xxd)
+    assert [tag for tag, _ in entries] == [
+        "-u",
+        "-v | -version",
+        "-n name  |  -name name",
+        "-t dsa | ecdsa | ecdsa-sk | ed25519 | ed25519-sk | rsa",
+    ]
+    assert "version" not in entries[0][1]  # -u's entry stops where -v's begins
+    table = "name | value | default\nA row of a table, not an entry.\n"
+    assert source_entries(table) == []
