@@ -42,6 +42,7 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # one there, so it is an option (docs/design-notes.md, rule R)
 ENTRY_RELEASE_MIN: dict[str, float] = {}
 ENTRY_MARGIN = 0.1
+READ_ENTRY = "the model read the entry of"  # in a "released" flag's detail: this rule, not the release reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,6 @@ def release_by_entry(
     if read is None or read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
-    detail = f"{why.detail}; but the model read the entry of {read.named} as the answer ({read.own:.2f}; {rival})"
+    detail = f"{why.detail}; but {READ_ENTRY} {read.named} as the answer ({read.own:.2f}; {rival})"
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
     return replace(held, checked=replace(before, flags=(*before.flags, flag)), draft="")
