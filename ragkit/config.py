@@ -82,7 +82,9 @@ class RetrievalConfig(_Section):
     # question (a chunk of a manual holds several entries; its one vector averages them). Rule R, design notes
     # "entries": for a "which option/variable/..." question, the head is reordered by each chunk's best-matching
     # entry (an option over its text; rule O, design notes)
-    rescore: Literal["none", "sentences", "entries"] = "none"
+    # "meaning": for such a question or a "how do I" one, the head alternates the chunks by their entry nearest the
+    # question in meaning (the KB's embedder) with the retriever's order (rule M, design notes)
+    rescore: Literal["none", "sentences", "entries", "meaning"] = "none"
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
 
 

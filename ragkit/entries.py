@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ragkit.coverage import asked_words
 from ragkit.grounding import key_spans
@@ -35,6 +36,7 @@ _ASKS_FOR_ENTRY = re.compile(
 _CODE_NAME = re.compile(r"(?<![\w-])(?:--?[A-Za-z0-9][\w-]*|[A-Z][A-Za-z0-9]+[A-Z]\w*)")
 RIVAL_MIN_SCORE = 0.25  # a rival entry must hold at least this share of the question (rarity-weighted)
 OWN_MIN_SHARE = 0.5  # the answer's own entry must score at least this share of the best rival's
+ENTRY_CHARS = 1000  # rule M embeds an entry's first characters (MiniLM reads 256 word pieces of them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,30 @@ def entry_order(question: str, texts: Sequence[str]) -> list[int] | None:
     score = _scorer(question, [e for entries in per_text for e in entries])
     best = [max((score(body) for _, body in entries), default=0.0) for entries in per_text]
     return sorted(range(len(texts)), key=lambda i: (-best[i], i))
+
+
+def meaning_order(question: str, texts: Sequence[str], embed: Callable[[list[str]], Any]) -> list[int] | None:
+    """Rule M: for a question asking for a named thing or how to get something done, the indices of `texts` (chunks,
+    best first) alternating two orders, each chunk once: by the cosine of the question and the chunk's entry nearest
+    it in meaning (chunks without an entry after, in their order), and the given order. `embed`: (n,) texts ->
+    (n, dim) unit vectors. None when the question is of neither kind or no chunk holds an entry."""
+    if not (_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question)):
+        return None
+    per_text = [[body for tag, body in source_entries(text) if _names(tag)] for text in texts]
+    bodies = [body[:ENTRY_CHARS] for entries in per_text for body in entries]
+    if not bodies:
+        return None
+    vectors = embed([question, *bodies])
+    cosines = (vectors[1:] @ vectors[0]).tolist()
+    best: list[float | None] = []
+    for entries in per_text:
+        best.append(max(cosines[: len(entries)]) if entries else None)
+        cosines = cosines[len(entries) :]
+    by_meaning = sorted(range(len(texts)), key=lambda i: (best[i] is None, -(best[i] or 0.0), i))
+    order: list[int] = []
+    for pair in zip(by_meaning, range(len(texts)), strict=True):
+        order += [i for i in dict.fromkeys(pair) if i not in order]
+    return order
 
 
 @dataclass(frozen=True, slots=True)

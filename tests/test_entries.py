@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ragkit.answering import AnswerOptions, answer_question
 from ragkit.entries import rival_entry, source_entries
 from ragkit.testing import HashEmbedder, ScriptedGenerator, make_hit
@@ -166,6 +168,79 @@ def test_search_with_entries_rescoring_reorders_a_which_option_questions_head(tm
         assert [h.chunk.id for h in kb.search(other, 2, mode="keyword")] == [
             h.chunk.id for h in kb.search(other, 2, mode="keyword", rerank=False)
         ]
+
+
+def _fixed_embed(vectors: dict[str, list[float]]):
+    """Unit vectors looked up by how a text begins (a deterministic stand-in for the embedder)."""
+    import numpy as np
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = np.array([next(v for k, v in vectors.items() if t.startswith(k)) for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    return embed
+
+
+def test_meaning_order_alternates_the_nearest_entry_with_the_given_order() -> None:
+    from ragkit.entries import meaning_order
+
+    chunks = [
+        "zap lists the symbols of an object file.",  # no entry: keeps its turn in the given order only
+        "-a, --all\nPrint every symbol.\n\n-n, --numeric-sort\nSort by address.\n",
+        "-p, --no-sort\nPrint them as found.\n",
+    ]
+    question = "I want zap to leave the symbols as they are in the file; which option?"
+    embed = _fixed_embed({question: [1, 0], "-a, --all": [0, 1], "-n, --numeric": [0.2, 1], "-p, --no-sort": [1, 0.1]})
+    # by meaning: -p's chunk (2), then the -a/-n chunk (1), then the entry-less one (0); alternated with 0, 1, 2
+    assert meaning_order(question, chunks, embed) == [2, 0, 1]
+    how = "How do I get zap to keep the order of the file?"  # a how-to question is read too
+    embed_how = _fixed_embed({how: [0, 1], "-a, --all": [0, 1], "-n, --numeric": [0.2, 1], "-p, --no-sort": [1, 0]})
+    assert meaning_order(how, chunks, embed_how) == [1, 0, 2]
+    assert meaning_order("What does zap print?", chunks, embed) is None  # neither kind of question
+    assert meaning_order(question, [chunks[0]], embed) is None  # no entry in view
+
+
+@pytest.mark.slow
+def test_meaning_order_finds_the_entry_a_user_worded_question_means_with_minilm(tmp_path: Path) -> None:
+    """Rule M through the bundled MiniLM: asked in a user's words that share no word with the right entry, the chunk
+    of xxd's -u comes first, where rule O's word share puts another entry's chunk first."""
+    from ragkit.embedding import SentenceTransformerEmbedder
+    from ragkit.entries import entry_order, meaning_order
+
+    chunks = [
+        "-c cols | -cols cols\nFormat <cols> octets per line. Default 16 (-i: 12, -ps: 30, -b: 6).\n\n"
+        "-p | -ps | -postscript | -plain\nOutput in postscript continuous hex dump style. Also known as plain "
+        "hex dump style.\n",
+        "-s [+][-]seek\nStart at <seek> bytes abs. (or rel.) infile offset.\n\n"
+        "-u\nUse upper case hex letters. Default is lower case.\n",
+    ]
+    question = "My dump shows a-f in small letters and our spec wants capitals per line. Which xxd option?"
+    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    assert entry_order(question, chunks) == [0, 1]  # "per line" is -c's
+    assert meaning_order(question, chunks, embedder.embed) == [1, 0]
+
+
+def test_search_with_meaning_rescoring_reorders_a_how_to_questions_head(tmp_path: Path, hashed: None) -> None:
+    """Rule M through a KB: retrieval.rescore = "meaning" reorders the head by meaning_order under the KB's own
+    embedder, for a how-to question too (rule O leaves those alone); rerank=False keeps the plain order."""
+    import ragkit
+    from ragkit.entries import meaning_order
+    from ragkit.testing import HashEmbedder
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "zap.txt").write_text("zap lists symbols.\n\n" + ZAP, encoding="utf-8")
+    question = "How do I get zap to print the symbols in the order encountered?"
+    settings = {"chunking.max_tokens": 40, "chunking.overlap": 0}
+    with ragkit.open(tmp_path / "kb", **settings) as kb:
+        kb.ingest([tmp_path / "docs"])
+        plain = kb.search(question, 20, mode="keyword")
+    order = meaning_order(question, [h.chunk.text for h in plain], HashEmbedder(64, name="hash").embed)
+    assert order is not None and sorted(order) == list(range(len(plain))) and order != sorted(order)
+    expected = [plain[j].chunk.id for j in order]
+    with ragkit.open(tmp_path / "kb", **settings, **{"retrieval.rescore": "meaning"}) as kb:
+        assert [h.chunk.id for h in kb.search(question, 20, mode="keyword")] == expected
+        unranked = kb.search(question, 20, mode="keyword", rerank=False)
+        assert [h.chunk.id for h in unranked] == [h.chunk.id for h in plain]
 
 
 def test_a_version_closing_one_entry_does_not_date_the_next_entrys_option() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Select
 
-from ragkit.entries import entry_order
+from ragkit.entries import entry_order, meaning_order
 from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
@@ -42,7 +42,8 @@ class SearchOptions:
     rerank: bool = True  # False: neither the best-sentence rescoring nor a configured reranker
     rerank_depth: int = 20
     rescore: str = "none"  # "sentences": reorder the fused head by best sentence (ragkit.indexes.sentences);
-    # "entries": a "which option" question's head by its chunks' best-matching entry (ragkit.entries, rule O)
+    # "entries": a "which option" question's head by its chunks' best-matching entry (ragkit.entries, rule O);
+    # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
 
 
@@ -116,7 +117,7 @@ class Retriever:
             return [[] for _ in queries]
         reranker = self._reranker() if o.rerank else None
         rescore = o.rerank and o.rescore == "sentences"
-        by_entry = o.rerank and o.rescore == "entries"
+        by_entry = o.rerank and o.rescore in ("entries", "meaning")
         widen = o.mode == "hybrid" or reranker is not None or rescore or by_entry or o.mmr_lambda is not None
         depth = max(o.k, o.candidates, o.rerank_depth if reranker or rescore or by_entry else 0) if widen else o.k
 
@@ -157,8 +158,12 @@ class Retriever:
                 head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
                 vectors = self._sentences.of(head, self._embedder().embed)
                 ranked = rescore_head(ranked, best_sentence(q[qi], vectors), o.rerank_depth, o.rrf_k)
-            order = entry_order(text, [chunks[i].text for i, _ in ranked[: o.rerank_depth]]) if by_entry else None
-            if order is not None:  # rule O: a "which option" question's best-matching entries first
+            head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
+            if o.rescore == "meaning":
+                order = meaning_order(text, head, self._embedder().embed) if by_entry else None
+            else:
+                order = entry_order(text, head) if by_entry else None
+            if order is not None:  # rules O and M: a "which option" question's best-matching entries first
                 ranked = [ranked[j] for j in order] + ranked[o.rerank_depth :]
             if reranker is not None and ranked:
                 head = ranked[: o.rerank_depth]
