@@ -84,12 +84,19 @@ def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> 
     return t
 
 
-def _samples(run: Path, unrelease: str | None = None) -> list[dict[str, Any]]:
+def _samples(run: Path, unrelease: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
     path = run / "samples.jsonl"
     if not path.is_file():
         raise SystemExit(f"{run}: not an eval run folder (no samples.jsonl); give KB/runs/NAME of a `ragkit eval run`")
     samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [_unreleased(s, unrelease) for s in samples] if unrelease else samples
+    samples = [_unreleased(s, unrelease) for s in samples] if unrelease else samples
+    return samples if category is None else in_category(samples, category)
+
+
+def in_category(samples: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
+    """The answerable samples of one `category` (trials 79 on mark each: "user" for a question written as a user
+    with a task asks it, "manual" for one borrowing the page's words) and every unanswerable one."""
+    return [s for s in samples if not s["answerable"] or s.get("category") == category]
 
 
 def _unreleased(s: dict[str, Any], pattern: str) -> dict[str, Any]:
@@ -112,11 +119,16 @@ def main() -> None:
         help="count answers delivered by a release whose detail matches as withheld (the arm without that release "
         'rule: "read the entry of" for rules R and R2, "^(unsourced|ungrounded): " for R2 alone)',
     )
+    ap.add_argument(
+        "--category",
+        metavar="NAME",
+        help='count only the answerable questions of this category (trials 79 on: "user" or "manual" wording)',
+    )
     args = ap.parse_args()
     labels = load_labels(args.labels)
     tallies = []
     for run in args.runs:
-        t = tally(_samples(run, args.unrelease), labels)
+        t = tally(_samples(run, args.unrelease, args.category), labels)
         tallies.append(t)
         if args.json:
             print(json.dumps({"run": str(run), **t}))

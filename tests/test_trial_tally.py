@@ -143,3 +143,12 @@ def test_unrelease_gives_the_arm_without_a_release_rule() -> None:
     held = trial_tally._unreleased(freed, "^(unsourced|ungrounded): ")
     assert held["abstained"] and held["withheld"]["draft"] == "It is -r [1]." and not freed["abstained"]
     assert trial_tally._unreleased(freed, "^off_question") is freed
+
+
+def test_category_keeps_the_answerable_questions_of_one_wording() -> None:
+    user = _sample("a1", "It is -r [1].", True, False) | {"category": "user"}
+    manual = _sample("a2", "It is -s [1].", True, False) | {"category": "manual"}
+    unmarked = _sample("a3", "It is -t [1].", True, False)
+    missing = _sample("u1", "I don't know.", False, True)
+    assert trial_tally.in_category([user, manual, unmarked, missing], "user") == [user, missing]
+    assert trial_tally.in_category([user, manual, unmarked, missing], "manual") == [manual, missing]
