@@ -158,12 +158,14 @@ class Retriever:
                 head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
                 vectors = self._sentences.of(head, self._embedder().embed)
                 ranked = rescore_head(ranked, best_sentence(q[qi], vectors), o.rerank_depth, o.rrf_k)
-            head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
-            if o.rescore == "meaning":
-                order = meaning_order(text, head, self._embedder().embed) if by_entry else None
-            else:
-                order = entry_order(text, head) if by_entry else None
-            if order is not None:  # rules O and M: a "which option" question's best-matching entries first
+            order = None
+            if by_entry:  # rules O and M: a "which option" question's best-matching entries first
+                head = [chunks[i].text for i, _ in ranked[: o.rerank_depth]]
+                if o.rescore == "meaning":
+                    order = meaning_order(text, head, self._embedder().embed)
+                else:
+                    order = entry_order(text, head)
+            if order is not None:
                 ranked = [ranked[j] for j in order] + ranked[o.rerank_depth :]
             if reranker is not None and ranked:
                 head = ranked[: o.rerank_depth]
