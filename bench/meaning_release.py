@@ -20,10 +20,8 @@ import numpy as np
 from trial_tally import LABELS, load_labels
 
 from ragkit.embedding import SentenceTransformerEmbedder
-from ragkit.entries import answer_entries
+from ragkit.entries import ENTRY_CHARS, answer_entries
 from ragkit.withholding import RELEASABLE
-
-ENTRY_CHARS = 1000
 
 
 def nearest_margin(question: str, draft: str, sources: list[str], embed) -> tuple[str, float] | None:  # noqa: ANN001

@@ -36,7 +36,7 @@ _ASKS_FOR_ENTRY = re.compile(
 _CODE_NAME = re.compile(r"(?<![\w-])(?:--?[A-Za-z0-9][\w-]*|[A-Z][A-Za-z0-9]+[A-Z]\w*)")
 RIVAL_MIN_SCORE = 0.25  # a rival entry must hold at least this share of the question (rarity-weighted)
 OWN_MIN_SHARE = 0.5  # the answer's own entry must score at least this share of the best rival's
-ENTRY_CHARS = 1000  # rule M embeds an entry's first characters (MiniLM reads 256 word pieces of them)
+ENTRY_CHARS = 1000  # rules M and R embed an entry's first characters (MiniLM reads 256 word pieces of them)
 
 
 @dataclass(frozen=True, slots=True)

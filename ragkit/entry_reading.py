@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ragkit.citations import CheckedAnswer
+from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
 from ragkit.protocols import YesNoScorer
 from ragkit.types import Flag, Hit, Message
@@ -81,7 +82,7 @@ def read_entries(
         return None
     others = list(found.others)
     if embed is not None and len(others) > ENTRY_RIVALS:
-        vectors = np.asarray(embed([question, *(o[:1000] for o in others)]), dtype=float)
+        vectors = np.asarray(embed([question, *(o[:EMBED_CHARS] for o in others)]), dtype=float)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
         order = np.argsort(-(vectors[1:] @ vectors[0]), kind="stable")
         others = [others[i] for i in order]
