@@ -106,6 +106,10 @@ trials=(
   "t80 trial_heldout_pgbasebackup /usr/share/postgresql/15/man/man1/pg_basebackup.1.gz"
   "t81 trial_heldout_flock /usr/share/man/man1/flock.1.gz"
   "t82 trial_heldout_gitpush /usr/share/man/man1/git-push.1.gz"
+  "t83 trial_heldout_scp /usr/share/man/man1/scp.1.gz"
+  "t84 trial_heldout_ls /usr/share/man/man1/ls.1.gz"
+  "t85 trial_heldout_column /usr/share/man/man1/column.1.gz"
+  "t86 trial_heldout_fallocate /usr/share/man/man1/fallocate.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
