@@ -1,0 +1,208 @@
+"""Rule RT's reader, offline: the generator LoRA-tuned to read one manual entry against a question.
+
+    python bench/entry_reader.py pairs OUT.jsonl t45 t46 ...         # each option question's gold entry and rivals
+    python bench/entry_reader.py train PAIRS.jsonl ADAPTER_DIR        # LoRA on rule R's yes/no prompt
+    python bench/entry_reader.py score PAIRS.jsonl [--adapter DIR]    # P(yes) of the gold entry against its rivals
+
+Rule R (ragkit.entry_reading) asks the generator "Is the option in this entry the answer to the question?" of the
+draft's own entry and of the ENTRY_RIVALS entries nearest the question. The base model's reading separated right
+drafts from wrong ones on manual-worded questions and not on user-worded ones (docs/design-notes.md). Here the
+same prompt is trained: for every answerable question of the named trials whose gold option heads an entry of
+its page (ragkit.entries.answer_entries, the gate rule R uses), the gold entry is a "yes" and the entries nearest
+the question in meaning (MiniLM, as rule R orders its rivals) are "no". `score` reads the gold entry and its
+ENTRY_RIVALS rivals with the base model and, with --adapter, the tuned one, and prints the AUROC of gold against
+rival readings and how often the gold entry reads highest, by question wording (`category`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragkit.connectors.files import parse_file
+from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
+from ragkit.entries import answer_entries
+from ragkit.entry_reading import ENTRY_CHARS, ENTRY_RIVALS, entry_messages
+
+HERE = Path(__file__).resolve().parent
+MODEL = "Qwen2.5-Coder-1.5B-Instruct"
+KEPT_RIVALS = 8  # rivals stored per question, nearest the question first
+TRAIN_RIVALS = 3  # "no" examples per question: the two nearest rivals and one drawn from the rest
+
+
+def trials(names: set[str]) -> list[tuple[str, Path, list[Path]]]:
+    """(name, questions file, documents) of the named trials in bench/run_trials.sh (plain paths only)."""
+    out = []
+    for m in re.finditer(r'^  "(t\w+) (\S+) ([^"]+)"', (HERE / "run_trials.sh").read_text(), re.M):
+        name, data, docs = m.groups()
+        if name in names and "$" not in docs:
+            out.append((name, HERE / "data" / f"{data}.jsonl", [Path(d.split(":")[0]) for d in docs.split()]))
+    return out
+
+
+def auroc(pos: list[float], neg: list[float]) -> float | None:
+    """P(a gold reading > a rival reading), ties half."""
+    if not pos or not neg:
+        return None
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
+
+
+def make_pairs(out: Path, names: list[str]) -> None:
+    from ragkit.embedding import SentenceTransformerEmbedder
+
+    embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
+    rows = []
+    for name, data, docs in trials(set(names)):
+        texts = [parse_file(d).text for d in docs if d.exists()]
+        for q in map(json.loads, data.read_text().splitlines()):
+            if not q.get("answerable"):
+                continue
+            found = next((f for a in q["answers"] if (f := answer_entries(q["question"], a, texts))), None)
+            if found is None or not found.others:
+                continue
+            others = list(found.others)
+            vec = np.asarray(embed([q["question"], *(o[:EMBED_CHARS] for o in others)]), dtype=float)
+            vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-12
+            order = np.argsort(-(vec[1:] @ vec[0]), kind="stable")
+            rest = [others[i][:ENTRY_CHARS] for i in order]
+            rows.append(
+                {
+                    "trial": name,
+                    "id": q["id"],
+                    "question": q["question"],
+                    "category": q.get("category", "-"),
+                    "named": found.named,
+                    "own": found.own[:ENTRY_CHARS],
+                    "rivals": rest[:KEPT_RIVALS],
+                    "drawn": random.Random(q["id"]).choice(rest[2:]) if len(rest) > 2 else None,
+                }
+            )
+        print(f"{name}: {sum(r['trial'] == name for r in rows)} option questions", file=sys.stderr)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{len(rows)} questions -> {out}", file=sys.stderr)
+
+
+def _base() -> Any:
+    from ragkit.generation.hf import TransformersGenerator
+
+    return TransformersGenerator(MODEL, dtype="bfloat16")
+
+
+def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
+    from ragkit.finetune.examples import SftExample, tokenize_example
+    from ragkit.finetune.train import FinetuneOptions, ProgressEvent, train_lora
+
+    gen = _base()
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    data = []
+    for r in rows:
+        negatives = [*r["rivals"][: TRAIN_RIVALS - 1], *([r["drawn"]] if r["drawn"] else [])]
+        for entry, target in [(r["own"], "yes"), *((e, "no") for e in negatives)]:
+            ex = SftExample(tuple(entry_messages(r["question"], entry)), target, "answer", r["question"], "entry", ())
+            data.append(tokenize_example(gen, ex))
+    random.Random(0).shuffle(data)
+    tokens = sum(len(ids) for ids, _ in data)
+    print(f"{len(data)} examples from {len(rows)} questions, {tokens} tokens", file=sys.stderr)
+    opts = FinetuneOptions(epochs=epochs, batch_size=8, micro_batch=4, lr=lr, lora_dropout=0.05)
+    t0 = time.time()
+
+    def show(e: ProgressEvent) -> None:
+        if e.done % 10 == 0 or e.done == e.total:
+            print(f"step {e.done}/{e.total} loss {e.loss:.4f} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+
+    tok = gen.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    model, log = train_lora(gen.model.train(), data, opts, pad_id=int(pad), device="cpu", progress=show)
+    model.save_pretrained(str(out))
+    (out / "train.json").write_text(json.dumps({"pairs": str(pairs), "examples": len(data), "seconds": log.seconds}))
+    print(f"saved {out} ({log.seconds:.0f} s)", file=sys.stderr)
+
+
+def _yes(gen: Any, model: Any, messages: list[dict[str, str]], yes: list[int], no: list[int]) -> float:
+    import torch
+
+    with torch.inference_mode():
+        logits = model(**gen._encode(messages)).logits[0, -1]
+    p = torch.softmax(logits.float(), dim=-1)
+    y, n = float(p[yes].sum()), float(p[no].sum())
+    return y / (y + n) if y + n > 0 else 0.5
+
+
+def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
+    gen = _base()
+    model = gen.model
+    first = lambda ws: sorted({gen.tokenizer.encode(w, add_special_tokens=False)[0] for w in ws})  # noqa: E731
+    yes, no = first(("yes", "Yes", " yes", " Yes")), first(("no", "No", " no", " No"))
+    readers: dict[str, Any] = {"base": None}
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).eval()
+        readers["tuned"] = model
+    results = []
+    for r in map(json.loads, pairs.read_text().splitlines()):
+        entries = [r["own"], *r["rivals"][:ENTRY_RIVALS]]
+        row = {"id": r["id"], "category": r["category"], "named": r["named"]}
+        for name in readers:
+            if name == "base" and adapter is not None:
+                with model.disable_adapter():
+                    row[name] = [_yes(gen, model, entry_messages(r["question"], e), yes, no) for e in entries]
+            else:
+                row[name] = [_yes(gen, model, entry_messages(r["question"], e), yes, no) for e in entries]
+        results.append(row)
+    if out:
+        out.write_text("".join(json.dumps(r) + "\n" for r in results))
+    report(results, list(readers))
+
+
+def report(results: list[dict[str, Any]], readers: list[str]) -> None:
+    """AUROC of gold against rival readings, and the share of questions whose gold entry reads highest."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups["all"].append(r)
+        groups[r["category"]].append(r)
+    for g, rs in sorted(groups.items()):
+        for name in readers:
+            gold = [r[name][0] for r in rs]
+            rival = [x for r in rs for x in r[name][1:]]
+            top = sum(r[name][0] > max(r[name][1:], default=-1) for r in rs)
+            a = auroc(gold, rival)
+            print(f"{g:7s} {name:6s} n={len(rs):3d} AUROC {a if a is None else round(a, 3)} gold first {top}/{len(rs)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pairs")
+    p.add_argument("out", type=Path)
+    p.add_argument("trials", nargs="+")
+    t = sub.add_parser("train")
+    t.add_argument("pairs", type=Path)
+    t.add_argument("out", type=Path)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--lr", type=float, default=2e-4)
+    s = sub.add_parser("score")
+    s.add_argument("pairs", type=Path)
+    s.add_argument("--adapter", type=Path)
+    s.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.cmd == "pairs":
+        make_pairs(args.out, args.trials)
+    elif args.cmd == "train":
+        train(args.pairs, args.out, args.epochs, args.lr)
+    else:
+        score(args.pairs, args.adapter, args.out)
+
+
+if __name__ == "__main__":
+    main()
