@@ -3,6 +3,7 @@
     python bench/entry_reader.py pairs OUT.jsonl t45 t46 ...         # each option question's gold entry and rivals
     python bench/entry_reader.py train PAIRS.jsonl ADAPTER_DIR        # LoRA on rule R's yes/no prompt
     python bench/entry_reader.py score PAIRS.jsonl [--adapter DIR]    # P(yes) of the gold entry against its rivals
+    python bench/entry_reader.py replay RUN [RUN ...] --adapter DIR   # rule R with each reader on withheld drafts
 
 Rule R (ragkit.entry_reading) asks the generator "Is the option in this entry the answer to the question?" of the
 draft's own entry and of the ENTRY_RIVALS entries nearest the question. The base model's reading separated right
@@ -36,7 +37,7 @@ from ragkit.entry_reading import ENTRY_CHARS, ENTRY_RIVALS, entry_messages
 HERE = Path(__file__).resolve().parent
 MODEL = "Qwen2.5-Coder-1.5B-Instruct"
 KEPT_RIVALS = 8  # rivals stored per question, nearest the question first
-TRAIN_RIVALS = 3  # "no" examples per question: the two nearest rivals and one drawn from the rest
+TRAIN_RIVALS = 2  # "no" examples per question: the two rivals nearest the question (the ones rule R meets)
 
 
 def trials(names: set[str]) -> list[tuple[str, Path, list[Path]]]:
@@ -57,11 +58,17 @@ def auroc(pos: list[float], neg: list[float]) -> float | None:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
 
 
+def _unit(vectors: Any) -> np.ndarray:
+    v = np.asarray(vectors, dtype=float)
+    return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
+
+
 def make_pairs(out: Path, names: list[str]) -> None:
     from ragkit.embedding import SentenceTransformerEmbedder
 
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
     rows = []
+    cache: dict[str, np.ndarray] = {}
     for name, data, docs in trials(set(names)):
         texts = [parse_file(d).text for d in docs if d.exists()]
         for q in map(json.loads, data.read_text().splitlines()):
@@ -71,8 +78,9 @@ def make_pairs(out: Path, names: list[str]) -> None:
             if found is None or not found.others:
                 continue
             others = list(found.others)
-            vec = np.asarray(embed([q["question"], *(o[:EMBED_CHARS] for o in others)]), dtype=float)
-            vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-12
+            new = [o for o in {o[:EMBED_CHARS] for o in others} | {q["question"]} if o not in cache]
+            cache.update(zip(new, _unit(embed(new)), strict=True))  # a page's entries embedded once
+            vec = np.asarray([cache[q["question"]], *(cache[o[:EMBED_CHARS]] for o in others)])
             order = np.argsort(-(vec[1:] @ vec[0]), kind="stable")
             rest = [others[i][:ENTRY_CHARS] for i in order]
             rows.append(
@@ -84,7 +92,6 @@ def make_pairs(out: Path, names: list[str]) -> None:
                     "named": found.named,
                     "own": found.own[:ENTRY_CHARS],
                     "rivals": rest[:KEPT_RIVALS],
-                    "drawn": random.Random(q["id"]).choice(rest[2:]) if len(rest) > 2 else None,
                 }
             )
         print(f"{name}: {sum(r['trial'] == name for r in rows)} option questions", file=sys.stderr)
@@ -106,7 +113,7 @@ def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     data = []
     for r in rows:
-        negatives = [*r["rivals"][: TRAIN_RIVALS - 1], *([r["drawn"]] if r["drawn"] else [])]
+        negatives = r["rivals"][:TRAIN_RIVALS]
         for entry, target in [(r["own"], "yes"), *((e, "no") for e in negatives)]:
             ex = SftExample(tuple(entry_messages(r["question"], entry)), target, "answer", r["question"], "entry", ())
             data.append(tokenize_example(gen, ex))
@@ -165,6 +172,63 @@ def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
     report(results, list(readers))
 
 
+class _Reader:
+    """A YesNoScorer over the loaded model, with the adapter on or off."""
+
+    def __init__(self, gen: Any, model: Any, tuned: bool) -> None:
+        first = lambda ws: sorted({gen.tokenizer.encode(w, add_special_tokens=False)[0] for w in ws})  # noqa: E731
+        self.gen, self.model, self.tuned = gen, model, tuned
+        self.yes, self.no = first(("yes", "Yes", " yes", " Yes")), first(("no", "No", " no", " No"))
+
+    def yes_probability(self, messages: list[dict[str, str]]) -> float:
+        if self.tuned:
+            return _yes(self.gen, self.model, messages, self.yes, self.no)
+        with self.model.disable_adapter():
+            return _yes(self.gen, self.model, messages, self.yes, self.no)
+
+
+def replay(runs: list[Path], adapter: Path, labels_file: Path) -> None:
+    """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the base and the tuned reading, on every
+    draft the coverage check alone withheld, with its hand label."""
+    from collections import Counter
+
+    from peft import PeftModel
+    from trial_tally import load_labels
+
+    from ragkit.embedding import SentenceTransformerEmbedder
+    from ragkit.entry_reading import ENTRY_MARGIN, read_entries
+    from ragkit.withholding import RELEASABLE
+
+    labels = load_labels(labels_file)
+    embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
+    gen = _base()
+    model = PeftModel.from_pretrained(gen.model, str(adapter)).eval()
+    readers = {"base": _Reader(gen, model, False), "tuned": _Reader(gen, model, True)}
+    counts: Counter[str] = Counter()
+    for run in runs:
+        for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
+            held = s.get("withheld") or {}
+            if not s.get("abstained") or held.get("reason") not in RELEASABLE or not held.get("draft"):
+                continue
+            label = labels.get((s["id"], held["draft"].strip()), "?")
+            if not s["answerable"]:
+                label = "invention" if label == "?" else label
+            line = f"{run.name[:32]:32s} {s['id']:9s} {label:9s}"
+            for name, reader in readers.items():
+                read = read_entries(s["question"], held["draft"], [c["text"] for c in s["contexts"]], reader, embed)
+                if read is None:
+                    break
+                free = read.own >= 0.5 and (read.rival is None or read.own >= read.rival + ENTRY_MARGIN)
+                counts[f"{name} {'RELEASED' if free else 'kept'} {label}"] += 1
+                rival = "-" if read.rival is None else f"{read.rival:.2f}"
+                line += f" {name} {read.named:10s} {read.own:.2f}/{rival}"
+                line += " RELEASED" if free else " kept"
+            else:
+                print(line, flush=True)
+    for k, v in sorted(counts.items()):
+        print(f"{k}: {v}")
+
+
 def report(results: list[dict[str, Any]], readers: list[str]) -> None:
     """AUROC of gold against rival readings, and the share of questions whose gold entry reads highest."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -195,11 +259,17 @@ def main() -> None:
     s.add_argument("pairs", type=Path)
     s.add_argument("--adapter", type=Path)
     s.add_argument("--out", type=Path)
+    r = sub.add_parser("replay")
+    r.add_argument("runs", nargs="+", type=Path)
+    r.add_argument("--adapter", type=Path, required=True)
+    r.add_argument("--labels", type=Path, default=HERE / "data" / "trial_labels.jsonl")
     args = ap.parse_args()
     if args.cmd == "pairs":
         make_pairs(args.out, args.trials)
     elif args.cmd == "train":
         train(args.pairs, args.out, args.epochs, args.lr)
+    elif args.cmd == "replay":
+        replay(args.runs, args.adapter, args.labels)
     else:
         score(args.pairs, args.adapter, args.out)
 
