@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
 from ragkit.entry_reading import default_entry_release_min, release_by_entry
+from ragkit.generation.entry_reader import entry_reader
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
 from ragkit.types import Answer, Flag, Generation, Hit
@@ -366,7 +367,8 @@ def answer_question(
     held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
     if o.schema is None:  # a draft withheld by a word-level check alone may be read by the model itself
         held = release(question, checked, held, packed.hits, generator, o.release_min_verified)
-        held = release_by_entry(question, checked, held, packed.hits, generator, embed, o.entry_release_min)
+        reader = entry_reader(generator)  # the tuned reader where an adapter ships for the model (rule RT)
+        held = release_by_entry(question, checked, held, packed.hits, reader, embed, o.entry_release_min)
     checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(
         question=question,

@@ -13,8 +13,12 @@ neighbour copied into a wrong draft is then out-read by the entry that does answ
 unanswerable question finds no entry that reads as the answer. It reads at most ENTRY_RIVALS + 1 short prompts
 (one forward pass each, nothing generated), and only for a draft the coverage check alone withheld.
 
-Off unless generator.entry_release_min is set: on the labelled runs it was written from it separated right drafts
-from wrong ones well, on eight held-out trials asked in the user's own words it did not (docs/design-notes.md).
+Read by the base model it separated right drafts from wrong ones on the labelled runs it was written from and not
+on eight held-out trials asked in the user's own words. Read by the bundled 1.5B model with a LoRA adapter trained
+on this prompt (ragkit.generation.entry_reader, rule RT) it put the entry that answers first for 39 of 41
+user-worded questions on four new held-out trials (the base model 32) and released 7 right drafts and nothing
+wrong there: on by default for that model, where the adapter ships; off for the others unless
+generator.entry_release_min is set (docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from ragkit.citations import CheckedAnswer
 from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
+from ragkit.generation.entry_reader import entry_adapter
 from ragkit.protocols import YesNoScorer
 from ragkit.types import Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
@@ -37,11 +42,11 @@ ASK = "Is the option in this entry the answer to the question? Reply yes or no."
 ENTRY_CHARS = 800  # of each entry: its tag line and first paragraphs say what the option does
 ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (embedder) first
 
-# the floor on the own entry's P(yes) (generator.entry_release_min unset), per model, on its own P(yes) scale:
-# none. 0.5 for Qwen 1.5B separated right drafts from wrong ones on the labelled runs it was written from (AUROC
-# 0.95), but not on eight held-out trials in the user's own words (0.56): it released 2 right drafts and 1 wrong
-# one there, so it is an option (docs/design-notes.md, rule R)
-ENTRY_RELEASE_MIN: dict[str, float] = {}
+# the floor on the own entry's P(yes) (generator.entry_release_min unset), per model, on its own P(yes) scale, for
+# a model read with its entry adapter only: the base 1.5B's reading at 0.5 separated right drafts from wrong ones on
+# the runs it was written from (AUROC 0.95) but not on held-out user-worded trials (0.56); the tuned reading at the
+# same floor released 7 right drafts and none wrong on trials 83-86 (docs/design-notes.md, rules R and RT)
+ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
 ENTRY_MARGIN = 0.1
 READ_ENTRY = "the model read the entry of"  # in a "released" flag's detail: this rule, not the release reading
 
@@ -57,8 +62,9 @@ class EntryReading:
 
 
 def default_entry_release_min(model: str) -> float:
-    """The floor measured for a bundled model; 0.0 (off) for any other model."""
-    return ENTRY_RELEASE_MIN.get(model, 0.0)
+    """The floor measured for a bundled model read with its shipped entry adapter; 0.0 (off) for any other model,
+    and for that one if its adapter is missing (the base reading is an option, not a default)."""
+    return ENTRY_RELEASE_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
 
 
 def entry_messages(question: str, entry: str) -> list[Message]:

@@ -94,17 +94,61 @@ def test_nothing_is_read_off_for_other_checks_or_for_questions_asking_for_no_opt
     assert answer_question(ASKED, [make_hit(1, USERADD)], plain, opts, embed=HashEmbedder().embed).abstained
 
 
-def test_it_is_off_unless_set_and_always_off_with_a_fallback() -> None:
-    from ragkit import build
+def test_on_for_the_model_whose_reader_ships_off_otherwise_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragkit import build, entry_reading
     from ragkit.config import load_config
 
     qwen = "Qwen2.5-Coder-1.5B-Instruct"
-    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_release_min == 0.0
-    assert default_entry_release_min(qwen) == 0.0 and ENTRY_RELEASE_MIN == {}  # not the default: held-out trials
-    given = load_config(None, {"generator.model": qwen, "generator.entry_release_min": 0.5})
-    assert build.answer_options(given).entry_release_min == 0.5
+    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_release_min == 0.5
+    assert default_entry_release_min(qwen) == 0.5 and {qwen: 0.5} == ENTRY_RELEASE_MIN  # rule RT, held-out trials
+    small = load_config(None, {"generator.model": "Qwen2.5-Coder-0.5B-Instruct"})
+    assert build.answer_options(small).entry_release_min == 0.0  # no tuned reader ships for it
+    given = load_config(None, {"generator.model": qwen, "generator.entry_release_min": 0.0})
+    assert build.answer_options(given).entry_release_min == 0.0
     with_fallback = load_config(None, {"generator.entry_release_min": 0.5, "generator.fallback": "x"})
     assert build.answer_options(with_fallback).entry_release_min == 0.0
+    monkeypatch.setattr(entry_reading, "entry_adapter", lambda model: None)  # the adapter missing: the base reads
+    assert default_entry_release_min(qwen) == 0.0  # and its reading is an option, not the default
+
+
+def test_the_tuned_reader_is_used_for_its_model_only_and_loads_at_the_first_reading() -> None:
+    from ragkit.generation import entry_reader as er
+    from ragkit.generation.hf import TransformersGenerator
+
+    scripted = ScriptedGenerator(["x"], name="Qwen2.5-Coder-1.5B-Instruct")
+    assert er.entry_reader(scripted) is scripted  # not a local transformers model: nothing to put an adapter on
+    for name, tuned in [
+        ("Qwen2.5-Coder-1.5B-Instruct", True),
+        ("Qwen2.5-Coder-1.5B-Instruct+my-adapter", True),  # a user's adapter merged: the entry adapter goes on the base
+        ("Qwen2.5-Coder-0.5B-Instruct", False),
+    ]:
+        gen = object.__new__(TransformersGenerator)  # its fields only: no weights are loaded here
+        gen.name = name
+        loaded = dict(er._LOADED)
+        reader = er.entry_reader(gen)
+        assert isinstance(reader, er.LazyEntryReader) is tuned, name
+        assert (reader is gen) is not tuned and loaded == er._LOADED  # nothing loads until a draft is read
+
+
+def test_the_shipped_adapter_is_whole() -> None:
+    """The file rule RT was measured with (bench/entry_reader.py train): LoRA r 8 on q/k/v/o of 28 layers of width
+    1,536, loadable without the model."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ragkit.generation.entry_reader import entry_adapter
+
+    path = entry_adapter("Qwen2.5-Coder-1.5B-Instruct")
+    assert path is not None and entry_adapter("SmolLM2-135M-Instruct") is None
+    config = json.loads((path / "adapter_config.json").read_text())
+    assert config["r"] == 8 and sorted(config["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    tensors = load_file(str(path / "adapter_model.safetensors"))
+    assert len(tensors) == 28 * 4 * 2
+    a = [t for k, t in tensors.items() if k.endswith("q_proj.lora_A.weight")]
+    assert len(a) == 28 and all(t.shape == (8, 1536) for t in a)
+    assert all(bool(t.isfinite().all()) for t in tensors.values())
+    assert any(float(t.abs().max()) > 0 for k, t in tensors.items() if "lora_B" in k)  # trained: B starts at zero
 
 
 def test_competing_entries_are_the_ones_most_like_the_question() -> None:
@@ -131,3 +175,24 @@ def test_the_real_generator_reads_the_entry_that_answers_higher(tmp_path: Path) 
     question = "Which useradd option sets the user's login shell?"
     read = read_entries(question, "`-s` [1].", [USERADD], gen, None)
     assert read is not None and read.rival is not None and read.own > read.rival
+
+
+@pytest.mark.slow
+def test_the_tuned_reader_reads_a_user_worded_question_s_entry_first(tmp_path: Path) -> None:
+    """Through the real Qwen 1.5B with its shipped entry adapter (ragkit[qwen-large]; skipped without it): the
+    question in the user's own words above, whose entry shares almost none of its words."""
+    from ragkit import build
+    from ragkit.assets import GENERATORS, is_installed
+    from ragkit.config import load_config
+    from ragkit.generation.entry_reader import LazyEntryReader, entry_reader
+
+    if not is_installed(GENERATORS["Qwen2.5-Coder-1.5B-Instruct"]):
+        pytest.skip("Qwen2.5-Coder-1.5B-Instruct is not installed (pip install 'ragkit[qwen-large]')")
+    cfg = load_config(None, {"generator.model": "Qwen2.5-Coder-1.5B-Instruct", "generator.device": "cpu"})
+    reader = entry_reader(build.generator_from(cfg, tmp_path))
+    assert isinstance(reader, LazyEntryReader)
+    read = read_entries(ASKED, RIGHT, [USERADD], reader, None)
+    assert read is not None and read.rival is not None
+    assert read.own >= 0.5 and read.own >= read.rival + 0.1, read
+    wrong = read_entries(ASKED, NEIGHBOUR, [USERADD], reader, None)
+    assert wrong is not None and wrong.own < 0.5, wrong  # the copied neighbour's entry does not read as the answer

@@ -1,0 +1,81 @@
+"""Rule R's reader: the bundled generator with a LoRA adapter trained to read one manual entry against a question.
+
+The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
+as the answer about as often as the right one when the question is in the user's own words. The adapter shipped
+in ragkit/data/entry_reader/MODEL/ was trained on that prompt alone (bench/entry_reader.py, rule RT in
+docs/design-notes.md); it is merged into a second copy of the model, loaded the first time a draft reaches the
+reading and kept for the process, so generation itself runs on the model as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ragkit.types import Message
+
+# the bundled generators an entry-reading adapter ships for (folder under ragkit/data/entry_reader/)
+ENTRY_READERS = {"Qwen2.5-Coder-1.5B-Instruct": "qwen2.5-coder-1.5b"}
+
+_LOADED: dict[tuple[str, str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def entry_adapter(model: str) -> Path | None:
+    """The shipped adapter folder for a bundled generator's name, or None (another model, or not shipped)."""
+    folder = ENTRY_READERS.get(model)
+    if folder is None:
+        return None
+    path = Path(str(resources.files("ragkit") / "data" / "entry_reader" / folder))
+    return path if (path / "adapter_config.json").exists() else None
+
+
+class LazyEntryReader:
+    """A YesNoScorer that reads with the generator plus its entry adapter, loaded at the first reading.
+
+    generator: a TransformersGenerator (its tokenizer, chat template, device and dtype are shared)."""
+
+    def __init__(self, generator: Any, adapter: Path) -> None:
+        self.generator = generator
+        self.adapter = adapter
+
+    def _tuned(self) -> Any:
+        g = self.generator
+        key = (str(g.base_model_dir), str(g.device), str(g.dtype))
+        with _LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = _load(g, self.adapter)
+            return _LOADED[key]
+
+    def yes_probability(self, messages: list[Message]) -> float:
+        """P(yes) / (P(yes) + P(no)) over the tuned model's first reply token (one forward pass)."""
+        return float(self._tuned().yes_probability(messages))
+
+
+def _load(generator: Any, adapter: Path) -> Any:
+    """A shallow copy of the generator whose model is a fresh copy of its base with the adapter merged in."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ragkit.generation.hf import _merge_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(
+        str(generator.base_model_dir), dtype=getattr(torch, generator.dtype), local_files_only=True
+    )
+    tuned = copy.copy(generator)
+    tuned.model = _merge_adapter(model, adapter).to(generator.device).eval()
+    return tuned
+
+
+def entry_reader(generator: object) -> object:
+    """The reader rule R uses for this generator: the tuned one where an adapter ships for it, else the generator."""
+    from ragkit.generation.hf import TransformersGenerator
+
+    if not isinstance(generator, TransformersGenerator):
+        return generator
+    spec = generator.name.split("+")[0]  # "MODEL+user-adapter": the entry adapter goes on the base
+    adapter = entry_adapter(spec)
+    return generator if adapter is None else LazyEntryReader(generator, adapter)
