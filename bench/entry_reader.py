@@ -1,7 +1,8 @@
 """Rule RT's reader, offline: the generator LoRA-tuned to read one manual entry against a question.
 
     python bench/entry_reader.py pairs OUT.jsonl t45 t46 ...         # each option question's gold entry and rivals
-    python bench/entry_reader.py train PAIRS.jsonl ADAPTER_DIR        # LoRA on rule R's yes/no prompt
+    python bench/entry_reader.py train PAIRS.jsonl [ADAPTER_DIR]      # LoRA on rule R's yes/no prompt (default:
+                                                                      # ragkit's cache, where rule R finds it)
     python bench/entry_reader.py score PAIRS.jsonl [--adapter DIR]    # P(yes) of the gold entry against its rivals
     python bench/entry_reader.py replay RUN [RUN ...] --adapter DIR   # rule R with each reader on withheld drafts
 
@@ -131,7 +132,8 @@ def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model, log = train_lora(gen.model.train(), data, opts, pad_id=int(pad), device="cpu", progress=show)
     model.save_pretrained(str(out))
-    (out / "train.json").write_text(json.dumps({"pairs": str(pairs), "examples": len(data), "seconds": log.seconds}))
+    made = {"pairs": str(pairs), "examples": len(data), "steps": log.steps, "seconds": log.seconds}
+    (out / "train.json").write_text(json.dumps(made))
     print(f"saved {out} ({log.seconds:.0f} s)", file=sys.stderr)
 
 
@@ -252,7 +254,7 @@ def main() -> None:
     p.add_argument("trials", nargs="+")
     t = sub.add_parser("train")
     t.add_argument("pairs", type=Path)
-    t.add_argument("out", type=Path)
+    t.add_argument("out", type=Path, nargs="?")
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--lr", type=float, default=2e-4)
     s = sub.add_parser("score")
@@ -267,7 +269,9 @@ def main() -> None:
     if args.cmd == "pairs":
         make_pairs(args.out, args.trials)
     elif args.cmd == "train":
-        train(args.pairs, args.out, args.epochs, args.lr)
+        from ragkit.generation.entry_reader import entry_adapter_dir
+
+        train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr)
     elif args.cmd == "replay":
         replay(args.runs, args.adapter, args.labels)
     else:

