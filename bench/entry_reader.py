@@ -19,6 +19,7 @@ rival readings and how often the gold entry reads highest, by question wording (
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import re
@@ -137,56 +138,36 @@ def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
     print(f"saved {out} ({log.seconds:.0f} s)", file=sys.stderr)
 
 
-def _yes(gen: Any, model: Any, messages: list[dict[str, str]], yes: list[int], no: list[int]) -> float:
-    import torch
+def _readers(gen: Any, adapter: Path | None) -> dict[str, Any]:
+    """YesNoScorers over one loaded model: "base", and with an adapter "tuned" (its LoRA on; "base" turns it off).
+    Each is the generator itself with its model swapped, so P(yes) is read exactly as rule R reads it."""
+    if adapter is None:
+        return {"base": gen}
+    from peft import PeftModel
 
-    with torch.inference_mode():
-        logits = model(**gen._encode(messages)).logits[0, -1]
-    p = torch.softmax(logits.float(), dim=-1)
-    y, n = float(p[yes].sum()), float(p[no].sum())
-    return y / (y + n) if y + n > 0 else 0.5
+    tuned = copy.copy(gen)
+    tuned.model = PeftModel.from_pretrained(gen.model, str(adapter)).eval()
+
+    class _Base:
+        def yes_probability(self, messages: list[dict[str, str]]) -> float:
+            with tuned.model.disable_adapter():
+                return tuned.yes_probability(messages)
+
+    return {"base": _Base(), "tuned": tuned}
 
 
 def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
-    gen = _base()
-    model = gen.model
-    first = lambda ws: sorted({gen.tokenizer.encode(w, add_special_tokens=False)[0] for w in ws})  # noqa: E731
-    yes, no = first(("yes", "Yes", " yes", " Yes")), first(("no", "No", " no", " No"))
-    readers: dict[str, Any] = {"base": None}
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).eval()
-        readers["tuned"] = model
+    readers = _readers(_base(), adapter)
     results = []
     for r in map(json.loads, pairs.read_text().splitlines()):
         entries = [r["own"], *r["rivals"][:ENTRY_RIVALS]]
         row = {"id": r["id"], "category": r["category"], "named": r["named"]}
-        for name in readers:
-            if name == "base" and adapter is not None:
-                with model.disable_adapter():
-                    row[name] = [_yes(gen, model, entry_messages(r["question"], e), yes, no) for e in entries]
-            else:
-                row[name] = [_yes(gen, model, entry_messages(r["question"], e), yes, no) for e in entries]
+        for name, reader in readers.items():
+            row[name] = [reader.yes_probability(entry_messages(r["question"], e)) for e in entries]
         results.append(row)
     if out:
         out.write_text("".join(json.dumps(r) + "\n" for r in results))
     report(results, list(readers))
-
-
-class _Reader:
-    """A YesNoScorer over the loaded model, with the adapter on or off."""
-
-    def __init__(self, gen: Any, model: Any, tuned: bool) -> None:
-        first = lambda ws: sorted({gen.tokenizer.encode(w, add_special_tokens=False)[0] for w in ws})  # noqa: E731
-        self.gen, self.model, self.tuned = gen, model, tuned
-        self.yes, self.no = first(("yes", "Yes", " yes", " Yes")), first(("no", "No", " no", " No"))
-
-    def yes_probability(self, messages: list[dict[str, str]]) -> float:
-        if self.tuned:
-            return _yes(self.gen, self.model, messages, self.yes, self.no)
-        with self.model.disable_adapter():
-            return _yes(self.gen, self.model, messages, self.yes, self.no)
 
 
 def replay(runs: list[Path], adapter: Path, labels_file: Path) -> None:
@@ -194,18 +175,15 @@ def replay(runs: list[Path], adapter: Path, labels_file: Path) -> None:
     draft the coverage check alone withheld, with its hand label."""
     from collections import Counter
 
-    from peft import PeftModel
     from trial_tally import load_labels
 
     from ragkit.embedding import SentenceTransformerEmbedder
-    from ragkit.entry_reading import ENTRY_MARGIN, read_entries
+    from ragkit.entry_reading import read_entries, reads_as_answer
     from ragkit.withholding import RELEASABLE
 
     labels = load_labels(labels_file)
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
-    gen = _base()
-    model = PeftModel.from_pretrained(gen.model, str(adapter)).eval()
-    readers = {"base": _Reader(gen, model, False), "tuned": _Reader(gen, model, True)}
+    readers = _readers(_base(), adapter)
     counts: Counter[str] = Counter()
     for run in runs:
         for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
@@ -220,7 +198,7 @@ def replay(runs: list[Path], adapter: Path, labels_file: Path) -> None:
                 read = read_entries(s["question"], held["draft"], [c["text"] for c in s["contexts"]], reader, embed)
                 if read is None:
                     break
-                free = read.own >= 0.5 and (read.rival is None or read.own >= read.rival + ENTRY_MARGIN)
+                free = reads_as_answer(read, 0.5)
                 counts[f"{name} {'RELEASED' if free else 'kept'} {label}"] += 1
                 rival = "-" if read.rival is None else f"{read.rival:.2f}"
                 line += f" {name} {read.named:10s} {read.own:.2f}/{rival}"

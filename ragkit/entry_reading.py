@@ -97,6 +97,11 @@ def read_entries(
     return EntryReading(found.named, round(own, 4), round(max(rivals), 4) if rivals else None)
 
 
+def reads_as_answer(read: EntryReading, floor: float) -> bool:
+    """The own entry reads P(yes) >= floor and at least ENTRY_MARGIN above every competing entry read."""
+    return read.own >= floor and (read.rival is None or read.own >= read.rival + ENTRY_MARGIN)
+
+
 def release_by_entry(
     question: str,
     before: CheckedAnswer,
@@ -115,7 +120,7 @@ def release_by_entry(
     if not isinstance(reader, YesNoScorer):
         return held
     read = read_entries(question, held.draft, [h.chunk.text for h in hits], reader, embed)
-    if read is None or read.own < floor or (read.rival is not None and read.own < read.rival + ENTRY_MARGIN):
+    if read is None or not reads_as_answer(read, floor):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
     detail = f"{why.detail}; but {READ_ENTRY} {read.named} as the answer ({read.own:.2f}; {rival})"
