@@ -158,6 +158,8 @@ def _readers(gen: Any, adapter: Path | None) -> dict[str, Any]:
 
 def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
     readers = _readers(_base(), adapter)
+    if not base:
+        readers.pop("base")
     results = []
     for r in map(json.loads, pairs.read_text().splitlines()):
         entries = [r["own"], *r["rivals"][:ENTRY_RIVALS]]
@@ -170,25 +172,26 @@ def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
     report(results, list(readers))
 
 
-def replay(runs: list[Path], adapter: Path, labels_file: Path) -> None:
-    """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the base and the tuned reading, on every
-    draft the coverage check alone withheld, with its hand label."""
+def replay(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str], base: bool) -> None:
+    """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the tuned reading (and the base one with
+    `base`), on every draft withheld for one of `reasons` (flags), with its hand label."""
     from collections import Counter
 
     from trial_tally import load_labels
 
     from ragkit.embedding import SentenceTransformerEmbedder
     from ragkit.entry_reading import read_entries, reads_as_answer
-    from ragkit.withholding import RELEASABLE
 
     labels = load_labels(labels_file)
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
     readers = _readers(_base(), adapter)
+    if not base:
+        readers.pop("base")
     counts: Counter[str] = Counter()
     for run in runs:
         for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
             held = s.get("withheld") or {}
-            if not s.get("abstained") or held.get("reason") not in RELEASABLE or not held.get("draft"):
+            if not s.get("abstained") or held.get("reason") not in reasons or not held.get("draft"):
                 continue
             label = labels.get((s["id"], held["draft"].strip()), "?")
             if not s["answerable"]:
@@ -243,6 +246,8 @@ def main() -> None:
     r.add_argument("runs", nargs="+", type=Path)
     r.add_argument("--adapter", type=Path, required=True)
     r.add_argument("--labels", type=Path, default=HERE / "data" / "trial_labels.jsonl")
+    r.add_argument("--reasons", nargs="+", default=["off_question"], help="the flags whose drafts are replayed")
+    r.add_argument("--base", action="store_true", help="also read with the base model")
     args = ap.parse_args()
     if args.cmd == "pairs":
         make_pairs(args.out, args.trials)
@@ -251,7 +256,7 @@ def main() -> None:
 
         train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr)
     elif args.cmd == "replay":
-        replay(args.runs, args.adapter, args.labels)
+        replay(args.runs, args.adapter, args.labels, args.reasons, args.base)
     else:
         score(args.pairs, args.adapter, args.out)
 

@@ -11,7 +11,9 @@ alone: "Is the option in this entry the answer to the question?" The draft is re
 own entry as the answer (P(yes) >= the floor) and better than every competing entry in view by a margin: a
 neighbour copied into a wrong draft is then out-read by the entry that does answer, and an invented answer to an
 unanswerable question finds no entry that reads as the answer. It reads at most ENTRY_RIVALS + 1 short prompts
-(one forward pass each, nothing generated), and only for a draft the coverage check alone withheld.
+(one forward pass each, nothing generated), and only for a draft the coverage check alone withheld or, by rule RU,
+one the citation check withheld because it cited nothing ("The option for that is `-n`."): released, such a draft
+cites the source that holds the entry (a citation of kind "entry").
 
 Read by the base model it separated right drafts from wrong ones on the labelled runs it was written from and not
 on eight held-out trials asked in the user's own words. Read by the bundled 1.5B model with a LoRA adapter trained
@@ -24,6 +26,7 @@ others, and for it without the adapter, unless generator.entry_release_min is se
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +37,7 @@ from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
 from ragkit.generation.entry_reader import entry_adapter
 from ragkit.protocols import YesNoScorer
-from ragkit.types import Flag, Hit, Message
+from ragkit.types import Citation, Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
 
 SYSTEM = "You decide whether a manual entry answers a user's question. Reply yes or no only."
@@ -48,6 +51,9 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # same floor released 7 right drafts and none wrong on trials 83-86 (docs/design-notes.md, rules R and RT)
 ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
 ENTRY_MARGIN = 0.1
+# the checks whose drafts rule R reads: the word-level coverage check (RELEASABLE), and the citation check (rule RU:
+# "The option to do that is `-n`." cites nothing, and no word-overlap reading can say whether its entry answers)
+ENTRY_RELEASABLE = (*RELEASABLE, "unsourced")
 READ_ENTRY = "the model read the entry of"  # in a "released" flag's detail: this rule, not the release reading
 
 
@@ -59,6 +65,7 @@ class EntryReading:
     named: str
     own: float
     rival: float | None
+    source: int = 0  # index of the source holding the own entry
 
 
 def default_entry_release_min(model: str) -> float:
@@ -94,7 +101,8 @@ def read_entries(
         others = [others[i] for i in order]
     own = reader.yes_probability(entry_messages(question, found.own))
     rivals = [reader.yes_probability(entry_messages(question, o)) for o in others[:ENTRY_RIVALS]]
-    return EntryReading(found.named, round(own, 4), round(max(rivals), 4) if rivals else None)
+    source = next(i for i, text in enumerate(sources) if found.own in text)
+    return EntryReading(found.named, round(own, 4), round(max(rivals), 4) if rivals else None, source)
 
 
 def reads_as_answer(read: EntryReading, floor: float) -> bool:
@@ -111,11 +119,12 @@ def release_by_entry(
     embed: Callable[[list[str]], Any] | None,
     floor: float,
 ) -> Withholding:
-    """`held`, or, when only a coverage check (RELEASABLE) withheld the draft and the reader reads the draft's own
-    entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every competing entry), `before` delivered with a
-    "released" flag saying so. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
+    """`held`, or, when only a coverage check (RELEASABLE) or the citation check (unsourced: rule RU) withheld the
+    draft and the reader reads the draft's own entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every
+    competing entry), `before` delivered with a "released" flag saying so; an unsourced draft is delivered citing
+    the source that holds the entry. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
     why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
-    if floor <= 0 or not held.draft or why is None or why.kind not in RELEASABLE:
+    if floor <= 0 or not held.draft or why is None or why.kind not in ENTRY_RELEASABLE:
         return held
     if not isinstance(reader, YesNoScorer):
         return held
@@ -125,4 +134,24 @@ def release_by_entry(
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
     detail = f"{why.detail}; but {READ_ENTRY} {read.named} as the answer ({read.own:.2f}; {rival})"
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
-    return replace(held, checked=replace(before, flags=(*before.flags, flag)), draft="")
+    delivered = cite_entry(before, hits, read) if why.kind == "unsourced" else before
+    return replace(held, checked=replace(delivered, flags=(*delivered.flags, flag)), draft="")
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def cite_entry(before: CheckedAnswer, hits: Sequence[Hit], read: EntryReading) -> CheckedAnswer:
+    """`before` (an answer no source supported word by word) citing the source that holds the entry read as the
+    answer: [n] at the end of the sentence naming the option (of the whole text if none does), and a Citation of
+    kind "entry" for it."""
+    n = read.source + 1
+    c = hits[read.source].chunk
+    text = before.text
+    at = text.find(read.named)
+    end = _SENTENCE_END.search(text, at + len(read.named)) if at >= 0 else None
+    cut = end.start() if end is not None else len(text.rstrip())
+    start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, max(at, 0))), default=0)
+    sentence = text[start:cut].strip()
+    cited = Citation(n, c.id, c.uri, c.page, c.section, c.start, c.end, "entry", sentence, 0.0)
+    return replace(before, text=f"{text[:cut].rstrip()} [{n}]{text[cut:]}", citations=(*before.citations, cited))

@@ -142,7 +142,9 @@ class Citation:
     n is the source's number in the prompt ([n]). kind says how ragkit knows:
     "cited"     - the model wrote [n] and the source supports the sentence;
     "corrected" - the model cited a source that does not support the sentence, another one does;
-    "inferred"  - the model wrote no marker; the best-supporting source is attributed.
+    "inferred"  - the model wrote no marker; the best-supporting source is attributed;
+    "entry"     - the model wrote no marker and no source supports the sentence word by word, but the model read
+                  the manual entry of the option it names, in this source, as the answer (rule RU).
     """
 
     n: int

@@ -94,6 +94,37 @@ def test_nothing_is_read_off_for_other_checks_or_for_questions_asking_for_no_opt
     assert answer_question(ASKED, [make_hit(1, USERADD)], plain, opts, embed=HashEmbedder().embed).abstained
 
 
+# no [n], and no source sentence holds its words: the citation check withholds it as "unsourced" (rule RU's case)
+UNCITED = "Pick `-r` for a background service."
+
+
+def test_a_draft_that_cites_nothing_is_delivered_citing_the_entry_read_as_the_answer() -> None:
+    ans, reader = _ask(UNCITED, {"-r": 0.8, "-m": 0.2})
+    assert not ans.abstained and ans.draft == ""
+    assert ans.text == "Pick `-r` for a background service [1]."
+    (cited,) = ans.citations
+    assert (cited.n, cited.kind, cited.uri) == (1, "entry", "/kb/useradd.txt")
+    assert cited.sentence == "Pick `-r` for a background service"
+    (flag,) = [f for f in ans.flags if f.kind == "released"]
+    assert flag.detail.startswith("none of its sentences is in a source")
+    assert "the model read the entry of -r as the answer (0.80; the best other entry 0.20)" in flag.detail
+    assert len(reader.read) == 3
+
+
+@pytest.mark.parametrize(
+    ("reply", "p"),
+    [
+        (UNCITED, {"-r": 0.45}),  # under the floor
+        (UNCITED, {"-r": 0.8, "-s": 0.75}),  # a competing entry reads as well
+        ("Pick `--daemon` for a background service.", {"--daemon": 0.9}),  # heads no entry: nothing to read
+    ],
+)
+def test_a_draft_that_cites_nothing_stays_withheld_unless_its_entry_reads_as_the_answer(reply: str, p: dict) -> None:
+    ans, _ = _ask(reply, p)
+    assert ans.abstained and ans.draft == reply and ans.citations == ()
+    assert [f.kind for f in ans.flags if f.kind != "unsupported"] == ["unsourced"]
+
+
 def _built(cache: Path) -> Path:
     """An entry adapter folder as bench/entry_reader.py train leaves it, under a cache folder (config only)."""
     folder = cache / "entry_reader" / "qwen2.5-coder-1.5b"

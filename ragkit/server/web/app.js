@@ -10,6 +10,7 @@ const KINDS = {
   cited: "cited: the model cited this source and it supports the sentence",
   corrected: "corrected: the model cited another source; this one supports the sentence",
   inferred: "inferred: the model cited nothing; this source supports the sentence best",
+  entry: "entry: the model cited nothing; it read this source's entry of the option it names as the answer",
   retrieved: "retrieved: given to the model, not cited by the answer",
 };
 const state = { me: null, answer: null, controller: null, docsOffset: 0, opener: null };
