@@ -158,8 +158,6 @@ def _readers(gen: Any, adapter: Path | None) -> dict[str, Any]:
 
 def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
     readers = _readers(_base(), adapter)
-    if not base:
-        readers.pop("base")
     results = []
     for r in map(json.loads, pairs.read_text().splitlines()):
         entries = [r["own"], *r["rivals"][:ENTRY_RIVALS]]

@@ -25,8 +25,8 @@ others, and for it without the adapter, unless generator.entry_release_min is se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
