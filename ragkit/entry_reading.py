@@ -48,8 +48,9 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # the floor on the own entry's P(yes) (generator.entry_release_min unset), per model, on its own P(yes) scale, for
 # a model read with its entry adapter only: the base 1.5B's reading at 0.5 separated right drafts from wrong ones on
 # the runs it was written from (AUROC 0.95) but not on held-out user-worded trials (0.56); the tuned reading at the
-# same floor released 7 right drafts and none wrong on trials 83-86 (docs/design-notes.md, rules R and RT)
-ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
+# same floor released 7 right drafts and none wrong on trials 83-86; on trials 87-90 its releases under 0.5 (0.32,
+# twice) were both right, so the floor is 0.3 (docs/design-notes.md, rules R, RT and RF)
+ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.3}
 ENTRY_MARGIN = 0.1
 # the checks whose drafts rule R reads: the word-level coverage check (RELEASABLE), and the citation check (rule RU:
 # "The option to do that is `-n`." cites nothing, and no word-overlap reading can say whether its entry answers)

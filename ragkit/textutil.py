@@ -217,14 +217,11 @@ def _stem(word: str) -> str:
 
 # a possessive is no word: "find's" is "find", not "find" and "s" (rule P); an option "-s" stays
 _POSSESSIVE = re.compile(r"(?<=[^\W_])['’]s\b")
-# a contraction's tail is no word: "I'm" left "m", "doesn't" left "t", and a user's question lost coverage over
-# a letter no source holds (rule AP); "can't" and "won't" go whole (can, will and not are stopwords)
-_CONTRACTION = re.compile(r"\b(?:can|won)['’]t\b|(?<=[^\W_])(?:n['’]t|['’](?:m|re|ve|ll|d))\b", re.I)
 
 
 def content_words(text: str) -> set[str]:
-    """Lower-cased, crudely stemmed content words (numbers included), possessives and contractions dropped."""
-    words = (m.group().lower() for m in _WORD.finditer(_CONTRACTION.sub("", _POSSESSIVE.sub("", text))))
+    """Lower-cased, crudely stemmed content words (numbers included), possessives dropped."""
+    words = (m.group().lower() for m in _WORD.finditer(_POSSESSIVE.sub("", text)))
     return {_stem(w) for w in words if w not in _STOPWORDS}
 
 
