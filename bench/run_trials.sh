@@ -114,6 +114,10 @@ trials=(
   "t88 trial_heldout_nsenter /usr/share/man/man1/nsenter.1.gz"
   "t89 trial_heldout_script /usr/share/man/man1/script.1.gz"
   "t90 trial_heldout_wipefs /usr/share/man/man8/wipefs.8.gz"
+  "t91 trial_heldout_dd /usr/share/man/man1/dd.1.gz"
+  "t92 trial_heldout_swapon /usr/share/man/man8/swapon.8.gz"
+  "t93 trial_heldout_install /usr/share/man/man1/install.1.gz"
+  "t94 trial_heldout_split /usr/share/man/man1/split.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
