@@ -5,6 +5,7 @@
                                                                       # ragkit's cache, where rule R finds it)
     python bench/entry_reader.py score PAIRS.jsonl [--adapter DIR]    # P(yes) of the gold entry against its rivals
     python bench/entry_reader.py replay RUN [RUN ...] --adapter DIR   # rule R with each reader on withheld drafts
+    python bench/entry_reader.py lookup RUN [RUN ...] --adapter DIR   # rule RL: the named option's entry looked up
 
 Rule R (ragkit.entry_reading) asks the generator "Is the option in this entry the answer to the question?" of the
 draft's own entry and of the ENTRY_RIVALS entries nearest the question. The base model's reading separated right
@@ -170,15 +171,19 @@ def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
     report(results, list(readers))
 
 
-def replay(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str], base: bool) -> None:
+def replay(
+    runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str], base: bool, released: bool = False
+) -> None:
     """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the tuned reading (and the base one with
-    `base`), on every draft withheld for one of `reasons` (flags), with its hand label."""
+    `base`), on every draft withheld for one of `reasons` (flags), and with `released` every draft an entry reading
+    delivered (its sources then hold a looked-up entry, rule RL), with its hand label."""
     from collections import Counter
 
     from trial_tally import load_labels
 
+    from ragkit.citations import strip_markers
     from ragkit.embedding import SentenceTransformerEmbedder
-    from ragkit.entry_reading import read_entries, reads_as_answer
+    from ragkit.entry_reading import ENTRY_RELEASE_MIN, READ_ENTRY, read_entries, reads_as_answer
 
     labels = load_labels(labels_file)
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
@@ -189,9 +194,12 @@ def replay(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str
     for run in runs:
         for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
             held = s.get("withheld") or {}
-            if not s.get("abstained") or held.get("reason") not in reasons or not held.get("draft"):
+            freed = (s.get("released") or {}).get("detail", "")
+            if released and READ_ENTRY in freed:  # a draft an entry reading delivered: read it again
+                held = {"draft": strip_markers(s["answer"]), "label": s["answer"].strip()}
+            elif not s.get("abstained") or held.get("reason") not in reasons or not held.get("draft"):
                 continue
-            label = labels.get((s["id"], held["draft"].strip()), "?")
+            label = labels.get((s["id"], held.get("label", held["draft"]).strip()), "?")
             if not s["answerable"]:
                 label = "invention" if label == "?" else label
             line = f"{run.name[:32]:32s} {s['id']:9s} {label:9s}"
@@ -199,13 +207,63 @@ def replay(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str
                 read = read_entries(s["question"], held["draft"], [c["text"] for c in s["contexts"]], reader, embed)
                 if read is None:
                     break
-                free = reads_as_answer(read, 0.5)
+                free = reads_as_answer(read, ENTRY_RELEASE_MIN[MODEL])
                 counts[f"{name} {'RELEASED' if free else 'kept'} {label}"] += 1
                 rival = "-" if read.rival is None else f"{read.rival:.2f}"
                 line += f" {name} {read.named:10s} {read.own:.2f}/{rival}"
                 line += " RELEASED" if free else " kept"
             else:
                 print(line, flush=True)
+    for k, v in sorted(counts.items()):
+        print(f"{k}: {v}")
+
+
+def lookup(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str]) -> None:
+    """Rule RL replayed with the tuned reading: a draft withheld for one of `reasons` that names an option heading
+    no entry in view has that option's entry looked up among the other chunks of the documents in view, and read
+    beside the rivals in view (floor and margin as rule R's default)."""
+    from collections import Counter
+
+    from trial_tally import load_labels
+
+    import ragkit
+    from ragkit.embedding import SentenceTransformerEmbedder
+    from ragkit.entries import answer_entries, heads_entry, named_option
+    from ragkit.entry_reading import ENTRY_RELEASE_MIN, read_entries, reads_as_answer
+
+    labels = load_labels(labels_file)
+    embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
+    reader = _readers(_base(), adapter)["tuned"]
+    floor = ENTRY_RELEASE_MIN[MODEL]
+    counts: Counter[str] = Counter()
+    for run in runs:
+        kb = ragkit.open(run.parent.parent, create=False)
+        for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
+            held = s.get("withheld") or {}
+            draft, q = held.get("draft") or "", s["question"]
+            if not s.get("abstained") or held.get("reason") not in reasons or not draft:
+                continue
+            sources = [c["text"] for c in s["contexts"]]
+            named = named_option(q, draft)
+            if named is None or answer_entries(q, draft, sources) is not None:
+                continue
+            label = labels.get((s["id"], draft.strip()), "?")
+            label = "invention" if not s["answerable"] and label == "?" else label
+            docs = dict.fromkeys(c.doc_id for c in kb.chunks([c["chunk_id"] for c in s["contexts"]]).values())
+            texts = (t for d in docs for _, t in kb.store.document_spans(d) if t not in sources)
+            found = next((t for t in texts if heads_entry(named, t)), None)
+            line = f"{run.name[:32]:32s} {s['id']:9s} {label:9s} {named:14s}"
+            if found is None:
+                counts[f"no entry {label}"] += 1
+                print(f"{line} no entry in its documents", flush=True)
+                continue
+            read = read_entries(q, draft, [*sources, found], reader, embed)
+            assert read is not None
+            free = reads_as_answer(read, floor)
+            counts[f"{'RELEASED' if free else 'kept'} {label}"] += 1
+            rival = "-" if read.rival is None else f"{read.rival:.2f}"
+            print(f"{line} {read.own:.2f}/{rival} {'RELEASED' if free else 'kept'}", flush=True)
+        kb.close()
     for k, v in sorted(counts.items()):
         print(f"{k}: {v}")
 
@@ -246,6 +304,12 @@ def main() -> None:
     r.add_argument("--labels", type=Path, default=HERE / "data" / "trial_labels.jsonl")
     r.add_argument("--reasons", nargs="+", default=["off_question"], help="the flags whose drafts are replayed")
     r.add_argument("--base", action="store_true", help="also read with the base model")
+    r.add_argument("--released", action="store_true", help="also the drafts an entry reading delivered")
+    lk = sub.add_parser("lookup")
+    lk.add_argument("runs", nargs="+", type=Path)
+    lk.add_argument("--adapter", type=Path, required=True)
+    lk.add_argument("--labels", type=Path, default=HERE / "data" / "trial_labels.jsonl")
+    lk.add_argument("--reasons", nargs="+", default=["unsourced", "off_question"])
     args = ap.parse_args()
     if args.cmd == "pairs":
         make_pairs(args.out, args.trials)
@@ -253,8 +317,10 @@ def main() -> None:
         from ragkit.generation.entry_reader import entry_adapter_dir
 
         train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr)
+    elif args.cmd == "lookup":
+        lookup(args.runs, args.adapter, args.labels, args.reasons)
     elif args.cmd == "replay":
-        replay(args.runs, args.adapter, args.labels, args.reasons, args.base)
+        replay(args.runs, args.adapter, args.labels, args.reasons, args.base, args.released)
     else:
         score(args.pairs, args.adapter, args.out)
 

@@ -137,16 +137,27 @@ _HOW_TO = re.compile(
 )
 
 
+def named_option(question: str, answer: str) -> str | None:
+    """The option in code shape the answer names first ("--radix" of "`--radix=x`"), for a question asking for an
+    option or how to get something done; else None."""
+    if not (_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question)):
+        return None
+    spans = [s for s in key_spans(answer, question) if _CODE_NAME.fullmatch(s.strip("`"))]
+    return spans[0].strip("`").split("=")[0] if spans else None
+
+
+def heads_entry(named: str, text: str) -> bool:
+    """True when `named` heads an entry of `text` (its tag line names it)."""
+    return any(named in _names(tag) for tag, _ in source_entries(text))
+
+
 def answer_entries(question: str, answer: str, sources: Sequence[str]) -> Candidates | None:
     """For a question asking for an option, or how to get something done, whose answer names an option in code
     shape heading an entry of `sources`: that entry and the others (not those the question itself names); else
     None."""
-    if not (_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question)):
+    named = named_option(question, answer)
+    if named is None:
         return None
-    spans = [s for s in key_spans(answer, question) if _CODE_NAME.fullmatch(s.strip("`"))]
-    if not spans:
-        return None
-    named = spans[0].strip("`").split("=")[0]
     entries = [entry for text in sources for entry in source_entries(text) if _names(entry[0])]
     own = [body for tag, body in entries if named in _names(tag)]
     if not own:
