@@ -108,7 +108,7 @@ def _base() -> Any:
     return TransformersGenerator(MODEL, dtype="bfloat16")
 
 
-def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
+def train(pairs: Path, out: Path, epochs: int, lr: float, steps: int | None = None) -> None:
     from ragkit.finetune.examples import SftExample, tokenize_example
     from ragkit.finetune.train import FinetuneOptions, ProgressEvent, train_lora
 
@@ -123,7 +123,7 @@ def train(pairs: Path, out: Path, epochs: int, lr: float) -> None:
     random.Random(0).shuffle(data)
     tokens = sum(len(ids) for ids, _ in data)
     print(f"{len(data)} examples from {len(rows)} questions, {tokens} tokens", file=sys.stderr)
-    opts = FinetuneOptions(epochs=epochs, batch_size=8, micro_batch=4, lr=lr, lora_dropout=0.05)
+    opts = FinetuneOptions(epochs=epochs, steps=steps, batch_size=8, micro_batch=4, lr=lr, lora_dropout=0.05)
     t0 = time.time()
 
     def show(e: ProgressEvent) -> None:
@@ -294,6 +294,7 @@ def main() -> None:
     t.add_argument("out", type=Path, nargs="?")
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--steps", type=int, help="optimizer steps (default: the epochs); rule RT2 used 64")
     s = sub.add_parser("score")
     s.add_argument("pairs", type=Path)
     s.add_argument("--adapter", type=Path)
@@ -316,7 +317,7 @@ def main() -> None:
     elif args.cmd == "train":
         from ragkit.generation.entry_reader import entry_adapter_dir
 
-        train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr)
+        train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr, args.steps)
     elif args.cmd == "lookup":
         lookup(args.runs, args.adapter, args.labels, args.reasons)
     elif args.cmd == "replay":
