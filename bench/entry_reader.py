@@ -139,26 +139,40 @@ def train(pairs: Path, out: Path, epochs: int, lr: float, steps: int | None = No
     print(f"saved {out} ({log.seconds:.0f} s)", file=sys.stderr)
 
 
-def _readers(gen: Any, adapter: Path | None) -> dict[str, Any]:
-    """YesNoScorers over one loaded model: "base", and with an adapter "tuned" (its LoRA on; "base" turns it off).
-    Each is the generator itself with its model swapped, so P(yes) is read exactly as rule R reads it."""
+def _readers(gen: Any, adapter: Path | None, also: Path | None = None) -> dict[str, Any]:
+    """YesNoScorers over one loaded model: "base", with an adapter "tuned" (its LoRA on; "base" turns it off), and
+    with `also` a second adapter "also" beside it. Each is the generator itself with its model swapped, so P(yes) is
+    read exactly as rule R reads it."""
     if adapter is None:
         return {"base": gen}
     from peft import PeftModel
 
     tuned = copy.copy(gen)
     tuned.model = PeftModel.from_pretrained(gen.model, str(adapter)).eval()
+    if also is not None:
+        tuned.model.load_adapter(str(also), adapter_name="also")
 
     class _Base:
         def yes_probability(self, messages: list[dict[str, str]]) -> float:
             with tuned.model.disable_adapter():
                 return tuned.yes_probability(messages)
 
-    return {"base": _Base(), "tuned": tuned}
+    class _Adapter:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def yes_probability(self, messages: list[dict[str, str]]) -> float:
+            tuned.model.set_adapter(self.name)
+            return tuned.yes_probability(messages)
+
+    out = {"base": _Base(), "tuned": _Adapter("default")}
+    return out | ({"also": _Adapter("also")} if also is not None else {})
 
 
-def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
-    readers = _readers(_base(), adapter)
+def score(pairs: Path, adapter: Path | None, out: Path | None, also: Path | None = None, base: bool = True) -> None:
+    readers = _readers(_base(), adapter, also)
+    if not base and adapter is not None:
+        readers.pop("base")
     results = []
     for r in map(json.loads, pairs.read_text().splitlines()):
         entries = [r["own"], *r["rivals"][:ENTRY_RIVALS]]
@@ -172,7 +186,13 @@ def score(pairs: Path, adapter: Path | None, out: Path | None) -> None:
 
 
 def replay(
-    runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str], base: bool, released: bool = False
+    runs: list[Path],
+    adapter: Path,
+    labels_file: Path,
+    reasons: list[str],
+    base: bool,
+    released: bool = False,
+    also: Path | None = None,
 ) -> None:
     """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the tuned reading (and the base one with
     `base`), on every draft withheld for one of `reasons` (flags), and with `released` every draft an entry reading
@@ -187,7 +207,7 @@ def replay(
 
     labels = load_labels(labels_file)
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
-    readers = _readers(_base(), adapter)
+    readers = _readers(_base(), adapter, also)
     if not base:
         readers.pop("base")
     counts: Counter[str] = Counter()
@@ -218,7 +238,7 @@ def replay(
         print(f"{k}: {v}")
 
 
-def lookup(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str]) -> None:
+def lookup(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str], also: Path | None = None) -> None:
     """Rule RL replayed with the tuned reading: a draft withheld for one of `reasons` that names an option heading
     no entry in view has that option's entry looked up among the other chunks of the documents in view, and read
     beside the rivals in view (floor and margin as rule R's default)."""
@@ -233,7 +253,8 @@ def lookup(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str
 
     labels = load_labels(labels_file)
     embed = SentenceTransformerEmbedder("all-MiniLM-L6-v2").embed
-    reader = _readers(_base(), adapter)["tuned"]
+    readers = _readers(_base(), adapter, also)
+    readers.pop("base")
     floor = ENTRY_RELEASE_MIN[MODEL]
     counts: Counter[str] = Counter()
     for run in runs:
@@ -257,12 +278,14 @@ def lookup(runs: list[Path], adapter: Path, labels_file: Path, reasons: list[str
                 counts[f"no entry {label}"] += 1
                 print(f"{line} no entry in its documents", flush=True)
                 continue
-            read = read_entries(q, draft, [*sources, found], reader, embed)
-            assert read is not None
-            free = reads_as_answer(read, floor)
-            counts[f"{'RELEASED' if free else 'kept'} {label}"] += 1
-            rival = "-" if read.rival is None else f"{read.rival:.2f}"
-            print(f"{line} {read.own:.2f}/{rival} {'RELEASED' if free else 'kept'}", flush=True)
+            for name, reader in readers.items():
+                read = read_entries(q, draft, [*sources, found], reader, embed)
+                assert read is not None
+                free = reads_as_answer(read, floor)
+                counts[f"{name} {'RELEASED' if free else 'kept'} {label}"] += 1
+                rival = "-" if read.rival is None else f"{read.rival:.2f}"
+                line += f" {name} {read.own:.2f}/{rival} {'RELEASED' if free else 'kept'}"
+            print(line, flush=True)
         kb.close()
     for k, v in sorted(counts.items()):
         print(f"{k}: {v}")
@@ -299,6 +322,8 @@ def main() -> None:
     s.add_argument("pairs", type=Path)
     s.add_argument("--adapter", type=Path)
     s.add_argument("--out", type=Path)
+    s.add_argument("--also", type=Path, help="a second adapter read beside --adapter")
+    s.add_argument("--no-base", dest="base", action="store_false", help="skip the base model's reading")
     r = sub.add_parser("replay")
     r.add_argument("runs", nargs="+", type=Path)
     r.add_argument("--adapter", type=Path, required=True)
@@ -306,11 +331,13 @@ def main() -> None:
     r.add_argument("--reasons", nargs="+", default=["off_question"], help="the flags whose drafts are replayed")
     r.add_argument("--base", action="store_true", help="also read with the base model")
     r.add_argument("--released", action="store_true", help="also the drafts an entry reading delivered")
+    r.add_argument("--also", type=Path, help="a second adapter read beside --adapter")
     lk = sub.add_parser("lookup")
     lk.add_argument("runs", nargs="+", type=Path)
     lk.add_argument("--adapter", type=Path, required=True)
     lk.add_argument("--labels", type=Path, default=HERE / "data" / "trial_labels.jsonl")
     lk.add_argument("--reasons", nargs="+", default=["unsourced", "off_question"])
+    lk.add_argument("--also", type=Path, help="a second adapter read beside --adapter")
     args = ap.parse_args()
     if args.cmd == "pairs":
         make_pairs(args.out, args.trials)
@@ -319,11 +346,11 @@ def main() -> None:
 
         train(args.pairs, args.out or entry_adapter_dir(MODEL), args.epochs, args.lr, args.steps)
     elif args.cmd == "lookup":
-        lookup(args.runs, args.adapter, args.labels, args.reasons)
+        lookup(args.runs, args.adapter, args.labels, args.reasons, args.also)
     elif args.cmd == "replay":
-        replay(args.runs, args.adapter, args.labels, args.reasons, args.base, args.released)
+        replay(args.runs, args.adapter, args.labels, args.reasons, args.base, args.released, args.also)
     else:
-        score(args.pairs, args.adapter, args.out)
+        score(args.pairs, args.adapter, args.out, args.also, args.base)
 
 
 if __name__ == "__main__":
