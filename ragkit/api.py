@@ -23,7 +23,6 @@ from ragkit.answering import AnswerOptions, answer_question, measured_relevance,
 from ragkit.apikeys import ApiKeys
 from ragkit.config import RagkitConfig, dump_config
 from ragkit.documents import Documents
-from ragkit.entry_lookup import look_up_entry
 from ragkit.errors import KnowledgeBaseError
 from ragkit.fallback import with_second_opinion
 from ragkit.fsutil import atomic_write
@@ -272,8 +271,7 @@ class KnowledgeBase:
         options = build.with_schema(self.answer_options(**given), schema)
         t0 = time.perf_counter()
         hits = self.search(question, k, filters=filters, mode=mode)
-        took = time.perf_counter() - t0
-        return self.answer(question, hits, options, on_text=on_text, retrieve_s=took, filters=filters)
+        return self.answer(question, hits, options, on_text=on_text, retrieve_s=time.perf_counter() - t0)
 
     def answer_options(self, **overrides: Any) -> AnswerOptions:
         """The generator config as AnswerOptions (min_relevance resolved for this KB's embedder); None keeps it."""
@@ -288,10 +286,9 @@ class KnowledgeBase:
         on_text: Callable[[str], None] | None = None,
         retrieve_s: float = 0.0,
         relevance: float | None = None,
-        filters: FilterSpec = None,
     ) -> Answer:
         """Answer from hits already retrieved (best first) with this KB's generator; see `ask` (None: answer_options).
-        relevance: the question's best cosine to the hits if measured; filters: the search's (ragkit.entry_lookup)."""
+        relevance: the question's best cosine to the hits when the caller measured it (measured_relevance)."""
         options = options or self.answer_options()
         relevance = measured_relevance(question, hits, self._embedder.get) if relevance is None else relevance
         gated = relevance_gate(question, hits, relevance, options, retrieve_s=retrieve_s)
@@ -302,7 +299,6 @@ class KnowledgeBase:
         first = answer_question(
             question, hits, gen, options, on_text=on_text, retrieve_s=retrieve_s, relevance=relevance, embed=embed
         )  # a withheld draft gets a second opinion when generator.fallback names a model (ragkit.fallback)
-        first = look_up_entry(first, self.search, filters, gen, embed, options.entry_release_min)  # rule RL
         first = read_own(first, gen, options)  # generator.own_min_verified: off unless set, and with a fallback
         return with_second_opinion(first, hits, build.fallback_options(self.config, options), self._fallback.get, embed)
 
@@ -343,6 +339,8 @@ class KnowledgeBase:
         view.principal = principal
         view.close = lambda: None  # type: ignore[method-assign]  # the connections are this KB's
         return view
+
+    # -- workflows: each takes this KB (sentence-transformers' model.evaluate(evaluator) shape) ----------
 
     def evaluate(
         self,
@@ -389,6 +387,8 @@ class KnowledgeBase:
         gen_cfg = self.config.generator.model_copy(update={"adapter": name})
         config = self.config.model_copy(update={"generator": gen_cfg})
         return KnowledgeBase(self.root, config, dict(self.manifest), self.principal)
+
+    # -- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         self.store.close()

@@ -95,7 +95,6 @@ class Prepared:
     relevance: float | None
     retrieve_s: float
     gated: Answer | None
-    filters: Any = None  # the ask's filters: rule RL looks an option's entry up under them
 
     def answerer(self, on_text: Callable[[str], None]) -> Callable[[], Answer]:
         """`kb.answer` as a call for the lane's thread (the gate passed; the relevance measured for it is passed
@@ -109,7 +108,6 @@ class Prepared:
                 on_text=on_text,
                 retrieve_s=self.retrieve_s,
                 relevance=self.relevance,
-                filters=self.filters,
             )
 
         return run
@@ -131,7 +129,7 @@ async def prepare(request: Request, who: Caller, body: AskRequest) -> Prepared:
         )
         relevance = measured_relevance(body.question, hits, lambda: kb.embedder)
         gated = relevance_gate(body.question, hits, relevance, options, retrieve_s=retrieve_s)
-        return Prepared(kb, body.question, hits, options, relevance, retrieve_s, gated, body.filters)
+        return Prepared(kb, body.question, hits, options, relevance, retrieve_s, gated)
 
     prepared = await in_kb(request, run)
     if prepared.gated is not None:
