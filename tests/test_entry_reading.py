@@ -260,3 +260,21 @@ def test_the_tuned_reader_reads_a_user_worded_question_s_entry_first(tmp_path: P
     wrong = read_entries(ASKED, NEIGHBOUR, [USERADD], reader, None)
     floor = ENTRY_RELEASE_MIN["Qwen2.5-Coder-1.5B-Instruct"]
     assert wrong is not None and not reads_as_answer(wrong, floor), wrong  # a copied neighbour's entry is not it
+
+
+def test_the_cli_names_an_entry_citation_and_does_not_warn_over_it(
+    tmp_path: Path, hashed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import run
+
+    from ragkit import build
+
+    (tmp_path / "useradd.txt").write_text(USERADD)
+    assert run("ingest", tmp_path / "useradd.txt", "--kb", tmp_path / "kb").exit_code == 0
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: EntryReader(UNCITED, {"-r": 0.8}))
+    sets = ("--set", "generator.entry_release_min=0.5", "--min-relevance", "0", "--min-coverage", "0.45")
+    res = run("ask", ASKED, "--kb", tmp_path / "kb", "--no-stream", *sets)
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("Pick `-r` for a background service [1].")
+    assert "(the model read this source's entry of the option it names as the answer)" in res.output
+    assert "not supported by any source" not in res.output and "Delivered after a second look" in res.output

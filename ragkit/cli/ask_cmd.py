@@ -223,11 +223,13 @@ def ask(
                 where.append(f"page {c.page}")
             if c.section:
                 where.append(f'section "{c.section}"')
-            note = "" if c.kind == "cited" else f"  ({c.kind} by ragkit's citation check)"
+            how = _KINDS.get(c.kind, f"{c.kind} by ragkit's citation check")
+            note = "" if c.kind == "cited" else f"  ({how})"
             out.print(f"  [{n}] {', '.join(where)}{note}", markup=False)
     elif not answer.abstained:
         out.print("\nNo source supports this answer.")
-    for sentence in answer.unsupported:
+    read = {c.sentence for c in answer.citations if c.kind == "entry"}  # the released line says why: no words held
+    for sentence in (s for s in answer.unsupported if s.rstrip(".") not in read):
         verb = "removed (--strict)" if strict else "not supported by any source"
         err.print(f"[yellow]warning: {verb}: {sentence}[/yellow]")
     injected = [f for f in answer.flags if f.kind == "injection"]
@@ -277,6 +279,7 @@ def ask(
         err.print("[yellow]warning: the answer hit the token limit mid-sentence; raise --max-tokens[/yellow]")
 
 
+_KINDS = {"entry": "the model read this source's entry of the option it names as the answer"}  # rule R, RU
 # why ragkit withheld a generated answer (ragkit.withholding's flags) and the option that keeps it
 _WITHHELD = {
     "unsourced": ("No source supports the model's answer", "--min-grounding 0"),
