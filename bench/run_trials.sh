@@ -118,6 +118,12 @@ trials=(
   "t92 trial_heldout_swapon /usr/share/man/man8/swapon.8.gz"
   "t93 trial_heldout_install /usr/share/man/man1/install.1.gz"
   "t94 trial_heldout_split /usr/share/man/man1/split.1.gz"
+  "t95 trial_heldout_tar /usr/share/man/man1/tar.1.gz"
+  "t96 trial_heldout_gzip /usr/share/man/man1/gzip.1.gz"
+  "t97 trial_heldout_sftp /usr/share/man/man1/sftp.1.gz"
+  "t98 trial_heldout_gitstash /usr/share/man/man1/git-stash.1.gz"
+  "t99 trial_heldout_mkswap /usr/share/man/man8/mkswap.8.gz"
+  "t100 trial_heldout_zstd /usr/share/man/man1/zstd.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then

@@ -84,12 +84,15 @@ def tally(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> 
     return t
 
 
-def _samples(run: Path, unrelease: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
+def _samples(
+    run: Path, unrelease: str | None = None, category: str | None = None, min_relevance: float = 0.0
+) -> list[dict[str, Any]]:
     path = run / "samples.jsonl"
     if not path.is_file():
         raise SystemExit(f"{run}: not an eval run folder (no samples.jsonl); give KB/runs/NAME of a `ragkit eval run`")
     samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     samples = [_unreleased(s, unrelease) for s in samples] if unrelease else samples
+    samples = [_unasked(s, min_relevance) for s in samples]
     return samples if category is None else in_category(samples, category)
 
 
@@ -108,6 +111,14 @@ def _unreleased(s: dict[str, Any], pattern: str) -> dict[str, Any]:
     return {**s, "abstained": True, "withheld": {"draft": s["answer"], "reason": "released"}}
 
 
+def _unasked(s: dict[str, Any], floor: float) -> dict[str, Any]:
+    """The sample as a higher relevance floor would have left it: a question whose best source scored under
+    `floor` is abstained on before the model is asked (no draft), whatever the run did with it."""
+    if floor <= 0 or s.get("relevance") is None or s["relevance"] >= floor:
+        return s
+    return {**s, "abstained": True, "withheld": None, "released": None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="eval run folders (KB/runs/NAME)")
@@ -124,11 +135,18 @@ def main() -> None:
         metavar="NAME",
         help='count only the answerable questions of this category (trials 79 on: "user" or "manual" wording)',
     )
+    ap.add_argument(
+        "--min-relevance",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="count questions whose best source scored under X as abstained unasked (the arm of a higher floor)",
+    )
     args = ap.parse_args()
     labels = load_labels(args.labels)
     tallies = []
     for run in args.runs:
-        t = tally(_samples(run, args.unrelease, args.category), labels)
+        t = tally(_samples(run, args.unrelease, args.category, args.min_relevance), labels)
         tallies.append(t)
         if args.json:
             print(json.dumps({"run": str(run), **t}))

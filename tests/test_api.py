@@ -132,10 +132,10 @@ def test_ask_cites_the_one_file_that_holds_the_answer(built_kb: Path) -> None:
 
 def test_the_relevance_floor_defaults_to_the_measured_value_for_the_bundled_embedder(built_kb: Path) -> None:
     with ragkit.open(built_kb, create=False) as kb:
-        # 0.40, or 0.30 where the KB's generator is Qwen 1.5B (GENERATOR_MIN_RELEVANCE)
+        # 0.40, or 0.20 where the KB's generator is Qwen 1.5B (GENERATOR_MIN_RELEVANCE)
         measured = default_min_relevance("all-MiniLM-L6-v2", kb.config.generator.model)
         assert kb.answer_options().min_relevance == measured and MIN_RELEVANCE["all-MiniLM-L6-v2"] == 0.40
-        assert default_min_relevance("all-MiniLM-L6-v2", "Qwen2.5-Coder-1.5B-Instruct") == 0.30
+        assert default_min_relevance("all-MiniLM-L6-v2", "Qwen2.5-Coder-1.5B-Instruct") == 0.20
         assert default_min_relevance("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct") == 0.40
         assert kb.answer_options(min_relevance=0.0).min_relevance == 0.0  # the caller turns it off
     with ragkit.open(built_kb, create=False, **{"generator.min_relevance": 0.2}) as kb:
