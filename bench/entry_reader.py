@@ -195,10 +195,13 @@ def replay(
     base: bool,
     released: bool = False,
     also: Path | None = None,
+    read_below: float = 0.0,
 ) -> None:
     """Rule R's release (floor, margin, rivals as ragkit.entry_reading) with the tuned reading (and the base one with
     `base`), on every draft withheld for one of `reasons` (flags), and with `released` every draft an entry reading
-    delivered (its sources then hold a looked-up entry, rule RL), with its hand label."""
+    delivered (its sources then hold a looked-up entry, rule RL), and every draft the model's own reading delivered at
+    under `read_below` (rule RW's releases: what rule R would have done with them at a higher release floor), with
+    its hand label."""
     from collections import Counter
 
     from trial_tally import load_labels
@@ -217,7 +220,8 @@ def replay(
         for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()):
             held = s.get("withheld") or {}
             freed = (s.get("released") or {}).get("detail", "")
-            if released and READ_ENTRY in freed:  # a draft an entry reading delivered: read it again
+            own = re.search(r"the model gave ([\d.]+) that the sources state it", freed)
+            if (released and READ_ENTRY in freed) or (own and float(own.group(1)) < read_below):
                 held = {"draft": strip_markers(s["answer"]), "label": s["answer"].strip()}
             elif not s.get("abstained") or held.get("reason") not in reasons or not held.get("draft"):
                 continue
@@ -333,6 +337,13 @@ def main() -> None:
     r.add_argument("--reasons", nargs="+", default=["off_question"], help="the flags whose drafts are replayed")
     r.add_argument("--base", action="store_true", help="also read with the base model")
     r.add_argument("--released", action="store_true", help="also the drafts an entry reading delivered")
+    r.add_argument(
+        "--read-below",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="also the drafts the model's own reading delivered at under P (generator.release_min_verified)",
+    )
     r.add_argument("--also", type=Path, help="a second adapter read beside --adapter")
     lk = sub.add_parser("lookup")
     lk.add_argument("runs", nargs="+", type=Path)
@@ -350,7 +361,7 @@ def main() -> None:
     elif args.cmd == "lookup":
         lookup(args.runs, args.adapter, args.labels, args.reasons, args.also)
     elif args.cmd == "replay":
-        replay(args.runs, args.adapter, args.labels, args.reasons, args.base, args.released, args.also)
+        replay(args.runs, args.adapter, args.labels, args.reasons, args.base, args.released, args.also, args.read_below)
     else:
         score(args.pairs, args.adapter, args.out, args.also, args.base)
 

@@ -146,9 +146,9 @@ class GeneratorConfig(_Section):
     cut_hits: bool = True  # a hit that does not fit is cut at a sentence boundary (False: dropped whole)
     # before generation: when no retrieved source reaches this cosine similarity to the question, answer with
     # the abstention phrase without asking the model. None = the value measured for the bundled embedder
-    # (0.40 for all-MiniLM-L6-v2, docs/benchmarks.md "Abstention dev set"; 0.30 with Qwen2.5-Coder-1.5B, whose
-    # checks after generation handle the questions between, "Twentieth round"), off for other embedders;
-    # 0 = off. Calibrate your own from the `relevance` field of `ragkit eval` samples.
+    # (0.40 for all-MiniLM-L6-v2, docs/benchmarks.md "Abstention dev set"; 0.20 with Qwen2.5-Coder-1.5B, whose
+    # checks after generation handle the questions between, "Twentieth round", "Fortieth session"), off for other
+    # embedders; 0 = off. Calibrate your own from the `relevance` field of `ragkit eval` samples.
     min_relevance: float | None = Field(default=None, ge=0.0, le=1.0)
     # after generation: when the answer's key fact (its numbers, names, code words) is in no source, or only in
     # a source sentence whose cosine similarity to the question is below this, answer with the abstention phrase
