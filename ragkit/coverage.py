@@ -50,7 +50,7 @@ _CHOICE = re.compile(
 )
 _OR = re.compile(r"\bor\b", re.I)  # also a choice answered by picking one of its options (not a yes/no)
 _WH = re.compile(r"\s*(?:which|what|who|where|when|how)\b", re.I)
-_CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or grep -E?"
+CHOICE_TAIL = re.compile(r",[^,]*\bor\b[^,]*\?\s*$", re.I)  # "..., grep -F or grep -E?"
 _QUOTED_SYMBOL = re.compile(r"[\"'`“‘]([^\w\s\"'`“”‘’]{1,3})[\"'`”’]")  # "?", `@@`, '#'
 _WORD = re.compile(r"[^\W_]+")
 _PATHLIKE = re.compile(r"[^\s,;:()\"']*\w[/.\\]\w[^\s,;:()\"']*|(?<!\S)/\w[^\s,;:()\"']*")  # /etc/shadow, zlib.h
@@ -125,7 +125,7 @@ def is_choice(question: str) -> bool:
     one (rule C')."""
     if _CHOICE.search(question):
         return True
-    return bool(_OR.search(question)) and (not _WH.match(question) or bool(_CHOICE_TAIL.search(question)))
+    return bool(_OR.search(question)) and (not _WH.match(question) or bool(CHOICE_TAIL.search(question)))
 
 
 def sentences(answer: str) -> int:

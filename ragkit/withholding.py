@@ -5,7 +5,8 @@ In order, the first that fails replaces the answer with the abstention phrase an
   in docs/design-notes.md: it was how inventions without a [n] were delivered);
 - restated (ragkit.coverage): the answer says nothing beyond the question;
 - ungrounded (ragkit.grounding): its key fact is in no source, or only in a sentence about something else
-  (for a choice or yes/no question: the option it picks is named in no source, ragkit.coverage), or the
+  (for a choice or yes/no question: the option it picks is named in no source, or for a comparison between named
+  alternatives, one of them is, rule CO; ragkit.coverage, ragkit.alternatives), or the
   sources name it only as the alternative they rule out ("3, rather than 2", ragkit.roles), or the option it
   names heads an entry about something else while another entry matches the question (rule E, ragkit.entries),
   or the version asked for a named thing's change stands only in sentences that never name it (rule N);
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ragkit.alternatives import unnamed_alternatives
 from ragkit.citations import CheckedAnswer, best_support
 from ragkit.confidence import Confidence, default_min_confidence, key_confidence
 from ragkit.coverage import (
@@ -115,6 +117,10 @@ def withhold_unfounded(
     if unnamed:
         picks = f"the answer names {' and '.join(unnamed)}, which no source mentions"
         checked = _abstain(checked, Flag("ungrounded", draft, detail=picks), o)
+    unasked = unnamed_alternatives(question, sources) if not checked.abstained and o.min_grounding > 0 else ()
+    if unasked:
+        compared = f"the question compares {' and '.join(unasked)}, which no source names"
+        checked = _abstain(checked, Flag("ungrounded", draft, detail=compared), o)
     ruled_out = rejected_spans(draft, question, sources) if not checked.abstained and o.min_grounding > 0 else []
     if ruled_out:
         what = " and ".join(f'"{s}"' for s in ruled_out)

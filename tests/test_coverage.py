@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ragkit.alternatives import unnamed_alternatives
 from ragkit.answering import MIN_COVERAGE, AnswerOptions, answer_question
 from ragkit.coverage import (
     PASSAGE_MIN_COVERAGE,
@@ -172,6 +173,30 @@ def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> N
     assert flag.detail == "the answer names Zeppelin, which no source mentions"
     assert not _ask("Train travel [1].", question, min_grounding=0.2).abstained
     assert not _ask("The Zeppelin [1].", question).abstained  # min_grounding 0 turns it off
+
+
+def test_a_comparison_with_an_alternative_no_source_names_is_withheld() -> None:
+    # rule CO: the held-out HaluEval questions whose answer passage was removed, delivered as a pick
+    movies = "Who directed more movies, Vincent Sherman or David Seltzer?"
+    seltzer = ["As writer-director, Seltzer's credits include the 1986 teen tragi-comedy Lucas."]
+    assert unnamed_alternatives(movies, seltzer) == ("Vincent Sherman",)
+    assert unnamed_alternatives(movies, [*seltzer, "Vincent Sherman directed 30 films."]) == ()
+    # at least half of an alternative's names in one source: "University" alone does not name the Texas system
+    schools = "Which has more institutions, The University of Texas System or Wake Forest University?"
+    wake = ["Wake Forest University is a private research university in Winston-Salem."]
+    assert unnamed_alternatives(schools, wake) == ("The University of Texas System",)
+    # not a comparison: the sources need state only the value picked; nor an "or" inside a clause
+    assert unnamed_alternatives("What is the default, 10 or 20?", ["The default is 10."]) == ()
+    assert unnamed_alternatives("Which is used for short trips, the train or the Zeppelin?", [TRAVEL]) == ()
+    assert unnamed_alternatives("Which flag is faster when the file is big or small?", [TRAVEL]) == ()
+    # through the checks: withheld as ungrounded, whichever alternative the draft picks
+    train = "Train travel is preferred for trips under four hours [1]."
+    faster = "Which is faster, the train or Concorde?"
+    assert not any(f.kind == "ungrounded" for f in _ask(train, faster).flags)  # min_grounding 0 turns it off
+    ans = _ask(train, faster, min_grounding=0.2)
+    assert ans.abstained and ans.draft.startswith("Train travel")
+    (flag,) = [f for f in ans.flags if f.kind == "ungrounded"]
+    assert flag.detail == "the question compares Concorde, which no source names"
 
 
 def test_a_how_many_question_answered_without_an_amount_is_withheld() -> None:
