@@ -17,7 +17,7 @@ from ragkit.roles import occurs
 # a comparison: the answer needs what the sources say of every alternative (rule CO)
 _COMPARES = re.compile(
     r"\b(?:more|less|fewer|most|least|first|earlier|later|older|younger|newer|longer|shorter|larger|bigger|"
-    r"smaller|higher|lower|faster|slower|greater|further|farther)\b",
+    r"smaller|higher|lower|faster|slower|greater|further|farther|better|worse|best|worst|cheaper|safer)\b",
     re.I,
 )
 

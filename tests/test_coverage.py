@@ -181,6 +181,10 @@ def test_a_comparison_with_an_alternative_no_source_names_is_withheld() -> None:
     seltzer = ["As writer-director, Seltzer's credits include the 1986 teen tragi-comedy Lucas."]
     assert unnamed_alternatives(movies, seltzer) == ("Vincent Sherman",)
     assert unnamed_alternatives(movies, [*seltzer, "Vincent Sherman directed 30 films."]) == ()
+    # a judgement of better or worse compares too (rule CO': "gzip compresses text better [2]" was delivered)
+    brotli = "Which compresses text better, gzip or Brotli?"
+    gzip = ["gzip reduces the size of the named files using Lempel-Ziv coding."]
+    assert unnamed_alternatives(brotli, gzip) == ("Brotli",)
     # at least half of an alternative's names in one source: "University" alone does not name the Texas system
     schools = "Which has more institutions, The University of Texas System or Wake Forest University?"
     wake = ["Wake Forest University is a private research university in Winston-Salem."]
