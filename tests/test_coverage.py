@@ -158,7 +158,8 @@ def test_a_choice_answer_that_picks_an_option_no_source_names_is_withheld() -> N
     assert unnamed_options("Are Staging and Production keys rotated?", "Yes [2].", [KEYS]) == ()
     assert unnamed_options("Is Frankfurt a hotel city?", "Yes, Frankfurt is [1].", [TRAVEL]) == ("Frankfurt",)
     assert unnamed_options("Which city has hotels?", "Frankfurt [1].", [TRAVEL]) == ()  # not a choice question
-    # a choice answer claims the option it names first; the one it compares it with may be unnamed
+    # a choice answer claims the option it names first; the one it compares it with is not this check's (rule CO,
+    # ragkit.alternatives, withholds a comparison whose other alternative no source names)
     opera = "Which opera has more acts, Les Huguenots or Eugene Onegin?"
     huguenots = ["Les Huguenots is a French opera in five acts by Giacomo Meyerbeer."]
     assert unnamed_options(opera, "Les Huguenots has more acts than Eugene Onegin [1].", huguenots) == ()
