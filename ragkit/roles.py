@@ -110,7 +110,7 @@ def span_roles(claim: str, context: str, question: str = "") -> list[SpanRole]:
             # the words beside the span say which slot it fills ("every _ days"); a bare answer ("180 days.",
             # "Iggy Pop.") has none of its own, so the words beside it where the source holds it stand in
             near = _neighbours(mine, span, spans) or _neighbours(units[held], span, spans)
-            rival = _rival(units[best], span, claim, near, context)
+            rival = _rival(units[best], span, claim, near)
         score = match[held] / match[best] if rival else 1.0
         slot, slot_rival = _slot(span, mine, spans, context, claim)
         if slot < score:
@@ -133,14 +133,10 @@ def _slot(span: str, own: str, spans: list[str], context: str, claim: str) -> tu
         return 1.0, None
     kind = span_kind(span)
     mine = max((_fit(near, _sides(context, o, others)) for o in span_pattern(span).finditer(context)), default=0.0)
-    if mine == 0:
-        # no occurrence of the span shares a word beside it with the claim: there is no slot to compare, and a
-        # rival beside one shared word elsewhere ("Every", "1600") says nothing about this span
-        return 1.0, None
     best, rival = mine, None
     for o in _KEY.finditer(context):
         other = o.group().strip("`")
-        if not _rival_kind(other, kind, claim, context):
+        if span_kind(other) != kind or occurs(other, claim) or other.lower() in STOPWORDS:
             continue
         fit = _fit(near, _sides(context, o, others))
         if fit > best:
@@ -191,24 +187,14 @@ def role_support(claim: str, context: str, question: str = "") -> float:
     return min((r.score for r in span_roles(claim, context, question)), default=1.0)
 
 
-def _rival_kind(other: str, kind: str, claim: str, context: str) -> bool:
-    """True when `other` can be a rival of a claim's span of this kind: the same kind, not in the claim, not
-    a stopword, and for a name one the context never writes in lower case ("Every" opening a sentence is the
-    "every" of "every receipt", not a name)."""
-    if span_kind(other) != kind or occurs(other, claim) or other.lower() in STOPWORDS:
-        return False
-    lower = other.lower()
-    return not (kind == "name" and other != lower and re.search(rf"(?<![\w-]){re.escape(lower)}(?![\w-])", context))
-
-
-def _rival(unit: str, span: str, claim: str, near: set[str], context: str) -> str | None:
+def _rival(unit: str, span: str, claim: str, near: set[str]) -> str | None:
     """A span of the same kind in `unit` that the claim does not hold, standing beside the same words as the
     claim's span when the claim gives it any ("every 90 days" for "every 180 days"): the value the claim
     should have copied."""
     kind = span_kind(span)
     for m in _KEY.finditer(unit):
         other = m.group().strip("`")
-        if not _rival_kind(other, kind, claim, context):
+        if span_kind(other) != kind or occurs(other, claim) or other.lower() in STOPWORDS:
             continue
         if not near or near & _neighbours(unit, other, []):
             return other

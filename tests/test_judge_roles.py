@@ -59,30 +59,8 @@ def test_a_number_from_another_clause_of_the_same_sentence_is_caught() -> None:
 
 def test_a_name_in_another_slot_of_the_same_clause_is_caught() -> None:
     source = "The film was directed by Griffin Dunne and written by Laura Kirk."
-    # "Griffin" stands beside "written" less closely than "Laura" does (rule JS gives "Dunne", whose
-    # occurrence shares no word beside it with the claim, no slot verdict: the name's first word carries it)
-    assert role_support("The film was written by Griffin Dunne.", source) < J.ROLE_MIN
+    assert role_support("The film was written by Griffin Dunne.", source) < 0.5
     assert role_support("The film was written by Laura Kirk.", source) == 1.0
-
-
-def test_a_span_with_no_slot_in_common_has_no_rival_slot() -> None:
-    # the year stands in a date range, no word beside it is the claim's; "1600" stands beside "occurred", but
-    # the battle's own clause holds 1950, so the claim took nothing from the siege
-    source = (
-        "The Battle of the Ch'ongch'on River took place from November 25 to December 2, 1950, along the "
-        "Ch'ongch'on River Valley. An earlier siege of the town occurred around 1600 as well."
-    )
-    claim = "The Battle of the Ch'ongch'on River and the beginning of the Korean War both occurred in 1950."
-    assert role_support(claim, source) == 1.0
-
-
-def test_a_capitalised_common_word_is_no_rival_name() -> None:
-    # "Every" opens a sentence; the source writes "every" elsewhere, so it is a word, not a name
-    source = (
-        "Every incident gets a written post-mortem within five working days. Post-mortems are blameless and "
-        "are shared with the whole department. Attach a photo of every receipt."
-    )
-    assert role_support("Post-mortems are written within five working days.", source) == 1.0
 
 
 def test_what_the_role_check_leaves_to_other_checks() -> None:
@@ -159,6 +137,8 @@ TIMESHIFT = (
 def test_the_role_check_holds_an_answer_sentence_only_to_what_it_adds_to_its_question() -> None:
     question = "Where was the video game developer who developed TimeShift headquartered?"
     right = "The video game developer who developed TimeShift headquartered in Maplewood, New Jersey."
+    # without the question, TimeShift (which the question supplies) reads as out of its role
+    assert role_support(right, TIMESHIFT) < J.ROLE_MIN
     assert role_support(right, TIMESHIFT, question) == 1.0
     # what the answer adds is still checked: a copied neighbour of the right city stays out of its role
     copied = "The video game developer who developed TimeShift headquartered in Madrid."
