@@ -15,7 +15,9 @@ bench/data/delivered_claims_heldout_15b.jsonl is the same for Qwen2.5-Coder-1.5B
 it delivers on the held-out split at its own coverage floor (0.45), 48 claims, 6 unsupported, labelled by the
 same rule. bench/data/delivered_claims_heldout_15b_r20.jsonl: the same model's 53 claims on the held-out split
 with the twentieth round's defaults (46 of them labelled in the eighth round, 7 new; 9 unsupported), each with
-the context that run judged it against.
+the context that run judged it against. bench/data/delivered_claims_dev_r41.jsonl: the 1.5B model's 54 claims on
+the *dev* split at the fortieth session's defaults (8 unsupported; forty-first session, labelled before any
+judge's verdict was read), with each question's construction.
 """
 
 from __future__ import annotations

@@ -172,3 +172,54 @@ def test_ragkit_eval_judges_each_answer_sentence_with_its_question() -> None:
     (claim,) = _judge_claims(ans, judge)
     assert claim["supported"] and claim["cited_supported"] == [True]
     assert judge.questions == [question, question]  # against all the context, then against the cited source
+
+
+PARADIS = "Vanessa Chantal Paradis (] ; born 22 December 1972) is a French singer-songwriter, musician, actress."
+BATORS = "Stiv Bators (born Steven John Bator; October 22, 1949 – June 4, 1990) was an American punk rock vocalist."
+
+
+class _JoinedRival:
+    """A judge that finds a claim unsupported only against several sources joined (as the role check does when
+    another source holds a rival); its verdict against one source is 0.9 (orchestration under test)."""
+
+    name, threshold = "joined-rival", 0.5
+
+    def support(self, claims: list[str], contexts: list[str], questions: list[str] | None = None) -> list[float]:
+        return [0.1 if "\n\n" in c else 0.9 for c in contexts]
+
+
+def _answer(text: str):
+    from ragkit.answering import AnswerOptions, answer_question
+    from ragkit.testing import ScriptedGenerator, make_hit
+
+    question = "When was the French singer-songwriter, musician, actress and model born?"
+    hits = [make_hit(1, PARADIS, dense=0.7), make_hit(2, BATORS, dense=0.6)]
+    return answer_question(question, hits, ScriptedGenerator([text]), AnswerOptions(min_grounding=0.0))
+
+
+def test_a_claim_its_cited_source_supports_is_supported_rule_jc() -> None:
+    from ragkit.evals.scoring import _judge_claims
+
+    (claim,) = _judge_claims(_answer("Vanessa Chantal Paradis was born on 22 December 1972 [1]."), _JoinedRival())
+    assert claim["cited_supported"] == [True]
+    assert claim["supported"] and claim["support"] == 0.9
+    # neither verdict supports it: unsupported, at the higher support
+    (both,) = _judge_claims(_answer("Vanessa Chantal Paradis was born in Lyon [1]."), _Nowhere())
+    assert both["cited_supported"] == [False] and not both["supported"] and both["support"] == 0.2
+
+
+class _Nowhere(_JoinedRival):
+    def support(self, claims: list[str], contexts: list[str], questions: list[str] | None = None) -> list[float]:
+        return [0.1 if "\n\n" in c else 0.2 for c in contexts]
+
+
+@pytest.mark.slow
+def test_the_default_judge_keeps_a_rival_in_another_source_from_sinking_a_cited_claim() -> None:
+    from ragkit.evals.scoring import _judge_claims
+
+    judge = J.make_judge("minilm-lexical")
+    claim = "Vanessa Chantal Paradis was born on 22 December 1972."
+    # joined with the other singer's passage, "Bators ... born" is a rival of the name: the role check caps it
+    assert role_support(claim, PARADIS + "\n\n" + BATORS) < J.ROLE_MIN <= role_support(claim, PARADIS)
+    (verdict,) = _judge_claims(_answer(claim[:-1] + " [1]."), judge)
+    assert verdict["cited_supported"] == [True] and verdict["supported"]

@@ -195,13 +195,17 @@ def _judge_claims(ans: Answer, judge: Judge | None) -> list[dict[str, Any]]:
     cited = [claims[i] for i, _ in pairs]
     per_cite = verdicts(judge, cited, [ans.hits[n - 1].chunk.text for _, n in pairs], [ans.question] * len(pairs))
     cited_supported: dict[int, list[bool]] = {}
-    for (i, _), (_, ok) in zip(pairs, per_cite, strict=True):
+    cited_support: dict[int, float] = {}
+    for (i, _), (p, ok) in zip(pairs, per_cite, strict=True):
         cited_supported.setdefault(i, []).append(ok)
+        cited_support[i] = max(p, cited_support.get(i, 0.0))
+    # A sentence its own cited source supports is supported (rule JC, docs/design-notes.md): joined with the
+    # other sources it can only lose support through the role check, to a rival in an unrelated source.
     return [
         {
             "claim": claim,
-            "support": round(overall[i][0], 4),
-            "supported": overall[i][1],
+            "support": round(max(overall[i][0], cited_support.get(i, 0.0)), 4),
+            "supported": overall[i][1] or any(cited_supported.get(i, [])),
             "citations": list(cites.get(claim, [])),
             "cited_supported": cited_supported.get(i, []),
         }
