@@ -62,6 +62,7 @@ def search_options(
         rerank_depth=cfg.rerank_depth,
         rescore=cfg.rescore,
         mmr_lambda=cfg.mmr_lambda if mmr is None else mmr,
+        named_first=cfg.named_documents,
     )
 
 

@@ -87,6 +87,9 @@ class RetrievalConfig(_Section):
     # held-out trials against the +3 asked)
     rescore: Literal["none", "sentences", "entries", "meaning"] = "none"
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
+    # a question that names some of the KB's documents by their file name ("sort" for sort.1.gz) gets their best
+    # chunks first, then the rest (rule DN, design notes: a KB of many manuals)
+    named_documents: bool = False
 
 
 class GeneratorConfig(_Section):

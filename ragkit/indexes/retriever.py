@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,9 @@ from ragkit.entries import entry_order, meaning_order
 from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
-from ragkit.indexes.filters import FilterSpec, compile_filters, normalise
+from ragkit.indexes.filters import Filter, FilterSpec, compile_filters, normalise
 from ragkit.indexes.hybrid import mmr, rrf, score_fusion
+from ragkit.indexes.named import DocumentNames, named_first
 from ragkit.indexes.sentences import SentenceVectors, best_sentence, rescore_head
 from ragkit.indexes.sql_store import SqlStore
 from ragkit.protocols import Embedder, KeywordIndex, Reranker
@@ -45,6 +46,7 @@ class SearchOptions:
     # "entries": a "which option" question's head by its chunks' best-matching entry (ragkit.entries, rule O);
     # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
+    named_first: bool = False  # the documents a question names searched first (ragkit.indexes.named, rule DN)
 
 
 class Retriever:
@@ -61,6 +63,7 @@ class Retriever:
         cache: AllowedIds | None = None,
         reader: Hashable = None,
         sentences: SentenceVectors | None = None,
+        names: DocumentNames | None = None,
     ) -> None:
         self.store = store
         self.readable = readable  # the reader's documents (ragkit/indexes/acl.py); None = every document
@@ -71,6 +74,7 @@ class Retriever:
         self._keyword = keyword
         self._reranker = reranker
         self._sentences = sentences or SentenceVectors()  # the store's, so it lasts beyond one search
+        self._names = names  # document ids by name, for rule DN (None: not searched)
 
     def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
         """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
@@ -108,7 +112,22 @@ class Retriever:
         return scores, ids
 
     def search_batch(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
-        """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first."""
+        """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first. With `named_first`, a
+        query that names some of the KB's documents gets their best hits first, then the rest (rule DN)."""
+        results = self._search(queries, o)
+        if not o.named_first or self._names is None:
+            return results
+        for qi, text in enumerate(queries):
+            ids = self._names.named(text)
+            if not ids:
+                continue
+            only = replace(o, filters=[*normalise(o.filters), Filter("doc", "in", tuple(map(str, ids)))])
+            (first,) = self._search([text], only)
+            merged = named_first(first, results[qi], key=lambda h: h.chunk.id)[: o.k]
+            results[qi] = [replace(h, rank=rank) for rank, h in enumerate(merged, start=1)]
+        return results
+
+    def _search(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
         if o.mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError(f"unknown retrieval mode {o.mode!r}; use hybrid, dense or keyword")
         # the ids FAISS may return (filters and the reader's grants), cached per reader until the next write
