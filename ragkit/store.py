@@ -23,15 +23,12 @@ from sqlalchemy.orm import Session
 from ragkit.access import Principal
 from ragkit.errors import ConfigError, KnowledgeBaseError, RagkitError
 from ragkit.indexes.acl import change_grants, readable, reading_as
-from ragkit.indexes.allowed import AllowedIds
 from ragkit.indexes.documents import document_spans, list_documents
 from ragkit.indexes.faiss_index import FaissIndex, faiss_reason, resolve_spec
 from ragkit.indexes.filters import FilterSpec, compile_filters
 from ragkit.indexes.index_build import IVF_TRAIN_SAMPLE, Fill, build_index  # noqa: F401 - the sample size lived here
 from ragkit.indexes.keyword import keyword_index
-from ragkit.indexes.named import DocumentNames
-from ragkit.indexes.retriever import Retriever, SearchOptions
-from ragkit.indexes.sentences import SentenceVectors
+from ragkit.indexes.retriever import Caches, Retriever, SearchOptions
 from ragkit.indexes.sql_store import DocState, SqlStore
 from ragkit.kbdir import KbPaths
 from ragkit.lazy import Lazy, ReadWriteLock
@@ -68,8 +65,7 @@ class Store:
         self._embedder = embedder
         self._reranker = reranker
         self._index: Lazy[FaissIndex] = Lazy(self._open_index, threading.RLock())
-        self._names = DocumentNames(sql.engine)  # document ids by name, for rule DN, until a write
-        self._allowed, self._sentences = AllowedIds(sql.engine), SentenceVectors()  # caches: ids until a write; rescore
+        self._caches = Caches.of(sql.engine)  # what retrievers keep between searches (until a write, or bounded)
         self._faiss = ReadWriteLock()  # searches share the index; writes to it are exclusive (a server's threads)
         self.warnings: list[str] = []  # what opening found and healed (an unreadable index.faiss); never printed
         self._keyword: KeywordIndex | None = None
@@ -393,9 +389,7 @@ class Store:
         scope = readable(principal)
         tokens = principal.tokens if principal is not None and not principal.admin else None  # RLS reads too
         parts = (self.sql, self.index, self._embedder, lambda: self.keyword, self._reranker)
-        retriever = Retriever(
-            *parts, scope, cache=self._allowed, reader=tokens, sentences=self._sentences, names=self._names
-        )
+        retriever = Retriever(*parts, scope, caches=self._caches, reader=tokens)
         # FAISS's GPU copy is built lazily inside a search and is not thread-safe: searches on a GPU take turns
         with self._faiss.write() if self.index.device == "cuda" else self._faiss.read(), reading_as(principal):
             return retriever.search_batch(list(queries), options)

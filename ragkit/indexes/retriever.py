@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Select
+from sqlalchemy.engine import Engine
 
 from ragkit.entries import entry_order, meaning_order
 from ragkit.errors import ConfigError
@@ -49,6 +50,21 @@ class SearchOptions:
     named_first: bool = False  # the documents a question names searched first (ragkit.indexes.named, rule DN)
 
 
+@dataclass(frozen=True, slots=True)
+class Caches:
+    """What a store keeps for its retrievers between searches: allowed ids by (reader, filters) and document ids
+    by name (rule DN), both until the next write; sentence vectors for `rescore` (bounded)."""
+
+    allowed: AllowedIds | None = None
+    names: DocumentNames | None = None
+    sentences: SentenceVectors = field(default_factory=SentenceVectors)
+
+    @classmethod
+    def of(cls, engine: Engine) -> Caches:
+        """The caches of one store's database."""
+        return cls(AllowedIds(engine), DocumentNames(engine), SentenceVectors())
+
+
 class Retriever:
     """Answers queries from the store (truth), the FAISS index and the keyword index."""
 
@@ -60,21 +76,20 @@ class Retriever:
         keyword: Callable[[], KeywordIndex],
         reranker: Callable[[], Reranker | None],
         readable: Select[Any] | None = None,
-        cache: AllowedIds | None = None,
+        caches: Caches | None = None,
         reader: Hashable = None,
-        sentences: SentenceVectors | None = None,
-        names: DocumentNames | None = None,
     ) -> None:
         self.store = store
         self.readable = readable  # the reader's documents (ragkit/indexes/acl.py); None = every document
-        self.cache = cache  # allowed ids by (reader, filters) until the next write (ragkit/indexes/allowed.py)
+        caches = caches or Caches()  # none kept: a retriever of its own (tests)
+        self.cache = caches.allowed  # allowed ids by (reader, filters) until the next write (ragkit/indexes/allowed.py)
         self.reader = reader  # what `readable` depends on: the reader's grant tokens
         self.index = index
         self._embedder = embedder  # callables: each part loads on first use
         self._keyword = keyword
         self._reranker = reranker
-        self._sentences = sentences or SentenceVectors()  # the store's, so it lasts beyond one search
-        self._names = names  # document ids by name, for rule DN (None: not searched)
+        self._sentences = caches.sentences  # the store's, so it lasts beyond one search
+        self._names = caches.names  # document ids by name, for rule DN (None: not searched)
 
     def allowed_ids(self, filters: FilterSpec | Select[Any]) -> np.ndarray | None:
         """(m,) int64 sorted ids of chunks passing the filters (or a compiled filter); None when there are none."""
