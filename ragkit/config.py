@@ -88,8 +88,8 @@ class RetrievalConfig(_Section):
     rescore: Literal["none", "sentences", "entries", "meaning"] = "none"
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # MMR diversity: 1 = relevance only
     # a question that names some of the KB's documents by their file name ("sort" for sort.1.gz) gets their best
-    # chunks first, then the rest (rule DN, design notes: a KB of many manuals)
-    named_documents: bool = False
+    # chunks first, then the rest (rule DN, design notes: recall@3 0.434 -> 0.575 in a KB of thirty manuals)
+    named_documents: bool = True
 
 
 class GeneratorConfig(_Section):

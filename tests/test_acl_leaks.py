@@ -549,9 +549,11 @@ def test_the_suite_finds_leaks_when_ragkits_sql_condition_is_off_on_sqlite(
     kb, _docs, model = shared_kb
     fake_generator(kb)
     monkeypatch.setattr(sql_acl, "ENFORCE_IN_SQL", False)
-    tally = run_combinations(kb, Oracle.read(kb, model), random.Random(2), 40, spec="Flat", gen=kb.generator)
-    assert tally.out_of_scope > 0
-    leaked_ask = [e for e in tally.examples if "secret" in e]
+    oracle, leaked_ask = Oracle.read(kb, model), []
+    for seed in (2, 3, 4):  # which asks leak depends on the random questions (a named document fills an ask's k)
+        tally = run_combinations(kb, oracle, random.Random(seed), 40, spec="Flat", gen=kb.generator)
+        assert tally.out_of_scope > 0
+        leaked_ask += [e for e in tally.examples if "secret" in e]
     assert leaked_ask, "asks should leak into prompts and answers too"
 
 

@@ -47,7 +47,7 @@ class SearchOptions:
     # "entries": a "which option" question's head by its chunks' best-matching entry (ragkit.entries, rule O);
     # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
-    named_first: bool = False  # the documents a question names searched first (ragkit.indexes.named, rule DN)
+    named_first: bool = True  # the documents a question names searched first (ragkit.indexes.named, rule DN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,51 @@
+"""What rule DN costs a search: milliseconds per `kb.search` with and without `retrieval.named_documents`.
+
+    python bench/named_cost.py KB QUESTIONS.jsonl [--repeats 5]
+
+Both arms open the same KB; each repeat times every question in both arms, alternating, and the median of the
+per-repeat means is printed with the share of questions that name a document (those search twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import ragkit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kb", type=Path)
+    ap.add_argument("questions", type=Path)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    lines = args.questions.read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["question"] for line in lines if line.strip()]
+    kbs = {arm: ragkit.open(args.kb, create=False, **{"retrieval.named_documents": arm}) for arm in (False, True)}
+    try:
+        for kb in kbs.values():  # warm: models, caches, SQLite pages
+            for q in questions[:5]:
+                kb.search(q)
+        means: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for arm, kb in kbs.items():
+                t0 = time.perf_counter()
+                for q in questions:
+                    kb.search(q)
+                means[arm].append((time.perf_counter() - t0) * 1000 / len(questions))
+        names = kbs[True].store._caches.names
+        named = sum(bool(names.named(q)) for q in questions) if names else 0
+    finally:
+        for kb in kbs.values():
+            kb.close()
+    off, on = statistics.median(means[False]), statistics.median(means[True])
+    print(f"{len(questions)} questions, {named} name a document; ms per search (median of {args.repeats} means):")
+    print(f"  named_documents off {off:.1f}, on {on:.1f} (x{on / off:.2f})")
+
+
+if __name__ == "__main__":
+    main()
