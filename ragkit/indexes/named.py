@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from ragkit.indexes.allowed import generation
 from ragkit.indexes.sql_store import DocumentRow
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-_.+][a-z0-9]+)*")
+T = TypeVar("T")
 MIN_NAME = 2  # one-letter names ("c.md", "r.txt") match too many questions
 
 
@@ -74,8 +76,7 @@ class DocumentNames:
         return () if len(hit) >= every else tuple(hit)
 
 
-def named_first(named: Sequence[object], rest: Sequence[object], key: object = None) -> list[object]:
-    """`named` then the items of `rest` not in it (by `key(item)`, default identity), order kept."""
-    keyf = key if callable(key) else (lambda x: x)
-    seen = {keyf(x) for x in named}
-    return [*named, *(x for x in rest if keyf(x) not in seen)]
+def named_first(named: Sequence[T], rest: Sequence[T], key: Callable[[T], Hashable] = lambda x: x) -> list[T]:
+    """`named` then the items of `rest` not in it (by `key(item)`), order kept."""
+    seen = {key(x) for x in named}
+    return [*named, *(x for x in rest if key(x) not in seen)]
