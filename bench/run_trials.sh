@@ -124,6 +124,12 @@ trials=(
   "t98 trial_heldout_gitstash /usr/share/man/man1/git-stash.1.gz"
   "t99 trial_heldout_mkswap /usr/share/man/man8/mkswap.8.gz"
   "t100 trial_heldout_zstd /usr/share/man/man1/zstd.1.gz"
+  "t101 trial_heldout_bzip2 /usr/share/man/man1/bzip2.1.gz"
+  "t102 trial_heldout_lz4 /usr/share/man/man1/lz4.1.gz"
+  "t103 trial_heldout_gitworktree /usr/share/man/man1/git-worktree.1.gz"
+  "t104 trial_heldout_sshagent /usr/share/man/man1/ssh-agent.1.gz"
+  "t105 trial_heldout_hexdump /usr/share/man/man1/hexdump.1.gz"
+  "t106 trial_heldout_pgdumpall /usr/share/postgresql/15/man/man1/pg_dumpall.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
