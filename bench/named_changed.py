@@ -1,10 +1,11 @@
-"""The trial questions whose top k rule DN changes, as an eval dataset (the others are answered alike).
+"""The trial questions whose top k a setting changes, as an eval dataset (the others are answered alike).
 
-    python bench/named_changed.py KB OUT.jsonl t89 ... t100
+    python bench/named_changed.py KB OUT.jsonl t89 ... t100 [--setting retrieval.named_local_weights]
 
 KB holds the trials' documents together (see bench/multidoc_recall.py). Every question of the named trials,
-answerable or not, is searched with and without `retrieval.named_documents`; those whose hits differ are written
-to OUT.jsonl, which `ragkit eval run OUT.jsonl --kb KB --set retrieval.named_documents=false|true` runs in both arms.
+answerable or not, is searched with the setting false and true (`retrieval.named_documents`, rule DN, unless
+given); those whose hits differ are written to OUT.jsonl, which `ragkit eval run OUT.jsonl --kb KB --set
+SETTING=false|true` runs in both arms.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ import ragkit
 
 
 def main() -> None:
-    kb_path, out, trials = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+    args = sys.argv[1:]
+    setting = "retrieval.named_documents"
+    if "--setting" in args:
+        at = args.index("--setting")
+        setting = args[at + 1]
+        del args[at : at + 2]
+    kb_path, out, trials = Path(args[0]), Path(args[1]), args[2:]
     docs = trial_documents()
-    arms = [ragkit.open(kb_path, create=False, **{"retrieval.named_documents": on}) for on in (False, True)]
+    arms = [ragkit.open(kb_path, create=False, **{setting: on}) for on in (False, True)]
     total = changed = 0
     try:
         with out.open("w", encoding="utf-8") as f:

@@ -1,9 +1,10 @@
-"""What rule DN costs a search: milliseconds per `kb.search` with and without `retrieval.named_documents`.
+"""What rules DN and DL cost a search: milliseconds per `kb.search` with a setting off and on.
 
-    python bench/named_cost.py KB QUESTIONS.jsonl [--repeats 5]
+    python bench/named_cost.py KB QUESTIONS.jsonl [--repeats 5] [--setting retrieval.named_local_weights]
 
-Both arms open the same KB; each repeat times every question in both arms, alternating, and the median of the
-per-repeat means is printed with the share of questions that name a document (those search twice).
+The setting is `retrieval.named_documents` (rule DN) unless given. Both arms open the same KB; each repeat times
+every question in both arms, alternating, and the median of the per-repeat means is printed with the share of
+questions that name a document (those search twice).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def main() -> None:
     ap.add_argument("kb", type=Path)
     ap.add_argument("questions", type=Path)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--setting", default="retrieval.named_documents")
     args = ap.parse_args()
     lines = args.questions.read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["question"] for line in lines if line.strip()]
-    kbs = {arm: ragkit.open(args.kb, create=False, **{"retrieval.named_documents": arm}) for arm in (False, True)}
+    kbs = {arm: ragkit.open(args.kb, create=False, **{args.setting: arm}) for arm in (False, True)}
     try:
         for kb in kbs.values():  # warm: models, caches, SQLite pages
             for q in questions[:5]:
@@ -44,7 +46,7 @@ def main() -> None:
             kb.close()
     off, on = statistics.median(means[False]), statistics.median(means[True])
     print(f"{len(questions)} questions, {named} name a document; ms per search (median of {args.repeats} means):")
-    print(f"  named_documents off {off:.1f}, on {on:.1f} (x{on / off:.2f})")
+    print(f"  {args.setting} off {off:.1f}, on {on:.1f} (x{on / off:.2f})")
 
 
 if __name__ == "__main__":
