@@ -130,6 +130,12 @@ trials=(
   "t104 trial_heldout_sshagent /usr/share/man/man1/ssh-agent.1.gz"
   "t105 trial_heldout_hexdump /usr/share/man/man1/hexdump.1.gz"
   "t106 trial_heldout_pgdumpall /usr/share/postgresql/15/man/man1/pg_dumpall.1.gz"
+  "t107 trial_heldout_gitcherrypick /usr/share/man/man1/git-cherry-pick.1.gz"
+  "t108 trial_heldout_pgreceivewal /usr/share/postgresql/15/man/man1/pg_receivewal.1.gz"
+  "t109 trial_heldout_umount /usr/share/man/man8/umount.8.gz"
+  "t110 trial_heldout_logger /usr/share/man/man1/logger.1.gz"
+  "t111 trial_heldout_chattr /usr/share/man/man1/chattr.1.gz"
+  "t112 trial_heldout_dpkgdeb /usr/share/man/man1/dpkg-deb.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
