@@ -5,6 +5,9 @@ when du's chunks share more of the question's words than the entry of sort's `--
 names its document: "sort" is the name of sort.1.gz. A document is named when the question writes its name, the
 file name up to its first dot ("ssh-keygen" of ssh-keygen.1.gz, "git-stash" of git-stash.1.gz), as a word, with
 "-", "_" and a space alike ("git stash"). The names are read from the store once per write generation.
+
+Rule DN2: a manual page is also named by the other commands its NAME section lists ("bzip2, bunzip2 - ... bzcat -
+..."), and a name the question writes only as an ordinary noun ("my script", "the column names") names nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ragkit.indexes.allowed import generation
-from ragkit.indexes.sql_store import DocumentRow
+from ragkit.indexes.sql_store import ChunkRow, DocumentRow
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-_.+][a-z0-9]+)*")
 T = TypeVar("T")
 MIN_NAME = 2  # one-letter names ("c.md", "r.txt") match too many questions
+# a name right after one of these, or one word after ("my monitoring script"), is an ordinary noun...
+_DETERMINERS = frozenset("the a an my your our their his her its some each every any this that these those".split())
+# ...unless the program is meant: "an xxd flag", "the ls command", "a flock(1) option"
+_PROGRAM_WORDS = frozenset(
+    "flag flags option options switch switches command commands manual page man tool utility program binary "
+    "invocation call process output run version argument arguments".split()
+)
+# a NAME section as the man reader writes it: "NAME\n\nbzip2, bunzip2 - a block-sorting ... bzcat - decompresses ..."
+_NAME_SECTION = "NAME"
+_NAMES_BEFORE_DASH = re.compile(r"((?:[\w.+-]+,\s*)*[\w.+-]+)\s+[-\u2013\u2014]+\s")
+_COMMAND = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 
 
 def document_name(uri: str) -> str:
@@ -41,6 +55,40 @@ def written_names(question: str) -> set[str]:
     return out
 
 
+def noun_names(question: str) -> set[str]:
+    """The names of `written_names` the question writes only as ordinary nouns: each time right after a determiner
+    or one word after one ("my script", "the backup script"), with no program word after ("the ls command")."""
+    words = [w.replace("_", "-") for w in _WORD.findall(question.lower())]
+    noun: dict[str, bool] = {}
+    for i, word in enumerate(words):
+        spans = [(word, i + 1), (word.split(".", 1)[0], i + 1)]
+        if i + 1 < len(words):
+            spans.append((f"{word}-{words[i + 1]}", i + 2))
+        as_noun = any(w in _DETERMINERS for w in words[max(0, i - 2) : i])
+        for name, end in spans:
+            after = words[end : end + 2]
+            if after and after[0].isdigit():  # a section number: "flock(1)"
+                after = after[1:]
+            plain = as_noun and not (after and after[0] in _PROGRAM_WORDS)
+            noun[name] = noun.get(name, True) and plain
+    return {name for name, only in noun.items() if only}
+
+
+def listed_commands(first_chunk: str) -> set[str]:
+    """The commands a manual page's NAME section lists ("bzip2, bunzip2 - ... bzcat - ..." -> bzip2, bunzip2,
+    bzcat), lower case, "_" as "-"; empty for any other text."""
+    head, _, body = first_chunk.partition("\n")
+    if head.strip() != _NAME_SECTION:
+        return set()
+    out = set()
+    for m in _NAMES_BEFORE_DASH.finditer(body.strip().split("\n\n", 1)[0]):
+        for name in m.group(1).split(","):
+            name = name.strip().lower().replace("_", "-")
+            if len(name) >= MIN_NAME and _COMMAND.fullmatch(name):
+                out.add(name)
+    return out
+
+
 class DocumentNames:
     """Document ids by name, valid for one store generation."""
 
@@ -55,14 +103,16 @@ class DocumentNames:
         with self._lock:
             if now == self._generation:
                 return self._ids
-        ids: dict[str, list[int]] = {}
+        ids: dict[str, set[int]] = {}
         with self.engine.connect() as conn:
+            firsts = select(ChunkRow.doc_id, ChunkRow.text).where(ChunkRow.ord == 0, ChunkRow.section == _NAME_SECTION)
+            listed = {int(doc_id): listed_commands(text) for doc_id, text in conn.execute(firsts)}
             for doc_id, uri in conn.execute(select(DocumentRow.id, DocumentRow.uri)):
-                name = document_name(uri)
-                if len(name) >= MIN_NAME:
-                    ids.setdefault(name, []).append(int(doc_id))
+                for name in {document_name(uri), *listed.get(int(doc_id), ())}:
+                    if len(name) >= MIN_NAME:
+                        ids.setdefault(name, set()).add(int(doc_id))
         with self._lock:
-            self._ids, self._generation = {k: tuple(v) for k, v in ids.items()}, now
+            self._ids, self._generation = {k: tuple(sorted(v)) for k, v in ids.items()}, now
             return self._ids
 
     def named(self, question: str) -> tuple[int, ...]:
@@ -71,8 +121,9 @@ class DocumentNames:
         names = self._names()
         if len(names) < 2:
             return ()
-        hit = sorted({i for w in written_names(question) for i in names.get(w, ())})
-        every = sum(len(v) for v in names.values())
+        written = written_names(question) - noun_names(question)
+        hit = sorted({i for w in written for i in names.get(w, ())})
+        every = len({i for v in names.values() for i in v})
         return () if len(hit) >= every else tuple(hit)
 
 
