@@ -4,6 +4,9 @@
 #     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
 #     ONLY="t18" bash bench/run_trials.sh WORKDIR     # one trial (or several, by name)
 #     NOEVAL=1 bash bench/run_trials.sh WORKDIR       # build the KBs only (for bench/trial_recall.py KB=TRIAL)
+#     SHARED=1 ONLY="t71 ... t112" bash bench/run_trials.sh WORKDIR
+#         # one KB (WORKDIR/shared-kb) of every chosen trial's documents, as a user keeps many manuals, and each
+#         # chosen trial asked of it; bench/multidoc_recall.py and bench/named_changed.py read that KB
 #
 # Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
@@ -141,26 +144,45 @@ trials=(
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
   mkdir -p rendered && MANWIDTH=80 man ssh_config > rendered/ssh_config.txt 2> /dev/null || rm -f rendered/ssh_config.txt
 fi
-for line in "${trials[@]}"; do
-  read -r name trial docs <<<"$line"
-  # ONLY="t17 t18" runs those trials alone
-  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
-  if [ ! -d "$name-kb" ]; then
-    mkdir -p "$name"
-    for doc in $docs; do
-      src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
-      if [ ! -e "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
-      mkdir -p "$(dirname "$name/$dest")"  # "zlib1g/copyright": a package's file in its package's folder
-      cp -r "$src" "$name/$dest"  # a folder (CMake's policy pages) is copied whole
-    done
-    # exit code 3: some files were skipped (each with its reason in the JSON), the rest ingested
-    rc=0; "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || rc=$?
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of $name failed" >&2; continue; fi
-  fi
-  [ -n "${NOEVAL:-}" ] && continue
-  if "$ragkit" eval run "$root/bench/data/$trial.jsonl" --kb "$name-kb" "$@" --json > "$name-eval.json"; then
+evaluate() {  # trial name, question file, KB, then the eval run options
+  local name=$1 trial=$2 kb=$3; shift 3
+  if "$ragkit" eval run "$root/bench/data/$trial.jsonl" --kb "$kb" "$@" --json > "$name-eval.json"; then
     echo "run_trials: $name done $(date +%T)"
   else
     echo "run_trials: $name failed (see $work/$name-eval.json)" >&2
   fi
+}
+asked=()
+for line in "${trials[@]}"; do
+  read -r name trial docs <<<"$line"
+  # ONLY="t17 t18" runs those trials alone
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
+  into=$name; [ -n "${SHARED:-}" ] && into=shared
+  if [ ! -d "$into-kb" ]; then
+    mkdir -p "$into"
+    for doc in $docs; do
+      src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
+      if [ ! -e "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
+      mkdir -p "$(dirname "$into/$dest")"  # "zlib1g/copyright": a package's file in its package's folder
+      cp -r "$src" "$into/$dest"  # a folder (CMake's policy pages) is copied whole
+    done
+    if [ -n "${SHARED:-}" ]; then asked+=("$name $trial"); continue; fi  # ingested once, after the loop
+    # exit code 3: some files were skipped (each with its reason in the JSON), the rest ingested
+    rc=0; "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of $name failed" >&2; continue; fi
+  fi
+  [ -n "${SHARED:-}" ] && { asked+=("$name $trial"); continue; }
+  [ -n "${NOEVAL:-}" ] && continue
+  evaluate "$name" "$trial" "$name-kb" "$@"
 done
+if [ -n "${SHARED:-}" ] && [ "${#asked[@]}" -gt 0 ]; then
+  if [ ! -d shared-kb ]; then
+    rc=0; "$ragkit" ingest shared --kb shared-kb --json > shared-ingest.json || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of the shared KB failed" >&2; exit 1; fi
+  fi
+  [ -n "${NOEVAL:-}" ] && exit 0
+  for pair in "${asked[@]}"; do
+    read -r name trial <<<"$pair"
+    evaluate "$name" "$trial" shared-kb "$@"
+  done
+fi
