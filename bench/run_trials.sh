@@ -4,9 +4,9 @@
 #     bash bench/run_trials.sh WORKDIR [ragkit eval run options, e.g. --generator Qwen2.5-Coder-0.5B-Instruct]
 #     ONLY="t18" bash bench/run_trials.sh WORKDIR     # one trial (or several, by name)
 #     NOEVAL=1 bash bench/run_trials.sh WORKDIR       # build the KBs only (for bench/trial_recall.py KB=TRIAL)
-#     SHARED=1 ONLY="t71 ... t112" bash bench/run_trials.sh WORKDIR
+#     SHARED=1 ONLY="t71 ... t112" [ASK="t107 ... t112"] bash bench/run_trials.sh WORKDIR
 #         # one KB (WORKDIR/shared-kb) of every chosen trial's documents, as a user keeps many manuals, and each
-#         # chosen trial asked of it; bench/multidoc_recall.py and bench/named_changed.py read that KB
+#         # chosen trial (or those ASK names) asked of it; bench/multidoc_recall.py and bench/named_changed.py read it
 #
 # Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
@@ -183,6 +183,7 @@ if [ -n "${SHARED:-}" ] && [ "${#asked[@]}" -gt 0 ]; then
   [ -n "${NOEVAL:-}" ] && exit 0
   for pair in "${asked[@]}"; do
     read -r name trial <<<"$pair"
+    if [ -n "${ASK:-}" ] && [[ " $ASK " != *" $name "* ]]; then continue; fi
     evaluate "$name" "$trial" shared-kb "$@"
   done
 fi
