@@ -184,3 +184,22 @@ def test_cli_on_postgres_end_to_end(corpus: Path, tmp_path: Path, pg_url: str) -
     refused = run("search", "hotel", "--kb", tmp_path / "copy", "--db", other)
     assert refused.exit_code == 1 and "keeps its data in postgresql+psycopg://" in refused.output
     assert "Traceback" not in refused.output
+
+
+@pytest.mark.usefixtures("hashed")
+def test_documents_are_named_on_postgres_as_on_sqlite(tmp_path: Path, pg_url: str) -> None:
+    # rule DN2 reads each document's first chunk (a manual's NAME section) through SQL: the same on PostgreSQL
+    from test_named_documents import BUNZIP2_QUESTION, BZIP2_PAGE, CP_PAGE
+
+    from ragkit.indexes.named import DocumentNames
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bzip2.1").write_text(BZIP2_PAGE, encoding="utf-8")
+    (folder / "cp.md").write_text(CP_PAGE, encoding="utf-8")
+    with ragkit.open(tmp_path / "kb", database_url=pg_url, **{"retrieval.mode": "keyword"}) as kb:
+        kb.ingest([folder])
+        names = DocumentNames(kb.store.sql.engine)
+        assert names.named(BUNZIP2_QUESTION) == names.named("Which bzcat flag?") != ()
+        assert names.named("I run my cp with -n") == ()  # "my cp" is the user's, not cp.md
+        assert kb.search(BUNZIP2_QUESTION, 1)[0].chunk.source_name == "bzip2.1"
