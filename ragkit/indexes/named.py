@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -46,31 +46,38 @@ def document_name(uri: str) -> str:
     return tail.split(".", 1)[0].lower().replace("_", "-")
 
 
+def _words(question: str) -> list[str]:
+    return [w.replace("_", "-") for w in _WORD.findall(question.lower())]
+
+
+def _spans(words: list[str]) -> Iterator[tuple[str, int, int]]:
+    """(name, first word, end) for each way the words can write a name: a word, the word before its first dot,
+    two neighbouring words joined by "-"."""
+    for i, word in enumerate(words):
+        yield word, i, i + 1
+        yield word.split(".", 1)[0], i, i + 1
+        if i + 1 < len(words):
+            yield f"{word}-{words[i + 1]}", i, i + 2
+
+
 def written_names(question: str) -> set[str]:
     """What the question could name a document by: each word and each two neighbouring words joined by "-",
     lower case, "_" as "-", a trailing dot part dropped ("sort's" -> "sort"; "git stash" -> "git-stash")."""
-    words = [w.replace("_", "-") for w in _WORD.findall(question.lower())]
-    out = set(words) | {w.split(".", 1)[0] for w in words}
-    out |= {f"{a}-{b}" for a, b in zip(words, words[1:], strict=False)}
-    return out
+    return {name for name, _, _ in _spans(_words(question))}
 
 
 def noun_names(question: str) -> set[str]:
     """The names of `written_names` the question writes only as ordinary nouns: each time right after a determiner
     or one word after one ("my script", "the backup script"), with no program word after ("the ls command")."""
-    words = [w.replace("_", "-") for w in _WORD.findall(question.lower())]
+    words = _words(question)
     noun: dict[str, bool] = {}
-    for i, word in enumerate(words):
-        spans = [(word, i + 1), (word.split(".", 1)[0], i + 1)]
-        if i + 1 < len(words):
-            spans.append((f"{word}-{words[i + 1]}", i + 2))
-        as_noun = any(w in _DETERMINERS for w in words[max(0, i - 2) : i])
-        for name, end in spans:
-            after = words[end : end + 2]
-            if after and after[0].isdigit():  # a section number: "flock(1)"
-                after = after[1:]
-            plain = as_noun and not (after and after[0] in _PROGRAM_WORDS)
-            noun[name] = noun.get(name, True) and plain
+    for name, start, end in _spans(words):
+        after = words[end : end + 2]
+        if after and after[0].isdigit():  # a section number: "flock(1)"
+            after = after[1:]
+        as_noun = any(w in _DETERMINERS for w in words[max(0, start - 2) : start])
+        plain = as_noun and not (after and after[0] in _PROGRAM_WORDS)
+        noun[name] = noun.get(name, True) and plain
     return {name for name, only in noun.items() if only}
 
 
@@ -97,12 +104,14 @@ class DocumentNames:
         self._lock = threading.Lock()
         self._generation = -1
         self._ids: dict[str, tuple[int, ...]] = {}
+        self._documents = 0  # how many documents the names name, read with them
 
-    def _names(self) -> dict[str, tuple[int, ...]]:
+    def _names(self) -> tuple[dict[str, tuple[int, ...]], int]:
+        """Document ids by name, and how many documents that is."""
         now = generation(self.engine)
         with self._lock:
             if now == self._generation:
-                return self._ids
+                return self._ids, self._documents
         ids: dict[str, set[int]] = {}
         with self.engine.connect() as conn:
             # each document's first chunk through the doc_id index: a scan of the chunks' texts took 200 ms at
@@ -116,20 +125,21 @@ class DocumentNames:
                 for name in {document_name(uri), *listed.get(int(doc_id), ())}:
                     if len(name) >= MIN_NAME:
                         ids.setdefault(name, set()).add(int(doc_id))
+        documents = len({i for v in ids.values() for i in v})
         with self._lock:
-            self._ids, self._generation = {k: tuple(sorted(v)) for k, v in ids.items()}, now
-            return self._ids
+            self._ids, self._documents = {k: tuple(sorted(v)) for k, v in ids.items()}, documents
+            self._generation = now
+            return self._ids, self._documents
 
     def named(self, question: str) -> tuple[int, ...]:
         """Ids of the documents the question names, sorted; () when it names none or names every document
         (then naming selects nothing)."""
-        names = self._names()
-        if len(names) < 2:
+        names, documents = self._names()
+        if documents < 2:  # a KB of one document (its manual may list several commands) is searched as before
             return ()
         written = written_names(question) - noun_names(question)
         hit = sorted({i for w in written for i in names.get(w, ())})
-        every = len({i for v in names.values() for i in v})
-        return () if len(hit) >= every else tuple(hit)
+        return () if len(hit) >= documents else tuple(hit)
 
 
 def named_first(named: Sequence[T], rest: Sequence[T], key: Callable[[T], Hashable] = lambda x: x) -> list[T]:
