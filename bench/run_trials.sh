@@ -139,6 +139,12 @@ trials=(
   "t110 trial_heldout_logger /usr/share/man/man1/logger.1.gz"
   "t111 trial_heldout_chattr /usr/share/man/man1/chattr.1.gz"
   "t112 trial_heldout_dpkgdeb /usr/share/man/man1/dpkg-deb.1.gz"
+  "t113 trial_heldout_gittag /usr/share/man/man1/git-tag.1.gz"
+  "t114 trial_heldout_vacuumdb /usr/share/postgresql/15/man/man1/vacuumdb.1.gz"
+  "t115 trial_heldout_pgrep /usr/share/man/man1/pgrep.1.gz"
+  "t116 trial_heldout_gitswitch /usr/share/man/man1/git-switch.1.gz"
+  "t117 trial_heldout_lscpu /usr/share/man/man1/lscpu.1.gz"
+  "t118 trial_heldout_opensslx509 /usr/share/man/man1/openssl-x509.1ssl.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
