@@ -63,6 +63,7 @@ def search_options(
         rescore=cfg.rescore,
         mmr_lambda=cfg.mmr_lambda if mmr is None else mmr,
         named_first=cfg.named_documents,
+        dense_rerank=cfg.dense_rerank,
     )
 
 

@@ -90,6 +90,9 @@ class RetrievalConfig(_Section):
     # a question that names some of the KB's documents by their file name ("sort" for sort.1.gz) gets their best
     # chunks first, then the rest (rule DN, design notes: recall@3 0.434 -> 0.575 in a KB of thirty manuals)
     named_documents: bool = True
+    # the final head (rerank_depth hits, named documents first) reordered by fusing its order with each chunk's cosine
+    # to the question (reciprocal ranks, equal weights; rule DR, design notes); off in dense mode and with a reranker
+    dense_rerank: bool = False
 
 
 class GeneratorConfig(_Section):

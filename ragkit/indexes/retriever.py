@@ -48,6 +48,7 @@ class SearchOptions:
     # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
     named_first: bool = True  # the documents a question names searched first (ragkit.indexes.named, rule DN)
+    dense_rerank: bool = False  # the final head's order fused with its cosine order (rule DR; not with a reranker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +130,44 @@ class Retriever:
     def search_batch(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first. With `named_first`, a
         query that names some of the KB's documents gets their best hits first, then the rest (rule DN)."""
-        results = self._search(queries, o)
-        if not o.named_first or self._names is None:
+        fuse = o.dense_rerank and o.rerank and o.mode != "dense" and self._reranker() is None
+        wide = replace(o, k=max(o.k, o.rerank_depth)) if fuse else o  # the head rule DR reorders
+        results = self._search(queries, wide)
+        if o.named_first and self._names is not None:
+            for qi, text in enumerate(queries):
+                ids = self._names.named(text)
+                if not ids:
+                    continue
+                only = replace(wide, filters=[*normalise(o.filters), Filter("doc", "in", tuple(map(str, ids)))])
+                (first,) = self._search([text], only)
+                results[qi] = named_first(first, results[qi], key=lambda h: h.chunk.id)[: wide.k]
+        if fuse:
+            results = self._dense_rerank(queries, results, o)
+        return [[replace(h, rank=rank) for rank, h in enumerate(hits[: o.k], start=1)] for hits in results]
+
+    def _dense_rerank(self, queries: Sequence[str], results: list[list[Hit]], o: SearchOptions) -> list[list[Hit]]:
+        """Rule DR: each query's head (rerank_depth hits) reordered by reciprocal-rank fusion of its order with the
+        order of its chunks' stored vectors by cosine to the query, equal weights, ties kept in the head's order.
+        Keyword weights miss a question in other words than the page's; the vectors, alone over the whole KB,
+        miss the exact option names. The hits' scores are left as the retrievers gave them."""
+        if not any(results):
             return results
-        for qi, text in enumerate(queries):
-            ids = self._names.named(text)
-            if not ids:
+        q = self._embedder().embed(list(queries))  # (nq, dim)
+        got, vecs = _gather(self.store, np.array([h.chunk.id for hits in results for h in hits], np.int64), q.shape[1])
+        row = {int(c): n for n, c in enumerate(got)}
+        out = []
+        for qi, hits in enumerate(results):
+            head = [h for h in hits[: o.rerank_depth] if h.chunk.id in row]
+            if len(head) < 2:
+                out.append(hits)
                 continue
-            only = replace(o, filters=[*normalise(o.filters), Filter("doc", "in", tuple(map(str, ids)))])
-            (first,) = self._search([text], only)
-            merged = named_first(first, results[qi], key=lambda h: h.chunk.id)[: o.k]
-            results[qi] = [replace(h, rank=rank) for rank, h in enumerate(merged, start=1)]
-        return results
+            cos = vecs[[row[h.chunk.id] for h in head]] @ q[qi]  # (len(head),)
+            by_cosine = [head[j].chunk.id for j in np.argsort(-cos, kind="stable")]
+            fused = rrf([[h.chunk.id for h in head], by_cosine], [1.0, 1.0], o.rrf_k)
+            at = {h.chunk.id: h for h in head}
+            rest = [h for h in hits if h.chunk.id not in at]
+            out.append([at[i] for i, _ in fused] + rest)
+        return out
 
     def _search(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
         if o.mode not in ("hybrid", "dense", "keyword"):
