@@ -91,7 +91,8 @@ class RetrievalConfig(_Section):
     # chunks first, then the rest (rule DN, design notes: recall@3 0.434 -> 0.575 in a KB of thirty manuals)
     named_documents: bool = True
     # the final head (rerank_depth hits, named documents first) reordered by fusing its order with each chunk's cosine
-    # to the question (reciprocal ranks, equal weights; rule DR, design notes); off in dense mode and with a reranker
+    # to the question (reciprocal ranks, equal weights; rule DR, design notes); keyword mode only (hybrid and dense
+    # modes rank by the vectors already), and not with a cross-encoder reranker
     dense_rerank: bool = False
 
 

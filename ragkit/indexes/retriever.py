@@ -17,7 +17,7 @@ from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import Filter, FilterSpec, compile_filters, normalise
-from ragkit.indexes.hybrid import mmr, rrf, score_fusion
+from ragkit.indexes.hybrid import fused_with_cosine, mmr, rrf, score_fusion
 from ragkit.indexes.named import DocumentNames, named_first
 from ragkit.indexes.sentences import SentenceVectors, best_sentence, rescore_head
 from ragkit.indexes.sql_store import SqlStore
@@ -48,7 +48,7 @@ class SearchOptions:
     # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
     named_first: bool = True  # the documents a question names searched first (ragkit.indexes.named, rule DN)
-    dense_rerank: bool = False  # the final head's order fused with its cosine order (rule DR; not with a reranker)
+    dense_rerank: bool = False  # keyword mode: the head's order fused with its cosine order (rule DR; no reranker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ class Retriever:
     def search_batch(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first. With `named_first`, a
         query that names some of the KB's documents gets their best hits first, then the rest (rule DN)."""
-        fuse = o.dense_rerank and o.rerank and o.mode != "dense" and self._reranker() is None
+        fuse = o.dense_rerank and o.rerank and o.mode == "keyword" and self._reranker() is None
         wide = replace(o, k=max(o.k, o.rerank_depth)) if fuse else o  # the head rule DR reorders
         results = self._search(queries, wide)
         if o.named_first and self._names is not None:
@@ -162,11 +162,9 @@ class Retriever:
                 out.append(hits)
                 continue
             cos = vecs[[row[h.chunk.id] for h in head]] @ q[qi]  # (len(head),)
-            by_cosine = [head[j].chunk.id for j in np.argsort(-cos, kind="stable")]
-            fused = rrf([[h.chunk.id for h in head], by_cosine], [1.0, 1.0], o.rrf_k)
             at = {h.chunk.id: h for h in head}
-            rest = [h for h in hits if h.chunk.id not in at]
-            out.append([at[i] for i, _ in fused] + rest)
+            order = fused_with_cosine([h.chunk.id for h in head], cos.tolist(), o.rrf_k)
+            out.append([at[i] for i in order] + [h for h in hits if h.chunk.id not in at])
         return out
 
     def _search(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
