@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,25 @@ def show(samples: list[dict[str, Any]], labels: dict[tuple[str, str], str]) -> N
             print(f"    [{labels.get((qid, text), '?')}] {text[:300]!r}")
 
 
+def trial_files() -> dict[str, str]:
+    """question id -> the name of the trial file that asks it ("trial_heldout_mawk.jsonl"), for the trials
+    bench/run_trials.sh lists."""
+    here = Path(__file__).parent
+    names = re.findall(r'^\s*"\w+ (trial_\w+) ', (here / "run_trials.sh").read_text(encoding="utf-8"), re.M)
+    return {
+        json.loads(line)["id"]: f"{name}.jsonl"
+        for name in dict.fromkeys(names)
+        for line in (here / "data" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
+
+
 def label(samples: list[dict[str, Any]], trial: str, wanted: dict[str, str], path: Path) -> list[str]:
     """Append one label line per ID=LABEL; returns the ids not found in the run. An answer labelled before (a
     second run often repeats one word for word) keeps its label: the same label is not written twice, another one
-    is refused."""
+    is refused. A label names the run's trial file, or for a run of another file (questions gathered from several
+    trials: bench/named_changed.py) the trial file that asks the question."""
+    owner = {} if trial.startswith("trial_") else trial_files()
     known = load_labels(path)
     with path.open("a", encoding="utf-8") as out:
         for s in samples:
@@ -49,7 +65,7 @@ def label(samples: list[dict[str, Any]], trial: str, wanted: dict[str, str], pat
                     raise SystemExit(f"{s['id']}: this answer is labelled {known[(s['id'], text)]} already")
                 wanted.pop(s["id"])
             elif text:
-                row = {"trial": trial, "id": s["id"], "answer": text, "label": wanted.pop(s["id"])}
+                row = {"trial": owner.get(s["id"], trial), "id": s["id"], "answer": text, "label": wanted.pop(s["id"])}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return sorted(wanted)
 

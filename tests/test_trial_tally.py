@@ -152,3 +152,20 @@ def test_category_keeps_the_answerable_questions_of_one_wording() -> None:
     missing = _sample("u1", "I don't know.", False, True)
     assert trial_tally.in_category([user, manual, unmarked, missing], "user") == [user, missing]
     assert trial_tally.in_category([user, manual, unmarked, missing], "manual") == [manual, missing]
+
+
+def test_a_label_from_a_run_of_gathered_questions_names_the_trial_that_asks_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    trial_label = importlib.util.module_from_spec(_label_spec)
+    _label_spec.loader.exec_module(trial_label)
+    run = tmp_path / "kb" / "runs" / "20261207-000000-dr_changed"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"dataset": {"source": "/tmp/dr_changed.jsonl"}}))
+    sample = {"id": "bz2-a1", "question": "?", "answer": "-k [1].", "answerable": True, "abstained": False}
+    (run / "samples.jsonl").write_text(json.dumps(sample) + "\n")
+    labels = tmp_path / "labels.jsonl"
+    monkeypatch.setattr(sys, "argv", ["trial_label.py", str(run), "bz2-a1=right", "--file", str(labels)])
+    trial_label.main()
+    assert json.loads(labels.read_text())["trial"] == "trial_heldout_bzip2.jsonl"
