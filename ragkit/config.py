@@ -93,7 +93,7 @@ class RetrievalConfig(_Section):
     # the final head (rerank_depth hits, named documents first) reordered by fusing its order with each chunk's cosine
     # to the question (reciprocal ranks, equal weights; rule DR, design notes); keyword mode only (hybrid and dense
     # modes rank by the vectors already), and not with a cross-encoder reranker
-    dense_rerank: bool = False
+    dense_rerank: bool = True
 
 
 class GeneratorConfig(_Section):

@@ -104,3 +104,9 @@ def test_a_question_in_a_users_words_finds_its_entry_among_five_real_manuals(tmp
                 found[on, gold] = any(h.chunk.source_name == page and gold in h.chunk.text for h in hits)
     assert not any(found[False, gold] for _, gold in questions.values())
     assert all(found[True, gold] for _, gold in questions.values())
+
+
+def test_dense_rerank_is_on_by_default() -> None:
+    from ragkit.config import RetrievalConfig
+
+    assert RetrievalConfig().dense_rerank is True

@@ -81,7 +81,7 @@ def test_search_reorders_the_head_as_the_rule_says_in_every_mode(tmp_path: Path,
     turns the rescoring off as it does a cross-encoder."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "zap.md").write_text(MANUAL, encoding="utf-8")
-    settings = {"chunking.max_tokens": 40, "chunking.overlap": 0}
+    settings = {"chunking.max_tokens": 40, "chunking.overlap": 0, "retrieval.dense_rerank": False}  # rule R alone
     with ragkit.open(tmp_path / "kb", **settings) as kb:
         kb.ingest([tmp_path / "docs"])
         plain = kb.search(QUESTION, 20, mode=mode)

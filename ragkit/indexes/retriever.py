@@ -48,7 +48,7 @@ class SearchOptions:
     # "meaning": such a question's or a "how do I" one's head alternating its entries' order by meaning (rule M)
     mmr_lambda: float | None = None
     named_first: bool = True  # the documents a question names searched first (ragkit.indexes.named, rule DN)
-    dense_rerank: bool = False  # keyword mode: the head's order fused with its cosine order (rule DR; no reranker)
+    dense_rerank: bool = True  # keyword mode: the head's order fused with its cosine order (rule DR; no reranker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,8 @@ class Retriever:
 
     def search_batch(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
         """Ranked hits per query: (nq,) queries -> nq lists of at most o.k hits, best first. With `named_first`, a
-        query that names some of the KB's documents gets their best hits first, then the rest (rule DN)."""
+        query that names some of the KB's documents gets their best hits first, then the rest (rule DN). With
+        `dense_rerank` in keyword mode, the first rerank_depth hits are then reordered by rule DR."""
         fuse = o.dense_rerank and o.rerank and o.mode == "keyword" and self._reranker() is None
         wide = replace(o, k=max(o.k, o.rerank_depth)) if fuse else o  # the head rule DR reorders
         results = self._search(queries, wide)
