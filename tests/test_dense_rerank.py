@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ragkit
-from ragkit.indexes.hybrid import fused_with_cosine
+from ragkit.indexes.sentences import rescore_head
 
 DOCS = {
     "squash.md": (
@@ -28,6 +29,11 @@ DOCS = {
     ),
 }
 QUESTION = "How do I delete files once they are in the archive?"
+
+
+def fused_with_cosine(ids: list[int], cosines: list[float]) -> list[int]:
+    """The head's order as rule DR gives it: rule R's fusion of the order with the (n,) cosines' order."""
+    return [i for i, _ in rescore_head([(i, 0.0) for i in ids], np.array(cosines, dtype=np.float32), len(ids))]
 
 
 def test_the_order_is_fused_with_the_cosine_order_and_ties_keep_the_given_order() -> None:

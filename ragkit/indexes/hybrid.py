@@ -21,13 +21,6 @@ def rrf(lists: Sequence[Sequence[int]], weights: Sequence[float], k: int = 60) -
     return order
 
 
-def fused_with_cosine(ids: Sequence[int], cosines: Sequence[float], k: int = 60) -> list[int]:
-    """Rule DR: ids (best first) reordered by reciprocal-rank fusion of their order with their (n,) cosines' order,
-    equal weights; ties keep the given order."""
-    by_cosine = [ids[j] for j in np.argsort(-np.asarray(cosines, dtype=np.float64), kind="stable")]
-    return [cid for cid, _ in rrf([list(ids), by_cosine], [1.0, 1.0], k)]
-
-
 def score_fusion(lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float]) -> list[tuple[int, float]]:
     """Score fusion: score(id) = sum_i w_i * (s_i(id) - min_i) / (max_i - min_i), 0 where list i lacks the id.
 

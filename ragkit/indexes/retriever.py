@@ -17,7 +17,7 @@ from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
 from ragkit.indexes.filters import Filter, FilterSpec, compile_filters, normalise
-from ragkit.indexes.hybrid import fused_with_cosine, mmr, rrf, score_fusion
+from ragkit.indexes.hybrid import mmr, rrf, score_fusion
 from ragkit.indexes.named import DocumentNames, named_first
 from ragkit.indexes.sentences import SentenceVectors, best_sentence, rescore_head
 from ragkit.indexes.sql_store import SqlStore
@@ -164,8 +164,8 @@ class Retriever:
                 continue
             cos = vecs[[row[h.chunk.id] for h in head]] @ q[qi]  # (len(head),)
             at = {h.chunk.id: h for h in head}
-            order = fused_with_cosine([h.chunk.id for h in head], cos.tolist(), o.rrf_k)
-            out.append([at[i] for i in order] + [h for h in hits if h.chunk.id not in at])
+            order = rescore_head([(h.chunk.id, h.score) for h in head], cos, len(head), o.rrf_k)  # rule R's fusion
+            out.append([at[i] for i, _ in order] + [h for h in hits if h.chunk.id not in at])
         return out
 
     def _search(self, queries: Sequence[str], o: SearchOptions) -> list[list[Hit]]:
