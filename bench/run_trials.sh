@@ -145,6 +145,12 @@ trials=(
   "t116 trial_heldout_gitswitch /usr/share/man/man1/git-switch.1.gz"
   "t117 trial_heldout_lscpu /usr/share/man/man1/lscpu.1.gz"
   "t118 trial_heldout_opensslx509 /usr/share/man/man1/openssl-x509.1ssl.gz"
+  "t119 trial_heldout_gitbranch /usr/share/man/man1/git-branch.1.gz"
+  "t120 trial_heldout_opensslenc /usr/share/man/man1/openssl-enc.1ssl.gz"
+  "t121 trial_heldout_ar /usr/share/man/man1/ar.1.gz"
+  "t122 trial_heldout_systemdrun /usr/share/man/man1/systemd-run.1.gz"
+  "t123 trial_heldout_updatealternatives /usr/share/man/man1/update-alternatives.1.gz"
+  "t124 trial_heldout_gprof /usr/share/man/man1/gprof.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
