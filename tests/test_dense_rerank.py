@@ -116,3 +116,43 @@ def test_dense_rerank_is_on_by_default() -> None:
     from ragkit.config import RetrievalConfig
 
     assert RetrievalConfig().dense_rerank is True
+
+
+MANUAL = (
+    "SQUASH\n\nNAME\n\nsquash - compress files with a block codec\n\nOPTIONS\n\n"
+    "-k, --keep\nkeep the input files after compressing them.\n\n"
+    "--rm\nremove the source files once compression succeeded.\n\n"
+    "-t, --test\ncheck the integrity of compressed files without writing anything.\n"
+)
+
+
+def test_rule_md_reads_an_option_question_by_its_entries_and_leaves_the_rest_to_dr() -> None:
+    from ragkit.entries import meaning_orders
+
+    assert meaning_orders("Which squash flag removes the originals?", [MANUAL])
+    assert meaning_orders("How do I keep the input files with squash?", [MANUAL])
+    assert not meaning_orders("What does squash compress?", [MANUAL])  # rule M does not read it: DR orders it
+    assert not meaning_orders("Which squash flag removes the originals?", ["squash compresses files."])  # no entry
+
+
+@pytest.mark.usefixtures("hashed")
+def test_with_rescore_meaning_dr_skips_the_heads_rule_m_orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragkit.indexes import retriever
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "squash.txt").write_text(MANUAL + "\n\n".join(f"Note {n}: squash files in blocks." for n in range(9)))
+    (folder / "pack.md").write_text(DOCS["pack.md"], encoding="utf-8")
+    fused: list[int] = []
+    real = retriever.rescore_head
+    monkeypatch.setattr(retriever, "rescore_head", lambda *a, **k: fused.append(1) or real(*a, **k))
+    which, plain = "Which squash flag removes the source files?", "What does squash do with blocks?"
+    for rescore, question, dr in [("meaning", which, False), ("meaning", plain, True), ("entries", which, True)]:
+        settings = {"retrieval.mode": "keyword", "retrieval.rescore": rescore}
+        settings |= {"chunking.max_tokens": 40, "chunking.overlap": 0}  # several chunks: a head to reorder
+        with ragkit.open(tmp_path / f"kb-{rescore}", **settings) as kb:
+            if not kb.stats()["chunks"]:
+                kb.ingest([folder])
+            fused.clear()
+            hits = kb.search(question, 3)
+            assert hits and bool(fused) is dr, (rescore, question)
