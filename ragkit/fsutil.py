@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _beside(path: Path) -> Path:
+    """A temp name beside `path` no other writer uses: two processes assembling the same bundled model on a fresh
+    machine (two `ragkit` commands started together) shared one "NAME.tmp", and the second rename found it gone."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename)."""
     raw = data.encode(encoding) if isinstance(data, str) else data
@@ -93,7 +100,7 @@ def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8"
 def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
     """Replace `path` with whatever `write(fh)` writes to a binary file handle, atomically."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _beside(path)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
@@ -110,7 +117,7 @@ def atomic_write_path(path: str | Path, write: Callable[[Path], object]) -> None
     """Replace `path` with a file that `write(tmp_path)` writes by name (FAISS, a checksummed assembly),
     atomically. If `write` raises, the temp file is removed and `path` is untouched."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _beside(path)
     try:
         write(tmp)
         fsync_file(tmp)
@@ -143,8 +150,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     removed and the temp folder renamed into its place; on an exception the temp folder is removed.
     """
     target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _beside(target)
     tmp.mkdir(parents=True)
     try:
         yield tmp

@@ -38,7 +38,32 @@ def test_atomic_dir_appears_whole_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
         (tmp / "adapter.bin").write_bytes(b"half")
         raise KeyboardInterrupt
-    assert [p.name for p in target.iterdir()] == ["old.bin"] and not (tmp_path / "models" / "tiny.tmp").exists()
+    assert [p.name for p in target.iterdir()] == ["old.bin"] and not list((tmp_path / "models").glob("*.tmp"))
     with atomic_dir(target) as tmp:
         (tmp / "adapter.bin").write_bytes(b"new")
     assert [p.name for p in target.iterdir()] == ["adapter.bin"]
+
+
+def test_two_writers_of_one_file_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two `ragkit` commands started together on a fresh machine assemble the same bundled model: each writer has
+    its own temp file, so neither rename finds the other's gone."""
+    import threading
+
+    target, both_written, errors = tmp_path / "model.gguf", threading.Barrier(2, timeout=10), []
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(b"weights")
+        both_written.wait()  # both temp files exist before either is renamed into place
+
+    def writer() -> None:
+        try:
+            atomic_write_path(target, write)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and target.read_bytes() == b"weights" and not list(tmp_path.glob("*.tmp"))
