@@ -94,30 +94,14 @@ def entry_order(question: str, texts: Sequence[str]) -> list[int] | None:
     return sorted(range(len(texts)), key=lambda i: (-best[i], i))
 
 
-def reads_meaning(question: str) -> bool:
-    """Whether rule M orders this question's head: it asks for a named thing or how to get something done."""
-    return bool(_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question))
-
-
-def meaning_orders(question: str, texts: Sequence[str]) -> bool:
-    """Whether meaning_order reorders these chunks for this question (it reads it and a chunk holds an entry); rule
-    MD leaves those heads to it."""
-    return reads_meaning(question) and any(_named_entries(text) for text in texts)
-
-
-def _named_entries(text: str) -> list[str]:
-    """The texts of a chunk's entries whose tag holds a code-shaped name."""
-    return [body for tag, body in source_entries(text) if _names(tag)]
-
-
 def meaning_order(question: str, texts: Sequence[str], embed: Callable[[list[str]], Any]) -> list[int] | None:
     """Rule M: for a question asking for a named thing or how to get something done, the indices of `texts` (chunks,
     best first) alternating two orders, each chunk once: by the cosine of the question and the chunk's entry nearest
     it in meaning (chunks without an entry after, in their order), and the given order. `embed`: (n,) texts ->
     (n, dim) unit vectors. None when the question is of neither kind or no chunk holds an entry."""
-    if not reads_meaning(question):
+    if not (_ASKS_FOR_ENTRY.search(question) or _HOW_TO.search(question)):
         return None
-    per_text = [_named_entries(text) for text in texts]
+    per_text = [[body for tag, body in source_entries(text) if _names(tag)] for text in texts]
     bodies = [body[:ENTRY_CHARS] for entries in per_text for body in entries]
     if not bodies:
         return None

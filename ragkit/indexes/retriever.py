@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 
-from ragkit.entries import entry_order, meaning_order, meaning_orders
+from ragkit.entries import entry_order, meaning_order
 from ragkit.errors import ConfigError
 from ragkit.indexes.allowed import AllowedIds, fetch_ids
 from ragkit.indexes.faiss_index import FaissIndex, default_ef_search, default_nprobe
@@ -148,8 +148,7 @@ class Retriever:
 
     def _dense_rerank(self, queries: Sequence[str], results: list[list[Hit]], o: SearchOptions) -> list[list[Hit]]:
         """Rule DR: each query's head (rerank_depth hits) reordered by reciprocal-rank fusion of its order with the
-        order of its chunks' stored vectors by cosine to the query, equal weights, ties kept in the head's order;
-        with `rescore = "meaning"`, not the heads rule M orders (rule MD).
+        order of its chunks' stored vectors by cosine to the query, equal weights, ties kept in the head's order.
         Keyword weights miss a question in other words than the page's; the vectors, alone over the whole KB,
         miss the exact option names. The hits' scores are left as the retrievers gave them."""
         if not any(results):
@@ -160,8 +159,7 @@ class Retriever:
         out = []
         for qi, hits in enumerate(results):
             head = [h for h in hits[: o.rerank_depth] if h.chunk.id in row]
-            # rule MD: a head rule M ordered by its entries' vectors is not diluted by the chunks' vectors again
-            if len(head) < 2 or (o.rescore == "meaning" and meaning_orders(queries[qi], [h.chunk.text for h in head])):
+            if len(head) < 2:
                 out.append(hits)
                 continue
             cos = vecs[[row[h.chunk.id] for h in head]] @ q[qi]  # (len(head),)
