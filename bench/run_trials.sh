@@ -151,6 +151,12 @@ trials=(
   "t122 trial_heldout_systemdrun /usr/share/man/man1/systemd-run.1.gz"
   "t123 trial_heldout_updatealternatives /usr/share/man/man1/update-alternatives.1.gz"
   "t124 trial_heldout_gprof /usr/share/man/man1/gprof.1.gz"
+  "t125 trial_heldout_gitreset /usr/share/man/man1/git-reset.1.gz"
+  "t126 trial_heldout_openssldgst /usr/share/man/man1/openssl-dgst.1ssl.gz"
+  "t127 trial_heldout_strip /usr/share/man/man1/strip.1.gz"
+  "t128 trial_heldout_sed /usr/share/man/man1/sed.1.gz"
+  "t129 trial_heldout_loginctl /usr/share/man/man1/loginctl.1.gz"
+  "t130 trial_heldout_createdb /usr/share/postgresql/15/man/man1/createdb.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
