@@ -10,6 +10,8 @@ the files bench/run_trials.sh names for those trials, under the same names). For
 those trials it counts the questions whose first chunk from the trial's own document(s) holding a gold answer
 (case-insensitive, as text) ranks within k, and the questions whose top k hold any chunk of their own document.
 No generation. Each --set changes a setting for this measurement only, as `ragkit search --set` does.
+--rendered reads a KB of the same manual pages rendered as a user saves them (`man -l ar.1.gz > ar.txt`): the
+document "ar.1.gz" is then "ar.txt".
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def trial_documents() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+def rendered_name(name: str) -> str:
+    """A man page's name once rendered as text: "ar.1.gz" -> "ar.txt", "openssl-enc.1ssl.gz" -> "openssl-enc.txt"."""
+    return re.sub(r"\.\d\w*\.gz$", ".txt", name)
+
+
 def _value(text: str) -> object:
     """A --set value as TOML would read it ("true", "5", "0.5"), else the string."""
     try:
@@ -51,6 +58,7 @@ def main() -> None:
     ap.add_argument("--k", nargs="+", type=int, default=[1, 3, 5])
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rendered", action="store_true", help="the KB holds man pages rendered as NAME.txt")
     args = ap.parse_args()
     docs = trial_documents()
     overrides = {k: _value(v) for k, _, v in (kv.partition("=") for kv in args.set)}
@@ -60,6 +68,8 @@ def main() -> None:
     try:
         for trial in args.trials:
             qfile, names = docs[trial]
+            if args.rendered:
+                names = [rendered_name(name) for name in names]
             items = (ROOT / "bench" / "data" / f"{qfile}.jsonl").read_text(encoding="utf-8").splitlines()
             for item in (json.loads(line) for line in items if line.strip()):
                 if not item.get("answerable", True):
