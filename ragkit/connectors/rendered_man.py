@@ -1,0 +1,191 @@
+"""Manual pages saved as text (`man strings > strings.txt`): read by their layout, into the elements the roff
+reader gives the page's source (reader RM, docs/design-notes.md).
+
+Read as plain text, such a file lost its entries: `strings` stacks three spellings over one text ("-min-len",
+"-n min-len", "--bytes=min-len"), which the entry finder read as one tag and two lines of text, so the answer
+checks found no entry for `-n`. `man` lays a page out in a fixed way, and that layout is read here:
+
+- the first line is a header ("STRINGS(1)   GNU Development Tools   STRINGS(1)") and the last a footer ending in
+  the same "STRINGS(1)": both are left out, and they are how such a file is known;
+- a line at column 0 is a section (".SH"), a line indented less than the body a subsection (".SS");
+- tag lines stacked at one indent over deeper text are one entry, "-n min-len, --bytes=min-len" over its text;
+  a tag short enough that its text starts on its own line ("-o  Like -t o.") is one when that text starts at the
+  column its continuation lines use (or, for a one-line entry, where the page's other entries put their text);
+- wrapped lines are one paragraph: groff's hyphenation (U+2010 at a line's end) is undone, a line ending in "-"
+  joins the next without a space ("--print-file-" "name"), runs of spaces from justification become one; a
+  block whose lines are not wrapped (an example, a table) keeps its lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from ragkit.connectors.base import RawElement
+
+# "SED(1)   User Commands   SED(1)", "OPENSSL-DGST(1SSL)  OpenSSL  OPENSSL-DGST(1SSL)"
+_HEADER = re.compile(r"^(\S+\([0-9][\w]*\))(?:\s.*)?\s\1$|^(\S+\([0-9][\w]*\))$")
+_SAME_LINE = re.compile(r"^(\S+(?: \S+)*)( {2,})(\S.*)$")  # "-o  Like -t o.": a tag, a gap, its text
+# a sentence's end; a tag may end in "..." ("-u, --euid euid,...") and an option's in "," ("-CAform DER|PEM|P12,")
+_TAG_END = re.compile(r"(?:[!?;:]|(?<!\.)\.|^[^-].*,)$")
+_BULLETS = ("•", "·", "○", "o", "*", "-", "+", "–", "—")
+_TAG_CHARS, _TAG_WORDS = 60, 6
+_SOFT_HYPHEN = "\u2010"  # groff's hyphen in a UTF-8 locale: a word broken at the margin
+
+
+def is_rendered_man(text: str) -> bool:
+    """Whether `text` is a manual page as `man` prints it: a header line naming the page ("SED(1) ... SED(1)")
+    and a last line ending in the same name."""
+    lines = [ln.strip() for ln in text[:400].splitlines() if ln.strip()]
+    if not lines:
+        return False
+    head = _HEADER.match(lines[0])
+    if head is None:
+        return False
+    name = head.group(1) or head.group(2)
+    tail = text.rstrip().rsplit("\n", 1)[-1].strip()
+    fields = re.split(r"\s{3,}", tail)
+    # a BSD (mdoc) page's footer names its system at both ends: "BSD   December 16, 2022   BSD"
+    return tail != lines[0] and (tail.endswith(name) or (len(fields) == 3 and fields[0] == fields[2]))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _tag_like(text: str) -> bool:
+    """A line that can be an entry's tag: short, no sentence stop at its end, no columns (a table's row)."""
+    words = len(text.replace(" | ", " ").split())  # "-p | -ps | -plain": spellings between bars
+    short = len(text) <= _TAG_CHARS and words <= _TAG_WORDS
+    return short and not _TAG_END.search(text) and "   " not in text
+
+
+def _join(lines: Sequence[str], width: int) -> str:
+    """Lines of one block as text: wrapped lines joined into one paragraph, others kept as lines."""
+    stripped = [ln.strip() for ln in lines]
+    full = all(
+        len(lines[k].rstrip()) + 1 + len(stripped[k + 1].split()[0]) > width or lines[k].rstrip().endswith("-")
+        for k in range(len(lines) - 1)
+    )
+    if not full:
+        depth = min(_indent(ln) for ln in lines)
+        return "\n".join(ln[depth:].rstrip() for ln in lines)
+    text = stripped[0]
+    for nxt in stripped[1:]:
+        if text.endswith(_SOFT_HYPHEN) and nxt[:1].isalpha():
+            text = text[:-1] + nxt  # "in‐" "put": groff broke the word
+        elif text.endswith("-") and text[-2:-1].isalnum():
+            text += nxt  # a hyphen of the text itself ("command-" "line", "--print-file-" "name")
+        else:
+            text += " " + nxt
+    return re.sub(r"(?<=\S) {2,}(?=\S)", " ", text)
+
+
+class _Reader:
+    """One page's lines -> elements; `width` is the page's right margin, `column` where its entries' text
+    starts (from the tag's indent), learned from the entries whose text is under their tag."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        body = [ln for ln in lines if ln.strip()]
+        # the right margin: most lines of a paragraph reach it; an example's long line must not set it
+        sizes = sorted(len(ln) for ln in body)
+        self.width = sizes[int(0.9 * (len(sizes) - 1))] if sizes else 78
+        self.body = Counter(_indent(ln) for ln in body).most_common(1)[0][0] if body else 7
+        self.column = self._entry_column()
+        self.out: list[RawElement] = []
+        self.section = ""
+
+    def _entry_column(self) -> int | None:
+        """The most common indent step from a tag line to the text under it (4 for `.TP`'s default)."""
+        steps: Counter[int] = Counter()
+        for a, b in zip(self.lines, self.lines[1:], strict=False):
+            if a.strip() and b.strip() and _indent(b) > _indent(a) and _tag_like(a.strip()):
+                steps[_indent(b) - _indent(a)] += 1
+        return steps.most_common(1)[0][0] if steps else None
+
+    def read(self) -> list[RawElement]:
+        block: list[str] = []
+        for line in self.lines:
+            depth = _indent(line)
+            if line.strip() and depth < self.body and depth < 4:  # ".SH" at 0, ".SS" at 3
+                self._block(block)
+                block = []
+                self.section = re.sub(r"\s+", " ", line.strip())
+                self.out.append((self.section, "Title", None))
+            elif line.strip():
+                block.append(line)
+            else:
+                self._block(block)
+                block = []
+        self._block(block)
+        return self.out
+
+    def _same_line(self, k: int, block: Sequence[str]) -> tuple[str, str] | None:
+        """(tag, text) when block[k] is a tag with its text on its own line."""
+        line = block[k]
+        m = _SAME_LINE.match(line.strip())
+        if m is None or not _tag_like(m.group(1)):
+            return None
+        at = _indent(line) + len(m.group(1)) + len(m.group(2))
+        below = block[k + 1] if k + 1 < len(block) else ""
+        if below and _indent(below) > _indent(line):
+            return (m.group(1), m.group(3)) if _indent(below) == at else None
+        short = m.group(1)[:1] in "-+@" or len(m.group(1)) <= 4
+        return (m.group(1), m.group(3)) if short and self.column and at == _indent(line) + self.column else None
+
+    def _block(self, block: list[str]) -> None:
+        """A run of lines between blank lines: entries (tags over deeper text) and paragraphs."""
+        if self.section.upper() == "SYNOPSIS":  # a usage line over its wrapped options is no entry
+            self._paragraph(block)
+            return
+        k = 0
+        while k < len(block):
+            base = _indent(block[k])
+            tags: list[str] = []
+            first = ""
+            j = k
+            while j < len(block) and _indent(block[j]) == base:
+                same = self._same_line(j, block)
+                if same is not None:
+                    tags.append(same[0])
+                    first, j = same[1], j + 1
+                    break
+                below = block[j + 1] if j + 1 < len(block) else ""
+                if not _tag_like(block[j].strip()) or not below:
+                    break
+                tags.append(block[j].strip())
+                j += 1
+                if _indent(below) > base:
+                    break
+            end = j
+            while end < len(block) and _indent(block[end]) > base:
+                end += 1
+            entry = bool(tags) and (bool(first) or end > j) and (len(tags) == j - k)
+            if not entry:  # a paragraph: the lines at this indent, then whatever is deeper under it
+                end = k + 1
+                while end < len(block) and _indent(block[end]) == base:
+                    end += 1
+                self._paragraph(block[k:end])
+                k = end
+                continue
+            body = [" " * (base + (self.column or 4)) + first] if first else []
+            text = _join([*body, *block[j:end]], self.width) if body or end > j else ""
+            bullet = len(tags) == 1 and tags[0] in _BULLETS
+            self.out.append((text if bullet else ", ".join(tags) + ("\n" + text if text else ""), "ListItem", None))
+            k = end
+
+    def _paragraph(self, lines: Sequence[str]) -> None:
+        if lines:
+            self.out.append((_join(lines, self.width), "NarrativeText", None))
+
+
+def rendered_man_elements(text: str) -> list[RawElement]:
+    """The sections (Title), paragraphs (NarrativeText) and entries (ListItem, "tag, tag" over its text) of a
+    manual page as `man` prints it (is_rendered_man), without its header and footer lines."""
+    lines = [ln.rstrip() for ln in text.expandtabs().splitlines()]
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    if len(nonblank) >= 2:
+        lines = lines[nonblank[0] + 1 : nonblank[-1]]
+    return _Reader(lines).read()
