@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO
 
@@ -85,10 +87,46 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# a temp left by a writer that died unasked (kill -9, power lost, out of memory) is swept by the next writer of
+# the same target once it has sat unchanged this long: a live writer on another machine sharing the folder (its
+# pid means nothing here) keeps touching its temp
+STALE_TEMP_SECONDS = 600.0
+
+
 def _beside(path: Path) -> Path:
     """A temp name beside `path` no other writer uses: two processes assembling the same bundled model on a fresh
-    machine (two `ragkit` commands started together) shared one "NAME.tmp", and the second rename found it gone."""
+    machine (two `ragkit` commands started together) shared one "NAME.tmp", and the second rename found it gone.
+    Temps of earlier writers of `path` that died (a 1 GB model assembly killed half way) are removed first."""
+    _sweep_dead_writers(path)
     return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _sweep_dead_writers(path: Path) -> None:
+    """Remove "NAME.<pid>-<hex>.tmp" beside `path` whose writer is gone and which no one touched for
+    STALE_TEMP_SECONDS."""
+    try:
+        leftovers = list(path.parent.glob(f"{glob_escape(path.name)}.*-*.tmp"))
+    except OSError:
+        return
+    now = time.time()
+    for tmp in leftovers:
+        pid = tmp.name[len(path.name) + 1 :].split("-", 1)[0]
+        try:
+            stale = now - tmp.stat().st_mtime > STALE_TEMP_SECONDS
+            if pid.isdigit() and stale and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        except OSError:
+            continue  # gone already, or not ours to remove: the write itself goes on
 
 
 def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> None:

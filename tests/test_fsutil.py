@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,30 @@ def test_two_writers_of_one_file_at_once_both_succeed(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == [] and target.read_bytes() == b"weights" and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_dead_writers_stale_temp_is_swept_by_the_next_writer(tmp_path: Path) -> None:
+    """kill -9 in the middle of assembling a bundled model left a 1 GB "NAME.<pid>-<id>.tmp" for good; the next
+    writer of the same file removes it once its writer is gone and it sat untouched (a live writer on another
+    machine sharing the folder keeps touching its own)."""
+    import os
+    import subprocess
+    import sys
+
+    from ragkit.fsutil import STALE_TEMP_SECONDS
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid no process has now
+    target = tmp_path / "model.gguf"
+    old = tmp_path / f"model.gguf.{child.pid}-0badc0de.tmp"
+    fresh = tmp_path / f"model.gguf.{child.pid}-0000beef.tmp"
+    live = tmp_path / f"model.gguf.{os.getpid()}-0000cafe.tmp"
+    other = tmp_path / f"other.bin.{child.pid}-0badc0de.tmp"
+    long_ago = time.time() - STALE_TEMP_SECONDS - 60
+    for tmp in (old, fresh, live, other):
+        tmp.write_bytes(b"half a model")
+    for tmp in (old, live, other):
+        os.utime(tmp, (long_ago, long_ago))
+    atomic_write(target, b"weights")
+    assert target.read_bytes() == b"weights"
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == sorted(p.name for p in (fresh, live, other))
