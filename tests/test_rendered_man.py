@@ -126,3 +126,23 @@ def test_a_real_page_rendered_by_man_reads_like_its_source(tmp_path: Path) -> No
     options = [tag for tag in roff if tag.startswith("-")]
     assert len(options) > 20
     assert [tag for tag in options if tag not in rendered] == []
+
+
+def test_a_terminals_overstrikes_read_as_what_it_prints(tmp_path: Path) -> None:
+    """`man strip > strip.txt` where man keeps bold and underline (MAN_KEEP_FORMATTING, some systems' default)
+    wrote "N\\bNA\\bAM\\bME\\bE": read as text it was "NNAAMMEE" and "--FF"."""
+
+    def bold(text: str) -> str:
+        return "".join(f"{c}\b{c}" if c.strip() else c for c in text)
+
+    def underline(text: str) -> str:
+        return "".join(f"_\b{c}" if c.strip() else c for c in text)
+
+    struck = "\n".join(
+        bold(line) if line[:1].isalpha() and line.isupper() else line.replace("min-len", underline("min-len"))
+        for line in PAGE.split("\n")
+    )
+    assert "\b" in struck and "NNAAMMEE" in struck.replace("\b", "")
+    (tmp_path / "plain.txt").write_text(PAGE, encoding="utf-8")
+    (tmp_path / "struck.txt").write_text(struck, encoding="utf-8")
+    assert parse_file(tmp_path / "struck.txt").elements == parse_file(tmp_path / "plain.txt").elements

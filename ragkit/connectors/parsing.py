@@ -30,7 +30,7 @@ from ragkit.connectors.mdoc import is_mdoc, mdoc_elements
 from ragkit.connectors.pdf import pdf_elements
 from ragkit.connectors.pod import pod_elements, pod_text
 from ragkit.connectors.records import json_elements
-from ragkit.connectors.rendered_man import is_rendered_man, rendered_man_elements
+from ragkit.connectors.rendered_man import is_rendered_man, rendered_man_elements, without_overstrikes
 from ragkit.connectors.roff import MAN_SECTION, man_elements
 from ragkit.errors import ParseError
 from ragkit.types import GENERIC_TEXT_NAMES, PARSER_META, Document
@@ -134,7 +134,8 @@ def is_supported(suffix: str) -> bool:
 #   keeps its label too; text 5: a line of one repeated punctuation mark ("-----") is a rule between records,
 #   not a section title; text 6: a Debian machine-readable copyright file is read by its stanzas
 #   (connectors/debcopyright.py); text 7: a manual page saved as `man` prints it is read by its layout, entries
-#   and sections (connectors/rendered_man.py).
+#   and sections (connectors/rendered_man.py), and a terminal's overstrikes ("N\bNA\bA", bold "NA") are read as
+#   the characters they print.
 # - man 2: a bullet (".IP \(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\." is a
 #   full stop (ronn's pages), tbl tables are read as rows, not as their layout lines.
 # - man 3: "\t" is a tab, not nothing (unzip's "v6.0\t20 Apr 09" read "v6.020 Apr 09").
@@ -289,6 +290,8 @@ def _light_elements(name: str, kind: str, data: bytes) -> list[RawElement]:
         return html_elements(text)
     if kind == "info":  # makeinfo underlines every heading: a short line alone is text ("Then", "'--unlink'")
         return text_elements(info_text(text), underlined=True)
+    if kind == "text" and "\b" in text:  # `man ls > ls.txt` where man keeps its bold and underline as overstrikes
+        text = without_overstrikes(text)
     if kind == "text" and is_dep5(text):
         return dep5_elements(text)
     if kind == "text" and is_rendered_man(text):

@@ -34,6 +34,16 @@ _TAG_CHARS, _TAG_WORDS = 60, 6
 _SOFT_HYPHEN = "\u2010"  # groff's hyphen in a UTF-8 locale: a word broken at the margin
 
 
+_OVERSTRIKE = re.compile(r"[^\n\x08]\x08")  # "N\bN" bold, "_\bN" underlined: a character struck over
+
+
+def without_overstrikes(text: str) -> str:
+    """Text as a terminal shows it: each character struck over by the next ("N\bN", "_\bN") is the next alone,
+    as `col -b` leaves it (`man ls > ls.txt` keeps them where MAN_KEEP_FORMATTING is set, or on systems whose man
+    does not strip them)."""
+    return _OVERSTRIKE.sub("", text).replace("\x08", "")
+
+
 def is_rendered_man(text: str) -> bool:
     """Whether `text` is a manual page as `man` prints it: a header line naming the page ("SED(1) ... SED(1)")
     and a last line ending in the same name."""
