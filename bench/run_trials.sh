@@ -7,6 +7,9 @@
 #     SHARED=1 ONLY="t71 ... t112" [ASK="t107 ... t112"] bash bench/run_trials.sh WORKDIR
 #         # one KB (WORKDIR/shared-kb) of every chosen trial's documents, as a user keeps many manuals, and each
 #         # chosen trial (or those ASK names) asked of it; bench/multidoc_recall.py and bench/named_changed.py read it
+#     RENDERED=1 SHARED=1 ONLY="t71 ... t130" ASK="t125 ... t130" bash bench/run_trials.sh WORKDIR
+#         # the same, each manual page saved as a user saves it, `MANWIDTH=80 man -l ar.1.gz > ar.txt` (KB
+#         # WORKDIR/shared-rendered-kb; bench/multidoc_recall.py --rendered reads it)
 #
 # Each trial's documents are Debian/Node files or folders (docs/devset.md lists them); a KB is built once per trial under
 # WORKDIR (KB-kb) and reused. Then tally the runs with the hand labels, or replay today's checks on them:
@@ -176,32 +179,38 @@ for line in "${trials[@]}"; do
   # ONLY="t17 t18" runs those trials alone
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   into=$name; [ -n "${SHARED:-}" ] && into=shared
+  [ -n "${RENDERED:-}" ] && into=$into-rendered
   if [ ! -d "$into-kb" ]; then
     mkdir -p "$into"
     for doc in $docs; do
       src=${doc%%:*}; dest=${doc#*:}; [ "$dest" = "$doc" ] && dest=$(basename "$src")
       if [ ! -e "$src" ]; then echo "run_trials: $src is missing; skipping trial $name" >&2; continue 2; fi
       mkdir -p "$(dirname "$into/$dest")"  # "zlib1g/copyright": a package's file in its package's folder
+      if [ -n "${RENDERED:-}" ] && [[ "$dest" =~ \.[0-9][a-z]*\.gz$ ]]; then
+        MANWIDTH=80 man -l "$src" > "$into/${dest%.*.gz}.txt" 2> /dev/null  # "ar.1.gz" -> "ar.txt", as man prints it
+        continue
+      fi
       cp -r "$src" "$into/$dest"  # a folder (CMake's policy pages) is copied whole
     done
     if [ -n "${SHARED:-}" ]; then asked+=("$name $trial"); continue; fi  # ingested once, after the loop
     # exit code 3: some files were skipped (each with its reason in the JSON), the rest ingested
-    rc=0; "$ragkit" ingest "$name" --kb "$name-kb" --json > "$name-ingest.json" || rc=$?
+    rc=0; "$ragkit" ingest "$into" --kb "$into-kb" --json > "$into-ingest.json" || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of $name failed" >&2; continue; fi
   fi
   [ -n "${SHARED:-}" ] && { asked+=("$name $trial"); continue; }
   [ -n "${NOEVAL:-}" ] && continue
-  evaluate "$name" "$trial" "$name-kb" "$@"
+  evaluate "$name" "$trial" "$into-kb" "$@"
 done
 if [ -n "${SHARED:-}" ] && [ "${#asked[@]}" -gt 0 ]; then
-  if [ ! -d shared-kb ]; then
-    rc=0; "$ragkit" ingest shared --kb shared-kb --json > shared-ingest.json || rc=$?
+  shared=shared${RENDERED:+-rendered}
+  if [ ! -d "$shared-kb" ]; then
+    rc=0; "$ragkit" ingest "$shared" --kb "$shared-kb" --json > "$shared-ingest.json" || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "run_trials: ingest of the shared KB failed" >&2; exit 1; fi
   fi
   [ -n "${NOEVAL:-}" ] && exit 0
   for pair in "${asked[@]}"; do
     read -r name trial <<<"$pair"
     if [ -n "${ASK:-}" ] && [[ " $ASK " != *" $name "* ]]; then continue; fi
-    evaluate "$name" "$trial" shared-kb "$@"
+    evaluate "$name" "$trial" "$shared-kb" "$@"
   done
 fi
