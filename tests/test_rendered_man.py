@@ -146,3 +146,55 @@ def test_a_terminals_overstrikes_read_as_what_it_prints(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text(PAGE, encoding="utf-8")
     (tmp_path / "struck.txt").write_text(struck, encoding="utf-8")
     assert parse_file(tmp_path / "struck.txt").elements == parse_file(tmp_path / "plain.txt").elements
+
+
+# Google Cloud SDK's layout (thousands of pages on a machine with the SDK): a long name overlaps the header's
+# middle, and a blank line stands between each flag and its text
+GCLOUD = """
+GCLOUD_COMPUTE_BACKEND-BUCKEGeneralTCoGCLOUD_COMPUTE_BACKEND-BUCKETS_DELETE(1)
+
+NAME
+       gcloud compute backend-buckets delete - delete backend buckets
+
+FLAGS
+         --global
+
+           If set, the bucket is global.
+
+         --region=REGION
+
+           Region of the bucket to delete. Overrides the default compute/region
+           property value for this command invocation.
+
+                                      GCLOUD_COMPUTE_BACKEND-BUCKETS_DELETE(1)
+"""
+
+# entries that each fit their line, and no entry with its text under its tag to learn the text's column from
+ONE_LINE = """\
+FC-CAT(1)                   General Commands Manual                  FC-CAT(1)
+
+OPTIONS
+       A summary of options is included below.
+
+       -r     Recurse into subdirectories.
+
+       -v     Be verbose.
+
+Fontconfig 2.14.1                  Aug 13, 2008                       FC-CAT(1)
+"""
+
+
+def test_a_flag_over_a_blank_line_heads_the_text_below_it() -> None:
+    assert is_rendered_man(GCLOUD)
+    items = [text for text, kind, _ in rendered_man_elements(GCLOUD) if kind == "ListItem"]
+    assert items == [
+        "--global\nIf set, the bucket is global.",
+        "--region=REGION\nRegion of the bucket to delete. Overrides the default compute/region property value for "
+        "this command invocation.",
+    ]
+
+
+def test_entries_that_fit_their_line() -> None:
+    elements = rendered_man_elements(ONE_LINE)
+    assert [t for t, k, _ in elements if k == "ListItem"] == ["-r\nRecurse into subdirectories.", "-v\nBe verbose."]
+    assert ("A summary of options is included below.", "NarrativeText", None) in elements

@@ -135,7 +135,8 @@ def is_supported(suffix: str) -> bool:
 #   not a section title; text 6: a Debian machine-readable copyright file is read by its stanzas
 #   (connectors/debcopyright.py); text 7: a manual page saved as `man` prints it is read by its layout, entries
 #   and sections (connectors/rendered_man.py), and a terminal's overstrikes ("N\bNA\bA", bold "NA") are read as
-#   the characters they print.
+#   the characters they print; text 8: such a page whose long name overlaps its header, or whose flags stand over
+#   a blank line before their text (Google Cloud SDK's), or whose entries each fit their line, is read so too.
 # - man 2: a bullet (".IP \(bu 4") is no item's tag (one-line bullets were stacked as tags and lost), "\." is a
 #   full stop (ronn's pages), tbl tables are read as rows, not as their layout lines.
 # - man 3: "\t" is a tab, not nothing (unzip's "v6.0\t20 Apr 09" read "v6.020 Apr 09").
@@ -173,8 +174,8 @@ _PARSER_VERSIONS = {
     ".xht": 7,
     ".md": 6,
     ".markdown": 6,
-    ".txt": 7,
-    ".text": 7,
+    ".txt": 8,
+    ".text": 8,
     ".rst": 5,
 }
 

@@ -24,21 +24,19 @@ from collections.abc import Sequence
 
 from ragkit.connectors.base import RawElement
 
-# "SED(1)   User Commands   SED(1)", "OPENSSL-DGST(1SSL)  OpenSSL  OPENSSL-DGST(1SSL)"
-_HEADER = re.compile(r"^(\S+\([0-9][\w]*\))(?:\s.*)?\s\1$|^(\S+\([0-9][\w]*\))$")
+# a header's or footer's last field: "SED(1)" of "SED(1)   User Commands   SED(1)"
+_HEADER_NAME = re.compile(r"(?<!\S)(\S+)\([0-9]\w*\)$")
 _SAME_LINE = re.compile(r"^(\S+(?: \S+)*)( {2,})(\S.*)$")  # "-o  Like -t o.": a tag, a gap, its text
 # a sentence's end; a tag may end in "..." ("-u, --euid euid,...") and an option's in "," ("-CAform DER|PEM|P12,")
 _TAG_END = re.compile(r"(?:[!?;:]|(?<!\.)\.|^[^-].*,)$")
 _BULLETS = ("•", "·", "○", "o", "*", "-", "+", "–", "—")
 _TAG_CHARS, _TAG_WORDS = 60, 6
 _SOFT_HYPHEN = "\u2010"  # groff's hyphen in a UTF-8 locale: a word broken at the margin
-
-
 _OVERSTRIKE = re.compile(r"[^\n\x08]\x08")  # "N\bN" bold, "_\bN" underlined: a character struck over
 
 
 def without_overstrikes(text: str) -> str:
-    """Text as a terminal shows it: each character struck over by the next ("N\bN", "_\bN") is the next alone,
+    r"""Text as a terminal shows it: each character struck over by the next ("N\bN", "_\bN") is the next alone,
     as `col -b` leaves it (`man ls > ls.txt` keeps them where MAN_KEEP_FORMATTING is set, or on systems whose man
     does not strip them)."""
     return _OVERSTRIKE.sub("", text).replace("\x08", "")
@@ -50,14 +48,17 @@ def is_rendered_man(text: str) -> bool:
     lines = [ln.strip() for ln in text[:400].splitlines() if ln.strip()]
     if not lines:
         return False
-    head = _HEADER.match(lines[0])
-    if head is None:
-        return False
-    name = head.group(1) or head.group(2)
     tail = text.rstrip().rsplit("\n", 1)[-1].strip()
-    fields = re.split(r"\s{3,}", tail)
-    # a BSD (mdoc) page's footer names its system at both ends: "BSD   December 16, 2022   BSD"
-    return tail != lines[0] and (tail.endswith(name) or (len(fields) == 3 and fields[0] == fields[2]))
+    if tail == lines[0]:
+        return False
+    # the footer's last field names the page as the header does at both its ends (a long name overlaps the
+    # header's middle and is cut short at its start: "GCLOUD_COMPUTE_BACKEND-BUCKEGeneral...BUCKETS_DELETE(1)")
+    name = _HEADER_NAME.search(tail)
+    if name and lines[0].endswith(name.group()) and lines[0].startswith(name.group(1)[:8]):
+        return True
+    # a BSD (mdoc) page's footer names its system at both ends instead: "BSD   December 16, 2022   BSD"
+    head, fields = _HEADER_NAME.search(lines[0]), re.split(r"\s{3,}", tail)
+    return bool(head) and lines[0].startswith(head.group()) and len(fields) == 3 and fields[0] == fields[2]
 
 
 def _indent(line: str) -> int:
@@ -106,31 +107,63 @@ class _Reader:
         self.column = self._entry_column()
         self.out: list[RawElement] = []
         self.section = ""
+        self.pending: list[str] = []
 
     def _entry_column(self) -> int | None:
-        """The most common indent step from a tag line to the text under it (4 for `.TP`'s default)."""
+        """The most common indent step from a tag line to the text under it (4 for binutils' `.TP 4`); on a page
+        whose every entry fits its line ("-r     Recurse into subdirectories."), the step to the text beside
+        its option tags, when two or more agree."""
         steps: Counter[int] = Counter()
-        for a, b in zip(self.lines, self.lines[1:], strict=False):
-            if a.strip() and b.strip() and _indent(b) > _indent(a) and _tag_like(a.strip()):
+        beside: Counter[int] = Counter()
+        for a, b in zip(self.lines, [*self.lines[1:], ""], strict=True):
+            # from a tag in the body (a section's heading over its text says nothing of entries)
+            if a.strip() and b.strip() and self.body <= _indent(a) < _indent(b) and _tag_like(a.strip()):
                 steps[_indent(b) - _indent(a)] += 1
-        return steps.most_common(1)[0][0] if steps else None
+            elif (m := _SAME_LINE.match(a.strip())) and m.group(1)[:1] == "-" and _tag_like(m.group(1)):
+                beside[len(m.group(1)) + len(m.group(2))] += 1
+        if steps:
+            return steps.most_common(1)[0][0]
+        step, count = beside.most_common(1)[0] if beside else (0, 0)
+        return step if count >= 2 else None
 
     def read(self) -> list[RawElement]:
         block: list[str] = []
         for line in self.lines:
             depth = _indent(line)
             if line.strip() and depth < self.body and depth < 4:  # ".SH" at 0, ".SS" at 3
-                self._block(block)
+                self._ended(block)
+                self._flush()
                 block = []
                 self.section = re.sub(r"\s+", " ", line.strip())
                 self.out.append((self.section, "Title", None))
             elif line.strip():
                 block.append(line)
             else:
-                self._block(block)
+                self._ended(block)
                 block = []
-        self._block(block)
+        self._ended(block)
+        self._flush()
         return self.out
+
+    def _ended(self, block: list[str]) -> None:
+        """A block ended at a blank line. Tag lines alone in theirs wait for the next: a blank line may stand
+        between a tag and its deeper text (Google Cloud SDK's pages: "--global", a blank line, its text)."""
+        if not block:
+            return
+        if self.pending and _indent(block[0]) > _indent(self.pending[0]):
+            block, self.pending = [*self.pending, *block], []
+        self._flush()
+        base = _indent(block[0])
+        tags = len(block) <= 3 and all(_indent(ln) == base and _tag_like(ln.strip()) for ln in block)
+        if tags and self.section.upper() != "SYNOPSIS":
+            self.pending = block
+        else:
+            self._block(block)
+
+    def _flush(self) -> None:
+        if self.pending:
+            self._block(self.pending)
+            self.pending = []
 
     def _same_line(self, k: int, block: Sequence[str]) -> tuple[str, str] | None:
         """(tag, text) when block[k] is a tag with its text on its own line."""
