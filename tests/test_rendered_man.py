@@ -198,3 +198,35 @@ def test_entries_that_fit_their_line() -> None:
     elements = rendered_man_elements(ONE_LINE)
     assert [t for t, k, _ in elements if k == "ListItem"] == ["-r\nRecurse into subdirectories.", "-v\nBe verbose."]
     assert ("A summary of options is included below.", "NarrativeText", None) in elements
+
+
+# ar's operations: one-letter tags with their text beside them, most lines of the page indented as the entries' text
+AR = """\
+AR(1)                        GNU Development Tools                       AR(1)
+
+DESCRIPTION
+       ar creates archives.
+
+       d   Delete modules from the archive.  Specify the names of modules to
+           be deleted as member...
+
+       m   Use this operation to move members in an archive.
+
+COLORS
+       The output colorization is implemented by
+       terminal-colors.d(5) functionality.
+
+          /etc/terminal-colors.d/ar.disable
+
+binutils-2.40.00                  2023-01-14                             AR(1)
+"""
+
+
+def test_one_letter_entries_and_a_ragged_paragraph() -> None:
+    elements = rendered_man_elements(AR)
+    assert [t for t, k, _ in elements if k == "ListItem"] == [
+        "d\nDelete modules from the archive. Specify the names of modules to be deleted as member...",
+        "m\nUse this operation to move members in an archive.",
+    ]  # the body's indent is the section text's (7), not the entries' text's (11), the most common one
+    colors = [t for t, k, _ in elements if k == "NarrativeText" and t.startswith("The output colorization")]
+    assert len(colors) == 1 and "terminal-colors.d(5)" in colors[0]  # short lines over a path: a paragraph

@@ -72,6 +72,12 @@ def _tag_like(text: str) -> bool:
     return short and not _TAG_END.search(text) and "   " not in text
 
 
+def _short_tag(text: str) -> bool:
+    """A tag that can have its text beside it on its line: an option ("-o", "+F", "@file") or a word of at most
+    four characters (ar's "m", an exit status "0")."""
+    return _tag_like(text) and (text[:1] in "-+@" or len(text) <= 4)
+
+
 def _join(lines: Sequence[str], width: int) -> str:
     """Lines of one block as text: wrapped lines joined into one paragraph, others kept as lines."""
     stripped = [ln.strip() for ln in lines]
@@ -103,7 +109,9 @@ class _Reader:
         # the right margin: most lines of a paragraph reach it; an example's long line must not set it
         sizes = sorted(len(ln) for ln in body)
         self.width = sizes[int(0.9 * (len(sizes) - 1))] if sizes else 78
-        self.body = Counter(_indent(ln) for ln in body).most_common(1)[0][0] if body else 7
+        # the body's indent (7), under which a section's text starts: the least indent past a subsection's (3);
+        # not the most common one, which is the entries' text on a page of many entries (ar's 11)
+        self.body = min((_indent(ln) for ln in body if _indent(ln) >= 4), default=7)
         self.column = self._entry_column()
         self.out: list[RawElement] = []
         self.section = ""
@@ -111,15 +119,15 @@ class _Reader:
 
     def _entry_column(self) -> int | None:
         """The most common indent step from a tag line to the text under it (4 for binutils' `.TP 4`); on a page
-        whose every entry fits its line ("-r     Recurse into subdirectories."), the step to the text beside
-        its option tags, when two or more agree."""
+        with no such entry ("m   Use this operation ...", "-r     Recurse into subdirectories."), the step to
+        the text beside its short tags, when two or more agree."""
         steps: Counter[int] = Counter()
         beside: Counter[int] = Counter()
         for a, b in zip(self.lines, [*self.lines[1:], ""], strict=True):
             # from a tag in the body (a section's heading over its text says nothing of entries)
             if a.strip() and b.strip() and self.body <= _indent(a) < _indent(b) and _tag_like(a.strip()):
                 steps[_indent(b) - _indent(a)] += 1
-            elif (m := _SAME_LINE.match(a.strip())) and m.group(1)[:1] == "-" and _tag_like(m.group(1)):
+            elif (m := _SAME_LINE.match(a.strip())) and _indent(a) >= self.body and _short_tag(m.group(1)):
                 beside[len(m.group(1)) + len(m.group(2))] += 1
         if steps:
             return steps.most_common(1)[0][0]
@@ -146,15 +154,15 @@ class _Reader:
         return self.out
 
     def _ended(self, block: list[str]) -> None:
-        """A block ended at a blank line. Tag lines alone in theirs wait for the next: a blank line may stand
+        """A block ended at a blank line. A tag line alone in its block waits for the next: a blank line may stand
         between a tag and its deeper text (Google Cloud SDK's pages: "--global", a blank line, its text)."""
         if not block:
             return
         if self.pending and _indent(block[0]) > _indent(self.pending[0]):
             block, self.pending = [*self.pending, *block], []
         self._flush()
-        base = _indent(block[0])
-        tags = len(block) <= 3 and all(_indent(ln) == base and _tag_like(ln.strip()) for ln in block)
+        # one line: a ragged paragraph of short lines over an indented path is no stack of tags (hexdump's COLORS)
+        tags = len(block) == 1 and _tag_like(block[0].strip())
         if tags and self.section.upper() != "SYNOPSIS":
             self.pending = block
         else:
@@ -175,8 +183,8 @@ class _Reader:
         below = block[k + 1] if k + 1 < len(block) else ""
         if below and _indent(below) > _indent(line):
             return (m.group(1), m.group(3)) if _indent(below) == at else None
-        short = m.group(1)[:1] in "-+@" or len(m.group(1)) <= 4
-        return (m.group(1), m.group(3)) if short and self.column and at == _indent(line) + self.column else None
+        fits = self.column and at == _indent(line) + self.column
+        return (m.group(1), m.group(3)) if fits and _short_tag(m.group(1)) else None
 
     def _block(self, block: list[str]) -> None:
         """A run of lines between blank lines: entries (tags over deeper text) and paragraphs."""
