@@ -123,8 +123,12 @@ def _sweep_dead_writers(path: Path) -> None:
         pid = tmp.name[len(path.name) + 1 :].split("-", 1)[0]
         try:
             stale = now - tmp.stat().st_mtime > STALE_TEMP_SECONDS
-            if pid.isdigit() and stale and not _alive(int(pid)):
-                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+            if not (pid.isdigit() and stale and not _alive(int(pid))):
+                continue
+            if tmp.is_dir():  # atomic_dir's
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
         except OSError:
             continue  # gone already, or not ours to remove: the write itself goes on
 

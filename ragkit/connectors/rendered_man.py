@@ -137,8 +137,7 @@ class _Reader:
     def read(self) -> list[RawElement]:
         block: list[str] = []
         for line in self.lines:
-            depth = _indent(line)
-            if line.strip() and depth < self.body and depth < 4:  # ".SH" at 0, ".SS" at 3
+            if line.strip() and _indent(line) < 4:  # ".SH" at 0, ".SS" at 3; the body's text at 4 or deeper
                 self._ended(block)
                 self._flush()
                 block = []
@@ -213,7 +212,7 @@ class _Reader:
             end = j
             while end < len(block) and _indent(block[end]) > base:
                 end += 1
-            entry = bool(tags) and (bool(first) or end > j) and (len(tags) == j - k)
+            entry = bool(tags) and (bool(first) or end > j)
             if not entry:  # a paragraph: the lines at this indent, then whatever is deeper under it
                 end = k + 1
                 while end < len(block) and _indent(block[end]) == base:
