@@ -160,6 +160,12 @@ trials=(
   "t128 trial_heldout_sed /usr/share/man/man1/sed.1.gz"
   "t129 trial_heldout_loginctl /usr/share/man/man1/loginctl.1.gz"
   "t130 trial_heldout_createdb /usr/share/postgresql/15/man/man1/createdb.1.gz"
+  "t131 trial_heldout_gitbisect /usr/share/man/man1/git-bisect.1.gz"
+  "t132 trial_heldout_opensslsclient /usr/share/man/man1/openssl-s_client.1ssl.gz"
+  "t133 trial_heldout_stat /usr/share/man/man1/stat.1.gz"
+  "t134 trial_heldout_gitremote /usr/share/man/man1/git-remote.1.gz"
+  "t135 trial_heldout_createuser /usr/share/postgresql/15/man/man1/createuser.1.gz"
+  "t136 trial_heldout_ionice /usr/share/man/man1/ionice.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
