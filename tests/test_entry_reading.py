@@ -144,7 +144,6 @@ def test_on_for_the_model_whose_reader_is_built_off_otherwise_unless_set(
 ) -> None:
     from ragkit import build
     from ragkit.config import load_config
-
     from ragkit.generation import entry_reader as er
 
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
