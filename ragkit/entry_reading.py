@@ -35,7 +35,7 @@ import numpy as np
 from ragkit.citations import CheckedAnswer
 from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
-from ragkit.generation.entry_reader import entry_adapter
+from ragkit.generation.entry_reader import ReaderUnavailable, entry_adapter
 from ragkit.protocols import YesNoScorer
 from ragkit.types import Citation, Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
@@ -129,7 +129,12 @@ def release_by_entry(
         return held
     if not isinstance(reader, YesNoScorer):
         return held
-    read = read_entries(question, held.draft, [h.chunk.text for h in hits], reader, embed)
+    try:
+        read = read_entries(question, held.draft, [h.chunk.text for h in hits], reader, embed)
+    except ReaderUnavailable as exc:  # the draft stays withheld, and its reason says the reading was skipped
+        noted = replace(why, detail=f"{why.detail}; {exc}")
+        flags = tuple(noted if f is why else f for f in held.checked.flags)
+        return replace(held, checked=replace(held.checked, flags=flags))
     if read is None or not reads_as_answer(read, floor):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"

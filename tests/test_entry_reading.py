@@ -205,6 +205,49 @@ def test_ragkit_ships_the_adapter_and_a_users_own_build_comes_first(
     assert er.entry_adapter(qwen) == own != shipped  # the user's own build in the cache is read instead
 
 
+class NoRoomReader(EntryReader):
+    """A reader whose model cannot be loaded, as LazyEntryReader when the free memory is short."""
+
+    def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
+        from ragkit.generation.entry_reader import ReaderUnavailable
+
+        raise ReaderUnavailable("rule R's entry reader was not loaded: ... 0.5 GB is free")
+
+
+def test_a_reader_that_cannot_load_leaves_the_draft_withheld_and_says_why() -> None:
+    reader = NoRoomReader(RIGHT, {})
+    opts = AnswerOptions(min_coverage=0.45, entry_release_min=0.5)
+    hits = [make_hit(1, USERADD, "/kb/useradd.txt", dense=0.6)]
+    ans = answer_question(ASKED, hits, reader, opts, embed=HashEmbedder().embed)  # no exception reaches the user
+    assert ans.abstained and ans.draft == RIGHT
+    (why,) = [f for f in ans.flags if f.kind == "off_question"]
+    assert "does not mention" in why.detail and why.detail.endswith("entry reader was not loaded: ... 0.5 GB is free")
+
+
+def test_the_reader_is_not_loaded_where_a_second_copy_of_the_model_does_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from ragkit.generation import entry_reader as er
+    from ragkit.generation import hf
+
+    weights = tmp_path / "model.safetensors"
+    with weights.open("wb") as fh:  # 3 GB as the bf16 1.5B model's, sparse: nothing is written
+        fh.truncate(3_000_000_000)
+    gen = SimpleNamespace(base_model_dir=tmp_path, device="cpu", dtype="bfloat16", name="Qwen2.5-Coder-1.5B-Instruct")
+    loads: list[object] = []
+    monkeypatch.setattr(er, "_load", lambda g, adapter: loads.append(g) or g)
+    monkeypatch.setattr(hf, "available_memory", lambda: 2_000_000_000)
+    reader = er.LazyEntryReader(gen, tmp_path)
+    with pytest.raises(er.ReaderUnavailable, match=r"needs about 3\.0 GB and 2\.0 GB is free"):
+        reader.yes_probability([])
+    assert loads == []
+    monkeypatch.setattr(hf, "available_memory", lambda: 8_000_000_000)
+    assert reader._tuned() is gen and loads == [gen]  # room enough: loaded once, kept for the process
+    er._LOADED.pop((str(tmp_path), "cpu", "bfloat16"))
+
+
 def _real_adapter() -> Path:
     from ragkit.generation.entry_reader import entry_adapter
 

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ragkit.errors import ModelError
 from ragkit.types import Message
 
 # the bundled generators an entry-reading adapter is trained for (folder under the cache's entry_reader/)
@@ -51,6 +52,10 @@ def entry_adapter(model: str) -> Path | None:
     return None
 
 
+class ReaderUnavailable(ModelError):
+    """The entry reader cannot be loaded here (too little free memory for its copy of the model)."""
+
+
 class LazyEntryReader:
     """A YesNoScorer that reads with the generator plus its entry adapter, loaded at the first reading.
 
@@ -65,12 +70,27 @@ class LazyEntryReader:
         key = (str(g.base_model_dir), str(g.device), str(g.dtype))
         with _LOCK:
             if key not in _LOADED:
+                if str(g.device) != "cuda":
+                    _check_room(Path(g.base_model_dir))
                 _LOADED[key] = _load(g, self.adapter)
             return _LOADED[key]
 
     def yes_probability(self, messages: list[Message]) -> float:
         """P(yes) / (P(yes) + P(no)) over the tuned model's first reply token (one forward pass)."""
         return float(self._tuned().yes_probability(messages))
+
+
+def _check_room(model_dir: Path) -> None:
+    """Raise ReaderUnavailable when the free memory clearly cannot hold a second copy of the model's weights: the
+    kernel would kill the process mid-load, losing the answer; without the reading the draft stays withheld."""
+    from ragkit.generation.hf import MEMORY_FLOOR, available_memory, checkpoint_bytes
+
+    needed, free = checkpoint_bytes(model_dir), available_memory()
+    if free is not None and needed and free < MEMORY_FLOOR * needed:
+        raise ReaderUnavailable(
+            f"rule R's entry reader was not loaded: a second copy of the model needs about {needed / 1e9:.1f} GB "
+            f"and {free / 1e9:.1f} GB is free (generator.entry_release_min = 0 turns the reading off)"
+        )
 
 
 def _load(generator: Any, adapter: Path) -> Any:
