@@ -166,6 +166,12 @@ trials=(
   "t134 trial_heldout_gitremote /usr/share/man/man1/git-remote.1.gz"
   "t135 trial_heldout_createuser /usr/share/postgresql/15/man/man1/createuser.1.gz"
   "t136 trial_heldout_ionice /usr/share/man/man1/ionice.1.gz"
+  "t137 trial_heldout_gitclean /usr/share/man/man1/git-clean.1.gz"
+  "t138 trial_heldout_opensslverify /usr/share/man/man1/openssl-verify.1ssl.gz"
+  "t139 trial_heldout_fsck /usr/share/man/man8/fsck.8.gz"
+  "t140 trial_heldout_timeout /usr/share/man/man1/timeout.1.gz"
+  "t141 trial_heldout_pgisready /usr/share/postgresql/15/man/man1/pg_isready.1.gz"
+  "t142 trial_heldout_gitfetch /usr/share/man/man1/git-fetch.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
