@@ -19,8 +19,8 @@ Read by the base model it separated right drafts from wrong ones on the labelled
 on eight held-out trials asked in the user's own words. Read by the bundled 1.5B model with a LoRA adapter trained
 on this prompt (ragkit.generation.entry_reader, rule RT) it put the entry that answers first for 39 of 41
 user-worded questions on four new held-out trials (the base model 32) and released 7 right drafts and nothing
-wrong there: on by default for that model, whose adapter ships with ragkit (rule RS); off for the others unless
-generator.entry_release_min is set (docs/design-notes.md).
+wrong there: on by default for that model where the adapter has been built (bench/entry_reader.py); off for the
+others, and for it without the adapter, unless generator.entry_release_min is set (docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class EntryReading:
 
 
 def default_entry_release_min(model: str) -> float:
-    """The floor measured for a bundled model read with its entry adapter; 0.0 (off) for any other model, and for
-    that one if its adapter is missing (the base reading is an option, not a default)."""
+    """The floor measured for a bundled model read with its built entry adapter; 0.0 (off) for any other model,
+    and for that one if its adapter is missing (the base reading is an option, not a default)."""
     return ENTRY_RELEASE_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
 
 

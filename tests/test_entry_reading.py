@@ -144,12 +144,10 @@ def test_on_for_the_model_whose_reader_is_built_off_otherwise_unless_set(
 ) -> None:
     from ragkit import build
     from ragkit.config import load_config
-    from ragkit.generation import entry_reader as er
 
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(er, "SHIPPED", tmp_path / "shipped")  # a ragkit without its adapter
     qwen = "Qwen2.5-Coder-1.5B-Instruct"
-    assert default_entry_release_min(qwen) == 0.0  # no adapter: the base reading is an option, not the default
+    assert default_entry_release_min(qwen) == 0.0  # not built: the base reading is an option, not the default
     assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_release_min == 0.0
     _built(tmp_path)
     assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_release_min == 0.3
@@ -169,7 +167,6 @@ def test_the_tuned_reader_is_used_for_its_model_only_and_loads_at_the_first_read
     from ragkit.generation.hf import TransformersGenerator
 
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(er, "SHIPPED", tmp_path / "shipped")  # a ragkit without its adapter
     gen = object.__new__(TransformersGenerator)  # its fields only: no weights are loaded here
     gen.name = "Qwen2.5-Coder-1.5B-Instruct"
     assert er.entry_reader(gen) is gen  # no adapter built: the generator reads as before
@@ -189,79 +186,20 @@ def test_the_tuned_reader_is_used_for_its_model_only_and_loads_at_the_first_read
         assert (reader is gen) is not tuned and loaded == er._LOADED  # nothing loads until a draft is read
 
 
-def test_ragkit_ships_the_adapter_and_a_users_own_build_comes_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rule RS: on a fresh install (nothing in the cache) rule R reads with the adapter inside the package."""
-    from ragkit.generation import entry_reader as er
-
-    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
-    qwen = "Qwen2.5-Coder-1.5B-Instruct"
-    shipped = er.SHIPPED / "qwen2.5-coder-1.5b"
-    assert (shipped / "adapter_model.safetensors").is_file()
-    assert er.entry_adapter(qwen) == shipped and default_entry_release_min(qwen) == 0.3
-    assert er.entry_adapter("Qwen2.5-Coder-0.5B-Instruct") is None
-    own = _built(tmp_path)
-    assert er.entry_adapter(qwen) == own != shipped  # the user's own build in the cache is read instead
-
-
-class NoRoomReader(EntryReader):
-    """A reader whose model cannot be loaded, as LazyEntryReader when the free memory is short."""
-
-    def yes_probability(self, messages) -> float:  # type: ignore[no-untyped-def]
-        from ragkit.generation.entry_reader import ReaderUnavailable
-
-        raise ReaderUnavailable("rule R's entry reader was not loaded: ... 0.5 GB is free")
-
-
-def test_a_reader_that_cannot_load_leaves_the_draft_withheld_and_says_why() -> None:
-    reader = NoRoomReader(RIGHT, {})
-    opts = AnswerOptions(min_coverage=0.45, entry_release_min=0.5)
-    hits = [make_hit(1, USERADD, "/kb/useradd.txt", dense=0.6)]
-    ans = answer_question(ASKED, hits, reader, opts, embed=HashEmbedder().embed)  # no exception reaches the user
-    assert ans.abstained and ans.draft == RIGHT
-    (why,) = [f for f in ans.flags if f.kind == "off_question"]
-    assert "does not mention" in why.detail and why.detail.endswith("entry reader was not loaded: ... 0.5 GB is free")
-
-
-def test_the_reader_is_not_loaded_where_a_second_copy_of_the_model_does_not_fit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from types import SimpleNamespace
-
-    from ragkit.generation import entry_reader as er
-    from ragkit.generation import hf
-
-    weights = tmp_path / "model.safetensors"
-    with weights.open("wb") as fh:  # 3 GB as the bf16 1.5B model's, sparse: nothing is written
-        fh.truncate(3_000_000_000)
-    gen = SimpleNamespace(base_model_dir=tmp_path, device="cpu", dtype="bfloat16", name="Qwen2.5-Coder-1.5B-Instruct")
-    loads: list[object] = []
-    monkeypatch.setattr(er, "_load", lambda g, adapter: loads.append(g) or g)
-    monkeypatch.setattr(hf, "available_memory", lambda: 2_000_000_000)
-    reader = er.LazyEntryReader(gen, tmp_path)
-    with pytest.raises(er.ReaderUnavailable, match=r"needs about 3\.0 GB and 2\.0 GB is free"):
-        reader.yes_probability([])
-    assert loads == []
-    monkeypatch.setattr(hf, "available_memory", lambda: 8_000_000_000)
-    assert reader._tuned() is gen and loads == [gen]  # room enough: loaded once, kept for the process
-    er._LOADED.pop((str(tmp_path), "cpu", "bfloat16"))
-
-
 def _real_adapter() -> Path:
     from ragkit.generation.entry_reader import entry_adapter
 
     path = entry_adapter("Qwen2.5-Coder-1.5B-Instruct")
-    assert path is not None and (path / "adapter_model.safetensors").exists(), "ragkit ships it (rule RS)"
+    if path is None or not (path / "adapter_model.safetensors").exists():
+        pytest.skip("no entry adapter built (python bench/entry_reader.py pairs ..., then train; docs/benchmarks.md)")
     return path
 
 
-def test_the_shipped_adapter_is_whole() -> None:
-    """The adapter bench/entry_reader.py train writes, shipped in bf16: LoRA r 8 on q/k/v/o of 28 layers of width
-    1,536, loadable without the model."""
+def test_a_built_adapter_is_whole() -> None:
+    """The adapter bench/entry_reader.py train writes: LoRA r 8 on q/k/v/o of 28 layers of width 1,536, loadable
+    without the model."""
     import json
 
-    import torch
     from safetensors.torch import load_file
 
     path = _real_adapter()
@@ -271,7 +209,7 @@ def test_the_shipped_adapter_is_whole() -> None:
     assert len(tensors) == 28 * 4 * 2
     a = [t for k, t in tensors.items() if k.endswith("q_proj.lora_A.weight")]
     assert len(a) == 28 and all(t.shape == (8, 1536) for t in a)
-    assert all(bool(t.isfinite().all()) and t.dtype == torch.bfloat16 for t in tensors.values())
+    assert all(bool(t.isfinite().all()) for t in tensors.values())
     assert any(float(t.abs().max()) > 0 for k, t in tensors.items() if "lora_B" in k)  # trained: B starts at zero
 
 
@@ -303,8 +241,8 @@ def test_the_real_generator_reads_the_entry_that_answers_higher(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_the_tuned_reader_reads_a_user_worded_question_s_entry_first(tmp_path: Path) -> None:
-    """Through the real Qwen 1.5B with its shipped entry adapter (ragkit[qwen-large]; skipped without it): the
-    question in the user's own words above, whose entry shares almost none of its words."""
+    """Through the real Qwen 1.5B with its entry adapter (ragkit[qwen-large] and the adapter built; skipped
+    without them): the question in the user's own words above, whose entry shares almost none of its words."""
     from ragkit import build
     from ragkit.assets import GENERATORS, is_installed
     from ragkit.config import load_config

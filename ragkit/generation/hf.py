@@ -153,11 +153,20 @@ def gguf_fp32_bytes(gguf: Path) -> int:
         return 0
 
 
+def short_of_memory(needed: int, available: int | None = None) -> int | None:
+    """The free bytes when they clearly cannot hold `needed` bytes of weights (under MEMORY_FLOOR of them); None
+    when they can, or where the free memory is unknown."""
+    available = available_memory() if available is None else available
+    if available is None or not needed or available >= MEMORY_FLOOR * needed:
+        return None
+    return available
+
+
 def check_memory(needed: int, spec: str, available: int | None = None) -> None:
     """Raise ModelError when the CPU clearly lacks the memory for `needed` bytes of fp32 weights, naming what it
     needs and what to do; silent where the free memory is unknown."""
-    available = available_memory() if available is None else available
-    if available is None or not needed or available >= MEMORY_FLOOR * needed:
+    available = short_of_memory(needed, available)
+    if available is None:
         return
     raise ModelError(
         f"generator {spec} needs about {needed / 1e9:.1f} GB of memory on the CPU and {available / 1e9:.1f} GB is "
