@@ -172,6 +172,12 @@ trials=(
   "t140 trial_heldout_timeout /usr/share/man/man1/timeout.1.gz"
   "t141 trial_heldout_pgisready /usr/share/postgresql/15/man/man1/pg_isready.1.gz"
   "t142 trial_heldout_gitfetch /usr/share/man/man1/git-fetch.1.gz"
+  "t143 trial_heldout_tail /usr/share/man/man1/tail.1.gz"
+  "t144 trial_heldout_ln /usr/share/man/man1/ln.1.gz"
+  "t145 trial_heldout_gitrevert /usr/share/man/man1/git-revert.1.gz"
+  "t146 trial_heldout_opensslgenpkey /usr/share/man/man1/openssl-genpkey.1ssl.gz"
+  "t147 trial_heldout_reindexdb /usr/share/postgresql/15/man/man1/reindexdb.1.gz"
+  "t148 trial_heldout_taskset /usr/share/man/man1/taskset.1.gz"
   "t25 trial_deb_copyright $D/zlib1g/copyright:zlib1g/copyright $D/libxml2/copyright:libxml2/copyright $D/libsqlite3-0/copyright:libsqlite3-0/copyright $D/libexpat1/copyright:libexpat1/copyright $D/libyaml-0-2/copyright:libyaml-0-2/copyright $D/libzstd1/copyright:libzstd1/copyright $D/libssl3/copyright:libssl3/copyright $D/libbz2-1.0/copyright:libbz2-1.0/copyright $D/libpcre2-8-0/copyright:libpcre2-8-0/copyright"
 )
 if [[ -z "${ONLY:-}" || " $ONLY " == *" t50r "* ]] && [ ! -d t50r-kb ] && command -v man > /dev/null; then
