@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
-from ragkit.entry_reading import default_entry_release_min, release_by_entry
+from ragkit.entry_reading import default_entry_answer_min, default_entry_release_min, release_by_entry
 from ragkit.generation.entry_reader import entry_reader
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
@@ -113,6 +113,7 @@ class AnswerOptions:
     # deliver a draft withheld by a coverage check alone when the generator reads the draft's own manual entry as
     # the answer at this P(yes) and better than the entries beside it (ragkit.entry_reading, rule R); 0 = off
     entry_release_min: float = 0.0
+    entry_answer_min: float = 0.0  # that reading delivers another entry in a withheld draft's place (rule RA)
 
 
 def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions:
@@ -139,6 +140,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         own_min_verified=_self_floor(cfg),
         release_min_verified=_release_floor(cfg, cfg.release_min_verified, default_release_min_verified),
         entry_release_min=_release_floor(cfg, cfg.entry_release_min, default_entry_release_min),
+        entry_answer_min=_release_floor(cfg, cfg.entry_answer_min, default_entry_answer_min),
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -368,8 +370,8 @@ def answer_question(
     held = withhold_unfounded(question, checked, out, packed.hits, o, generator.name, embed)
     if o.schema is None:  # a draft withheld by a word-level check alone may be read by the model itself
         held = release(question, checked, held, packed.hits, generator, o.release_min_verified)
-        reader = entry_reader(generator)  # the tuned reader where its adapter is built (rule RT)
-        held = release_by_entry(question, checked, held, packed.hits, reader, embed, o.entry_release_min)
+        floors = (o.entry_release_min, o.entry_answer_min)  # rules R and RA, read by the tuned reader (RT)
+        held = release_by_entry(question, checked, held, packed.hits, entry_reader(generator), embed, *floors)
     checked, check_s = held.checked, check_s + time.perf_counter() - t
     return Answer(
         question=question,

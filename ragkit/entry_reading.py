@@ -37,6 +37,7 @@ from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
 from ragkit.generation.entry_reader import ReaderUnavailable, entry_adapter
 from ragkit.protocols import YesNoScorer
+from ragkit.textutil import split_sentences, unwrap_lines
 from ragkit.types import Citation, Flag, Hit, Message
 from ragkit.withholding import RELEASABLE, WITHHOLDING_FLAGS, Withholding
 
@@ -52,10 +53,15 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # twice) were both right, so the floor is 0.3 (docs/design-notes.md, rules R, RT and RF)
 ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.3}
 ENTRY_MARGIN = 0.1
+# rule RA: the floor at which another entry than the withheld draft's own, read as the answer by ENTRY_MARGIN over
+# the draft's own entry and over every other entry read, is delivered in the draft's place, per model where its
+# entry adapter is built (docs/design-notes.md, "Another entry read as the answer")
+ENTRY_ANSWER_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
 # the checks whose drafts rule R reads: the word-level coverage check (RELEASABLE), and the citation check (rule RU:
 # "The option to do that is `-n`." cites nothing, and no word-overlap reading can say whether its entry answers)
 ENTRY_RELEASABLE = (*RELEASABLE, "unsourced")
 READ_ENTRY = "the model read the entry of"  # in a "released" flag's detail: this rule, not the release reading
+IN_PLACE = "in place of the draft's"  # ... and rule RA's: another entry delivered instead of the draft
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,20 @@ class EntryReading:
     own: float
     rival: float | None
     source: int = 0  # index of the source holding the own entry
+    other: str = ""  # the text of the competing entry read highest ("" when none was read)
+    other_source: int = 0  # index of the source holding it
+    runner_up: float | None = None  # the second-best competing entry's reading (None with fewer than two)
 
 
 def default_entry_release_min(model: str) -> float:
     """The floor measured for a bundled model read with its built entry adapter; 0.0 (off) for any other model,
     and for that one if its adapter is missing (the base reading is an option, not a default)."""
     return ENTRY_RELEASE_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
+
+
+def default_entry_answer_min(model: str) -> float:
+    """Rule RA's floor for a bundled model read with its built entry adapter; 0.0 (off) otherwise."""
+    return ENTRY_ANSWER_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
 
 
 def entry_messages(question: str, entry: str) -> list[Message]:
@@ -103,12 +117,26 @@ def read_entries(
     own = reader.yes_probability(entry_messages(question, found.own))
     rivals = [reader.yes_probability(entry_messages(question, o)) for o in others[:ENTRY_RIVALS]]
     source = next(i for i, text in enumerate(sources) if found.own in text)
-    return EntryReading(found.named, round(own, 4), round(max(rivals), 4) if rivals else None, source)
+    if not rivals:
+        return EntryReading(found.named, round(own, 4), None, source)
+    ranked = sorted(range(len(rivals)), key=lambda i: -rivals[i])
+    best = others[ranked[0]]
+    where = next(i for i, text in enumerate(sources) if best in text)
+    runner_up = round(rivals[ranked[1]], 4) if len(ranked) > 1 else None
+    return EntryReading(found.named, round(own, 4), round(rivals[ranked[0]], 4), source, best, where, runner_up)
 
 
 def reads_as_answer(read: EntryReading, floor: float) -> bool:
     """The own entry reads P(yes) >= floor and at least ENTRY_MARGIN above every competing entry read."""
     return read.own >= floor and (read.rival is None or read.own >= read.rival + ENTRY_MARGIN)
+
+
+def reads_as_other_answer(read: EntryReading, floor: float) -> bool:
+    """Rule RA: the competing entry read highest reads P(yes) >= floor and ENTRY_MARGIN above both the draft's own
+    entry and the next competing entry."""
+    if floor <= 0 or read.rival is None or not read.other or read.rival < floor:
+        return False
+    return read.rival >= read.own + ENTRY_MARGIN and read.rival >= (read.runner_up or 0.0) + ENTRY_MARGIN
 
 
 def release_by_entry(
@@ -119,13 +147,20 @@ def release_by_entry(
     reader: object,
     embed: Callable[[list[str]], Any] | None,
     floor: float,
+    answer_floor: float = 0.0,
 ) -> Withholding:
     """`held`, or, when only a coverage check (RELEASABLE) or the citation check (unsourced: rule RU) withheld the
     draft and the reader reads the draft's own entry as the answer (P(yes) >= floor, and ENTRY_MARGIN above every
     competing entry), `before` delivered with a "released" flag saying so; an unsourced draft is delivered citing
-    the source that holds the entry. A reader without probabilities (HTTP, llama.cpp) releases nothing."""
+    the source that holds the entry. When any check withheld the draft and the reader reads another entry as the
+    answer instead (rule RA, reads_as_other_answer at `answer_floor`), that entry is delivered in its place
+    (answered_by_entry). A reader without probabilities (HTTP, llama.cpp) releases nothing; rule R off (floor 0)
+    turns rule RA off too: both are the same reading."""
     why = next((f for f in held.checked.flags if f.kind in WITHHOLDING_FLAGS), None)
-    if floor <= 0 or not held.draft or why is None or why.kind not in ENTRY_RELEASABLE:
+    if floor <= 0 or not held.draft or why is None:
+        return held
+    releasable = why.kind in ENTRY_RELEASABLE
+    if not releasable and answer_floor <= 0:
         return held
     if not isinstance(reader, YesNoScorer):
         return held
@@ -135,13 +170,40 @@ def release_by_entry(
         noted = replace(why, detail=f"{why.detail}; {exc}")
         flags = tuple(noted if f is why else f for f in held.checked.flags)
         return replace(held, checked=replace(held.checked, flags=flags))
-    if read is None or not reads_as_answer(read, floor):
+    if read is not None and reads_as_other_answer(read, answer_floor):
+        return answered_by_entry(before, held, hits, read, why)
+    if read is None or not releasable or not reads_as_answer(read, floor):
         return held
     rival = "no other entry in view" if read.rival is None else f"the best other entry {read.rival:.2f}"
     detail = f"{why.detail}; but {READ_ENTRY} {read.named} as the answer ({read.own:.2f}; {rival})"
     flag = Flag("released", held.draft, detail=detail, quote=why.quote)
     delivered = cite_entry(before, hits, read) if why.kind == "unsourced" else before
     return replace(held, checked=replace(delivered, flags=(*delivered.flags, flag)), draft="")
+
+
+def answered_by_entry(
+    before: CheckedAnswer, held: Withholding, hits: Sequence[Hit], read: EntryReading, why: Flag
+) -> Withholding:
+    """Rule RA's answer: the entry read as the answer, given as its tag line and first sentence, citing the
+    source that holds it (a Citation of kind "entry"), with a "released" flag naming the draft's option it
+    replaces; the withholding flag stays, saying what was wrong with the draft."""
+    tag, _, body = read.other.strip().partition("\n")
+    first = next(iter(split_sentences(unwrap_lines(body.strip()))), "").strip().rstrip(".")
+    n = read.other_source + 1
+    text = f"`{tag.strip()}`: {first} [{n}]." if first else f"`{tag.strip()}` [{n}]."
+    c = hits[read.other_source].chunk
+    cited = Citation(n, c.id, c.uri, c.page, c.section, c.start, c.end, "entry", text, 0.0)
+    detail = (
+        f"{why.detail}; but {READ_ENTRY} {tag.strip()} as the answer {IN_PLACE} {read.named} "
+        f"({read.rival:.2f}; the draft's own entry {read.own:.2f}, the next entry {read.runner_up or 0.0:.2f})"
+    )
+    flag = Flag("released", held.draft, detail=detail, quote=why.quote)
+    kept = tuple(f for f in before.flags if f.kind not in _OF_THE_DRAFT)  # the draft's sentences are not delivered
+    answer = CheckedAnswer(text=text, citations=(cited,), unsupported=(), abstained=False, flags=(*kept, flag))
+    return replace(held, checked=answer, draft="")
+
+
+_OF_THE_DRAFT = frozenset({"unsupported", "uncited", "invalid_citation"})
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")

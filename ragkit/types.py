@@ -220,7 +220,9 @@ class Flag:
                          gave at least generator.release_min_verified that the sources state it, or read the
                          draft's own manual entry as the answer (generator.entry_release_min, rule R), so it was
                          delivered (text = the answer, detail = the check's reason and the reading, quote = the
-                         check's sentence).
+                         check's sentence); or any check withheld the draft and the generator read another entry
+                         as the answer, given in the draft's place (generator.entry_answer_min, rule RA; text =
+                         the draft).
     "hedged"           - the model said the sources lack the answer and then stated more (a guess behind a
                          hedge): ragkit delivers the abstention phrase (text = the model's reply).
     "fallback"         - the checks withheld the first model's draft and generator.fallback answered too

@@ -278,3 +278,77 @@ def test_the_cli_names_an_entry_citation_and_does_not_warn_over_it(
     assert res.output.startswith("Pick `-r` for a background service [1].")
     assert "(the model read this source's entry of the option it names as the answer)" in res.output
     assert "not supported by any source" not in res.output and "Delivered after a second look" in res.output
+
+
+def test_another_entry_read_as_the_answer_is_delivered_in_place_of_a_withheld_draft() -> None:
+    """Rule RA: the draft names a neighbour (-m); the reader reads -r's entry as the answer, well above -m's and
+    every other entry's, so -r's entry is delivered, citing its source, and the flag says which it replaced."""
+    p = {"-r": 0.8, "-m": 0.2, "-s": 0.1}
+    ans, reader = _ask(NEIGHBOUR, p, min_grounding=0.0, entry_answer_min=0.5)
+    assert not ans.abstained and ans.draft == ""
+    assert ans.text == "`-r, --system`: Create a system account [1]."
+    (cited,) = ans.citations
+    assert (cited.n, cited.kind, cited.uri, cited.sentence) == (1, "entry", "/kb/useradd.txt", ans.text)
+    (flag,) = [f for f in ans.flags if f.kind == "released"]
+    assert flag.text == NEIGHBOUR and "does not mention" in flag.detail
+    assert "the model read the entry of -r, --system as the answer in place of the draft's -m (0.80;" in flag.detail
+    assert "own entry 0.20, the next entry 0.10" in flag.detail
+    assert len(reader.read) == 3
+    # the grounding check's withholding too: the draft's words are not what is delivered
+    ans, _ = _ask(NEIGHBOUR, p, entry_answer_min=0.5)
+    assert not ans.abstained and ans.text.startswith("`-r, --system`")
+    assert not [f for f in ans.flags if f.kind in ("unsupported", "uncited")]
+
+
+@pytest.mark.parametrize(
+    ("p", "options", "why"),
+    [
+        ({"-r": 0.45, "-m": 0.1, "-s": 0.1}, {}, "under the floor"),
+        ({"-r": 0.8, "-m": 0.1, "-s": 0.75}, {}, "another entry reads nearly as well"),
+        ({"-r": 0.8, "-m": 0.75, "-s": 0.1}, {}, "the draft's own entry reads nearly as well"),
+        ({"-r": 0.9, "-m": 0.1, "-s": 0.1}, {"entry_answer_min": 0.0}, "rule RA off"),
+        ({"-r": 0.9, "-m": 0.1, "-s": 0.1}, {"entry_release_min": 0.0}, "rule R off: no reading at all"),
+    ],
+)
+def test_no_other_entry_is_delivered_unless_it_alone_reads_as_the_answer(p: dict, options: dict, why: str) -> None:
+    ans, _ = _ask(NEIGHBOUR, p, **{"min_grounding": 0.0, "entry_answer_min": 0.5, **options})
+    assert ans.abstained and ans.draft == NEIGHBOUR, why
+    assert [f.kind for f in ans.flags] == ["off_question"], why
+
+
+def test_rule_ra_is_on_where_the_reader_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragkit import build
+    from ragkit.config import load_config
+    from ragkit.entry_reading import ENTRY_ANSWER_MIN, default_entry_answer_min
+
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
+    qwen = "Qwen2.5-Coder-1.5B-Instruct"
+    assert default_entry_answer_min(qwen) == 0.0
+    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_answer_min == 0.0
+    _built(tmp_path)
+    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_answer_min == 0.5
+    assert {qwen: 0.5} == ENTRY_ANSWER_MIN
+    off = load_config(None, {"generator.model": qwen, "generator.entry_answer_min": 0.0})
+    assert build.answer_options(off).entry_answer_min == 0.0
+    with_fallback = load_config(None, {"generator.model": qwen, "generator.fallback": "x"})
+    assert build.answer_options(with_fallback).entry_answer_min == 0.0
+
+
+def test_the_cli_says_which_entry_replaced_the_draft_and_how_to_turn_that_off(
+    tmp_path: Path, hashed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import run
+
+    from ragkit import build
+
+    (tmp_path / "useradd.txt").write_text(USERADD)
+    assert run("ingest", tmp_path / "useradd.txt", "--kb", tmp_path / "kb").exit_code == 0
+    p = {"-r": 0.8, "-m": 0.2, "-s": 0.1}
+    monkeypatch.setattr(build, "generator_from", lambda cfg, root: EntryReader(NEIGHBOUR, p))
+    sets = ("--set", "generator.entry_release_min=0.5", "--set", "generator.entry_answer_min=0.5")
+    more = ("--min-relevance", "0", "--min-coverage", "0.45", "--min-grounding", "0")
+    res = run("ask", ASKED, "--kb", tmp_path / "kb", "--no-stream", *sets, *more)
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("`-r, --system`: Create a system account [1].")
+    assert "in place of the draft's -m" in res.output
+    assert "--set generator.entry_answer_min=0 withholds it" in res.output

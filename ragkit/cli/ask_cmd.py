@@ -253,9 +253,10 @@ def ask(
     withheld = next((f for f in answer.flags if f.kind in _WITHHELD), None)
     freed = next((f for f in answer.flags if f.kind == "released"), None)
     if freed is not None and not answer.abstained:  # a word-level check withheld it, the model's reading overruled it
-        from ragkit.entry_reading import READ_ENTRY  # here: the CLI imports the engine only when it answers
+        from ragkit.entry_reading import IN_PLACE, READ_ENTRY  # here: the CLI imports the engine only when it answers
 
         off = "--set generator.entry_release_min=0" if READ_ENTRY in freed.detail else "--release-min-verified 0"
+        off = "--set generator.entry_answer_min=0" if IN_PLACE in freed.detail else off
         err.print(f"[dim]Delivered after a second look: {escape(freed.detail)}; {off} withholds it.[/dim]")
     second = next((f for f in answer.flags if f.kind == "fallback"), None)
     if second is not None and not answer.abstained:
