@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragkit.citations import CheckedAnswer, check_answer, is_abstention, majority, should_stop
-from ragkit.entry_reading import default_entry_answer_min, default_entry_release_min, release_by_entry
+from ragkit.entry_reading import default_entry_release_min, release_by_entry
 from ragkit.generation.entry_reader import entry_reader
 from ragkit.prompts import DEFAULT_TEMPLATE, PackedPrompt, PromptTemplate, load_template, pack
 from ragkit.protocols import Embedder, Generator
@@ -140,7 +140,7 @@ def options_from_config(cfg: GeneratorConfig, **overrides: Any) -> AnswerOptions
         own_min_verified=_self_floor(cfg),
         release_min_verified=_release_floor(cfg, cfg.release_min_verified, default_release_min_verified),
         entry_release_min=_release_floor(cfg, cfg.entry_release_min, default_entry_release_min),
-        entry_answer_min=_release_floor(cfg, cfg.entry_answer_min, default_entry_answer_min),
+        entry_answer_min=0.0 if cfg.fallback else cfg.entry_answer_min,
     )
     return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 

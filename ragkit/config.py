@@ -129,9 +129,10 @@ class GeneratorConfig(_Section):
     # and RF; off for other models and without the adapter); 0 = off (rule RA too); always off with a fallback
     entry_release_min: float | None = Field(default=None, ge=0.0, le=1.0)
     # rule RA: in that reading, another entry read as the answer at P(yes) >= this, 0.1 above the draft's own entry
-    # and every other entry read, is delivered in place of a draft any check withheld. None = the floor measured
-    # for the generator where its entry adapter is built (0.5 for Qwen 1.5B); 0 = off; always off with a fallback
-    entry_answer_min: float | None = Field(default=None, ge=0.0, le=1.0)
+    # and every other entry read, is delivered in place of a draft any check withheld. 0 = off, the default (on
+    # held-out trials 143-148 at 0.5 it gave one right answer and one wrong, docs/design-notes.md); always off
+    # with a fallback
+    entry_answer_min: float = Field(default=0.0, ge=0.0, le=1.0)
     max_new_tokens: int = Field(default=160, ge=1)
     context_window: int = Field(default=2048, ge=256)  # tokens; capped by the model's own limit
     temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy decoding

@@ -53,10 +53,6 @@ ENTRY_RIVALS = 5  # competing entries read, the most similar to the question (em
 # twice) were both right, so the floor is 0.3 (docs/design-notes.md, rules R, RT and RF)
 ENTRY_RELEASE_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.3}
 ENTRY_MARGIN = 0.1
-# rule RA: the floor at which another entry than the withheld draft's own, read as the answer by ENTRY_MARGIN over
-# the draft's own entry and over every other entry read, is delivered in the draft's place, per model where its
-# entry adapter is built (docs/design-notes.md, "Another entry read as the answer")
-ENTRY_ANSWER_MIN: dict[str, float] = {"Qwen2.5-Coder-1.5B-Instruct": 0.5}
 # the checks whose drafts rule R reads: the word-level coverage check (RELEASABLE), and the citation check (rule RU:
 # "The option to do that is `-n`." cites nothing, and no word-overlap reading can say whether its entry answers)
 ENTRY_RELEASABLE = (*RELEASABLE, "unsourced")
@@ -82,11 +78,6 @@ def default_entry_release_min(model: str) -> float:
     """The floor measured for a bundled model read with its built entry adapter; 0.0 (off) for any other model,
     and for that one if its adapter is missing (the base reading is an option, not a default)."""
     return ENTRY_RELEASE_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
-
-
-def default_entry_answer_min(model: str) -> float:
-    """Rule RA's floor for a bundled model read with its built entry adapter; 0.0 (off) otherwise."""
-    return ENTRY_ANSWER_MIN.get(model, 0.0) if entry_adapter(model) is not None else 0.0
 
 
 def entry_messages(question: str, entry: str) -> list[Message]:

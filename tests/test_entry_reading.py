@@ -316,21 +316,17 @@ def test_no_other_entry_is_delivered_unless_it_alone_reads_as_the_answer(p: dict
     assert [f.kind for f in ans.flags] == ["off_question"], why
 
 
-def test_rule_ra_is_on_where_the_reader_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rule_ra_is_off_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ragkit import build
     from ragkit.config import load_config
-    from ragkit.entry_reading import ENTRY_ANSWER_MIN, default_entry_answer_min
 
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path))
     qwen = "Qwen2.5-Coder-1.5B-Instruct"
-    assert default_entry_answer_min(qwen) == 0.0
+    _built(tmp_path)  # even with the reader built: held-out trials did not keep it as a default
     assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_answer_min == 0.0
-    _built(tmp_path)
-    assert build.answer_options(load_config(None, {"generator.model": qwen})).entry_answer_min == 0.5
-    assert {qwen: 0.5} == ENTRY_ANSWER_MIN
-    off = load_config(None, {"generator.model": qwen, "generator.entry_answer_min": 0.0})
-    assert build.answer_options(off).entry_answer_min == 0.0
-    with_fallback = load_config(None, {"generator.model": qwen, "generator.fallback": "x"})
+    on = load_config(None, {"generator.model": qwen, "generator.entry_answer_min": 0.5})
+    assert build.answer_options(on).entry_answer_min == 0.5
+    with_fallback = load_config(None, {"generator.entry_answer_min": 0.5, "generator.fallback": "x"})
     assert build.answer_options(with_fallback).entry_answer_min == 0.0
 
 
