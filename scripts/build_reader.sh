@@ -3,7 +3,7 @@
 # and RT2, docs/design-notes.md), written to ragkit's cache, where `ask` finds it and turns rule R on by itself.
 #
 #     EXTRAS=qwen,qwen-large bash scripts/install.sh   # first: the 1.5B model
-#     bash scripts/build_reader.sh [WORKDIR]           # about 30-55 minutes on 2 CPU cores, a few on a GPU
+#     bash scripts/build_reader.sh [WORKDIR]           # about 30-40 minutes on 2 CPU cores
 #     STEPS=128 bash scripts/build_reader.sh           # more optimizer steps than rule RT2's 64 (8 examples each)
 #
 # No PyPI package ships the adapter and the repository holds no model binaries, so it is built where it is used,
