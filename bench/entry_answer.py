@@ -18,12 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from trial_tally import LABELS, load_labels
 
-from ragkit.entries import ENTRY_CHARS as EMBED_CHARS
 from ragkit.entries import answer_entries
-from ragkit.entry_reading import ENTRY_RIVALS, EntryReading, entry_messages, reads_as_other_answer
+from ragkit.entry_reading import EntryReading, competing_entries, entry_messages, reads_as_other_answer
 
 MODEL = "Qwen2.5-Coder-1.5B-Instruct"
 
@@ -47,12 +45,7 @@ def read(out: Path, adapter: Path, runs: list[Path]) -> None:
                 found = answer_entries(s["question"], held["draft"], [c["text"] for c in s["contexts"]])
                 if found is None:
                     continue
-                others = list(found.others)
-                if len(others) > ENTRY_RIVALS:  # the competitors rule R reads: the nearest the question
-                    v = np.asarray(embed([s["question"], *(o[:EMBED_CHARS] for o in others)]), dtype=float)
-                    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-12
-                    others = [others[i] for i in np.argsort(-(v[1:] @ v[0]), kind="stable")]
-                others = others[:ENTRY_RIVALS]
+                others = competing_entries(s["question"], found.others, embed)  # the ones rule R reads
                 own = reader.yes_probability(entry_messages(s["question"], found.own))
                 rivals = [reader.yes_probability(entry_messages(s["question"], o)) for o in others]
                 row = {

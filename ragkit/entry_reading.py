@@ -99,14 +99,9 @@ def read_entries(
     found = answer_entries(question, answer, sources)
     if found is None:
         return None
-    others = list(found.others)
-    if embed is not None and len(others) > ENTRY_RIVALS:
-        vectors = np.asarray(embed([question, *(o[:EMBED_CHARS] for o in others)]), dtype=float)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
-        order = np.argsort(-(vectors[1:] @ vectors[0]), kind="stable")
-        others = [others[i] for i in order]
+    others = competing_entries(question, found.others, embed)
     own = reader.yes_probability(entry_messages(question, found.own))
-    rivals = [reader.yes_probability(entry_messages(question, o)) for o in others[:ENTRY_RIVALS]]
+    rivals = [reader.yes_probability(entry_messages(question, o)) for o in others]
     source = next(i for i, text in enumerate(sources) if found.own in text)
     if not rivals:
         return EntryReading(found.named, round(own, 4), None, source)
@@ -115,6 +110,18 @@ def read_entries(
     where = next(i for i, text in enumerate(sources) if best in text)
     runner_up = round(rivals[ranked[1]], 4) if len(ranked) > 1 else None
     return EntryReading(found.named, round(own, 4), round(rivals[ranked[0]], 4), source, best, where, runner_up)
+
+
+def competing_entries(question: str, others: Sequence[str], embed: Callable[[list[str]], Any] | None) -> list[str]:
+    """The ENTRY_RIVALS entries rule R reads beside the answer's own: the most similar to the question by `embed`
+    ((n,) texts -> (n, dim) vectors), else the first in source order."""
+    others = list(others)
+    if embed is not None and len(others) > ENTRY_RIVALS:
+        vectors = np.asarray(embed([question, *(o[:EMBED_CHARS] for o in others)]), dtype=float)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+        order = np.argsort(-(vectors[1:] @ vectors[0]), kind="stable")
+        others = [others[i] for i in order]
+    return others[:ENTRY_RIVALS]
 
 
 def reads_as_answer(read: EntryReading, floor: float) -> bool:
